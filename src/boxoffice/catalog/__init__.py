@@ -1,0 +1,1 @@
+"""Venues, concerts, shows, seats, inventory and the cached seat map."""

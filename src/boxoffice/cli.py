@@ -1,0 +1,356 @@
+"""The `boxoffice` command. Thin: it builds Settings, opens resources and calls services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from boxoffice.backends import BackendError, Backends, DataDirLock, start_backends
+from boxoffice.config import Settings, with_secrets
+
+app = typer.Typer(
+    help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False
+)
+console = Console(stderr=True, width=120)
+
+
+class UserError(Exception):
+    """A problem the operator can fix; printed as one line, exit code 1."""
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[bold red]boxoffice: error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"invalid setting BOXOFFICE_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}") from exc
+    data_dir = settings.data_dir.expanduser().resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"data dir {data_dir} is not writable ({exc.strerror or exc})") from exc
+    return with_secrets(settings.model_copy(update={"data_dir": data_dir}))
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops everything the same way Ctrl-C does
+
+
+@contextlib.contextmanager
+def _errors_as_one_line() -> Iterator[None]:
+    try:
+        yield
+    except (UserError, BackendError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (98, 48):
+            raise UserError(f"port {port} on {host} is already in use (set BOXOFFICE_PORT)") from exc
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _check_reachable(database_url: str, redis_url: str) -> None:
+    import asyncpg
+    from redis.asyncio import Redis
+
+    from boxoffice.db import plain_url
+
+    try:
+        conn = await asyncpg.connect(plain_url(database_url), timeout=5)
+        await conn.close()
+    except Exception as exc:
+        raise UserError(f"cannot reach PostgreSQL at BOXOFFICE_DATABASE_URL: {_reason(exc)}") from exc
+    client = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except Exception as exc:
+        raise UserError(f"cannot reach Redis at BOXOFFICE_REDIS_URL: {_reason(exc)}") from exc
+    finally:
+        await client.aclose()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _open_backends(settings: Settings) -> Backends:
+    backends = start_backends(settings.data_dir, settings.database_url, settings.redis_url)
+    try:
+        asyncio.run(_check_reachable(backends.database_url, backends.redis_url))
+    except BaseException:
+        backends.stop()
+        raise
+    return backends
+
+
+def _migrate(database_url: str) -> None:
+    from boxoffice.schema import upgrade
+
+    try:
+        upgrade(database_url)
+    except Exception as exc:
+        raise UserError(f"migration failed: {_reason(exc)}") from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    from boxoffice.observability import configure_logging
+
+    configure_logging(settings)
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Listen address (BOXOFFICE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (BOXOFFICE_PORT)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data dir (BOXOFFICE_DATA_DIR)")] = None,
+) -> None:
+    """Everything in one command: backends (embedded unless URLs are set), migrations, demo data,
+    the API, the background workers and the payment-provider simulator. Ctrl-C stops it all."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    with _errors_as_one_line():
+        settings = _settings(host=host, port=port, data_dir=data_dir)
+        _configure_logging(settings)
+        listener = _bind(settings.host, settings.port)
+        with DataDirLock(settings.data_dir):
+            backends = _open_backends(settings)
+            try:
+                _migrate(backends.database_url)
+                asyncio.run(_run_everything(settings, backends, listener))
+            finally:
+                backends.stop()
+
+
+async def _run_everything(settings: Settings, backends: Backends, listener: socket.socket) -> None:
+    from boxoffice.app import create_app
+    from boxoffice.demo import seed_demo
+    from boxoffice.runtime import open_runtime
+    from boxoffice.worker import run_worker
+
+    stop = asyncio.Event()
+    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        summary = await seed_demo(runtime)
+        api = create_app(settings, runtime=runtime)
+        server = _Server(
+            uvicorn.Config(api, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+        )
+        _stop_on_signals(server, stop)
+        extra = await _start_payment_provider(settings)
+        worker = asyncio.create_task(run_worker(runtime, stop))
+        _print_banner(settings, backends, summary)
+        try:
+            await server.serve(sockets=[listener])
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, 10)
+            for task in extra:
+                task.cancel()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal capture: `up` owns SIGINT/SIGTERM and stops in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _stop_on_signals(server: object, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def _request_stop() -> None:
+        if getattr(server, "should_exit", False):
+            server.force_exit = True  # type: ignore[attr-defined]  # second Ctrl-C: don't wait
+        server.should_exit = True  # type: ignore[attr-defined]
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _request_stop)
+
+
+async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]]:
+    """Start the payment-provider simulator in-process when no provider URL is configured."""
+    try:
+        from boxoffice.payments.provider import serve_simulator
+    except ImportError:
+        return []
+    if settings.payment_provider_url is not None:
+        return []
+    return [asyncio.create_task(serve_simulator(settings))]
+
+
+def _print_banner(settings: Settings, backends: Backends, summary: object) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [
+        "[bold green]Boxoffice is up[/]",
+        f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
+        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
+        f"  PostgreSQL     {'embedded, ' + str(settings.data_dir) if backends.postgres else 'configured URL'}",
+        f"  Redis          {'embedded, ' + str(settings.data_dir) if backends.redis else 'configured URL'}",
+        f"  Admin login    {settings.admin_email} / {settings.admin_password.get_secret_value()}",
+        f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
+    ]
+    if summary:
+        lines.append(f"  Demo data      {summary}")
+    lines.append("  Ctrl-C stops everything.")
+    console.print("\n".join(lines), highlight=False)
+
+
+@app.command()
+def serve(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes")] = 1,
+    host: Annotated[str | None, typer.Option(help="Listen address (BOXOFFICE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (BOXOFFICE_PORT)")] = None,
+) -> None:
+    """API processes only (no background jobs). Uses the configured URLs, or the embedded backends."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    with _errors_as_one_line():
+        settings = _settings(host=host, port=port, api_workers=workers)
+        _configure_logging(settings)
+        listener = _bind(settings.host, settings.port)
+        with contextlib.ExitStack() as stack:
+            if settings.embedded_database or settings.embedded_redis:
+                stack.enter_context(DataDirLock(settings.data_dir))
+            backends = _open_backends(settings)
+            stack.callback(backends.stop)
+            _migrate(backends.database_url)
+            _serve_api(settings, backends, listener, workers)
+
+
+def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, workers: int) -> None:
+    # Child processes rebuild Settings from the environment: hand them the resolved URLs.
+    os.environ["BOXOFFICE_DATABASE_URL"] = backends.database_url
+    os.environ["BOXOFFICE_REDIS_URL"] = backends.redis_url
+    os.environ["BOXOFFICE_DATA_DIR"] = str(settings.data_dir)
+    config = uvicorn.Config(
+        "boxoffice.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        loop="uvloop",
+        http="httptools",
+    )
+    if workers == 1:
+        asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
+    else:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[listener]).run()
+
+
+@app.command()
+def worker() -> None:
+    """Background jobs only: queue admission, hold expiry, inventory, payment reconciliation, event relay."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    with _errors_as_one_line():
+        settings = _settings()
+        _configure_logging(settings)
+        with contextlib.ExitStack() as stack:
+            backends = _open_backends(settings)
+            stack.callback(backends.stop)
+            _migrate(backends.database_url)
+            asyncio.run(_run_worker(settings, backends))
+
+
+async def _run_worker(settings: Settings, backends: Backends) -> None:
+    from boxoffice.runtime import open_runtime
+    from boxoffice.worker import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        await run_worker(runtime, stop)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to the revision instead")] = False,
+) -> None:
+    """Apply (or revert) database migrations."""
+    with _errors_as_one_line():
+        settings = _settings()
+        with contextlib.ExitStack() as stack:
+            backends = _open_backends(settings)
+            stack.callback(backends.stop)
+            if down:
+                from boxoffice.schema import downgrade
+
+                downgrade(backends.database_url, "base" if revision == "head" else revision)
+            else:
+                from boxoffice.schema import upgrade
+
+                upgrade(backends.database_url, revision)
+        console.print(f"migrated {'down to' if down else 'up to'} {revision}")
+
+
+@app.command("seed-demo")
+def seed_demo_command() -> None:
+    """Create the demo data (admin, fan, venue, concerts, shows) unless it exists already."""
+    with _errors_as_one_line():
+        settings = _settings()
+        _configure_logging(settings)
+        with contextlib.ExitStack() as stack:
+            backends = _open_backends(settings)
+            stack.callback(backends.stop)
+            _migrate(backends.database_url)
+            summary = asyncio.run(_seed(settings, backends))
+        console.print(f"demo data: {summary}")
+
+
+async def _seed(settings: Settings, backends: Backends) -> object:
+    from boxoffice.demo import seed_demo
+    from boxoffice.runtime import open_runtime
+
+    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        return await seed_demo(runtime)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:  # raised outside a command body (should not happen, but never a traceback)
+        console.print(f"boxoffice: error: {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

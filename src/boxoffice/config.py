@@ -1,0 +1,122 @@
+"""Settings: the one place that reads the environment (house rule 6).
+
+Built once by each entrypoint (CLI command, test fixture) and passed down.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore")
+
+    # Where the embedded backends keep their data, and where generated secrets live.
+    data_dir: Path = Path(".boxoffice")
+    # None -> start the embedded server from the Python wheel.
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    environment: Literal["dev", "test", "prod"] = "dev"
+
+    db_pool_size: int = Field(default=20, ge=1)
+    db_pool_overflow: int = Field(default=10, ge=0)
+    redis_pool_size: int = Field(default=64, ge=1)
+
+    # Secrets: when not set they are generated once and stored in data_dir/secrets.json.
+    jwt_secret: SecretStr | None = None
+    queue_token_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    admin_email: str = "admin@boxoffice.local"
+    admin_password: SecretStr = SecretStr("admin-change-me")
+    demo_fan_email: str = "fan@boxoffice.local"
+    demo_fan_password: SecretStr = SecretStr("fan-password")
+    demo_fan_balance: int = 5_000_000
+
+    # SMTP for email verification; off when smtp_host is unset.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "boxoffice@localhost"
+    smtp_starttls: bool = False
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Booking
+    default_hold_seconds: int = Field(default=300, ge=5, le=3600)
+
+    # Payment provider (the simulator is started by `boxoffice up` when this is unset).
+    payment_provider_url: str | None = None
+    payment_provider_port: int = Field(default=8090, ge=0, le=65535)
+    payment_provider_timeout_seconds: float = 2.0
+
+    # Background workers
+    worker_tick_seconds: float = Field(default=0.5, gt=0)
+
+    @field_validator("database_url", "redis_url", "payment_provider_url", "smtp_host", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+
+def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    """Generated once per data dir, kept with 0600 permissions beside the data."""
+    import json
+
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+    else:
+        stored = {}
+    changed = False
+    for name in ("jwt_secret", "queue_token_secret"):
+        if name not in stored:
+            stored[name] = secrets.token_urlsafe(48)
+            changed = True
+    if changed:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return stored
+
+
+def with_secrets(settings: Settings) -> Settings:
+    """Fill unset secrets from the data dir (generated on first use)."""
+    if settings.jwt_secret is not None and settings.queue_token_secret is not None:
+        return settings
+    stored = _load_or_create_secrets(settings.data_dir)
+    return settings.model_copy(
+        update={
+            "jwt_secret": settings.jwt_secret or SecretStr(stored["jwt_secret"]),
+            "queue_token_secret": settings.queue_token_secret or SecretStr(stored["queue_token_secret"]),
+        }
+    )
+
+
+def secret(value: SecretStr | None) -> str:
+    if value is None:
+        raise RuntimeError("secret not configured; build Settings through with_secrets()")
+    return value.get_secret_value()

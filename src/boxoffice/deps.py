@@ -1,0 +1,40 @@
+"""FastAPI dependencies shared by every domain: the runtime and the request's unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """The request's transaction: committed when the endpoint returns, rolled back if it raises.
+
+    FastAPI runs the code after `yield` before the response is sent, so a client never sees a
+    success whose commit failed.
+    """
+    async with runtime.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work)]
+
+
+def get_redis(runtime: RuntimeDep) -> Redis:
+    return runtime.redis
+
+
+RedisDep = Annotated[Redis, Depends(get_redis)]

@@ -1,0 +1,183 @@
+"""JSON logs (one event a line, ECS-style fields, request id) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from boxoffice.config import Settings
+
+REQUEST_ID_HEADER = b"x-request-id"
+# Keys whose values never reach a log line, whatever the caller passes.
+_REDACTED_KEYS = frozenset(
+    {"password", "password_hash", "token", "access_token", "refresh_token", "authorization", "secret"}
+)
+
+
+def _redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key.lower() in _REDACTED_KEYS:
+            event[key] = "[REDACTED]"
+    return event
+
+
+def _ecs(_: object, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event["log.level"] = event.pop("level", method)
+    event["message"] = event.pop("event", "")
+    if "timestamp" in event:
+        event["@timestamp"] = event.pop("timestamp")
+    return event
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level)
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
+    )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+        structlog.processors.format_exc_info,
+    ]
+    if settings.log_json:
+        processors.append(_ecs)
+    structlog.configure(
+        processors=[*processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    # Everything (ours, uvicorn, alembic) leaves through one handler in one JSON format.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=processors,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in one process never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "boxoffice_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "boxoffice_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.in_flight = Gauge("boxoffice_http_requests_in_flight", "Requests being served", registry=r)
+        self.db_pool_in_use = Gauge("boxoffice_db_pool_in_use", "Checked-out DB connections", registry=r)
+        # Domain counters: the domains increment these (labels documented where they are used).
+        self.holds = Counter("boxoffice_holds_total", "Hold attempts by outcome", ["outcome"], registry=r)
+        self.confirmations = Counter("boxoffice_confirmations_total", "Reservations confirmed", registry=r)
+        self.expiries = Counter("boxoffice_expiries_total", "Holds expired", registry=r)
+        self.payments = Counter(
+            "boxoffice_payments_total", "Payments by method and status", ["method", "status"], registry=r
+        )
+        self.queue_joins = Counter("boxoffice_queue_joins_total", "Queue joins", registry=r)
+        self.queue_admissions = Counter("boxoffice_queue_admissions_total", "Users admitted", registry=r)
+        self.queue_waiting = Gauge("boxoffice_queue_waiting", "Users waiting", ["show_id"], registry=r)
+        self.queue_active = Gauge("boxoffice_queue_active", "Admitted users holding a lease", ["show_id"], registry=r)
+        self.queue_admission_rate = Gauge(
+            "boxoffice_queue_admission_rate", "Measured admissions per second", ["show_id"], registry=r
+        )
+        self.queue_token_checks = Counter(
+            "boxoffice_queue_token_verifications_total", "Queue token checks", ["outcome"], registry=r
+        )
+        self.outbox_lag = Gauge("boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r)
+        self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
+class RequestContextMiddleware:
+    """Request id (X-Request-ID in, generated when absent, echoed out), access log and metrics.
+
+    Pure ASGI: cheaper than BaseHTTPMiddleware on hot paths and safe for streaming responses.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = structlog.get_logger("boxoffice.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, REQUEST_ID_HEADER)
+        request_id = incoming if incoming and len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        rid = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER, rid))
+                message["headers"] = headers
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            if not template.startswith(("/metrics", "/healthz")):
+                self.log.info(
+                    "request",
+                    **{
+                        "http.request.method": method,
+                        "url.path": scope.get("path", ""),
+                        "http.route": template,
+                        "http.response.status_code": status,
+                        "event.duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+AsyncCheck = Callable[[], Awaitable[None]]

@@ -1,0 +1,1 @@
+"""Payments: balance ledger, card provider, refunds."""

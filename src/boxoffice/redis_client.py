@@ -1,0 +1,21 @@
+"""Redis connection pool (TCP, TLS or unix socket URLs)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import BlockingConnectionPool
+
+from boxoffice.config import Settings
+
+
+def create_redis(settings: Settings, url: str) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_pool_size,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        decode_responses=False,
+    )
+    return Redis(connection_pool=pool)

@@ -1,0 +1,219 @@
+"""SQLAlchemy Core table definitions, mirroring the migrations (the migrations are the truth).
+
+Repositories build statements from these; hot paths use Core, never lazy ORM loading.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _ts(name: str, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def _id() -> Column[int]:
+    return Column("id", BigInteger, primary_key=True, autoincrement=True)
+
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("email", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("phone", Text),
+    Column("address", Text),
+    Column("email_verified", Boolean, nullable=False),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    _ts("deleted_at"),
+)
+
+balance_ledger = Table(
+    "balance_ledger",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("reference", Text),
+    Column("balance_after", BigInteger, nullable=False),
+    _ts("created_at", False),
+)
+
+venues = Table(
+    "venues",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    _ts("created_at", False),
+)
+
+venue_sections = Table(
+    "venue_sections",
+    metadata,
+    _id(),
+    Column("venue_id", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("seats_per_row", Integer, nullable=False),
+)
+
+concerts = Table(
+    "concerts",
+    metadata,
+    _id(),
+    Column("venue_id", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("artist", Text, nullable=False),
+    Column("description", Text),
+    Column("poster_url", Text),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+shows = Table(
+    "shows",
+    metadata,
+    _id(),
+    Column("concert_id", BigInteger, nullable=False),
+    _ts("starts_at", False),
+    _ts("sale_opens_at", False),
+    _ts("sale_closes_at"),
+    _ts("pre_queue_opens_at"),
+    Column("hold_seconds", Integer, nullable=False),
+    Column("max_seats_per_reservation", Integer, nullable=False),
+    Column("queue_admit_per_second", Float, nullable=False),
+    Column("queue_max_active", Integer),
+    Column("queue_token_ttl_seconds", Integer, nullable=False),
+    Column("queue_oversubscription", Float),
+    Column("queue_paused", Boolean, nullable=False),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+)
+
+show_prices = Table(
+    "show_prices",
+    metadata,
+    Column("show_id", BigInteger, primary_key=True),
+    Column("section_id", BigInteger, primary_key=True),
+    Column("price", BigInteger, nullable=False),
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    _id(),
+    Column("show_id", BigInteger, nullable=False),
+    Column("section_id", BigInteger, nullable=False),
+    Column("section", Text, nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reservation_id", BigInteger),
+    _ts("hold_expires_at"),
+    _ts("updated_at", False),
+)
+
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("show_id", BigInteger, primary_key=True),
+    Column("total", Integer, nullable=False),
+    Column("remaining", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    _ts("updated_at", False),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    _id(),
+    Column("user_id", BigInteger, nullable=False),
+    Column("show_id", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("total_price", BigInteger, nullable=False),
+    Column("seat_count", Integer, nullable=False),
+    _ts("expires_at", False),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    _ts("confirmed_at"),
+    _ts("closed_at"),
+)
+
+reservation_seats = Table(
+    "reservation_seats",
+    metadata,
+    Column("reservation_id", BigInteger, primary_key=True),
+    Column("seat_id", BigInteger, primary_key=True),
+    Column("show_id", BigInteger, nullable=False),
+    Column("price", BigInteger, nullable=False),
+    Column("live", Boolean, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    _id(),
+    Column("reservation_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("idempotency_key", Text),
+    Column("provider_idempotency_key", Text),
+    Column("provider_reference", Text),
+    Column("failure_code", Text),
+    Column("attempts", Integer, nullable=False),
+    _ts("created_at", False),
+    _ts("updated_at", False),
+    _ts("settled_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("response_status", Integer),
+    Column("response_body", JSONB),
+    _ts("created_at", False),
+    _ts("expires_at", False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("aggregate_type", Text, nullable=False),
+    Column("aggregate_id", BigInteger, nullable=False),
+    Column("show_id", BigInteger),
+    Column("payload", JSONB, nullable=False),
+    _ts("created_at", False),
+    _ts("published_at"),
+)

@@ -1,0 +1,1 @@
+"""The waiting room: queue per show, admission, admission tokens."""

@@ -1,0 +1,123 @@
+"""Admission tokens: a JWT with its own key, bound to user (sub) and show (aud).
+
+Verified locally by the seat and reservation endpoints of that show: no Redis or database call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Header
+
+from boxoffice.auth.dependencies import CurrentUser
+from boxoffice.config import Settings, secret
+from boxoffice.deps import RuntimeDep
+from boxoffice.errors import Forbidden, Unauthorized
+
+ISSUER = "boxoffice-waiting-room"
+LEEWAY_SECONDS = 30
+
+
+def show_audience(show_id: int) -> str:
+    return f"show:{show_id}"
+
+
+@dataclass(frozen=True)
+class QueueClaims:
+    user_id: int
+    show_id: int
+    ticket: int
+    jti: str
+    expires_at: int
+
+
+class QueueTokenInvalid(Exception):
+    pass
+
+
+class QueueTokenMismatch(Exception):
+    pass
+
+
+def issue_queue_token(
+    settings: Settings, *, user_id: int, show_id: int, ticket: int, ttl_seconds: int, now: datetime
+) -> tuple[str, datetime]:
+    expires = now + timedelta(seconds=ttl_seconds)
+    token = jwt.encode(
+        {
+            "sub": str(user_id),
+            "aud": show_audience(show_id),
+            "iss": ISSUER,
+            "ticket": ticket,
+            "jti": uuid.uuid4().hex,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+        },
+        secret(settings.queue_token_secret),
+        algorithm="HS256",
+    )
+    return token, expires
+
+
+def verify_queue_token(
+    settings: Settings, token: str, *, user_id: int, show_id: int, now: datetime
+) -> QueueClaims:
+    """Raises QueueTokenInvalid (bad signature, expired, malformed) or QueueTokenMismatch
+    (valid, but for another user or another show)."""
+    key = secret(settings.queue_token_secret)
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            options={"require": ["sub", "aud", "exp", "iat", "jti", "ticket"], "verify_aud": False, "verify_exp": False},
+        )
+        if int(payload["exp"]) + LEEWAY_SECONDS <= int(now.timestamp()):
+            raise QueueTokenInvalid("expired")
+        token_user = int(payload["sub"])
+        audience = payload["aud"]
+        ticket = int(payload["ticket"])
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        raise QueueTokenInvalid(str(exc)) from exc
+    if token_user != user_id or audience != show_audience(show_id):
+        raise QueueTokenMismatch("token issued for another user or show")
+    return QueueClaims(
+        user_id=token_user, show_id=show_id, ticket=ticket, jti=str(payload["jti"]), expires_at=int(payload["exp"])
+    )
+
+
+def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: str | None) -> QueueClaims:
+    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID, 403 QUEUE_TOKEN_MISMATCH."""
+    outcome = "valid"
+    try:
+        if not token:
+            outcome = "missing"
+            raise Unauthorized("This show is queue-gated: send X-Queue-Token", code="QUEUE_TOKEN_REQUIRED")
+        try:
+            return verify_queue_token(runtime.settings, token, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+        except QueueTokenInvalid:
+            outcome = "invalid"
+            raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None
+        except QueueTokenMismatch:
+            outcome = "mismatch"
+            raise Forbidden("Queue token belongs to another user or show", code="QUEUE_TOKEN_MISMATCH") from None
+    finally:
+        runtime.metrics.queue_token_checks.labels(outcome).inc()
+
+
+async def require_queue_token_for_path(
+    show_id: int,
+    claims: CurrentUser,
+    runtime: RuntimeDep,
+    x_queue_token: Annotated[str | None, Header(description="Admission token from the waiting room")] = None,
+) -> QueueClaims:
+    """Dependency for routes with `{show_id}` in the path (the seat map, the seat stream)."""
+    return check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
+
+
+QueueGate = Annotated[QueueClaims, Depends(require_queue_token_for_path)]

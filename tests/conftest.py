@@ -1,0 +1,161 @@
+"""Real PostgreSQL and Redis for the whole suite.
+
+By default one embedded PostgreSQL + Redis (the same wheels `boxoffice up` uses) is started for
+the test run in a temporary data dir. With BOXOFFICE_TEST_DATABASE_URL / BOXOFFICE_TEST_REDIS_URL
+set, those servers are used instead: a fresh database is created for the run and dropped after.
+Between tests every table is truncated and the Redis database flushed, so tests never see each
+other's data and concurrency tests can commit for real over separate connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from boxoffice.app import create_app
+from boxoffice.backends import Backends, start_backends
+from boxoffice.clock import OffsetClock
+from boxoffice.config import Settings
+from boxoffice.db import plain_url
+from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.schema import upgrade
+
+TEST_DB_ENV = "BOXOFFICE_TEST_DATABASE_URL"
+TEST_REDIS_ENV = "BOXOFFICE_TEST_REDIS_URL"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(plain_url(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def backends() -> Iterator[Backends]:
+    external_db = os.environ.get(TEST_DB_ENV) or None
+    external_redis = os.environ.get(TEST_REDIS_ENV) or None
+    data_dir = Path(tempfile.mkdtemp(prefix="bo-test-"))
+    started = start_backends(data_dir, external_db, external_redis, persist_redis=False)
+    db_name = f"boxoffice_test_{uuid.uuid4().hex[:10]}"
+    admin_url = started.database_url
+    asyncio.run(_create_database(admin_url, db_name))
+    database_url = _with_database(admin_url, db_name)
+    upgrade(database_url)
+    try:
+        yield Backends(database_url=database_url, redis_url=started.redis_url)
+    finally:
+        asyncio.run(_drop_database(admin_url, db_name))
+        started.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        environment="test",
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=backends.database_url,
+        redis_url=backends.redis_url,
+        jwt_secret=SecretStr(uuid.uuid4().hex * 2),
+        queue_token_secret=SecretStr(uuid.uuid4().hex * 2),
+        log_json=True,
+        db_pool_size=30,
+        db_pool_overflow=20,
+        redis_pool_size=200,
+        payment_provider_timeout_seconds=1.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def clock() -> OffsetClock:
+    return OffsetClock()
+
+
+@pytest.fixture(scope="session")
+async def runtime(settings: Settings, backends: Backends, clock: OffsetClock) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings, backends.database_url, backends.redis_url, clock=clock) as rt:
+        yield rt
+
+
+_TABLES_SQL = text(
+    "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables "
+    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+)
+
+
+@pytest.fixture(autouse=True)
+async def _isolate(request: pytest.FixtureRequest, clock: OffsetClock) -> AsyncIterator[None]:
+    """Every test starts with empty tables, an empty Redis database and the real time."""
+    yield
+    clock.reset()
+    if "runtime" not in request.fixturenames:
+        return
+    rt: Runtime = request.getfixturevalue("runtime")
+    async with rt.engine.begin() as conn:
+        tables = (await conn.execute(_TABLES_SQL)).scalar()
+        if tables:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await rt.redis.flushdb()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, runtime: Runtime):  # type: ignore[no-untyped-def]
+    return create_app(settings, runtime=runtime)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """In-process HTTP client (no sockets): fast, for request/response tests."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def live_server(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A real uvicorn server on a free loopback port: for streams and many concurrent connections."""
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task

@@ -1,0 +1,94 @@
+"""Health, readiness, problem+json errors, request ids, metrics."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter
+
+from boxoffice.app import create_app
+from boxoffice.config import Settings
+from boxoffice.runtime import Runtime, open_runtime
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+async def test_readyz_is_503_when_redis_does_not_answer(settings: Settings, runtime: Runtime) -> None:
+    async with open_runtime(settings, runtime.database_url, "redis://127.0.0.1:1/0") as broken:
+        app = create_app(settings, runtime=broken)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            resp = await c.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.headers["content-type"] == "application/problem+json"
+    body = resp.json()
+    assert body["code"] == "NOT_READY"
+    assert body["checks"]["postgres"] == "ok"
+    assert body["checks"]["redis"].startswith("error")
+
+
+async def test_unknown_route_is_problem_json_404(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/api/does-not-exist")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"] == "application/problem+json"
+    body = resp.json()
+    assert body["code"] == "NOT_FOUND" and body["status"] == 404 and body["instance"] == "/api/does-not-exist"
+
+
+async def test_wrong_method_is_problem_json_405(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/healthz")
+    assert resp.status_code == 405
+    assert resp.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    given = await client.get("/healthz", headers={"X-Request-ID": "req-123"})
+    assert given.headers["x-request-id"] == "req-123"
+    generated = await client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) == 32
+    error = await client.get("/nope")
+    assert error.json()["request_id"] == error.headers["x-request-id"]
+
+
+async def test_validation_and_unhandled_errors_render_problem_json(settings: Settings, runtime: Runtime) -> None:
+    app = create_app(settings, runtime=runtime)
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    @router.get("/typed/{n}")
+    async def typed(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        bad = await c.get("/typed/abc")
+        assert bad.status_code == 422
+        assert bad.json()["code"] == "VALIDATION_ERROR"
+        assert bad.json()["errors"][0]["loc"] == ["path", "n"]
+        crash = await c.get("/boom")
+        assert crash.status_code == 500
+        assert crash.headers["content-type"] == "application/problem+json"
+        assert crash.json()["code"] == "INTERNAL_ERROR"
+        assert "kaboom" not in crash.text  # no internals leak to the client
+
+
+async def test_metrics_count_requests_by_route_template_and_status(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    await client.get("/nope")
+    text = (await client.get("/metrics")).text
+    assert 'boxoffice_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert 'route="unmatched",status="404"' in text
+    assert "boxoffice_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_document_is_served(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["info"]["title"] == "Boxoffice"
+    assert "/readyz" in doc["paths"]

@@ -29,10 +29,11 @@ def all_jobs() -> list[Job]:
     from boxoffice.booking.expiry import JOBS as booking_jobs
     from boxoffice.catalog.service import JOBS as catalog_jobs
     from boxoffice.events import JOBS as event_jobs
+    from boxoffice.idempotency import JOBS as idempotency_jobs
     from boxoffice.payments.service import JOBS as payment_jobs
     from boxoffice.waiting_room.worker import JOBS as queue_jobs
 
-    return [*queue_jobs, *booking_jobs, *catalog_jobs, *payment_jobs, *event_jobs]
+    return [*queue_jobs, *booking_jobs, *catalog_jobs, *payment_jobs, *event_jobs, *idempotency_jobs]
 
 
 async def _loop(runtime: Runtime, job: Job, stop: asyncio.Event) -> None:

@@ -1,0 +1,62 @@
+"""The balance ledger: every change of a balance is a ledger row written with it (SPEC I3).
+
+Both functions run inside the caller's transaction. The balance moves by a conditional UPDATE,
+so concurrent debits can never take it below zero (the CHECK constraint is the last line).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.errors import NotFound, PaymentRequired
+
+LedgerKind = Literal["TOPUP", "PAYMENT", "REFUND", "ADJUSTMENT"]
+
+_CREDIT = text(
+    "UPDATE users SET balance = balance + :amount, updated_at = now() "
+    "WHERE id = :user_id AND deleted_at IS NULL RETURNING balance"
+)
+_DEBIT = text(
+    "UPDATE users SET balance = balance - :amount, updated_at = now() "
+    "WHERE id = :user_id AND deleted_at IS NULL AND balance >= :amount RETURNING balance"
+)
+_USER_EXISTS = text("SELECT 1 FROM users WHERE id = :user_id AND deleted_at IS NULL")
+_ENTRY = text(
+    "INSERT INTO balance_ledger (user_id, amount, kind, reference, balance_after) "
+    "VALUES (:user_id, :amount, :kind, :reference, :balance_after)"
+)
+
+
+def _positive(amount: int) -> int:
+    if amount <= 0:
+        raise ValueError("ledger amounts are positive; the function says which direction")
+    return amount
+
+
+async def credit(session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None) -> int:
+    """Add money; returns the new balance."""
+    params = {"user_id": user_id, "amount": _positive(amount)}
+    balance = (await session.execute(_CREDIT, params)).scalar()
+    if balance is None:
+        raise NotFound("User not found", code="USER_NOT_FOUND")
+    await session.execute(
+        _ENTRY, {**params, "kind": kind, "reference": reference, "balance_after": balance}
+    )
+    return int(balance)
+
+
+async def debit(session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None) -> int:
+    """Take money; 402 INSUFFICIENT_BALANCE (and nothing changes) when the balance is short."""
+    params = {"user_id": user_id, "amount": _positive(amount)}
+    balance = (await session.execute(_DEBIT, params)).scalar()
+    if balance is None:
+        if (await session.execute(_USER_EXISTS, {"user_id": user_id})).scalar() is None:
+            raise NotFound("User not found", code="USER_NOT_FOUND")
+        raise PaymentRequired("The balance does not cover this payment", code="INSUFFICIENT_BALANCE")
+    await session.execute(
+        _ENTRY, {**params, "amount": -amount, "kind": kind, "reference": reference, "balance_after": balance}
+    )
+    return int(balance)

@@ -1,0 +1,143 @@
+"""run_idempotent: exactly-once work per key, replay, key reuse, in-progress, errors not stored."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.errors import BadRequest, Conflict, PaymentRequired, Unprocessable
+from boxoffice.idempotency import run_idempotent
+from boxoffice.payments.ledger import credit, debit
+from boxoffice.runtime import Runtime
+from tests.factories import make_user
+
+
+async def _ledger_rows(runtime: Runtime, user_id: int) -> int:
+    async with runtime.sessions() as s:
+        return int((await s.execute(text("SELECT count(*) FROM balance_ledger WHERE user_id = :u"), {"u": user_id})).scalar_one())
+
+
+async def _balance(runtime: Runtime, user_id: int) -> int:
+    async with runtime.sessions() as s:
+        return int((await s.execute(text("SELECT balance FROM users WHERE id = :u"), {"u": user_id})).scalar_one())
+
+
+def _topup(user_id: int, amount: int):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        balance = await credit(session, user_id, amount, "TOPUP", "test")
+        return 200, {"balance": balance}
+
+    return work
+
+
+async def test_same_key_runs_the_work_once_and_replays(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+    kwargs = {"user_id": user["id"], "scope": "test", "key": "k1", "fingerprint": {"amount": 100}}
+    first = await run_idempotent(runtime, work=_topup(user["id"], 100), **kwargs)
+    second = await run_idempotent(runtime, work=_topup(user["id"], 100), **kwargs)
+    assert (first.status, first.body, first.replayed) == (200, {"balance": 100}, False)
+    assert (second.status, second.body, second.replayed) == (200, {"balance": 100}, True)
+    assert await _ledger_rows(runtime, user["id"]) == 1
+
+
+async def test_same_key_different_body_is_refused(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+    await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={"a": 1}, work=_topup(user["id"], 1))
+    with pytest.raises(Unprocessable) as err:
+        await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={"a": 2}, work=_topup(user["id"], 2))
+    assert err.value.code == "IDEMPOTENCY_KEY_REUSED"
+    assert await _balance(runtime, user["id"]) == 1
+
+
+async def test_keys_are_scoped_per_user_and_route(runtime: Runtime) -> None:
+    a, b = await make_user(runtime), await make_user(runtime)
+    for user, scope in ((a, "x"), (a, "y"), (b, "x")):
+        r = await run_idempotent(runtime, user_id=user["id"], scope=scope, key="same", fingerprint={}, work=_topup(user["id"], 5))
+        assert not r.replayed
+    assert await _balance(runtime, a["id"]) == 10 and await _balance(runtime, b["id"]) == 5
+
+
+async def test_missing_key_when_required(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+    with pytest.raises(BadRequest) as err:
+        await run_idempotent(runtime, user_id=user["id"], scope="t", key=None, fingerprint={}, work=_topup(user["id"], 1))
+    assert err.value.code == "IDEMPOTENCY_KEY_REQUIRED"
+    with pytest.raises(BadRequest) as bad:
+        await run_idempotent(runtime, user_id=user["id"], scope="t", key="x" * 300, fingerprint={}, work=_topup(user["id"], 1))
+    assert bad.value.code == "IDEMPOTENCY_KEY_INVALID"
+    assert await _ledger_rows(runtime, user["id"]) == 0
+
+
+async def test_errors_are_not_stored_and_a_retry_does_the_work(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+
+    async def short(session: AsyncSession) -> tuple[int, Any]:
+        await debit(session, user["id"], 50, "PAYMENT", "test")
+        return 201, {}
+
+    with pytest.raises(PaymentRequired):
+        await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=short)
+    async with runtime.sessions() as s:
+        assert (await s.execute(text("SELECT count(*) FROM idempotency_keys"))).scalar_one() == 0
+    ok = await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 7))
+    assert ok.status == 200 and not ok.replayed
+
+
+async def test_fifty_concurrent_requests_with_one_key_change_the_balance_once(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+
+    async def attempt() -> Any:
+        try:
+            return await run_idempotent(
+                runtime, user_id=user["id"], scope="t", key="burst", fingerprint={"amount": 10}, work=_topup(user["id"], 10)
+            )
+        except Conflict as exc:
+            return exc.code
+
+    results = await asyncio.gather(*(attempt() for _ in range(50)))
+    fresh = [r for r in results if not isinstance(r, str) and not r.replayed]
+    assert len(fresh) == 1
+    assert all(r == "IDEMPOTENCY_IN_PROGRESS" or r.body == {"balance": 10} for r in results)
+    assert await _ledger_rows(runtime, user["id"]) == 1
+    assert await _balance(runtime, user["id"]) == 10
+
+
+async def test_an_abandoned_claim_is_taken_over_after_the_timeout(runtime: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+    user = await make_user(runtime)
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, state, created_at, expires_at) "
+                "VALUES (:u, 't', 'k', :h, 'IN_PROGRESS', now(), now() + interval '1 day')"
+            ),
+            {"u": user["id"], "h": __import__("boxoffice.idempotency", fromlist=["x"]).fingerprint_hash({})},
+        )
+    with pytest.raises(Conflict):
+        await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3))
+    clock.advance(61)
+    done = await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3))
+    assert done.status == 200 and not done.replayed
+    assert await _balance(runtime, user["id"]) == 3
+
+
+async def test_debit_never_goes_below_zero_under_concurrency(runtime: Runtime) -> None:
+    user = await make_user(runtime, balance=100)
+
+    async def pay() -> bool:
+        try:
+            async with runtime.sessions() as s, s.begin():
+                await debit(s, user["id"], 30, "PAYMENT", "t")
+            return True
+        except PaymentRequired:
+            return False
+
+    outcomes = await asyncio.gather(*(pay() for _ in range(20)))
+    assert sum(outcomes) == 3
+    assert await _balance(runtime, user["id"]) == 10
+    async with runtime.sessions() as s:
+        total = (await s.execute(text("SELECT sum(amount) FROM balance_ledger WHERE user_id = :u"), {"u": user["id"]})).scalar_one()
+    assert total == 10

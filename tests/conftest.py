@@ -150,7 +150,9 @@ def _free_port() -> int:
 async def live_server(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
     """A real uvicorn server on a free loopback port: for streams and many concurrent connections."""
     port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
+    )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())

@@ -15,7 +15,12 @@ _seq = itertools.count(1)
 
 
 async def make_user(
-    runtime: Runtime, *, role: str = "USER", balance: int = 0, email: str | None = None, name: str = "Test Fan"
+    runtime: Runtime,
+    *,
+    role: str = "USER",
+    balance: int = 0,
+    email: str | None = None,
+    name: str = "Test Fan",
 ) -> dict[str, Any]:
     """A user with a valid access token; a balance is written through the ledger (I3 holds)."""
     email = email or f"user{next(_seq)}@example.test"
@@ -30,8 +35,18 @@ async def make_user(
         if balance:
             await session.execute(
                 insert(tables.balance_ledger).values(
-                    user_id=user_id, amount=balance, kind="ADJUSTMENT", reference="test", balance_after=balance
+                    user_id=user_id,
+                    amount=balance,
+                    kind="ADJUSTMENT",
+                    reference="test",
+                    balance_after=balance,
                 )
             )
     token, _ = issue_access_token(runtime.settings, user_id=user_id, role=role, now=runtime.clock.now())
-    return {"id": user_id, "email": email, "role": role, "token": token, "headers": {"Authorization": f"Bearer {token}"}}
+    return {
+        "id": user_id,
+        "email": email,
+        "role": role,
+        "token": token,
+        "headers": {"Authorization": f"Bearer {token}"},
+    }

@@ -38,10 +38,12 @@ CHECKS: dict[str, str] = {
     # I2: inventory.remaining equals the AVAILABLE seats of the show (after the expiry sweep).
     "I2_inventory_mismatch": """
         SELECT i.show_id, i.total, i.remaining,
-               (SELECT count(*) FROM seats s WHERE s.show_id = i.show_id AND s.status = 'AVAILABLE') AS available,
+               (SELECT count(*) FROM seats s
+                WHERE s.show_id = i.show_id AND s.status = 'AVAILABLE') AS available,
                (SELECT count(*) FROM seats s WHERE s.show_id = i.show_id) AS seats
         FROM inventory i
-        WHERE i.remaining <> (SELECT count(*) FROM seats s WHERE s.show_id = i.show_id AND s.status = 'AVAILABLE')
+        WHERE i.remaining <> (SELECT count(*) FROM seats s
+                              WHERE s.show_id = i.show_id AND s.status = 'AVAILABLE')
            OR i.total <> (SELECT count(*) FROM seats s WHERE s.show_id = i.show_id)
     """,
     # I3: balances are never negative and equal the sum of their ledger.

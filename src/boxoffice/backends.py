@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -186,7 +187,7 @@ class EmbeddedPostgres:
             if result.returncode != 0:
                 shutil.rmtree(self.pgdata, ignore_errors=True)
                 raise BackendError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
-        log_file = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        log_file = open(self.log, "ab")
         if run_as:
             os.chown(self.log, run_as["user"], run_as["group"])  # type: ignore[arg-type]
         self.proc = subprocess.Popen(
@@ -278,7 +279,9 @@ class EmbeddedPostgres:
         raise BackendError(f"postgres did not become ready in {timeout:.0f}s; see {self.log}")
 
     def _ensure_database(self, name: str) -> None:
-        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+            raise BackendError(f"invalid database name {name!r}")
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")  # noqa: S608 - validated
         if exists.stdout.strip() != "1":
             created = self._psql(f'CREATE DATABASE "{name}"')
             if created.returncode != 0 and "already exists" not in created.stderr:
@@ -381,9 +384,7 @@ class DataDirLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
-            raise BackendError(
-                f"another boxoffice process is using the data dir {self.path.parent}"
-            ) from exc
+            raise BackendError(f"another boxoffice process is using the data dir {self.path.parent}") from exc
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

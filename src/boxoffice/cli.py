@@ -19,9 +19,7 @@ from rich.console import Console
 from boxoffice.backends import BackendError, Backends, DataDirLock, start_backends
 from boxoffice.config import Settings, with_secrets
 
-app = typer.Typer(
-    help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False
-)
+app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True, width=120)
 
 
@@ -41,7 +39,9 @@ def _settings(**overrides: object) -> Settings:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise UserError(f"invalid setting BOXOFFICE_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}") from exc
+        raise UserError(
+            f"invalid setting BOXOFFICE_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}"
+        ) from exc
     data_dir = settings.data_dir.expanduser().resolve()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -215,12 +215,14 @@ async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]
 
 def _print_banner(settings: Settings, backends: Backends, summary: object) -> None:
     base = f"http://{settings.host}:{settings.port}"
+    pg = f"embedded, {settings.data_dir}" if backends.postgres else "configured URL"
+    rd = f"embedded, {settings.data_dir}" if backends.redis else "configured URL"
     lines = [
         "[bold green]Boxoffice is up[/]",
         f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
         f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
-        f"  PostgreSQL     {'embedded, ' + str(settings.data_dir) if backends.postgres else 'configured URL'}",
-        f"  Redis          {'embedded, ' + str(settings.data_dir) if backends.redis else 'configured URL'}",
+        f"  PostgreSQL     {pg}",
+        f"  Redis          {rd}",
         f"  Admin login    {settings.admin_email} / {settings.admin_password.get_secret_value()}",
         f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
     ]
@@ -271,7 +273,7 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
     else:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[listener]).run()
+        Multiprocess(config, sockets=[listener]).run()
 
 
 @app.command()

@@ -84,8 +84,10 @@ _EXISTING = text(
 )
 _STORE = text(
     """
-    UPDATE idempotency_keys SET state = 'DONE', response_status = :status, response_body = CAST(:body AS jsonb)
-    WHERE user_id = :user_id AND scope = :scope AND key = :key AND state = 'IN_PROGRESS' AND created_at = :claimed_at
+    UPDATE idempotency_keys
+    SET state = 'DONE', response_status = :status, response_body = CAST(:body AS jsonb)
+    WHERE user_id = :user_id AND scope = :scope AND key = :key
+      AND state = 'IN_PROGRESS' AND created_at = :claimed_at
     """
 )
 _RELEASE = text(
@@ -111,7 +113,8 @@ async def claim_key(
         async with runtime.sessions() as session, session.begin():
             claimed_at = (
                 await session.execute(
-                    _CLAIM, {**params, "now": now, "expires": now + KEY_TTL, "abandoned_before": now - CLAIM_TIMEOUT}
+                    _CLAIM,
+                    {**params, "now": now, "expires": now + KEY_TTL, "abandoned_before": now - CLAIM_TIMEOUT},
                 )
             ).scalar()
             if claimed_at is not None:
@@ -159,7 +162,12 @@ async def release_claim(runtime: Runtime, claim: Claim) -> None:
     async with runtime.sessions() as session, session.begin():
         await session.execute(
             _RELEASE,
-            {"user_id": claim.user_id, "scope": claim.scope, "key": claim.key, "claimed_at": claim.claimed_at},
+            {
+                "user_id": claim.user_id,
+                "scope": claim.scope,
+                "key": claim.key,
+                "claimed_at": claim.claimed_at,
+            },
         )
 
 

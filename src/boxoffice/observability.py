@@ -104,14 +104,18 @@ class Metrics:
         self.queue_joins = Counter("boxoffice_queue_joins_total", "Queue joins", registry=r)
         self.queue_admissions = Counter("boxoffice_queue_admissions_total", "Users admitted", registry=r)
         self.queue_waiting = Gauge("boxoffice_queue_waiting", "Users waiting", ["show_id"], registry=r)
-        self.queue_active = Gauge("boxoffice_queue_active", "Admitted users holding a lease", ["show_id"], registry=r)
+        self.queue_active = Gauge(
+            "boxoffice_queue_active", "Admitted users holding a lease", ["show_id"], registry=r
+        )
         self.queue_admission_rate = Gauge(
             "boxoffice_queue_admission_rate", "Measured admissions per second", ["show_id"], registry=r
         )
         self.queue_token_checks = Counter(
             "boxoffice_queue_token_verifications_total", "Queue token checks", ["outcome"], registry=r
         )
-        self.outbox_lag = Gauge("boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r)
+        self.outbox_lag = Gauge(
+            "boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r
+        )
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
 
 
@@ -139,7 +143,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, REQUEST_ID_HEADER)
-        request_id = incoming if incoming and len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = (
+            incoming if incoming and len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

@@ -53,7 +53,9 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> N
     assert error.json()["request_id"] == error.headers["x-request-id"]
 
 
-async def test_validation_and_unhandled_errors_render_problem_json(settings: Settings, runtime: Runtime) -> None:
+async def test_validation_and_unhandled_errors_render_problem_json(
+    settings: Settings, runtime: Runtime
+) -> None:
     app = create_app(settings, runtime=runtime)
     router = APIRouter()
 

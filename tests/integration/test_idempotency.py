@@ -18,12 +18,20 @@ from tests.factories import make_user
 
 async def _ledger_rows(runtime: Runtime, user_id: int) -> int:
     async with runtime.sessions() as s:
-        return int((await s.execute(text("SELECT count(*) FROM balance_ledger WHERE user_id = :u"), {"u": user_id})).scalar_one())
+        return int(
+            (
+                await s.execute(
+                    text("SELECT count(*) FROM balance_ledger WHERE user_id = :u"), {"u": user_id}
+                )
+            ).scalar_one()
+        )
 
 
 async def _balance(runtime: Runtime, user_id: int) -> int:
     async with runtime.sessions() as s:
-        return int((await s.execute(text("SELECT balance FROM users WHERE id = :u"), {"u": user_id})).scalar_one())
+        return int(
+            (await s.execute(text("SELECT balance FROM users WHERE id = :u"), {"u": user_id})).scalar_one()
+        )
 
 
 def _topup(user_id: int, amount: int):  # type: ignore[no-untyped-def]
@@ -46,9 +54,13 @@ async def test_same_key_runs_the_work_once_and_replays(runtime: Runtime) -> None
 
 async def test_same_key_different_body_is_refused(runtime: Runtime) -> None:
     user = await make_user(runtime)
-    await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={"a": 1}, work=_topup(user["id"], 1))
+    await run_idempotent(
+        runtime, user_id=user["id"], scope="t", key="k", fingerprint={"a": 1}, work=_topup(user["id"], 1)
+    )
     with pytest.raises(Unprocessable) as err:
-        await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={"a": 2}, work=_topup(user["id"], 2))
+        await run_idempotent(
+            runtime, user_id=user["id"], scope="t", key="k", fingerprint={"a": 2}, work=_topup(user["id"], 2)
+        )
     assert err.value.code == "IDEMPOTENCY_KEY_REUSED"
     assert await _balance(runtime, user["id"]) == 1
 
@@ -56,7 +68,9 @@ async def test_same_key_different_body_is_refused(runtime: Runtime) -> None:
 async def test_keys_are_scoped_per_user_and_route(runtime: Runtime) -> None:
     a, b = await make_user(runtime), await make_user(runtime)
     for user, scope in ((a, "x"), (a, "y"), (b, "x")):
-        r = await run_idempotent(runtime, user_id=user["id"], scope=scope, key="same", fingerprint={}, work=_topup(user["id"], 5))
+        r = await run_idempotent(
+            runtime, user_id=user["id"], scope=scope, key="same", fingerprint={}, work=_topup(user["id"], 5)
+        )
         assert not r.replayed
     assert await _balance(runtime, a["id"]) == 10 and await _balance(runtime, b["id"]) == 5
 
@@ -64,10 +78,14 @@ async def test_keys_are_scoped_per_user_and_route(runtime: Runtime) -> None:
 async def test_missing_key_when_required(runtime: Runtime) -> None:
     user = await make_user(runtime)
     with pytest.raises(BadRequest) as err:
-        await run_idempotent(runtime, user_id=user["id"], scope="t", key=None, fingerprint={}, work=_topup(user["id"], 1))
+        await run_idempotent(
+            runtime, user_id=user["id"], scope="t", key=None, fingerprint={}, work=_topup(user["id"], 1)
+        )
     assert err.value.code == "IDEMPOTENCY_KEY_REQUIRED"
     with pytest.raises(BadRequest) as bad:
-        await run_idempotent(runtime, user_id=user["id"], scope="t", key="x" * 300, fingerprint={}, work=_topup(user["id"], 1))
+        await run_idempotent(
+            runtime, user_id=user["id"], scope="t", key="x" * 300, fingerprint={}, work=_topup(user["id"], 1)
+        )
     assert bad.value.code == "IDEMPOTENCY_KEY_INVALID"
     assert await _ledger_rows(runtime, user["id"]) == 0
 
@@ -83,7 +101,9 @@ async def test_errors_are_not_stored_and_a_retry_does_the_work(runtime: Runtime)
         await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=short)
     async with runtime.sessions() as s:
         assert (await s.execute(text("SELECT count(*) FROM idempotency_keys"))).scalar_one() == 0
-    ok = await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 7))
+    ok = await run_idempotent(
+        runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 7)
+    )
     assert ok.status == 200 and not ok.replayed
 
 
@@ -93,7 +113,12 @@ async def test_fifty_concurrent_requests_with_one_key_change_the_balance_once(ru
     async def attempt() -> Any:
         try:
             return await run_idempotent(
-                runtime, user_id=user["id"], scope="t", key="burst", fingerprint={"amount": 10}, work=_topup(user["id"], 10)
+                runtime,
+                user_id=user["id"],
+                scope="t",
+                key="burst",
+                fingerprint={"amount": 10},
+                work=_topup(user["id"], 10),
             )
         except Conflict as exc:
             return exc.code
@@ -117,9 +142,13 @@ async def test_an_abandoned_claim_is_taken_over_after_the_timeout(runtime: Runti
             {"u": user["id"], "h": __import__("boxoffice.idempotency", fromlist=["x"]).fingerprint_hash({})},
         )
     with pytest.raises(Conflict):
-        await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3))
+        await run_idempotent(
+            runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3)
+        )
     clock.advance(61)
-    done = await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3))
+    done = await run_idempotent(
+        runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3)
+    )
     assert done.status == 200 and not done.replayed
     assert await _balance(runtime, user["id"]) == 3
 
@@ -139,5 +168,9 @@ async def test_debit_never_goes_below_zero_under_concurrency(runtime: Runtime) -
     assert sum(outcomes) == 3
     assert await _balance(runtime, user["id"]) == 10
     async with runtime.sessions() as s:
-        total = (await s.execute(text("SELECT sum(amount) FROM balance_ledger WHERE user_id = :u"), {"u": user["id"]})).scalar_one()
+        total = (
+            await s.execute(
+                text("SELECT sum(amount) FROM balance_ledger WHERE user_id = :u"), {"u": user["id"]}
+            )
+        ).scalar_one()
     assert total == 10

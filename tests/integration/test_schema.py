@@ -33,8 +33,21 @@ async def test_upgrade_from_empty_to_head_and_back_to_empty(backends: Backends) 
         assert await _tables(url) == set()
         await asyncio.to_thread(upgrade, url)
         after_up = await _tables(url)
-        assert {"users", "seats", "reservations", "reservation_seats", "payments", "outbox", "inventory",
-                "idempotency_keys", "balance_ledger", "venues", "venue_sections", "concerts", "shows"} <= after_up
+        assert {
+            "users",
+            "seats",
+            "reservations",
+            "reservation_seats",
+            "payments",
+            "outbox",
+            "inventory",
+            "idempotency_keys",
+            "balance_ledger",
+            "venues",
+            "venue_sections",
+            "concerts",
+            "shows",
+        } <= after_up
         await asyncio.to_thread(downgrade, url)
         assert await _tables(url) == {"alembic_version"}
         await asyncio.to_thread(upgrade, url)  # and up again: downgrade left nothing behind

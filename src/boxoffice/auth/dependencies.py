@@ -1,6 +1,7 @@
 """The authentication step every protected endpoint goes through (seed 000's gateway).
 
-It verifies the bearer token, checks the logout deny-list, and hands the endpoint the caller's id
+It verifies the bearer token, checks the logout deny-list and the soft-delete marker (one Redis
+round trip, two O(1) EXISTS), and hands the endpoint the caller's id
 and role. Missing/invalid/expired/denied -> 401 with WWW-Authenticate: Bearer; wrong role -> 403.
 """
 
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from boxoffice.auth.store import is_access_token_denied
+from boxoffice.auth.store import is_access_refused
 from boxoffice.auth.tokens import AccessClaims, InvalidToken, verify_access_token
 from boxoffice.deps import RuntimeDep
 from boxoffice.errors import Forbidden, Unauthorized
 
+log = structlog.get_logger("boxoffice.auth")
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
 
 
@@ -31,8 +34,9 @@ async def current_claims(
     except InvalidToken:
         raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from None
     try:
-        denied = await is_access_token_denied(runtime.redis, claims.jti)
-    except Exception:
+        denied = await is_access_refused(runtime.redis, claims.user_id, claims.jti)
+    except Exception as exc:
+        log.warning("auth_denylist_unavailable", error=type(exc).__name__)
         # Redis down: fail closed for the deny-list would lock everyone out; the token is
         # short-lived and signed, so we accept it and log. Logout during a Redis outage is the gap.
         denied = False

@@ -36,19 +36,21 @@ def _positive(amount: int) -> int:
     return amount
 
 
-async def credit(session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None) -> int:
+async def credit(
+    session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None
+) -> int:
     """Add money; returns the new balance."""
     params = {"user_id": user_id, "amount": _positive(amount)}
     balance = (await session.execute(_CREDIT, params)).scalar()
     if balance is None:
         raise NotFound("User not found", code="USER_NOT_FOUND")
-    await session.execute(
-        _ENTRY, {**params, "kind": kind, "reference": reference, "balance_after": balance}
-    )
+    await session.execute(_ENTRY, {**params, "kind": kind, "reference": reference, "balance_after": balance})
     return int(balance)
 
 
-async def debit(session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None) -> int:
+async def debit(
+    session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None
+) -> int:
     """Take money; 402 INSUFFICIENT_BALANCE (and nothing changes) when the balance is short."""
     params = {"user_id": user_id, "amount": _positive(amount)}
     balance = (await session.execute(_DEBIT, params)).scalar()

@@ -75,7 +75,11 @@ def verify_queue_token(
             key,
             algorithms=["HS256"],
             issuer=ISSUER,
-            options={"require": ["sub", "aud", "exp", "iat", "jti", "ticket"], "verify_aud": False, "verify_exp": False},
+            options={
+                "require": ["sub", "aud", "exp", "iat", "jti", "ticket"],
+                "verify_aud": False,
+                "verify_exp": False,
+            },
         )
         if int(payload["exp"]) + LEEWAY_SECONDS <= int(now.timestamp()):
             raise QueueTokenInvalid("expired")
@@ -87,7 +91,11 @@ def verify_queue_token(
     if token_user != user_id or audience != show_audience(show_id):
         raise QueueTokenMismatch("token issued for another user or show")
     return QueueClaims(
-        user_id=token_user, show_id=show_id, ticket=ticket, jti=str(payload["jti"]), expires_at=int(payload["exp"])
+        user_id=token_user,
+        show_id=show_id,
+        ticket=ticket,
+        jti=str(payload["jti"]),
+        expires_at=int(payload["exp"]),
     )
 
 
@@ -99,13 +107,17 @@ def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: st
             outcome = "missing"
             raise Unauthorized("This show is queue-gated: send X-Queue-Token", code="QUEUE_TOKEN_REQUIRED")
         try:
-            return verify_queue_token(runtime.settings, token, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+            return verify_queue_token(
+                runtime.settings, token, user_id=user_id, show_id=show_id, now=runtime.clock.now()
+            )
         except QueueTokenInvalid:
             outcome = "invalid"
             raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None
         except QueueTokenMismatch:
             outcome = "mismatch"
-            raise Forbidden("Queue token belongs to another user or show", code="QUEUE_TOKEN_MISMATCH") from None
+            raise Forbidden(
+                "Queue token belongs to another user or show", code="QUEUE_TOKEN_MISMATCH"
+            ) from None
     finally:
         runtime.metrics.queue_token_checks.labels(outcome).inc()
 

@@ -1,0 +1,118 @@
+"""Pure waiting-room rules: admission caps, the ETA, poll spacing and the pre-queue permutation.
+
+No I/O here (house rule 9). The admission step itself runs as one Lua script in store.py; the
+numbers it is given (the active-user cap, the EWMA time constant) come from these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import random
+from datetime import datetime
+
+# A waiter whose last poll / stream heartbeat is older than this is skipped at admission.
+STALE_AFTER_SECONDS = 180
+# Time constant of the measured admission rate (EWMA over how fast `serving` moves).
+RATE_TAU_SECONDS = 10.0
+# Unused admission credit never exceeds one second of the configured rate (no bursts after a pause).
+MAX_CREDIT_SECONDS = 1.0
+# One tick never walks more than this many tickets (admitted + skipped): bounds Lua time.
+MAX_SCAN_PER_TICK = 2000
+# poll_after_seconds: near the front 2-3 s, far away ~20 s, always jittered so polls spread.
+POLL_NEAR_SECONDS = (2.0, 3.0)
+POLL_FAR_SECONDS = 20.0
+POLL_UNKNOWN_SECONDS = 15.0
+
+
+def inventory_cap(remaining: int, oversubscription: float | None) -> int | None:
+    """How many admitted users the remaining seats can serve; None when the rule is off."""
+    if oversubscription is None:
+        return None
+    return max(0, math.floor(max(0, remaining) * oversubscription))
+
+
+def active_cap(max_active: int | None, remaining: int, oversubscription: float | None) -> int | None:
+    """The bound on concurrently admitted users: the tighter of max_active and the inventory cap."""
+    caps = [c for c in (max_active, inventory_cap(remaining, oversubscription)) if c is not None]
+    return min(caps) if caps else None
+
+
+def admissions_allowed(credit: float, active: int, cap: int | None) -> int:
+    """k = min(rate budget, cap - active); the Lua step applies the same rule atomically."""
+    k = math.floor(credit)
+    if cap is not None:
+        k = min(k, cap - active)
+    return max(0, k)
+
+
+def ewma(previous: float | None, sample: float, dt: float, tau: float = RATE_TAU_SECONDS) -> float:
+    """Time-weighted EWMA: a sample over dt seconds moves the mean by 1 - e^(-dt/tau)."""
+    if previous is None:
+        return sample
+    alpha = 1.0 - math.exp(-max(dt, 0.0) / tau)
+    return previous + alpha * (sample - previous)
+
+
+def eta_seconds(
+    position: int, measured_rate: float | None, *, paused: bool, capped: bool = False
+) -> int | None:
+    """Seconds until admission at the measured rate. None when nobody can honestly say:
+    admission paused, or no movement measured while the queue is capped/stalled."""
+    if position <= 0:
+        return 0
+    if paused or measured_rate is None or measured_rate <= 1e-9:
+        return None
+    del capped  # the measured rate already reflects a cap (it is how fast serving really moved)
+    return max(1, math.ceil(position / measured_rate))
+
+
+def poll_after(eta: int | None, rng: random.Random | None = None) -> float:
+    """Near the front poll every 2-3 s; far away ~20 s; jitter spreads the herd."""
+    r = rng or random.Random()
+    if eta is None:
+        return round(POLL_UNKNOWN_SECONDS * r.uniform(0.8, 1.2), 1)
+    if eta <= 15:
+        return round(r.uniform(*POLL_NEAR_SECONDS), 1)
+    base = min(POLL_FAR_SECONDS, max(POLL_NEAR_SECONDS[1], eta / 4))
+    return round(base * r.uniform(0.85, 1.15), 1)
+
+
+def phase(
+    now: datetime,
+    *,
+    pre_queue_opens_at: datetime | None,
+    sale_opens_at: datetime,
+    sale_closes_at: datetime | None,
+) -> str:
+    if sale_closes_at is not None and now >= sale_closes_at:
+        return "CLOSED"
+    if now >= sale_opens_at:
+        return "OPEN"
+    if pre_queue_opens_at is not None and now >= pre_queue_opens_at:
+        return "PRE_QUEUE"
+    return "NOT_OPEN"
+
+
+def commitment(seed_hex: str) -> str:
+    """Published before the sale: SHA-256 over the seed's bytes."""
+    return hashlib.sha256(bytes.fromhex(seed_hex)).hexdigest()
+
+
+def permutation_key(seed_hex: str, user_id: int) -> str:
+    return hmac.new(bytes.fromhex(seed_hex), str(user_id).encode(), hashlib.sha256).hexdigest()
+
+
+def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
+    """The keyed permutation: distinct pre-queue joiners sorted by HMAC-SHA256(seed, user_id).
+
+    Anyone holding the revealed seed and the join list recomputes it; ticket i+1 goes to order[i].
+    """
+    seen: set[int] = set()
+    distinct = []
+    for user_id in join_list:
+        if user_id not in seen:
+            seen.add(user_id)
+            distinct.append(user_id)
+    return sorted(distinct, key=lambda u: permutation_key(seed_hex, u))

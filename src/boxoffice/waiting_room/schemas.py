@@ -1,0 +1,92 @@
+"""Waiting-room request and response models (seed 000 field names kept)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT"]
+EstimateBasis = Literal["measured", "configured", "sale_start", "unknown", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueueJoinRequest(_Strict):
+    concert_id: Id
+    show_id: Id
+
+
+class QueueStatusResponse(BaseModel):
+    user_id: int
+    concert_id: int
+    show_id: int
+    status: QueueState
+    position: int | None = Field(
+        description="Tickets ahead of you plus one (ticket - serving); null before the pre-queue is ordered"
+    )
+    estimated_wait_seconds: int | None = Field(
+        description="From the measured admission rate; null when nobody can honestly say"
+    )
+    estimate_basis: EstimateBasis
+    poll_after_seconds: float | None = Field(description="When to poll again (null: stop polling)")
+    pre_queue: bool = Field(description="A provisional pre-queue slot: the order is drawn at sale start")
+    token: str | None = None
+    expires_at: datetime | None = None
+
+
+class QueueTokenRequest(_Strict):
+    concert_id: Id
+    show_id: Id
+
+
+class QueueTokenResponse(BaseModel):
+    status: QueueState
+    position: int | None
+    token: str | None
+    expires_at: datetime | None
+
+
+class FairnessResponse(BaseModel):
+    show_id: int
+    pre_queue: bool = Field(description="Whether anyone joined the randomized pre-queue")
+    commitment: str | None = Field(description="SHA-256 of the seed's bytes, published before the sale")
+    revealed: bool
+    seed: str | None = Field(default=None, description="Hex; revealed once the pre-queue is sealed")
+    join_list: list[int] | None = Field(default=None, description="User ids in pre-queue join order")
+    order: list[int] | None = Field(default=None, description="The drawn order: ticket i+1 went to order[i]")
+    algorithm: str = (
+        "order = distinct(join_list) sorted by "
+        "HMAC-SHA256(key=bytes.fromhex(seed), msg=str(user_id)).hexdigest(); "
+        "commitment = SHA-256(bytes.fromhex(seed)); later joiners are served FIFO after the drawn order"
+    )
+
+
+class QueueSettingsUpdate(_Strict):
+    admit_per_second: float | None = Field(default=None, ge=0, le=100_000)
+    max_active: int | None = Field(default=None, ge=0, le=10_000_000)
+    clear_max_active: bool = Field(default=False, description="true removes the active-user cap")
+
+
+class AdminQueueResponse(BaseModel):
+    show_id: int
+    paused: bool
+    admit_per_second: float
+    max_active: int | None
+    oversubscription: float | None
+    remaining: int
+    waiting: int
+    active: int
+    admitted_total: int
+    admission_rate: float | None = Field(description="Measured (EWMA) tickets served per second")
+    no_show_rate: float | None = Field(description="Expired leases / finished leases (expired + paid + left)")
+    no_shows: int
+    converted: int
+    stale_skipped: int
+    serving: int
+    next_ticket: int

@@ -1,0 +1,479 @@
+"""Waiting-room orchestration: join, status, leave, admission ticks, admin and the fairness audit.
+
+Hot paths (join/status/leave) read the show from a short-lived Redis cache and make one Lua call;
+PostgreSQL is read by the admission worker (which refreshes that cache every tick) and on a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.catalog.service import Show, get_remaining, get_show
+from boxoffice.errors import Conflict, NotFound
+from boxoffice.events import emit
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room import admission, repository, store
+from boxoffice.waiting_room.schemas import (
+    AdminQueueResponse,
+    FairnessResponse,
+    QueueSettingsUpdate,
+    QueueStatusResponse,
+    QueueTokenResponse,
+)
+from boxoffice.waiting_room.tokens import issue_queue_token
+
+log = structlog.get_logger("boxoffice.waiting_room")
+
+TICK_SECONDS = 0.5
+# A stream re-checks Redis this often; it sends a comment line at least every KEEPALIVE seconds.
+STREAM_CHECK_SECONDS = 1.0
+STREAM_KEEPALIVE_SECONDS = 15.0
+STREAM_MAX_SECONDS = 600.0
+_MISSING = "null"
+_FINAL = frozenset({"READY", "NOT_IN_QUEUE", "SOLD_OUT"})
+
+
+@dataclass(frozen=True, slots=True)
+class ShowQueueInfo:
+    """What the queue needs of a show; cached as JSON at bo:{S}:q:show."""
+
+    show_id: int
+    concert_id: int
+    sale_opens_at: datetime
+    sale_closes_at: datetime | None
+    pre_queue_opens_at: datetime | None
+    admit_per_second: float
+    max_active: int | None
+    token_ttl_seconds: int
+    oversubscription: float | None
+    paused: bool
+    remaining: int
+
+    @classmethod
+    def from_show(cls, show: Show, remaining: int) -> ShowQueueInfo:
+        return cls(
+            show_id=show.id,
+            concert_id=show.concert_id,
+            sale_opens_at=show.sale_opens_at,
+            sale_closes_at=show.sale_closes_at,
+            pre_queue_opens_at=show.pre_queue_opens_at,
+            admit_per_second=float(show.queue_admit_per_second),
+            max_active=show.queue_max_active,
+            token_ttl_seconds=int(show.queue_token_ttl_seconds),
+            oversubscription=show.queue_oversubscription,
+            paused=bool(show.queue_paused),
+            remaining=int(remaining),
+        )
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for name in ("sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
+            value = data[name]
+            data[name] = value.isoformat() if value is not None else None
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> ShowQueueInfo:
+        data = json.loads(raw)
+        for name in ("sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
+            if data[name] is not None:
+                data[name] = datetime.fromisoformat(data[name])
+        return cls(**data)
+
+    def phase(self, now: datetime) -> str:
+        return admission.phase(
+            now,
+            pre_queue_opens_at=self.pre_queue_opens_at,
+            sale_opens_at=self.sale_opens_at,
+            sale_closes_at=self.sale_closes_at,
+        )
+
+    def cap(self) -> int | None:
+        if self.remaining <= 0:
+            return 0  # sold out: nobody is let in to find nothing
+        return admission.active_cap(self.max_active, self.remaining, self.oversubscription)
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _show_not_found(show_id: int) -> NotFound:
+    return NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+
+
+async def _read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
+    async with runtime.sessions() as session:
+        show = await get_show(session, show_id)
+        remaining = await get_remaining(session, show_id)
+    return ShowQueueInfo.from_show(show, remaining)
+
+
+async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) -> ShowQueueInfo:
+    """Show settings from the Redis cache; PostgreSQL on a miss (negative results cached too)."""
+    if cached is None:
+        cached = await store.get_show_cache(runtime.redis, show_id)
+    if cached is None:
+        try:
+            info = await _read_show(runtime, show_id)
+        except NotFound:
+            await store.set_show_cache(runtime.redis, show_id, _MISSING)
+            raise
+        await store.set_show_cache(runtime.redis, show_id, info.to_json())
+        return info
+    if cached == _MISSING:
+        raise _show_not_found(show_id)
+    return ShowQueueInfo.from_json(cached)
+
+
+def _check_concert(info: ShowQueueInfo, concert_id: int) -> None:
+    if info.concert_id != concert_id:
+        raise _show_not_found(info.show_id)
+
+
+# ---------------------------------------------------------------------------- fans
+
+
+async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> QueueStatusResponse:
+    info = await _load_show(runtime, show_id)
+    _check_concert(info, concert_id)
+    now = runtime.clock.now()
+    phase = info.phase(now)
+    if phase == "NOT_OPEN":
+        opens = info.pre_queue_opens_at or info.sale_opens_at
+        raise Conflict(
+            "The queue for this show is not open yet", code="SALE_NOT_OPEN", opens_at=opens.isoformat()
+        )
+    if phase == "CLOSED":
+        raise Conflict("The sale for this show is closed", code="SALE_CLOSED")
+    if info.remaining <= 0:
+        raise Conflict("This show is sold out", code="SOLD_OUT")
+    seed = secrets.token_hex(32) if phase == "PRE_QUEUE" else ""
+    result = await store.join(
+        runtime.redis, show_id, user_id, _ms(now), pre_queue=phase == "PRE_QUEUE", seed=seed
+    )
+    if result.created:
+        runtime.metrics.queue_joins.inc()
+        await store.track_show(runtime.redis, show_id)
+    return await status(runtime, user_id, concert_id, show_id)
+
+
+async def status(
+    runtime: Runtime, user_id: int, concert_id: int, show_id: int, *, touch: bool = True
+) -> QueueStatusResponse:
+    """One Lua call (place, serving, lease, rate, cached show): O(1) whatever the queue length."""
+    now = runtime.clock.now()
+    raw = await store.status(runtime.redis, show_id, user_id, _ms(now), touch=touch)
+    info = await _load_show(runtime, show_id, raw.show_json)
+    _check_concert(info, concert_id)
+    return _view(runtime, info, raw, user_id, now)
+
+
+def _view(
+    runtime: Runtime, info: ShowQueueInfo, raw: store.StatusRaw, user_id: int, now: datetime
+) -> QueueStatusResponse:
+    base = {"user_id": user_id, "concert_id": info.concert_id, "show_id": info.show_id}
+    now_ms = _ms(now)
+    if raw.ticket is not None and raw.ticket <= raw.serving:
+        if raw.lease_ms is not None and raw.lease_ms > now_ms:
+            ttl = max(1, (raw.lease_ms - now_ms) // 1000)
+            token, expires = issue_queue_token(
+                runtime.settings,
+                user_id=user_id,
+                show_id=info.show_id,
+                ticket=raw.ticket,
+                ttl_seconds=ttl,
+                now=now,
+            )
+            return QueueStatusResponse(
+                **base,
+                status="READY",
+                position=0,
+                estimated_wait_seconds=0,
+                estimate_basis="none",
+                poll_after_seconds=None,
+                pre_queue=False,
+                token=token,
+                expires_at=expires,
+            )
+        return _not_in_queue(base)
+    if raw.ticket is None and not raw.pre_queue:
+        return _not_in_queue(base)
+    if info.remaining <= 0:
+        return QueueStatusResponse(
+            **base,
+            status="SOLD_OUT",
+            position=None,
+            estimated_wait_seconds=None,
+            estimate_basis="none",
+            poll_after_seconds=None,
+            pre_queue=raw.pre_queue,
+        )
+    if raw.ticket is None:  # provisional pre-queue slot: the draw happens at sale start
+        until_sale = math.ceil((info.sale_opens_at - now).total_seconds())
+        eta = until_sale if until_sale > 0 else None
+        return QueueStatusResponse(
+            **base,
+            status="WAITING",
+            position=None,
+            estimated_wait_seconds=eta,
+            estimate_basis="sale_start" if eta is not None else "unknown",
+            poll_after_seconds=admission.poll_after(eta),
+            pre_queue=True,
+        )
+    position = raw.ticket - raw.serving
+    rate, basis = raw.rate, "measured"
+    if info.paused:
+        rate, basis = None, "unknown"
+    elif rate is None and info.admit_per_second > 0:
+        rate, basis = info.admit_per_second, "configured"  # nothing measured yet: the plan is all we know
+    eta = admission.eta_seconds(position, rate, paused=info.paused)
+    return QueueStatusResponse(
+        **base,
+        status="WAITING",
+        position=position,
+        estimated_wait_seconds=eta,
+        estimate_basis=basis if eta is not None else "unknown",  # type: ignore[arg-type]
+        poll_after_seconds=admission.poll_after(eta),
+        pre_queue=False,
+    )
+
+
+def _not_in_queue(base: dict[str, int]) -> QueueStatusResponse:
+    return QueueStatusResponse(
+        **base,
+        status="NOT_IN_QUEUE",
+        position=None,
+        estimated_wait_seconds=None,
+        estimate_basis="none",
+        poll_after_seconds=None,
+        pre_queue=False,
+    )
+
+
+async def token(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> QueueTokenResponse:
+    """Seed 000's token request: a token when admitted, else where the user stands."""
+    view = await status(runtime, user_id, concert_id, show_id)
+    return QueueTokenResponse(
+        status=view.status, position=view.position, token=view.token, expires_at=view.expires_at
+    )
+
+
+async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> bool:
+    info = await _load_show(runtime, show_id)
+    _check_concert(info, concert_id)
+    return await store.leave(runtime.redis, show_id, user_id)
+
+
+async def release_lease(redis: Redis, show_id: int, user_id: int) -> None:
+    """For payments: the admitted user paid, so their lease stops counting toward the caps."""
+    await store.release(redis, show_id, user_id)
+
+
+async def stream(
+    runtime: Runtime,
+    user_id: int,
+    concert_id: int,
+    show_id: int,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[str]:
+    """Server-Sent Events: a `status` event whenever position/state changes, ending on a final state.
+
+    The first status is computed by the caller before streaming starts, so errors are plain 4xx.
+    """
+    started = time.monotonic()
+    last_sent = 0.0
+    previous: tuple[object, ...] | None = None
+    yield "retry: 3000\n\n"
+    while True:
+        try:
+            view = await status(runtime, user_id, concert_id, show_id)
+        except Exception:
+            log.warning("queue_stream_status_failed", show_id=show_id, exc_info=True)
+            yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
+            return
+        key = (view.status, view.position, view.estimated_wait_seconds)
+        clock = time.monotonic()
+        if key != previous:
+            previous, last_sent = key, clock
+            yield f"event: status\ndata: {view.model_dump_json()}\n\n"
+        elif clock - last_sent >= STREAM_KEEPALIVE_SECONDS:
+            last_sent = clock
+            yield ": keepalive\n\n"
+        if view.status in _FINAL or clock - started >= STREAM_MAX_SECONDS:
+            return
+        if await disconnected():
+            return
+        await asyncio.sleep(STREAM_CHECK_SECONDS)
+
+
+# ---------------------------------------------------------------------------- admission worker
+
+
+async def seal_pre_queue(runtime: Runtime, show_id: int) -> bool:
+    """At sale start: draw the pre-queue order and hand out tickets 1..n (once, atomically)."""
+    n, seed, sealed = await store.close_pre_queue(runtime.redis, show_id)
+    if sealed:
+        return False
+    joins = await store.join_list(runtime.redis, show_id) if n else []
+    order = admission.prequeue_order(seed, joins) if seed else list(dict.fromkeys(joins))
+    return await store.seal_pre_queue(runtime.redis, show_id, n, order) == 1
+
+
+async def _tick_step(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> store.TickResult:
+    return await store.tick(
+        runtime.redis,
+        info.show_id,
+        now_ms=_ms(now),
+        admit_per_second=info.admit_per_second,
+        cap=info.cap(),
+        stale_ms=admission.STALE_AFTER_SECONDS * 1000,
+        lease_ms=info.token_ttl_seconds * 1000,
+        max_scan=admission.MAX_SCAN_PER_TICK,
+        tau_seconds=admission.RATE_TAU_SECONDS,
+        paused=info.paused,
+        max_credit_seconds=admission.MAX_CREDIT_SECONDS,
+        default_dt_seconds=TICK_SECONDS,
+    )
+
+
+async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
+    """One admission step for one show: fresh settings and remaining seats from PostgreSQL, then
+    one atomic Lua step. Safe with any number of workers ticking at once."""
+    try:
+        info = await _read_show(runtime, show_id)
+    except NotFound:
+        await store.untrack_show(runtime.redis, show_id)
+        return None
+    await store.set_show_cache(runtime.redis, show_id, info.to_json())
+    now = runtime.clock.now()
+    phase = info.phase(now)
+    if phase == "CLOSED":
+        await store.untrack_show(runtime.redis, show_id)
+        return None
+    if phase != "OPEN":
+        return None
+    result = await _tick_step(runtime, info, now)
+    if not result.sealed:
+        await seal_pre_queue(runtime, show_id)
+        result = await _tick_step(runtime, info, now)
+    label = str(show_id)
+    runtime.metrics.queue_admissions.inc(result.admitted)
+    runtime.metrics.queue_waiting.labels(label).set(max(0, result.next - result.serving))
+    runtime.metrics.queue_active.labels(label).set(result.active)
+    runtime.metrics.queue_admission_rate.labels(label).set(result.rate or 0.0)
+    if result.admitted_users:
+        # Best effort after the Redis step (not transactional with it): feeds live UIs and audits.
+        async with runtime.sessions() as session, session.begin():
+            await emit(
+                session,
+                "queue.admitted",
+                aggregate_type="show",
+                aggregate_id=show_id,
+                show_id=show_id,
+                payload={"user_ids": result.admitted_users, "serving": result.serving},
+            )
+    return result
+
+
+async def tick_all(runtime: Runtime) -> int:
+    """The JOBS entry: tick every show with a live queue; one failing show does not stop the rest."""
+    admitted = 0
+    for show_id in await store.tracked_shows(runtime.redis):
+        try:
+            result = await tick_show(runtime, show_id)
+        except Exception:
+            log.exception("queue_tick_failed", show_id=show_id)
+            continue
+        if result is not None:
+            admitted += result.admitted
+    return admitted
+
+
+# ---------------------------------------------------------------------------- admin and audit
+
+
+async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> AdminQueueResponse:
+    show = await get_show(session, show_id)
+    remaining = await get_remaining(session, show_id)
+    stats = await store.stats(runtime.redis, show_id, _ms(runtime.clock.now()))
+    finished = stats.no_shows + stats.converted + stats.left_active
+    return AdminQueueResponse(
+        show_id=show_id,
+        paused=show.queue_paused,
+        admit_per_second=show.queue_admit_per_second,
+        max_active=show.queue_max_active,
+        oversubscription=show.queue_oversubscription,
+        remaining=remaining,
+        waiting=stats.waiting,
+        active=stats.active,
+        admitted_total=stats.admitted_total,
+        admission_rate=stats.rate,
+        no_show_rate=round(stats.no_shows / finished, 4) if finished else None,
+        no_shows=stats.no_shows,
+        converted=stats.converted,
+        stale_skipped=stats.stale_skipped,
+        serving=stats.serving,
+        next_ticket=stats.next,
+    )
+
+
+async def set_paused(
+    runtime: Runtime, session: AsyncSession, show_id: int, paused: bool
+) -> AdminQueueResponse:
+    if not await repository.update_queue_settings(session, show_id, runtime.clock.now(), queue_paused=paused):
+        raise _show_not_found(show_id)
+    # The worker re-reads the row every tick; dropping the cache makes polls honest at once.
+    await store.drop_show_cache(runtime.redis, show_id)
+    return await admin_view(runtime, session, show_id)
+
+
+async def update_settings(
+    runtime: Runtime, session: AsyncSession, show_id: int, change: QueueSettingsUpdate
+) -> AdminQueueResponse:
+    values: dict[str, object] = {}
+    if change.admit_per_second is not None:
+        values["queue_admit_per_second"] = change.admit_per_second
+    if change.clear_max_active:
+        values["queue_max_active"] = None
+    elif change.max_active is not None:
+        values["queue_max_active"] = change.max_active
+    if values and not await repository.update_queue_settings(session, show_id, runtime.clock.now(), **values):
+        raise _show_not_found(show_id)
+    await store.drop_show_cache(runtime.redis, show_id)
+    return await admin_view(runtime, session, show_id)
+
+
+async def fairness(runtime: Runtime, session: AsyncSession, show_id: int) -> FairnessResponse:
+    """Before the sale: SHA-256(seed) only. Once sealed: the seed and the join list to recheck."""
+    show = await get_show(session, show_id)
+    state = await store.fairness_state(runtime.redis, show_id)
+    seed = state.get("seed")
+    if seed is None:
+        return FairnessResponse(show_id=show_id, pre_queue=False, commitment=None, revealed=False)
+    revealed = state.get("sealed") == "1" and runtime.clock.now() >= show.sale_opens_at
+    if not revealed:
+        return FairnessResponse(
+            show_id=show_id, pre_queue=True, commitment=admission.commitment(seed), revealed=False
+        )
+    joins = await store.join_list(runtime.redis, show_id)
+    return FairnessResponse(
+        show_id=show_id,
+        pre_queue=True,
+        commitment=admission.commitment(seed),
+        revealed=True,
+        seed=seed,
+        join_list=joins,
+        order=admission.prequeue_order(seed, joins),
+    )

@@ -1,0 +1,535 @@
+"""All waiting-room Redis keys and Lua (house rule 2).
+
+One show's keys share the hash tag `{<show_id>}` so every script runs in one cluster slot:
+
+    bo:{S}:q:next         counter; INCR hands out tickets
+    bo:{S}:q:serving      counter; tickets <= serving have been admitted or skipped
+    bo:{S}:q:members      hash user -> ticket (a user's one place; joining again keeps it)
+    bo:{S}:q:tickets      hash ticket -> user (admission walks it; holes = users who left)
+    bo:{S}:q:seen         hash user -> last poll (ms); unseen waiters are skipped at admission
+    bo:{S}:q:active       zset user -> lease expiry (ms); admitted users count against caps
+    bo:{S}:q:meta         hash: last_tick, credit, rate (EWMA), counters, pre-queue state, seed
+    bo:{S}:q:pre          list of pre-queue joins in join order (the published join list)
+    bo:{S}:q:pre_members  hash user -> join index, until the pre-queue is sealed
+    bo:{S}:q:show         JSON cache of the show's queue settings and remaining seats
+    bo:queue:shows        set of show ids with a live queue (what the admission worker ticks)
+
+Join, status, leave and release touch a fixed number of hash fields: O(1) whatever the queue length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+SHOWS_KEY = "bo:queue:shows"
+# Worker-side copy of a show's settings lives a little longer than a tick; API misses refill it.
+SHOW_CACHE_TTL_SECONDS = 3
+
+
+def _k(show_id: int, name: str) -> str:
+    return f"bo:{{{show_id}}}:q:{name}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    next: str
+    serving: str
+    members: str
+    tickets: str
+    seen: str
+    active: str
+    meta: str
+    pre: str
+    pre_members: str
+    show: str
+
+
+def keys(show_id: int) -> Keys:
+    return Keys(*(_k(show_id, n) for n in Keys.__dataclass_fields__))
+
+
+class _Script:
+    """EVALSHA with an EVAL fallback; the sha is computed from the source, no client state kept."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(
+            source.encode(), usedforsecurity=False
+        ).hexdigest()  # Redis names scripts by SHA-1
+
+    async def __call__(self, redis: Redis, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            return await redis.eval(self.source, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+
+
+# KEYS: members tickets seen next meta pre pre_members active serving
+# ARGV: user now_ms phase(PRE|OPEN) seed_candidate
+# -> {ticket (0 = provisional pre-queue slot), created 0/1, pre 0/1}
+_JOIN = _Script(
+    """
+local user = ARGV[1]
+local t = redis.call('HGET', KEYS[1], user)
+if t then
+  local tn = tonumber(t)
+  local serving = tonumber(redis.call('GET', KEYS[9]) or '0')
+  local lease = redis.call('ZSCORE', KEYS[8], user)
+  if tn > serving or (lease and tonumber(lease) > tonumber(ARGV[2])) then
+    redis.call('HSET', KEYS[3], user, ARGV[2])
+    return {tn, 0, 0}
+  end
+  -- admitted earlier and the lease is over: that place is spent, a new one follows
+  redis.call('HDEL', KEYS[1], user)
+  redis.call('ZREM', KEYS[8], user)
+end
+if redis.call('HEXISTS', KEYS[7], user) == 1 then
+  redis.call('HSET', KEYS[3], user, ARGV[2])
+  return {0, 0, 1}
+end
+local closed = redis.call('HGET', KEYS[5], 'closed')
+if ARGV[3] == 'PRE' and not closed then
+  redis.call('HSETNX', KEYS[5], 'seed', ARGV[4])
+  local idx = redis.call('RPUSH', KEYS[6], user)
+  redis.call('HSET', KEYS[7], user, idx)
+  redis.call('HSET', KEYS[3], user, ARGV[2])
+  return {0, 1, 1}
+end
+if not closed then
+  -- the first open-phase join freezes the pre-queue: its joiners own tickets 1..n
+  redis.call('HSET', KEYS[5], 'closed', '1')
+  local n = redis.call('LLEN', KEYS[6])
+  if n > 0 then redis.call('SET', KEYS[4], n) end
+end
+local ticket = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], user, ticket)
+redis.call('HSET', KEYS[2], ticket, user)
+redis.call('HSET', KEYS[3], user, ARGV[2])
+return {ticket, 1, 0}
+"""
+)
+
+# KEYS: members serving active seen meta pre_members show next
+# ARGV: user now_ms touch(0/1)
+# -> {ticket|-1, serving, lease_ms|-1, pre 0/1, rate|'', sealed 0/1, show_json|'', next}
+_STATUS = _Script(
+    """
+local user = ARGV[1]
+local t = redis.call('HGET', KEYS[1], user)
+local pre = 0
+if not t and redis.call('HEXISTS', KEYS[6], user) == 1 then pre = 1 end
+if ARGV[3] == '1' and (t or pre == 1) then redis.call('HSET', KEYS[4], user, ARGV[2]) end
+local lease = redis.call('ZSCORE', KEYS[3], user)
+local m = redis.call('HMGET', KEYS[5], 'rate', 'sealed')
+local sealed = 0
+if m[2] == '1' then sealed = 1 end
+return {
+  tonumber(t or '-1'),
+  tonumber(redis.call('GET', KEYS[2]) or '0'),
+  tonumber(lease or '-1'),
+  pre,
+  m[1] or '',
+  sealed,
+  redis.call('GET', KEYS[7]) or '',
+  tonumber(redis.call('GET', KEYS[8]) or '0'),
+}
+"""
+)
+
+# KEYS: members tickets seen active pre_members meta
+# ARGV: user -> 1 when the user had a place (waiting, admitted or provisional)
+_LEAVE = _Script(
+    """
+local user = ARGV[1]
+local found = 0
+local t = redis.call('HGET', KEYS[1], user)
+if t then
+  redis.call('HDEL', KEYS[1], user)
+  if redis.call('HGET', KEYS[2], t) == user then redis.call('HDEL', KEYS[2], t) end
+  found = 1
+end
+if redis.call('HDEL', KEYS[5], user) == 1 then found = 1 end
+redis.call('HDEL', KEYS[3], user)
+if redis.call('ZREM', KEYS[4], user) == 1 then
+  redis.call('HINCRBY', KEYS[6], 'left_active', 1)
+  found = 1
+end
+return found
+"""
+)
+
+# KEYS: active members seen meta ; ARGV: user -> 1 when a lease was released
+_RELEASE = _Script(
+    """
+local user = ARGV[1]
+if redis.call('ZREM', KEYS[1], user) == 1 then
+  redis.call('HDEL', KEYS[2], user)
+  redis.call('HDEL', KEYS[3], user)
+  redis.call('HINCRBY', KEYS[4], 'converted', 1)
+  return 1
+end
+return 0
+"""
+)
+
+# The admission step: expire leases, then advance `serving` over at most k live tickets where
+# k = min(floor(credit), cap - active). One script, so any number of workers may tick at once.
+# KEYS: next serving members tickets seen active meta
+# ARGV: now_ms admit_per_second cap(-1 none) stale_ms lease_ms max_scan tau_s paused(0/1)
+#       max_credit_s default_dt_s
+# -> {admitted, stale, expired, rate|'', serving, next, active, sealed 0/1, user...}
+_TICK = _Script(
+    """
+local now = tonumber(ARGV[1])
+local m = redis.call('HMGET', KEYS[7], 'last_tick', 'credit', 'rate', 'sealed')
+if m[4] ~= '1' then return {0, 0, 0, m[3] or '', 0, 0, 0, 0} end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
+for _, u in ipairs(expired) do
+  redis.call('HDEL', KEYS[3], u)
+  redis.call('HDEL', KEYS[5], u)
+end
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+  redis.call('HINCRBY', KEYS[7], 'no_show', #expired)
+end
+local rate_cfg = tonumber(ARGV[2])
+local last = tonumber(m[1])
+local dt = tonumber(ARGV[10])
+if last then dt = (now - last) / 1000 end
+if dt < 0 then dt = 0 end
+local last_new = now
+if last and last > now then last_new = last end
+local paused = ARGV[8] == '1'
+local credit = tonumber(m[2] or '0') + rate_cfg * dt
+local max_credit = math.max(1, rate_cfg * tonumber(ARGV[9]))
+if paused then credit = 0 end
+if credit > max_credit then credit = max_credit end
+local active = redis.call('ZCARD', KEYS[6])
+local k = math.floor(credit)
+local cap = tonumber(ARGV[3])
+if cap >= 0 and cap - active < k then k = cap - active end
+if k < 0 then k = 0 end
+local serving = tonumber(redis.call('GET', KEYS[2]) or '0')
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = serving
+local had_waiters = nxt > serving
+local lease = now + tonumber(ARGV[5])
+local stale_before = now - tonumber(ARGV[4])
+local max_scan = tonumber(ARGV[6])
+local admitted, stale, scanned = 0, 0, 0
+local users = {}
+while admitted < k and serving < nxt and scanned < max_scan do
+  serving = serving + 1
+  scanned = scanned + 1
+  local u = redis.call('HGET', KEYS[4], serving)
+  if u then
+    redis.call('HDEL', KEYS[4], serving)
+    if redis.call('HGET', KEYS[3], u) == tostring(serving) then
+      local seen = tonumber(redis.call('HGET', KEYS[5], u) or '0')
+      if seen < stale_before then
+        redis.call('HDEL', KEYS[3], u)
+        redis.call('HDEL', KEYS[5], u)
+        stale = stale + 1
+      else
+        redis.call('ZADD', KEYS[6], lease, u)
+        admitted = admitted + 1
+        users[#users + 1] = u
+      end
+    end
+  end
+end
+if serving > start then redis.call('SET', KEYS[2], serving) end
+credit = credit - admitted
+local rate = m[3]
+if had_waiters and not paused and dt > 0 then
+  local sample = (serving - start) / dt
+  if rate then
+    local r = tonumber(rate)
+    rate = r + (1 - math.exp(-dt / tonumber(ARGV[7]))) * (sample - r)
+  else
+    rate = sample
+  end
+  rate = string.format('%.6f', rate)
+end
+redis.call('HSET', KEYS[7], 'last_tick', last_new, 'credit', string.format('%.6f', credit))
+if rate then redis.call('HSET', KEYS[7], 'rate', rate) end
+if admitted > 0 then redis.call('HINCRBY', KEYS[7], 'admitted_total', admitted) end
+if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale_skipped', stale) end
+local out = {admitted, stale, #expired, rate or '', serving, nxt, active + admitted, 1}
+for _, u in ipairs(users) do out[#out + 1] = u end
+return out
+"""
+)
+
+# KEYS: meta pre next ; freezes the pre-queue (once) -> {length of the join list, seed|'', sealed 0/1}
+_CLOSE = _Script(
+    """
+if redis.call('HGET', KEYS[1], 'closed') ~= '1' then
+  redis.call('HSET', KEYS[1], 'closed', '1')
+  local n = redis.call('LLEN', KEYS[2])
+  if n > 0 then redis.call('SET', KEYS[3], n) end
+end
+local m = redis.call('HMGET', KEYS[1], 'seed', 'sealed')
+local sealed = 0
+if m[2] == '1' then sealed = 1 end
+return {redis.call('LLEN', KEYS[2]), m[1] or '', sealed}
+"""
+)
+
+# KEYS: meta pre pre_members members tickets
+# ARGV: expected join-list length, then the users in permuted order (ticket i = ARGV[i + 1])
+# -> 1 sealed now, 0 already sealed, -1 join list changed (retry)
+_SEAL = _Script(
+    """
+if redis.call('HGET', KEYS[1], 'sealed') == '1' then return 0 end
+if redis.call('HGET', KEYS[1], 'closed') ~= '1' then return -1 end
+if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[1]) then return -1 end
+local placed = 0
+for i = 2, #ARGV do
+  local u = ARGV[i]
+  local t = i - 1
+  if redis.call('HEXISTS', KEYS[3], u) == 1 then
+    redis.call('HSET', KEYS[4], u, t)
+    redis.call('HSET', KEYS[5], t, u)
+    placed = placed + 1
+  end
+end
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[1], 'sealed', '1', 'pre_placed', placed)
+return 1
+"""
+)
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    text = _s(value) if value is not None else ""
+    return float(text) if text else None
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    ticket: int  # 0 for a provisional pre-queue slot
+    created: bool
+    pre_queue: bool
+
+
+@dataclass(frozen=True)
+class StatusRaw:
+    ticket: int | None
+    serving: int
+    lease_ms: int | None
+    pre_queue: bool
+    rate: float | None
+    sealed: bool
+    show_json: str | None
+    next: int
+
+
+@dataclass(frozen=True)
+class TickResult:
+    sealed: bool
+    admitted: int
+    stale: int
+    expired: int
+    rate: float | None
+    serving: int
+    next: int
+    active: int
+    admitted_users: list[int]
+
+
+async def join(
+    redis: Redis, show_id: int, user_id: int, now_ms: int, *, pre_queue: bool, seed: str
+) -> JoinResult:
+    k = keys(show_id)
+    res = await _JOIN(
+        redis,
+        [k.members, k.tickets, k.seen, k.next, k.meta, k.pre, k.pre_members, k.active, k.serving],
+        [user_id, now_ms, "PRE" if pre_queue else "OPEN", seed],
+    )
+    return JoinResult(ticket=int(res[0]), created=bool(res[1]), pre_queue=bool(res[2]))
+
+
+async def status(redis: Redis, show_id: int, user_id: int, now_ms: int, *, touch: bool = True) -> StatusRaw:
+    k = keys(show_id)
+    res = await _STATUS(
+        redis,
+        [k.members, k.serving, k.active, k.seen, k.meta, k.pre_members, k.show, k.next],
+        [user_id, now_ms, "1" if touch else "0"],
+    )
+    ticket, serving, lease, pre, rate, sealed, show_json, nxt = res
+    return StatusRaw(
+        ticket=None if int(ticket) < 0 else int(ticket),
+        serving=int(serving),
+        lease_ms=None if int(lease) < 0 else int(lease),
+        pre_queue=bool(pre),
+        rate=_float_or_none(rate),
+        sealed=bool(sealed),
+        show_json=_s(show_json) or None,
+        next=int(nxt),
+    )
+
+
+async def leave(redis: Redis, show_id: int, user_id: int) -> bool:
+    k = keys(show_id)
+    res = await _LEAVE(redis, [k.members, k.tickets, k.seen, k.active, k.pre_members, k.meta], [user_id])
+    return bool(res)
+
+
+async def release(redis: Redis, show_id: int, user_id: int) -> bool:
+    k = keys(show_id)
+    res = await _RELEASE(redis, [k.active, k.members, k.seen, k.meta], [user_id])
+    return bool(res)
+
+
+async def tick(
+    redis: Redis,
+    show_id: int,
+    *,
+    now_ms: int,
+    admit_per_second: float,
+    cap: int | None,
+    stale_ms: int,
+    lease_ms: int,
+    max_scan: int,
+    tau_seconds: float,
+    paused: bool,
+    max_credit_seconds: float,
+    default_dt_seconds: float,
+) -> TickResult:
+    k = keys(show_id)
+    res = await _TICK(
+        redis,
+        [k.next, k.serving, k.members, k.tickets, k.seen, k.active, k.meta],
+        [
+            now_ms,
+            repr(float(admit_per_second)),
+            -1 if cap is None else cap,
+            stale_ms,
+            lease_ms,
+            max_scan,
+            repr(float(tau_seconds)),
+            "1" if paused else "0",
+            repr(float(max_credit_seconds)),
+            repr(float(default_dt_seconds)),
+        ],
+    )
+    return TickResult(
+        admitted=int(res[0]),
+        stale=int(res[1]),
+        expired=int(res[2]),
+        rate=_float_or_none(res[3]),
+        serving=int(res[4]),
+        next=int(res[5]),
+        active=int(res[6]),
+        sealed=bool(res[7]),
+        admitted_users=[int(_s(u)) for u in res[8:]],
+    )
+
+
+async def close_pre_queue(redis: Redis, show_id: int) -> tuple[int, str | None, bool]:
+    """Freeze the join list (idempotent) -> (its length, seed or None, already sealed)."""
+    k = keys(show_id)
+    n, seed, sealed = await _CLOSE(redis, [k.meta, k.pre, k.next], [])
+    return int(n), (_s(seed) or None), bool(sealed)
+
+
+async def seal_pre_queue(redis: Redis, show_id: int, expected_len: int, order: list[int]) -> int:
+    k = keys(show_id)
+    res = await _SEAL(redis, [k.meta, k.pre, k.pre_members, k.members, k.tickets], [expected_len, *order])
+    return int(res)
+
+
+async def join_list(redis: Redis, show_id: int) -> list[int]:
+    """The pre-queue join list (audit only: O(n), never on a poll path)."""
+    return [int(_s(u)) for u in await redis.lrange(keys(show_id).pre, 0, -1)]  # type: ignore[misc]
+
+
+async def fairness_state(redis: Redis, show_id: int) -> dict[str, str]:
+    raw = await redis.hmget(keys(show_id).meta, ["seed", "closed", "sealed"])  # type: ignore[misc]
+    return {name: _s(v) for name, v in zip(("seed", "closed", "sealed"), raw, strict=True) if v is not None}
+
+
+async def get_show_cache(redis: Redis, show_id: int) -> str | None:
+    raw = await redis.get(keys(show_id).show)
+    return None if raw is None else _s(raw)
+
+
+async def set_show_cache(
+    redis: Redis, show_id: int, payload: str, ttl_seconds: int = SHOW_CACHE_TTL_SECONDS
+) -> None:
+    await redis.set(keys(show_id).show, payload, ex=ttl_seconds)
+
+
+async def drop_show_cache(redis: Redis, show_id: int) -> None:
+    await redis.delete(keys(show_id).show)
+
+
+async def track_show(redis: Redis, show_id: int) -> None:
+    await redis.sadd(SHOWS_KEY, show_id)  # type: ignore[misc]
+
+
+async def untrack_show(redis: Redis, show_id: int) -> None:
+    await redis.srem(SHOWS_KEY, show_id)  # type: ignore[misc]
+
+
+async def tracked_shows(redis: Redis) -> list[int]:
+    return sorted(int(_s(s)) for s in await redis.smembers(SHOWS_KEY))  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    waiting: int
+    active: int
+    admitted_total: int
+    rate: float | None
+    no_shows: int
+    converted: int
+    left_active: int
+    stale_skipped: int
+    serving: int
+    next: int
+
+
+async def stats(redis: Redis, show_id: int, now_ms: int) -> QueueStats:
+    k = keys(show_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hlen(k.members)
+        pipe.hlen(k.pre_members)
+        pipe.zcount(k.active, f"({now_ms}", "+inf")
+        pipe.zcard(k.active)
+        pipe.hmget(k.meta, ["admitted_total", "rate", "no_show", "converted", "left_active", "stale_skipped"])
+        pipe.get(k.serving)
+        pipe.get(k.next)
+        members, pre_members, live_active, all_active, meta, serving, nxt = await pipe.execute()
+
+    def num(v: Any) -> int:
+        return int(_s(v)) if v else 0
+
+    return QueueStats(
+        # members holds waiters and admitted users with a lease; the provisional pre-queue waits too
+        waiting=max(0, int(members) - int(all_active)) + int(pre_members),
+        active=int(live_active),
+        admitted_total=num(meta[0]),
+        rate=_float_or_none(meta[1]),
+        no_shows=num(meta[2]),
+        converted=num(meta[3]),
+        left_active=num(meta[4]),
+        stale_skipped=num(meta[5]),
+        serving=num(serving),
+        next=num(nxt),
+    )
+
+
+async def active_users(redis: Redis, show_id: int) -> list[int]:
+    """Admitted users by lease expiry (admin / tests; the active set is bounded by the caps)."""
+    return [int(_s(u)) for u in await redis.zrange(keys(show_id).active, 0, -1)]

@@ -1,5 +1,153 @@
-"""HTTP endpoints of this domain (filled in by its issue)."""
+"""Accounts and auth API: parse, authorize, call one service function."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from boxoffice.auth import service
+from boxoffice.auth.dependencies import AdminUser, CurrentUser
+from boxoffice.auth.schemas import (
+    BalanceResponse,
+    LoginRequest,
+    Profile,
+    ProfileUpdate,
+    RefreshRequest,
+    SignupRequest,
+    SignupResponse,
+    TokenPair,
+    TopUpRequest,
+    VerifyResponse,
+)
+from boxoffice.deps import RuntimeDep, SessionDep
+from boxoffice.email import send_email
 
 router = APIRouter()
+
+_AUTH_401: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, invalid, expired or revoked token"}
+}
+
+
+@router.post(
+    "/api/auth/signup",
+    status_code=201,
+    response_model=SignupResponse,
+    tags=["auth"],
+    summary="Create an account",
+    responses={409: {"description": "EMAIL_TAKEN"}},
+)
+async def signup(
+    body: SignupRequest, session: SessionDep, runtime: RuntimeDep, background: BackgroundTasks
+) -> SignupResponse:
+    created, mail = await service.signup(session, runtime, body)
+    if mail is not None:
+        # Background tasks run after the response, i.e. after the unit of work has committed.
+        background.add_task(send_email, runtime.settings, mail)
+    return created
+
+
+@router.get(
+    "/api/auth/verify",
+    response_model=VerifyResponse,
+    tags=["auth"],
+    summary="Confirm an email address (the link sent at signup)",
+)
+async def verify(
+    token: Annotated[str, Query(min_length=1, max_length=2048)], session: SessionDep, runtime: RuntimeDep
+) -> VerifyResponse:
+    return await service.verify_email(session, runtime, token)
+
+
+@router.post(
+    "/api/auth/login",
+    response_model=TokenPair,
+    tags=["auth"],
+    summary="Exchange email and password for an access and a refresh token",
+    responses={401: {"description": "INVALID_CREDENTIALS"}, 429: {"description": "TOO_MANY_ATTEMPTS"}},
+)
+async def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
+    return await service.login(session, runtime, body)
+
+
+@router.post(
+    "/api/auth/refresh",
+    response_model=TokenPair,
+    tags=["auth"],
+    summary="Rotate a refresh token into a new pair",
+    responses={401: {"description": "INVALID_REFRESH_TOKEN or REFRESH_REUSED"}},
+)
+async def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
+    return await service.refresh(session, runtime, body.refresh_token)
+
+
+@router.post(
+    "/api/auth/logout", status_code=204, tags=["auth"], summary="End this login", responses=_AUTH_401
+)
+async def logout(claims: CurrentUser, runtime: RuntimeDep) -> Response:
+    await service.logout(runtime, claims)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/api/users/me", response_model=Profile, tags=["users"], summary="My profile", responses=_AUTH_401
+)
+async def me(claims: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    return await service.get_profile(session, claims.user_id)
+
+
+@router.patch(
+    "/api/users/me", response_model=Profile, tags=["users"], summary="Update my profile", responses=_AUTH_401
+)
+async def update_me(
+    body: ProfileUpdate, claims: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await service.update_profile(session, runtime, claims.user_id, body)
+
+
+@router.delete(
+    "/api/users/me", status_code=204, tags=["users"], summary="Delete my account", responses=_AUTH_401
+)
+async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDep) -> Response:
+    await service.delete_account(session, runtime, claims)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/users/me/balance",
+    response_model=BalanceResponse,
+    tags=["users"],
+    summary="Charge my balance (Idempotency-Key required)",
+    responses={
+        **_AUTH_401,
+        400: {"description": "IDEMPOTENCY_KEY_REQUIRED"},
+        409: {"description": "IDEMPOTENCY_IN_PROGRESS"},
+        422: {"description": "Validation error or IDEMPOTENCY_KEY_REUSED"},
+    },
+)
+async def top_up(
+    body: TopUpRequest,
+    claims: CurrentUser,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+) -> JSONResponse:
+    result = await service.top_up(
+        runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
+    )
+    headers = {"Idempotency-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.body, status_code=result.status, headers=headers)
+
+
+@router.get(
+    "/api/admin/users/{user_id}",
+    response_model=Profile,
+    tags=["admin"],
+    summary="A user's profile (administrators)",
+    responses={**_AUTH_401, 403: {"description": "FORBIDDEN"}, 404: {"description": "USER_NOT_FOUND"}},
+)
+async def admin_get_user(
+    user_id: Annotated[int, Path(ge=1, le=2**63 - 1)], admin: AdminUser, session: SessionDep
+) -> dict[str, Any]:
+    return await service.admin_get_user(session, user_id)

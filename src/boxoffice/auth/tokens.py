@@ -69,7 +69,14 @@ def verify_access_token(settings: Settings, token: str, *, now: datetime) -> Acc
             algorithms=[settings.jwt_algorithm],
             audience=ACCESS_AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["sub", "role", "jti", "iat", "exp"], "verify_exp": False},
+            # exp is checked against the injected clock below; PyJWT's own time checks use the
+            # wall clock (tests and the clock move time forward), so they are off.
+            options={
+                "require": ["sub", "role", "jti", "iat", "exp"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
         exp = int(payload["exp"])
         if exp <= int(now.timestamp()):
@@ -119,7 +126,12 @@ def verify_email_verification_token(settings: Settings, token: str, *, now: date
             algorithms=[settings.jwt_algorithm],
             audience=VERIFY_EMAIL_AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["sub", "email", "purpose", "iat", "exp"], "verify_exp": False},
+            options={
+                "require": ["sub", "email", "purpose", "iat", "exp"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
         if payload["purpose"] != VERIFY_EMAIL_PURPOSE:
             raise InvalidToken("wrong purpose")

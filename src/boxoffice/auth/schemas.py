@@ -1,0 +1,109 @@
+"""Request and response models of the accounts API (strict: unknown fields and wrong types -> 422)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is what the
+# verification link proves; email-validator refuses special-use domains (.local, .test) we use.
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+Password = Annotated[str, Field(min_length=8, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SignupRequest(_Strict):
+    email: Annotated[str, Field(min_length=3, max_length=320)]
+    password: Password
+    name: Name
+    phone: Phone | None = None
+    address: Address | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = normalize_email(value)
+        if not _EMAIL_RE.match(value):
+            raise ValueError("not a valid email address")
+        return value
+
+
+class LoginRequest(_Strict):
+    # No format rules at login: anything that is not a known email simply fails to log in.
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class RefreshRequest(_Strict):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class ProfileUpdate(_Strict):
+    """Fields left out stay as they are; phone and address accept null to clear them."""
+
+    name: Name | None = None
+    phone: Phone | None = None
+    address: Address | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("name cannot be null")
+        return value
+
+
+class TopUpRequest(_Strict):
+    amount: Annotated[int, Field(ge=1, le=10_000_000, description="Minor currency units")]
+
+
+class SignupResponse(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Literal["USER", "ADMIN"]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int
+
+
+class Profile(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Literal["USER", "ADMIN"]
+    balance: int
+    phone: str | None
+    address: str | None
+    email_verified: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class BalanceResponse(BaseModel):
+    user_id: int
+    balance: int
+    amount: int
+
+
+class VerifyResponse(BaseModel):
+    email: str
+    email_verified: bool

@@ -1,0 +1,362 @@
+"""Accounts and authentication: signup, login, refresh rotation, logout, profile, top-up, verification.
+
+Services never commit: the request's unit of work (or run_idempotent's transaction) does.
+Redis holds the short-lived auth state (store.py); PostgreSQL holds the accounts.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.auth import passwords, repository, store
+from boxoffice.auth.schemas import (
+    LoginRequest,
+    ProfileUpdate,
+    SignupRequest,
+    SignupResponse,
+    TokenPair,
+    VerifyResponse,
+    normalize_email,
+)
+from boxoffice.auth.tokens import (
+    AccessClaims,
+    InvalidToken,
+    issue_access_token,
+    issue_email_verification_token,
+    verify_email_verification_token,
+)
+from boxoffice.config import Settings
+from boxoffice.email import smtp_enabled, verification_message
+from boxoffice.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
+from boxoffice.idempotency import IdempotentResult, run_idempotent
+from boxoffice.payments import ledger
+from boxoffice.runtime import Runtime
+
+log = structlog.get_logger("boxoffice.auth")
+
+LOGIN_MAX_ATTEMPTS = 5
+LOGIN_WINDOW_SECONDS = 15 * 60
+TOPUP_SCOPE = "POST /api/users/me/balance"
+ROLES = ("USER", "ADMIN")
+
+# Refresh token = "<family>.<secret>": the family id (public, names the login) and 256 random bits.
+_FAMILY_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+
+
+@asynccontextmanager
+async def _auth_store() -> AsyncIterator[None]:
+    """Redis trouble on an auth path is a clean 503, never a 500."""
+    try:
+        yield
+    except RedisError as exc:
+        log.warning("auth_store_unavailable", error=type(exc).__name__)
+        raise ServiceUnavailable(
+            "Authentication is temporarily unavailable", code="AUTH_UNAVAILABLE"
+        ) from None
+
+
+# --- signup / verification ---------------------------------------------------------------------
+
+
+async def signup(
+    session: AsyncSession, runtime: Runtime, data: SignupRequest
+) -> tuple[SignupResponse, EmailMessage | None]:
+    """Create the account; returns it and the verification mail to send after commit (or None)."""
+    now = runtime.clock.now()
+    password_hash = await passwords.hash_password_async(data.password)
+    user_id = await repository.insert_user(
+        session,
+        email=data.email,
+        password_hash=password_hash,
+        name=data.name,
+        role="USER",
+        phone=data.phone,
+        address=data.address,
+        email_verified=False,
+        now=now,
+    )
+    if user_id is None:
+        raise Conflict("An account with this email already exists", code="EMAIL_TAKEN")
+    log.info("account_created", user_id=user_id)
+    mail = None
+    settings = runtime.settings
+    if smtp_enabled(settings):
+        token = issue_email_verification_token(settings, user_id=user_id, email=data.email, now=now)
+        link = f"{settings.public_base_url.rstrip('/')}/api/auth/verify?token={token}"
+        mail = verification_message(settings, to=data.email, name=data.name, link=link)
+    return SignupResponse(id=user_id, email=data.email, name=data.name, role="USER"), mail
+
+
+async def verify_email(session: AsyncSession, runtime: Runtime, token: str) -> VerifyResponse:
+    try:
+        user_id, email = verify_email_verification_token(runtime.settings, token, now=runtime.clock.now())
+    except InvalidToken:
+        raise BadRequest(
+            "The verification link is invalid or expired", code="INVALID_VERIFICATION_TOKEN"
+        ) from None
+    if not await repository.mark_email_verified(session, user_id, email, runtime.clock.now()):
+        raise BadRequest("The verification link is no longer valid", code="INVALID_VERIFICATION_TOKEN")
+    log.info("email_verified", user_id=user_id)
+    return VerifyResponse(email=email, email_verified=True)
+
+
+# --- login / refresh / logout ------------------------------------------------------------------
+
+
+def _new_refresh_token(family: str | None = None) -> tuple[str, str, str]:
+    """(token, family, sha256 of the token)."""
+    family = family or secrets.token_urlsafe(16)
+    token = f"{family}.{secrets.token_urlsafe(32)}"
+    return token, family, store.token_hash(token)
+
+
+def _pair(runtime: Runtime, *, user_id: int, role: str, refresh_token: str, family: str) -> TokenPair:
+    access, _ = issue_access_token(
+        runtime.settings, user_id=user_id, role=role, now=runtime.clock.now(), session_id=family
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh_token,
+        token_type="bearer",  # noqa: S106 - the OAuth token type
+        expires_in=runtime.settings.access_token_ttl_seconds,
+    )
+
+
+def _invalid_credentials() -> Unauthorized:
+    return Unauthorized("Wrong email or password", code="INVALID_CREDENTIALS")
+
+
+async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest) -> TokenPair:
+    """Same answer and similar time for an unknown email and a wrong password."""
+    email = normalize_email(data.email)
+    async with _auth_store():
+        gate = await store.register_login_attempt(
+            runtime.redis, email, limit=LOGIN_MAX_ATTEMPTS, window_seconds=LOGIN_WINDOW_SECONDS
+        )
+    if not gate.allowed:
+        runtime.metrics.logins.labels("throttled").inc()
+        raise TooManyRequests(
+            "Too many login attempts for this account; try again later",
+            code="TOO_MANY_ATTEMPTS",
+            headers={"Retry-After": str(gate.retry_after_seconds)},
+            retry_after_seconds=gate.retry_after_seconds,
+        )
+    creds = await repository.credentials_by_email(session, email)
+    ok = await passwords.verify_password_async(creds.password_hash if creds else None, data.password)
+    if creds is None or not ok:
+        runtime.metrics.logins.labels("failure").inc()
+        log.info("login_failed", user_id=creds.id if creds else None)
+        raise _invalid_credentials()
+    if passwords.needs_rehash(creds.password_hash):
+        new_hash = await passwords.hash_password_async(data.password)
+        await repository.update_password_hash(session, creds.id, new_hash, runtime.clock.now())
+    token, family, digest = _new_refresh_token()
+    ttl = runtime.settings.refresh_token_ttl_seconds
+    async with _auth_store():
+        await store.clear_login_attempts(runtime.redis, email)
+        await store.create_refresh_family(
+            runtime.redis,
+            family,
+            user_id=creds.id,
+            token_sha256=digest,
+            now_ts=int(runtime.clock.now().timestamp()),
+            ttl_seconds=ttl,
+        )
+    runtime.metrics.logins.labels("success").inc()
+    log.info("login_succeeded", user_id=creds.id)
+    return _pair(runtime, user_id=creds.id, role=creds.role, refresh_token=token, family=family)
+
+
+async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -> TokenPair:
+    """Rotate: a new pair; the presented token stops working; replaying a rotated one revokes the login."""
+    invalid = Unauthorized("Invalid or expired refresh token", code="INVALID_REFRESH_TOKEN")
+    family, sep, _ = refresh_token.partition(".")
+    if not sep or not _FAMILY_RE.match(family):
+        raise invalid
+    new_token, _, new_digest = _new_refresh_token(family)
+    async with _auth_store():
+        result = await store.rotate_refresh_token(
+            runtime.redis,
+            family,
+            presented_sha256=store.token_hash(refresh_token),
+            new_sha256=new_digest,
+            now_ts=int(runtime.clock.now().timestamp()),
+            ttl_seconds=runtime.settings.refresh_token_ttl_seconds,
+        )
+    if result.outcome == "REUSED":
+        log.warning("refresh_token_reused", user_id=result.user_id)
+        raise Unauthorized(
+            "This refresh token was already used; the login has been revoked, sign in again",
+            code="REFRESH_REUSED",
+        )
+    if result.outcome != "OK" or result.user_id is None:
+        raise invalid
+    role = await repository.live_role(session, result.user_id)
+    if role is None:  # the account was deleted since this login
+        async with _auth_store():
+            await store.delete_refresh_family(runtime.redis, family)
+        raise invalid
+    return _pair(runtime, user_id=result.user_id, role=role, refresh_token=new_token, family=family)
+
+
+async def logout(runtime: Runtime, claims: AccessClaims) -> None:
+    """Delete the login's refresh tokens and refuse this access token until its expiry."""
+    ttl = claims.expires_at - int(runtime.clock.now().timestamp())
+    async with _auth_store():
+        await store.deny_access_token(runtime.redis, claims.jti, ttl)
+        if claims.session_id is not None:
+            await store.delete_refresh_family(runtime.redis, claims.session_id)
+    log.info("logout", user_id=claims.user_id)
+
+
+# --- profile -----------------------------------------------------------------------------------
+
+
+async def get_profile(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    found = await repository.profile(session, user_id)
+    if found is None:
+        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+    return found
+
+
+async def update_profile(
+    session: AsyncSession, runtime: Runtime, user_id: int, data: ProfileUpdate
+) -> dict[str, Any]:
+    values = data.model_dump(include=data.model_fields_set)
+    if not values:
+        return await get_profile(session, user_id)
+    updated = await repository.update_profile(session, user_id, values, runtime.clock.now())
+    if updated is None:
+        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+    return updated
+
+
+async def delete_account(session: AsyncSession, runtime: Runtime, claims: AccessClaims) -> None:
+    """Soft delete. Every access token of the user is refused from now on (a Redis marker that
+    outlives them), later logins find no live account, refreshes find no live account."""
+    if not await repository.soft_delete(session, claims.user_id, runtime.clock.now()):
+        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+    # Before the commit: if Redis cannot record it, nothing is deleted (503) rather than
+    # leaving tokens of a deleted account working.
+    async with _auth_store():
+        await store.revoke_user(runtime.redis, claims.user_id, runtime.settings.access_token_ttl_seconds + 60)
+        if claims.session_id is not None:
+            await store.delete_refresh_family(runtime.redis, claims.session_id)
+    log.info("account_deleted", user_id=claims.user_id)
+
+
+async def admin_get_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    found = await repository.profile(session, user_id, include_deleted=True)
+    if found is None:
+        raise NotFound("No such user", code="USER_NOT_FOUND")
+    return found
+
+
+# --- balance -----------------------------------------------------------------------------------
+
+
+async def top_up(
+    runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
+) -> IdempotentResult:
+    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction."""
+
+    async def work(session: AsyncSession) -> tuple[int, dict[str, int]]:
+        balance = await ledger.credit(session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
+        return 200, {"user_id": user_id, "balance": balance, "amount": amount}
+
+    return await run_idempotent(
+        runtime,
+        user_id=user_id,
+        scope=TOPUP_SCOPE,
+        key=idempotency_key,
+        fingerprint={"amount": amount},
+        work=work,
+        required=True,
+    )
+
+
+# --- accounts created by the operator (demo seeding, admin bootstrap) --------------------------
+
+
+async def ensure_account(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    name: str,
+    role: str = "USER",
+    initial_balance: int = 0,
+) -> int:
+    """Create the account unless a live user has this email; returns the user id either way.
+
+    Same path as signup (argon2 hash) plus an initial balance through the ledger (TOPUP). Accounts
+    created by the operator count as verified. `settings` is accepted for the demo's call shape.
+    """
+    del settings
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if initial_balance < 0:
+        raise ValueError("initial_balance must be >= 0")
+    email = normalize_email(email)
+    existing = await repository.live_user_id_by_email(session, email)
+    if existing is not None:
+        return existing
+    user_id = await repository.insert_user(
+        session,
+        email=email,
+        password_hash=await passwords.hash_password_async(password),
+        name=name,
+        role=role,
+        phone=None,
+        address=None,
+        email_verified=True,
+        # A record timestamp only (no rule depends on it); this path has no runtime clock.
+        now=datetime.now(UTC),
+    )
+    if user_id is None:  # created concurrently by another seeder
+        raced = await repository.live_user_id_by_email(session, email)
+        if raced is None:
+            raise RuntimeError("account vanished while being created")
+        return raced
+    if initial_balance > 0:
+        await ledger.credit(session, user_id, initial_balance, "TOPUP", "initial-balance")
+    return user_id
+
+
+async def ensure_demo_accounts(session: AsyncSession, settings: Settings) -> dict[str, int]:
+    """The demo admin and fan, from settings (BOXOFFICE_ADMIN_* / BOXOFFICE_DEMO_FAN_*)."""
+    admin = await ensure_account(
+        session,
+        settings,
+        email=settings.admin_email,
+        password=settings.admin_password.get_secret_value(),
+        name="Boxoffice Admin",
+        role="ADMIN",
+    )
+    fan = await ensure_account(
+        session,
+        settings,
+        email=settings.demo_fan_email,
+        password=settings.demo_fan_password.get_secret_value(),
+        name="Demo Fan",
+        initial_balance=settings.demo_fan_balance,
+    )
+    return {"admin": admin, "fan": fan}

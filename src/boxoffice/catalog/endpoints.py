@@ -1,5 +1,194 @@
-"""HTTP endpoints of this domain (filled in by its issue)."""
+"""Catalog API: admin (venues, concerts, shows), public listings, the queue-gated seat map.
 
-from fastapi import APIRouter
+Thin: parse, authorize, call one service function. The request's unit of work (SessionDep) commits
+when the endpoint returns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import AwareDatetime
+
+from boxoffice.auth.dependencies import AdminUser
+from boxoffice.catalog import service
+from boxoffice.catalog.schemas import (
+    ConcertDetail,
+    ConcertIn,
+    ConcertOut,
+    ConcertPage,
+    ConcertPatch,
+    SeatMapOut,
+    SeatStatus,
+    ShowIn,
+    ShowList,
+    ShowOut,
+    ShowPatch,
+    VenueIn,
+    VenueOut,
+)
+from boxoffice.deps import RuntimeDep, SessionDep
+from boxoffice.waiting_room.tokens import QueueGate
 
 router = APIRouter()
+
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+_ADMIN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "AUTH_REQUIRED / INVALID_TOKEN"},
+    403: {"description": "FORBIDDEN: administrator role required"},
+}
+
+
+# ---- admin -------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/admin/venues",
+    status_code=201,
+    response_model=VenueOut,
+    tags=["admin"],
+    summary="Create a venue with its seat layout",
+    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / INVALID_LAYOUT"}},
+)
+async def create_venue(body: VenueIn, _: AdminUser, session: SessionDep) -> dict[str, Any]:
+    return await service.create_venue(session, body)
+
+
+@router.get("/api/admin/venues/{venue_id}", response_model=VenueOut, tags=["admin"], responses=_ADMIN)
+async def get_venue(venue_id: Id, _: AdminUser, session: SessionDep) -> dict[str, Any]:
+    return await service.get_venue(session, venue_id)
+
+
+@router.post(
+    "/api/admin/concerts",
+    status_code=201,
+    response_model=ConcertOut,
+    tags=["admin"],
+    summary="Create a concert at a venue",
+    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / VENUE_NOT_FOUND"}},
+)
+async def create_concert(body: ConcertIn, _: AdminUser, session: SessionDep) -> dict[str, Any]:
+    return await service.create_concert(session, body)
+
+
+@router.patch("/api/admin/concerts/{concert_id}", response_model=ConcertOut, tags=["admin"], responses=_ADMIN)
+async def update_concert(
+    concert_id: Id, body: ConcertPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await service.update_concert(session, runtime.clock, concert_id, body)
+
+
+@router.delete(
+    "/api/admin/concerts/{concert_id}",
+    status_code=204,
+    tags=["admin"],
+    summary="Delete a concert and its shows (only while nothing is held or sold)",
+    responses={**_ADMIN, 409: {"description": "SHOW_HAS_BOOKINGS"}},
+)
+async def delete_concert(concert_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep) -> Response:
+    await service.delete_concert(session, runtime.redis, concert_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/admin/concerts/{concert_id}/shows",
+    status_code=201,
+    response_model=ShowOut,
+    tags=["admin"],
+    summary="Create a show: prices per section, sale window, queue settings; generates its seats",
+    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / INVALID_SHOW (names missing prices)"}},
+)
+async def create_show(
+    concert_id: Id, body: ShowIn, _: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await service.create_show(
+        session, runtime.clock, concert_id, body, default_hold_seconds=runtime.settings.default_hold_seconds
+    )
+
+
+@router.patch(
+    "/api/admin/shows/{show_id}",
+    response_model=ShowOut,
+    tags=["admin"],
+    summary="Change a show's sale window, hold time, seat limit or queue settings",
+    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / INVALID_SHOW"}},
+)
+async def update_show(
+    show_id: Id, body: ShowPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await service.update_show(session, runtime.clock, show_id, body)
+
+
+@router.delete(
+    "/api/admin/shows/{show_id}",
+    status_code=204,
+    tags=["admin"],
+    summary="Delete a show (only while nothing is held or sold)",
+    responses={**_ADMIN, 409: {"description": "SHOW_HAS_BOOKINGS"}},
+)
+async def delete_show(show_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep) -> Response:
+    await service.delete_show(session, runtime.redis, show_id)
+    return Response(status_code=204)
+
+
+# ---- public ------------------------------------------------------------------------------------
+
+
+@router.get("/api/concerts", response_model=ConcertPage, tags=["catalog"], summary="List concerts")
+async def list_concerts(
+    session: SessionDep,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="In name or artist")] = None,
+    artist: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    starts_from: Annotated[
+        AwareDatetime | None, Query(description="A show starts at or after (ISO 8601 with offset)")
+    ] = None,
+    starts_to: Annotated[AwareDatetime | None, Query(description="A show starts before")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    return await service.list_concerts(
+        session, q=q, artist=artist, starts_from=starts_from, starts_to=starts_to, limit=limit, offset=offset
+    )
+
+
+@router.get("/api/concerts/{concert_id}", response_model=ConcertDetail, tags=["catalog"])
+async def get_concert(concert_id: Id, session: SessionDep) -> dict[str, Any]:
+    return await service.get_concert(session, concert_id)
+
+
+@router.get(
+    "/api/concerts/{concert_id}/shows",
+    response_model=ShowList,
+    tags=["catalog"],
+    summary="Shows of a concert with sale window, on_sale, total and remaining seats",
+)
+async def list_shows(concert_id: Id, session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return await service.list_shows(session, runtime.clock, concert_id)
+
+
+@router.get("/api/shows/{show_id}", response_model=ShowOut, tags=["catalog"])
+async def get_show(show_id: Id, session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return await service.get_show_details(session, runtime.clock, show_id)
+
+
+@router.get(
+    "/api/shows/{show_id}/seats",
+    response_model=SeatMapOut,
+    tags=["seats"],
+    summary="The seat map of a show (queue token required)",
+    responses={
+        401: {"description": "AUTH_REQUIRED / QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID"},
+        403: {"description": "QUEUE_TOKEN_MISMATCH"},
+        404: {"description": "SHOW_NOT_FOUND"},
+    },
+)
+async def seat_map(
+    show_id: Id,
+    _: QueueGate,
+    runtime: RuntimeDep,
+    status: Annotated[SeatStatus | None, Query(description="Only seats with this status")] = None,
+) -> Response:
+    # Served as pre-rendered JSON from the Redis copy (no per-seat model validation on the hot path).
+    body = await service.seat_map(runtime, show_id, status)
+    return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})

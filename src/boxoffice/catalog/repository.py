@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import tables
+from boxoffice.catalog.layout import like_pattern
 
 _SHOW_COLUMNS = (
     tables.shows.c.id,
@@ -36,3 +50,320 @@ async def fetch_remaining(session: AsyncSession, show_id: int) -> int | None:
     stmt = select(tables.inventory.c.remaining).where(tables.inventory.c.show_id == show_id)
     value = (await session.execute(stmt)).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+# ---- venues ------------------------------------------------------------------------------------
+
+
+async def insert_venue(session: AsyncSession, name: str) -> dict[str, Any]:
+    stmt = insert(tables.venues).values(name=name).returning(tables.venues.c.id, tables.venues.c.created_at)
+    row = (await session.execute(stmt)).mappings().one()
+    return dict(row)
+
+
+async def insert_sections(session: AsyncSession, venue_id: int, sections: list[dict[str, Any]]) -> None:
+    rows = [{"venue_id": venue_id, "position": i, **s} for i, s in enumerate(sections)]
+    await session.execute(insert(tables.venue_sections), rows)
+
+
+async def fetch_venue(session: AsyncSession, venue_id: int) -> dict[str, Any] | None:
+    stmt = select(tables.venues).where(tables.venues.c.id == venue_id)
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def find_venue_by_name(session: AsyncSession, name: str) -> int | None:
+    stmt = (
+        select(tables.venues.c.id).where(tables.venues.c.name == name).order_by(tables.venues.c.id).limit(1)
+    )
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def fetch_sections(session: AsyncSession, venue_id: int) -> list[dict[str, Any]]:
+    vs = tables.venue_sections
+    stmt = (
+        select(vs.c.id, vs.c.name, vs.c.position, vs.c.rows, vs.c.seats_per_row)
+        .where(vs.c.venue_id == venue_id)
+        .order_by(vs.c.position)
+    )
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+# ---- concerts ----------------------------------------------------------------------------------
+
+_c, _s, _v = tables.concerts, tables.shows, tables.venues
+_FIRST_SHOW = select(func.min(_s.c.starts_at)).where(_s.c.concert_id == _c.c.id).scalar_subquery()
+_SHOW_COUNT = select(func.count()).select_from(_s).where(_s.c.concert_id == _c.c.id).scalar_subquery()
+_CONCERT_COLUMNS = (
+    _c.c.id,
+    _c.c.name,
+    _c.c.artist,
+    _c.c.venue_id,
+    _v.c.name.label("venue_name"),
+    _c.c.description,
+    _c.c.poster_url,
+    _FIRST_SHOW.label("first_show_at"),
+    _SHOW_COUNT.label("show_count"),
+    _c.c.created_at,
+    _c.c.updated_at,
+)
+
+
+async def insert_concert(session: AsyncSession, values: dict[str, Any]) -> int:
+    stmt = insert(_c).values(**values).returning(_c.c.id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def fetch_concert(
+    session: AsyncSession, concert_id: int, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    stmt = select(*_CONCERT_COLUMNS).join(_v, _v.c.id == _c.c.venue_id).where(_c.c.id == concert_id)
+    if for_update:
+        stmt = stmt.with_for_update(of=_c)
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def update_concert(
+    session: AsyncSession, concert_id: int, values: dict[str, Any], now: datetime
+) -> None:
+    await session.execute(update(_c).where(_c.c.id == concert_id).values(**values, updated_at=now))
+
+
+async def find_concert_by_name(session: AsyncSession, venue_id: int, name: str) -> int | None:
+    stmt = select(_c.c.id).where(_c.c.venue_id == venue_id, _c.c.name == name).order_by(_c.c.id).limit(1)
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def list_concerts(
+    session: AsyncSession,
+    *,
+    text: str | None,
+    artist: str | None,
+    starts_from: datetime | None,
+    starts_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Concerts matching the filters (text: name or artist; date range: any show starting in it)."""
+    conditions: list[ColumnElement[bool]] = []
+    if text:
+        pattern = like_pattern(text)
+        conditions.append(or_(_c.c.name.ilike(pattern, escape="\\"), _c.c.artist.ilike(pattern, escape="\\")))
+    if artist:
+        conditions.append(_c.c.artist.ilike(like_pattern(artist), escape="\\"))
+    if starts_from is not None or starts_to is not None:
+        in_range = select(_s.c.id).where(_s.c.concert_id == _c.c.id)
+        if starts_from is not None:
+            in_range = in_range.where(_s.c.starts_at >= starts_from)
+        if starts_to is not None:
+            in_range = in_range.where(_s.c.starts_at < starts_to)
+        conditions.append(exists(in_range))
+    where = and_(true(), *conditions)
+    total = (await session.execute(select(func.count()).select_from(_c).where(where))).scalar_one()
+    stmt = (
+        select(*_CONCERT_COLUMNS)
+        .join(_v, _v.c.id == _c.c.venue_id)
+        .where(where)
+        .order_by(_c.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [dict(r) for r in (await session.execute(stmt)).mappings()]
+    return rows, int(total)
+
+
+async def delete_concert(session: AsyncSession, concert_id: int) -> None:
+    await session.execute(delete(_c).where(_c.c.id == concert_id))
+
+
+# ---- shows -------------------------------------------------------------------------------------
+
+
+async def insert_show(session: AsyncSession, values: dict[str, Any]) -> int:
+    stmt = insert(_s).values(**values).returning(_s.c.id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def insert_prices(session: AsyncSession, show_id: int, prices: dict[int, int]) -> None:
+    rows = [{"show_id": show_id, "section_id": sid, "price": price} for sid, price in prices.items()]
+    await session.execute(insert(tables.show_prices), rows)
+
+
+_GENERATE_SEATS = text(
+    """
+    INSERT INTO seats (show_id, section_id, section, row, number, price)
+    SELECT :show_id, vs.id, vs.name, r.r, n.n, sp.price
+    FROM venue_sections vs
+    JOIN show_prices sp ON sp.section_id = vs.id AND sp.show_id = :show_id
+    CROSS JOIN LATERAL generate_series(1, vs.rows) AS r(r)
+    CROSS JOIN LATERAL generate_series(1, vs.seats_per_row) AS n(n)
+    WHERE vs.venue_id = :venue_id
+    ORDER BY vs.position, r.r, n.n
+    """
+)
+
+
+async def generate_seats(session: AsyncSession, show_id: int, venue_id: int) -> int:
+    """One INSERT ... SELECT over generate_series: every seat of the venue, ids in layout order."""
+    result = await session.execute(_GENERATE_SEATS, {"show_id": show_id, "venue_id": venue_id})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def insert_inventory(session: AsyncSession, show_id: int, total: int, now: datetime) -> None:
+    values = {"show_id": show_id, "total": total, "remaining": total, "version": 0, "updated_at": now}
+    await session.execute(insert(tables.inventory).values(**values))
+
+
+_SHOW_LIST_COLUMNS = (
+    *_SHOW_COLUMNS,
+    func.coalesce(tables.inventory.c.total, 0).label("total"),
+    func.coalesce(tables.inventory.c.remaining, 0).label("remaining"),
+)
+
+
+async def fetch_show_listing(
+    session: AsyncSession, *, show_id: int | None = None, concert_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Shows with inventory totals and prices (section name -> price), ordered by start."""
+    stmt = select(*_SHOW_LIST_COLUMNS).outerjoin(tables.inventory, tables.inventory.c.show_id == _s.c.id)
+    if show_id is not None:
+        stmt = stmt.where(_s.c.id == show_id)
+    if concert_id is not None:
+        stmt = stmt.where(_s.c.concert_id == concert_id)
+    rows = [dict(r) for r in (await session.execute(stmt.order_by(_s.c.starts_at, _s.c.id))).mappings()]
+    if not rows:
+        return rows
+    sp, vs = tables.show_prices, tables.venue_sections
+    price_stmt = (
+        select(sp.c.show_id, vs.c.name, sp.c.price)
+        .join(vs, vs.c.id == sp.c.section_id)
+        .where(sp.c.show_id.in_([r["id"] for r in rows]))
+        .order_by(sp.c.show_id, vs.c.position)
+    )
+    prices: dict[int, dict[str, int]] = {}
+    for show, name, price in (await session.execute(price_stmt)).all():
+        prices.setdefault(int(show), {})[str(name)] = int(price)
+    for r in rows:
+        r["prices"] = prices.get(r["id"], {})
+    return rows
+
+
+async def lock_show(session: AsyncSession, show_id: int) -> dict[str, Any] | None:
+    """FOR UPDATE on the show row: waits for hold transactions inserting reservations (their
+    foreign key check holds KEY SHARE on it) and blocks new ones until we commit."""
+    stmt = select(*_SHOW_COLUMNS).where(_s.c.id == show_id).with_for_update()
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def lock_concert_shows(session: AsyncSession, concert_id: int) -> list[int]:
+    stmt = select(_s.c.id).where(_s.c.concert_id == concert_id).order_by(_s.c.id).with_for_update()
+    return [int(v) for v in (await session.execute(stmt)).scalars()]
+
+
+async def update_show(session: AsyncSession, show_id: int, values: dict[str, Any], now: datetime) -> None:
+    await session.execute(update(_s).where(_s.c.id == show_id).values(**values, updated_at=now))
+
+
+_BOOKING_STATE = text(
+    """
+    SELECT
+      (SELECT count(*) FROM seats WHERE show_id = ANY(:ids) AND status <> 'AVAILABLE') AS taken_seats,
+      (SELECT count(*) FROM reservations WHERE show_id = ANY(:ids)
+         AND status IN ('TEMP_RESERVED', 'RESERVED')) AS live_reservations,
+      (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+         WHERE r.show_id = ANY(:ids)) AS payments
+    """
+)
+
+
+async def booking_state(session: AsyncSession, show_ids: list[int]) -> dict[str, int]:
+    row = (await session.execute(_BOOKING_STATE, {"ids": show_ids})).mappings().one()
+    return {k: int(v) for k, v in row.items()}
+
+
+async def delete_shows(session: AsyncSession, show_ids: list[int]) -> None:
+    """Closed reservations without payments (expired/cancelled holds) go with the show."""
+    await session.execute(delete(tables.reservations).where(tables.reservations.c.show_id.in_(show_ids)))
+    await session.execute(delete(_s).where(_s.c.id.in_(show_ids)))
+
+
+# ---- seats (the seat map) ----------------------------------------------------------------------
+
+
+async def fetch_seat_rows(session: AsyncSession, show_id: int) -> list[tuple[int, str, int, int, int, str]]:
+    st = tables.seats
+    stmt = (
+        select(st.c.id, st.c.section, st.c.row, st.c.number, st.c.price, st.c.status)
+        .where(st.c.show_id == show_id)
+        .order_by(st.c.id)
+    )
+    return [tuple(r) for r in (await session.execute(stmt)).all()]  # type: ignore[misc]
+
+
+_STATUS_SUMMARY = text(
+    """
+    SELECT min(id) AS base, max(id) AS top, count(*) AS n,
+           string_agg(left(status, 1), '' ORDER BY id) AS chars
+    FROM seats WHERE show_id = :show_id
+    """
+)
+
+
+async def fetch_status_summary(session: AsyncSession, show_id: int) -> dict[str, Any]:
+    """The statuses as one string (a byte per seat, in id order) built by PostgreSQL."""
+    row = (await session.execute(_STATUS_SUMMARY, {"show_id": show_id})).mappings().one()
+    return dict(row)
+
+
+async def fetch_seat_statuses(session: AsyncSession, show_id: int) -> list[tuple[int, str]]:
+    st = tables.seats
+    stmt = select(st.c.id, st.c.status).where(st.c.show_id == show_id).order_by(st.c.id)
+    return [(int(i), str(s)) for i, s in (await session.execute(stmt)).all()]
+
+
+async def show_exists(session: AsyncSession, show_id: int) -> bool:
+    stmt = select(exists(select(_s.c.id).where(_s.c.id == show_id)))
+    return bool((await session.execute(stmt)).scalar())
+
+
+# ---- inventory ---------------------------------------------------------------------------------
+
+_RECOUNT = text(
+    """
+    WITH locked AS (
+        SELECT show_id FROM inventory
+        WHERE (CAST(:all_shows AS boolean) OR show_id = ANY(:ids))
+        ORDER BY show_id
+        FOR UPDATE SKIP LOCKED
+    ), counts AS (
+        SELECT l.show_id,
+               (SELECT count(*) FROM seats s WHERE s.show_id = l.show_id AND s.status = 'AVAILABLE') AS n
+        FROM locked l
+    )
+    UPDATE inventory i
+    SET remaining = counts.n, version = i.version + 1, updated_at = :now
+    FROM counts
+    WHERE i.show_id = counts.show_id AND i.remaining <> counts.n
+    RETURNING i.show_id, i.remaining
+    """
+)
+
+
+async def recount_inventory(
+    session: AsyncSession, show_ids: list[int] | None, now: datetime
+) -> dict[int, int]:
+    """Sets remaining = AVAILABLE seats where it drifted. Rows another worker is recounting are skipped
+    (SKIP LOCKED), so concurrent workers never wait on each other nor deadlock."""
+    params = {"all_shows": show_ids is None, "ids": show_ids or [], "now": now}
+    rows = (await session.execute(_RECOUNT, params)).all()
+    return {int(show): int(remaining) for show, remaining in rows}
+
+
+async def recount_candidates(session: AsyncSession, now: datetime, since: datetime) -> list[int]:
+    """Shows whose seats can still change: the sale has opened and the show is not long over."""
+    stmt = select(_s.c.id).where(_s.c.sale_opens_at <= now, _s.c.starts_at > since).order_by(_s.c.id)
+    return [int(v) for v in (await session.execute(stmt)).scalars()]

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from boxoffice.catalog import layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +32,196 @@ class Show:
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
+
+
+# ---- API models (pydantic v2, extra="forbid", limits on every field) --------------------------------
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+SectionName = Annotated[str, Field(min_length=1, max_length=100)]
+Money = Annotated[int, Field(ge=0, le=10**12, description="Integer minor units (e.g. cents)")]
+Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://\S+$")]
+SeatStatus = Literal["AVAILABLE", "TEMP_RESERVED", "RESERVED"]
+
+
+class SectionIn(BaseModel):
+    model_config = _STRICT
+    name: SectionName
+    rows: int = Field(ge=1, le=layout.MAX_ROWS)
+    seats_per_row: int = Field(ge=1, le=layout.MAX_SEATS_PER_ROW)
+
+
+class VenueIn(BaseModel):
+    model_config = _STRICT
+    name: Name
+    sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
+
+
+class SectionOut(BaseModel):
+    id: int
+    name: str
+    position: int
+    rows: int
+    seats_per_row: int
+    seat_count: int
+
+
+class VenueOut(BaseModel):
+    id: int
+    name: str
+    sections: list[SectionOut]
+    seat_count: int
+    created_at: datetime
+
+
+class ConcertIn(BaseModel):
+    model_config = _STRICT
+    name: Name
+    artist: Name
+    venue_id: int = Field(ge=1, le=2**63 - 1)
+    description: str | None = Field(default=None, max_length=5000)
+    poster_url: Url | None = None
+
+
+class ConcertPatch(BaseModel):
+    """Only the fields sent change; the venue is fixed once shows have seats from it."""
+
+    model_config = _STRICT
+    name: Name | None = None
+    artist: Name | None = None
+    description: str | None = Field(default=None, max_length=5000)
+    poster_url: Url | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> ConcertPatch:
+        for field in ("name", "artist"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise PydanticCustomError("not_nullable", f"{field} cannot be null")
+        return self
+
+
+class ConcertOut(BaseModel):
+    id: int
+    name: str
+    artist: str
+    venue_id: int
+    venue_name: str
+    description: str | None
+    poster_url: str | None
+    first_show_at: datetime | None
+    show_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConcertDetail(ConcertOut):
+    venue: VenueOut
+
+
+class ConcertPage(BaseModel):
+    items: list[ConcertOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class QueueSettingsIn(BaseModel):
+    model_config = _STRICT
+    admit_per_second: float = Field(default=11.0, ge=0, le=100_000)
+    max_active: int | None = Field(default=None, ge=0, le=10_000_000, description="null = no cap")
+    token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    oversubscription: float | None = Field(default=1.5, gt=0, le=100, description="null = off")
+    paused: bool = False
+
+
+class QueueSettingsPatch(BaseModel):
+    model_config = _STRICT
+    admit_per_second: float | None = Field(default=None, ge=0, le=100_000)
+    max_active: int | None = Field(default=None, ge=0, le=10_000_000)
+    token_ttl_seconds: int | None = Field(default=None, ge=30, le=86_400)
+    oversubscription: float | None = Field(default=None, gt=0, le=100)
+    paused: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> QueueSettingsPatch:
+        for field in ("admit_per_second", "token_ttl_seconds", "paused"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise PydanticCustomError("not_nullable", f"{field} cannot be null")
+        return self
+
+
+class ShowIn(BaseModel):
+    model_config = _STRICT
+    starts_at: AwareDatetime
+    sale_opens_at: AwareDatetime
+    sale_closes_at: AwareDatetime | None = None
+    pre_queue_opens_at: AwareDatetime | None = None
+    prices: dict[SectionName, Money] = Field(
+        max_length=layout.MAX_SECTIONS, description="section name -> price"
+    )
+    hold_seconds: int | None = Field(default=None, ge=5, le=3600, description="default 300")
+    max_seats_per_reservation: int = Field(default=4, ge=1, le=10)
+    queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
+
+
+class ShowPatch(BaseModel):
+    model_config = _STRICT
+    starts_at: AwareDatetime | None = None
+    sale_opens_at: AwareDatetime | None = None
+    sale_closes_at: AwareDatetime | None = None
+    pre_queue_opens_at: AwareDatetime | None = None
+    hold_seconds: int | None = Field(default=None, ge=5, le=3600)
+    max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
+    queue: QueueSettingsPatch | None = None
+
+    @model_validator(mode="after")
+    def _required_not_null(self) -> ShowPatch:
+        for field in ("starts_at", "sale_opens_at", "hold_seconds", "max_seats_per_reservation"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise PydanticCustomError("not_nullable", f"{field} cannot be null")
+        return self
+
+
+class QueueSettingsOut(BaseModel):
+    admit_per_second: float
+    max_active: int | None
+    token_ttl_seconds: int
+    oversubscription: float | None
+    paused: bool
+
+
+class ShowOut(BaseModel):
+    id: int
+    concert_id: int
+    starts_at: datetime
+    sale_opens_at: datetime
+    sale_closes_at: datetime | None
+    pre_queue_opens_at: datetime | None
+    hold_seconds: int
+    max_seats_per_reservation: int
+    queue: QueueSettingsOut
+    prices: dict[str, int]
+    on_sale: bool
+    total: int
+    remaining: int
+
+
+class ShowList(BaseModel):
+    concert_id: int
+    items: list[ShowOut]
+
+
+class SeatOut(BaseModel):
+    id: int
+    section: str
+    row: int
+    number: int
+    price: int
+    status: SeatStatus
+
+
+class SeatMapOut(BaseModel):
+    show_id: int
+    version: int = Field(description="Grows with every seat change; compare with the seat stream")
+    seats: list[SeatOut]

@@ -1,15 +1,54 @@
-"""Catalog rules and orchestration. Services never commit: the entrypoint owns the transaction."""
+"""Catalog rules and orchestration. Services never commit: the entrypoint owns the transaction.
+
+Other domains call: `get_show`, `get_remaining`, `refresh_inventory` (and `cache.apply_seat_changes`
+/ `cache.invalidate_seat_map` after their own commits).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.catalog import repository
-from boxoffice.catalog.schemas import Show
-from boxoffice.errors import NotFound
+from boxoffice.catalog import cache, layout, repository
+from boxoffice.catalog.schemas import (
+    ConcertIn,
+    ConcertPatch,
+    SeatStatus,
+    Show,
+    ShowIn,
+    ShowPatch,
+    VenueIn,
+)
+from boxoffice.clock import Clock
+from boxoffice.errors import Conflict, NotFound, Unprocessable
+from boxoffice.events import emit
+from boxoffice.runtime import Runtime
 from boxoffice.worker import Job
 
-__all__ = ["JOBS", "Show", "get_remaining", "get_show"]
+__all__ = ["JOBS", "Show", "get_remaining", "get_show", "refresh_inventory"]
+
+log = structlog.get_logger("boxoffice.catalog")
+
+COLD_READ_WAIT_SECONDS = 5.0  # a reader waits this long for another process's rebuild, then reads itself
+COLD_READ_POLL_SECONDS = 0.02
+RECOUNT_AFTER_START = timedelta(days=1)  # seats of a show that started a day ago no longer move
+
+
+def _problems(problems: Sequence[layout.Problem], code: str, detail: str, **extra: Any) -> Unprocessable:
+    """A 422 shaped like request validation errors: every offending field with its location."""
+    errors = [{"loc": ["body", *map(str, loc)], "msg": msg, "type": "value_error"} for loc, msg in problems]
+    return Unprocessable(detail, code=code, errors=errors, **extra)
+
+
+# ---- reads other domains use ----------------------------------------------------------------------
 
 
 async def get_show(session: AsyncSession, show_id: int) -> Show:
@@ -27,4 +66,395 @@ async def get_remaining(session: AsyncSession, show_id: int) -> int:
     return remaining
 
 
-JOBS: list[Job] = []
+# ---- venues ----------------------------------------------------------------------------------------
+
+
+def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[str, Any]:
+    out_sections = [{**s, "seat_count": s["rows"] * s["seats_per_row"]} for s in sections]
+    return {
+        "id": venue["id"],
+        "name": venue["name"],
+        "sections": out_sections,
+        "seat_count": sum(s["seat_count"] for s in out_sections),
+        "created_at": venue["created_at"],
+    }
+
+
+async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
+    sections = [layout.Section(s.name, s.rows, s.seats_per_row) for s in data.sections]
+    problems = layout.layout_problems(sections)
+    if problems:
+        raise _problems(problems, "INVALID_LAYOUT", "The venue layout is invalid")
+    venue = await repository.insert_venue(session, data.name)
+    await repository.insert_sections(session, venue["id"], [s.model_dump() for s in data.sections])
+    return await get_venue(session, venue["id"])
+
+
+async def get_venue(session: AsyncSession, venue_id: int) -> dict[str, Any]:
+    venue = await repository.fetch_venue(session, venue_id)
+    if venue is None:
+        raise NotFound(f"Venue {venue_id} not found", code="VENUE_NOT_FOUND", venue_id=venue_id)
+    return _venue_out(venue, await repository.fetch_sections(session, venue_id))
+
+
+# ---- concerts --------------------------------------------------------------------------------------
+
+
+async def create_concert(session: AsyncSession, data: ConcertIn) -> dict[str, Any]:
+    if await repository.fetch_venue(session, data.venue_id) is None:
+        raise _problems(
+            [(("venue_id",), "no such venue")], "VENUE_NOT_FOUND", f"Venue {data.venue_id} not found"
+        )
+    concert_id = await repository.insert_concert(session, data.model_dump())
+    return await _concert(session, concert_id)
+
+
+async def _concert(session: AsyncSession, concert_id: int, *, for_update: bool = False) -> dict[str, Any]:
+    row = await repository.fetch_concert(session, concert_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"Concert {concert_id} not found", code="CONCERT_NOT_FOUND", concert_id=concert_id)
+    return row
+
+
+async def get_concert(session: AsyncSession, concert_id: int) -> dict[str, Any]:
+    """The concert with its venue and sections."""
+    row = await _concert(session, concert_id)
+    return {**row, "venue": await get_venue(session, row["venue_id"])}
+
+
+async def list_concerts(
+    session: AsyncSession,
+    *,
+    q: str | None = None,
+    artist: str | None = None,
+    starts_from: datetime | None = None,
+    starts_to: datetime | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> dict[str, Any]:
+    if starts_from is not None and starts_to is not None and starts_to <= starts_from:
+        raise Unprocessable(
+            "starts_to must be after starts_from",
+            code="VALIDATION_ERROR",
+            errors=[
+                {"loc": ["query", "starts_to"], "msg": "must be after starts_from", "type": "value_error"}
+            ],
+        )
+    items, total = await repository.list_concerts(
+        session,
+        text=q,
+        artist=artist,
+        starts_from=starts_from,
+        starts_to=starts_to,
+        limit=limit,
+        offset=offset,
+    )
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+async def update_concert(
+    session: AsyncSession, clock: Clock, concert_id: int, data: ConcertPatch
+) -> dict[str, Any]:
+    await _concert(session, concert_id, for_update=True)
+    values = data.model_dump(exclude_unset=True)
+    if values:
+        await repository.update_concert(session, concert_id, values, clock.now())
+    return await _concert(session, concert_id)
+
+
+async def delete_concert(session: AsyncSession, redis: Redis, concert_id: int) -> None:
+    await _concert(session, concert_id, for_update=True)
+    show_ids = await repository.lock_concert_shows(session, concert_id)
+    if show_ids:
+        await _ensure_untouched(session, show_ids)
+        await repository.delete_shows(session, show_ids)
+    await repository.delete_concert(session, concert_id)
+    for show_id in show_ids:
+        await emit(session, "show.deleted", aggregate_type="show", aggregate_id=show_id, show_id=show_id)
+        await _forget_seat_map(redis, show_id)
+
+
+# ---- shows -----------------------------------------------------------------------------------------
+
+
+def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "concert_id": row["concert_id"],
+        "starts_at": row["starts_at"],
+        "sale_opens_at": row["sale_opens_at"],
+        "sale_closes_at": row["sale_closes_at"],
+        "pre_queue_opens_at": row["pre_queue_opens_at"],
+        "hold_seconds": row["hold_seconds"],
+        "max_seats_per_reservation": row["max_seats_per_reservation"],
+        "queue": {
+            "admit_per_second": row["queue_admit_per_second"],
+            "max_active": row["queue_max_active"],
+            "token_ttl_seconds": row["queue_token_ttl_seconds"],
+            "oversubscription": row["queue_oversubscription"],
+            "paused": row["queue_paused"],
+        },
+        "prices": row["prices"],
+        "on_sale": layout.is_on_sale(now, row["sale_opens_at"], row["sale_closes_at"]),
+        "total": row["total"],
+        "remaining": row["remaining"],
+    }
+
+
+async def get_show_details(session: AsyncSession, clock: Clock, show_id: int) -> dict[str, Any]:
+    rows = await repository.fetch_show_listing(session, show_id=show_id)
+    if not rows:
+        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+    return _show_out(rows[0], clock.now())
+
+
+async def list_shows(session: AsyncSession, clock: Clock, concert_id: int) -> dict[str, Any]:
+    await _concert(session, concert_id)
+    now = clock.now()
+    rows = await repository.fetch_show_listing(session, concert_id=concert_id)
+    return {"concert_id": concert_id, "items": [_show_out(r, now) for r in rows]}
+
+
+async def create_show(
+    session: AsyncSession, clock: Clock, concert_id: int, data: ShowIn, *, default_hold_seconds: int = 300
+) -> dict[str, Any]:
+    """The show, its prices, one seat row per venue seat and the inventory row: one transaction,
+    set-based inserts (a 50,000-seat show is one INSERT ... SELECT)."""
+    concert = await _concert(session, concert_id)
+    sections = await repository.fetch_sections(session, concert["venue_id"])
+    missing, unknown = layout.price_problems([s["name"] for s in sections], data.prices)
+    problems: list[layout.Problem] = [
+        (("prices", name), "price missing for this section") for name in missing
+    ]
+    problems += [(("prices", name), "no such section in the venue") for name in unknown]
+    problems += layout.window_problems(
+        starts_at=data.starts_at,
+        sale_opens_at=data.sale_opens_at,
+        sale_closes_at=data.sale_closes_at,
+        pre_queue_opens_at=data.pre_queue_opens_at,
+    )
+    if problems:
+        raise _problems(
+            problems,
+            "INVALID_SHOW",
+            "The show is invalid",
+            missing_sections=missing,
+            unknown_sections=unknown,
+        )
+    now = clock.now()
+    show_id = await repository.insert_show(
+        session,
+        {
+            "concert_id": concert_id,
+            "starts_at": data.starts_at,
+            "sale_opens_at": data.sale_opens_at,
+            "sale_closes_at": data.sale_closes_at,
+            "pre_queue_opens_at": data.pre_queue_opens_at,
+            "hold_seconds": data.hold_seconds or default_hold_seconds,
+            "max_seats_per_reservation": data.max_seats_per_reservation,
+            "queue_admit_per_second": data.queue.admit_per_second,
+            "queue_max_active": data.queue.max_active,
+            "queue_token_ttl_seconds": data.queue.token_ttl_seconds,
+            "queue_oversubscription": data.queue.oversubscription,
+            "queue_paused": data.queue.paused,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    await repository.insert_prices(session, show_id, {s["id"]: data.prices[s["name"]] for s in sections})
+    total = await repository.generate_seats(session, show_id, concert["venue_id"])
+    await repository.insert_inventory(session, show_id, total, now)
+    await emit(session, "show.created", aggregate_type="show", aggregate_id=show_id, show_id=show_id)
+    return await get_show_details(session, clock, show_id)
+
+
+_QUEUE_COLUMNS = {
+    "admit_per_second": "queue_admit_per_second",
+    "max_active": "queue_max_active",
+    "token_ttl_seconds": "queue_token_ttl_seconds",
+    "oversubscription": "queue_oversubscription",
+    "paused": "queue_paused",
+}
+
+
+async def update_show(session: AsyncSession, clock: Clock, show_id: int, data: ShowPatch) -> dict[str, Any]:
+    current = await repository.lock_show(session, show_id)
+    if current is None:
+        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+    values = data.model_dump(exclude_unset=True, exclude={"queue"})
+    if data.queue is not None:
+        for field, value in data.queue.model_dump(exclude_unset=True).items():
+            values[_QUEUE_COLUMNS[field]] = value
+    merged = {**current, **values}
+    problems = layout.window_problems(
+        starts_at=merged["starts_at"],
+        sale_opens_at=merged["sale_opens_at"],
+        sale_closes_at=merged["sale_closes_at"],
+        pre_queue_opens_at=merged["pre_queue_opens_at"],
+    )
+    if problems:
+        raise _problems(problems, "INVALID_SHOW", "The show is invalid")
+    if values:
+        await repository.update_show(session, show_id, values, clock.now())
+        changed = sorted(data.model_dump(exclude_unset=True).keys())
+        await emit(
+            session,
+            "show.updated",
+            aggregate_type="show",
+            aggregate_id=show_id,
+            show_id=show_id,
+            payload={"changed": changed},
+        )
+    return await get_show_details(session, clock, show_id)
+
+
+async def _ensure_untouched(session: AsyncSession, show_ids: list[int]) -> None:
+    state = await repository.booking_state(session, show_ids)
+    if state["taken_seats"] or state["live_reservations"] or state["payments"]:
+        raise Conflict(
+            "Seats of this show are held or sold; it can no longer be deleted",
+            code="SHOW_HAS_BOOKINGS",
+            taken_seats=state["taken_seats"],
+            live_reservations=state["live_reservations"],
+            payments=state["payments"],
+        )
+
+
+async def delete_show(session: AsyncSession, redis: Redis, show_id: int) -> None:
+    """Only while nothing is held or sold. The row lock waits for hold transactions in flight and
+    keeps new ones out until we commit, so no hold can slip in between the check and the delete."""
+    if await repository.lock_show(session, show_id) is None:
+        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+    await _ensure_untouched(session, [show_id])
+    await repository.delete_shows(session, [show_id])
+    await emit(session, "show.deleted", aggregate_type="show", aggregate_id=show_id, show_id=show_id)
+    await _forget_seat_map(redis, show_id)
+
+
+async def _forget_seat_map(redis: Redis, show_id: int) -> None:
+    # Before our commit a reader may still cache the old map; its refresh (<= 1 s) finds no seats.
+    try:
+        await cache.invalidate_seat_map(redis, show_id)
+    except RedisError:
+        log.warning("seat_map_invalidate_failed", show_id=show_id)
+
+
+# ---- inventory -------------------------------------------------------------------------------------
+
+
+async def refresh_inventory(
+    session: AsyncSession, show_ids: list[int] | None = None, *, now: datetime | None = None
+) -> dict[int, int]:
+    """Recount remaining = AVAILABLE seats for these shows (all when None) and bump the version where
+    it changed. -> {show_id: new remaining} for the changed ones. Hold transactions never touch the
+    inventory row; this recount is both the update and the reconciliation."""
+    return await repository.recount_inventory(session, show_ids, now or datetime.now(UTC))
+
+
+async def recount_on_sale(runtime: Runtime) -> dict[int, int]:
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        show_ids = await repository.recount_candidates(session, now, now - RECOUNT_AFTER_START)
+        if not show_ids:
+            return {}
+        return await refresh_inventory(session, show_ids, now=now)
+
+
+JOBS: list[Job] = [Job("inventory_recount", 0.5, recount_on_sale)]
+
+
+# ---- the seat map ----------------------------------------------------------------------------------
+
+
+async def _load_seat_map(runtime: Runtime, show_id: int) -> cache.BuiltSeatMap:
+    async with runtime.sessions() as session:
+        rows = await repository.fetch_seat_rows(session, show_id)
+        if not rows:
+            if not await repository.show_exists(session, show_id):
+                raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+    return cache.build_seat_map([cache.SeatRow(*r) for r in rows])
+
+
+async def _load_statuses(runtime: Runtime, show_id: int, base: int, span: int) -> bytes | None:
+    """The current statuses aligned with a cached layout, or None when the layout no longer fits."""
+    async with runtime.sessions() as session:
+        summary = await repository.fetch_status_summary(session, show_id)
+        if summary["n"] == 0 or summary["base"] != base or summary["top"] - base + 1 != span:
+            return None
+        if summary["n"] == span:  # contiguous ids (the usual case): PostgreSQL built the string
+            return str(summary["chars"]).encode()
+        pairs = await repository.fetch_seat_statuses(session, show_id)
+    return cache.status_string(base, span, pairs)
+
+
+async def _rebuild(runtime: Runtime, show_id: int, token: str, gen: str) -> cache.BuiltSeatMap | None:
+    """Holding the lock: read the whole map from PostgreSQL and store it. -> the map to serve when it
+    was invalidated meanwhile (so not stored), else None (the caller re-reads Redis)."""
+    try:
+        built = await _load_seat_map(runtime, show_id)
+    except BaseException:
+        await cache.release_lock(runtime.redis, show_id, token)
+        raise
+    version = await cache.store_seat_map(runtime.redis, show_id, token, gen, built, full=True)
+    return built if version is None else None
+
+
+async def _refresh(runtime: Runtime, show_id: int, token: str, gen: str, cached: cache.CachedSeatMap) -> None:
+    """Holding the lock: re-read only the statuses (the layout of a show never changes)."""
+    try:
+        base = await cache.cached_base(runtime.redis, show_id)
+        status = None if base is None else await _load_statuses(runtime, show_id, base, len(cached.status))
+    except BaseException:
+        await cache.release_lock(runtime.redis, show_id, token)
+        raise
+    if status is None or base is None:
+        await cache.release_lock(runtime.redis, show_id, token)
+        await cache.invalidate_seat_map(runtime.redis, show_id)
+        return
+    built = cache.BuiltSeatMap(base=base, layout=cached.layout, status=status)
+    await cache.store_seat_map(runtime.redis, show_id, token, gen, built, full=False)
+
+
+async def seat_map(runtime: Runtime, show_id: int, status: SeatStatus | None = None) -> bytes:
+    """The seat map as JSON bytes {show_id, version, seats}, served from Redis.
+
+    Cold: one reader (Redis SET NX lock) rebuilds from PostgreSQL while the others wait for it, so
+    a stampede of cold reads costs one query. Warm but older than FRESH_MS: one reader re-reads the
+    statuses while the others serve the cached copy (patched on every committed change anyway).
+    Redis down: read PostgreSQL directly (the map is a cache; losing it loses nothing).
+    """
+    try:
+        return await _seat_map_cached(runtime, show_id, status)
+    except RedisError:
+        log.warning("seat_map_cache_unavailable", show_id=show_id)
+        built = await _load_seat_map(runtime, show_id)
+        return cache.render(show_id, 0, built.layout, built.status, status)
+
+
+async def _seat_map_cached(runtime: Runtime, show_id: int, status: SeatStatus | None) -> bytes:
+    redis = runtime.redis
+    token = uuid.uuid4().hex
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + COLD_READ_WAIT_SECONDS
+    refreshed = False
+    while True:
+        cached = await cache.read_seat_map(redis, show_id)
+        if cached is not None:
+            if not cached.fresh and not refreshed:
+                gen = await cache.try_lock(redis, show_id, token)
+                if gen is not None:
+                    refreshed = True
+                    await _refresh(runtime, show_id, token, gen, cached)
+                    continue
+            return cache.render(show_id, cached.version, cached.layout, cached.status, status)
+        gen = await cache.try_lock(redis, show_id, token)
+        if gen is not None:
+            built = await _rebuild(runtime, show_id, token, gen)
+            if built is not None:
+                return cache.render(show_id, 0, built.layout, built.status, status)
+            continue
+        if loop.time() > deadline:
+            # The rebuilder is stuck: answer from PostgreSQL rather than keep the fan waiting.
+            built = await _load_seat_map(runtime, show_id)
+            return cache.render(show_id, 0, built.layout, built.status, status)
+        await asyncio.sleep(COLD_READ_POLL_SECONDS)

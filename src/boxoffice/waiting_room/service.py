@@ -234,11 +234,12 @@ def _view(
         )
     position = raw.ticket - raw.serving
     rate, basis = raw.rate, "measured"
-    if info.paused:
+    if info.paused or raw.blocked:
+        # paused, or every remaining seat is spoken for: only returning seats move the line
         rate, basis = None, "unknown"
     elif rate is None and info.admit_per_second > 0:
         rate, basis = info.admit_per_second, "configured"  # nothing measured yet: the plan is all we know
-    eta = admission.eta_seconds(position, rate, paused=info.paused)
+    eta = admission.eta_seconds(position, rate, paused=info.paused or raw.blocked)
     return QueueStatusResponse(
         **base,
         status="WAITING",
@@ -345,6 +346,9 @@ async def _tick_step(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> st
         paused=info.paused,
         max_credit_seconds=admission.MAX_CREDIT_SECONDS,
         default_dt_seconds=TICK_SECONDS,
+        inventory_cap=0
+        if info.remaining <= 0
+        else admission.inventory_cap(info.remaining, info.oversubscription),
     )
 
 

@@ -116,7 +116,7 @@ return {ticket, 1, 0}
 
 # KEYS: members serving active seen meta pre_members show next
 # ARGV: user now_ms touch(0/1)
-# -> {ticket|-1, serving, lease_ms|-1, pre 0/1, rate|'', sealed 0/1, show_json|'', next}
+# -> {ticket|-1, serving, lease_ms|-1, pre 0/1, rate|'', sealed 0/1, show_json|'', next, blocked 0/1}
 _STATUS = _Script(
     """
 local user = ARGV[1]
@@ -125,9 +125,11 @@ local pre = 0
 if not t and redis.call('HEXISTS', KEYS[6], user) == 1 then pre = 1 end
 if ARGV[3] == '1' and (t or pre == 1) then redis.call('HSET', KEYS[4], user, ARGV[2]) end
 local lease = redis.call('ZSCORE', KEYS[3], user)
-local m = redis.call('HMGET', KEYS[5], 'rate', 'sealed')
+local m = redis.call('HMGET', KEYS[5], 'rate', 'sealed', 'blocked')
 local sealed = 0
 if m[2] == '1' then sealed = 1 end
+local blocked = 0
+if m[3] == '1' then blocked = 1 end
 return {
   tonumber(t or '-1'),
   tonumber(redis.call('GET', KEYS[2]) or '0'),
@@ -137,6 +139,7 @@ return {
   sealed,
   redis.call('GET', KEYS[7]) or '',
   tonumber(redis.call('GET', KEYS[8]) or '0'),
+  blocked,
 }
 """
 )
@@ -181,7 +184,7 @@ return 0
 # k = min(floor(credit), cap - active). One script, so any number of workers may tick at once.
 # KEYS: next serving members tickets seen active meta
 # ARGV: now_ms admit_per_second cap(-1 none) stale_ms lease_ms max_scan tau_s paused(0/1)
-#       max_credit_s default_dt_s
+#       max_credit_s default_dt_s inventory_cap(-1 none)
 # -> {admitted, stale, expired, rate|'', serving, next, active, sealed 0/1, user...}
 _TICK = _Script(
     """
@@ -256,7 +259,11 @@ if had_waiters and not paused and dt > 0 then
   end
   rate = string.format('%.6f', rate)
 end
-redis.call('HSET', KEYS[7], 'last_tick', last_new, 'credit', string.format('%.6f', credit))
+-- blocked: the remaining seats are spoken for; only returning seats let anyone in (no honest ETA)
+local inv_cap = tonumber(ARGV[11])
+local blocked = '0'
+if inv_cap >= 0 and active + admitted >= inv_cap and serving < nxt then blocked = '1' end
+redis.call('HSET', KEYS[7], 'last_tick', last_new, 'credit', string.format('%.6f', credit), 'blocked', blocked)
 if rate then redis.call('HSET', KEYS[7], 'rate', rate) end
 if admitted > 0 then redis.call('HINCRBY', KEYS[7], 'admitted_total', admitted) end
 if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale_skipped', stale) end
@@ -332,6 +339,7 @@ class StatusRaw:
     sealed: bool
     show_json: str | None
     next: int
+    blocked: bool
 
 
 @dataclass(frozen=True)
@@ -366,7 +374,7 @@ async def status(redis: Redis, show_id: int, user_id: int, now_ms: int, *, touch
         [k.members, k.serving, k.active, k.seen, k.meta, k.pre_members, k.show, k.next],
         [user_id, now_ms, "1" if touch else "0"],
     )
-    ticket, serving, lease, pre, rate, sealed, show_json, nxt = res
+    ticket, serving, lease, pre, rate, sealed, show_json, nxt, blocked = res
     return StatusRaw(
         ticket=None if int(ticket) < 0 else int(ticket),
         serving=int(serving),
@@ -376,6 +384,7 @@ async def status(redis: Redis, show_id: int, user_id: int, now_ms: int, *, touch
         sealed=bool(sealed),
         show_json=_s(show_json) or None,
         next=int(nxt),
+        blocked=bool(blocked),
     )
 
 
@@ -405,6 +414,7 @@ async def tick(
     paused: bool,
     max_credit_seconds: float,
     default_dt_seconds: float,
+    inventory_cap: int | None,
 ) -> TickResult:
     k = keys(show_id)
     res = await _TICK(
@@ -421,6 +431,7 @@ async def tick(
             "1" if paused else "0",
             repr(float(max_credit_seconds)),
             repr(float(default_dt_seconds)),
+            -1 if inventory_cap is None else inventory_cap,
         ],
     )
     return TickResult(

@@ -1,0 +1,227 @@
+"""Waiting room over HTTP with real PostgreSQL + Redis: join/status/leave, admission order,
+inventory-aware caps, leases, stale waiters, admin controls, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from boxoffice.clock import OffsetClock
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room import service, store
+from tests.factories import make_user
+from tests.integration.test_queue_support import make_show, set_remaining, tick
+
+
+def _q(show: dict[str, Any]) -> dict[str, int]:
+    return {"concert_id": show["concert_id"], "show_id": show["id"]}
+
+
+async def test_join_twice_keeps_place_status_and_leave(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    show = await make_show(runtime)
+    a, b = await make_user(runtime), await make_user(runtime)
+    first = await client.post("/api/queue", json=show["body"], headers=a["headers"])
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["status"] == "WAITING" and body["position"] == 1 and body["user_id"] == a["id"]
+    assert body["estimated_wait_seconds"] is not None and body["estimate_basis"] == "configured"
+    assert 2 <= body["poll_after_seconds"] <= 3
+    again = (await client.post("/api/queue", json=show["body"], headers=a["headers"])).json()
+    assert again["position"] == 1
+    second = (await client.post("/api/queue", json=show["body"], headers=b["headers"])).json()
+    assert second["position"] == 2
+
+    status = await client.get("/api/queue/status", params=_q(show), headers=b["headers"])
+    assert status.status_code == 200 and status.json()["position"] == 2 and status.json()["token"] is None
+
+    assert (await client.delete("/api/queue", params=_q(show), headers=a["headers"])).status_code == 204
+    assert (await client.delete("/api/queue", params=_q(show), headers=a["headers"])).status_code == 204
+    gone = (await client.get("/api/queue/status", params=_q(show), headers=a["headers"])).json()
+    assert (
+        gone["status"] == "NOT_IN_QUEUE" and gone["position"] is None and gone["poll_after_seconds"] is None
+    )
+    # b's position counts the hole a left until admission walks past it
+    await tick(runtime, show["id"])
+    ready = (await client.get("/api/queue/status", params=_q(show), headers=b["headers"])).json()
+    assert ready["status"] == "READY" and ready["token"] and ready["expires_at"]
+    tok = await client.post("/api/reservations/token", json=show["body"], headers=b["headers"])
+    assert tok.status_code == 200 and tok.json()["status"] == "READY" and tok.json()["token"]
+    assert set(tok.json()) == {"status", "position", "token", "expires_at"}
+
+
+async def test_users_are_admitted_in_join_order(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    show = await make_show(runtime, admit_per_second=4)
+    users = [await make_user(runtime) for _ in range(12)]
+    for u in users:
+        assert (await client.post("/api/queue", json=show["body"], headers=u["headers"])).status_code == 200
+    served: list[int] = []
+    for _ in range(20):
+        result = await tick(runtime, show["id"])
+        served.extend(result.admitted_users)
+        clock.advance(0.5)
+        if len(served) == len(users):
+            break
+    assert served == [u["id"] for u in users]
+    assert runtime.metrics.queue_admissions._value.get() >= 12  # type: ignore[attr-defined]
+    stats = await client.get(f"/metrics")
+    assert "boxoffice_queue_joins_total" in stats.text
+
+
+async def test_errors_unknown_show_wrong_concert_window_and_input(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    user = await make_user(runtime)
+    h = user["headers"]
+    show = await make_show(runtime)
+    r = await client.post("/api/queue", json={"concert_id": show["concert_id"], "show_id": 999999}, headers=h)
+    assert r.status_code == 404 and r.json()["code"] == "SHOW_NOT_FOUND"
+    r = await client.post(
+        "/api/queue", json={"concert_id": show["concert_id"] + 1, "show_id": show["id"]}, headers=h
+    )
+    assert r.status_code == 404
+    r = await client.get("/api/queue/status", params={"concert_id": 1, "show_id": 999999}, headers=h)
+    assert r.status_code == 404
+
+    early = await make_show(runtime, opens_in=3600, closes_in=7200)
+    r = await client.post("/api/queue", json=early["body"], headers=h)
+    assert r.status_code == 409 and r.json()["code"] == "SALE_NOT_OPEN" and r.json()["opens_at"]
+    closed = await make_show(runtime, opens_in=-7200, closes_in=-60)
+    r = await client.post("/api/queue", json=closed["body"], headers=h)
+    assert r.status_code == 409 and r.json()["code"] == "SALE_CLOSED"
+    sold = await make_show(runtime, remaining=0)
+    r = await client.post("/api/queue", json=sold["body"], headers=h)
+    assert r.status_code == 409 and r.json()["code"] == "SOLD_OUT"
+
+    for bad in (
+        {"concert_id": 1},
+        {"concert_id": "x", "show_id": 1},
+        {"concert_id": 1, "show_id": 0},
+        {"concert_id": 1, "show_id": 1, "extra": 1},
+    ):
+        r = await client.post("/api/queue", json=bad, headers=h)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", bad
+        assert r.json()["errors"][0]["loc"][0] == "body"
+    r = await client.get("/api/queue/status", params={"concert_id": 1}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "show_id"]
+    r = await client.post("/api/queue", json=show["body"])
+    assert r.status_code == 401
+
+
+async def test_admission_stops_at_remaining_times_oversubscription_and_resumes(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    show = await make_show(runtime, seats=20, remaining=4, oversubscription=1.5, admit_per_second=100)
+    users = [await make_user(runtime) for _ in range(15)]
+    for u in users:
+        await client.post("/api/queue", json=show["body"], headers=u["headers"])
+    for _ in range(3):
+        await tick(runtime, show["id"])
+        clock.advance(1)
+    assert len(await store.active_users(runtime.redis, show["id"])) == 6  # floor(4 x 1.5)
+    waiting = (await client.get("/api/queue/status", params=_q(show), headers=users[6]["headers"])).json()
+    assert waiting["status"] == "WAITING" and waiting["position"] == 1
+    # admission is blocked by the inventory: the ETA says "unknown" instead of guessing
+    for _ in range(40):
+        await tick(runtime, show["id"])
+        clock.advance(1)
+    stalled = (await client.get("/api/queue/status", params=_q(show), headers=users[-1]["headers"])).json()
+    assert stalled["estimated_wait_seconds"] is None and stalled["estimate_basis"] == "unknown"
+
+    await set_remaining(runtime, show["id"], 8)  # seats came back (holds expired)
+    await tick(runtime, show["id"])
+    assert len(await store.active_users(runtime.redis, show["id"])) == 12
+    # a paid lease frees room too
+    await service.release_lease(runtime.redis, show["id"], users[0]["id"])
+    clock.advance(1)
+    await tick(runtime, show["id"])
+    active = await store.active_users(runtime.redis, show["id"])
+    assert len(active) == 12 and users[12]["id"] in active
+
+    await set_remaining(runtime, show["id"], 0)
+    clock.advance(1)
+    await tick(runtime, show["id"])
+    sold = (await client.get("/api/queue/status", params=_q(show), headers=users[-1]["headers"])).json()
+    assert sold["status"] == "SOLD_OUT" and sold["poll_after_seconds"] is None
+    assert len(await store.active_users(runtime.redis, show["id"])) == 12
+
+
+async def test_lease_expiry_is_a_no_show_and_stale_waiters_are_skipped(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    show = await make_show(runtime, admit_per_second=1, token_ttl=60, closes_in=36000)
+    ghost, fan, payer = await make_user(runtime), await make_user(runtime), await make_user(runtime)
+    admin = await make_user(runtime, role="ADMIN")
+    await client.post("/api/queue", json=show["body"], headers=payer["headers"])
+    await tick(runtime, show["id"])  # 1 admission/s: half a second of credit admits nobody yet
+    clock.advance(1)
+    await tick(runtime, show["id"])
+    assert (await client.get("/api/queue/status", params=_q(show), headers=payer["headers"])).json()[
+        "status"
+    ] == "READY"
+    await service.release_lease(runtime.redis, show["id"], payer["id"])
+
+    await client.post("/api/queue", json=show["body"], headers=ghost["headers"])
+    await client.post("/api/queue", json=show["body"], headers=fan["headers"])
+    clock.advance(400)  # longer than STALE_AFTER_SECONDS; the fan keeps polling, the ghost does not
+    await client.get("/api/queue/status", params=_q(show), headers=fan["headers"])
+    await tick(runtime, show["id"])
+    assert await store.active_users(runtime.redis, show["id"]) == [fan["id"]]
+    gone = (await client.get("/api/queue/status", params=_q(show), headers=ghost["headers"])).json()
+    assert gone["status"] == "NOT_IN_QUEUE"
+
+    clock.advance(61)  # fan's lease runs out unused
+    await tick(runtime, show["id"])
+    assert await store.active_users(runtime.redis, show["id"]) == []
+    after = (await client.get("/api/queue/status", params=_q(show), headers=fan["headers"])).json()
+    assert after["status"] == "NOT_IN_QUEUE"
+    rejoin = (await client.post("/api/queue", json=show["body"], headers=fan["headers"])).json()
+    assert rejoin["status"] == "WAITING" and rejoin["position"] == 1
+
+    view = (await client.get(f"/api/admin/shows/{show['id']}/queue", headers=admin["headers"])).json()
+    assert view["admitted_total"] == 2 and view["no_shows"] == 1 and view["converted"] == 1
+    assert view["no_show_rate"] == 0.5 and view["stale_skipped"] == 1 and view["waiting"] == 1
+
+
+async def test_admin_pause_resume_and_live_settings(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    show = await make_show(runtime, admit_per_second=2)
+    admin, fan = await make_user(runtime, role="ADMIN"), await make_user(runtime)
+    url = f"/api/admin/shows/{show['id']}/queue"
+    assert (await client.post(url + "/pause", headers=fan["headers"])).status_code == 403
+    assert (
+        await client.post("/api/admin/shows/999999/queue/pause", headers=admin["headers"])
+    ).status_code == 404
+
+    users = [await make_user(runtime) for _ in range(10)]
+    for u in users:
+        await client.post("/api/queue", json=show["body"], headers=u["headers"])
+    paused = await client.post(url + "/pause", headers=admin["headers"])
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    for _ in range(3):
+        await tick(runtime, show["id"])
+        clock.advance(1)
+    assert await store.active_users(runtime.redis, show["id"]) == []
+    honest = (await client.get("/api/queue/status", params=_q(show), headers=users[3]["headers"])).json()
+    assert honest["estimated_wait_seconds"] is None and honest["estimate_basis"] == "unknown"
+
+    assert (await client.post(url + "/resume", headers=admin["headers"])).json()["paused"] is False
+    patched = await client.patch(
+        url, json={"admit_per_second": 50, "max_active": 3}, headers=admin["headers"]
+    )
+    assert patched.status_code == 200 and patched.json()["max_active"] == 3
+    assert patched.json()["admit_per_second"] == 50
+    await tick(runtime, show["id"])
+    assert len(await store.active_users(runtime.redis, show["id"])) == 3
+    bad = await client.patch(url, json={"admit_per_second": -1, "nope": 1}, headers=admin["headers"])
+    assert bad.status_code == 422
+    cleared = await client.patch(url, json={"clear_max_active": True}, headers=admin["headers"])
+    assert cleared.json()["max_active"] is None
+    clock.advance(1)
+    await tick(runtime, show["id"])
+    view = (await client.get(url, headers=admin["headers"])).json()
+    assert view["active"] == 10 and view["waiting"] == 0 and view["admitted_total"] == 10
+    assert view["admission_rate"] is not None

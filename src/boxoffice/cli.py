@@ -17,9 +17,11 @@ import uvicorn
 from rich.console import Console
 
 from boxoffice.backends import BackendError, Backends, DataDirLock, start_backends
+from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
 
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
+app.add_typer(bench_app, name="bench")
 console = Console(stderr=True, width=120)
 
 

@@ -1,0 +1,194 @@
+"""`boxoffice bench ...`: CLI wiring only (options -> runner)."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import SecretStr, ValidationError
+from rich.console import Console
+
+from boxoffice.config import Settings, with_secrets
+
+bench_app = typer.Typer(
+    help="Flash-sale simulator, burst test and raw ceilings, with an oversell audit after every run.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True, width=130)
+
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Base URL of a running deployment (its BOXOFFICE_DATABASE_URL/REDIS_URL/secrets must be set)"
+    ),
+]
+WorkersOpt = Annotated[
+    int, typer.Option("--api-workers", min=1, max=64, help="API processes to start (no --target)")
+]
+ReportDirOpt = Annotated[Path, typer.Option(help="Where report.json / report.html go (a timestamped folder)")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Data dir for the embedded backends (default: a temporary one, removed after)"),
+]
+CeilingOpt = Annotated[float, typer.Option(min=0.2, max=60, help="Seconds per ceiling measurement")]
+LogLevelOpt = Annotated[str, typer.Option(help="Log level of the API/worker processes started here")]
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[bold red]boxoffice bench: error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # stop everything started here, the same way Ctrl-C does
+
+
+def _settings(target: str | None) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"invalid setting BOXOFFICE_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}")
+    if target:
+        return with_secrets(settings)
+    # A stack started here gets fresh secrets: the bench mints tokens with them, the servers verify.
+    return settings.model_copy(
+        update={
+            "jwt_secret": settings.jwt_secret or SecretStr(uuid.uuid4().hex * 2),
+            "queue_token_secret": settings.queue_token_secret or SecretStr(uuid.uuid4().hex * 2),
+        }
+    )
+
+
+def _guard(run: object) -> None:
+    from boxoffice.backends import BackendError
+    from boxoffice.bench.runner import AuditFailed
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        run()  # type: ignore[operator]
+    except AuditFailed as exc:
+        console.print(f"[bold red]audit failed[/]: see {exc.report_path}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("stopped; everything started by the bench was shut down")
+        raise typer.Exit(130) from None
+    except (BackendError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
+
+
+@bench_app.command("flash-sale")
+def flash_sale(
+    users: Annotated[int, typer.Option(min=1, max=200_000, help="Fans")] = 1000,
+    seats: Annotated[int, typer.Option(min=1, max=100_000, help="Seats of the show")] = 200,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Requests in flight (client connections)")
+    ] = 200,
+    pay_ratio: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of holds that pay; the rest walk away")
+    ] = 0.9,
+    api_workers: WorkersOpt = 2,
+    target: TargetOpt = None,
+    report_dir: ReportDirOpt = Path("bench-reports"),
+    hold_seconds: Annotated[int, typer.Option(min=5, max=3600, help="Hold lifetime of the bench show")] = 15,
+    admit_per_second: Annotated[
+        float | None,
+        typer.Option(min=1, max=100_000, help="Queue admission rate (default max(500, users/2))"),
+    ] = None,
+    poll_cap: Annotated[
+        float, typer.Option(min=0.05, max=60, help="Cap on poll_after_seconds, seconds")
+    ] = 1.0,
+    max_seconds: Annotated[
+        float, typer.Option(min=5, max=3600, help="Stop the sale after this long")
+    ] = 150.0,
+    ceiling_seconds: CeilingOpt = 2.0,
+    no_ceilings: Annotated[bool, typer.Option("--no-ceilings", help="Skip the ceiling measurements")] = False,
+    data_dir: DataDirOpt = None,
+    server_log_level: LogLevelOpt = "WARNING",
+    seed: Annotated[int, typer.Option(help="Random seed of the fans' choices")] = 1,
+) -> None:
+    """N fans, C requests in flight: queue -> token -> seat map -> hold -> pay or walk away; then the audit."""
+    from boxoffice.bench.runner import FlashSaleOptions, StackOptions, flash_sale_command
+
+    settings = _settings(target)
+    stack = StackOptions(
+        api_workers=api_workers,
+        target=target,
+        data_dir=data_dir,
+        report_dir=report_dir,
+        server_log_level=server_log_level,
+        ceiling_seconds=ceiling_seconds,
+        skip_ceilings=no_ceilings,
+    )
+    sale = FlashSaleOptions(
+        users=users,
+        seats=seats,
+        concurrency=concurrency,
+        pay_ratio=pay_ratio,
+        hold_seconds=hold_seconds,
+        admit_per_second=admit_per_second,
+        poll_cap_seconds=poll_cap,
+        max_seconds=max_seconds,
+        seed=seed,
+    )
+    _guard(lambda: flash_sale_command(settings, stack, sale, console))
+
+
+@bench_app.command("burst")
+def burst(
+    attempts: Annotated[int, typer.Option(min=1, max=20_000, help="Simultaneous hold attempts")] = 1000,
+    seats: Annotated[int, typer.Option(min=1, max=10_000, help="Seats they fight over")] = 10,
+    seats_per_attempt: Annotated[
+        int, typer.Option(min=1, max=10, help="Seats asked for by each attempt")
+    ] = 1,
+    api_workers: WorkersOpt = 2,
+    target: TargetOpt = None,
+    report_dir: ReportDirOpt = Path("bench-reports"),
+    ceiling_seconds: CeilingOpt = 2.0,
+    no_ceilings: Annotated[bool, typer.Option("--no-ceilings", help="Skip the ceiling measurements")] = False,
+    data_dir: DataDirOpt = None,
+    server_log_level: LogLevelOpt = "WARNING",
+) -> None:
+    """Every attempt released at once from a barrier against the same seats: one winner per seat."""
+    from boxoffice.bench.runner import BurstOptions, StackOptions, burst_command
+
+    settings = _settings(target)
+    stack = StackOptions(
+        api_workers=api_workers,
+        target=target,
+        data_dir=data_dir,
+        report_dir=report_dir,
+        server_log_level=server_log_level,
+        ceiling_seconds=ceiling_seconds,
+        skip_ceilings=no_ceilings,
+    )
+    options = BurstOptions(attempts=attempts, seats=seats, seats_per_attempt=seats_per_attempt)
+    _guard(lambda: burst_command(settings, stack, options, console))
+
+
+@bench_app.command("ceilings")
+def ceilings(
+    seconds: CeilingOpt = 3.0,
+    api_workers: WorkersOpt = 2,
+    target: TargetOpt = None,
+    report_dir: ReportDirOpt = Path("bench-reports"),
+    data_dir: DataDirOpt = None,
+    server_log_level: LogLevelOpt = "WARNING",
+) -> None:
+    """The raw rates of the building blocks on this machine (Redis hold Lua, PostgreSQL hold UPDATE, HTTP)."""
+    from boxoffice.bench.runner import StackOptions, ceilings_command
+
+    settings = _settings(target)
+    stack = StackOptions(
+        api_workers=api_workers,
+        target=target,
+        data_dir=data_dir,
+        report_dir=report_dir,
+        server_log_level=server_log_level,
+        ceiling_seconds=seconds,
+    )
+    _guard(lambda: ceilings_command(settings, stack, console))

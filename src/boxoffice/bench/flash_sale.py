@@ -1,0 +1,373 @@
+"""The flash sale: N fans arrive at once and go through the product the way a browser would.
+
+Each fan: join the queue -> poll its status (honouring poll_after_seconds, capped for the bench)
+-> take the admission token -> read the seat map -> hold 1-4 seats that look free (on 409 try
+others, at most 3 retries) -> pay from the balance (pay_ratio) or walk away and let the hold expire.
+A fan who finds no free seat while some are still held keeps refreshing the map for released ones
+until the sale is over. `concurrency` bounds the requests in flight (the client's connections), not
+the fans: all of them are in the sale from the first second, as on the day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from boxoffice.bench.client import Response, Timed
+
+STEPS = ("join", "status", "token", "seat_map", "hold", "pay")
+
+
+@dataclass(frozen=True)
+class FanPlan:
+    pay_ratio: float
+    poll_cap_seconds: float
+    max_seats: int
+    hold_retries: int = 3
+    refresh_seconds: float = 2.0
+
+
+@dataclass
+class Fan:
+    index: int
+    user_id: int
+    access_token: str
+    join_sent: float | None = None
+    ticket: int | None = None
+    ready_seen: float | None = None
+    outcome: str = "not_started"
+    seats: int = 0
+
+
+@dataclass
+class SaleState:
+    """Shared by every fan: what the client has seen so far (the report cross-checks the DB)."""
+
+    seats_total: int
+    t0: float
+    joined: int = 0
+    waiting: int = 0
+    admitted: int = 0
+    holds_won: int = 0
+    sold: int = 0
+    sold_out_at: float | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    samples: list[dict[str, float]] = field(default_factory=list)
+
+    def note_sale(self, seats: int) -> None:
+        self.sold += seats
+        if self.sold >= self.seats_total and self.sold_out_at is None:
+            self.sold_out_at = time.perf_counter() - self.t0
+            self.stop.set()
+
+
+def _ticket_from_token(token: str) -> int | None:
+    """The queue ticket the server put in the admission token (its admission order)."""
+    try:
+        payload = token.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return int(data["ticket"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _seat_list(response: Response | None) -> list[dict[str, Any]]:
+    if response is None or response.status != 200:
+        return []
+    data = response.json()
+    seats = data.get("seats", []) if isinstance(data, dict) else data
+    return seats if isinstance(seats, list) else []
+
+
+def _pick(available: list[int], k: int, rng: random.Random) -> list[int]:
+    """k adjacent-by-id seats, biased to the front of the house (where everybody wants to sit)."""
+    if not available:
+        return []
+    k = min(k, len(available))
+    start = min(int(len(available) * rng.random() ** 2), len(available) - k)
+    return available[start : start + k]
+
+
+async def _sleep_or_stop(state: SaleState, seconds: float) -> bool:
+    """Sleep; True when the sale ended meanwhile."""
+    try:
+        await asyncio.wait_for(state.stop.wait(), seconds)
+        return True
+    except TimeoutError:
+        return state.stop.is_set()
+
+
+async def run_fan(
+    fan: Fan,
+    *,
+    timed: Timed,
+    state: SaleState,
+    plan: FanPlan,
+    concert_id: int,
+    show_id: int,
+    rng: random.Random,
+) -> None:
+    auth = {"Authorization": f"Bearer {fan.access_token}"}
+    where = {"concert_id": concert_id, "show_id": show_id}
+    fan.join_sent = time.perf_counter() - state.t0
+    response = await timed.call("join", "POST", "/api/queue", json=where, headers=auth)
+    if response is None or response.status not in (200, 201):
+        fan.outcome = "join_failed"
+        return
+    if response.sent_at:
+        fan.join_sent = response.sent_at - state.t0
+    state.joined += 1
+    body = response.json() or {}
+    state.waiting += 1
+    try:
+        failures = 0
+        status_path = f"/api/queue/status?concert_id={concert_id}&show_id={show_id}"
+        while body.get("status") != "READY":
+            if body.get("status") == "SOLD_OUT":
+                fan.outcome = "queue_sold_out"
+                return
+            server_delay = body.get("poll_after_seconds")
+            delay = (
+                plan.poll_cap_seconds
+                if server_delay is None
+                else min(float(server_delay), plan.poll_cap_seconds)
+            )
+            if await _sleep_or_stop(state, delay):
+                fan.outcome = "sale_over_in_queue"
+                return
+            response = await timed.call("status", "GET", status_path, headers=auth)
+            if response is None or response.status != 200:
+                failures += 1
+                if failures >= 5:
+                    fan.outcome = "status_failed"
+                    return
+                continue
+            failures = 0
+            body = response.json() or {}
+            if body.get("status") == "NOT_IN_QUEUE":
+                fan.outcome = "dropped_from_queue"
+                return
+    finally:
+        state.waiting -= 1
+    fan.ready_seen = time.perf_counter() - state.t0
+    state.admitted += 1
+
+    response = await timed.call("token", "POST", "/api/reservations/token", json=where, headers=auth)
+    if response is None or response.status not in (200, 201):
+        fan.outcome = "token_failed"
+        return
+    token = (response.json() or {}).get("token") or body.get("token")
+    if not token:
+        fan.outcome = "token_missing"
+        return
+    fan.ticket = _ticket_from_token(token)
+    gated = {**auth, "X-Queue-Token": token}
+    await _buy(fan, timed=timed, state=state, plan=plan, show_id=show_id, gated=gated, rng=rng)
+
+
+async def _buy(
+    fan: Fan,
+    *,
+    timed: Timed,
+    state: SaleState,
+    plan: FanPlan,
+    show_id: int,
+    gated: dict[str, str],
+    rng: random.Random,
+) -> None:
+    seats_path = f"/api/shows/{show_id}/seats?status=AVAILABLE"
+    while True:
+        response = await timed.call("seat_map", "GET", seats_path, headers=gated)
+        if response is None or response.status != 200:
+            fan.outcome = "seat_map_failed"
+            return
+        available = sorted(
+            int(s["id"]) for s in _seat_list(response) if s.get("status", "AVAILABLE") == "AVAILABLE"
+        )
+        if available:
+            break
+        if state.stop.is_set():
+            fan.outcome = "sold_out"
+            return
+        # Nothing free now; holds may still lapse. Refresh like a fan would, until the sale ends.
+        if await _sleep_or_stop(state, plan.refresh_seconds * rng.uniform(0.75, 1.25)):
+            fan.outcome = "sold_out"
+            return
+
+    reservation: dict[str, Any] | None = None
+    want = rng.randint(1, plan.max_seats)
+    tried: set[int] = set()
+    for _attempt in range(1 + plan.hold_retries):
+        choice = _pick([s for s in available if s not in tried], want, rng)
+        if not choice:
+            break
+        tried.update(choice)
+        response = await timed.call(
+            "hold",
+            "POST",
+            "/api/reservations",
+            json={"show_id": show_id, "seat_ids": choice},
+            headers={**gated, "Idempotency-Key": uuid.uuid4().hex},
+        )
+        if response is None:
+            continue
+        if response.status in (200, 201):
+            reservation = response.json()
+            timed.step("hold_won").record(response.sent_at - timed.t0, time.perf_counter() - timed.t0, True)
+            break
+        timed.step("hold_refused").record(response.sent_at - timed.t0, time.perf_counter() - timed.t0, True)
+        if response.status == 409:
+            problem = response.json() or {}
+            taken = problem.get("seat_ids") or problem.get("taken") or []
+            tried.update(int(s) for s in taken if isinstance(s, int))
+            continue
+        break  # anything else (4xx/5xx) ends this fan's try; it is counted in the hold errors
+    if reservation is None:
+        fan.outcome = "no_hold"
+        return
+    state.holds_won += 1
+    seats = int(reservation.get("seat_count") or len(reservation.get("seats") or []) or len(tried))
+    if rng.random() >= plan.pay_ratio:
+        fan.outcome = "walked_away"
+        return
+    response = await timed.call(
+        "pay",
+        "POST",
+        "/api/payments",
+        json={
+            "reservation_id": reservation.get("reservation_id") or reservation.get("id"),
+            "method": "BALANCE",
+        },
+        headers={**auth_only(gated), "Idempotency-Key": uuid.uuid4().hex},
+    )
+    if response is None or response.status not in (200, 201):
+        fan.outcome = "pay_failed"
+        return
+    fan.outcome = "bought"
+    fan.seats = seats
+    state.note_sale(seats)
+
+
+def auth_only(headers: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": headers["Authorization"]}
+
+
+async def sample_progress(state: SaleState, every: float = 0.5) -> None:
+    """Client-side view over time, for the queue chart: waiting, admitted, sold."""
+    while not state.stop.is_set():
+        state.samples.append(
+            {
+                "t": round(time.perf_counter() - state.t0, 2),
+                "joined": state.joined,
+                "waiting": state.waiting,
+                "admitted": state.admitted,
+                "holds": state.holds_won,
+                "sold": state.sold,
+            }
+        )
+        await _sleep_or_stop(state, every)
+
+
+def kendall_tau(xs: list[float], ys: list[float]) -> float | None:
+    """Kendall's tau-b in O(n log n) (Knight's algorithm): +1 when the two orders agree."""
+    n = len(xs)
+    if n < 2:
+        return None
+    pairs = sorted(zip(xs, ys, strict=True))
+    n0 = n * (n - 1) // 2
+
+    def tied_pairs(values: list[float]) -> int:
+        total = run = 1
+        total = 0
+        for i in range(1, len(values) + 1):
+            if i < len(values) and values[i] == values[i - 1]:
+                run += 1
+            else:
+                total += run * (run - 1) // 2
+                run = 1
+        return total
+
+    xs_sorted = [p[0] for p in pairs]
+    n1 = tied_pairs(xs_sorted)
+    # pairs tied in both x and y
+    n3 = 0
+    run = 1
+    for i in range(1, n + 1):
+        if i < n and pairs[i] == pairs[i - 1]:
+            run += 1
+        else:
+            n3 += run * (run - 1) // 2
+            run = 1
+    ys_in_x_order = [p[1] for p in pairs]
+    swaps = _merge_count(ys_in_x_order)
+    n2 = tied_pairs(ys_in_x_order)  # ys_in_x_order is now sorted by y
+    denominator = ((n0 - n1) * (n0 - n2)) ** 0.5
+    if denominator == 0:
+        return None
+    concordant_minus_discordant = n0 - n1 - n2 + n3 - 2 * swaps
+    return concordant_minus_discordant / denominator
+
+
+def _merge_count(values: list[float]) -> int:
+    """Sort `values` in place (stable merge sort) and return the number of inversions."""
+    n = len(values)
+    buffer = values[:]
+    swaps = 0
+    width = 1
+    src, dst = values, buffer
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if src[j] < src[i]:
+                    dst[k] = src[j]
+                    swaps += mid - i
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+        src, dst = dst, src
+        width *= 2
+    if src is not values:
+        values[:] = src
+    return swaps
+
+
+def fairness(fans: list[Fan]) -> dict[str, Any]:
+    """Kendall tau between join order and admission order, over the fans that were admitted."""
+    admitted = [f for f in fans if f.join_sent is not None and f.ready_seen is not None]
+    with_ticket = [f for f in admitted if f.ticket is not None]
+    tau = kendall_tau(
+        [float(f.join_sent or 0) for f in with_ticket], [float(f.ticket or 0) for f in with_ticket]
+    )
+    observed = kendall_tau(
+        [float(f.join_sent or 0) for f in admitted], [float(f.ready_seen or 0) for f in admitted]
+    )
+    return {
+        "kendall_tau": None if tau is None else round(tau, 4),
+        "kendall_tau_observed_ready": None if observed is None else round(observed, 4),
+        "fans_ranked": len(with_ticket),
+        "method": (
+            "join order = when each fan's join request left the client; admission order = the queue "
+            "ticket in the admission token (the server admits strictly in ticket order). "
+            "kendall_tau_observed_ready uses the time READY was first seen instead, which adds "
+            "the polling interval as noise."
+        ),
+    }

@@ -1,0 +1,181 @@
+"""The stack under test: started here (backends, `boxoffice serve --workers W`, `boxoffice worker`)
+or an existing one named by --target. Everything started here is stopped on the way out, always
+(Ctrl-C and SIGTERM included): the servers run in their own sessions and are stopped in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from boxoffice.backends import Backends, start_backends
+from boxoffice.config import Settings, secret
+
+
+@dataclass
+class Stack:
+    base_url: str
+    database_url: str
+    redis_url: str
+    settings: Settings
+    # Process groups whose CPU the report shows (empty for a remote --target).
+    cpu_groups: dict[str, list[int]] = field(default_factory=dict)
+    logs: list[Path] = field(default_factory=list)
+    started_here: bool = False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(
+    base_url: str, procs: list[subprocess.Popen[bytes]], logs: list[Path], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(
+                    f"{' '.join(map(str, proc.args[3:5]))} exited with {proc.returncode}:\n{tail}"
+                )  # type: ignore[index]
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the API did not become ready at {base_url} within {timeout:.0f}s")
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the uvicorn workers go too
+        proc.wait(5)
+
+
+@contextlib.contextmanager
+def local_stack(
+    settings: Settings,
+    *,
+    api_workers: int,
+    data_dir: Path | None,
+    log_dir: Path,
+    server_log_level: str = "WARNING",
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Backends (embedded unless URLs are configured), migrations, API processes and one worker."""
+    from boxoffice.schema import upgrade
+
+    temp_dir = None
+    if data_dir is None:
+        temp_dir = Path(tempfile.mkdtemp(prefix="bo-bench-"))
+        data_dir = temp_dir
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    backends: Backends | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        backends = start_backends(data_dir, settings.database_url, settings.redis_url, persist_redis=False)
+        upgrade(backends.database_url)
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "BOXOFFICE_DATABASE_URL": backends.database_url,
+            "BOXOFFICE_REDIS_URL": backends.redis_url,
+            "BOXOFFICE_DATA_DIR": str(data_dir),
+            "BOXOFFICE_HOST": "127.0.0.1",
+            "BOXOFFICE_PORT": str(port),
+            "BOXOFFICE_JWT_SECRET": secret(settings.jwt_secret),
+            "BOXOFFICE_QUEUE_TOKEN_SECRET": secret(settings.queue_token_secret),
+            "BOXOFFICE_LOG_LEVEL": server_log_level,
+            **(extra_env or {}),
+        }
+        logs = [log_dir / "api.log", log_dir / "worker.log"]
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "boxoffice.cli",
+                "serve",
+                "--workers",
+                str(api_workers),
+                "--port",
+                str(port),
+            ],
+            [sys.executable, "-m", "boxoffice.cli", "worker"],
+        ]
+        for command, log in zip(commands, logs, strict=True):
+            with open(log, "wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+        _wait_healthy(base_url, procs, logs, timeout=90)
+        groups: dict[str, list[int]] = {"api": [procs[0].pid], "worker": [procs[1].pid]}
+        if backends.postgres is not None and backends.postgres.proc is not None:
+            groups["postgres"] = [backends.postgres.proc.pid]
+        if backends.redis is not None and backends.redis.proc is not None:
+            groups["redis"] = [backends.redis.proc.pid]
+        configured = settings.model_copy(
+            update={
+                "database_url": backends.database_url,
+                "redis_url": backends.redis_url,
+                "data_dir": data_dir,
+            }
+        )
+        yield Stack(
+            base_url=base_url,
+            database_url=backends.database_url,
+            redis_url=backends.redis_url,
+            settings=configured,
+            cpu_groups=groups,
+            logs=logs,
+            started_here=True,
+        )
+    finally:
+        # Stop in order, whatever happened: API and worker first, then the backends under them.
+        for proc in procs:
+            _terminate(proc)
+        if backends is not None:
+            backends.stop()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def remote_stack(settings: Settings, target: str) -> Iterator[Stack]:
+    """An already running deployment: setup and audit still need its database and Redis URLs."""
+    if settings.database_url is None or settings.redis_url is None:
+        raise RuntimeError(
+            "--target needs BOXOFFICE_DATABASE_URL and BOXOFFICE_REDIS_URL of that deployment "
+            "(for the setup and the audit) and its BOXOFFICE_JWT_SECRET / BOXOFFICE_QUEUE_TOKEN_SECRET"
+        )
+    yield Stack(
+        base_url=target.rstrip("/"),
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        settings=settings,
+    )

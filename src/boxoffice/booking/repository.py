@@ -1,0 +1,326 @@
+"""All booking SQL (house rule 2). Statements are Core `text()` with bound parameters.
+
+Seats change hands only through HOLD (a conditional UPDATE inside one all-or-nothing statement),
+CONFIRM (a hold's own seats -> RESERVED) and CLOSE (a reservation's own seats -> AVAILABLE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.booking.rules import ShowRules
+
+_SHOW_RULES = text(
+    "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation "
+    "FROM shows WHERE id = :show_id"
+)
+
+# One statement, all or nothing. `res` creates the hold unless the user already has one for the
+# show (ON CONFLICT on the partial unique index -> no row, the caller sorts it out). `won` takes
+# exactly the requested seats that are AVAILABLE or held by a dead hold. `dead` retires the
+# reservation_seats rows of dead holds for the seats just won; `ins` reads count(dead) first, an
+# InitPlan, so the retirement runs before the insert meets the unique (seat_id) WHERE live index.
+# If fewer seats were won than asked, nothing is inserted and the caller rolls back.
+_HOLD = text(
+    """
+    WITH res AS (
+        INSERT INTO reservations (user_id, show_id, status, total_price, seat_count, expires_at,
+                                  created_at, updated_at)
+        SELECT :user_id, :show_id, 'TEMP_RESERVED', coalesce(sum(price), 0), :n, :exp, :now, :now
+        FROM seats WHERE show_id = :show_id AND id = ANY(:ids)
+        ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
+        RETURNING id, user_id, total_price
+    ), won AS (
+        UPDATE seats s
+        SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = :exp, updated_at = :now
+        FROM res
+        WHERE s.show_id = :show_id AND s.id = ANY(:ids)
+          AND (s.status = 'AVAILABLE' OR (s.status = 'TEMP_RESERVED' AND s.hold_expires_at <= :now))
+        RETURNING s.id, s.section, s.row, s.number, s.price
+    ), dead AS (
+        UPDATE reservation_seats rs SET live = false
+        FROM won WHERE rs.seat_id = won.id AND rs.live
+        RETURNING rs.reservation_id
+    ), ins AS (
+        INSERT INTO reservation_seats (reservation_id, seat_id, show_id, price, live)
+        SELECT res.id, won.id, :show_id, won.price, true FROM res, won
+        WHERE (SELECT count(*) FROM dead) >= 0 AND (SELECT count(*) FROM won) = :n
+    ), ev AS (
+        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+        SELECT 'seat.held', 'reservation', res.id, :show_id,
+               jsonb_build_object('reservation_id', res.id, 'user_id', res.user_id,
+                                  'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM won),
+                                  'status', 'TEMP_RESERVED', 'expires_at', CAST(:exp_iso AS text))
+        FROM res WHERE (SELECT count(*) FROM won) = :n
+    )
+    SELECT res.id AS reservation_id, res.total_price, won.id, won.section, won.row, won.number, won.price
+    FROM res LEFT JOIN won ON true
+    """
+)
+
+_SEATS_OF_SHOW = text("SELECT id FROM seats WHERE show_id = :show_id AND id = ANY(:ids)")
+
+_OWN_HOLD = text(
+    "SELECT id, expires_at FROM reservations "
+    "WHERE user_id = :user_id AND show_id = :show_id AND status = 'TEMP_RESERVED' FOR UPDATE"
+)
+
+# Close reservations (already locked or picked by the caller): the reservation row, its seats that
+# still point at it, its reservation_seats rows, and the events, in one statement.
+_CLOSE = text(
+    """
+    WITH r AS (
+        UPDATE reservations SET status = :to_status, closed_at = :now, updated_at = :now
+        WHERE id = ANY(:ids) AND status = :from_status
+        RETURNING id, user_id, show_id
+    ), freed AS (
+        UPDATE seats s
+        SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL, updated_at = :now
+        FROM r WHERE s.reservation_id = r.id
+        RETURNING s.id AS seat_id, r.id AS reservation_id, r.show_id
+    ), rs AS (
+        UPDATE reservation_seats SET live = false WHERE reservation_id IN (SELECT id FROM r) AND live
+    ), ev_res AS (
+        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+        SELECT CAST(:event AS text), 'reservation', r.id, r.show_id,
+               jsonb_build_object('reservation_id', r.id, 'user_id', r.user_id,
+                                  'status', CAST(:to_status AS text))
+        FROM r
+    ), ev_seats AS (
+        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+        SELECT 'seat.released', 'reservation', f.reservation_id, f.show_id,
+               jsonb_build_object('reservation_id', f.reservation_id,
+                                  'seat_ids', jsonb_agg(f.seat_id ORDER BY f.seat_id),
+                                  'status', 'AVAILABLE', 'reason', CAST(:reason AS text))
+        FROM freed f GROUP BY f.reservation_id, f.show_id
+    )
+    SELECT r.id AS reservation_id, r.user_id, r.show_id, f.seat_id
+    FROM r LEFT JOIN freed f ON f.reservation_id = r.id
+    """
+)
+
+_PICK_EXPIRED = text(
+    """
+    SELECT id FROM reservations
+    WHERE status = 'TEMP_RESERVED' AND expires_at <= :now
+    ORDER BY expires_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+# A hold's own seats become RESERVED; the reservation follows only if every seat was still its own.
+_CONFIRM = text(
+    """
+    WITH sold AS (
+        UPDATE seats SET status = 'RESERVED', hold_expires_at = NULL, updated_at = :now
+        WHERE reservation_id = :rid AND status = 'TEMP_RESERVED'
+        RETURNING id
+    ), r AS (
+        UPDATE reservations SET status = 'RESERVED', confirmed_at = :now, updated_at = :now
+        WHERE id = :rid AND status = 'TEMP_RESERVED' AND seat_count = (SELECT count(*) FROM sold)
+        RETURNING id, user_id, show_id
+    ), ev AS (
+        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+        SELECT e.type, 'reservation', r.id, r.show_id,
+               jsonb_build_object('reservation_id', r.id, 'user_id', r.user_id,
+                                  'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM sold),
+                                  'status', 'RESERVED')
+        FROM r, (VALUES ('seat.sold'), ('reservation.confirmed')) AS e(type)
+    )
+    SELECT (SELECT count(*) FROM r) AS confirmed, ARRAY(SELECT id FROM sold ORDER BY id) AS seat_ids
+    """
+)
+
+_LOCK_RESERVATION = text(
+    "SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at, "
+    "closed_at FROM reservations WHERE id = :rid FOR UPDATE"
+)
+
+_RESERVATION = text(
+    "SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at, "
+    "closed_at FROM reservations WHERE id = :rid"
+)
+
+_MY_RESERVATIONS = text(
+    """
+    SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at,
+           closed_at
+    FROM reservations
+    WHERE user_id = :user_id AND (CAST(:before AS bigint) IS NULL OR id < :before)
+    ORDER BY id DESC LIMIT :limit
+    """
+)
+
+_RESERVATION_SEATS = text(
+    """
+    SELECT rs.reservation_id, s.id, s.section, s.row, s.number, rs.price
+    FROM reservation_seats rs JOIN seats s ON s.id = rs.seat_id
+    WHERE rs.reservation_id = ANY(:rids)
+    ORDER BY rs.reservation_id, s.id
+    """
+)
+
+_SHOW_START = text("SELECT starts_at FROM shows WHERE id = :show_id")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldOutcome:
+    """conflict: the user already has a TEMP_RESERVED row for the show (nothing was written)."""
+
+    conflict: bool
+    reservation_id: int | None
+    total_price: int
+    seats: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    reservation_id: int
+    user_id: int
+    show_id: int
+    seat_ids: list[int]
+
+
+async def fetch_show_rules(session: AsyncSession, show_id: int) -> ShowRules | None:
+    row = (await session.execute(_SHOW_RULES, {"show_id": show_id})).first()
+    if row is None:
+        return None
+    return ShowRules(
+        show_id=row[0],
+        starts_at=row[1],
+        sale_opens_at=row[2],
+        sale_closes_at=row[3],
+        hold_seconds=row[4],
+        max_seats=row[5],
+    )
+
+
+async def hold(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    show_id: int,
+    seat_ids: list[int],
+    now: datetime,
+    expires_at: datetime,
+) -> HoldOutcome:
+    rows = (
+        await session.execute(
+            _HOLD,
+            {
+                "user_id": user_id,
+                "show_id": show_id,
+                "ids": seat_ids,
+                "n": len(seat_ids),
+                "exp": expires_at,
+                "exp_iso": expires_at.isoformat(),
+                "now": now,
+            },
+        )
+    ).all()
+    if not rows:
+        return HoldOutcome(conflict=True, reservation_id=None, total_price=0, seats=[])
+    seats = [
+        {"id": r[2], "section": r[3], "row": r[4], "number": r[5], "price": r[6]}
+        for r in rows
+        if r[2] is not None
+    ]
+    seats.sort(key=lambda s: s["id"])
+    return HoldOutcome(conflict=False, reservation_id=rows[0][0], total_price=int(rows[0][1]), seats=seats)
+
+
+async def seats_of_show(session: AsyncSession, show_id: int, seat_ids: list[int]) -> set[int]:
+    rows = await session.execute(_SEATS_OF_SHOW, {"show_id": show_id, "ids": seat_ids})
+    return {r[0] for r in rows}
+
+
+async def lock_own_hold(session: AsyncSession, user_id: int, show_id: int) -> tuple[int, datetime] | None:
+    row = (await session.execute(_OWN_HOLD, {"user_id": user_id, "show_id": show_id})).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def close_reservations(
+    session: AsyncSession,
+    ids: list[int],
+    *,
+    from_status: str,
+    to_status: str,
+    event: str,
+    reason: str,
+    now: datetime,
+) -> list[Closed]:
+    rows = (
+        await session.execute(
+            _CLOSE,
+            {
+                "ids": ids,
+                "from_status": from_status,
+                "to_status": to_status,
+                "event": event,
+                "reason": reason,
+                "now": now,
+            },
+        )
+    ).all()
+    by_id: dict[int, Closed] = {}
+    for rid, user_id, show_id, seat_id in rows:
+        closed = by_id.setdefault(rid, Closed(rid, user_id, show_id, []))
+        if seat_id is not None:
+            closed.seat_ids.append(seat_id)
+    return list(by_id.values())
+
+
+async def pick_expired(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+    return [r[0] for r in await session.execute(_PICK_EXPIRED, {"now": now, "limit": limit})]
+
+
+async def confirm(session: AsyncSession, reservation_id: int, now: datetime) -> list[int] | None:
+    """Seats of the hold -> RESERVED and the reservation -> RESERVED; None if any seat was lost."""
+    row = (await session.execute(_CONFIRM, {"rid": reservation_id, "now": now})).one()
+    return list(row[1]) if row[0] == 1 else None
+
+
+async def lock_reservation(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(_LOCK_RESERVATION, {"rid": reservation_id})).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def get_reservation(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:
+    row = (await session.execute(_RESERVATION, {"rid": reservation_id})).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def list_reservations(
+    session: AsyncSession, user_id: int, *, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await session.execute(_MY_RESERVATIONS, {"user_id": user_id, "before": before, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def seats_of_reservations(
+    session: AsyncSession, reservation_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {rid: [] for rid in reservation_ids}
+    if not reservation_ids:
+        return out
+    for r in (await session.execute(_RESERVATION_SEATS, {"rids": reservation_ids})).mappings():
+        out[r["reservation_id"]].append(
+            {
+                "id": r["id"],
+                "section": r["section"],
+                "row": r["row"],
+                "number": r["number"],
+                "price": r["price"],
+            }
+        )
+    return out
+
+
+async def show_starts_at(session: AsyncSession, show_id: int) -> datetime | None:
+    value = (await session.execute(_SHOW_START, {"show_id": show_id})).scalar()
+    return value  # type: ignore[no-any-return]

@@ -1,0 +1,105 @@
+"""Pure booking rules (house rule 9): no I/O, only values in and decisions out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+REFUND_CUTOFF = timedelta(hours=24)
+
+HOLD = "TEMP_RESERVED"
+RESERVED = "RESERVED"
+EXPIRED = "EXPIRED"
+CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class ShowRules:
+    """The part of a show a hold needs (cached in Redis next to the shield marks)."""
+
+    show_id: int
+    starts_at: datetime
+    sale_opens_at: datetime
+    sale_closes_at: datetime | None
+    hold_seconds: int
+    max_seats: int
+
+
+class RuleViolation(Exception):
+    """A request the rules refuse; `code` is the stable API code, `status` its HTTP status."""
+
+    def __init__(self, code: str, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status = status
+        self.detail = detail
+        self.extra = extra
+
+
+def check_seat_request(seat_ids: Sequence[int], max_seats: int) -> list[int]:
+    """The requested seats as a sorted list; 422 for empty, duplicates or too many."""
+    if not seat_ids:
+        raise RuleViolation(
+            "VALIDATION_ERROR", 422, "seat_ids must name at least one seat", loc=["body", "seat_ids"]
+        )
+    unique = sorted(set(seat_ids))
+    if len(unique) != len(seat_ids):
+        dupes = sorted({s for s in seat_ids if seat_ids.count(s) > 1})
+        raise RuleViolation(
+            "DUPLICATE_SEATS", 422, "seat_ids contains duplicates", loc=["body", "seat_ids"], seat_ids=dupes
+        )
+    if len(unique) > max_seats:
+        raise RuleViolation(
+            "TOO_MANY_SEATS",
+            422,
+            f"At most {max_seats} seats per reservation for this show",
+            loc=["body", "seat_ids"],
+            max_seats=max_seats,
+        )
+    return unique
+
+
+def check_sale_open(show: ShowRules, now: datetime) -> None:
+    if now < show.sale_opens_at:
+        raise RuleViolation(
+            "SALE_CLOSED",
+            409,
+            "The sale for this show has not opened yet",
+            opens_at=show.sale_opens_at.isoformat(),
+        )
+    if show.sale_closes_at is not None and now >= show.sale_closes_at:
+        raise RuleViolation("SALE_CLOSED", 409, "The sale for this show has closed")
+    if now >= show.starts_at:
+        raise RuleViolation("SALE_CLOSED", 409, "The show has started")
+
+
+def hold_expires_at(show: ShowRules, now: datetime) -> datetime:
+    return now + timedelta(seconds=show.hold_seconds)
+
+
+def hold_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
+    """A hold is dead the instant expires_at passes, whatever the sweep has done yet."""
+    return status == HOLD and expires_at > now
+
+
+def refund_allowed(starts_at: datetime, now: datetime) -> bool:
+    """Full refund until 24 h before the show; none after."""
+    return now <= starts_at - REFUND_CUTOFF
+
+
+def taken_seats(requested: Sequence[int], won: Sequence[int]) -> list[int]:
+    got = set(won)
+    return sorted(s for s in requested if s not in got)
+
+
+def shield_ttl_ms(show: ShowRules) -> int:
+    """Shield marks outlive the hold a little: the mark's own deadline is what the Lua compares."""
+    return show.hold_seconds * 1000 + 5000
+
+
+def clamp_page_size(limit: int | None, default: int = 20, maximum: int = 100) -> int:
+    if limit is None:
+        return default
+    return max(1, min(limit, maximum))

@@ -1,0 +1,215 @@
+"""The Redis shield in front of PostgreSQL (house rule 2: every booking Redis key and Lua is here).
+
+Keys, per show (the braces keep a show's keys in one cluster slot):
+- `bo:{S}:held:{seat}`  "<user_id>:<deadline_ms>" while a hold is believed live, "<user_id>:S" once
+                        sold. The deadline is the hold's expires_at by the app clock, compared with
+                        the caller's `now` (not Redis time), so a hold is dead here exactly when it
+                        is dead in PostgreSQL. PX TTL only reclaims memory.
+- `bo:{S}:booking:rules` a few seconds' cache of the show's hold rules (no PostgreSQL on refusals).
+
+The shield may only say "no" early (house rule 4): a mark it misses (Redis flushed, restarted,
+down) just sends the request on to PostgreSQL, which decides. Every function here swallows Redis
+errors and reports "unavailable" so a Redis outage never fails a hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from boxoffice.booking.rules import ShowRules
+
+log = structlog.get_logger("boxoffice.booking.shield")
+
+SOLD = "S"
+SOLD_TTL_MS = 7 * 24 * 3600 * 1000
+RULES_TTL_SECONDS = 10
+# What a Redis outage looks like from redis-py (connection refused, reset, timeouts).
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def seat_key(show_id: int, seat_id: int) -> str:
+    return f"bo:{{{show_id}}}:held:{seat_id}"
+
+
+def rules_key(show_id: int) -> str:
+    return f"bo:{{{show_id}}}:booking:rules"
+
+
+# KEYS: seat keys. ARGV: owner, now_ms, deadline_ms, ttl_ms.
+# -> {1, newly_marked_indexes} or {0, taken_indexes}. All or nothing: nothing is marked on refusal.
+_MARK = """
+local owner, now = ARGV[1], tonumber(ARGV[2])
+local taken, fresh = {}, {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v then
+    local sep = string.find(v, ':', 1, true)
+    local who, deadline = string.sub(v, 1, sep - 1), string.sub(v, sep + 1)
+    if deadline == 'S' or tonumber(deadline) > now then
+      if who ~= owner then taken[#taken + 1] = i end
+    else
+      fresh[#fresh + 1] = i
+    end
+  else
+    fresh[#fresh + 1] = i
+  end
+end
+if #taken > 0 then return {0, taken} end
+local value = owner .. ':' .. ARGV[3]
+for _, i in ipairs(fresh) do redis.call('SET', KEYS[i], value, 'PX', ARGV[4]) end
+return {1, fresh}
+"""
+
+# KEYS: seat keys. ARGV: owner. Deletes only marks that owner still holds (a newer hold keeps its own).
+_RELEASE = """
+local n = 0
+local prefix = ARGV[1] .. ':'
+for _, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v and string.sub(v, 1, #prefix) == prefix then
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
+"""
+
+# KEYS: seat keys. ARGV: owner, ttl_ms. A sold seat is refused early until it is refunded.
+_SOLD = """
+for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1] .. ':S', 'PX', ARGV[2]) end
+return #KEYS
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ShieldVerdict:
+    """available=False: Redis did not answer, the shield was skipped (PostgreSQL decides alone)."""
+
+    available: bool
+    ok: bool
+    taken: list[int]
+    marked: list[int]
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+async def try_mark(
+    redis: Redis,
+    show_id: int,
+    user_id: int,
+    seat_ids: Sequence[int],
+    *,
+    now: datetime,
+    expires_at: datetime,
+    ttl_ms: int,
+) -> ShieldVerdict:
+    """Check and mark all seats atomically, or name the taken ones (nothing marked then)."""
+    keys = [seat_key(show_id, s) for s in seat_ids]
+    try:
+        script = redis.register_script(_MARK)
+        ok, idx = await script(keys=keys, args=[user_id, _ms(now), _ms(expires_at), ttl_ms])
+    except REDIS_ERRORS as exc:
+        log.warning("shield_unavailable", error=type(exc).__name__, show_id=show_id)
+        return ShieldVerdict(available=False, ok=True, taken=[], marked=[])
+    picked = [seat_ids[int(i) - 1] for i in idx]
+    if int(ok) == 1:
+        return ShieldVerdict(available=True, ok=True, taken=[], marked=picked)
+    return ShieldVerdict(available=True, ok=False, taken=sorted(picked), marked=[])
+
+
+async def release(redis: Redis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
+    """Clear the marks `user_id` holds on these seats (hold refused, cancelled, expired, refunded)."""
+    if not seat_ids:
+        return True
+    try:
+        script = redis.register_script(_RELEASE)
+        await script(keys=[seat_key(show_id, s) for s in seat_ids], args=[user_id])
+    except REDIS_ERRORS as exc:
+        log.warning("shield_release_failed", error=type(exc).__name__, show_id=show_id)
+        return False
+    return True
+
+
+async def mark_sold(redis: Redis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
+    if not seat_ids:
+        return True
+    try:
+        script = redis.register_script(_SOLD)
+        await script(keys=[seat_key(show_id, s) for s in seat_ids], args=[user_id, SOLD_TTL_MS])
+    except REDIS_ERRORS as exc:
+        log.warning("shield_sold_failed", error=type(exc).__name__, show_id=show_id)
+        return False
+    return True
+
+
+async def cached_rules(redis: Redis, show_id: int) -> ShowRules | None:
+    try:
+        raw = await redis.get(rules_key(show_id))
+    except REDIS_ERRORS:
+        return None
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return ShowRules(
+        show_id=show_id,
+        starts_at=datetime.fromisoformat(data["starts_at"]),
+        sale_opens_at=datetime.fromisoformat(data["sale_opens_at"]),
+        sale_closes_at=datetime.fromisoformat(data["sale_closes_at"]) if data["sale_closes_at"] else None,
+        hold_seconds=int(data["hold_seconds"]),
+        max_seats=int(data["max_seats"]),
+    )
+
+
+async def cache_rules(redis: Redis, rules: ShowRules) -> None:
+    data = {
+        "starts_at": rules.starts_at.isoformat(),
+        "sale_opens_at": rules.sale_opens_at.isoformat(),
+        "sale_closes_at": rules.sale_closes_at.isoformat() if rules.sale_closes_at else None,
+        "hold_seconds": rules.hold_seconds,
+        "max_seats": rules.max_seats,
+    }
+    try:
+        await redis.set(rules_key(rules.show_id), json.dumps(data), ex=RULES_TTL_SECONDS)
+    except REDIS_ERRORS:
+        return
+
+
+# ---------------------------------------------------------------- live seat events
+
+
+def valid_stream_id(value: str) -> bool:
+    """A Redis stream id "<ms>-<seq>" (from a client's Last-Event-ID header)."""
+    ms, sep, seq = value.partition("-")
+    return bool(sep) and ms.isdigit() and seq.isdigit() and len(value) <= 40
+
+
+async def latest_event_id(redis: Redis, show_id: int) -> str:
+    """The newest id on the show's event stream, "0-0" when empty: where a new watcher starts."""
+    from boxoffice.events import show_stream
+
+    last: Any = await redis.xrevrange(show_stream(show_id), count=1)
+    return str(last[0][0].decode()) if last else "0-0"
+
+
+async def read_show_events(
+    redis: Redis, show_id: int, cursor: str, *, block_ms: int
+) -> list[tuple[str, dict[str, str]]]:
+    """Entries after `cursor` on the show's event stream (`bo:{S}:events`, written by the relay)."""
+    from boxoffice.events import show_stream
+
+    reply: Any = await redis.xread({show_stream(show_id): cursor}, count=500, block=block_ms)
+    out: list[tuple[str, dict[str, str]]] = []
+    for _name, entries in reply or []:
+        for entry_id, fields in entries:
+            out.append((entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()}))
+    return out

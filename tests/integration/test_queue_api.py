@@ -66,7 +66,7 @@ async def test_users_are_admitted_in_join_order(
             break
     assert served == [u["id"] for u in users]
     assert runtime.metrics.queue_admissions._value.get() >= 12  # type: ignore[attr-defined]
-    stats = await client.get(f"/metrics")
+    stats = await client.get("/metrics")
     assert "boxoffice_queue_joins_total" in stats.text
 
 

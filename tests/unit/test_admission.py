@@ -62,7 +62,11 @@ def test_poll_after_near_far_and_jittered() -> None:
 
 def test_phase() -> None:
     t = datetime(2030, 1, 1, tzinfo=UTC)
-    kw = {"pre_queue_opens_at": t - timedelta(hours=1), "sale_opens_at": t, "sale_closes_at": t + timedelta(hours=1)}
+    kw = {
+        "pre_queue_opens_at": t - timedelta(hours=1),
+        "sale_opens_at": t,
+        "sale_closes_at": t + timedelta(hours=1),
+    }
     assert admission.phase(t - timedelta(hours=2), **kw) == "NOT_OPEN"
     assert admission.phase(t - timedelta(minutes=1), **kw) == "PRE_QUEUE"
     assert admission.phase(t, **kw) == "OPEN"
@@ -75,7 +79,9 @@ def test_commitment_and_permutation_are_recomputable() -> None:
     assert admission.commitment(seed) == hashlib.sha256(bytes.fromhex(seed)).hexdigest()
     joins = [5, 3, 9, 3, 1]
     order = admission.prequeue_order(seed, joins)
-    expected = sorted({5, 3, 9, 1}, key=lambda u: hmac.new(bytes.fromhex(seed), str(u).encode(), "sha256").hexdigest())
+    expected = sorted(
+        {5, 3, 9, 1}, key=lambda u: hmac.new(bytes.fromhex(seed), str(u).encode(), "sha256").hexdigest()
+    )
     assert order == expected
 
 

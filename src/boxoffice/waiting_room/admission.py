@@ -15,7 +15,7 @@ from datetime import datetime
 # A waiter whose last poll / stream heartbeat is older than this is skipped at admission.
 STALE_AFTER_SECONDS = 180
 # Time constant of the measured admission rate (EWMA over how fast `serving` moves).
-RATE_TAU_SECONDS = 10.0
+RATE_TAU_SECONDS = 5.0
 # Unused admission credit never exceeds one second of the configured rate (no bursts after a pause).
 MAX_CREDIT_SECONDS = 1.0
 # One tick never walks more than this many tickets (admitted + skipped): bounds Lua time.

@@ -263,7 +263,8 @@ end
 local inv_cap = tonumber(ARGV[11])
 local blocked = '0'
 if inv_cap >= 0 and active + admitted >= inv_cap and serving < nxt then blocked = '1' end
-redis.call('HSET', KEYS[7], 'last_tick', last_new, 'credit', string.format('%.6f', credit), 'blocked', blocked)
+local credit_s = string.format('%.6f', credit)
+redis.call('HSET', KEYS[7], 'last_tick', last_new, 'credit', credit_s, 'blocked', blocked)
 if rate then redis.call('HSET', KEYS[7], 'rate', rate) end
 if admitted > 0 then redis.call('HINCRBY', KEYS[7], 'admitted_total', admitted) end
 if stale > 0 then redis.call('HINCRBY', KEYS[7], 'stale_skipped', stale) end

@@ -1,0 +1,28 @@
+"""Payment request and response models (extra="forbid", bounded fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PaymentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reservation_id: int = Field(ge=1, le=2**62)
+    method: Literal["BALANCE", "CARD"]
+
+
+class PaymentOut(BaseModel):
+    payment_id: int
+    reservation_id: int
+    amount: int = Field(description="Minor units")
+    method: Literal["BALANCE", "CARD"]
+    status: Literal["PENDING", "SUCCEEDED", "FAILED", "REFUNDED"]
+    reservation_status: str | None = None
+    provider_reference: str | None
+    failure_code: str | None
+    created_at: datetime
+    settled_at: datetime | None

@@ -1,0 +1,264 @@
+"""Payments: balance and card (through the real simulator over HTTP), faults, reconciliation,
+refunds. Every test ends with the invariants I1-I4 checked against the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from boxoffice.payments.service import reconcile_once
+from tests.factories import make_user
+from tests.integration.test_booking_support import (
+    assert_invariants,
+    balance,
+    force,
+    gated,
+    make_show,
+    seat_rows,
+    sim_stats,
+    simulator,
+)
+
+
+@pytest.fixture(autouse=True)
+async def _invariants_after(runtime):  # type: ignore[no-untyped-def]
+    yield
+    await assert_invariants(runtime)
+
+
+async def held(
+    client, runtime, user, *, seats=2, price=10_000, hold_seconds=300, starts_in=timedelta(days=30)
+):  # type: ignore[no-untyped-def]
+    show = await make_show(runtime, seats=4, price=price, hold_seconds=hold_seconds, starts_in=starts_in)
+    resp = await client.post(
+        "/api/reservations",
+        json={"show_id": show["show_id"], "seat_ids": show["seat_ids"][:seats]},
+        headers=gated(runtime, user, show["show_id"]),
+    )
+    assert resp.status_code == 201, resp.text
+    return show, resp.json()["reservation_id"]
+
+
+async def pay(client, runtime, user, show_id, rid, method="BALANCE", key="pay-1"):  # type: ignore[no-untyped-def]
+    return await client.post(
+        "/api/payments",
+        json={"reservation_id": rid, "method": method},
+        headers=gated(runtime, user, show_id, key),
+    )
+
+
+async def reservation_status(runtime, rid):  # type: ignore[no-untyped-def]
+    async with runtime.sessions() as s:
+        return (
+            await s.execute(text("SELECT status FROM reservations WHERE id = :r"), {"r": rid})
+        ).scalar_one()
+
+
+async def payments_of(runtime, rid):  # type: ignore[no-untyped-def]
+    async with runtime.sessions() as s:
+        rows = await s.execute(
+            text("SELECT status, method, failure_code FROM payments WHERE reservation_id = :r ORDER BY id"),
+            {"r": rid},
+        )
+        return [tuple(r) for r in rows]
+
+
+async def test_balance_payment_confirms_and_replays(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime, balance=50_000)
+    show, rid = await held(client, runtime, u)
+    resp = await pay(client, runtime, u, show["show_id"], rid)
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["status"] == "SUCCEEDED" and body["amount"] == 20_000 and body["method"] == "BALANCE"
+    assert await balance(runtime, u["id"]) == 30_000
+    assert await reservation_status(runtime, rid) == "RESERVED"
+    statuses = {r["id"]: r["status"] for r in await seat_rows(runtime, show["show_id"])}
+    assert [statuses[s] for s in show["seat_ids"][:2]] == ["RESERVED", "RESERVED"]
+    again = await pay(client, runtime, u, show["show_id"], rid)
+    assert (
+        again.status_code == 201 and again.json() == body and again.headers["idempotent-replayed"] == "true"
+    )
+    other_key = await pay(client, runtime, u, show["show_id"], rid, key="pay-2")
+    assert other_key.status_code == 409 and other_key.json()["code"] == "ALREADY_PAID"
+    assert await balance(runtime, u["id"]) == 30_000
+    got = await client.get(f"/api/payments/{body['payment_id']}", headers=u["headers"])
+    assert got.status_code == 200 and got.json()["status"] == "SUCCEEDED"
+    # the sold seats are refused by the shield and by PostgreSQL
+    v = await make_user(runtime)
+    resp = await client.post(
+        "/api/reservations",
+        json={"show_id": show["show_id"], "seat_ids": show["seat_ids"][:1]},
+        headers=gated(runtime, v, show["show_id"]),
+    )
+    assert resp.status_code == 409
+
+
+async def test_payment_errors_change_nothing(client, runtime, clock):  # type: ignore[no-untyped-def]
+    poor = await make_user(runtime, balance=5_000)
+    show, rid = await held(client, runtime, poor, hold_seconds=60)
+    resp = await pay(client, runtime, poor, show["show_id"], rid)
+    assert resp.status_code == 402 and resp.json()["code"] == "INSUFFICIENT_BALANCE"
+    resp = await client.post(
+        "/api/payments",
+        json={"reservation_id": rid, "method": "BALANCE"},
+        headers=gated(runtime, poor, show["show_id"]),
+    )
+    assert resp.status_code == 400 and resp.json()["code"] == "IDEMPOTENCY_KEY_REQUIRED"
+    resp = await client.post(
+        "/api/payments",
+        json={"reservation_id": rid, "method": "CASH"},
+        headers=gated(runtime, poor, show["show_id"], "x"),
+    )
+    assert resp.status_code == 422 and resp.json()["errors"][0]["loc"] == ["body", "method"]
+    stranger = await make_user(runtime, balance=100_000)
+    resp = await pay(client, runtime, stranger, show["show_id"], rid)
+    assert resp.status_code == 404
+    assert await balance(runtime, poor["id"]) == 5_000
+    assert await reservation_status(runtime, rid) == "TEMP_RESERVED"
+    assert await payments_of(runtime, rid) == []
+
+
+async def test_payment_after_expiry_is_refused_and_charges_nothing(client, runtime, clock):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime, balance=50_000)
+    show, rid = await held(client, runtime, u, hold_seconds=30)
+    clock.advance(31)  # dead, not yet swept
+    resp = await pay(client, runtime, u, show["show_id"], rid)
+    assert resp.status_code == 409 and resp.json()["code"] == "HOLD_EXPIRED"
+    assert await balance(runtime, u["id"]) == 50_000
+    async with simulator(runtime) as url:
+        resp = await pay(client, runtime, u, show["show_id"], rid, method="CARD", key="card")
+        assert resp.status_code == 409
+        assert (await sim_stats(url))["posts"] == 0
+    assert await payments_of(runtime, rid) == []
+
+
+async def test_cancel_and_refund_balance(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime, balance=50_000)
+    show, rid = await held(client, runtime, u)
+    assert (await pay(client, runtime, u, show["show_id"], rid)).status_code == 201
+    resp = await client.delete(f"/api/reservations/{rid}", headers=u["headers"])
+    assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
+    assert await balance(runtime, u["id"]) == 50_000
+    assert await payments_of(runtime, rid) == [("REFUNDED", "BALANCE", None)]
+    assert all(r["status"] == "AVAILABLE" for r in await seat_rows(runtime, show["show_id"]))
+    # the seats are on sale again at once
+    v = await make_user(runtime)
+    resp = await client.post(
+        "/api/reservations",
+        json={"show_id": show["show_id"], "seat_ids": show["seat_ids"][:2]},
+        headers=gated(runtime, v, show["show_id"]),
+    )
+    assert resp.status_code == 201
+
+
+async def test_refund_closes_24h_before_the_show(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime, balance=50_000)
+    show, rid = await held(client, runtime, u, starts_in=timedelta(hours=23))
+    assert (await pay(client, runtime, u, show["show_id"], rid)).status_code == 201
+    resp = await client.delete(f"/api/reservations/{rid}", headers=u["headers"])
+    assert resp.status_code == 409 and resp.json()["code"] == "REFUND_CLOSED"
+    assert await reservation_status(runtime, rid) == "RESERVED"
+    assert await balance(runtime, u["id"]) == 30_000
+
+
+async def test_card_success_and_card_refund(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    async with simulator(runtime) as url:
+        resp = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["status"] == "SUCCEEDED" and resp.json()["provider_reference"].startswith("ch_")
+        assert await reservation_status(runtime, rid) == "RESERVED"
+        stats = await sim_stats(url)
+        assert stats["charges"] == 1 and stats["captured_amount"] == 20_000
+        resp = await client.delete(f"/api/reservations/{rid}", headers=u["headers"])
+        assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
+        stats = await sim_stats(url)
+        assert stats["refunded"] == 1 and stats["captured_amount"] == 0
+    assert await payments_of(runtime, rid) == [("REFUNDED", "CARD", None)]
+
+
+async def test_card_declined_keeps_the_hold(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime, balance=50_000)
+    show, rid = await held(client, runtime, u)
+    async with simulator(runtime) as url:
+        await force(url, "fail")
+        resp = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert resp.status_code == 402 and resp.json()["code"] == "PAYMENT_DECLINED"
+        assert await reservation_status(runtime, rid) == "TEMP_RESERVED"
+        assert (await sim_stats(url))["captured_amount"] == 0
+    # the hold is still payable: by balance now
+    resp = await pay(client, runtime, u, show["show_id"], rid, key="pay-2")
+    assert resp.status_code == 201
+    assert await payments_of(runtime, rid) == [("FAILED", "CARD", "DECLINED"), ("SUCCEEDED", "BALANCE", None)]
+
+
+async def test_card_charged_answer_lost_is_retried_with_the_same_key(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    async with simulator(runtime) as url:
+        await force(url, "lost")
+        resp = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert resp.status_code == 201 and resp.json()["status"] == "SUCCEEDED"
+        stats = await sim_stats(url)
+        assert stats["posts"] == 2 and stats["charges"] == 1 and stats["captured_amount"] == 20_000
+    assert await reservation_status(runtime, rid) == "RESERVED"
+
+
+async def test_card_timeout_then_reconciliation_confirms_once(client, runtime, clock):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    async with simulator(runtime, timeout_sleep_seconds=1.5) as url:
+        await force(url, "timeout")
+        resp = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert resp.status_code == 202 and resp.json()["status"] == "PENDING"
+        assert await reservation_status(runtime, rid) == "TEMP_RESERVED"
+        assert await reconcile_once(runtime) == 0  # too young: its call may still be in flight
+        clock.advance(10)
+        assert await reconcile_once(runtime) == 1
+        assert await reconcile_once(runtime) == 0
+        stats = await sim_stats(url)
+        assert stats["posts"] == 1 and stats["charges"] == 1 and stats["captured_amount"] == 20_000
+    assert await reservation_status(runtime, rid) == "RESERVED"
+    assert await payments_of(runtime, rid) == [("SUCCEEDED", "CARD", None)]
+    # the stored answer is replayed for the same key; the current state is at GET /api/payments/{id}
+    again = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+    assert again.status_code == 202
+    got = await client.get(f"/api/payments/{again.json()['payment_id']}", headers=u["headers"])
+    assert got.json()["status"] == "SUCCEEDED"
+
+
+async def test_card_timeout_hold_died_meanwhile_is_refunded(client, runtime, clock):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u, hold_seconds=30)
+    async with simulator(runtime, timeout_sleep_seconds=1.5) as url:
+        await force(url, "timeout")
+        resp = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert resp.status_code == 202
+        clock.advance(60)  # the hold dies before anyone learns the charge went through
+        assert await reconcile_once(runtime) == 1
+        stats = await sim_stats(url)
+        assert stats["charges"] == 1 and stats["refunded"] == 1 and stats["captured_amount"] == 0
+    assert await payments_of(runtime, rid) == [("REFUNDED", "CARD", "HOLD_EXPIRED")]
+    assert await reservation_status(runtime, rid) in ("TEMP_RESERVED", "EXPIRED")
+
+
+async def test_reconciliation_of_a_charge_that_never_arrived(client, runtime, clock):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO payments (reservation_id, user_id, amount, method, status, provider_idempotency_key, "
+                "created_at, updated_at) VALUES (:r, :u, 20000, 'CARD', 'PENDING', 'never-sent', now(), now())"
+            ),
+            {"r": rid, "u": u["id"]},
+        )
+    async with simulator(runtime) as url:
+        clock.advance(10)
+        assert await reconcile_once(runtime) == 1
+        assert (await sim_stats(url))["charges"] == 0
+    assert await payments_of(runtime, rid) == [("FAILED", "CARD", "NOT_CHARGED")]
+    assert await reservation_status(runtime, rid) == "TEMP_RESERVED"

@@ -23,14 +23,15 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """The request's transaction: committed when the endpoint returns, rolled back if it raises.
 
-    FastAPI runs the code after `yield` before the response is sent, so a client never sees a
-    success whose commit failed.
+    scope="function" makes FastAPI run the code after `yield` (the commit) before the response is
+    sent, so a client never sees a success whose commit failed, and a follow-up request always sees
+    the write. (The default scope for yield dependencies, "request", commits after the response.)
     """
     async with runtime.sessions() as session, session.begin():
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(unit_of_work)]
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
 def get_redis(runtime: RuntimeDep) -> Redis:

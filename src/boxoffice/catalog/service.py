@@ -439,16 +439,22 @@ async def _seat_map_cached(runtime: Runtime, show_id: int, status: SeatStatus | 
     refreshed = False
     while True:
         cached = await cache.read_seat_map(redis, show_id)
-        if cached is not None:
-            if not cached.fresh and not refreshed:
-                gen = await cache.try_lock(redis, show_id, token)
-                if gen is not None:
-                    refreshed = True
-                    await _refresh(runtime, show_id, token, gen, cached)
-                    continue
+        if cached is not None and (cached.fresh or refreshed):
             return cache.render(show_id, cached.version, cached.layout, cached.status, status)
         gen = await cache.try_lock(redis, show_id, token)
-        if gen is not None:
+        if gen is None:
+            if cached is not None:  # another reader is refreshing: this copy is patched anyway
+                return cache.render(show_id, cached.version, cached.layout, cached.status, status)
+        else:
+            # Double-check under the lock: the previous holder may have stored it just now.
+            current = await cache.read_seat_map(redis, show_id)
+            if current is not None and current.fresh:
+                await cache.release_lock(redis, show_id, token)
+                return cache.render(show_id, current.version, current.layout, current.status, status)
+            if current is not None:
+                refreshed = True
+                await _refresh(runtime, show_id, token, gen, current)
+                continue
             built = await _rebuild(runtime, show_id, token, gen)
             if built is not None:
                 return cache.render(show_id, 0, built.layout, built.status, status)

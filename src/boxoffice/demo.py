@@ -1,13 +1,103 @@
 """Demo data for `boxoffice up` / `boxoffice seed-demo`, built through the domain services.
 
-Seeded once: a second run finds the demo venue and changes nothing.
+Seeded once: a second run finds the demo venue and changes nothing (the accounts are ensured, which
+is a no-op when they exist).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from boxoffice.auth.service import ensure_account
+from boxoffice.catalog import service
+from boxoffice.catalog.schemas import ConcertIn, QueueSettingsIn, SectionIn, ShowIn, VenueIn
+from boxoffice.config import secret
+from boxoffice.db import unit_of_work
 from boxoffice.runtime import Runtime
+
+DEMO_VENUE = "Boxoffice Demo Arena"
+SECTIONS = [
+    SectionIn(name="VIP", rows=5, seats_per_row=20),
+    SectionIn(name="Floor A", rows=20, seats_per_row=30),
+    SectionIn(name="Floor B", rows=20, seats_per_row=30),
+    SectionIn(name="Balcony", rows=20, seats_per_row=40),
+]
+PRICES = {"VIP": 220_000, "Floor A": 150_000, "Floor B": 150_000, "Balcony": 80_000}  # minor units
+CONCERTS = [
+    ("Midnight Signals", "Aurora Lane", "The arena tour: two nights only."),
+    ("Paper Planets", "The Quiet Engines", "Songs from the new record, front to back."),
+    ("Low Tide Sessions", "Mira & the Harbour", "An acoustic evening."),
+]
 
 
 async def seed_demo(runtime: Runtime) -> str:
-    """Filled in by the catalog issue (venue, concerts, shows) and the auth issue (accounts)."""
-    return "none yet"
+    settings = runtime.settings
+    async with unit_of_work(runtime.sessions) as session:
+        await service.serialize_seeding(session)
+        await ensure_account(
+            session,
+            settings,
+            email=settings.admin_email,
+            password=secret(settings.admin_password),
+            name="Administrator",
+            role="ADMIN",
+        )
+        await ensure_account(
+            session,
+            settings,
+            email=settings.demo_fan_email,
+            password=secret(settings.demo_fan_password),
+            name="Demo Fan",
+            initial_balance=settings.demo_fan_balance,
+        )
+        existing = await service.find_venue_id(session, DEMO_VENUE)
+        if existing is not None:
+            accounts = f"{settings.admin_email}, {settings.demo_fan_email}"
+            return f"already seeded (venue #{existing}); accounts {accounts}"
+
+        venue = await service.create_venue(session, VenueIn(name=DEMO_VENUE, sections=SECTIONS))
+        now = runtime.clock.now().replace(second=0, microsecond=0)
+        on_sale_show = 0
+        shows = 0
+        for i, (name, artist, description) in enumerate(CONCERTS):
+            concert = await service.create_concert(
+                session, ConcertIn(name=name, artist=artist, venue_id=venue["id"], description=description)
+            )
+            for night in range(2):
+                show = await service.create_show(
+                    session,
+                    runtime.clock,
+                    concert["id"],
+                    _show(now, concert_index=i, night=night),
+                    default_hold_seconds=settings.default_hold_seconds,
+                )
+                shows += 1
+                if i == 0 and night == 0:
+                    on_sale_show = show["id"]
+        return (
+            f"venue '{DEMO_VENUE}' ({venue['seat_count']:,} seats in {len(SECTIONS)} sections), "
+            f"{len(CONCERTS)} concerts, {shows} shows; show #{on_sale_show} is on sale now; "
+            f"accounts {settings.admin_email} (admin), {settings.demo_fan_email} (fan)"
+        )
+
+
+def _show(now: datetime, *, concert_index: int, night: int) -> ShowIn:
+    """The first night of the first concert is on sale now with a fast queue; the rest open later
+    (one in a few minutes, so the pre-queue can be watched), each with a pre-queue before the sale."""
+    starts = now + timedelta(days=14 + 7 * concert_index + night)
+    if concert_index == 0 and night == 0:
+        opens = now - timedelta(minutes=10)
+        queue = QueueSettingsIn(admit_per_second=200, max_active=None)
+    elif concert_index == 0:
+        opens = now + timedelta(minutes=15)
+        queue = QueueSettingsIn(admit_per_second=50)
+    else:
+        opens = now + timedelta(days=concert_index, hours=night)
+        queue = QueueSettingsIn()
+    return ShowIn(
+        starts_at=starts,
+        sale_opens_at=opens,
+        pre_queue_opens_at=opens - timedelta(minutes=10),
+        prices=PRICES,
+        queue=queue,
+    )

@@ -367,3 +367,13 @@ async def recount_candidates(session: AsyncSession, now: datetime, since: dateti
     """Shows whose seats can still change: the sale has opened and the show is not long over."""
     stmt = select(_s.c.id).where(_s.c.sale_opens_at <= now, _s.c.starts_at > since).order_by(_s.c.id)
     return [int(v) for v in (await session.execute(stmt)).scalars()]
+
+
+# ---- demo seeding ------------------------------------------------------------------------------
+
+_DEMO_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boxoffice.demo_seed'))")
+
+
+async def lock_demo_seed(session: AsyncSession) -> None:
+    """Two seeders starting together (two `boxoffice up`) take turns; the second finds the demo."""
+    await session.execute(_DEMO_LOCK)

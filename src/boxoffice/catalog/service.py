@@ -97,6 +97,15 @@ async def get_venue(session: AsyncSession, venue_id: int) -> dict[str, Any]:
     return _venue_out(venue, await repository.fetch_sections(session, venue_id))
 
 
+async def find_venue_id(session: AsyncSession, name: str) -> int | None:
+    return await repository.find_venue_by_name(session, name)
+
+
+async def serialize_seeding(session: AsyncSession) -> None:
+    """A transaction-scoped lock so two seeders (two `boxoffice up`) never both create the demo."""
+    await repository.lock_demo_seed(session)
+
+
 # ---- concerts --------------------------------------------------------------------------------------
 
 

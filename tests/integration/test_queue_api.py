@@ -225,3 +225,23 @@ async def test_admin_pause_resume_and_live_settings(
     view = (await client.get(url, headers=admin["headers"])).json()
     assert view["active"] == 10 and view["waiting"] == 0 and view["admitted_total"] == 10
     assert view["admission_rate"] is not None
+
+
+async def test_worker_job_ticks_tracked_shows_and_drops_closed_ones(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    from boxoffice.waiting_room.worker import JOBS
+
+    (job,) = JOBS
+    show = await make_show(runtime, closes_in=30)
+    fan = await make_user(runtime)
+    await client.post("/api/queue", json=show["body"], headers=fan["headers"])
+    assert await store.tracked_shows(runtime.redis) == [show["id"]]
+    assert await job.run(runtime) == 1
+    clock.advance(31)
+    assert await job.run(runtime) == 0
+    assert await store.tracked_shows(runtime.redis) == []
+    ttl = await runtime.redis.ttl(store.keys(show["id"]).members)
+    assert 0 < ttl <= service.CLOSED_QUEUE_TTL_SECONDS
+    closed = await client.post("/api/queue", json=show["body"], headers=fan["headers"])
+    assert closed.status_code == 409 and closed.json()["code"] == "SALE_CLOSED"

@@ -52,3 +52,20 @@ async def test_stream_errors_are_problem_json(client: httpx.AsyncClient, runtime
     )
     assert resp.status_code == 404 and resp.headers["content-type"] == "application/problem+json"
     assert (await client.get("/api/queue/stream", params={"concert_id": 1, "show_id": 1})).status_code == 401
+
+
+async def test_openapi_describes_the_queue_routes(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    paths = doc["paths"]
+    for path in (
+        "/api/queue",
+        "/api/queue/status",
+        "/api/queue/stream",
+        "/api/reservations/token",
+        "/api/shows/{show_id}/queue/fairness",
+        "/api/admin/shows/{show_id}/queue",
+        "/api/admin/shows/{show_id}/queue/pause",
+        "/api/admin/shows/{show_id}/queue/resume",
+    ):
+        assert path in paths, path
+    assert "text/event-stream" in paths["/api/queue/stream"]["get"]["responses"]["200"]["content"]

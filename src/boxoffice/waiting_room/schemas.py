@@ -68,7 +68,7 @@ class FairnessResponse(BaseModel):
 
 
 class QueueSettingsUpdate(_Strict):
-    admit_per_second: float | None = Field(default=None, ge=0, le=100_000)
+    admit_per_second: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
     max_active: int | None = Field(default=None, ge=0, le=10_000_000)
     clear_max_active: bool = Field(default=False, description="true removes the active-user cap")
 

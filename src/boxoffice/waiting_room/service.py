@@ -40,6 +40,8 @@ TICK_SECONDS = 0.5
 STREAM_CHECK_SECONDS = 1.0
 STREAM_KEEPALIVE_SECONDS = 15.0
 STREAM_MAX_SECONDS = 600.0
+# After the sale closes a queue's keys linger this long (fairness audit, admin numbers), then go.
+CLOSED_QUEUE_TTL_SECONDS = 7 * 24 * 3600
 _MISSING = "null"
 _FINAL = frozenset({"READY", "NOT_IN_QUEUE", "SOLD_OUT"})
 
@@ -229,7 +231,8 @@ def _view(
             position=None,
             estimated_wait_seconds=eta,
             estimate_basis="sale_start" if eta is not None else "unknown",
-            poll_after_seconds=admission.poll_after(eta),
+            # the sale has started and the draw is due on the next tick: look again soon
+            poll_after_seconds=admission.poll_after(eta if eta is not None else 1),
             pre_queue=True,
         )
     position = raw.ticket - raw.serving
@@ -365,6 +368,7 @@ async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
     phase = info.phase(now)
     if phase == "CLOSED":
         await store.untrack_show(runtime.redis, show_id)
+        await store.expire_show(runtime.redis, show_id, CLOSED_QUEUE_TTL_SECONDS)
         return None
     if phase != "OPEN":
         return None

@@ -86,7 +86,7 @@ if t then
   end
   -- admitted earlier and the lease is over: that place is spent, a new one follows
   redis.call('HDEL', KEYS[1], user)
-  redis.call('ZREM', KEYS[8], user)
+  if redis.call('ZREM', KEYS[8], user) == 1 then redis.call('HINCRBY', KEYS[5], 'no_show', 1) end
 end
 if redis.call('HEXISTS', KEYS[7], user) == 1 then
   redis.call('HSET', KEYS[3], user, ARGV[2])
@@ -484,6 +484,16 @@ async def set_show_cache(
 
 async def drop_show_cache(redis: Redis, show_id: int) -> None:
     await redis.delete(keys(show_id).show)
+
+
+async def expire_show(redis: Redis, show_id: int, seconds: int) -> None:
+    """A closed sale's queue keys go away after `seconds` (the audit data stays readable until then)."""
+    k = keys(show_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in Keys.__dataclass_fields__:
+            if name != "show":
+                pipe.expire(getattr(k, name), seconds)
+        await pipe.execute()
 
 
 async def track_show(redis: Redis, show_id: int) -> None:

@@ -249,7 +249,8 @@ end
 if serving > start then redis.call('SET', KEYS[2], serving) end
 credit = credit - admitted
 local rate = m[3]
-if had_waiters and not paused and dt > 0 then
+-- a tick that drained the line measured the line, not the pace: it does not move the EWMA
+if had_waiters and not paused and dt > 0 and (serving < nxt or admitted >= k) then
   local sample = (serving - start) / dt
   if rate then
     local r = tonumber(rate)

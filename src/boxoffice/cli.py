@@ -348,6 +348,36 @@ async def _seed(settings: Settings, backends: Backends) -> object:
         return await seed_demo(runtime)
 
 
+@app.command("payment-provider")
+def payment_provider(
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Listen port (BOXOFFICE_PAYMENT_PROVIDER_PORT)")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    latency_ms: Annotated[int, typer.Option(min=0, max=60_000, help="Added to every charge")] = 0,
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of charges declined")] = 0.0,
+    timeout_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Charged, answer after the client gave up")
+    ] = 0.0,
+    lost_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Charged, but the answer is lost (502)")
+    ] = 0.0,
+) -> None:
+    """The payment-provider simulator (an external card API with configurable faults)."""
+    from boxoffice.payments.provider import SimulatorConfig, serve_simulator
+
+    with _errors_as_one_line():
+        if failure_rate + timeout_rate + lost_rate > 1:
+            raise UserError("--failure-rate + --timeout-rate + --lost-rate must not exceed 1")
+        settings = _settings(payment_provider_port=port)
+        _configure_logging(settings)
+        config = SimulatorConfig(
+            latency_ms=latency_ms, failure_rate=failure_rate, timeout_rate=timeout_rate, lost_rate=lost_rate
+        )
+        console.print(f"payment-provider simulator on http://{host}:{settings.payment_provider_port}")
+        asyncio.run(serve_simulator(settings, config, host=host, own_signals=True))
+
+
 def main() -> None:
     try:
         app()

@@ -31,6 +31,8 @@ class FanPlan:
     max_seats: int
     hold_retries: int = 3
     refresh_seconds: float = 2.0
+    # How long a fan who sees no free seat keeps refreshing for lapsed holds (hold time + sweep).
+    hopeful_seconds: float = 30.0
 
 
 @dataclass
@@ -77,7 +79,7 @@ def _ticket_from_token(token: str) -> int | None:
         return None
 
 
-def _seat_list(response: Response | None) -> list[dict[str, Any]]:
+def seat_list(response: Response | None) -> list[dict[str, Any]]:
     if response is None or response.status != 200:
         return []
     data = response.json()
@@ -94,7 +96,7 @@ def _pick(available: list[int], k: int, rng: random.Random) -> list[int]:
     return available[start : start + k]
 
 
-async def _sleep_or_stop(state: SaleState, seconds: float) -> bool:
+async def sleep_or_stop(state: SaleState, seconds: float) -> bool:
     """Sleep; True when the sale ended meanwhile."""
     try:
         await asyncio.wait_for(state.stop.wait(), seconds)
@@ -126,35 +128,15 @@ async def run_fan(
     body = response.json() or {}
     state.waiting += 1
     try:
-        failures = 0
-        status_path = f"/api/queue/status?concert_id={concert_id}&show_id={show_id}"
-        while body.get("status") != "READY":
-            if body.get("status") == "SOLD_OUT":
-                fan.outcome = "queue_sold_out"
-                return
-            server_delay = body.get("poll_after_seconds")
-            delay = (
-                plan.poll_cap_seconds
-                if server_delay is None
-                else min(float(server_delay), plan.poll_cap_seconds)
-            )
-            if await _sleep_or_stop(state, delay):
-                fan.outcome = "sale_over_in_queue"
-                return
-            response = await timed.call("status", "GET", status_path, headers=auth)
-            if response is None or response.status != 200:
-                failures += 1
-                if failures >= 5:
-                    fan.outcome = "status_failed"
-                    return
-                continue
-            failures = 0
-            body = response.json() or {}
-            if body.get("status") == "NOT_IN_QUEUE":
-                fan.outcome = "dropped_from_queue"
-                return
+        outcome = await _wait_in_queue(
+            body, timed=timed, state=state, plan=plan, auth=auth, where=where, rng=rng
+        )
     finally:
         state.waiting -= 1
+    if isinstance(outcome, str):
+        fan.outcome = outcome
+        return
+    body = outcome
     fan.ready_seen = time.perf_counter() - state.t0
     state.admitted += 1
 
@@ -168,7 +150,50 @@ async def run_fan(
         return
     fan.ticket = _ticket_from_token(token)
     gated = {**auth, "X-Queue-Token": token}
-    await _buy(fan, timed=timed, state=state, plan=plan, show_id=show_id, gated=gated, rng=rng)
+    await _buy(fan, timed=timed, state=state, plan=plan, where=where, gated=gated, rng=rng)
+
+
+async def _wait_in_queue(
+    body: dict[str, Any],
+    *,
+    timed: Timed,
+    state: SaleState,
+    plan: FanPlan,
+    auth: dict[str, str],
+    where: dict[str, int],
+    rng: random.Random,
+) -> dict[str, Any] | str:
+    """Poll until READY (-> the status body) or a reason to stop (-> the fan's outcome)."""
+    failures = 0
+    hopeful_until: float | None = None
+    path = f"/api/queue/status?concert_id={where['concert_id']}&show_id={where['show_id']}"
+    while body.get("status") != "READY":
+        server_delay = body.get("poll_after_seconds")
+        delay = (
+            plan.poll_cap_seconds if server_delay is None else min(float(server_delay), plan.poll_cap_seconds)
+        )
+        if body.get("status") == "SOLD_OUT":
+            # Every seat is sold or held; held ones may lapse, so fans keep refreshing a while.
+            now = time.perf_counter()
+            hopeful_until = hopeful_until or now + plan.hopeful_seconds
+            if now > hopeful_until:
+                return "queue_sold_out"
+            delay = plan.refresh_seconds * rng.uniform(0.75, 1.25)
+        else:
+            hopeful_until = None
+        if await sleep_or_stop(state, delay):
+            return "sale_over_in_queue"
+        response = await timed.call("status", "GET", path, headers=auth)
+        if response is None or response.status != 200:
+            failures += 1
+            if failures >= 5:
+                return "status_failed"
+            continue
+        failures = 0
+        body = response.json() or {}
+        if body.get("status") == "NOT_IN_QUEUE":
+            return "dropped_from_queue"
+    return body
 
 
 async def _buy(
@@ -177,27 +202,32 @@ async def _buy(
     timed: Timed,
     state: SaleState,
     plan: FanPlan,
-    show_id: int,
+    where: dict[str, int],
     gated: dict[str, str],
     rng: random.Random,
 ) -> None:
+    show_id = where["show_id"]
     seats_path = f"/api/shows/{show_id}/seats?status=AVAILABLE"
+    hopeful_until: float | None = None
     while True:
         response = await timed.call("seat_map", "GET", seats_path, headers=gated)
         if response is None or response.status != 200:
             fan.outcome = "seat_map_failed"
             return
         available = sorted(
-            int(s["id"]) for s in _seat_list(response) if s.get("status", "AVAILABLE") == "AVAILABLE"
+            int(s["id"]) for s in seat_list(response) if s.get("status", "AVAILABLE") == "AVAILABLE"
         )
         if available:
             break
-        if state.stop.is_set():
+        # Nothing free now; holds may still lapse. Refresh like a fan would, for a while.
+        hopeful_until = hopeful_until or time.perf_counter() + plan.hopeful_seconds
+        if (
+            state.stop.is_set()
+            or time.perf_counter() > hopeful_until
+            or await sleep_or_stop(state, plan.refresh_seconds * rng.uniform(0.75, 1.25))
+        ):
             fan.outcome = "sold_out"
-            return
-        # Nothing free now; holds may still lapse. Refresh like a fan would, until the sale ends.
-        if await _sleep_or_stop(state, plan.refresh_seconds * rng.uniform(0.75, 1.25)):
-            fan.outcome = "sold_out"
+            await _leave(timed, gated, where)
             return
 
     reservation: dict[str, Any] | None = None
@@ -217,19 +247,21 @@ async def _buy(
         )
         if response is None:
             continue
+        ended = time.perf_counter() - timed.t0
         if response.status in (200, 201):
             reservation = response.json()
-            timed.step("hold_won").record(response.sent_at - timed.t0, time.perf_counter() - timed.t0, True)
+            timed.step("hold_won").record(response.sent_at - timed.t0, ended, True)
             break
-        timed.step("hold_refused").record(response.sent_at - timed.t0, time.perf_counter() - timed.t0, True)
         if response.status == 409:
+            timed.step("hold_refused").record(response.sent_at - timed.t0, ended, True)
             problem = response.json() or {}
             taken = problem.get("seat_ids") or problem.get("taken") or []
             tried.update(int(s) for s in taken if isinstance(s, int))
             continue
-        break  # anything else (4xx/5xx) ends this fan's try; it is counted in the hold errors
+        break  # anything else ends this fan's try; it is counted in the hold step's errors
     if reservation is None:
         fan.outcome = "no_hold"
+        await _leave(timed, gated, where)
         return
     state.holds_won += 1
     seats = int(reservation.get("seat_count") or len(reservation.get("seats") or []) or len(tried))
@@ -244,7 +276,7 @@ async def _buy(
             "reservation_id": reservation.get("reservation_id") or reservation.get("id"),
             "method": "BALANCE",
         },
-        headers={**auth_only(gated), "Idempotency-Key": uuid.uuid4().hex},
+        headers={**gated, "Idempotency-Key": uuid.uuid4().hex},
     )
     if response is None or response.status not in (200, 201):
         fan.outcome = "pay_failed"
@@ -254,8 +286,11 @@ async def _buy(
     state.note_sale(seats)
 
 
-def auth_only(headers: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": headers["Authorization"]}
+async def _leave(timed: Timed, headers: dict[str, str], where: dict[str, int]) -> None:
+    """A fan who gives up leaves the queue, so their admission lease stops counting toward the caps.
+    (Walk-aways just vanish: their lease lapses on its own.)"""
+    path = f"/api/queue?concert_id={where['concert_id']}&show_id={where['show_id']}"
+    await timed.call("leave", "DELETE", path, headers={"Authorization": headers["Authorization"]})
 
 
 async def sample_progress(state: SaleState, every: float = 0.5) -> None:
@@ -271,7 +306,7 @@ async def sample_progress(state: SaleState, every: float = 0.5) -> None:
                 "sold": state.sold,
             }
         )
-        await _sleep_or_stop(state, every)
+        await sleep_or_stop(state, every)
 
 
 def kendall_tau(xs: list[float], ys: list[float]) -> float | None:
@@ -350,24 +385,47 @@ def _merge_count(values: list[float]) -> int:
     return swaps
 
 
-def fairness(fans: list[Fan]) -> dict[str, Any]:
+async def admission_order(redis: Any, show_id: int) -> list[int]:
+    """User ids in the order the admission worker admitted them: its `queue.admitted` events,
+    read back from the show's event stream (the relay publishes them from the outbox)."""
+    from boxoffice.events import show_stream
+
+    order: list[int] = []
+    last = "-"
+    while True:
+        entries = await redis.xrange(show_stream(show_id), min=last, max="+", count=5000)
+        if last != "-":
+            entries = entries[1:]  # `min` is inclusive: skip the entry we already have
+        if not entries:
+            break
+        for entry_id, fields in entries:
+            if fields.get(b"type") == b"queue.admitted":
+                payload = json.loads(fields.get(b"payload", b"{}"))
+                order.extend(int(u) for u in payload.get("user_ids", []))
+            last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return order
+
+
+def fairness(fans: list[Fan], admitted_order: list[int]) -> dict[str, Any]:
     """Kendall tau between join order and admission order, over the fans that were admitted."""
-    admitted = [f for f in fans if f.join_sent is not None and f.ready_seen is not None]
-    with_ticket = [f for f in admitted if f.ticket is not None]
-    tau = kendall_tau(
-        [float(f.join_sent or 0) for f in with_ticket], [float(f.ticket or 0) for f in with_ticket]
-    )
-    observed = kendall_tau(
-        [float(f.join_sent or 0) for f in admitted], [float(f.ready_seen or 0) for f in admitted]
-    )
+    rank = {user_id: i for i, user_id in enumerate(admitted_order)}
+    ranked = [f for f in fans if f.ticket is not None and f.user_id in rank and f.join_sent is not None]
+    tau = kendall_tau([float(f.ticket or 0) for f in ranked], [float(rank[f.user_id]) for f in ranked])
+    client = kendall_tau([float(f.join_sent or 0) for f in ranked], [float(rank[f.user_id]) for f in ranked])
+    seen = [f for f in fans if f.join_sent is not None and f.ready_seen is not None]
+    observed = kendall_tau([float(f.join_sent or 0) for f in seen], [float(f.ready_seen or 0) for f in seen])
     return {
         "kendall_tau": None if tau is None else round(tau, 4),
+        "kendall_tau_client_join_order": None if client is None else round(client, 4),
         "kendall_tau_observed_ready": None if observed is None else round(observed, 4),
-        "fans_ranked": len(with_ticket),
+        "fans_ranked": len(ranked),
+        "admissions_in_stream": len(admitted_order),
         "method": (
-            "join order = when each fan's join request left the client; admission order = the queue "
-            "ticket in the admission token (the server admits strictly in ticket order). "
-            "kendall_tau_observed_ready uses the time READY was first seen instead, which adds "
-            "the polling interval as noise."
+            "kendall_tau: join order = the queue ticket the server gave each fan (its arrival order, "
+            "carried in the admission token); admission order = the order of the admission worker's "
+            "queue.admitted events in the show's event stream. kendall_tau_client_join_order ranks "
+            "joins by when the request left the client instead: fans who click in the same few "
+            "milliseconds reach the server in any order, so it also measures that race. "
+            "kendall_tau_observed_ready uses when READY was first seen (adds the polling interval)."
         ),
     }

@@ -359,7 +359,10 @@ async def _flash_sale(
         timed = Timed(pool, t0)
         state = flash_sale.SaleState(seats_total=sale.seats, t0=t0)
         plan = flash_sale.FanPlan(
-            pay_ratio=sale.pay_ratio, poll_cap_seconds=sale.poll_cap_seconds, max_seats=show.max_seats
+            pay_ratio=sale.pay_ratio,
+            poll_cap_seconds=sale.poll_cap_seconds,
+            max_seats=show.max_seats,
+            hopeful_seconds=sale.hold_seconds + 15.0,
         )
         fans = [
             flash_sale.Fan(i, uid, tok)
@@ -371,8 +374,10 @@ async def _flash_sale(
         mid_scrape: dict[str, Any] = {}
 
         async def scraper() -> None:
+            every = 0.5  # first scrape early: a tiny sale may sell out within seconds
             while not state.stop.is_set():
-                await flash_sale._sleep_or_stop(state, 1.5)
+                await flash_sale.sleep_or_stop(state, every)
+                every = 1.5
                 if state.stop.is_set():
                     break
                 text = await _scrape_metrics(metrics_pool)
@@ -441,6 +446,7 @@ async def _flash_sale(
             counts = await repository.seat_counts(session, show.show_id)
             reservations = await repository.reservation_counts(session, show.show_id)
             top = await repository.top_statements(session)
+        admitted_order = await flash_sale.admission_order(runtime.redis, show.show_id)
 
     steps = {
         name: timed.steps[name].summary()
@@ -468,7 +474,7 @@ async def _flash_sale(
                 "fans": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
                 "client_view": {"sold": state.sold, "holds_won": state.holds_won, "admitted": state.admitted},
             },
-            "fairness": flash_sale.fairness(fans),
+            "fairness": flash_sale.fairness(fans, admitted_order),
             "cpu": cpu,
             "ratios": _ratios(steps, report.get("ceilings")),
             "audit": audit_report,
@@ -568,7 +574,7 @@ async def _burst(
         pool = HttpPool(stack.base_url, size=burst.attempts, timeout=60)
         first = {"Authorization": f"Bearer {fans.tokens[0]}", "X-Queue-Token": qtokens[0]}
         seat_map = await pool.request("GET", f"/api/shows/{show.show_id}/seats", headers=first)
-        seat_ids = sorted(int(s["id"]) for s in flash_sale._seat_list(seat_map))
+        seat_ids = sorted(int(s["id"]) for s in flash_sale.seat_list(seat_map))
         if len(seat_ids) != burst.seats:
             raise RuntimeError(
                 f"seat map returned {len(seat_ids)} seats (status {seat_map.status}), expected {burst.seats}"

@@ -1,0 +1,183 @@
+"""`boxoffice bench` end to end, at tiny sizes: each command runs as the operator would run it (a
+subprocess that starts its own embedded PostgreSQL + Redis, API processes and a worker), then the
+report is checked field by field and the audit must pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boxoffice.bench.flash_sale import kendall_tau
+from boxoffice.bench.runner import REQUIRED_METRICS
+
+pytestmark = pytest.mark.slow
+
+STEP_FIELDS = {"requests", "requests_per_second", "peak_requests_per_second", "latency_ms", "errors"}
+
+
+def _bench(
+    tmp_path: Path, *args: str, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], Path]:
+    report_root = tmp_path / "reports"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    env["COLUMNS"] = "160"
+    proc = subprocess.run(
+        [sys.executable, "-m", "boxoffice.cli", "bench", *args, "--report-dir", str(report_root)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=tmp_path,
+    )
+    dirs = sorted(report_root.glob("*/report.json"))
+    assert dirs, f"no report written (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    report = json.loads(dirs[-1].read_text())
+    return proc, report, dirs[-1].parent
+
+
+def _check_ceilings(ceilings: dict[str, Any]) -> None:
+    redis = ceilings["redis_hold_lua"]
+    assert redis["single"]["per_second"] > 0
+    assert redis["pipelined"]["per_second"] > 0
+    assert ceilings["postgres_hold_update"]["per_second"] > 0
+    assert ceilings["http_trivial"]["per_second"] > 0
+    for block in (
+        redis["single"],
+        redis["pipelined"],
+        ceilings["postgres_hold_update"],
+        ceilings["http_trivial"],
+    ):
+        assert {"p50", "p99"} <= set(block["latency_ms"])
+
+
+def test_flash_sale_tiny(tmp_path: Path) -> None:
+    proc, report, folder = _bench(
+        tmp_path,
+        "flash-sale",
+        "--users",
+        "50",
+        "--seats",
+        "20",
+        "--concurrency",
+        "20",
+        "--api-workers",
+        "1",
+        "--hold-seconds",
+        "5",
+        "--ceiling-seconds",
+        "0.3",
+        "--max-seconds",
+        "45",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    assert report["audit"]["ok"] is True, report["audit"]
+    for step in ("join", "status", "token", "seat_map", "hold", "pay"):
+        assert step in report["steps"], f"step {step} missing"
+        assert STEP_FIELDS <= set(report["steps"][step])
+        assert {"p50", "p95", "p99"} <= set(report["steps"][step]["latency_ms"])
+        assert report["steps"][step]["requests"] > 0
+    assert report["steps"]["hold_won"]["requests"] > 0
+
+    sale = report["sale"]
+    assert sale["sold"] + sale["held"] + sale["available"] == 20
+    assert {"sold_out", "time_to_sell_out_seconds", "fans"} <= set(sale)
+    assert sale["sold"] > 0
+    assert sale["fans"].get("bought", 0) > 0
+
+    fairness = report["fairness"]
+    assert fairness["fans_ranked"] > 0 and fairness["kendall_tau"] is not None
+    assert -1.0 <= fairness["kendall_tau"] <= 1.0
+
+    cpu = report["cpu"]
+    assert cpu["client"]["cpu_seconds"] >= 0
+    assert {"api", "worker", "postgres", "redis"} <= set(cpu["server"])
+
+    _check_ceilings(report["ceilings"])
+    assert {"join", "hold_won", "pay"} <= set(report["ratios"])
+    assert all(r["ratio"] is not None for r in report["ratios"].values())
+    assert {t["name"] for t in report["targets"]} >= {"holds that win", "queue joins", "audit", "fairness"}
+    assert report["timeline"]["steps"]["join"]["rps"]
+    assert report["timeline"]["queue"]
+
+    # /metrics was scraped while the sale ran, and shows what operations needs.
+    scrape = report["metrics_scrape"]
+    assert scrape["mid_run"] is True
+    midrun = (folder / "metrics-midrun.txt").read_text()
+    for name in REQUIRED_METRICS.values():
+        assert name in midrun, f"{name} missing from /metrics during the run"
+    assert "/api/queue" in scrape["latency_routes"]
+
+    page = (folder / "report.html").read_text()
+    assert "<svg" in page and "<script" not in page and "http://cdn" not in page
+
+
+def test_burst_tiny(tmp_path: Path) -> None:
+    proc, report, _ = _bench(
+        tmp_path,
+        "burst",
+        "--attempts",
+        "100",
+        "--seats",
+        "5",
+        "--api-workers",
+        "1",
+        "--ceiling-seconds",
+        "0.3",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    burst = report["burst"]
+    assert burst["attempts"] == 100
+    assert burst["winners"] == 5
+    assert burst["winners_per_seat_max"] == 1
+    assert set(burst["winners_per_seat"].values()) == {1}
+    assert sum(burst["loser_statuses"].values()) == 95
+    assert all(code.startswith("409") for code in burst["loser_statuses"]), burst["loser_statuses"]
+    assert burst["time_to_last_answer_ms"] > 0
+    assert burst["database_seats"] == {"TEMP_RESERVED": 5}
+    assert report["audit"]["ok"] is True
+    _check_ceilings(report["ceilings"])
+
+
+def test_ceilings_alone(tmp_path: Path) -> None:
+    proc, report, _ = _bench(tmp_path, "ceilings", "--seconds", "0.3", "--api-workers", "1")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    _check_ceilings(report["ceilings"])
+    assert "redis hold lua" in proc.stderr
+
+
+def test_kendall_tau_matches_the_definition() -> None:
+    import itertools
+    import random
+
+    rng = random.Random(3)
+    for _ in range(50):
+        n = rng.randint(2, 40)
+        xs = [float(rng.randint(0, 6)) for _ in range(n)]
+        ys = [float(rng.randint(0, 6)) for _ in range(n)]
+        conc = disc = tx = ty = 0
+        for i, j in itertools.combinations(range(n), 2):
+            a = (xs[i] > xs[j]) - (xs[i] < xs[j])
+            b = (ys[i] > ys[j]) - (ys[i] < ys[j])
+            if a == 0 and b == 0:
+                continue
+            if a == 0:
+                tx += 1
+            elif b == 0:
+                ty += 1
+            elif a == b:
+                conc += 1
+            else:
+                disc += 1
+        denominator = ((conc + disc + tx) * (conc + disc + ty)) ** 0.5
+        expected = None if denominator == 0 else (conc - disc) / denominator
+        got = kendall_tau(xs, ys)
+        assert (expected is None and got is None) or abs(got - expected) < 1e-9  # type: ignore[operator]
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0

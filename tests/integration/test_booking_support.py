@@ -93,7 +93,12 @@ async def make_show(
 def queue_token(runtime: Runtime, user_id: int, show_id: int) -> str:
     # Real time (PyJWT refuses an iat in its future) and a day's TTL: tests move the clock forward.
     token, _ = issue_queue_token(
-        runtime.settings, user_id=user_id, show_id=show_id, ticket=1, ttl_seconds=86_400, now=datetime.now(UTC)
+        runtime.settings,
+        user_id=user_id,
+        show_id=show_id,
+        ticket=1,
+        ttl_seconds=86_400,
+        now=datetime.now(UTC),
     )
     return token
 

@@ -247,7 +247,7 @@ async def test_card_timeout_hold_died_meanwhile_is_refunded(client, runtime, clo
 
 async def test_reconciliation_of_a_charge_that_never_arrived(client, runtime, clock):  # type: ignore[no-untyped-def]
     u = await make_user(runtime)
-    show, rid = await held(client, runtime, u)
+    _show, rid = await held(client, runtime, u)
     async with runtime.sessions() as s, s.begin():
         await s.execute(
             text(

@@ -216,8 +216,9 @@ async def place_hold(
             work=work,
             required=False,
         )
-    except BaseException:
-        runtime.metrics.holds.labels("db_refused").inc()
+    except BaseException as exc:
+        if isinstance(exc, DomainError):
+            runtime.metrics.holds.labels("db_refused").inc()
         await shield.release(runtime.redis, show_id, user_id, verdict.marked)
         raise
     if not result.replayed:

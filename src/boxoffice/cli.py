@@ -168,7 +168,9 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
         summary = await seed_demo(runtime)
         api = create_app(settings, runtime=runtime)
         server = _Server(
-            uvicorn.Config(api, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+            uvicorn.Config(
+                api, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            )
         )
         _stop_on_signals(server, stop)
         extra = await _start_payment_provider(settings)

@@ -30,7 +30,7 @@ class Attempt:
 
 
 async def run_burst(
-    pool: HttpPool, show_id: int, attempts: list[Attempt], *, timeout: float = 30.0
+    pool: HttpPool, show_id: int, attempts: list[Attempt], *, answer_within: float = 30.0
 ) -> dict[str, Any]:
     await pool.warm(len(attempts))  # every attempt starts on an open socket
     gate = asyncio.Event()
@@ -56,7 +56,7 @@ async def run_burst(
     await asyncio.sleep(0.05)  # every task is parked on the gate
     released = time.perf_counter()
     gate.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+    await asyncio.wait_for(asyncio.gather(*tasks), answer_within)
 
     winners = [a for a in attempts if a.status in (200, 201)]
     per_seat: Counter[int] = Counter()

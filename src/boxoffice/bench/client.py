@@ -284,7 +284,7 @@ class StepStats:
 def _pct_ms(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
-    index = min(len(sorted_values) - 1, max(0, int(round(q * len(sorted_values) + 0.5)) - 1))
+    index = min(len(sorted_values) - 1, max(0, round(q * len(sorted_values) + 0.5) - 1))
     return round(sorted_values[index] * 1000, 2)
 
 

@@ -111,7 +111,7 @@ def flash_sale(
     server_log_level: LogLevelOpt = "WARNING",
     seed: Annotated[int, typer.Option(help="Random seed of the fans' choices")] = 1,
 ) -> None:
-    """N fans, C requests in flight: queue -> token -> seat map -> hold -> pay or walk away; then the audit."""
+    """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     from boxoffice.bench.runner import FlashSaleOptions, StackOptions, flash_sale_command
 
     settings = _settings(target)

@@ -346,7 +346,7 @@ def kendall_tau(xs: list[float], ys: list[float]) -> float | None:
     if denominator == 0:
         return None
     concordant_minus_discordant = n0 - n1 - n2 + n3 - 2 * swaps
-    return concordant_minus_discordant / denominator
+    return float(concordant_minus_discordant / denominator)
 
 
 def _merge_count(values: list[float]) -> int:

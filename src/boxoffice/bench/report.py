@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import platform
@@ -127,11 +128,17 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     ratios = report.get("ratios")
     if ratios:
         table = Table(title="rates next to their ceilings", title_justify="left")
-        for column in ("rate", "measured/s", "ceiling", "ceiling/s", "ratio"):
+        for column in ("rate", "mean/s", "peak 1 s", "ceiling", "ceiling/s", "ratio", "peak ratio"):
             table.add_column(column, justify="left" if column in ("rate", "ceiling") else "right")
         for name, r in ratios.items():
             table.add_row(
-                name, _fmt(r["measured"]), r["ceiling"], _fmt(r["ceiling_per_second"]), _fmt(r["ratio"], 3)
+                name,
+                _fmt(r["measured"]),
+                _fmt(r.get("peak_per_second")),
+                r["ceiling"],
+                _fmt(r["ceiling_per_second"]),
+                _fmt(r["ratio"], 3),
+                _fmt(r.get("peak_ratio"), 3),
             )
         console.print(table)
 
@@ -154,8 +161,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     if metrics:
         missing = [name for name, seen in metrics["names"].items() if not seen["present"]]
         console.print(
-            f"/metrics mid-run: {len(metrics['names']) - len(missing)}/{len(metrics['names'])} required names present"
-            + (f"; missing: {', '.join(missing)}" if missing else "")
+            f"/metrics mid-run: {len(metrics['names']) - len(missing)}/{len(metrics['names'])} "
+            "required names present" + (f"; missing: {', '.join(missing)}" if missing else "")
         )
     audit = report.get("audit")
     if audit:
@@ -255,7 +262,8 @@ def _svg_chart(title: str, series: dict[str, Sequence[tuple[float, float | None]
     for i in range(6):
         x = x_max * i / 5
         parts.append(
-            f'<text x="{sx(x):.1f}" y="{top + plot_h + 16}" font-size="11" text-anchor="middle">{x:.0f}s</text>'
+            f'<text x="{sx(x):.1f}" y="{top + plot_h + 16}" font-size="11" '
+            f'text-anchor="middle">{x:.0f}s</text>'
         )
     parts.append(
         f'<text x="14" y="{top + plot_h / 2}" font-size="11" transform="rotate(-90 14 {top + plot_h / 2})" '
@@ -265,12 +273,12 @@ def _svg_chart(title: str, series: dict[str, Sequence[tuple[float, float | None]
         colour = COLORS[index % len(COLORS)]
         segment: list[str] = []
         segments: list[list[str]] = [segment]
-        for x, y in values:
-            if y is None:
+        for px, py in values:
+            if py is None:
                 segment = []
                 segments.append(segment)
                 continue
-            segment.append(f"{sx(x):.1f},{sy(y):.1f}")
+            segment.append(f"{sx(px):.1f},{sy(py):.1f}")
         for seg in segments:
             if len(seg) == 1:
                 cx, cy = seg[0].split(",")
@@ -334,7 +342,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
             )
         )
         rate: list[tuple[float, float | None]] = []
-        for prev, cur in zip(samples, samples[1:], strict=False):
+        for prev, cur in itertools.pairwise(samples):
             dt = cur["t"] - prev["t"]
             rate.append((cur["t"], (cur["admitted"] - prev["admitted"]) / dt if dt > 0 else None))
         charts.append(
@@ -381,23 +389,35 @@ def write_html(report: dict[str, Any], path: Path) -> None:
         sections.append(
             _table_html(
                 [
-                    [n, r["measured"], r["ceiling"], r["ceiling_per_second"], r["ratio"]]
+                    [
+                        n,
+                        r["measured"],
+                        r.get("peak_per_second"),
+                        r["ceiling"],
+                        r["ceiling_per_second"],
+                        r["ratio"],
+                        r.get("peak_ratio"),
+                    ]
                     for n, r in report["ratios"].items()
                 ],
-                ["rate", "measured/s", "ceiling", "ceiling/s", "ratio"],
+                ["rate", "mean/s", "peak 1 s", "ceiling", "ceiling/s", "ratio", "peak ratio"],
             )
         )
     audit = report.get("audit") or {}
     css = (
-        "body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0 20px}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}td:first-child,th:first-child"
-        "{text-align:left}pre{background:#f6f6f6;padding:10px;font-size:12px;overflow:auto}.ok{color:#080}.bad{color:#b00}"
+        "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
+        "table{border-collapse:collapse;margin:8px 0 20px}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}"
+        "pre{background:#f6f6f6;padding:10px;font-size:12px;overflow:auto}.ok{color:#080}.bad{color:#b00}"
     )
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>boxoffice bench {html.escape(report['command'])}</title>"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>boxoffice bench {html.escape(report['command'])}</title>"
         f"<style>{css}</style></head><body>"
         f"<h1>boxoffice bench {html.escape(report['command'])}</h1>"
-        f"<p>{html.escape(str(report.get('started_at')))} on {html.escape(json.dumps(report.get('machine')))}</p>"
+        f"<p>{html.escape(str(report.get('started_at')))} on "
+        f"{html.escape(json.dumps(report.get('machine')))}</p>"
         f"<p class='{'ok' if audit.get('ok') else 'bad'}'>audit: {html.escape(str(audit.get('summary')))}</p>"
         + "".join(f"<div>{c}</div>" for c in charts)
         + "".join(sections)

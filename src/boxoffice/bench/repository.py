@@ -114,14 +114,15 @@ async def create_scratch_seats(conn: asyncpg.Connection, table: str, count: int)
         CREATE TABLE {t} (
             id bigint PRIMARY KEY,
             show_id bigint NOT NULL,
-            status text NOT NULL DEFAULT 'AVAILABLE' CHECK (status IN ('AVAILABLE', 'TEMP_RESERVED', 'RESERVED')),
+            status text NOT NULL DEFAULT 'AVAILABLE'
+                CHECK (status IN ('AVAILABLE', 'TEMP_RESERVED', 'RESERVED')),
             reservation_id bigint,
             hold_expires_at timestamptz,
             updated_at timestamptz NOT NULL DEFAULT now()
         )
         """
     )
-    await conn.execute(f"INSERT INTO {t} (id, show_id) SELECT g, 1 FROM generate_series(1, $1::int) g", count)
+    await conn.execute(f"INSERT INTO {t} (id, show_id) SELECT g, 1 FROM generate_series(1, $1::int) g", count)  # noqa: S608 - name checked by _table
     await conn.execute(f"CREATE INDEX {t}_status_idx ON {t} (show_id, status)")
     await conn.execute(f"ANALYZE {t}")
 
@@ -129,7 +130,7 @@ async def create_scratch_seats(conn: asyncpg.Connection, table: str, count: int)
 def scratch_hold_sql(table: str) -> str:
     t = _table(table)
     return (
-        f"UPDATE {t} SET status = 'TEMP_RESERVED', reservation_id = $2, "
+        f"UPDATE {t} SET status = 'TEMP_RESERVED', reservation_id = $2, "  # noqa: S608 - name checked by _table
         "hold_expires_at = now() + interval '10 seconds', updated_at = now() "
         "WHERE id = ANY($1::bigint[]) AND status = 'AVAILABLE' RETURNING id"
     )
@@ -138,7 +139,7 @@ def scratch_hold_sql(table: str) -> str:
 def scratch_reset_sql(table: str) -> str:
     t = _table(table)
     return (
-        f"UPDATE {t} SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL "
+        f"UPDATE {t} SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL "  # noqa: S608
         "WHERE id BETWEEN $1 AND $2 AND status <> 'AVAILABLE'"
     )
 

@@ -79,6 +79,7 @@ async def create_show(
     max_active: int | None,
     oversubscription: float | None,
     max_seats: int = 4,
+    token_ttl_seconds: int = 600,
 ) -> SaleShow:
     """A venue, concert and show on sale now, through the catalog service."""
     from boxoffice.catalog import service as catalog
@@ -112,7 +113,9 @@ async def create_show(
                         "admit_per_second": admit_per_second,
                         "max_active": max_active,
                         "oversubscription": oversubscription,
-                        "token_ttl_seconds": 1800,
+                        # Admission leases last as long as the token: short, so walk-aways'
+                        # leases lapse within the run and their seats reach the fans still waiting.
+                        "token_ttl_seconds": token_ttl_seconds,
                     },
                 }
             ),

@@ -43,16 +43,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _wait_healthy(
-    base_url: str, procs: list[subprocess.Popen[bytes]], logs: list[Path], timeout: float
+    base_url: str, procs: dict[str, subprocess.Popen[bytes]], logs: list[Path], timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for proc, log in zip(procs, logs, strict=True):
+        for (name, proc), log in zip(procs.items(), logs, strict=True):
             if proc.poll() is not None:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise RuntimeError(
-                    f"{' '.join(map(str, proc.args[3:5]))} exited with {proc.returncode}:\n{tail}"
-                )  # type: ignore[index]
+                raise RuntimeError(f"boxoffice {name} exited with {proc.returncode}:\n{tail}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
                 return
@@ -133,7 +131,7 @@ def local_stack(
                         command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
                     )
                 )
-        _wait_healthy(base_url, procs, logs, timeout=90)
+        _wait_healthy(base_url, {"serve": procs[0], "worker": procs[1]}, logs, timeout=90)
         groups: dict[str, list[int]] = {"api": [procs[0].pid], "worker": [procs[1].pid]}
         if backends.postgres is not None and backends.postgres.proc is not None:
             groups["postgres"] = [backends.postgres.proc.pid]

@@ -62,7 +62,7 @@ def _socket_dir(data_dir: Path, name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"boxoffice-{digest}-{name}"
 
 
-def _ensure_writable(path: Path) -> None:
+def ensure_writable(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -123,6 +123,18 @@ def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float, 
     raise BackendError(f"timed out after {timeout:.0f}s waiting for {path}; see {log}")
 
 
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """True once the process is gone, False if it outlived the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 20) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -150,7 +162,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}"
 
     def start(self, timeout: float = 60) -> None:
-        _ensure_writable(self.data_dir)
+        ensure_writable(self.data_dir)
         run_as = _run_as_pg_user()
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if run_as:
@@ -239,14 +251,8 @@ class EmbeddedPostgres:
             return
         except PermissionError as exc:
             raise BackendError(f"a postgres (pid {pid}) owned by another user runs on {self.pgdata}") from exc
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        raise BackendError(f"could not stop the postgres (pid {pid}) left running on {self.pgdata}")
+        if not _wait_gone(pid, 20):
+            raise BackendError(f"could not stop the postgres (pid {pid}) left running on {self.pgdata}")
 
     def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -313,7 +319,7 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def start(self, timeout: float = 30) -> None:
-        _ensure_writable(self.dir)
+        ensure_writable(self.dir)
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         self._stop_orphan()
         persistence = (
@@ -357,13 +363,8 @@ class EmbeddedRedis:
             os.kill(pid, signal.SIGTERM)
         except (ValueError, OSError):
             return
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+        if not _wait_gone(pid, 10):
+            raise BackendError(f"could not stop the redis (pid {pid}) left running on {self.dir}")
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGTERM)
@@ -378,7 +379,7 @@ class DataDirLock:
         self._fd: int | None = None
 
     def __enter__(self) -> DataDirLock:
-        _ensure_writable(self.path.parent)
+        ensure_writable(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -16,7 +16,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from boxoffice.backends import BackendError, Backends, DataDirLock, start_backends
+from boxoffice.backends import BackendError, Backends, DataDirLock, ensure_writable, start_backends
 from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
 
@@ -45,13 +45,7 @@ def _settings(**overrides: object) -> Settings:
             f"invalid setting BOXOFFICE_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}"
         ) from exc
     data_dir = settings.data_dir.expanduser().resolve()
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"data dir {data_dir} is not writable ({exc.strerror or exc})") from exc
+    ensure_writable(data_dir)
     return with_secrets(settings.model_copy(update={"data_dir": data_dir}))
 
 
@@ -120,6 +114,18 @@ def _open_backends(settings: Settings) -> Backends:
     return backends
 
 
+@contextlib.contextmanager
+def _running_backends(settings: Settings, *, migrate: bool = True) -> Iterator[Backends]:
+    """The backends (embedded ones started for this command), migrated; stopped on the way out."""
+    backends = _open_backends(settings)
+    try:
+        if migrate:
+            _migrate(backends.database_url)
+        yield backends
+    finally:
+        backends.stop()
+
+
 def _migrate(database_url: str) -> None:
     from boxoffice.schema import upgrade
 
@@ -148,13 +154,8 @@ def up(
         settings = _settings(host=host, port=port, data_dir=data_dir)
         _configure_logging(settings)
         listener = _bind(settings.host, settings.port)
-        with DataDirLock(settings.data_dir):
-            backends = _open_backends(settings)
-            try:
-                _migrate(backends.database_url)
-                asyncio.run(_run_everything(settings, backends, listener))
-            finally:
-                backends.stop()
+        with DataDirLock(settings.data_dir), _running_backends(settings) as backends:
+            asyncio.run(_run_everything(settings, backends, listener))
 
 
 async def _run_everything(settings: Settings, backends: Backends, listener: socket.socket) -> None:
@@ -251,9 +252,7 @@ def serve(
         with contextlib.ExitStack() as stack:
             if settings.embedded_database or settings.embedded_redis:
                 stack.enter_context(DataDirLock(settings.data_dir))
-            backends = _open_backends(settings)
-            stack.callback(backends.stop)
-            _migrate(backends.database_url)
+            backends = stack.enter_context(_running_backends(settings))
             _serve_api(settings, backends, listener, workers)
 
 
@@ -287,10 +286,7 @@ def worker() -> None:
     with _errors_as_one_line():
         settings = _settings()
         _configure_logging(settings)
-        with contextlib.ExitStack() as stack:
-            backends = _open_backends(settings)
-            stack.callback(backends.stop)
-            _migrate(backends.database_url)
+        with _running_backends(settings) as backends:
             asyncio.run(_run_worker(settings, backends))
 
 
@@ -314,9 +310,7 @@ def migrate(
     """Apply (or revert) database migrations."""
     with _errors_as_one_line():
         settings = _settings()
-        with contextlib.ExitStack() as stack:
-            backends = _open_backends(settings)
-            stack.callback(backends.stop)
+        with _running_backends(settings, migrate=False) as backends:
             if down:
                 from boxoffice.schema import downgrade
 
@@ -334,10 +328,7 @@ def seed_demo_command() -> None:
     with _errors_as_one_line():
         settings = _settings()
         _configure_logging(settings)
-        with contextlib.ExitStack() as stack:
-            backends = _open_backends(settings)
-            stack.callback(backends.stop)
-            _migrate(backends.database_url)
+        with _running_backends(settings) as backends:
             summary = asyncio.run(_seed(settings, backends))
         console.print(f"demo data: {summary}")
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +43,11 @@ class IdempotentResult:
     status: int
     body: Any
     replayed: bool
+
+    def as_response(self) -> JSONResponse:
+        """The stored or fresh answer; a replay says so in `Idempotent-Replayed: true`."""
+        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
+        return JSONResponse(self.body, status_code=self.status, headers=headers)
 
 
 @dataclass(frozen=True)

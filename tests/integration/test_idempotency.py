@@ -174,3 +174,13 @@ async def test_debit_never_goes_below_zero_under_concurrency(runtime: Runtime) -
             )
         ).scalar_one()
     assert total == 10
+
+
+async def test_a_replayed_response_says_so_in_a_header(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+    kwargs = {"user_id": user["id"], "scope": "t", "key": "h", "fingerprint": {}}
+    fresh = (await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs)).as_response()
+    replay = (await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs)).as_response()
+    assert "idempotent-replayed" not in fresh.headers
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.body == fresh.body and replay.status_code == fresh.status_code == 200

@@ -136,8 +136,7 @@ async def top_up(
     result = await service.top_up(
         runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
     )
-    headers = {"Idempotency-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
+    return result.as_response()
 
 
 @router.get(

@@ -47,8 +47,7 @@ async def hold_seats(
         queue_token=x_queue_token,
         idempotency_key=idempotency_key,
     )
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
+    return result.as_response()
 
 
 @router.get("/api/reservations", response_model=ReservationPage, summary="My reservations, newest first")

@@ -50,8 +50,7 @@ async def create_payment(
         queue_token=x_queue_token,
         idempotency_key=idempotency_key,
     )
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
+    return result.as_response()
 
 
 @router.get("/api/payments/{payment_id}", response_model=PaymentOut, summary="One of my payments")

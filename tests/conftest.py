@@ -120,6 +120,7 @@ async def _isolate(request: pytest.FixtureRequest, clock: OffsetClock) -> AsyncI
     if "runtime" not in request.fixturenames:
         return
     rt: Runtime = request.getfixturevalue("runtime")
+    rt.clear_local_caches()  # ids restart after the truncate: yesterday's show 1 is not today's
     async with rt.engine.begin() as conn:
         tables = (await conn.execute(_TABLES_SQL)).scalar()
         if tables:

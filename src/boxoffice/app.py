@@ -38,6 +38,7 @@ def create_app(
             return
         assert database_url is not None and redis_url is not None
         async with open_runtime(settings, database_url, redis_url, metrics=metrics) as opened:
+            await opened.warm_up(settings.db_pool_size)
             app.state.runtime = opened
             yield
 

@@ -167,6 +167,7 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
     stop = asyncio.Event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         summary = await seed_demo(runtime)
+        await runtime.warm_up(settings.db_pool_size)
         api = create_app(settings, runtime=runtime)
         server = _Server(
             uvicorn.Config(

@@ -5,9 +5,11 @@ The API lifespan, the worker and CLI commands each open one with `open_runtime` 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from boxoffice.clock import Clock, SystemClock
 from boxoffice.config import Settings
 from boxoffice.db import create_engine, session_factory
+from boxoffice.localcache import LocalCache
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
 
@@ -32,6 +35,17 @@ class Runtime:
     http: httpx.AsyncClient
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=SystemClock)
+    # Per-process caches for the hot paths (see localcache.py for what may live in them).
+    show_rules: LocalCache[int, Any] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=2, max_entries=10_000)
+    )
+    verified_tokens: LocalCache[str, Any] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+
+    def clear_local_caches(self) -> None:
+        self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
+        self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
 
     async def check_database(self) -> None:
         async with self.engine.connect() as conn:
@@ -39,6 +53,16 @@ class Runtime:
 
     async def check_redis(self) -> None:
         await self.redis.ping()
+
+    async def warm_up(self, connections: int) -> None:
+        """Open pool connections before traffic: a flash sale's first second must not pay for
+        connects (asyncpg type introspection, Redis handshakes) while thousands of requests wait."""
+        db_conns = await asyncio.gather(
+            *(self.engine.connect() for _ in range(min(connections, self.settings.db_pool_size)))
+        )
+        await asyncio.gather(*(conn.close() for conn in db_conns))
+        redis_conns = min(connections, self.settings.redis_pool_size)
+        await asyncio.gather(*(self.redis.ping() for _ in range(redis_conns)), return_exceptions=True)
 
 
 @asynccontextmanager

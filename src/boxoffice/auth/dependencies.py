@@ -29,20 +29,33 @@ async def current_claims(
 ) -> AccessClaims:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("Missing bearer token", code="AUTH_REQUIRED")
-    try:
-        claims = verify_access_token(runtime.settings, credentials.credentials, now=runtime.clock.now())
-    except InvalidToken:
-        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from None
+    claims = _verified(runtime, credentials.credentials)
     try:
         denied = await is_access_refused(runtime.redis, claims.user_id, claims.jti)
     except Exception as exc:
-        log.warning("auth_denylist_unavailable", error=type(exc).__name__)
+        log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is
         # short-lived and signed, so we accept it and log. Logout during a Redis outage is the gap.
         denied = False
     if denied:
         raise Unauthorized("Access token was revoked", code="INVALID_TOKEN")
     request.state.user_id = claims.user_id
+    return claims
+
+
+def _verified(runtime: RuntimeDep, token: str) -> AccessClaims:
+    """Signature checked once per token and process (the cache keys on the exact string); the
+    expiry is checked on every request against the injected clock."""
+    now = runtime.clock.now()
+    claims: AccessClaims | None = runtime.verified_tokens.get(token)
+    if claims is None:
+        try:
+            claims = verify_access_token(runtime.settings, token, now=now)
+        except InvalidToken:
+            raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from None
+        runtime.verified_tokens.put(token, claims)
+    elif claims.expires_at <= int(now.timestamp()):
+        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN")
     return claims
 
 

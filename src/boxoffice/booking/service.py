@@ -47,7 +47,15 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 async def load_rules(runtime: Runtime, show_id: int) -> ShowRules:
-    """The show's hold rules: a few seconds' Redis cache, else PostgreSQL (then cached)."""
+    """The show's hold rules: 2 s in this process (one load at a time, so a burst of cold holds
+    reads them once), then a few seconds' Redis cache shared by all processes, else PostgreSQL."""
+    rules_: ShowRules = await runtime.show_rules.get_or_load(
+        show_id, lambda: _load_shared_rules(runtime, show_id)
+    )
+    return rules_
+
+
+async def _load_shared_rules(runtime: Runtime, show_id: int) -> ShowRules:
     cached = await shield.cached_rules(runtime.redis, show_id)
     if cached is not None:
         return cached

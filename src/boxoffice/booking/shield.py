@@ -119,7 +119,7 @@ async def try_mark(
         script = redis.register_script(_MARK)
         ok, idx = await script(keys=keys, args=[user_id, _ms(now), _ms(expires_at), ttl_ms])
     except REDIS_ERRORS as exc:
-        log.warning("shield_unavailable", error=type(exc).__name__, show_id=show_id)
+        log.warning("shield_unavailable", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return ShieldVerdict(available=False, ok=True, taken=[], marked=[])
     picked = [seat_ids[int(i) - 1] for i in idx]
     if int(ok) == 1:
@@ -135,7 +135,7 @@ async def release(redis: Redis, show_id: int, user_id: int, seat_ids: Sequence[i
         script = redis.register_script(_RELEASE)
         await script(keys=[seat_key(show_id, s) for s in seat_ids], args=[user_id])
     except REDIS_ERRORS as exc:
-        log.warning("shield_release_failed", error=type(exc).__name__, show_id=show_id)
+        log.warning("shield_release_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return False
     return True
 
@@ -147,7 +147,7 @@ async def mark_sold(redis: Redis, show_id: int, user_id: int, seat_ids: Sequence
         script = redis.register_script(_SOLD)
         await script(keys=[seat_key(show_id, s) for s in seat_ids], args=[user_id, SOLD_TTL_MS])
     except REDIS_ERRORS as exc:
-        log.warning("shield_sold_failed", error=type(exc).__name__, show_id=show_id)
+        log.warning("shield_sold_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return False
     return True
 

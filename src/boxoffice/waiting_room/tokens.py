@@ -63,16 +63,12 @@ def issue_queue_token(
     return token, expires
 
 
-def verify_queue_token(
-    settings: Settings, token: str, *, user_id: int, show_id: int, now: datetime
-) -> QueueClaims:
-    """Raises QueueTokenInvalid (bad signature, expired, malformed) or QueueTokenMismatch
-    (valid, but for another user or another show)."""
-    key = secret(settings.queue_token_secret)
+def decode_queue_token(settings: Settings, token: str) -> QueueClaims:
+    """Signature and claims, without the time and ownership checks; raises QueueTokenInvalid."""
     try:
         payload = jwt.decode(
             token,
-            key,
+            secret(settings.queue_token_secret),
             algorithms=["HS256"],
             issuer=ISSUER,
             options={
@@ -81,35 +77,52 @@ def verify_queue_token(
                 "verify_exp": False,
             },
         )
-        if int(payload["exp"]) + LEEWAY_SECONDS <= int(now.timestamp()):
-            raise QueueTokenInvalid("expired")
-        token_user = int(payload["sub"])
-        audience = payload["aud"]
-        ticket = int(payload["ticket"])
+        audience = str(payload["aud"])
+        if not audience.startswith("show:"):
+            raise QueueTokenInvalid("not a show audience")
+        return QueueClaims(
+            user_id=int(payload["sub"]),
+            show_id=int(audience.removeprefix("show:")),
+            ticket=int(payload["ticket"]),
+            jti=str(payload["jti"]),
+            expires_at=int(payload["exp"]),
+        )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise QueueTokenInvalid(str(exc)) from exc
-    if token_user != user_id or audience != show_audience(show_id):
+
+
+def _check_claims(claims: QueueClaims, *, user_id: int, show_id: int, now: datetime) -> QueueClaims:
+    if claims.expires_at + LEEWAY_SECONDS <= int(now.timestamp()):
+        raise QueueTokenInvalid("expired")
+    if claims.user_id != user_id or claims.show_id != show_id:
         raise QueueTokenMismatch("token issued for another user or show")
-    return QueueClaims(
-        user_id=token_user,
-        show_id=show_id,
-        ticket=ticket,
-        jti=str(payload["jti"]),
-        expires_at=int(payload["exp"]),
-    )
+    return claims
+
+
+def verify_queue_token(
+    settings: Settings, token: str, *, user_id: int, show_id: int, now: datetime
+) -> QueueClaims:
+    """Raises QueueTokenInvalid (bad signature, expired, malformed) or QueueTokenMismatch
+    (valid, but for another user or another show)."""
+    return _check_claims(decode_queue_token(settings, token), user_id=user_id, show_id=show_id, now=now)
 
 
 def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: str | None) -> QueueClaims:
-    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID, 403 QUEUE_TOKEN_MISMATCH."""
+    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID, 403 QUEUE_TOKEN_MISMATCH.
+
+    Local only (no Redis, no database); a token's signature is checked once per process."""
     outcome = "valid"
     try:
         if not token:
             outcome = "missing"
             raise Unauthorized("This show is queue-gated: send X-Queue-Token", code="QUEUE_TOKEN_REQUIRED")
         try:
-            return verify_queue_token(
-                runtime.settings, token, user_id=user_id, show_id=show_id, now=runtime.clock.now()
-            )
+            cache_key = "queue:" + token
+            claims: QueueClaims | None = runtime.verified_tokens.get(cache_key)
+            if claims is None:
+                claims = decode_queue_token(runtime.settings, token)
+                runtime.verified_tokens.put(cache_key, claims)
+            return _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
         except QueueTokenInvalid:
             outcome = "invalid"
             raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None

@@ -1,0 +1,65 @@
+"""A per-process TTL cache with single-flight loading.
+
+For small data read on every hot request and changed rarely (a show's hold rules, tokens whose
+signature was already verified). One instance per purpose lives on the Runtime; nothing here is
+module-level state. Values are trusted only for `ttl` seconds; callers re-check time-dependent
+facts (a token's exp) on every use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LocalCache(Generic[K, V]):
+    def __init__(self, ttl_seconds: float, max_entries: int) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._entries) >= self.max_entries:
+            # Evict the oldest insertion (dicts keep insertion order): cheap and good enough here.
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """One load per key at a time in this process: a burst of cold reads waits for the first."""
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters get it, nobody logs "never retrieved"
+            raise
+        finally:
+            self._loading.pop(key, None)
+        self.put(key, value)
+        future.set_result(value)
+        return value

@@ -6,6 +6,7 @@ The lifespan opens the runtime (PostgreSQL pool, Redis pool, HTTP client) unless
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -86,6 +87,10 @@ def _mount_operations(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
+            from boxoffice.waiting_room.service import refresh_queue_gauges
+
+            with contextlib.suppress(Exception):  # a scrape must not fail because Redis is down
+                await refresh_queue_gauges(runtime)
             pool = runtime.engine.pool
             checked_out = getattr(pool, "checkedout", None)
             if callable(checked_out):

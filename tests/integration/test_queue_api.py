@@ -245,3 +245,28 @@ async def test_worker_job_ticks_tracked_shows_and_drops_closed_ones(
     assert 0 < ttl <= service.CLOSED_QUEUE_TTL_SECONDS
     closed = await client.post("/api/queue", json=show["body"], headers=fan["headers"])
     assert closed.status_code == 409 and closed.json()["code"] == "SALE_CLOSED"
+
+
+async def test_metrics_show_waiting_and_active_without_a_worker_tick_in_this_process(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    show = await make_show(runtime, admit_per_second=1)
+    users = [await make_user(runtime) for _ in range(3)]
+    for u in users:
+        assert (await client.post("/api/queue", json=show["body"], headers=u["headers"])).status_code == 200
+    label = f'show_id="{show["id"]}"'
+    text = (await client.get("/metrics")).text
+    assert f"boxoffice_queue_waiting{{{label}}} 3.0" in text
+    assert f"boxoffice_queue_active{{{label}}} 0.0" in text
+    admitted: list[int] = []
+    for _ in range(10):  # 1/s: the first ticks of a new queue admit nobody yet
+        admitted += (await tick(runtime, show["id"])).admitted_users
+        if admitted:
+            break
+        clock.advance(0.5)
+    assert 1 <= len(admitted) < 3
+    runtime.metrics.queue_active.labels(str(show["id"])).set(-1)  # a stale value the scrape must correct
+    text = (await client.get("/metrics")).text
+    n = len(admitted)
+    assert f"boxoffice_queue_active{{{label}}} {float(n)}" in text, text[-1500:]
+    assert f"boxoffice_queue_waiting{{{label}}} {float(3 - n)}" in text

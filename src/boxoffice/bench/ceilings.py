@@ -19,45 +19,15 @@ from typing import Any
 from boxoffice.bench import repository
 from boxoffice.bench.client import HttpError, HttpPool, StepStats, own_cpu_seconds
 
-# Used only when booking/shield.py does not provide its script (same shape: check K keys, mark all or none).
-_STAND_IN_MARK = """
-local owner, now = ARGV[1], tonumber(ARGV[2])
-local taken, fresh = {}, {}
-for i, key in ipairs(KEYS) do
-  local v = redis.call('GET', key)
-  if v then
-    local sep = string.find(v, ':', 1, true)
-    local who, deadline = string.sub(v, 1, sep - 1), string.sub(v, sep + 1)
-    if deadline == 'S' or tonumber(deadline) > now then
-      if who ~= owner then taken[#taken + 1] = i end
-    else
-      fresh[#fresh + 1] = i
-    end
-  else
-    fresh[#fresh + 1] = i
-  end
-end
-if #taken > 0 then return {0, taken} end
-local value = owner .. ':' .. ARGV[3]
-for _, i in ipairs(fresh) do redis.call('SET', KEYS[i], value, 'PX', ARGV[4]) end
-return {1, fresh}
-"""
-
 SEATS_PER_HOLD = 2
 KEYSPACE = 50_000
 
 
 def hold_script() -> tuple[str, str]:
-    """(lua, source): the real shield script when booking provides it."""
-    try:
-        from boxoffice.booking import shield
+    """(lua, source): the booking shield's own script, so the ceiling measures what holds run."""
+    from boxoffice.booking.shield import MARK_SCRIPT
 
-        lua = getattr(shield, "MARK_SCRIPT", None) or getattr(shield, "_MARK", None)
-        if isinstance(lua, str) and lua.strip():
-            return lua, "boxoffice.booking.shield"
-    except ImportError:
-        pass
-    return _STAND_IN_MARK, "stand-in (booking.shield not available)"
+    return MARK_SCRIPT, "boxoffice.booking.shield"
 
 
 def _rate_summary(stats: StepStats, calls: int, wall: float, cpu: float) -> dict[str, Any]:

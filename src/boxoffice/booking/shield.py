@@ -45,7 +45,7 @@ def rules_key(show_id: int) -> str:
 
 # KEYS: seat keys. ARGV: owner, now_ms, deadline_ms, ttl_ms.
 # -> {1, newly_marked_indexes} or {0, taken_indexes}. All or nothing: nothing is marked on refusal.
-_MARK = """
+MARK_SCRIPT = """
 local owner, now = ARGV[1], tonumber(ARGV[2])
 local taken, fresh = {}, {}
 for i, key in ipairs(KEYS) do
@@ -116,7 +116,7 @@ async def try_mark(
     """Check and mark all seats atomically, or name the taken ones (nothing marked then)."""
     keys = [seat_key(show_id, s) for s in seat_ids]
     try:
-        script = redis.register_script(_MARK)
+        script = redis.register_script(MARK_SCRIPT)
         ok, idx = await script(keys=keys, args=[user_id, _ms(now), _ms(expires_at), ttl_ms])
     except REDIS_ERRORS as exc:
         log.warning("shield_unavailable", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)

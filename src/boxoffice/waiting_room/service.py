@@ -412,6 +412,18 @@ async def tick_all(runtime: Runtime) -> int:
 # ---------------------------------------------------------------------------- admin and audit
 
 
+async def refresh_queue_gauges(runtime: Runtime) -> None:
+    """Set the queue gauges from Redis (the shared truth), so any API process's /metrics shows
+    waiting, active and the measured admission rate, not only the worker that ticks."""
+    now_ms = _ms(runtime.clock.now())
+    for show_id in await store.tracked_shows(runtime.redis):
+        stats = await store.stats(runtime.redis, show_id, now_ms)
+        label = str(show_id)
+        runtime.metrics.queue_waiting.labels(label).set(stats.waiting)
+        runtime.metrics.queue_active.labels(label).set(stats.active)
+        runtime.metrics.queue_admission_rate.labels(label).set(stats.rate or 0.0)
+
+
 async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> AdminQueueResponse:
     show = await get_show(session, show_id)
     remaining = await get_remaining(session, show_id)

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from boxoffice.config import Settings
 from boxoffice.errors import install_error_handlers, problem
-from boxoffice.observability import RequestContextMiddleware
+from boxoffice.observability import AccessLog, RequestContextMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
 
@@ -57,7 +57,9 @@ def create_app(
     app.state.metrics = metrics
     if runtime is not None:
         app.state.runtime = runtime
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
+    )
     install_error_handlers(app)
     _mount_operations(app)
     _mount_domains(app)

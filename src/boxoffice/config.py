@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
     environment: Literal["dev", "test", "prod"] = "dev"
 
     db_pool_size: int = Field(default=20, ge=1)

@@ -7,8 +7,10 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import IO, Any
 
+import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,6 +124,38 @@ class Metrics:
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
 
 
+class AccessLog:
+    """One JSON line per request, the same ECS fields as every other log line.
+
+    Written directly with msgspec rather than through structlog's stdlib chain: that chain costs
+    ~60 us a line, a tenth of a refused hold; this costs a few."""
+
+    def __init__(self, enabled: bool, stream: IO[bytes] | None = None) -> None:
+        self.enabled = enabled and logging.getLogger("boxoffice.http").isEnabledFor(logging.INFO)
+        self._stream = stream
+        self._encode = msgspec.json.Encoder().encode
+
+    def write(self, method: str, path: str, route: str, status: int, elapsed: float, request_id: str) -> None:
+        if not self.enabled:
+            return
+        line = self._encode(
+            {
+                "http.request.method": method,
+                "url.path": path,
+                "http.route": route,
+                "http.response.status_code": status,
+                "event.duration_ms": round(elapsed * 1000, 2),
+                "request_id": request_id,
+                "logger": "boxoffice.http",
+                "log.level": "info",
+                "message": "request",
+                "@timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            }
+        )
+        stream = self._stream or sys.stderr.buffer
+        stream.write(line + b"\n")
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -136,10 +170,10 @@ class RequestContextMiddleware:
     Pure ASGI: cheaper than BaseHTTPMiddleware on hot paths and safe for streaming responses.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None = None) -> None:
         self.app = app
         self.metrics = metrics
-        self.log = structlog.get_logger("boxoffice.http")
+        self.access_log = access_log or AccessLog(enabled=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -176,16 +210,7 @@ class RequestContextMiddleware:
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(elapsed)
             if not template.startswith(("/metrics", "/healthz")):
-                self.log.info(
-                    "request",
-                    **{
-                        "http.request.method": method,
-                        "url.path": scope.get("path", ""),
-                        "http.route": template,
-                        "http.response.status_code": status,
-                        "event.duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+                self.access_log.write(method, scope.get("path", ""), template, status, elapsed, request_id)
             structlog.contextvars.unbind_contextvars("request_id")
 
 

@@ -94,3 +94,46 @@ async def test_openapi_document_is_served(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/openapi.json")).json()
     assert doc["info"]["title"] == "Boxoffice"
     assert "/readyz" in doc["paths"]
+
+
+async def test_every_request_writes_one_json_access_line_with_its_request_id() -> None:
+    import io
+    import json
+    import logging
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from boxoffice.observability import AccessLog, Metrics, RequestContextMiddleware
+
+    async def hello(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("hi")
+
+    logging.getLogger("boxoffice.http").setLevel(logging.INFO)
+    try:
+        stream = io.BytesIO()
+        inner = Starlette(routes=[Route("/hello/{name}", hello), Route("/healthz", hello)])
+        app = RequestContextMiddleware(inner, Metrics(), AccessLog(enabled=True, stream=stream))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            resp = await c.get("/hello/world", headers={"X-Request-ID": "rid-1"})
+            await c.get("/healthz")  # probes are not logged
+    finally:
+        logging.getLogger("boxoffice.http").setLevel(logging.NOTSET)
+    assert resp.text == "hi"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    first = lines[0]
+    assert first["request_id"] == "rid-1" and first["http.route"] == "/hello/{name}"
+    assert first["url.path"] == "/hello/world" and first["http.response.status_code"] == 200
+    assert first["log.level"] == "info" and first["@timestamp"].endswith("Z")
+    assert len(lines) == 1
+
+
+def test_access_log_can_be_turned_off() -> None:
+    import io
+
+    from boxoffice.observability import AccessLog
+
+    stream = io.BytesIO()
+    AccessLog(enabled=False, stream=stream).write("GET", "/x", "/x", 200, 0.1, "r")
+    assert stream.getvalue() == b""

@@ -62,12 +62,10 @@ async def revoke_user(redis: Redis, user_id: int, ttl_seconds: int) -> None:
 
 
 async def is_access_refused(redis: Redis, user_id: int, jti: str) -> bool:
-    """Deny-listed jti or revoked user: two O(1) EXISTS in one round trip."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.exists(_denied_key(jti))
-        pipe.exists(_revoked_user_key(user_id))
-        denied, revoked = await pipe.execute()
-    return bool(denied) or bool(revoked)
+    """Deny-listed jti or revoked user: one EXISTS over both keys (one command, one round trip;
+    cheaper than a pipeline on the path every authenticated request takes)."""
+    found: int = await redis.exists(_denied_key(jti), _revoked_user_key(user_id))
+    return found > 0
 
 
 # --- login attempts ----------------------------------------------------------------------------

@@ -34,6 +34,23 @@ from boxoffice.db import plain_url
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.schema import upgrade
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A private base temp dir per run. pytest's shared /tmp/pytest-of-<user>/pytest-N dirs are
+    pruned to the last three by every new run, which deletes a concurrent run's live data dirs
+    (an embedded PostgreSQL mid-initdb, say) when two suites run at once."""
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="bo-pytest-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 TEST_DB_ENV = "BOXOFFICE_TEST_DATABASE_URL"
 TEST_REDIS_ENV = "BOXOFFICE_TEST_REDIS_URL"
 

@@ -198,7 +198,9 @@ class EmbeddedPostgres:
             )
             if result.returncode != 0:
                 shutil.rmtree(self.pgdata, ignore_errors=True)
-                raise BackendError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
+                # initdb's last line is its own cleanup; the cause is the first error line.
+                reasons = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+                raise BackendError(f"initdb failed: {'; '.join(reasons[:2]) or result.stderr.strip()[-300:]}")
         log_file = open(self.log, "ab")
         if run_as:
             os.chown(self.log, run_as["user"], run_as["group"])  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from boxoffice.db import create_engine, session_factory
 from boxoffice.localcache import LocalCache
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
+from boxoffice.redis_mux import MuxRedis
 
 
 @dataclass
@@ -32,6 +33,9 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
+    # The hot paths' Redis (polls, joins, holds, the deny-list): one multiplexed connection per
+    # process; everything else uses `redis`. See redis_mux.py for why.
+    hot_redis: MuxRedis
     http: httpx.AsyncClient
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=SystemClock)
@@ -87,6 +91,7 @@ async def open_runtime(
         engine=engine,
         sessions=session_factory(engine),
         redis=redis,
+        hot_redis=MuxRedis(redis_url, timeout=5.0),
         http=http,
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
@@ -94,6 +99,7 @@ async def open_runtime(
     try:
         yield runtime
     finally:
+        await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()
         await engine.dispose()

@@ -31,7 +31,7 @@ async def current_claims(
         raise Unauthorized("Missing bearer token", code="AUTH_REQUIRED")
     claims = _verified(runtime, credentials.credentials)
     try:
-        denied = await is_access_refused(runtime.redis, claims.user_id, claims.jti)
+        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti)
     except Exception as exc:
         log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is

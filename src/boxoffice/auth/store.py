@@ -20,6 +20,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from boxoffice.redis_mux import MuxRedis
+
 # Redis keeps the key a little longer than the rule (decided by expires_at vs the injected clock).
 _TTL_SLACK_SECONDS = 3600
 
@@ -61,7 +63,7 @@ async def revoke_user(redis: Redis, user_id: int, ttl_seconds: int) -> None:
     await redis.set(_revoked_user_key(user_id), b"1", ex=max(1, ttl_seconds))
 
 
-async def is_access_refused(redis: Redis, user_id: int, jti: str) -> bool:
+async def is_access_refused(redis: Redis | MuxRedis, user_id: int, jti: str) -> bool:
     """Deny-listed jti or revoked user: one EXISTS over both keys (one command, one round trip;
     cheaper than a pipeline on the path every authenticated request takes)."""
     found: int = await redis.exists(_denied_key(jti), _revoked_user_key(user_id))

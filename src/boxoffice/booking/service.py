@@ -200,7 +200,7 @@ async def place_hold(
         raise _domain(err) from None
     expires_at = rules.hold_expires_at(show, now)
     verdict = await shield.try_mark(
-        runtime.redis,
+        runtime.hot_redis,
         show_id,
         user_id,
         wanted,

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from boxoffice.booking.rules import ShowRules
+from boxoffice.redis_mux import MuxRedis
 
 log = structlog.get_logger("boxoffice.booking.shield")
 
@@ -104,7 +105,7 @@ def _ms(at: datetime) -> int:
 
 
 async def try_mark(
-    redis: Redis,
+    redis: Redis | MuxRedis,
     show_id: int,
     user_id: int,
     seat_ids: Sequence[int],

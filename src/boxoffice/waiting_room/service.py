@@ -163,7 +163,7 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
         raise Conflict("This show is sold out", code="SOLD_OUT")
     seed = secrets.token_hex(32) if phase == "PRE_QUEUE" else ""
     result = await store.join(
-        runtime.redis, show_id, user_id, _ms(now), pre_queue=phase == "PRE_QUEUE", seed=seed
+        runtime.hot_redis, show_id, user_id, _ms(now), pre_queue=phase == "PRE_QUEUE", seed=seed
     )
     if result.created:
         runtime.metrics.queue_joins.inc()
@@ -176,7 +176,7 @@ async def status(
 ) -> QueueStatusResponse:
     """One Lua call (place, serving, lease, rate, cached show): O(1) whatever the queue length."""
     now = runtime.clock.now()
-    raw = await store.status(runtime.redis, show_id, user_id, _ms(now), touch=touch)
+    raw = await store.status(runtime.hot_redis, show_id, user_id, _ms(now), touch=touch)
     info = await _load_show(runtime, show_id, raw.show_json)
     _check_concert(info, concert_id)
     return _view(runtime, info, raw, user_id, now)

@@ -26,6 +26,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from boxoffice.redis_mux import MuxRedis
+
 SHOWS_KEY = "bo:queue:shows"
 # Worker-side copy of a show's settings lives a little longer than a tick; API misses refill it.
 SHOW_CACHE_TTL_SECONDS = 3
@@ -62,7 +64,7 @@ class _Script:
             source.encode(), usedforsecurity=False
         ).hexdigest()  # Redis names scripts by SHA-1
 
-    async def __call__(self, redis: Redis, keys: list[str], args: list[Any]) -> Any:
+    async def __call__(self, redis: Redis | MuxRedis, keys: list[str], args: list[Any]) -> Any:
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         except NoScriptError:
@@ -358,7 +360,7 @@ class TickResult:
 
 
 async def join(
-    redis: Redis, show_id: int, user_id: int, now_ms: int, *, pre_queue: bool, seed: str
+    redis: Redis | MuxRedis, show_id: int, user_id: int, now_ms: int, *, pre_queue: bool, seed: str
 ) -> JoinResult:
     k = keys(show_id)
     res = await _JOIN(
@@ -369,7 +371,9 @@ async def join(
     return JoinResult(ticket=int(res[0]), created=bool(res[1]), pre_queue=bool(res[2]))
 
 
-async def status(redis: Redis, show_id: int, user_id: int, now_ms: int, *, touch: bool = True) -> StatusRaw:
+async def status(
+    redis: Redis | MuxRedis, show_id: int, user_id: int, now_ms: int, *, touch: bool = True
+) -> StatusRaw:
     k = keys(show_id)
     res = await _STATUS(
         redis,

@@ -270,3 +270,35 @@ async def test_metrics_show_waiting_and_active_without_a_worker_tick_in_this_pro
     n = len(admitted)
     assert f"boxoffice_queue_active{{{label}}} {float(n)}" in text, text[-1500:]
     assert f"boxoffice_queue_waiting{{{label}}} {float(3 - n)}" in text
+
+
+async def test_the_lean_status_route_checks_like_the_documented_one(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """GET /api/queue/status is served without FastAPI's DI: same auth, same 422 shape, same body."""
+    show = await make_show(runtime)
+    fan = await make_user(runtime)
+    h = fan["headers"]
+    url = "/api/queue/status"
+    for params, bad in (
+        ({"concert_id": show["concert_id"]}, ["show_id"]),
+        ({"concert_id": "x", "show_id": show["id"]}, ["concert_id"]),
+        ({"concert_id": 0, "show_id": 2**63}, ["concert_id", "show_id"]),
+    ):
+        r = await client.get(url, params=params, headers=h)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "VALIDATION_ERROR"
+        assert [e["loc"] for e in r.json()["errors"]] == [["query", name] for name in bad]
+    for headers, code in (
+        ({}, "AUTH_REQUIRED"),
+        ({"Authorization": f"Basic {fan['token']}"}, "AUTH_REQUIRED"),
+        ({"Authorization": "Bearer not.a.jwt"}, "INVALID_TOKEN"),
+    ):
+        r = await client.get(url, params=_q(show), headers=headers)
+        assert r.status_code == 401 and r.json()["code"] == code
+        assert r.headers["www-authenticate"] == "Bearer"
+    ok = await client.get(url, params=_q(show), headers=h)
+    assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
+    assert ok.json()["status"] == "NOT_IN_QUEUE" and ok.json()["show_id"] == show["id"]
+    doc = (await client.get("/openapi.json")).json()
+    assert {p["name"] for p in doc["paths"][url]["get"]["parameters"]} == {"concert_id", "show_id"}

@@ -17,6 +17,7 @@ from boxoffice.auth.store import is_access_refused
 from boxoffice.auth.tokens import AccessClaims, InvalidToken, verify_access_token
 from boxoffice.deps import RuntimeDep
 from boxoffice.errors import Forbidden, Unauthorized
+from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.auth")
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
@@ -27,9 +28,25 @@ async def current_claims(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AccessClaims:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+    token = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
+    claims = await authenticate_token(runtime, token)
+    request.state.user_id = claims.user_id
+    return claims
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, for routes without FastAPI's DI."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def authenticate_token(runtime: Runtime, token: str | None) -> AccessClaims:
+    """The whole check behind CurrentUser: signature and expiry, then the deny-list."""
+    if not token:
         raise Unauthorized("Missing bearer token", code="AUTH_REQUIRED")
-    claims = _verified(runtime, credentials.credentials)
+    claims = _verified(runtime, token)
     try:
         denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti)
     except Exception as exc:
@@ -39,11 +56,10 @@ async def current_claims(
         denied = False
     if denied:
         raise Unauthorized("Access token was revoked", code="INVALID_TOKEN")
-    request.state.user_id = claims.user_id
     return claims
 
 
-def _verified(runtime: RuntimeDep, token: str) -> AccessClaims:
+def _verified(runtime: Runtime, token: str) -> AccessClaims:
     """Signature checked once per token and process (the cache keys on the exact string); the
     expiry is checked on every request against the injected clock."""
     now = runtime.clock.now()

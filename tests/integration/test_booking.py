@@ -189,3 +189,41 @@ async def test_list_get_cancel(client, runtime):  # type: ignore[no-untyped-def]
     ] == "CANCELLED"
     v = await make_user(runtime)
     assert (await hold(client, runtime, v, show["show_id"], show["seat_ids"][:2])).status_code == 201
+
+
+async def test_the_lean_hold_route_answers_like_the_documented_one(client, runtime):  # type: ignore[no-untyped-def]
+    """POST /api/reservations is served without FastAPI's DI (boxoffice.lean): same checks, same errors."""
+    show = await make_show(runtime, seats=4)
+    u = await make_user(runtime)
+    sid = show["show_id"]
+    headers = gated(runtime, u, sid)
+    raw = await client.post("/api/reservations", content=b'{"show_id": 1, "seat_ids":', headers=headers)
+    assert raw.status_code == 422 and raw.json()["code"] == "VALIDATION_ERROR"
+    assert raw.json()["errors"][0]["loc"][0] == "body"
+    wrong_type = await client.post(
+        "/api/reservations", json={"show_id": "x", "seat_ids": [1]}, headers=headers
+    )
+    assert wrong_type.status_code == 422 and wrong_type.json()["errors"][0]["loc"] == ["body", "show_id"]
+    long_key = await client.post(
+        "/api/reservations",
+        json={"show_id": sid, "seat_ids": [show["seat_ids"][0]]},
+        headers={**headers, "Idempotency-Key": "k" * 256},
+    )
+    assert long_key.status_code == 422 and long_key.json()["errors"][0]["loc"] == [
+        "header",
+        "idempotency-key",
+    ]
+    anonymous = await client.post(
+        "/api/reservations", json={"show_id": sid, "seat_ids": [show["seat_ids"][0]]}
+    )
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "AUTH_REQUIRED"
+    no_queue_token = await client.post(
+        "/api/reservations", json={"show_id": sid, "seat_ids": [show["seat_ids"][0]]}, headers=u["headers"]
+    )
+    assert no_queue_token.status_code == 401 and no_queue_token.json()["code"] == "QUEUE_TOKEN_REQUIRED"
+    won = await client.post(
+        "/api/reservations", json={"show_id": sid, "seat_ids": [show["seat_ids"][0]]}, headers=headers
+    )
+    assert won.status_code == 201 and won.json()["status"] == "TEMP_RESERVED"
+    assert (await client.get("/openapi.json")).json()["paths"]["/api/reservations"]["post"]["requestBody"]
+    await assert_invariants(runtime)

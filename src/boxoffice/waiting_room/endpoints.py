@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from starlette.routing import Route
 
+from boxoffice import lean
 from boxoffice.auth.dependencies import AdminUser, CurrentUser, authenticate_token, bearer_token
 from boxoffice.deps import RuntimeDep, SessionDep
 from boxoffice.runtime import Runtime
@@ -48,41 +48,6 @@ async def queue_status(
     return await service.status(runtime, claims.user_id, concert_id, show_id)
 
 
-_ID_MAX = 2**63 - 1
-
-
-def _query_ids(request: Request, *names: str) -> list[int]:
-    """Positive int64 query parameters, with FastAPI's 422 error shape when one is not."""
-    values, errors = [], []
-    for name in names:
-        raw = request.query_params.get(name)
-        loc = ("query", name)
-        if raw is None:
-            errors.append({"loc": loc, "msg": "Field required", "type": "missing", "input": None})
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            errors.append(
-                {"loc": loc, "msg": "Input should be a valid integer", "type": "int_parsing", "input": raw}
-            )
-            continue
-        if not 1 <= value <= _ID_MAX:
-            errors.append(
-                {
-                    "loc": loc,
-                    "msg": f"Input should be between 1 and {_ID_MAX}",
-                    "type": "int_range",
-                    "input": raw,
-                }
-            )
-            continue
-        values.append(value)
-    if errors:
-        raise RequestValidationError(errors)
-    return values
-
-
 async def queue_status_hot(request: Request) -> Response:
     """GET /api/queue/status without FastAPI's per-request dependency solving. Status polls are
     most of a flash sale's requests, and that layer was a third of each poll's CPU (see the README's
@@ -90,7 +55,7 @@ async def queue_status_hot(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
     request.state.user_id = claims.user_id
-    concert_id, show_id = _query_ids(request, "concert_id", "show_id")
+    concert_id, show_id = lean.query_ids(request, "concert_id", "show_id")
     result = await service.status(runtime, claims.user_id, concert_id, show_id)
     return Response(result.model_dump_json(), media_type="application/json")
 

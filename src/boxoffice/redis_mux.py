@@ -69,8 +69,10 @@ class MuxRedis:
         self.timeout = timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._outbox: list[bytes] = []
         self._reader_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._scripts: dict[str, MuxScript] = {}
         self._closed = False
@@ -81,16 +83,14 @@ class MuxRedis:
         writer = self._writer
         if writer is None or writer.is_closing():
             writer = await self._connect()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(future)
-        writer.write(pack_command(args))
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await future
-        except TimeoutError:
-            # The connection's reply stream can no longer be trusted to line up: start over.
-            self._drop(RedisTimeoutError(f"Redis did not answer within {self.timeout}s"))
-            raise RedisTimeoutError(f"Redis did not answer within {self.timeout}s") from None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((future, loop.time()))
+        # Commands issued in the same loop iteration leave in one write (one send() syscall).
+        if not self._outbox:
+            loop.call_soon(self._flush, writer)
+        self._outbox.append(pack_command(args))
+        return await future
 
     async def exists(self, *keys: Arg) -> int:
         found: int = await self.execute("EXISTS", *keys)
@@ -111,10 +111,16 @@ class MuxRedis:
     async def aclose(self) -> None:
         self._closed = True
         self._drop(RedisConnectionError("client closed"))
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader_task
+        for task in (self._reader_task, self._watchdog_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _flush(self, writer: asyncio.StreamWriter) -> None:
+        data, self._outbox = b"".join(self._outbox), []
+        if writer is self._writer and not writer.is_closing():
+            writer.write(data)
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -141,9 +147,10 @@ class MuxRedis:
                 raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
             # Each connection has its own queue of waiting callers, so a dying connection's reader
             # can never hand its replies to callers of the next one.
-            pending: deque[asyncio.Future[Any]] = deque()
-            self._reader, self._writer, self._pending = reader, writer, pending
+            pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+            self._reader, self._writer, self._pending, self._outbox = reader, writer, pending, []
             self._reader_task = asyncio.create_task(self._read_replies(reader, writer, pending))
+            self._watchdog_task = asyncio.create_task(self._watch(writer, pending))
             db = query.get("db", [parts.path.lstrip("/") if parts.scheme != "unix" else ""])[0] or "0"
             setup: list[tuple[Arg, ...]] = []
             if parts.password:
@@ -155,9 +162,10 @@ class MuxRedis:
                 setup.append(("SELECT", db))
             # Written together before any await: no caller's command can slip in between.
             futures = []
+            loop = asyncio.get_running_loop()
             for command in setup:
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                pending.append(future)
+                future: asyncio.Future[Any] = loop.create_future()
+                pending.append((future, loop.time()))
                 futures.append(future)
                 writer.write(pack_command(command))
             for future in futures:
@@ -165,7 +173,10 @@ class MuxRedis:
             return writer
 
     async def _read_replies(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pending: deque[asyncio.Future[Any]]
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        pending: deque[tuple[asyncio.Future[Any], float]],
     ) -> None:
         parser = hiredis.Reader(replyError=ResponseError)
         try:
@@ -175,7 +186,7 @@ class MuxRedis:
                     raise RedisConnectionError("Redis closed the connection")
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
-                    future = pending.popleft()
+                    future, _ = pending.popleft()
                     if future.done():  # its caller was cancelled; the reply is consumed all the same
                         continue
                     if isinstance(reply, ResponseError):
@@ -192,14 +203,26 @@ class MuxRedis:
             if self._writer is writer:
                 self._drop(error)
 
+    async def _watch(
+        self, writer: asyncio.StreamWriter, pending: deque[tuple[asyncio.Future[Any], float]]
+    ) -> None:
+        """One timer per connection instead of one per command: replies come back in order, so
+        the oldest waiter tells whether Redis has stopped answering."""
+        loop = asyncio.get_running_loop()
+        while self._writer is writer:
+            await asyncio.sleep(min(1.0, self.timeout / 4))
+            if pending and loop.time() - pending[0][1] > self.timeout and self._writer is writer:
+                # The reply stream can no longer be trusted to line up: fail everyone, start over.
+                self._drop(RedisTimeoutError(f"Redis did not answer within {self.timeout}s"))
+
     def _drop(self, error: Exception) -> None:
         """Forget the connection and fail every caller still waiting on it."""
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
-        pending, self._pending = self._pending, deque()
+        pending, self._pending, self._outbox = self._pending, deque(), []
         while pending:
-            future = pending.popleft()
+            future, _ = pending.popleft()
             if not future.done():
                 future.set_exception(error)
                 future.exception()  # retrieved: a cancelled caller must not log "never retrieved"

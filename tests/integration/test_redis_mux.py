@@ -99,3 +99,22 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(backends: Backends)
         assert await mux.execute("GET", "mux:c") == b"v"
     finally:
         await mux.aclose()
+
+
+async def test_a_server_that_stops_answering_times_out_every_waiter() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # accept, read, never answer
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mux = MuxRedis(f"redis://127.0.0.1:{port}/0", timeout=0.4)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        results = await asyncio.gather(*(mux.execute("PING") for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, RedisError) and "did not answer" in str(r) for r in results), results
+        assert loop.time() - started < 2.0
+    finally:
+        await mux.aclose()
+        server.close()
+        await server.wait_closed()

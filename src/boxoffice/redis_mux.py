@@ -6,7 +6,8 @@ of the process shares one connection: a command is written as it is issued, with
 replies are matched to callers in order (Redis answers a connection's commands in order). Many
 concurrent requests therefore form natural pipelines, and a command costs ~20 us.
 
-Only what the hot paths need: `execute`, `exists`, `eval`, `evalsha`, `register_script`. Errors are
+Only what the hot paths need: `execute`, `get`, `sadd`, `exists`, `eval`, `evalsha`,
+`register_script`. Errors are
 redis-py's own classes (ConnectionError, TimeoutError, ResponseError, NoScriptError), so callers'
 `except RedisError` keeps working. Everything else keeps using the redis-py client.
 """
@@ -95,6 +96,14 @@ class MuxRedis:
     async def exists(self, *keys: Arg) -> int:
         found: int = await self.execute("EXISTS", *keys)
         return found
+
+    async def get(self, key: Arg) -> bytes | None:
+        value: bytes | None = await self.execute("GET", key)
+        return value
+
+    async def sadd(self, key: Arg, *members: Arg) -> int:
+        added: int = await self.execute("SADD", key, *members)
+        return added
 
     async def eval(self, script: str, numkeys: int, *keys_and_args: Arg) -> Any:
         return await self.execute("EVAL", script, numkeys, *keys_and_args)

@@ -30,6 +30,8 @@ async def test_many_concurrent_commands_each_get_their_own_reply(
         values = await asyncio.gather(*(mux.execute("GET", f"mux:{i}") for i in range(500)))
         assert values == [str(i).encode() for i in range(500)]
         assert await mux.exists("mux:1", "mux:2", "mux:none") == 2
+        assert await mux.get("mux:7") == b"7" and await mux.get("mux:none") is None
+        assert await mux.sadd("mux:set", 1, 2) == 2 and await mux.sadd("mux:set", 2) == 0
         assert await runtime.redis.get("mux:499") == b"499"  # same server, same database
     finally:
         await mux.aclose()

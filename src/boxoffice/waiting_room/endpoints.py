@@ -30,7 +30,10 @@ ShowQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
 
 
 @router.post(
-    "/api/queue", response_model=QueueStatusResponse, summary="Join a show's queue (twice = same place)"
+    "/api/queue",
+    response_model=QueueStatusResponse,
+    summary="Join a show's queue (twice = same place)",
+    description="Served by `join_queue_hot` (same checks, same service call); declared here for OpenAPI.",
 )
 async def join_queue(body: QueueJoinRequest, claims: CurrentUser, runtime: RuntimeDep) -> QueueStatusResponse:
     return await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
@@ -48,6 +51,17 @@ async def queue_status(
     return await service.status(runtime, claims.user_id, concert_id, show_id)
 
 
+async def join_queue_hot(request: Request) -> Response:
+    """POST /api/queue without FastAPI's dependency solving (see boxoffice.lean): the whole crowd
+    joins in the first seconds of a sale."""
+    runtime: Runtime = request.app.state.runtime
+    claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
+    request.state.user_id = claims.user_id
+    body = await lean.json_body(request, QueueJoinRequest)
+    result = await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
 async def queue_status_hot(request: Request) -> Response:
     """GET /api/queue/status without FastAPI's per-request dependency solving. Status polls are
     most of a flash sale's requests, and that layer was a third of each poll's CPU (see the README's
@@ -61,7 +75,10 @@ async def queue_status_hot(request: Request) -> Response:
 
 
 # Routes the app mounts ahead of the FastAPI ones (the first match serves the request).
-hot_routes = [Route("/api/queue/status", queue_status_hot, methods=["GET"])]
+hot_routes = [
+    Route("/api/queue/status", queue_status_hot, methods=["GET"]),
+    Route("/api/queue", join_queue_hot, methods=["POST"]),
+]
 
 
 @router.delete("/api/queue", status_code=204, summary="Leave the queue (idempotent)")

@@ -125,7 +125,7 @@ async def _read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
 async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) -> ShowQueueInfo:
     """Show settings from the Redis cache; PostgreSQL on a miss (negative results cached too)."""
     if cached is None:
-        cached = await store.get_show_cache(runtime.redis, show_id)
+        cached = await store.get_show_cache(runtime.hot_redis, show_id)
     if cached is None:
         try:
             info = await _read_show(runtime, show_id)
@@ -167,7 +167,7 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
     )
     if result.created:
         runtime.metrics.queue_joins.inc()
-        await store.track_show(runtime.redis, show_id)
+        await store.track_show(runtime.hot_redis, show_id)
     return await status(runtime, user_id, concert_id, show_id)
 
 

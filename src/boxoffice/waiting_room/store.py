@@ -476,7 +476,7 @@ async def fairness_state(redis: Redis, show_id: int) -> dict[str, str]:
     return {name: _s(v) for name, v in zip(("seed", "closed", "sealed"), raw, strict=True) if v is not None}
 
 
-async def get_show_cache(redis: Redis, show_id: int) -> str | None:
+async def get_show_cache(redis: Redis | MuxRedis, show_id: int) -> str | None:
     raw = await redis.get(keys(show_id).show)
     return None if raw is None else _s(raw)
 
@@ -501,7 +501,7 @@ async def expire_show(redis: Redis, show_id: int, seconds: int) -> None:
         await pipe.execute()
 
 
-async def track_show(redis: Redis, show_id: int) -> None:
+async def track_show(redis: Redis | MuxRedis, show_id: int) -> None:
     await redis.sadd(SHOWS_KEY, show_id)  # type: ignore[misc]
 
 

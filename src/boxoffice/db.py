@@ -36,7 +36,15 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_recycle=1800,
         # asyncpg's per-release RESET ALL costs 7-10% on hot paths; our sessions set no state.
         pool_reset_on_return="rollback",
-        connect_args={"server_settings": {"application_name": "boxoffice"}, "statement_cache_size": 512},
+        connect_args={
+            "server_settings": {
+                "application_name": "boxoffice",
+                # No statement of ours should queue for a row lock this long; a duplicate request
+                # waiting on an idempotency key gets 409 IDEMPOTENCY_IN_PROGRESS instead.
+                "lock_timeout": "3s",
+            },
+            "statement_cache_size": 512,
+        },
     )
 
 

@@ -131,26 +131,60 @@ async def test_fifty_concurrent_requests_with_one_key_change_the_balance_once(ru
     assert await _balance(runtime, user["id"]) == 10
 
 
-async def test_an_abandoned_claim_is_taken_over_after_the_timeout(runtime: Runtime, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_a_crash_in_the_middle_of_the_work_leaves_no_claim_behind(runtime: Runtime) -> None:
     user = await make_user(runtime)
-    async with runtime.sessions() as s, s.begin():
-        await s.execute(
-            text(
-                "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, state, created_at, expires_at) "
-                "VALUES (:u, 't', 'k', :h, 'IN_PROGRESS', now(), now() + interval '1 day')"
-            ),
-            {"u": user["id"], "h": __import__("boxoffice.idempotency", fromlist=["x"]).fingerprint_hash({})},
-        )
-    with pytest.raises(Conflict):
-        await run_idempotent(
-            runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3)
-        )
-    clock.advance(61)
-    done = await run_idempotent(
+
+    async def crash(session: AsyncSession) -> tuple[int, Any]:
+        await credit(session, user["id"], 5, "TOPUP", "t")
+        raise RuntimeError("the process died here")
+
+    with pytest.raises(RuntimeError):
+        await run_idempotent(runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=crash)
+    async with runtime.sessions() as s:
+        assert (await s.execute(text("SELECT count(*) FROM idempotency_keys"))).scalar_one() == 0
+    retry = await run_idempotent(
         runtime, user_id=user["id"], scope="t", key="k", fingerprint={}, work=_topup(user["id"], 3)
     )
-    assert done.status == 200 and not done.replayed
-    assert await _balance(runtime, user["id"]) == 3
+    assert retry.status == 200 and not retry.replayed
+    assert await _balance(runtime, user["id"]) == 3 and await _ledger_rows(runtime, user["id"]) == 1
+
+
+async def test_a_duplicate_waits_for_the_first_and_replays_its_answer(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+    started = asyncio.Event()
+
+    async def slow(session: AsyncSession) -> tuple[int, Any]:
+        started.set()
+        await asyncio.sleep(0.3)
+        balance = await credit(session, user["id"], 9, "TOPUP", "t")
+        return 201, {"balance": balance}
+
+    kwargs = {"user_id": user["id"], "scope": "t", "key": "dup", "fingerprint": {"a": 1}}
+    first = asyncio.create_task(run_idempotent(runtime, work=slow, **kwargs))
+    await started.wait()
+    second = await run_idempotent(runtime, work=_topup(user["id"], 1000), **kwargs)
+    assert (await first).replayed is False
+    assert second.replayed and second.status == 201 and second.body == {"balance": 9}
+    assert await _ledger_rows(runtime, user["id"]) == 1
+
+
+async def test_a_duplicate_waiting_longer_than_the_lock_timeout_gets_409(runtime: Runtime) -> None:
+    user = await make_user(runtime)
+    started = asyncio.Event()
+
+    async def too_slow(session: AsyncSession) -> tuple[int, Any]:
+        started.set()
+        await asyncio.sleep(3.5)  # past the connections' lock_timeout (3 s)
+        return 200, {}
+
+    kwargs = {"user_id": user["id"], "scope": "t", "key": "long", "fingerprint": {}}
+    first = asyncio.create_task(run_idempotent(runtime, work=too_slow, **kwargs))
+    await started.wait()
+    with pytest.raises(Conflict) as err:
+        await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs)
+    assert err.value.code == "IDEMPOTENCY_IN_PROGRESS" and err.value.headers["Retry-After"] == "1"
+    assert (await first).status == 200
+    assert await _ledger_rows(runtime, user["id"]) == 0
 
 
 async def test_debit_never_goes_below_zero_under_concurrency(runtime: Runtime) -> None:

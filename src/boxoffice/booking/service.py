@@ -83,7 +83,7 @@ async def publish_seat_changes(
     try:
         from boxoffice.catalog.cache import apply_seat_changes
 
-        await apply_seat_changes(runtime.redis, show_id, [(s, status) for s in seat_ids])
+        await apply_seat_changes(runtime.hot_redis, show_id, [(s, status) for s in seat_ids])
     except Exception as exc:  # the map rebuilds from PostgreSQL; a stale patch is not an error
         log.warning("seat_map_patch_failed", show_id=show_id, error=type(exc).__name__)
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from boxoffice.redis_mux import MuxRedis
+
 FRESH_MS = 1000  # the status is re-read from PostgreSQL at most this long after the last read
 LOCK_MS = 10_000  # a crashed rebuilder blocks others for at most this long
 TTL_SECONDS = 6 * 3600  # idle maps leave Redis; the next read rebuilds them
@@ -218,7 +220,7 @@ async def release_lock(redis: Redis, show_id: int, token: str) -> None:
     await script(keys=[_key(show_id, "lock")], args=[token])
 
 
-async def apply_seat_changes(redis: Redis, show_id: int, changes: list[tuple[int, str]]) -> None:
+async def apply_seat_changes(redis: Redis | MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> None:
     """Patch the cached map after a committed change: (seat_id, new status) pairs; bumps the version.
 
     Call it after the commit of every hold, sale, release and expiry. A cold map is left cold (the

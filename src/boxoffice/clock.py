@@ -15,23 +15,6 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class FrozenClock:
-    """For tests: a clock that moves only when told to."""
-
-    def __init__(self, at: datetime | None = None) -> None:
-        self._now = at or datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, seconds: float) -> datetime:
-        self._now += timedelta(seconds=seconds)
-        return self._now
-
-    def set(self, at: datetime) -> None:
-        self._now = at
-
-
 class OffsetClock:
     """Real time plus an adjustable offset: tests move time forward without freezing it."""
 

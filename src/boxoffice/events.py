@@ -51,12 +51,6 @@ async def emit(
     )
 
 
-async def emit_many(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """rows: dicts with event_type, aggregate_type, aggregate_id, show_id, payload."""
-    if rows:
-        await session.execute(insert(tables.outbox), rows)
-
-
 _CLAIM = text(
     """
     SELECT id, event_id, event_type, aggregate_type, aggregate_id, show_id, payload, created_at

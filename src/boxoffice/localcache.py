@@ -39,9 +39,6 @@ class LocalCache(Generic[K, V]):
             self._entries.pop(next(iter(self._entries)))
         self._entries[key] = (time.monotonic() + self.ttl, value)
 
-    def discard(self, key: K) -> None:
-        self._entries.pop(key, None)
-
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """One load per key at a time in this process: a burst of cold reads waits for the first."""
         cached = self.get(key)

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -212,6 +212,3 @@ class RequestContextMiddleware:
             if not template.startswith(("/metrics", "/healthz")):
                 self.access_log.write(method, scope.get("path", ""), template, status, elapsed, request_id)
             structlog.contextvars.unbind_contextvars("request_id")
-
-
-AsyncCheck = Callable[[], Awaitable[None]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,10 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+# Ids are PostgreSQL bigints: anything outside 1..ID_MAX is a 422, never a database overflow (500).
+ID_MAX = 2**63 - 1
+PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
 
 
 async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

@@ -302,3 +302,20 @@ async def test_the_lean_status_route_checks_like_the_documented_one(
     assert ok.json()["status"] == "NOT_IN_QUEUE" and ok.json()["show_id"] == show["id"]
     doc = (await client.get("/openapi.json")).json()
     assert {p["name"] for p in doc["paths"][url]["get"]["parameters"]} == {"concert_id", "show_id"}
+
+
+async def test_out_of_range_show_ids_are_422_not_a_database_overflow(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    admin = await make_user(runtime, role="ADMIN")
+    huge = 99999999999999999999  # beyond bigint
+    for method, url in (
+        ("GET", f"/api/shows/{huge}/queue/fairness"),
+        ("GET", f"/api/admin/shows/{huge}/queue"),
+        ("POST", f"/api/admin/shows/{huge}/queue/pause"),
+        ("POST", f"/api/admin/shows/{huge}/queue/resume"),
+        ("GET", "/api/shows/0/queue/fairness"),
+    ):
+        r = await client.request(method, url, headers=admin["headers"])
+        assert r.status_code == 422, (url, r.status_code, r.text)
+        assert r.json()["errors"][0]["loc"] == ["path", "show_id"]

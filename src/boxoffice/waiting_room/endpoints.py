@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from boxoffice import lean
 from boxoffice.auth.dependencies import AdminUser, CurrentUser, authenticate_token, bearer_token
-from boxoffice.deps import RuntimeDep, SessionDep
+from boxoffice.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
@@ -120,7 +120,7 @@ async def queue_stream(
 
 
 @router.get("/api/shows/{show_id}/queue/fairness", response_model=FairnessResponse, summary="Pre-queue audit")
-async def queue_fairness(show_id: int, runtime: RuntimeDep, session: SessionDep) -> FairnessResponse:
+async def queue_fairness(show_id: PathId, runtime: RuntimeDep, session: SessionDep) -> FairnessResponse:
     return await service.fairness(runtime, session, show_id)
 
 
@@ -128,7 +128,7 @@ async def queue_fairness(show_id: int, runtime: RuntimeDep, session: SessionDep)
     "/api/admin/shows/{show_id}/queue/pause", response_model=AdminQueueResponse, summary="Pause admission"
 )
 async def pause_queue(
-    show_id: int, _: AdminUser, runtime: RuntimeDep, session: SessionDep
+    show_id: PathId, _: AdminUser, runtime: RuntimeDep, session: SessionDep
 ) -> AdminQueueResponse:
     return await service.set_paused(runtime, session, show_id, True)
 
@@ -137,7 +137,7 @@ async def pause_queue(
     "/api/admin/shows/{show_id}/queue/resume", response_model=AdminQueueResponse, summary="Resume admission"
 )
 async def resume_queue(
-    show_id: int, _: AdminUser, runtime: RuntimeDep, session: SessionDep
+    show_id: PathId, _: AdminUser, runtime: RuntimeDep, session: SessionDep
 ) -> AdminQueueResponse:
     return await service.set_paused(runtime, session, show_id, False)
 
@@ -146,7 +146,7 @@ async def resume_queue(
     "/api/admin/shows/{show_id}/queue", response_model=AdminQueueResponse, summary="Change rate/cap live"
 )
 async def update_queue(
-    show_id: int, body: QueueSettingsUpdate, _: AdminUser, runtime: RuntimeDep, session: SessionDep
+    show_id: PathId, body: QueueSettingsUpdate, _: AdminUser, runtime: RuntimeDep, session: SessionDep
 ) -> AdminQueueResponse:
     return await service.update_settings(runtime, session, show_id, body)
 
@@ -155,6 +155,6 @@ async def update_queue(
     "/api/admin/shows/{show_id}/queue", response_model=AdminQueueResponse, summary="Queue dashboard numbers"
 )
 async def admin_queue(
-    show_id: int, _: AdminUser, runtime: RuntimeDep, session: SessionDep
+    show_id: PathId, _: AdminUser, runtime: RuntimeDep, session: SessionDep
 ) -> AdminQueueResponse:
     return await service.admin_view(runtime, session, show_id)

@@ -220,10 +220,8 @@ def _stop_on_signals(server: object, stop: asyncio.Event) -> None:
 
 async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]]:
     """Start the payment-provider simulator in-process when no provider URL is configured."""
-    try:
-        from boxoffice.payments.provider import serve_simulator
-    except ImportError:
-        return []
+    from boxoffice.payments.provider import serve_simulator
+
     if settings.payment_provider_url is not None:
         return []
     return [asyncio.create_task(serve_simulator(settings))]

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice.db import sqlstate
 from boxoffice.errors import BadRequest, Conflict, Unprocessable
 from boxoffice.runtime import Runtime
 from boxoffice.worker import Job
@@ -135,7 +136,7 @@ async def run_idempotent(
                 )
             ).scalar()
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            if sqlstate(exc) != LOCK_NOT_AVAILABLE:
                 raise
             raise Conflict(
                 "A request with this Idempotency-Key is still being processed; retry shortly",

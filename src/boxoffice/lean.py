@@ -15,8 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from boxoffice.deps import ID_MAX
+
 M = TypeVar("M", bound=BaseModel)
-ID_MAX = 2**63 - 1
 
 
 def query_ids(request: Request, *names: str) -> list[int]:

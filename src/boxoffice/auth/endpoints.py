@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from boxoffice.auth import service
@@ -21,7 +21,7 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import RuntimeDep, SessionDep
+from boxoffice.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.email import send_email
 
 router = APIRouter()
@@ -146,7 +146,5 @@ async def top_up(
     summary="A user's profile (administrators)",
     responses={**_AUTH_401, 403: {"description": "FORBIDDEN"}, 404: {"description": "USER_NOT_FOUND"}},
 )
-async def admin_get_user(
-    user_id: Annotated[int, Path(ge=1, le=2**63 - 1)], admin: AdminUser, session: SessionDep
-) -> dict[str, Any]:
+async def admin_get_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.admin_get_user(session, user_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -61,26 +62,30 @@ def issue_access_token(
     return token, claims
 
 
+def _decode(
+    settings: Settings, token: str, *, audience: str, require: list[str], now: datetime
+) -> dict[str, Any]:
+    """Signature (the configured algorithm only), audience, issuer, required claims, and exp
+    against the injected clock: PyJWT's own time checks use the wall clock, so they are off."""
+    payload: dict[str, Any] = jwt.decode(
+        token,
+        secret(settings.jwt_secret),
+        algorithms=[settings.jwt_algorithm],
+        audience=audience,
+        issuer=ISSUER,
+        options={"require": require, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
+    if int(payload["exp"]) <= int(now.timestamp()):
+        raise InvalidToken("token expired")
+    return payload
+
+
 def verify_access_token(settings: Settings, token: str, *, now: datetime) -> AccessClaims:
     try:
-        payload = jwt.decode(
-            token,
-            secret(settings.jwt_secret),
-            algorithms=[settings.jwt_algorithm],
-            audience=ACCESS_AUDIENCE,
-            issuer=ISSUER,
-            # exp is checked against the injected clock below; PyJWT's own time checks use the
-            # wall clock (tests and the clock move time forward), so they are off.
-            options={
-                "require": ["sub", "role", "jti", "iat", "exp"],
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
+        payload = _decode(
+            settings, token, audience=ACCESS_AUDIENCE, require=["sub", "role", "jti", "iat", "exp"], now=now
         )
         exp = int(payload["exp"])
-        if exp <= int(now.timestamp()):
-            raise InvalidToken("token expired")
         role = payload["role"]
         if role not in ("USER", "ADMIN"):
             raise InvalidToken("unknown role")
@@ -120,23 +125,15 @@ def issue_email_verification_token(settings: Settings, *, user_id: int, email: s
 def verify_email_verification_token(settings: Settings, token: str, *, now: datetime) -> tuple[int, str]:
     """(user_id, email) of a valid verification token; InvalidToken otherwise."""
     try:
-        payload = jwt.decode(
+        payload = _decode(
+            settings,
             token,
-            secret(settings.jwt_secret),
-            algorithms=[settings.jwt_algorithm],
             audience=VERIFY_EMAIL_AUDIENCE,
-            issuer=ISSUER,
-            options={
-                "require": ["sub", "email", "purpose", "iat", "exp"],
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
+            require=["sub", "email", "purpose", "iat", "exp"],
+            now=now,
         )
         if payload["purpose"] != VERIFY_EMAIL_PURPOSE:
             raise InvalidToken("wrong purpose")
-        if int(payload["exp"]) <= int(now.timestamp()):
-            raise InvalidToken("token expired")
         email = payload["email"]
         if not isinstance(email, str):
             raise InvalidToken("bad email")

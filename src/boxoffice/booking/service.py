@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.rules import RuleViolation, ShowRules
+from boxoffice.catalog.cache import apply_seat_changes
+from boxoffice.db import sqlstate
 from boxoffice.errors import Conflict, DomainError, NotFound, Unprocessable
 from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.runtime import Runtime
@@ -39,11 +41,6 @@ def _domain(err: RuleViolation) -> DomainError:
         errors = [{"loc": loc or ["body"], "msg": err.detail, "type": err.code.lower()}]
         return Unprocessable(err.detail, code=err.code, errors=errors, **extra)
     return DomainError(err.detail, code=err.code, status=err.status, **extra)
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
 async def load_rules(runtime: Runtime, show_id: int) -> ShowRules:
@@ -81,8 +78,6 @@ async def publish_seat_changes(
     elif status == "AVAILABLE":
         await shield.release(runtime.redis, show_id, user_id, seat_ids)
     try:
-        from boxoffice.catalog.cache import apply_seat_changes
-
         await apply_seat_changes(runtime.hot_redis, show_id, [(s, status) for s in seat_ids])
     except Exception as exc:  # the map rebuilds from PostgreSQL; a stale patch is not an error
         log.warning("seat_map_patch_failed", show_id=show_id, error=type(exc).__name__)
@@ -114,7 +109,7 @@ class _HoldWork:
             # user crossing); the seats are someone's: a clean 409, never a 500.
             raise Conflict("Seats were taken meanwhile", code="SEATS_TAKEN", seat_ids=self.seat_ids) from None
         except DBAPIError as exc:
-            if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+            if sqlstate(exc) in _RETRYABLE_SQLSTATES:
                 raise Conflict(
                     "Seats are being taken right now", code="SEATS_TAKEN", seat_ids=self.seat_ids
                 ) from None

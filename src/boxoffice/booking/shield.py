@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from boxoffice.booking.rules import ShowRules
+from boxoffice.events import show_stream
 from boxoffice.redis_mux import MuxRedis
 
 log = structlog.get_logger("boxoffice.booking.shield")
@@ -196,8 +197,6 @@ def valid_stream_id(value: str) -> bool:
 
 async def latest_event_id(redis: Redis, show_id: int) -> str:
     """The newest id on the show's event stream, "0-0" when empty: where a new watcher starts."""
-    from boxoffice.events import show_stream
-
     last: Any = await redis.xrevrange(show_stream(show_id), count=1)
     return str(last[0][0].decode()) if last else "0-0"
 
@@ -206,8 +205,6 @@ async def read_show_events(
     redis: Redis, show_id: int, cursor: str, *, block_ms: int
 ) -> list[tuple[str, dict[str, str]]]:
     """Entries after `cursor` on the show's event stream (`bo:{S}:events`, written by the relay)."""
-    from boxoffice.events import show_stream
-
     reply: Any = await redis.xread({show_stream(show_id): cursor}, count=500, block=block_ms)
     out: list[tuple[str, dict[str, str]]] = []
     for _name, entries in reply or []:

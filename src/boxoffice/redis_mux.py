@@ -2,33 +2,44 @@
 
 redis-py's asyncio client spends ~140 us of CPU per command in this process (pool checkout,
 retry wrapper, connection bookkeeping): more than the rest of a refused hold. Here every coroutine
-of the process shares one connection: a command is written as it is issued, without waiting, and
-replies are matched to callers in order (Redis answers a connection's commands in order). Many
-concurrent requests therefore form natural pipelines, and a command costs ~20 us.
+of the process shares one connection per server: a command is written as it is issued, without
+waiting, and replies are matched to callers in order (Redis answers a connection's commands in
+order). Many concurrent requests therefore form natural pipelines, and a command costs ~20 us.
 
-Only what the hot paths need: `execute`, `get`, `sadd`, `exists`, `eval`, `evalsha`,
-`register_script`. Errors are
+On a Redis Cluster (`cluster=True`) there is one such connection per master, a command goes to the
+master owning its first key's slot (every command we send keeps its keys in one slot), MOVED
+updates the slot table and retries, ASK sends ASKING + the command to the importing node, and a
+connection failure (a master killed, its replica being promoted) refreshes the table from any
+node that answers, at most every REFRESH_MIN_SECONDS.
+
+Only what the hot paths need: `execute`, `get`, `set`, `sadd`, `exists`, `eval`, `evalsha`. Errors are
 redis-py's own classes (ConnectionError, TimeoutError, ResponseError, NoScriptError), so callers'
-`except RedisError` keeps working. Everything else keeps using the redis-py client.
+`except RedisError` keeps working.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = bytes | str | int | float
+SLOTS = 16384
+REFRESH_MIN_SECONDS = 0.2
+REDIRECTS_MAX = 5
+BACKOFF_START_SECONDS = 0.05
+BACKOFF_MAX_SECONDS = 1.0
 
 
 def _encode(arg: Arg) -> bytes:
@@ -49,89 +60,101 @@ def pack_command(args: Sequence[Arg]) -> bytes:
     return b"".join(parts)
 
 
-class MuxScript:
-    """EVALSHA with a fall back to EVAL when the server does not know the script yet."""
-
-    def __init__(self, client: MuxRedis, source: str) -> None:
-        self.client = client
-        self.source = source
-        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
-
-    async def __call__(self, keys: Sequence[Arg] = (), args: Sequence[Arg] = ()) -> Any:
-        try:
-            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await self.client.eval(self.source, len(keys), *keys, *args)
+def command_key(args: Sequence[Arg]) -> bytes | None:
+    """The key that routes a command (the first one; our commands keep their keys in one slot)."""
+    name = _encode(args[0]).upper()
+    if name in (b"EVAL", b"EVALSHA"):
+        return _encode(args[3]) if len(args) > 3 and int(args[2]) > 0 else None
+    if name in (b"PING", b"SCRIPT", b"INFO", b"CLUSTER", b"ASKING", b"AUTH", b"SELECT") or len(args) < 2:
+        return None
+    return _encode(args[1])
 
 
-class MuxRedis:
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.url = url
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect: one server, with the URL's credentials, database and TLS."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str = ""
+    username: str | None = None
+    password: str | None = None
+    db: str = "0"
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        scheme = {"redis+cluster": "redis", "rediss+cluster": "rediss"}.get(parts.scheme, parts.scheme)
+        if scheme not in ("redis", "rediss", "unix"):
+            raise RedisConnectionError(f"unsupported Redis URL scheme {parts.scheme!r}")
+        query = parse_qs(parts.query)
+        path_db = parts.path.lstrip("/") if scheme != "unix" else ""
+        return cls(
+            scheme=scheme,
+            host=parts.hostname or "localhost",
+            port=parts.port or 6379,
+            path=unquote(parts.path) if scheme == "unix" else "",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            db=query.get("db", [path_db])[0] or "0",
+        )
+
+    def at(self, host: str, port: int) -> Endpoint:
+        return Endpoint(self.scheme, host, port, "", self.username, self.password, "0")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+
+class _Connection:
+    """One multiplexed connection to one server; reconnects on demand, with a back-off."""
+
+    def __init__(self, endpoint: Endpoint, timeout: float) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._outbox: list[bytes] = []
-        self._reader_task: asyncio.Task[None] | None = None
-        self._watchdog_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._connect_lock = asyncio.Lock()
-        self._scripts: dict[str, MuxScript] = {}
         self._closed = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
 
-    # -- public API -----------------------------------------------------------------------------
-
-    async def execute(self, *args: Arg) -> Any:
+    async def execute(self, *commands: Sequence[Arg]) -> Any:
+        """Send the commands back to back; the reply of the last one (ASKING + command)."""
         writer = self._writer
         if writer is None or writer.is_closing():
             writer = await self._connect()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((future, loop.time()))
+        futures: list[asyncio.Future[Any]] = []
         # Commands issued in the same loop iteration leave in one write (one send() syscall).
         if not self._outbox:
             loop.call_soon(self._flush, writer)
-        self._outbox.append(pack_command(args))
-        return await future
-
-    async def exists(self, *keys: Arg) -> int:
-        found: int = await self.execute("EXISTS", *keys)
-        return found
-
-    async def get(self, key: Arg) -> bytes | None:
-        value: bytes | None = await self.execute("GET", key)
-        return value
-
-    async def sadd(self, key: Arg, *members: Arg) -> int:
-        added: int = await self.execute("SADD", key, *members)
-        return added
-
-    async def eval(self, script: str, numkeys: int, *keys_and_args: Arg) -> Any:
-        return await self.execute("EVAL", script, numkeys, *keys_and_args)
-
-    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Arg) -> Any:
-        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
-
-    def register_script(self, source: str) -> MuxScript:
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = MuxScript(self, source)
-        return script
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._drop(RedisConnectionError("client closed"))
-        for task in (self._reader_task, self._watchdog_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        for command in commands:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._pending.append((future, loop.time()))
+            self._outbox.append(pack_command(command))
+            futures.append(future)
+        for future in futures[:-1]:
+            with contextlib.suppress(ResponseError):
+                await future
+        return await futures[-1]
 
     def _flush(self, writer: asyncio.StreamWriter) -> None:
         data, self._outbox = b"".join(self._outbox), []
         if writer is self._writer and not writer.is_closing():
             writer.write(data)
 
-    # -- connection -----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        self._closed = True
+        self._drop(RedisConnectionError("client closed"))
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _connect(self) -> asyncio.StreamWriter:
         async with self._connect_lock:
@@ -139,47 +162,63 @@ class MuxRedis:
                 return self._writer
             if self._closed:
                 raise RedisConnectionError("client closed")
-            parts = urlsplit(self.url)
-            query = parse_qs(parts.query)
-            try:
-                async with asyncio.timeout(self.timeout):
-                    if parts.scheme == "unix":
-                        reader, writer = await asyncio.open_unix_connection(unquote(parts.path))
-                    elif parts.scheme in ("redis", "rediss"):
-                        tls = ssl.create_default_context() if parts.scheme == "rediss" else None
-                        reader, writer = await asyncio.open_connection(
-                            parts.hostname or "localhost", parts.port or 6379, ssl=tls
-                        )
-                    else:
-                        raise RedisConnectionError(f"unsupported Redis URL scheme {parts.scheme!r}")
-            except (OSError, TimeoutError) as exc:
-                raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
-            # Each connection has its own queue of waiting callers, so a dying connection's reader
-            # can never hand its replies to callers of the next one.
-            pending: deque[tuple[asyncio.Future[Any], float]] = deque()
-            self._reader, self._writer, self._pending, self._outbox = reader, writer, pending, []
-            self._reader_task = asyncio.create_task(self._read_replies(reader, writer, pending))
-            self._watchdog_task = asyncio.create_task(self._watch(writer, pending))
-            db = query.get("db", [parts.path.lstrip("/") if parts.scheme != "unix" else ""])[0] or "0"
-            setup: list[tuple[Arg, ...]] = []
-            if parts.password:
-                user = unquote(parts.username) if parts.username else None
-                setup.append(
-                    ("AUTH", user, unquote(parts.password)) if user else ("AUTH", unquote(parts.password))
-                )
-            if db != "0":
-                setup.append(("SELECT", db))
-            # Written together before any await: no caller's command can slip in between.
-            futures = []
             loop = asyncio.get_running_loop()
-            for command in setup:
-                future: asyncio.Future[Any] = loop.create_future()
-                pending.append((future, loop.time()))
-                futures.append(future)
-                writer.write(pack_command(command))
-            for future in futures:
-                await future
+            if loop.time() < self._retry_at:  # a reconnect storm helps no one: fail fast meanwhile
+                raise RedisConnectionError(f"Redis {self._where()} unreachable, retrying shortly")
+            try:
+                writer = await self._open(loop)
+            except Exception:
+                self._backoff = min(BACKOFF_MAX_SECONDS, max(BACKOFF_START_SECONDS, self._backoff * 2))
+                self._retry_at = loop.time() + self._backoff
+                raise
+            self._backoff = 0.0
             return writer
+
+    def _where(self) -> str:
+        e = self.endpoint
+        return e.path if e.scheme == "unix" else f"{e.host}:{e.port}"
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.StreamWriter:
+        e = self.endpoint
+        try:
+            async with asyncio.timeout(self.timeout):
+                if e.scheme == "unix":
+                    reader, writer = await asyncio.open_unix_connection(e.path)
+                else:
+                    tls = ssl.create_default_context() if e.scheme == "rediss" else None
+                    reader, writer = await asyncio.open_connection(e.host, e.port, ssl=tls)
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis {self._where()}: {exc}") from exc
+        # Each connection has its own queue of waiting callers, so a dying connection's reader
+        # can never hand its replies to callers of the next one.
+        pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        reader_task = asyncio.create_task(self._read_replies(reader, writer, pending))
+        setup: list[tuple[Arg, ...]] = []
+        if e.password:
+            setup.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
+        if e.db != "0":
+            setup.append(("SELECT", e.db))
+        futures = []
+        for command in setup:
+            future: asyncio.Future[Any] = loop.create_future()
+            pending.append((future, loop.time()))
+            futures.append(future)
+            writer.write(pack_command(command))
+        try:
+            async with asyncio.timeout(self.timeout):
+                for future in futures:
+                    await future
+        except BaseException as exc:
+            # Published only once AUTH/SELECT succeeded: a refused AUTH must not leave a
+            # connection that answers every caller with NOAUTH.
+            writer.close()
+            reader_task.cancel()
+            if isinstance(exc, ResponseError | TimeoutError):
+                raise RedisConnectionError(f"Redis {self._where()} refused the handshake: {exc}") from exc
+            raise
+        self._writer, self._pending, self._outbox = writer, pending, []
+        self._tasks = [reader_task, asyncio.create_task(self._watch(writer, pending))]
+        return writer
 
     async def _read_replies(
         self,
@@ -211,6 +250,8 @@ class MuxRedis:
             error = exc if isinstance(exc, RedisConnectionError) else RedisConnectionError(str(exc))
             if self._writer is writer:
                 self._drop(error)
+            else:  # still in the handshake: fail its waiters
+                _fail_all(pending, error)
 
     async def _watch(
         self, writer: asyncio.StreamWriter, pending: deque[tuple[asyncio.Future[Any], float]]
@@ -226,12 +267,144 @@ class MuxRedis:
 
     def _drop(self, error: Exception) -> None:
         """Forget the connection and fail every caller still waiting on it."""
-        writer, self._writer, self._reader = self._writer, None, None
+        writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
         pending, self._pending, self._outbox = self._pending, deque(), []
-        while pending:
-            future, _ = pending.popleft()
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # retrieved: a cancelled caller must not log "never retrieved"
+        _fail_all(pending, error)
+
+
+def _fail_all(pending: deque[tuple[asyncio.Future[Any], float]], error: Exception) -> None:
+    while pending:
+        future, _ = pending.popleft()
+        if not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved: a cancelled caller must not log "never retrieved"
+
+
+def _redirect(error: ResponseError) -> tuple[str, int, tuple[str, int]] | None:
+    """("MOVED"|"ASK", slot, (host, port)) from a redirection error, else None."""
+    kind, _, rest = str(error).partition(" ")
+    if kind not in ("MOVED", "ASK"):
+        return None
+    slot, _, address = rest.partition(" ")
+    host, _, port = address.rpartition(":")
+    return kind, int(slot), (host, int(port))
+
+
+class MuxRedis:
+    def __init__(self, url: str, *, timeout: float = 5.0, cluster: bool = False) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.cluster = cluster
+        self._seed = Endpoint.from_url(url)
+        self._connections: dict[tuple[str, int], _Connection] = {}
+        self._slots: list[tuple[str, int] | None] = [None] * SLOTS
+        self._refreshed_at = -REFRESH_MIN_SECONDS
+        self._refresh_lock = asyncio.Lock()
+
+    # -- public API -----------------------------------------------------------------------------
+
+    async def execute(self, *args: Arg) -> Any:
+        if not self.cluster:
+            return await self._connection(self._seed.address).execute(args)
+        key = command_key(args)
+        slot = key_slot(key) if key is not None else 0
+        asking: tuple[str, int] | None = None
+        for _ in range(REDIRECTS_MAX):
+            address = asking or self._slots[slot] or await self._address_for(slot)
+            try:
+                if asking is not None:
+                    asking = None
+                    return await self._connection(address).execute(("ASKING",), args)
+                return await self._connection(address).execute(args)
+            except ResponseError as exc:
+                redirect = _redirect(exc)
+                if redirect is None:
+                    if str(exc).startswith(("CLUSTERDOWN", "TRYAGAIN")):
+                        await self._refresh()
+                    raise
+                kind, moved_slot, target = redirect
+                if kind == "ASK":
+                    asking = target
+                else:
+                    self._slots[moved_slot] = target
+                    asyncio.get_running_loop().call_soon(self._refresh_soon)
+            except RedisConnectionError:
+                # Failover: the old master is gone; learn the new owner for the next command.
+                self._slots[slot] = None
+                raise
+        raise RedisConnectionError(f"too many cluster redirections for slot {slot}")
+
+    async def exists(self, *keys: Arg) -> int:
+        found: int = await self.execute("EXISTS", *keys)
+        return found
+
+    async def get(self, key: Arg) -> bytes | None:
+        value: bytes | None = await self.execute("GET", key)
+        return value
+
+    async def set(self, key: Arg, value: Arg, *, ex: int | None = None) -> None:
+        await self.execute("SET", key, value, *(("EX", ex) if ex is not None else ()))
+
+    async def sadd(self, key: Arg, *members: Arg) -> int:
+        added: int = await self.execute("SADD", key, *members)
+        return added
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: Arg) -> Any:
+        return await self.execute("EVAL", script, numkeys, *keys_and_args)
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Arg) -> Any:
+        return await self.execute("EVALSHA", sha, numkeys, *keys_and_args)
+
+    async def aclose(self) -> None:
+        connections, self._connections = list(self._connections.values()), {}
+        for connection in connections:
+            await connection.aclose()
+
+    # -- cluster topology -----------------------------------------------------------------------
+
+    def _connection(self, address: tuple[str, int]) -> _Connection:
+        connection = self._connections.get(address)
+        if connection is None:
+            endpoint = self._seed if address == self._seed.address else self._seed.at(*address)
+            connection = self._connections[address] = _Connection(endpoint, self.timeout)
+        return connection
+
+    async def _address_for(self, slot: int) -> tuple[str, int]:
+        await self._refresh()
+        address = self._slots[slot]
+        if address is None:
+            raise RedisConnectionError(f"no Redis Cluster master serves slot {slot} right now")
+        return address
+
+    def _refresh_soon(self) -> None:
+        task = asyncio.ensure_future(self._refresh())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _refresh(self) -> None:
+        """Read the slot table from the first node that answers (the seed, then known masters)."""
+        async with self._refresh_lock:
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._refreshed_at < REFRESH_MIN_SECONDS:
+                return
+            self._refreshed_at = loop.time()
+            candidates = [self._seed.address, *self._connections]
+            known = {a for a in self._slots if a is not None}
+            candidates += sorted(known - set(candidates))
+            last: Exception | None = None
+            for address in dict.fromkeys(candidates):
+                try:
+                    reply = await self._connection(address).execute(("CLUSTER", "SLOTS"))
+                except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+                    last = exc
+                    continue
+                slots: list[tuple[str, int] | None] = [None] * SLOTS
+                for start, end, master, *_replicas in reply:
+                    host = master[0].decode() if master[0] else ""
+                    target = (host if host and host != "?" else address[0], int(master[1]))
+                    for s in range(int(start), int(end) + 1):
+                        slots[s] = target
+                self._slots = slots
+                return
+            raise RedisConnectionError(f"no Redis Cluster node answered CLUSTER SLOTS: {last}")

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,7 +20,7 @@ from boxoffice.config import Settings
 from boxoffice.db import create_engine, session_factory
 from boxoffice.localcache import LocalCache
 from boxoffice.observability import Metrics
-from boxoffice.redis_client import create_redis
+from boxoffice.redis_client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis_mux import MuxRedis
 
 
@@ -32,10 +31,11 @@ class Runtime:
     redis_url: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    redis: Redis
+    redis: RedisClient
     # The hot paths' Redis (polls, joins, holds, the deny-list): one multiplexed connection per
-    # process; everything else uses `redis`. See redis_mux.py for why.
+    # process (per cluster master); everything else uses `redis`. See redis_mux.py for why.
     hot_redis: MuxRedis
+    redis_cluster: bool
     http: httpx.AsyncClient
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=SystemClock)
@@ -79,7 +79,8 @@ async def open_runtime(
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Runtime]:
     engine = create_engine(settings, database_url)
-    redis = create_redis(settings, redis_url)
+    cluster = await detect_cluster(redis_url)
+    redis = create_redis(settings, redis_url, cluster=cluster)
     http = httpx.AsyncClient(
         timeout=settings.payment_provider_timeout_seconds,
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
@@ -91,7 +92,8 @@ async def open_runtime(
         engine=engine,
         sessions=session_factory(engine),
         redis=redis,
-        hot_redis=MuxRedis(redis_url, timeout=5.0),
+        hot_redis=MuxRedis(redis_url, timeout=5.0, cluster=cluster),
+        redis_cluster=cluster,
         http=http,
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),

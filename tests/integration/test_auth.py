@@ -337,8 +337,8 @@ async def test_logout_denies_access_token_and_deletes_refresh_family(
     assert_problem(await client.post("/api/auth/logout", headers=tokens["headers"]), 401, "INVALID_TOKEN")
     assert_problem(await refresh(client, tokens["refresh_token"]), 401, "INVALID_REFRESH_TOKEN")
     # The deny-list entry lives until the token would have expired, not forever.
-    jti = jwt.decode(tokens["access_token"], options={"verify_signature": False})["jti"]
-    ttl = await runtime.redis.ttl(f"bo:auth:denied:{jti}")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    ttl = await runtime.redis.ttl(f"bo:auth:{{u{claims['sub']}}}:denied:{claims['jti']}")
     assert 0 < ttl <= runtime.settings.access_token_ttl_seconds
     # Only that login ends.
     other_headers = {"Authorization": f"Bearer {other_login['access_token']}"}

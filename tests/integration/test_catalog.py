@@ -678,7 +678,9 @@ async def test_seat_map_read_and_changes(
     ids = [s["id"] for s in data["seats"]]
 
     # A committed change reported through apply_seat_changes is in the very next read.
-    await cache.apply_seat_changes(runtime.redis, show_id, [(ids[0], "TEMP_RESERVED"), (ids[1], "RESERVED")])
+    await cache.apply_seat_changes(
+        runtime.hot_redis, show_id, [(ids[0], "TEMP_RESERVED"), (ids[1], "RESERVED")]
+    )
     nxt = (await client.get(url, headers=h)).json()
     assert nxt["version"] > data["version"]
     by_id = {s["id"]: s["status"] for s in nxt["seats"]}
@@ -736,6 +738,6 @@ async def test_seat_maps_of_two_shows_stay_apart(
     assert len(m1["seats"]) == len(m2["seats"]) == 25
     assert not {s["id"] for s in m1["seats"]} & {s["id"] for s in m2["seats"]}
     # a patch naming another show's seat changes nothing here
-    await cache.apply_seat_changes(runtime.redis, s1, [(m2["seats"][0]["id"], "RESERVED")])
+    await cache.apply_seat_changes(runtime.hot_redis, s1, [(m2["seats"][0]["id"], "RESERVED")])
     again = (await client.get(f"/api/shows/{s1}/seats", headers=queue_headers(runtime, user, s1))).json()
     assert all(s["status"] == "AVAILABLE" for s in again["seats"])

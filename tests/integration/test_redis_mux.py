@@ -10,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from boxoffice.backends import Backends, EmbeddedRedis
+from boxoffice.redis_client import Script
 from boxoffice.redis_mux import MuxRedis, pack_command
 from boxoffice.runtime import Runtime
 
@@ -24,12 +25,14 @@ def test_pack_command_is_resp() -> None:
 async def test_many_concurrent_commands_each_get_their_own_reply(
     runtime: Runtime, backends: Backends
 ) -> None:
-    mux = MuxRedis(backends.redis_url)
+    mux = MuxRedis(backends.redis_url, cluster=runtime.redis_cluster)
     try:
         await asyncio.gather(*(mux.execute("SET", f"mux:{i}", i) for i in range(500)))
         values = await asyncio.gather(*(mux.execute("GET", f"mux:{i}") for i in range(500)))
         assert values == [str(i).encode() for i in range(500)]
-        assert await mux.exists("mux:1", "mux:2", "mux:none") == 2
+        assert await mux.exists("mux:{t}1", "mux:{t}2", "mux:{t}none") == 0  # one slot: three keys
+        await mux.execute("SET", "mux:{t}1", 1)
+        assert await mux.exists("mux:{t}1", "mux:{t}none") == 1
         assert await mux.get("mux:7") == b"7" and await mux.get("mux:none") is None
         assert await mux.sadd("mux:set", 1, 2) == 2 and await mux.sadd("mux:set", 2) == 0
         assert await runtime.redis.get("mux:499") == b"499"  # same server, same database
@@ -37,8 +40,10 @@ async def test_many_concurrent_commands_each_get_their_own_reply(
         await mux.aclose()
 
 
-async def test_error_replies_raise_redis_errors_and_the_stream_stays_in_order(backends: Backends) -> None:
-    mux = MuxRedis(backends.redis_url)
+async def test_error_replies_raise_redis_errors_and_the_stream_stays_in_order(
+    backends: Backends, runtime: Runtime
+) -> None:
+    mux = MuxRedis(backends.redis_url, cluster=runtime.redis_cluster)
     try:
         await mux.execute("SET", "mux:s", "text")
         results = await asyncio.gather(
@@ -49,15 +54,17 @@ async def test_error_replies_raise_redis_errors_and_the_stream_stays_in_order(ba
         await mux.aclose()
 
 
-async def test_scripts_fall_back_to_eval_then_run_by_sha(backends: Backends) -> None:
-    mux = MuxRedis(backends.redis_url)
+async def test_scripts_fall_back_to_eval_then_run_by_sha(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, persist=False)
+    server.start()
+    mux = MuxRedis(server.url)
     try:
-        await mux.execute("SCRIPT", "FLUSH")
-        script = mux.register_script("return {KEYS[1], ARGV[1]}")
-        assert await script(keys=["k"], args=[7]) == [b"k", b"7"]  # NOSCRIPT -> EVAL
+        script = Script("return {KEYS[1], ARGV[1]}")
+        assert await script(mux, ["k"], [7]) == [b"k", b"7"]  # NOSCRIPT -> EVAL
         assert await mux.evalsha(script.sha, 1, "k2", 8) == [b"k2", b"8"]  # now cached by sha
     finally:
         await mux.aclose()
+        server.stop()
 
 
 async def test_a_lost_server_fails_waiters_and_a_restarted_one_is_used_again(tmp_path: Path) -> None:
@@ -72,33 +79,67 @@ async def test_a_lost_server_fails_waiters_and_a_restarted_one_is_used_again(tmp
         with pytest.raises(RedisConnectionError):
             await mux.execute("PING")  # reconnect attempt fails cleanly too
         server.start()
-        assert await mux.execute("PING") == b"PONG"
+        assert await _eventually_pong(mux)  # after the reconnect back-off
     finally:
         await mux.aclose()
         server.stop()
 
 
-async def test_database_number_from_the_url_is_selected(backends: Backends, runtime: Runtime) -> None:
-    url = backends.redis_url
-    other = (url + "?db=3") if url.startswith("unix://") else url.rsplit("/", 1)[0] + "/3"
-    mux = MuxRedis(other)
+async def _eventually_pong(mux: MuxRedis, deadline_s: float = 10) -> bool:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + deadline_s
+    while True:
+        try:
+            return bool(await mux.execute("PING") == b"PONG")
+        except RedisConnectionError:
+            if loop.time() > until:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_database_number_from_the_url_is_selected(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, persist=False)  # a single node of our own: a cluster has db 0 only
+    server.start()
+    mux, default = MuxRedis(server.url + "?db=3"), MuxRedis(server.url)
     try:
         await mux.execute("SET", "mux:db", "three")
-        assert await runtime.redis.get("mux:db") is None  # the suite's database is another one
+        assert await default.get("mux:db") is None  # database 0 is another one
         assert await mux.execute("GET", "mux:db") == b"three"
-        await mux.execute("FLUSHDB")
     finally:
         await mux.aclose()
+        await default.aclose()
+        server.stop()
 
 
-async def test_a_cancelled_caller_does_not_shift_the_replies(backends: Backends) -> None:
-    mux = MuxRedis(backends.redis_url)
+async def test_a_refused_auth_is_an_error_and_no_connection_is_published(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, persist=False)
+    server.start()
+    admin = MuxRedis(server.url)
     try:
-        await mux.execute("SET", "mux:c", "v")
-        slow = asyncio.create_task(mux.execute("BLPOP", "mux:never", "0.2"))  # holds the connection
+        await admin.execute("CONFIG", "SET", "requirepass", "right")
+        socket_path = server.url.removeprefix("unix://")
+        wrong = MuxRedis(f"unix://:wrong@{socket_path}")
+        with pytest.raises(RedisConnectionError, match="handshake"):
+            await wrong.execute("PING")
+        with pytest.raises(RedisConnectionError):  # not a connection answering NOAUTH: none at all
+            await wrong.execute("PING")
+        await wrong.aclose()
+        right = MuxRedis(f"unix://:right@{socket_path}")
+        assert await right.execute("PING") == b"PONG"
+        await right.aclose()
+    finally:
+        await admin.aclose()
+        server.stop()
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(backends: Backends, runtime: Runtime) -> None:
+    mux = MuxRedis(backends.redis_url, cluster=runtime.redis_cluster)
+    try:
+        await mux.execute("SET", "mux:{c}", "v")
+        slow = asyncio.create_task(mux.execute("BLPOP", "mux:{c}never", "0.2"))  # holds the connection
         await asyncio.sleep(0.05)
         slow.cancel()
-        assert await mux.execute("GET", "mux:c") == b"v"
+        assert await mux.execute("GET", "mux:{c}") == b"v"
     finally:
         await mux.aclose()
 

@@ -220,7 +220,7 @@ async def logout(runtime: Runtime, claims: AccessClaims) -> None:
     """Delete the login's refresh tokens and refuse this access token until its expiry."""
     ttl = claims.expires_at - int(runtime.clock.now().timestamp())
     async with _auth_store():
-        await store.deny_access_token(runtime.redis, claims.jti, ttl)
+        await store.deny_access_token(runtime.redis, claims.user_id, claims.jti, ttl)
         if claims.session_id is not None:
             await store.delete_refresh_family(runtime.redis, claims.session_id)
     log.info("logout", user_id=claims.user_id)

@@ -2,14 +2,15 @@
 and the "user revoked" marker of soft-deleted accounts.
 
 Keys (all under bo:auth:):
-- bo:auth:denied:<jti>            access token refused until it would have expired (logout)
-- bo:auth:revoked:<user_id>       every access token of a soft-deleted user is refused
+- bo:auth:{u<user_id>}:denied:<jti>  access token refused until it would have expired (logout)
+- bo:auth:{u<user_id>}:revoked       every access token of a soft-deleted user is refused
 - bo:auth:refresh:<family>        one login: hash {user_id, current, expires_at, revoked, r:<sha256>...}
 - bo:auth:login-fail:<sha256>     failed-login counter per email (hashed: no addresses in key names)
 
 Refresh tokens are never stored: only their SHA-256 (the token has 256 random bits, so a plain
-hash is enough). Family expiry is decided against the injected clock (`now`), with a Redis TTL
-slightly longer for cleanup.
+hash is enough). A user's two deny-list keys share the hash tag `{u<user_id>}`, so one EXISTS
+checks both on a Redis Cluster too. Family expiry is decided against the injected clock (`now`),
+with a Redis TTL slightly longer for cleanup.
 """
 
 from __future__ import annotations
@@ -18,20 +19,19 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from redis.asyncio import Redis
-
+from boxoffice.redis_client import RedisClient, Script
 from boxoffice.redis_mux import MuxRedis
 
 # Redis keeps the key a little longer than the rule (decided by expires_at vs the injected clock).
 _TTL_SLACK_SECONDS = 3600
 
 
-def _denied_key(jti: str) -> str:
-    return f"bo:auth:denied:{jti}"
+def _denied_key(user_id: int, jti: str) -> str:
+    return f"bo:auth:{{u{user_id}}}:denied:{jti}"
 
 
 def _revoked_user_key(user_id: int) -> str:
-    return f"bo:auth:revoked:{user_id}"
+    return f"bo:auth:{{u{user_id}}}:revoked"
 
 
 def _family_key(family: str) -> str:
@@ -49,24 +49,20 @@ def token_hash(token: str) -> str:
 # --- access tokens -----------------------------------------------------------------------------
 
 
-async def deny_access_token(redis: Redis, jti: str, ttl_seconds: int) -> None:
+async def deny_access_token(redis: RedisClient, user_id: int, jti: str, ttl_seconds: int) -> None:
     """Refuse this access token until it would have expired anyway."""
-    await redis.set(_denied_key(jti), b"1", ex=max(1, ttl_seconds))
+    await redis.set(_denied_key(user_id, jti), b"1", ex=max(1, ttl_seconds))
 
 
-async def is_access_token_denied(redis: Redis, jti: str) -> bool:
-    return bool(await redis.exists(_denied_key(jti)))
-
-
-async def revoke_user(redis: Redis, user_id: int, ttl_seconds: int) -> None:
+async def revoke_user(redis: RedisClient, user_id: int, ttl_seconds: int) -> None:
     """Refuse every access token of this user (soft delete) for as long as any could be valid."""
     await redis.set(_revoked_user_key(user_id), b"1", ex=max(1, ttl_seconds))
 
 
-async def is_access_refused(redis: Redis | MuxRedis, user_id: int, jti: str) -> bool:
-    """Deny-listed jti or revoked user: one EXISTS over both keys (one command, one round trip;
-    cheaper than a pipeline on the path every authenticated request takes)."""
-    found: int = await redis.exists(_denied_key(jti), _revoked_user_key(user_id))
+async def is_access_refused(redis: MuxRedis, user_id: int, jti: str) -> bool:
+    """Deny-listed jti or revoked user: one EXISTS over both keys of one slot (one command, one
+    round trip; cheaper than a pipeline on the path every authenticated request takes)."""
+    found: int = await redis.exists(_denied_key(user_id, jti), _revoked_user_key(user_id))
     return found > 0
 
 
@@ -74,7 +70,8 @@ async def is_access_refused(redis: Redis | MuxRedis, user_id: int, jti: str) -> 
 
 # Counts an attempt BEFORE the password is checked, so concurrent guesses cannot slip past the
 # limit; a successful login clears the counter. Fixed window from the first attempt.
-_ATTEMPT_LUA = """
+_ATTEMPT = Script(
+    """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2])) end
 if n > tonumber(ARGV[1]) then
@@ -87,6 +84,7 @@ if n > tonumber(ARGV[1]) then
 end
 return {1, n}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -95,30 +93,35 @@ class AttemptGate:
     retry_after_seconds: int
 
 
-async def register_login_attempt(redis: Redis, email: str, *, limit: int, window_seconds: int) -> AttemptGate:
-    allowed, value = await redis.eval(_ATTEMPT_LUA, 1, _login_fail_key(email), limit, window_seconds)  # type: ignore[misc]
+async def register_login_attempt(
+    redis: RedisClient, email: str, *, limit: int, window_seconds: int
+) -> AttemptGate:
+    allowed, value = await _ATTEMPT(redis, [_login_fail_key(email)], [limit, window_seconds])
     if int(allowed) == 1:
         return AttemptGate(True, 0)
     return AttemptGate(False, max(1, int(value)))
 
 
-async def clear_login_attempts(redis: Redis, email: str) -> None:
+async def clear_login_attempts(redis: RedisClient, email: str) -> None:
     await redis.delete(_login_fail_key(email))
 
 
 # --- refresh-token families --------------------------------------------------------------------
 
-_CREATE_FAMILY_LUA = """
+_CREATE_FAMILY = Script(
+    """
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'current', ARGV[2], 'expires_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
 """
+)
 
 # Atomic rotation. A token of the family that was already rotated means someone replayed it:
 # the whole family is revoked (tombstoned until it would have expired), including the newest
 # token, which is then refused too.
-_ROTATE_LUA = """
+_ROTATE = Script(
+    """
 local fam = KEYS[1]
 local h = ARGV[1]
 local uid = redis.call('HGET', fam, 'user_id')
@@ -144,6 +147,7 @@ redis.call('HSET', fam, 'current', ARGV[2], 'r:' .. h, ARGV[3], 'expires_at', AR
 redis.call('EXPIRE', fam, tonumber(ARGV[5]))
 return {'OK', uid}
 """
+)
 
 RotateOutcome = Literal["OK", "REUSED", "INVALID", "EXPIRED"]
 
@@ -155,36 +159,27 @@ class RotateResult:
 
 
 async def create_refresh_family(
-    redis: Redis, family: str, *, user_id: int, token_sha256: str, now_ts: int, ttl_seconds: int
+    redis: RedisClient, family: str, *, user_id: int, token_sha256: str, now_ts: int, ttl_seconds: int
 ) -> None:
-    await redis.eval(  # type: ignore[misc]
-        _CREATE_FAMILY_LUA,
-        1,
-        _family_key(family),
-        user_id,
-        token_sha256,
-        now_ts + ttl_seconds,
-        ttl_seconds + _TTL_SLACK_SECONDS,
+    await _CREATE_FAMILY(
+        redis,
+        [_family_key(family)],
+        [user_id, token_sha256, now_ts + ttl_seconds, ttl_seconds + _TTL_SLACK_SECONDS],
     )
 
 
 async def rotate_refresh_token(
-    redis: Redis, family: str, *, presented_sha256: str, new_sha256: str, now_ts: int, ttl_seconds: int
+    redis: RedisClient, family: str, *, presented_sha256: str, new_sha256: str, now_ts: int, ttl_seconds: int
 ) -> RotateResult:
-    outcome, uid = await redis.eval(  # type: ignore[misc]
-        _ROTATE_LUA,
-        1,
-        _family_key(family),
-        presented_sha256,
-        new_sha256,
-        now_ts,
-        now_ts + ttl_seconds,
-        ttl_seconds + _TTL_SLACK_SECONDS,
+    outcome, uid = await _ROTATE(
+        redis,
+        [_family_key(family)],
+        [presented_sha256, new_sha256, now_ts, now_ts + ttl_seconds, ttl_seconds + _TTL_SLACK_SECONDS],
     )
     text = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
     raw_uid = uid.decode() if isinstance(uid, bytes) else str(uid)
     return RotateResult(outcome=text, user_id=int(raw_uid) if raw_uid else None)  # type: ignore[arg-type]
 
 
-async def delete_refresh_family(redis: Redis, family: str) -> None:
+async def delete_refresh_family(redis: RedisClient, family: str) -> None:
     await redis.delete(_family_key(family))

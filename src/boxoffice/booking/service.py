@@ -53,14 +53,14 @@ async def load_rules(runtime: Runtime, show_id: int) -> ShowRules:
 
 
 async def _load_shared_rules(runtime: Runtime, show_id: int) -> ShowRules:
-    cached = await shield.cached_rules(runtime.redis, show_id)
+    cached = await shield.cached_rules(runtime.hot_redis, show_id)
     if cached is not None:
         return cached
     async with runtime.sessions() as session:
         found = await repository.fetch_show_rules(session, show_id)
     if found is None:
         raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
-    await shield.cache_rules(runtime.redis, found)
+    await shield.cache_rules(runtime.hot_redis, found)
     return found
 
 
@@ -74,9 +74,9 @@ async def publish_seat_changes(
     if not seat_ids:
         return
     if status == rules.RESERVED:
-        await shield.mark_sold(runtime.redis, show_id, user_id, seat_ids)
+        await shield.mark_sold(runtime.hot_redis, show_id, user_id, seat_ids)
     elif status == "AVAILABLE":
-        await shield.release(runtime.redis, show_id, user_id, seat_ids)
+        await shield.release(runtime.hot_redis, show_id, user_id, seat_ids)
     try:
         await apply_seat_changes(runtime.hot_redis, show_id, [(s, status) for s in seat_ids])
     except Exception as exc:  # the map rebuilds from PostgreSQL; a stale patch is not an error
@@ -222,7 +222,7 @@ async def place_hold(
     except BaseException as exc:
         if isinstance(exc, DomainError):
             runtime.metrics.holds.labels("db_refused").inc()
-        await shield.release(runtime.redis, show_id, user_id, verdict.marked)
+        await shield.release(runtime.hot_redis, show_id, user_id, verdict.marked)
         raise
     if not result.replayed:
         runtime.metrics.holds.labels("won").inc()

@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from boxoffice.booking.rules import ShowRules
 from boxoffice.events import show_stream
+from boxoffice.redis_client import RedisClient, Script
 from boxoffice.redis_mux import MuxRedis
 
 log = structlog.get_logger("boxoffice.booking.shield")
@@ -47,7 +47,8 @@ def rules_key(show_id: int) -> str:
 
 # KEYS: seat keys. ARGV: owner, now_ms, deadline_ms, ttl_ms.
 # -> {1, newly_marked_indexes} or {0, taken_indexes}. All or nothing: nothing is marked on refusal.
-MARK_SCRIPT = """
+MARK = Script(
+    """
 local owner, now = ARGV[1], tonumber(ARGV[2])
 local taken, fresh = {}, {}
 for i, key in ipairs(KEYS) do
@@ -69,9 +70,11 @@ local value = owner .. ':' .. ARGV[3]
 for _, i in ipairs(fresh) do redis.call('SET', KEYS[i], value, 'PX', ARGV[4]) end
 return {1, fresh}
 """
+)
 
 # KEYS: seat keys. ARGV: owner. Deletes only marks that owner still holds (a newer hold keeps its own).
-_RELEASE = """
+_RELEASE = Script(
+    """
 local n = 0
 local prefix = ARGV[1] .. ':'
 for _, key in ipairs(KEYS) do
@@ -83,12 +86,15 @@ for _, key in ipairs(KEYS) do
 end
 return n
 """
+)
 
 # KEYS: seat keys. ARGV: owner, ttl_ms. A sold seat is refused early until it is refunded.
-_SOLD = """
+_SOLD = Script(
+    """
 for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1] .. ':S', 'PX', ARGV[2]) end
 return #KEYS
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +112,7 @@ def _ms(at: datetime) -> int:
 
 
 async def try_mark(
-    redis: Redis | MuxRedis,
+    redis: MuxRedis,
     show_id: int,
     user_id: int,
     seat_ids: Sequence[int],
@@ -118,8 +124,7 @@ async def try_mark(
     """Check and mark all seats atomically, or name the taken ones (nothing marked then)."""
     keys = [seat_key(show_id, s) for s in seat_ids]
     try:
-        script = redis.register_script(MARK_SCRIPT)
-        ok, idx = await script(keys=keys, args=[user_id, _ms(now), _ms(expires_at), ttl_ms])
+        ok, idx = await MARK(redis, keys, [user_id, _ms(now), _ms(expires_at), ttl_ms])
     except REDIS_ERRORS as exc:
         log.warning("shield_unavailable", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return ShieldVerdict(available=False, ok=True, taken=[], marked=[])
@@ -129,32 +134,30 @@ async def try_mark(
     return ShieldVerdict(available=True, ok=False, taken=sorted(picked), marked=[])
 
 
-async def release(redis: Redis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
+async def release(redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
     """Clear the marks `user_id` holds on these seats (hold refused, cancelled, expired, refunded)."""
     if not seat_ids:
         return True
     try:
-        script = redis.register_script(_RELEASE)
-        await script(keys=[seat_key(show_id, s) for s in seat_ids], args=[user_id])
+        await _RELEASE(redis, [seat_key(show_id, s) for s in seat_ids], [user_id])
     except REDIS_ERRORS as exc:
         log.warning("shield_release_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return False
     return True
 
 
-async def mark_sold(redis: Redis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
+async def mark_sold(redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
     if not seat_ids:
         return True
     try:
-        script = redis.register_script(_SOLD)
-        await script(keys=[seat_key(show_id, s) for s in seat_ids], args=[user_id, SOLD_TTL_MS])
+        await _SOLD(redis, [seat_key(show_id, s) for s in seat_ids], [user_id, SOLD_TTL_MS])
     except REDIS_ERRORS as exc:
         log.warning("shield_sold_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return False
     return True
 
 
-async def cached_rules(redis: Redis, show_id: int) -> ShowRules | None:
+async def cached_rules(redis: MuxRedis, show_id: int) -> ShowRules | None:
     try:
         raw = await redis.get(rules_key(show_id))
     except REDIS_ERRORS:
@@ -172,7 +175,7 @@ async def cached_rules(redis: Redis, show_id: int) -> ShowRules | None:
     )
 
 
-async def cache_rules(redis: Redis, rules: ShowRules) -> None:
+async def cache_rules(redis: MuxRedis, rules: ShowRules) -> None:
     data = {
         "starts_at": rules.starts_at.isoformat(),
         "sale_opens_at": rules.sale_opens_at.isoformat(),
@@ -195,14 +198,14 @@ def valid_stream_id(value: str) -> bool:
     return bool(sep) and ms.isdigit() and seq.isdigit() and len(value) <= 40
 
 
-async def latest_event_id(redis: Redis, show_id: int) -> str:
+async def latest_event_id(redis: RedisClient, show_id: int) -> str:
     """The newest id on the show's event stream, "0-0" when empty: where a new watcher starts."""
     last: Any = await redis.xrevrange(show_stream(show_id), count=1)
     return str(last[0][0].decode()) if last else "0-0"
 
 
 async def read_show_events(
-    redis: Redis, show_id: int, cursor: str, *, block_ms: int
+    redis: RedisClient, show_id: int, cursor: str, *, block_ms: int
 ) -> list[tuple[str, dict[str, str]]]:
     """Entries after `cursor` on the show's event stream (`bo:{S}:events`, written by the relay)."""
     reply: Any = await redis.xread({show_stream(show_id): cursor}, count=500, block=block_ms)

@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
+from boxoffice.redis_client import RedisClient, Script
 from boxoffice.redis_mux import MuxRedis
 
 FRESH_MS = 1000  # the status is re-read from PostgreSQL at most this long after the last read
@@ -42,7 +41,8 @@ def _keys(show_id: int, *names: str) -> list[str]:
 
 
 # KEYS: status, base, version, lock, dirty. ARGV: id1, char1, id2, char2, ...
-_APPLY = """
+_APPLY = Script(
+    """
 local base = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local len = redis.call('STRLEN', KEYS[1])
 local rebuilding = redis.call('EXISTS', KEYS[4]) == 1
@@ -56,19 +56,23 @@ end
 if rebuilding then redis.call('PEXPIRE', KEYS[5], ARGV[#ARGV]) end
 return redis.call('INCR', KEYS[3])
 """
+)
 
 # KEYS: lock, dirty, gen. ARGV: token, lock_ms. -> {acquired, gen}
-_ACQUIRE = """
+_ACQUIRE = Script(
+    """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('DEL', KEYS[2])
   return {1, redis.call('GET', KEYS[3]) or '0'}
 end
 return {0, '0'}
 """
+)
 
 # KEYS: status, layout, base, version, fresh, lock, dirty, gen, counter.
 # ARGV: token, gen, status, layout ('' keeps the cached one), base, fresh_ms, ttl_s. -> version or -1
-_STORE = """
+_STORE = Script(
+    """
 local function unlock()
   if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
 end
@@ -97,12 +101,15 @@ redis.call('INCR', KEYS[9])
 unlock()
 return redis.call('INCR', KEYS[4])
 """
+)
 
 # KEYS: lock. ARGV: token
-_RELEASE = """
+_RELEASE = Script(
+    """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +176,7 @@ def render(show_id: int, version: int, layout: bytes, status: bytes, only: str |
     return b'{"show_id":%d,"version":%d,"seats":[%b]}' % (show_id, version, b",".join(parts))
 
 
-async def read_seat_map(redis: Redis, show_id: int) -> CachedSeatMap | None:
+async def read_seat_map(redis: RedisClient, show_id: int) -> CachedSeatMap | None:
     """The cached map, read atomically, or None when cold."""
     pipe = redis.pipeline(transaction=True)
     for name in ("layout", "status", "version", "fresh"):
@@ -180,26 +187,24 @@ async def read_seat_map(redis: Redis, show_id: int) -> CachedSeatMap | None:
     return CachedSeatMap(layout=layout, status=status, version=int(version or 0), fresh=fresh is not None)
 
 
-async def cached_base(redis: Redis, show_id: int) -> int | None:
+async def cached_base(redis: RedisClient, show_id: int) -> int | None:
     value = await redis.get(_key(show_id, "base"))
     return None if value is None else int(value)
 
 
-async def try_lock(redis: Redis, show_id: int, token: str) -> str | None:
+async def try_lock(redis: RedisClient, show_id: int, token: str) -> str | None:
     """Become the one rebuilder of this map; returns the invalidation generation seen, or None."""
-    script = redis.register_script(_ACQUIRE)
-    acquired, gen = await script(keys=_keys(show_id, "lock", "dirty", "gen"), args=[token, LOCK_MS])
+    acquired, gen = await _ACQUIRE(redis, _keys(show_id, "lock", "dirty", "gen"), [token, LOCK_MS])
     return (gen.decode() if isinstance(gen, bytes) else str(gen)) if int(acquired) == 1 else None
 
 
 async def store_seat_map(
-    redis: Redis, show_id: int, token: str, gen: str, built: BuiltSeatMap, *, full: bool
+    redis: RedisClient, show_id: int, token: str, gen: str, built: BuiltSeatMap, *, full: bool
 ) -> int | None:
     """Store what the lock holder read from PostgreSQL (layout too when `full`) and release the lock.
 
     Returns the new version, or None when the map was invalidated meanwhile (nothing stored).
     """
-    script = redis.register_script(_STORE)
     counter = "rebuilds" if full else "refreshes"
     keys = _keys(show_id, "status", "layout", "base", "version", "fresh", "lock", "dirty", "gen", counter)
     args: list[bytes | str | int] = [
@@ -211,16 +216,15 @@ async def store_seat_map(
         FRESH_MS,
         TTL_SECONDS,
     ]
-    version = int(await script(keys=keys, args=args))
+    version = int(await _STORE(redis, keys, args))
     return None if version < 0 else version
 
 
-async def release_lock(redis: Redis, show_id: int, token: str) -> None:
-    script = redis.register_script(_RELEASE)
-    await script(keys=[_key(show_id, "lock")], args=[token])
+async def release_lock(redis: RedisClient, show_id: int, token: str) -> None:
+    await _RELEASE(redis, [_key(show_id, "lock")], [token])
 
 
-async def apply_seat_changes(redis: Redis | MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> None:
+async def apply_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> None:
     """Patch the cached map after a committed change: (seat_id, new status) pairs; bumps the version.
 
     Call it after the commit of every hold, sale, release and expiry. A cold map is left cold (the
@@ -233,11 +237,10 @@ async def apply_seat_changes(redis: Redis | MuxRedis, show_id: int, changes: lis
         args.append(int(seat_id))
         args.append(STATUS_CHAR[status])
     args.append(DIRTY_MS)
-    script = redis.register_script(_APPLY)
-    await script(keys=_keys(show_id, "status", "base", "version", "lock", "dirty"), args=args)
+    await _APPLY(redis, _keys(show_id, "status", "base", "version", "lock", "dirty"), args)
 
 
-async def invalidate_seat_map(redis: Redis, show_id: int) -> None:
+async def invalidate_seat_map(redis: RedisClient, show_id: int) -> None:
     """Drop the cached map (after a change made outside apply_seat_changes); the next read rebuilds."""
     pipe = redis.pipeline(transaction=True)
     pipe.incr(_key(show_id, "gen"))
@@ -246,7 +249,7 @@ async def invalidate_seat_map(redis: Redis, show_id: int) -> None:
     await pipe.execute()
 
 
-async def rebuild_count(redis: Redis, show_id: int) -> int:
+async def rebuild_count(redis: RedisClient, show_id: int) -> int:
     """How many times the full map was rebuilt from PostgreSQL (tests assert on it)."""
     value = await redis.get(_key(show_id, "rebuilds"))
     return int(value or 0)

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +29,7 @@ from boxoffice.catalog.schemas import (
 from boxoffice.clock import Clock
 from boxoffice.errors import Conflict, NotFound, Unprocessable
 from boxoffice.events import emit
+from boxoffice.redis_client import RedisClient
 from boxoffice.runtime import Runtime
 from boxoffice.worker import Job
 
@@ -171,7 +171,7 @@ async def update_concert(
     return await _concert(session, concert_id)
 
 
-async def delete_concert(session: AsyncSession, redis: Redis, concert_id: int) -> None:
+async def delete_concert(session: AsyncSession, redis: RedisClient, concert_id: int) -> None:
     await _concert(session, concert_id, for_update=True)
     show_ids = await repository.lock_concert_shows(session, concert_id)
     if show_ids:
@@ -329,7 +329,7 @@ async def _ensure_untouched(session: AsyncSession, show_ids: list[int]) -> None:
         )
 
 
-async def delete_show(session: AsyncSession, redis: Redis, show_id: int) -> None:
+async def delete_show(session: AsyncSession, redis: RedisClient, show_id: int) -> None:
     """Only while nothing is held or sold. The row lock waits for hold transactions in flight and
     keeps new ones out until we commit, so no hold can slip in between the check and the delete."""
     if await repository.lock_show(session, show_id) is None:
@@ -340,7 +340,7 @@ async def delete_show(session: AsyncSession, redis: Redis, show_id: int) -> None
     await _forget_seat_map(redis, show_id)
 
 
-async def _forget_seat_map(redis: Redis, show_id: int) -> None:
+async def _forget_seat_map(redis: RedisClient, show_id: int) -> None:
     # Before our commit a reader may still cache the old map; its refresh (<= 1 s) finds no seats.
     try:
         await cache.invalidate_seat_map(redis, show_id)

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.catalog.service import Show, get_remaining, get_show
 from boxoffice.errors import Conflict, NotFound
 from boxoffice.events import emit
+from boxoffice.redis_client import RedisClient
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
 from boxoffice.waiting_room.schemas import (
@@ -130,9 +130,9 @@ async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) 
         try:
             info = await _read_show(runtime, show_id)
         except NotFound:
-            await store.set_show_cache(runtime.redis, show_id, _MISSING)
+            await store.set_show_cache(runtime.hot_redis, show_id, _MISSING)
             raise
-        await store.set_show_cache(runtime.redis, show_id, info.to_json())
+        await store.set_show_cache(runtime.hot_redis, show_id, info.to_json())
         return info
     if cached == _MISSING:
         raise _show_not_found(show_id)
@@ -280,7 +280,7 @@ async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -
     return await store.leave(runtime.redis, show_id, user_id)
 
 
-async def release_lease(redis: Redis, show_id: int, user_id: int) -> None:
+async def release_lease(redis: RedisClient, show_id: int, user_id: int) -> None:
     """For payments: the admitted user paid, so their lease stops counting toward the caps."""
     await store.release(redis, show_id, user_id)
 
@@ -363,7 +363,7 @@ async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
     except NotFound:
         await store.untrack_show(runtime.redis, show_id)
         return None
-    await store.set_show_cache(runtime.redis, show_id, info.to_json())
+    await store.set_show_cache(runtime.hot_redis, show_id, info.to_json())
     now = runtime.clock.now()
     phase = info.phase(now)
     if phase == "CLOSED":

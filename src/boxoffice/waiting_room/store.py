@@ -19,13 +19,10 @@ Join, status, leave and release touch a fixed number of hash fields: O(1) whatev
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
-
+from boxoffice.redis_client import RedisClient, Script
 from boxoffice.redis_mux import MuxRedis
 
 SHOWS_KEY = "bo:queue:shows"
@@ -55,26 +52,10 @@ def keys(show_id: int) -> Keys:
     return Keys(*(_k(show_id, n) for n in Keys.__dataclass_fields__))
 
 
-class _Script:
-    """EVALSHA with an EVAL fallback; the sha is computed from the source, no client state kept."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(
-            source.encode(), usedforsecurity=False
-        ).hexdigest()  # Redis names scripts by SHA-1
-
-    async def __call__(self, redis: Redis | MuxRedis, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        except NoScriptError:
-            return await redis.eval(self.source, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-
-
 # KEYS: members tickets seen next meta pre pre_members active serving
 # ARGV: user now_ms phase(PRE|OPEN) seed_candidate
 # -> {ticket (0 = provisional pre-queue slot), created 0/1, pre 0/1}
-_JOIN = _Script(
+_JOIN = Script(
     """
 local user = ARGV[1]
 local t = redis.call('HGET', KEYS[1], user)
@@ -119,7 +100,7 @@ return {ticket, 1, 0}
 # KEYS: members serving active seen meta pre_members show next
 # ARGV: user now_ms touch(0/1)
 # -> {ticket|-1, serving, lease_ms|-1, pre 0/1, rate|'', sealed 0/1, show_json|'', next, blocked 0/1}
-_STATUS = _Script(
+_STATUS = Script(
     """
 local user = ARGV[1]
 local t = redis.call('HGET', KEYS[1], user)
@@ -148,7 +129,7 @@ return {
 
 # KEYS: members tickets seen active pre_members meta
 # ARGV: user -> 1 when the user had a place (waiting, admitted or provisional)
-_LEAVE = _Script(
+_LEAVE = Script(
     """
 local user = ARGV[1]
 local found = 0
@@ -169,7 +150,7 @@ return found
 )
 
 # KEYS: active members seen meta ; ARGV: user -> 1 when a lease was released
-_RELEASE = _Script(
+_RELEASE = Script(
     """
 local user = ARGV[1]
 if redis.call('ZREM', KEYS[1], user) == 1 then
@@ -188,7 +169,7 @@ return 0
 # ARGV: now_ms admit_per_second cap(-1 none) stale_ms lease_ms max_scan tau_s paused(0/1)
 #       max_credit_s default_dt_s inventory_cap(-1 none)
 # -> {admitted, stale, expired, rate|'', serving, next, active, sealed 0/1, user...}
-_TICK = _Script(
+_TICK = Script(
     """
 local now = tonumber(ARGV[1])
 local m = redis.call('HMGET', KEYS[7], 'last_tick', 'credit', 'rate', 'sealed')
@@ -278,7 +259,7 @@ return out
 )
 
 # KEYS: meta pre next ; freezes the pre-queue (once) -> {length of the join list, seed|'', sealed 0/1}
-_CLOSE = _Script(
+_CLOSE = Script(
     """
 if redis.call('HGET', KEYS[1], 'closed') ~= '1' then
   redis.call('HSET', KEYS[1], 'closed', '1')
@@ -295,7 +276,7 @@ return {redis.call('LLEN', KEYS[2]), m[1] or '', sealed}
 # KEYS: meta pre pre_members members tickets
 # ARGV: expected join-list length, then the users in permuted order (ticket i = ARGV[i + 1])
 # -> 1 sealed now, 0 already sealed, -1 join list changed (retry)
-_SEAL = _Script(
+_SEAL = Script(
     """
 if redis.call('HGET', KEYS[1], 'sealed') == '1' then return 0 end
 if redis.call('HGET', KEYS[1], 'closed') ~= '1' then return -1 end
@@ -360,7 +341,7 @@ class TickResult:
 
 
 async def join(
-    redis: Redis | MuxRedis, show_id: int, user_id: int, now_ms: int, *, pre_queue: bool, seed: str
+    redis: MuxRedis, show_id: int, user_id: int, now_ms: int, *, pre_queue: bool, seed: str
 ) -> JoinResult:
     k = keys(show_id)
     res = await _JOIN(
@@ -372,7 +353,7 @@ async def join(
 
 
 async def status(
-    redis: Redis | MuxRedis, show_id: int, user_id: int, now_ms: int, *, touch: bool = True
+    redis: MuxRedis, show_id: int, user_id: int, now_ms: int, *, touch: bool = True
 ) -> StatusRaw:
     k = keys(show_id)
     res = await _STATUS(
@@ -394,20 +375,20 @@ async def status(
     )
 
 
-async def leave(redis: Redis, show_id: int, user_id: int) -> bool:
+async def leave(redis: RedisClient, show_id: int, user_id: int) -> bool:
     k = keys(show_id)
     res = await _LEAVE(redis, [k.members, k.tickets, k.seen, k.active, k.pre_members, k.meta], [user_id])
     return bool(res)
 
 
-async def release(redis: Redis, show_id: int, user_id: int) -> bool:
+async def release(redis: RedisClient, show_id: int, user_id: int) -> bool:
     k = keys(show_id)
     res = await _RELEASE(redis, [k.active, k.members, k.seen, k.meta], [user_id])
     return bool(res)
 
 
 async def tick(
-    redis: Redis,
+    redis: RedisClient,
     show_id: int,
     *,
     now_ms: int,
@@ -453,45 +434,45 @@ async def tick(
     )
 
 
-async def close_pre_queue(redis: Redis, show_id: int) -> tuple[int, str | None, bool]:
+async def close_pre_queue(redis: RedisClient, show_id: int) -> tuple[int, str | None, bool]:
     """Freeze the join list (idempotent) -> (its length, seed or None, already sealed)."""
     k = keys(show_id)
     n, seed, sealed = await _CLOSE(redis, [k.meta, k.pre, k.next], [])
     return int(n), (_s(seed) or None), bool(sealed)
 
 
-async def seal_pre_queue(redis: Redis, show_id: int, expected_len: int, order: list[int]) -> int:
+async def seal_pre_queue(redis: RedisClient, show_id: int, expected_len: int, order: list[int]) -> int:
     k = keys(show_id)
     res = await _SEAL(redis, [k.meta, k.pre, k.pre_members, k.members, k.tickets], [expected_len, *order])
     return int(res)
 
 
-async def join_list(redis: Redis, show_id: int) -> list[int]:
+async def join_list(redis: RedisClient, show_id: int) -> list[int]:
     """The pre-queue join list (audit only: O(n), never on a poll path)."""
     return [int(_s(u)) for u in await redis.lrange(keys(show_id).pre, 0, -1)]  # type: ignore[misc]
 
 
-async def fairness_state(redis: Redis, show_id: int) -> dict[str, str]:
+async def fairness_state(redis: RedisClient, show_id: int) -> dict[str, str]:
     raw = await redis.hmget(keys(show_id).meta, ["seed", "closed", "sealed"])  # type: ignore[misc]
     return {name: _s(v) for name, v in zip(("seed", "closed", "sealed"), raw, strict=True) if v is not None}
 
 
-async def get_show_cache(redis: Redis | MuxRedis, show_id: int) -> str | None:
+async def get_show_cache(redis: MuxRedis, show_id: int) -> str | None:
     raw = await redis.get(keys(show_id).show)
     return None if raw is None else _s(raw)
 
 
 async def set_show_cache(
-    redis: Redis, show_id: int, payload: str, ttl_seconds: int = SHOW_CACHE_TTL_SECONDS
+    redis: MuxRedis, show_id: int, payload: str, ttl_seconds: int = SHOW_CACHE_TTL_SECONDS
 ) -> None:
     await redis.set(keys(show_id).show, payload, ex=ttl_seconds)
 
 
-async def drop_show_cache(redis: Redis, show_id: int) -> None:
+async def drop_show_cache(redis: RedisClient, show_id: int) -> None:
     await redis.delete(keys(show_id).show)
 
 
-async def expire_show(redis: Redis, show_id: int, seconds: int) -> None:
+async def expire_show(redis: RedisClient, show_id: int, seconds: int) -> None:
     """A closed sale's queue keys go away after `seconds` (the audit data stays readable until then)."""
     k = keys(show_id)
     async with redis.pipeline(transaction=False) as pipe:
@@ -501,15 +482,15 @@ async def expire_show(redis: Redis, show_id: int, seconds: int) -> None:
         await pipe.execute()
 
 
-async def track_show(redis: Redis | MuxRedis, show_id: int) -> None:
+async def track_show(redis: MuxRedis, show_id: int) -> None:
     await redis.sadd(SHOWS_KEY, show_id)  # type: ignore[misc]
 
 
-async def untrack_show(redis: Redis, show_id: int) -> None:
+async def untrack_show(redis: RedisClient, show_id: int) -> None:
     await redis.srem(SHOWS_KEY, show_id)  # type: ignore[misc]
 
 
-async def tracked_shows(redis: Redis) -> list[int]:
+async def tracked_shows(redis: RedisClient) -> list[int]:
     return sorted(int(_s(s)) for s in await redis.smembers(SHOWS_KEY))  # type: ignore[misc]
 
 
@@ -527,7 +508,7 @@ class QueueStats:
     next: int
 
 
-async def stats(redis: Redis, show_id: int, now_ms: int) -> QueueStats:
+async def stats(redis: RedisClient, show_id: int, now_ms: int) -> QueueStats:
     k = keys(show_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hlen(k.members)
@@ -557,6 +538,6 @@ async def stats(redis: Redis, show_id: int, now_ms: int) -> QueueStats:
     )
 
 
-async def active_users(redis: Redis, show_id: int) -> list[int]:
+async def active_users(redis: RedisClient, show_id: int) -> list[int]:
     """Admitted users by lease expiry (admin / tests; the active set is bounded by the caps)."""
     return [int(_s(u)) for u in await redis.zrange(keys(show_id).active, 0, -1)]

@@ -1,18 +1,25 @@
-"""create_app(settings): the ASGI application.
+"""create_app(settings, roles): the ASGI application.
 
 The lifespan opens the runtime (PostgreSQL pool, Redis pool, HTTP client) unless one is handed in
 (tests share one runtime across apps), and closes what it opened.
+
+Roles: one codebase, deployed as process groups that each serve a part of the API behind the
+gateway (deploy/nginx.conf). ROLES maps a role to the route providers it mounts; its OpenAPI
+lists only those routes. Every role verifies JWTs itself (no hop to an auth service per request)
+and mounts the operations routes (/healthz, /readyz, /metrics).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import importlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import BaseRoute, Route
 
 from boxoffice.config import Settings
 from boxoffice.errors import install_error_handlers, problem
@@ -26,10 +33,12 @@ def create_app(
     database_url: str | None = None,
     redis_url: str | None = None,
     runtime: Runtime | None = None,
+    roles: Sequence[str] = ("all",),
 ) -> FastAPI:
     """Build the app. Give it a ready `runtime`, or the URLs for the lifespan to open one."""
     if runtime is None and (database_url is None or redis_url is None):
         raise ValueError("create_app needs a runtime or both backend URLs")
+    routes = role_routes(roles)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +71,11 @@ def create_app(
     )
     install_error_handlers(app)
     _mount_operations(app)
-    _mount_domains(app)
+    # The domains' routes go straight onto the app's router rather than through include_router:
+    # FastAPI wraps included routers and re-derives their routes' context while matching, which
+    # cost ~130 us of every request in the profile. The routes are complete already (the domain
+    # routers add no prefix and their tags are merged into each route when it is declared).
+    app.router.routes.extend(routes)
     return app
 
 
@@ -100,24 +113,52 @@ def _mount_operations(app: FastAPI) -> None:
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _mount_domains(app: FastAPI) -> None:
-    from boxoffice.auth.endpoints import router as auth_router
-    from boxoffice.booking.endpoints import hot_routes as booking_hot_routes
-    from boxoffice.booking.endpoints import router as booking_router
-    from boxoffice.catalog.endpoints import router as catalog_router
-    from boxoffice.payments.endpoints import router as payments_router
-    from boxoffice.waiting_room.endpoints import hot_routes as queue_hot_routes
-    from boxoffice.waiting_room.endpoints import router as queue_router
+RouteProvider = Callable[[], list[BaseRoute]]
 
-    # The domains' routes go straight onto the app's router rather than through include_router:
-    # FastAPI wraps included routers and re-derives their routes' context while matching, which
-    # cost ~130 us of every request in the profile. The routes are complete already (the domain
-    # routers add no prefix and their tags are merged into each route when it is declared).
-    # Lean routes first (see boxoffice.lean); their FastAPI declarations document them.
-    app.router.routes.extend([*queue_hot_routes, *booking_hot_routes])
-    for router in (queue_router, booking_router, auth_router, catalog_router, payments_router):
-        for route in router.routes:
-            app.router.routes.append(route)
+
+def _is_admin(route: BaseRoute) -> bool:
+    return isinstance(route, Route) and route.path.startswith("/api/admin")
+
+
+def _domain(module: str, *, admin: bool) -> RouteProvider:
+    """A domain's routes: its lean hot routes first (see boxoffice.lean; their FastAPI twins
+    document them), then its router's; only the /api/admin ones (admin=True) or only the others."""
+
+    def provide() -> list[BaseRoute]:
+        endpoints = importlib.import_module(module)
+        found = [*getattr(endpoints, "hot_routes", []), *endpoints.router.routes]
+        return [route for route in found if _is_admin(route) == admin]
+
+    return provide
+
+
+_DOMAINS = {
+    "auth": "boxoffice.auth.endpoints",
+    "catalog": "boxoffice.catalog.endpoints",
+    "queue": "boxoffice.waiting_room.endpoints",
+    "booking": "boxoffice.booking.endpoints",
+    "payments": "boxoffice.payments.endpoints",
+}
+# role -> what it mounts. A new front door (the web pages, say) adds its provider to a role here.
+ROLES: dict[str, tuple[RouteProvider, ...]] = {
+    **{role: (_domain(module, admin=False),) for role, module in _DOMAINS.items()},
+    "admin": tuple(_domain(module, admin=True) for module in _DOMAINS.values()),
+    "web": (),  # the server-rendered pages (src/boxoffice/web/) mount here
+}
+ALL_ROLES = "all"
+
+
+def role_routes(roles: Sequence[str]) -> list[BaseRoute]:
+    """The routes of these roles, in role order, each once ("all" = every role)."""
+    names = list(ROLES) if ALL_ROLES in roles else list(dict.fromkeys(roles))
+    unknown = [name for name in names if name not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role {unknown[0]!r}; roles: {', '.join([*ROLES, ALL_ROLES])}")
+    routes: list[BaseRoute] = []
+    for name in names:
+        for provide in ROLES[name]:
+            routes.extend(route for route in provide() if route not in routes)
+    return routes
 
 
 def app_from_environment() -> FastAPI:
@@ -129,4 +170,9 @@ def app_from_environment() -> FastAPI:
     configure_logging(settings)
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError("app_from_environment needs BOXOFFICE_DATABASE_URL and BOXOFFICE_REDIS_URL")
-    return create_app(settings, database_url=settings.database_url, redis_url=settings.redis_url)
+    return create_app(
+        settings,
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        roles=settings.role_list,
+    )

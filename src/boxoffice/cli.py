@@ -7,7 +7,9 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -157,6 +159,9 @@ def up(
     host: Annotated[str | None, typer.Option(help="Listen address (BOXOFFICE_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (BOXOFFICE_PORT)")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data dir (BOXOFFICE_DATA_DIR)")] = None,
+    roles: Annotated[
+        bool, typer.Option("--roles", help="Each role its own process group behind the system's nginx")
+    ] = False,
 ) -> None:
     """Everything in one command: backends (embedded unless URLs are set), migrations, demo data,
     the API, the background workers and the payment-provider simulator. Ctrl-C stops it all."""
@@ -164,9 +169,57 @@ def up(
     with _errors_as_one_line():
         settings = _settings(host=host, port=port, data_dir=data_dir)
         _configure_logging(settings)
+        if roles:
+            _up_roles(settings)
+            return
         listener = _bind(settings.host, settings.port)
         with DataDirLock(settings.data_dir), _running_backends(settings) as backends:
             _run(_run_everything(settings, backends, listener))
+
+
+def _up_roles(settings: Settings) -> None:
+    from boxoffice.gateway import GatewayError, RolesStack, nginx_binary
+
+    try:
+        nginx_binary()  # before anything starts
+    except GatewayError as exc:
+        raise UserError(str(exc)) from exc
+    _bind(settings.host, settings.port).close()  # the gateway's port is free (one-line error if not)
+    with DataDirLock(settings.data_dir), _running_backends(settings) as backends:
+        summary = _run(_seed(settings, backends))
+        env = {
+            "BOXOFFICE_DATABASE_URL": backends.database_url,
+            "BOXOFFICE_REDIS_URL": backends.redis_url,
+            "BOXOFFICE_DATA_DIR": str(settings.data_dir),
+        }
+        simulator = None
+        if settings.payment_provider_url is None:
+            simulator = subprocess.Popen(
+                [sys.executable, "-m", "boxoffice.cli", "payment-provider"],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        stack = RolesStack(settings.data_dir / "roles", env, listen_port=settings.port, host=settings.host)
+        try:
+            stack.start()
+            _print_banner(settings, backends, summary)
+            console.print(
+                "  Roles          "
+                + ", ".join(f"{g.name}:{g.port}" if g.port else g.name for g in stack.groups.values())
+                + f" behind nginx; logs in {stack.run_dir}",
+                highlight=False,
+            )
+            while all(g.proc.poll() is None for g in stack.groups.values()):
+                time.sleep(0.5)
+            raise UserError("a role process exited; see its log in " + str(stack.run_dir))
+        except GatewayError as exc:
+            raise UserError(str(exc)) from exc
+        finally:
+            stack.stop()
+            if simulator is not None:
+                simulator.terminate()
+                simulator.wait(10)
 
 
 async def _run_everything(settings: Settings, backends: Backends, listener: socket.socket) -> None:
@@ -252,17 +305,24 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="API processes")] = 1,
     host: Annotated[str | None, typer.Option(help="Listen address (BOXOFFICE_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (BOXOFFICE_PORT)")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="auth|catalog|queue|booking|payments|admin|web|all, or a comma list (BOXOFFICE_ROLES)"
+        ),
+    ] = None,
 ) -> None:
     """API processes only (no background jobs). Uses the configured URLs, or the embedded backends."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     with _errors_as_one_line():
-        settings = _settings(host=host, port=port, api_workers=workers)
+        settings = _settings(host=host, port=port, api_workers=workers, roles=role)
+        _check_roles(settings)
         _configure_logging(settings)
         listener = _bind(settings.host, settings.port)
         with contextlib.ExitStack() as stack:
             if settings.embedded_database or settings.embedded_redis:
                 stack.enter_context(DataDirLock(settings.data_dir))
-            backends = stack.enter_context(_running_backends(settings))
+            backends = stack.enter_context(_running_backends(settings, migrate=settings.migrate_on_start))
             _serve_api(settings, backends, listener, workers)
 
 
@@ -271,6 +331,7 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
     os.environ["BOXOFFICE_DATABASE_URL"] = backends.database_url
     os.environ["BOXOFFICE_REDIS_URL"] = backends.redis_url
     os.environ["BOXOFFICE_DATA_DIR"] = str(settings.data_dir)
+    os.environ["BOXOFFICE_ROLES"] = settings.roles
     config = uvicorn.Config(
         "boxoffice.app:app_from_environment",
         factory=True,
@@ -289,14 +350,28 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
         Multiprocess(config, sockets=[listener]).run()
 
 
+def _check_roles(settings: Settings) -> None:
+    from boxoffice.app import role_routes
+
+    try:
+        role_routes(settings.role_list)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
 @app.command()
-def worker() -> None:
+def worker(
+    jobs: Annotated[
+        str | None, typer.Option(help="Comma-separated job names (default: all) (BOXOFFICE_JOBS)")
+    ] = None,
+) -> None:
     """Background jobs only: queue admission, hold expiry, inventory, payment reconciliation, event relay."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     with _errors_as_one_line():
-        settings = _settings()
+        settings = _settings(jobs=jobs)
+        _selected_jobs(settings)
         _configure_logging(settings)
-        with _running_backends(settings) as backends:
+        with _running_backends(settings, migrate=settings.migrate_on_start) as backends:
             _run(_run_worker(settings, backends))
 
 
@@ -309,7 +384,19 @@ async def _run_worker(settings: Settings, backends: Backends) -> None:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
-        await run_worker(runtime, stop)
+        await run_worker(runtime, stop, _selected_jobs(settings))
+
+
+def _selected_jobs(settings: Settings) -> list[Any] | None:
+    from boxoffice.worker import all_jobs
+
+    if not settings.job_list:
+        return None
+    known = {job.name: job for job in all_jobs()}
+    unknown = [name for name in settings.job_list if name not in known]
+    if unknown:
+        raise UserError(f"unknown job {unknown[0]!r}; jobs: {', '.join(known)}")
+    return [known[name] for name in settings.job_list]
 
 
 @app.command()

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
+    # Which parts of the API this process serves (comma-separated, see app.ROLES), and which
+    # background jobs `boxoffice worker` runs (comma-separated job names; empty = all).
+    roles: str = "all"
+    jobs: str = ""
+    # serve/worker apply migrations first; off where a supervisor migrated once for all its
+    # processes (concurrent upgrades race on PostgreSQL's catalog).
+    migrate_on_start: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
@@ -71,6 +78,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def role_list(self) -> list[str]:
+        return [r.strip() for r in self.roles.split(",") if r.strip()] or ["all"]
+
+    @property
+    def job_list(self) -> list[str]:
+        return [j.strip() for j in self.jobs.split(",") if j.strip()]
 
     @property
     def embedded_database(self) -> bool:

@@ -95,7 +95,7 @@ async def _after_confirm(runtime: Runtime, done: _Confirmed) -> None:
     runtime.metrics.payments.labels(done.method, "SUCCEEDED").inc()
     await publish_seat_changes(runtime, done.show_id, done.user_id, done.seat_ids, rules.RESERVED)
     try:  # the buyer is done: free the queue place for the next fan
-        await release_lease(runtime.redis, done.show_id, done.user_id)
+        await release_lease(runtime.hot_redis, done.show_id, done.user_id)
     except Exception as exc:
         log.warning("queue_lease_release_failed", show_id=done.show_id, error=type(exc).__name__)
 

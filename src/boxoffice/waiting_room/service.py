@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boxoffice.catalog.service import Show, get_remaining, get_show
 from boxoffice.errors import Conflict, NotFound
 from boxoffice.events import emit
-from boxoffice.redis_client import RedisClient
+from boxoffice.redis_mux import MuxRedis
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
 from boxoffice.waiting_room.schemas import (
@@ -280,7 +280,7 @@ async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -
     return await store.leave(runtime.redis, show_id, user_id)
 
 
-async def release_lease(redis: RedisClient, show_id: int, user_id: int) -> None:
+async def release_lease(redis: MuxRedis, show_id: int, user_id: int) -> None:
     """For payments: the admitted user paid, so their lease stops counting toward the caps."""
     await store.release(redis, show_id, user_id)
 

@@ -381,7 +381,7 @@ async def leave(redis: RedisClient, show_id: int, user_id: int) -> bool:
     return bool(res)
 
 
-async def release(redis: RedisClient, show_id: int, user_id: int) -> bool:
+async def release(redis: MuxRedis, show_id: int, user_id: int) -> bool:
     k = keys(show_id)
     res = await _RELEASE(redis, [k.active, k.members, k.seen, k.meta], [user_id])
     return bool(res)

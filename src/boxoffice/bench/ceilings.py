@@ -44,12 +44,21 @@ def _rate_summary(stats: StepStats, calls: int, wall: float, cpu: float) -> dict
 async def redis_hold(
     redis_url: str, seconds: float, concurrency: int = 32, depth: int = 50
 ) -> dict[str, Any]:
-    from redis.asyncio import Redis
+    from redis.asyncio import Redis, RedisCluster
     from redis.asyncio.connection import BlockingConnectionPool
 
+    from boxoffice.redis_client import detect_cluster, plain_redis_url
+
     lua, source = hold_script()
-    pool = BlockingConnectionPool.from_url(redis_url, max_connections=concurrency, timeout=10)
-    redis = Redis(connection_pool=pool)
+    cluster = await detect_cluster(redis_url)
+    pool = None
+    if cluster:  # one show = one slot = one master: the ceiling of a show's holds
+        redis: Redis | RedisCluster = RedisCluster.from_url(
+            plain_redis_url(redis_url), max_connections=concurrency
+        )
+    else:
+        pool = BlockingConnectionPool.from_url(redis_url, max_connections=concurrency, timeout=10)
+        redis = Redis(connection_pool=pool)
     script = redis.register_script(lua)
     namespace = f"bo:{{bench-ceiling-{os.getpid()}}}:held:"
     rng = random.Random(7)
@@ -75,7 +84,7 @@ async def redis_hold(
         n = 0
         while time.perf_counter() < until:
             started = time.perf_counter() - t0
-            pipe = redis.pipeline(transaction=False)
+            pipe: Any = redis.pipeline(transaction=False)
             for _ in range(depth):
                 await script(keys=keys(), args=args(owner), client=pipe)
             await pipe.execute()
@@ -83,10 +92,17 @@ async def redis_hold(
             n += depth
         return n
 
-    result: dict[str, Any] = {"script": source, "seats_per_call": SEATS_PER_HOLD, "connections": concurrency}
+    result: dict[str, Any] = {
+        "script": source,
+        "seats_per_call": SEATS_PER_HOLD,
+        "connections": concurrency,
+        "cluster": cluster,
+    }
     try:
         await script(keys=keys(), args=args(0))  # load the script (EVALSHA from here on)
-        for name, body in (("single", single), ("pipelined", piped)):
+        # redis-py's cluster pipeline refuses EVALSHA: on a cluster only the single-call rate.
+        variants = (("single", single),) if cluster else (("single", single), ("pipelined", piped))
+        for name, body in variants:
             stats = StepStats(name)
             t0 = time.perf_counter()
             cpu0 = own_cpu_seconds()
@@ -94,10 +110,12 @@ async def redis_hold(
             counts = await asyncio.gather(*(body(i + 1, until, stats, t0) for i in range(concurrency)))
             wall = time.perf_counter() - t0
             result[name] = _rate_summary(stats, sum(counts), wall, own_cpu_seconds() - cpu0)
-        result["pipelined"]["depth"] = depth
+        if not cluster:
+            result["pipelined"]["depth"] = depth
     finally:
         await redis.aclose()
-        await pool.disconnect()
+        if pool is not None:
+            await pool.disconnect()
     return result
 
 

@@ -207,7 +207,7 @@ def _up_roles(settings: Settings) -> None:
             console.print(
                 "  Roles          "
                 + ", ".join(f"{g.name}:{g.port}" if g.port else g.name for g in stack.groups.values())
-                + f" behind nginx; logs in {stack.run_dir}",
+                + f" behind nginx (each role's own /docs on its port); logs in {stack.run_dir}",
                 highlight=False,
             )
             while all(g.proc.poll() is None for g in stack.groups.values()):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from boxoffice.booking.expiry import expire_holds
+from boxoffice.booking.flows import expire_holds
 from tests.factories import make_user
 from tests.integration.test_booking_support import assert_invariants, gated, make_show, seat_rows
 

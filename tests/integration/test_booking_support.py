@@ -15,7 +15,7 @@ import uvicorn
 from sqlalchemy import text
 
 from boxoffice.audit import audit
-from boxoffice.booking.expiry import expire_holds
+from boxoffice.booking.flows import expire_holds
 from boxoffice.catalog.service import refresh_inventory
 from boxoffice.payments.provider import SimulatorConfig, create_simulator_app
 from boxoffice.runtime import Runtime

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from boxoffice.payments.service import reconcile_once
+from boxoffice.payments.flows import reconcile_once
 from tests.factories import make_user
 from tests.integration.test_booking_support import (
     assert_invariants,

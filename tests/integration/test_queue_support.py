@@ -9,7 +9,7 @@ from sqlalchemy import insert, update
 
 from boxoffice import tables
 from boxoffice.runtime import Runtime
-from boxoffice.waiting_room import service
+from boxoffice.waiting_room import flows
 
 
 async def make_show(
@@ -73,4 +73,4 @@ async def set_remaining(runtime: Runtime, show_id: int, remaining: int) -> None:
 
 
 async def tick(runtime: Runtime, show_id: int) -> Any:
-    return await service.tick_show(runtime, show_id)
+    return await flows.tick_show(runtime, show_id)

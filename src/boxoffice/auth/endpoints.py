@@ -21,7 +21,7 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import PathId, RuntimeDep, SessionDep
+from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
 from boxoffice.email import send_email
 
 router = APIRouter()
@@ -136,7 +136,7 @@ async def top_up(
     result = await service.top_up(
         runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
     )
-    return result.as_response()
+    return respond(result)
 
 
 @router.get(

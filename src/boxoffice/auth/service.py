@@ -1,6 +1,6 @@
 """Accounts and authentication: signup, login, refresh rotation, logout, profile, top-up, verification.
 
-Services never commit: the request's unit of work (or run_idempotent's transaction) does.
+Services never commit: the request's unit of work (deps.SessionDep) or run_idempotent's does.
 Redis holds the short-lived auth state (store.py); PostgreSQL holds the accounts.
 """
 
@@ -36,6 +36,7 @@ from boxoffice.auth.tokens import (
     verify_email_verification_token,
 )
 from boxoffice.config import Settings
+from boxoffice.db import UnitOfWork
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
     BadRequest,
@@ -277,8 +278,8 @@ async def top_up(
 ) -> IdempotentResult:
     """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction."""
 
-    async def work(session: AsyncSession) -> tuple[int, dict[str, int]]:
-        balance = await ledger.credit(session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
+    async def work(uow: UnitOfWork) -> tuple[int, dict[str, int]]:
+        balance = await ledger.credit(uow.session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
         return 200, {"user_id": user_id, "balance": balance, "amount": amount}
 
     return await run_idempotent(

@@ -29,7 +29,7 @@ from boxoffice.catalog.schemas import (
     VenueOut,
 )
 from boxoffice.deps import PathId, RuntimeDep, SessionDep
-from boxoffice.waiting_room.tokens import QueueGate
+from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter()
 

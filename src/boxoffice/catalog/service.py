@@ -1,7 +1,8 @@
-"""Catalog rules and orchestration. Services never commit: the entrypoint owns the transaction.
+"""Catalog domain operations on the session they are given; they never commit (the request's unit
+of work does, or `catalog/flows.py` for the inventory_recount job).
 
 Other domains call: `get_show`, `get_remaining`, `refresh_inventory` (and `cache.apply_seat_changes`
-/ `cache.invalidate_seat_map` after their own commits).
+as an after-commit effect of their seat changes).
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from boxoffice.clock import Clock
 from boxoffice.errors import Conflict, NotFound, Unprocessable
 from boxoffice.events import emit
 from boxoffice.runtime import Runtime
-from boxoffice.worker import Job
 
-__all__ = ["JOBS", "Show", "get_remaining", "get_show", "refresh_inventory"]
+__all__ = ["Show", "get_remaining", "get_show", "refresh_inventory"]
 
 log = structlog.get_logger("boxoffice.catalog")
 
@@ -358,18 +358,6 @@ async def refresh_inventory(
     it changed. -> {show_id: new remaining} for the changed ones. Hold transactions never touch the
     inventory row; this recount is both the update and the reconciliation."""
     return await repository.recount_inventory(session, show_ids, now or datetime.now(UTC))
-
-
-async def recount_on_sale(runtime: Runtime) -> dict[int, int]:
-    now = runtime.clock.now()
-    async with runtime.sessions() as session, session.begin():
-        show_ids = await repository.recount_candidates(session, now, now - RECOUNT_AFTER_START)
-        if not show_ids:
-            return {}
-        return await refresh_inventory(session, show_ids, now=now)
-
-
-JOBS: list[Job] = [Job("inventory_recount", 0.5, recount_on_sale)]
 
 
 # ---- the seat map ----------------------------------------------------------------------------------

@@ -3,15 +3,12 @@ the invariant audit). Holds no tests itself."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import text
 
 from boxoffice.audit import audit
@@ -20,6 +17,7 @@ from boxoffice.catalog.service import refresh_inventory
 from boxoffice.payments.provider import SimulatorConfig, create_simulator_app
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
+from tests.helpers.server import serve
 
 
 async def make_show(
@@ -136,40 +134,16 @@ async def balance(runtime: Runtime, user_id: int) -> int:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def simulator(runtime: Runtime, **config: Any) -> AsyncIterator[str]:
     """The payment-provider simulator on a free port; runtime.settings points at it meanwhile."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_simulator_app(SimulatorConfig(**config)),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
-    original = runtime.settings
-    runtime.settings = original.model_copy(update={"payment_provider_url": url})
-    try:
-        yield url
-    finally:
-        runtime.settings = original
-        server.should_exit = True
-        await task
+    async with serve(create_simulator_app(SimulatorConfig(**config)), timeout_graceful_shutdown=1) as url:
+        original = runtime.settings
+        runtime.settings = original.model_copy(update={"payment_provider_url": url})
+        try:
+            yield url
+        finally:
+            runtime.settings = original
 
 
 async def force(url: str, *outcomes: str) -> None:

@@ -27,11 +27,12 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-# jsonable_encoder is a pure function (kept for the exact JSON the API has always stored).
-from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,8 +61,26 @@ class IdempotentResult:
         return {"Idempotent-Replayed": "true"} if self.replayed else None
 
 
+def _json_default(value: object) -> object:
+    # The same JSON FastAPI's jsonable_encoder gave (what stored answers have always looked like).
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def jsonable(value: object) -> Any:
+    """Plain JSON values (datetimes as ISO 8601 strings), as stored and replayed."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
 def fingerprint_hash(fingerprint: object) -> str:
-    canonical = json.dumps(jsonable_encoder(fingerprint), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(jsonable(fingerprint), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -164,12 +183,12 @@ async def run_idempotent(
     if params is None:
         async with unit_of_work(runtime.sessions) as uow:
             status, body = await work(uow)
-        return IdempotentResult(status, jsonable_encoder(body), replayed=False)
+        return IdempotentResult(status, jsonable(body), replayed=False)
     request_hash = fingerprint_hash(fingerprint)
     async with unit_of_work(runtime.sessions) as uow:
         if await _claim(uow.session, params, request_hash, runtime):
             status, body = await work(uow)
-            encoded = jsonable_encoder(body)
+            encoded = jsonable(body)
             await uow.session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
             result = IdempotentResult(status, encoded, replayed=False)
         else:
@@ -192,7 +211,7 @@ async def run_idempotent_steps(
     params = _key_params(user_id, scope, key, required)
     if params is None:
         status, body = await work()
-        return IdempotentResult(status, jsonable_encoder(body), replayed=False)
+        return IdempotentResult(status, jsonable(body), replayed=False)
     request_hash = fingerprint_hash(fingerprint)
     async with unit_of_work(runtime.sessions) as uow:
         claimed = await _claim(uow.session, params, request_hash, runtime)
@@ -206,7 +225,7 @@ async def run_idempotent_steps(
         async with unit_of_work(runtime.sessions) as uow:  # errors are not stored: a retry redoes it
             await uow.session.execute(_RELEASE, params)
         raise
-    encoded = jsonable_encoder(body)
+    encoded = jsonable(body)
     async with unit_of_work(runtime.sessions) as uow:
         await uow.session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
     return IdempotentResult(status, encoded, replayed=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from boxoffice.auth import service
+from boxoffice.auth import flows, service
 from boxoffice.auth.dependencies import AdminUser, CurrentUser
 from boxoffice.auth.schemas import (
     BalanceResponse,
@@ -133,7 +133,7 @@ async def top_up(
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
-    result = await service.top_up(
+    result = await flows.top_up(
         runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
     )
     return respond(result)

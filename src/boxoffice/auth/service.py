@@ -1,6 +1,6 @@
 """Accounts and authentication: signup, login, refresh rotation, logout, profile, top-up, verification.
 
-Services never commit: the request's unit of work (deps.SessionDep) or run_idempotent's does.
+Services never commit: the request's unit of work (deps.SessionDep) does; top-ups are in flows.py.
 Redis holds the short-lived auth state (store.py); PostgreSQL holds the accounts.
 """
 
@@ -36,7 +36,6 @@ from boxoffice.auth.tokens import (
     verify_email_verification_token,
 )
 from boxoffice.config import Settings
-from boxoffice.db import UnitOfWork
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
     BadRequest,
@@ -46,7 +45,6 @@ from boxoffice.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
@@ -54,7 +52,6 @@ log = structlog.get_logger("boxoffice.auth")
 
 LOGIN_MAX_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 15 * 60
-TOPUP_SCOPE = "POST /api/users/me/balance"
 ROLES = ("USER", "ADMIN")
 
 # Refresh token = "<family>.<secret>": the family id (public, names the login) and 256 random bits.
@@ -268,29 +265,6 @@ async def admin_get_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
     if found is None:
         raise NotFound("No such user", code="USER_NOT_FOUND")
     return found
-
-
-# --- balance -----------------------------------------------------------------------------------
-
-
-async def top_up(
-    runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
-) -> IdempotentResult:
-    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction."""
-
-    async def work(uow: UnitOfWork) -> tuple[int, dict[str, int]]:
-        balance = await ledger.credit(uow.session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
-        return 200, {"user_id": user_id, "balance": balance, "amount": amount}
-
-    return await run_idempotent(
-        runtime,
-        user_id=user_id,
-        scope=TOPUP_SCOPE,
-        key=idempotency_key,
-        fingerprint={"amount": amount},
-        work=work,
-        required=True,
-    )
 
 
 # --- accounts created by the operator (demo seeding, admin bootstrap) --------------------------

@@ -21,7 +21,8 @@ from boxoffice.config import Settings
 from boxoffice.runtime import open_runtime
 from tests.factories import make_user
 from tests.helpers.server import serve
-from tests.integration.test_booking_support import assert_invariants, gated, make_show, sim_stats, simulator
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated, sim_stats, simulator
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,8 @@ from boxoffice.backends import EmbeddedRedis
 from boxoffice.runtime import Runtime, open_runtime
 from tests.factories import make_user
 from tests.helpers.server import serve
-from tests.integration.test_booking_support import assert_invariants, make_show, queue_token
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, queue_token
 
 pytestmark = pytest.mark.slow
 

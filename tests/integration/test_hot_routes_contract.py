@@ -18,7 +18,8 @@ from boxoffice.booking.endpoints import hot_routes as booking_hot
 from boxoffice.ids import ID_MAX
 from boxoffice.waiting_room.endpoints import hot_routes as queue_hot
 from tests.factories import make_user
-from tests.integration.test_booking_support import make_show, queue_token
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import queue_token
 
 HOT = {(h.method, h.path) for h in [*booking_hot, *queue_hot]}
 

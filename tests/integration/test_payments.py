@@ -11,12 +11,12 @@ from sqlalchemy import text
 from boxoffice.idempotency import fingerprint_hash
 from boxoffice.payments.flows import PAY_SCOPE, _CardWork, reconcile_once
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import (
     assert_invariants,
     balance,
     force,
     gated,
-    make_show,
     seat_rows,
     sim_stats,
     simulator,

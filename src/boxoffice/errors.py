@@ -9,11 +9,21 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+_BY_CODE: dict[str, type[DomainError]] = {}
+
 
 class DomainError(Exception):
+    """Base of every error the API returns. One subclass per stable `code` (registered here, so
+    `error_class(code)` finds it and the OpenAPI error docs are generated from the classes)."""
+
     status: int = 400
     code: str = "BAD_REQUEST"
     title: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if _BY_CODE.setdefault(cls.code, cls) is not cls:
+            raise TypeError(f"two error classes for the code {cls.code}")
 
     def __init__(
         self,
@@ -72,3 +82,175 @@ class TooManyRequests(DomainError):
 
 class ServiceUnavailable(DomainError):
     status, code = 503, "SERVICE_UNAVAILABLE"
+
+
+def error_class(code: str) -> type[DomainError]:
+    """The class of a stable code (KeyError for a code nobody declared)."""
+    return _BY_CODE[code]
+
+
+def all_error_classes() -> list[type[DomainError]]:
+    return sorted(_BY_CODE.values(), key=lambda cls: (cls.status, cls.code))
+
+
+# One class per stable code (the OpenAPI error docs are generated from these).
+
+
+class IdempotencyKeyInvalid(BadRequest):
+    code = "IDEMPOTENCY_KEY_INVALID"
+
+
+class IdempotencyKeyRequired(BadRequest):
+    code = "IDEMPOTENCY_KEY_REQUIRED"
+
+
+class InvalidVerificationToken(BadRequest):
+    code = "INVALID_VERIFICATION_TOKEN"
+
+
+class AlreadyPaid(Conflict):
+    code = "ALREADY_PAID"
+
+
+class EmailTaken(Conflict):
+    code = "EMAIL_TAKEN"
+
+
+class HoldExists(Conflict):
+    code = "HOLD_EXISTS"
+
+
+class HoldExpired(Conflict):
+    code = "HOLD_EXPIRED"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "IDEMPOTENCY_IN_PROGRESS"
+
+
+class PaymentInProgress(Conflict):
+    code = "PAYMENT_IN_PROGRESS"
+
+
+class RefundClosed(Conflict):
+    code = "REFUND_CLOSED"
+
+
+class ReservationExpired(Conflict):
+    code = "RESERVATION_EXPIRED"
+
+
+class SaleClosed(Conflict):
+    code = "SALE_CLOSED"
+
+
+class SaleNotOpen(Conflict):
+    code = "SALE_NOT_OPEN"
+
+
+class SeatsTaken(Conflict):
+    code = "SEATS_TAKEN"
+
+
+class ShowHasBookings(Conflict):
+    code = "SHOW_HAS_BOOKINGS"
+
+
+class SoldOut(Conflict):
+    code = "SOLD_OUT"
+
+
+class QueueTokenForeign(Forbidden):
+    code = "QUEUE_TOKEN_MISMATCH"
+
+
+class ConcertNotFound(NotFound):
+    code = "CONCERT_NOT_FOUND"
+
+
+class PaymentNotFound(NotFound):
+    code = "PAYMENT_NOT_FOUND"
+
+
+class ReservationNotFound(NotFound):
+    code = "RESERVATION_NOT_FOUND"
+
+
+class ShowNotFound(NotFound):
+    code = "SHOW_NOT_FOUND"
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+
+
+class VenueNotFound(NotFound):
+    code = "VENUE_NOT_FOUND"
+
+
+class InsufficientBalance(PaymentRequired):
+    code = "INSUFFICIENT_BALANCE"
+
+
+class PaymentDeclined(PaymentRequired):
+    code = "PAYMENT_DECLINED"
+
+
+class AuthUnavailable(ServiceUnavailable):
+    code = "AUTH_UNAVAILABLE"
+
+
+class TooManyAttempts(TooManyRequests):
+    code = "TOO_MANY_ATTEMPTS"
+
+
+class AuthRequired(Unauthorized):
+    code = "AUTH_REQUIRED"
+
+
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+
+
+class InvalidRefreshToken(Unauthorized):
+    code = "INVALID_REFRESH_TOKEN"
+
+
+class InvalidAccessToken(Unauthorized):
+    code = "INVALID_TOKEN"
+
+
+class QueueTokenRefused(Unauthorized):
+    code = "QUEUE_TOKEN_INVALID"
+
+
+class QueueTokenRequired(Unauthorized):
+    code = "QUEUE_TOKEN_REQUIRED"
+
+
+class RefreshReused(Unauthorized):
+    code = "REFRESH_REUSED"
+
+
+class DuplicateSeats(Unprocessable):
+    code = "DUPLICATE_SEATS"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class InvalidLayout(Unprocessable):
+    code = "INVALID_LAYOUT"
+
+
+class InvalidShow(Unprocessable):
+    code = "INVALID_SHOW"
+
+
+class SeatsNotInShow(Unprocessable):
+    code = "SEATS_NOT_IN_SHOW"
+
+
+class TooManySeats(Unprocessable):
+    code = "TOO_MANY_SEATS"

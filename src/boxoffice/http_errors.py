@@ -123,3 +123,35 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             request_id=_request_id(request),
         )
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "Stable machine code"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def problems(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` generated from the error classes a route can raise (grouped by status;
+    the description lists their stable codes)."""
+    by_status: dict[int, list[str]] = {}
+    for cls in errors:
+        codes = by_status.setdefault(cls.status, [])
+        if cls.code not in codes:
+            codes.append(cls.code)
+    return {
+        status: {
+            "description": " / ".join(codes),
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status, codes in sorted(by_status.items())
+    }

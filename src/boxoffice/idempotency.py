@@ -38,7 +38,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
-from boxoffice.errors import BadRequest, Conflict, Unprocessable
+from boxoffice.errors import (
+    Conflict,
+    IdempotencyInProgress,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+)
 from boxoffice.runtime import Runtime
 
 KEY_TTL = timedelta(hours=24)
@@ -86,9 +92,7 @@ def fingerprint_hash(fingerprint: object) -> str:
 
 def validate_key(key: str) -> str:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters", code="IDEMPOTENCY_KEY_INVALID"
-        )
+        raise IdempotencyKeyInvalid(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")
     return key
 
 
@@ -128,18 +132,15 @@ _PURGE = text(
 
 def _replay(row: Any, request_hash: str) -> IdempotentResult:
     if row["request_hash"] != request_hash:
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different request body", code="IDEMPOTENCY_KEY_REUSED"
-        )
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body")
     if row["state"] != "DONE":  # a one-step claim is never seen uncommitted: a multi-step one's
         raise _in_progress()
     return IdempotentResult(row["response_status"], row["response_body"], replayed=True)
 
 
 def _in_progress() -> Conflict:
-    return Conflict(
+    return IdempotencyInProgress(
         "A request with this Idempotency-Key is still being processed; retry shortly",
-        code="IDEMPOTENCY_IN_PROGRESS",
         headers={"Retry-After": "1"},
     )
 
@@ -162,7 +163,7 @@ async def _claim(session: AsyncSession, params: dict[str, Any], request_hash: st
 def _key_params(user_id: int, scope: str, key: str | None, required: bool) -> dict[str, Any] | None:
     if key is None:
         if required:
-            raise BadRequest("This request needs an Idempotency-Key header", code="IDEMPOTENCY_KEY_REQUIRED")
+            raise IdempotencyKeyRequired("This request needs an Idempotency-Key header")
         return None
     return {"user_id": user_id, "scope": scope, "key": validate_key(key)}
 

@@ -177,6 +177,7 @@ async def test_the_twins_document_body_headers_and_query(pair):  # type: ignore[
     assert hold["requestBody"]["content"]["application/json"]["schema"]["required"] == ["show_id", "seat_ids"]
     assert {p["name"] for p in hold["parameters"]} == {"X-Queue-Token", "Idempotency-Key"}
     assert "201" in hold["responses"] and hold.get("security")
+    assert "SEATS_TAKEN" in hold["responses"]["409"]["description"]  # generated from the error classes
     status = paths["/api/queue/status"]["get"]
     assert {p["name"]: p["schema"]["maximum"] for p in status["parameters"]} == {
         "concert_id": ID_MAX,

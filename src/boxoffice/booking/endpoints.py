@@ -10,24 +10,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from boxoffice import errors as e
 from boxoffice import lean
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.booking import flows, service
 from boxoffice.booking.schemas import HoldOut, HoldRequest, ReservationOut, ReservationPage
 from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http_errors import problems
 from boxoffice.ids import ID_MAX
 from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter(tags=["reservations"])
 ReservationId = PathId
 
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing/invalid access or queue token"},
-    403: {"description": "Queue token for another user or show"},
-    404: {"description": "Not found"},
-    409: {"description": "SEATS_TAKEN (seat_ids) / HOLD_EXISTS / SALE_CLOSED / REFUND_CLOSED"},
-    422: {"description": "Invalid request (field locations in `errors`)"},
-}
+_AUTH = (e.AuthRequired, e.InvalidAccessToken)
+_GATE = (*_AUTH, e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign)
+_HOLD_PROBLEMS = problems(
+    *_GATE,
+    e.ShowNotFound,
+    e.SeatsTaken,
+    e.HoldExists,
+    e.SaleClosed,
+    e.IdempotencyInProgress,
+    e.Unprocessable,
+    e.SeatsNotInShow,
+    e.DuplicateSeats,
+    e.TooManySeats,
+    e.IdempotencyKeyReused,
+)
+_READ_PROBLEMS = problems(*_AUTH, e.ReservationNotFound, e.Unprocessable)
 
 
 async def _hold(hot: lean.HotInput) -> Response:
@@ -58,7 +69,7 @@ HOLD = lean.HotRoute(
         lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room"),
         lean.Header("Idempotency-Key", 255, "Optional; the same key replays the first answer"),
     ),
-    responses=_PROBLEMS,
+    responses=_HOLD_PROBLEMS,
 )
 hot_routes = [HOLD]
 router.routes.append(HOLD.documented())
@@ -77,7 +88,7 @@ async def my_reservations(
 @router.get(
     "/api/reservations/{reservation_id}",
     response_model=ReservationOut,
-    responses=_PROBLEMS,
+    responses=_READ_PROBLEMS,
     summary="One of mine",
 )
 async def get_reservation(

@@ -20,7 +20,7 @@ from boxoffice.booking.rules import RuleViolation
 from boxoffice.booking.service import domain_error, load_rules
 from boxoffice.catalog.service import refresh_inventory
 from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
-from boxoffice.errors import Conflict, DomainError, Unprocessable
+from boxoffice.errors import DomainError, HoldExists, SeatsNotInShow, SeatsTaken
 from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import check_queue_token
@@ -47,12 +47,10 @@ class _HoldWork:
         except IntegrityError:
             # Only reachable through a race the statement cannot express (e.g. two requests of one
             # user crossing); the seats are someone's: a clean 409, never a 500.
-            raise Conflict("Seats were taken meanwhile", code="SEATS_TAKEN", seat_ids=self.seat_ids) from None
+            raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
         except DBAPIError as exc:
             if sqlstate(exc) in _RETRYABLE_SQLSTATES:
-                raise Conflict(
-                    "Seats are being taken right now", code="SEATS_TAKEN", seat_ids=self.seat_ids
-                ) from None
+                raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
             raise
         uow.after_commit(self._published)
         return answer
@@ -76,9 +74,8 @@ class _HoldWork:
                 break
             own = await repository.lock_own_hold(session, self.user_id, self.show_id)
             if own is not None and own[1] > self.now:
-                raise Conflict(
+                raise HoldExists(
                     "You already hold seats for this show; pay for or cancel that hold first",
-                    code="HOLD_EXISTS",
                     reservation_id=own[0],
                 )
             if own is not None:
@@ -93,14 +90,13 @@ class _HoldWork:
                     now=self.now,
                 )
         else:
-            raise Conflict("You already hold seats for this show", code="HOLD_EXISTS")
+            raise HoldExists("You already hold seats for this show")
         if len(outcome.seats) < len(self.seat_ids):
             in_show = await repository.seats_of_show(session, self.show_id, self.seat_ids)
             missing = [s for s in self.seat_ids if s not in in_show]
             if missing:
-                raise Unprocessable(
+                raise SeatsNotInShow(
                     "Some seats do not belong to this show",
-                    code="SEATS_NOT_IN_SHOW",
                     seat_ids=missing,
                     errors=[
                         {
@@ -111,7 +107,7 @@ class _HoldWork:
                     ],
                 )
             taken = rules.taken_seats(self.seat_ids, [s["id"] for s in outcome.seats])
-            raise Conflict("Some seats are already taken", code="SEATS_TAKEN", seat_ids=taken)
+            raise SeatsTaken("Some seats are already taken", seat_ids=taken)
         return 201, {
             "reservation_id": outcome.reservation_id,
             "show_id": self.show_id,
@@ -155,7 +151,7 @@ async def place_hold(
         runtime.metrics.holds.labels("shield_skipped").inc()
     elif not verdict.ok:
         runtime.metrics.holds.labels("shield_refused").inc()
-        raise Conflict("Some seats are already taken", code="SEATS_TAKEN", seat_ids=verdict.taken)
+        raise SeatsTaken("Some seats are already taken", seat_ids=verdict.taken)
     work = _HoldWork(runtime, user_id, show_id, wanted, now, expires_at)
     try:
         result = await run_idempotent(

@@ -15,17 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.rules import RuleViolation, ShowRules
-from boxoffice.errors import DomainError, NotFound, Unprocessable
+from boxoffice.errors import DomainError, ReservationNotFound, ShowNotFound, error_class
 from boxoffice.runtime import Runtime
 
 
 def domain_error(err: RuleViolation) -> DomainError:
+    """The pure rules' refusal as the domain error of its code (422s located like validation)."""
     extra: dict[str, Any] = dict(err.extra)
     loc = extra.pop("loc", None)
+    cls = error_class(err.code)
+    assert cls.status == err.status, f"{err.code} is a {cls.status}, not a {err.status}"
     if err.status == 422:
-        errors = [{"loc": loc or ["body"], "msg": err.detail, "type": err.code.lower()}]
-        return Unprocessable(err.detail, code=err.code, errors=errors, **extra)
-    return DomainError(err.detail, code=err.code, status=err.status, **extra)
+        extra["errors"] = [{"loc": loc or ["body"], "msg": err.detail, "type": err.code.lower()}]
+    return cls(err.detail, **extra)
 
 
 async def load_rules(runtime: Runtime, show_id: int) -> ShowRules:
@@ -44,7 +46,7 @@ async def _load_shared_rules(runtime: Runtime, show_id: int) -> ShowRules:
     async with runtime.sessions() as session:
         found = await repository.fetch_show_rules(session, show_id)
     if found is None:
-        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+        raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     await shield.cache_rules(runtime.redis, found)
     return found
 
@@ -71,14 +73,14 @@ async def reservation_of(runtime: Runtime, user_id: int, reservation_id: int) ->
     async with runtime.sessions() as session:
         row = await repository.get_reservation(session, reservation_id)
     if row is None or row["user_id"] != user_id:
-        raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
+        raise ReservationNotFound("Reservation not found")
     return row
 
 
 async def get_reservation(session: AsyncSession, user_id: int, reservation_id: int) -> dict[str, Any]:
     row = await repository.get_reservation(session, reservation_id)
     if row is None or row["user_id"] != user_id:
-        raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
+        raise ReservationNotFound("Reservation not found")
     seats = await repository.seats_of_reservations(session, [reservation_id])
     return reservation_body(row, seats[reservation_id])
 

@@ -10,10 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from boxoffice import errors as e
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.booking.schemas import ReservationOut
 from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http_errors import problems
 from boxoffice.payments import flows, service
+from boxoffice.payments.provider import ProviderUnavailable
 from boxoffice.payments.schemas import PaymentOut, PaymentRequest
 
 router = APIRouter(tags=["payments"])
@@ -23,12 +26,25 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         "model": PaymentOut,
         "description": "Card outcome unknown yet (PENDING); reconciliation settles it",
     },
-    400: {"description": "IDEMPOTENCY_KEY_REQUIRED"},
-    402: {"description": "INSUFFICIENT_BALANCE / PAYMENT_DECLINED (nothing charged)"},
-    404: {"description": "RESERVATION_NOT_FOUND"},
-    409: {"description": "HOLD_EXPIRED / ALREADY_PAID / PAYMENT_IN_PROGRESS / IDEMPOTENCY_IN_PROGRESS"},
-    422: {"description": "Invalid request / IDEMPOTENCY_KEY_REUSED"},
-    503: {"description": "PAYMENT_PROVIDER_UNAVAILABLE"},
+    **problems(
+        e.IdempotencyKeyRequired,
+        e.IdempotencyKeyInvalid,
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.QueueTokenRequired,
+        e.QueueTokenRefused,
+        e.QueueTokenForeign,
+        e.InsufficientBalance,
+        e.PaymentDeclined,
+        e.ReservationNotFound,
+        e.HoldExpired,
+        e.AlreadyPaid,
+        e.PaymentInProgress,
+        e.IdempotencyInProgress,
+        e.Unprocessable,
+        e.IdempotencyKeyReused,
+        ProviderUnavailable,
+    ),
 }
 
 
@@ -66,11 +82,14 @@ async def get_payment(payment_id: PathId, claims: CurrentUser, session: SessionD
     "/api/reservations/{reservation_id}",
     tags=["reservations"],
     response_model=ReservationOut,
-    responses={
-        404: {"description": "RESERVATION_NOT_FOUND"},
-        409: {"description": "RESERVATION_EXPIRED / REFUND_CLOSED"},
-        503: {"description": "PAYMENT_PROVIDER_UNAVAILABLE"},
-    },
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.ReservationNotFound,
+        e.ReservationExpired,
+        e.RefundClosed,
+        ProviderUnavailable,
+    ),
     summary="Cancel a hold, or refund a paid reservation (until 24 h before the show)",
 )
 async def cancel_reservation(

@@ -24,7 +24,14 @@ from boxoffice.booking import rules
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.service import get_reservation, reservation_of
 from boxoffice.db import UnitOfWork, unit_of_work
-from boxoffice.errors import Conflict, NotFound, PaymentRequired
+from boxoffice.errors import (
+    HoldExpired,
+    PaymentDeclined,
+    PaymentNotFound,
+    RefundClosed,
+    ReservationExpired,
+    ReservationNotFound,
+)
 from boxoffice.events import emit
 from boxoffice.idempotency import IdempotentResult, run_idempotent, run_idempotent_steps
 from boxoffice.payments import ledger, repository
@@ -101,7 +108,7 @@ class _BalanceWork:
         )
         seat_ids = await confirm_in(session, res, payment["id"], now)
         if seat_ids is None:  # unreachable while the hold is live; rolls the debit back if it happens
-            raise Conflict("The hold lost its seats; nothing was charged", code="HOLD_EXPIRED")
+            raise HoldExpired("The hold lost its seats; nothing was charged")
         uow.after_commit(
             _Confirmed(self.runtime, res["show_id"], self.user_id, seat_ids, PaymentMethod.BALANCE)
         )
@@ -149,7 +156,7 @@ async def settle_charged(runtime: Runtime, payment_id: int, charge: Charge) -> d
     async with runtime.sessions() as session:
         peek = await repository.get_payment(session, payment_id)
     if peek is None:
-        raise NotFound("Payment not found", code="PAYMENT_NOT_FOUND")
+        raise PaymentNotFound("Payment not found")
     try:
         async with unit_of_work(runtime.sessions) as uow:
             now = runtime.clock.now()
@@ -157,7 +164,7 @@ async def settle_charged(runtime: Runtime, payment_id: int, charge: Charge) -> d
             res = await booking_repo.lock_reservation(uow.session, peek["reservation_id"])
             payment = await repository.lock_payment(uow.session, payment_id)
             if res is None or payment is None:
-                raise NotFound("Payment not found", code="PAYMENT_NOT_FOUND")
+                raise PaymentNotFound("Payment not found")
             if payment["status"] != PaymentStatus.PENDING:
                 return payment
             if not rules.hold_is_live(res["status"], res["expires_at"], now):
@@ -263,9 +270,7 @@ class _CardWork:
                 await _mark_failed(
                     self.runtime, payment["id"], "DECLINED", attempt.charge.id if attempt.charge else None
                 )
-                raise PaymentRequired(
-                    "The card was declined; the hold stays until it expires", code="PAYMENT_DECLINED"
-                )
+                raise PaymentDeclined("The card was declined; the hold stays until it expires")
             if attempt.status == "UNKNOWN":
                 # Left PENDING for the reconciler, which asks the provider by the same key.
                 self.runtime.metrics.payments.labels(PaymentMethod.CARD, PaymentStatus.PENDING).inc()
@@ -273,9 +278,8 @@ class _CardWork:
             assert attempt.charge is not None
             payment = await settle_charged(self.runtime, payment["id"], attempt.charge)
         if payment["status"] == PaymentStatus.REFUNDED:
-            raise Conflict(
+            raise HoldExpired(
                 "The hold expired while the card was charged; the charge was refunded",
-                code="HOLD_EXPIRED",
                 payment_id=payment["id"],
             )
         return 201, payment_body(
@@ -326,13 +330,13 @@ async def refund_reservation(runtime: Runtime, *, user_id: int, reservation_id: 
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
         if res is None or res["user_id"] != user_id:
-            raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
+            raise ReservationNotFound("Reservation not found")
         starts_at = await booking_repo.show_starts_at(session, res["show_id"])
         payment = await repository.live_payment(session, reservation_id)
     if res["status"] != rules.RESERVED or payment is None or payment["status"] != PaymentStatus.SUCCEEDED:
         return
     if starts_at is None or not rules.refund_allowed(starts_at, now):
-        raise Conflict("Refunds close 24 hours before the show", code="REFUND_CLOSED")
+        raise RefundClosed("Refunds close 24 hours before the show")
     if payment["method"] == PaymentMethod.CARD and payment["provider_reference"]:
         await ProviderClient(runtime.http, runtime.settings).refund(payment["provider_reference"])
     async with unit_of_work(runtime.sessions) as uow:
@@ -389,7 +393,7 @@ async def cancel(runtime: Runtime, *, user_id: int, reservation_id: int) -> dict
             if not await booking_flows.cancel_hold(runtime, user_id=user_id, reservation_id=reservation_id):
                 continue  # it changed state meanwhile (paid, expired): answer with what it is now
         elif row["status"] == rules.EXPIRED:
-            raise Conflict("This hold has expired; its seats are released", code="RESERVATION_EXPIRED")
+            raise ReservationExpired("This hold has expired; its seats are released")
         break
     async with runtime.sessions() as session:
         return await get_reservation(session, user_id, reservation_id)

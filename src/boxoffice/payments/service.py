@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
-from boxoffice.errors import Conflict, NotFound
+from boxoffice.errors import (
+    AlreadyPaid,
+    HoldExpired,
+    PaymentInProgress,
+    PaymentNotFound,
+    ReservationNotFound,
+)
 from boxoffice.events import emit
 from boxoffice.payments import repository
 from boxoffice.payments.rules import PaymentStatus
@@ -36,13 +42,12 @@ def payment_body(row: dict[str, Any], reservation_status: str | None = None) -> 
 
 def check_payable(res: dict[str, Any] | None, user_id: int, now: datetime) -> dict[str, Any]:
     if res is None or res["user_id"] != user_id:
-        raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
+        raise ReservationNotFound("Reservation not found")
     if res["status"] == rules.RESERVED:
-        raise Conflict("This reservation is already paid", code="ALREADY_PAID", reservation_id=res["id"])
+        raise AlreadyPaid("This reservation is already paid", reservation_id=res["id"])
     if not rules.hold_is_live(res["status"], res["expires_at"], now):
-        raise Conflict(
+        raise HoldExpired(
             "This hold has expired or was cancelled; nothing was charged",
-            code="HOLD_EXPIRED",
             reservation_id=res["id"],
         )
     return res
@@ -53,10 +58,9 @@ async def check_no_live_payment(session: AsyncSession, reservation_id: int) -> N
     if live is None:
         return
     if live["status"] == PaymentStatus.SUCCEEDED:
-        raise Conflict("This reservation is already paid", code="ALREADY_PAID", payment_id=live["id"])
-    raise Conflict(
+        raise AlreadyPaid("This reservation is already paid", payment_id=live["id"])
+    raise PaymentInProgress(
         "A card payment for this reservation is being processed",
-        code="PAYMENT_IN_PROGRESS",
         payment_id=live["id"],
     )
 
@@ -81,7 +85,7 @@ async def confirm_in(
 async def get_payment(session: AsyncSession, user_id: int, payment_id: int) -> dict[str, Any]:
     row = await repository.get_payment(session, payment_id)
     if row is None or row["user_id"] != user_id:
-        raise NotFound("Payment not found", code="PAYMENT_NOT_FOUND")
+        raise PaymentNotFound("Payment not found")
     return payment_body(row)
 
 

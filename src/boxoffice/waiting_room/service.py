@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.catalog.service import Show, get_remaining, get_show
-from boxoffice.errors import Conflict, NotFound
+from boxoffice.errors import NotFound, SaleClosed, SaleNotOpen, ShowNotFound, SoldOut
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
 from boxoffice.waiting_room.schemas import (
@@ -110,7 +110,7 @@ def ms_of(at: datetime) -> int:
 
 
 def _show_not_found(show_id: int) -> NotFound:
-    return NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+    return ShowNotFound(f"Show {show_id} not found", show_id=show_id)
 
 
 async def read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
@@ -152,13 +152,11 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
     phase = info.phase(now)
     if phase == "NOT_OPEN":
         opens = info.pre_queue_opens_at or info.sale_opens_at
-        raise Conflict(
-            "The queue for this show is not open yet", code="SALE_NOT_OPEN", opens_at=opens.isoformat()
-        )
+        raise SaleNotOpen("The queue for this show is not open yet", opens_at=opens.isoformat())
     if phase == "CLOSED":
-        raise Conflict("The sale for this show is closed", code="SALE_CLOSED")
+        raise SaleClosed("The sale for this show is closed")
     if info.remaining <= 0:
-        raise Conflict("This show is sold out", code="SOLD_OUT")
+        raise SoldOut("This show is sold out")
     seed = secrets.token_hex(32) if phase == "PRE_QUEUE" else ""
     result = await store.join(
         runtime.hot_redis, show_id, user_id, ms_of(now), pre_queue=phase == "PRE_QUEUE", seed=seed

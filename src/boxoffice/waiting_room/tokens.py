@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import jwt
 
 from boxoffice.config import Settings, secret
-from boxoffice.errors import Forbidden, Unauthorized
+from boxoffice.errors import QueueTokenForeign, QueueTokenRefused, QueueTokenRequired
 from boxoffice.runtime import Runtime
 
 ISSUER = "boxoffice-waiting-room"
@@ -104,7 +104,7 @@ def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str |
     try:
         if not token:
             outcome = "missing"
-            raise Unauthorized("This show is queue-gated: send X-Queue-Token", code="QUEUE_TOKEN_REQUIRED")
+            raise QueueTokenRequired("This show is queue-gated: send X-Queue-Token")
         try:
             cache_key = "queue:" + token
             claims: QueueClaims | None = runtime.verified_tokens.get(cache_key)
@@ -114,11 +114,9 @@ def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str |
             return _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
         except QueueTokenInvalid:
             outcome = "invalid"
-            raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None
+            raise QueueTokenRefused("Queue token is invalid or expired") from None
         except QueueTokenMismatch:
             outcome = "mismatch"
-            raise Forbidden(
-                "Queue token belongs to another user or show", code="QUEUE_TOKEN_MISMATCH"
-            ) from None
+            raise QueueTokenForeign("Queue token belongs to another user or show") from None
     finally:
         runtime.metrics.queue_token_checks.labels(outcome).inc()

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.idempotency import IdempotentResult
@@ -40,13 +39,6 @@ async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
-
-
-async def get_redis(runtime: RuntimeDep) -> Redis:
-    return runtime.redis
-
-
-RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
 def respond(result: IdempotentResult) -> JSONResponse:

@@ -52,7 +52,6 @@ _SEAT_COUNTS = text("SELECT status, count(*) FROM seats WHERE show_id = :show_id
 _RESERVATION_COUNTS = text(
     "SELECT status, count(*) FROM reservations WHERE show_id = :show_id GROUP BY status"
 )
-_FIRST_SALE_OPEN = text("SELECT sale_opens_at FROM shows WHERE id = :show_id")
 
 
 async def seat_counts(session: AsyncSession, show_id: int) -> dict[str, int]:

@@ -9,7 +9,9 @@
                 repositories, flows and the shared machinery
   worker        no module imports the worker but the CLI; jobs.py imports no domain
   cycles        no import cycle among src/boxoffice modules (lazy imports inside functions count;
-                `if TYPE_CHECKING:` imports do not)
+                `if TYPE_CHECKING:` imports do not), and none among the domain packages once
+                their front doors (endpoints.py, dependencies.py) are left out: the domains
+                layer (today catalog <- waiting_room <- booking <- payments <- auth)
 
 Prints file:line: rule: message for each violation and exits 1 if there is any.
 Usage: python tools/check_house.py [src/boxoffice]
@@ -313,6 +315,40 @@ def find_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return cycles
 
 
+FRONT_DOORS = ("endpoints", "dependencies")
+
+
+def _domain_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in DOMAINS else None
+
+
+def _domain_cycles(graph: dict[str, dict[str, int]], paths: dict[str, Path]) -> list[Violation]:
+    domains: dict[str, dict[str, int]] = {d: {} for d in DOMAINS}
+    witness: dict[tuple[str, str], tuple[str, int]] = {}
+    for module, edges in graph.items():
+        source = _domain_of(module)
+        if source is None or module.rsplit(".", 1)[-1] in FRONT_DOORS:
+            continue
+        for target, line in edges.items():
+            dest = _domain_of(target)
+            if dest is not None and dest != source:
+                domains[source][dest] = line
+                witness.setdefault((source, dest), (module, line))
+    found = []
+    for cycle in find_cycles(domains):
+        for a in cycle:
+            for b in cycle:
+                if (a, b) in witness:
+                    module, line = witness[(a, b)]
+                    found.append(
+                        Violation(
+                            paths[module], line, "cycles", f"domain {a} -> {b} (cycle: {' <-> '.join(cycle)})"
+                        )
+                    )
+    return found
+
+
 def main(argv: list[str]) -> int:
     root = Path(argv[1] if len(argv) > 1 else "src/boxoffice")
     files = sorted(p for p in root.rglob("*.py") if "_pb2" not in p.name)
@@ -337,6 +373,7 @@ def main(argv: list[str]) -> int:
                             f"{module} -> {target} (cycle: {' <-> '.join(cycle)})",
                         )
                     )
+    violations += _domain_cycles(graph, paths)
     lists = {"SQL_ALLOWED": SQL_ALLOWED, "TRANSACTIONS_ALLOWED": TRANSACTIONS_ALLOWED}
     lists |= {"REDIS_KEYS_ALLOWED": REDIS_KEYS_ALLOWED, "FRAMEWORK_ALLOWED": FRAMEWORK_ALLOWED}
     for list_name, allow_list in lists.items():

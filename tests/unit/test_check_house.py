@@ -75,3 +75,23 @@ def test_each_rule_reports_file_and_line(tmp_path: Path) -> None:
         f"{package / 'jobs.py'}:1: worker: jobs.py imports the domain module boxoffice.booking.rules" in text
     )
     assert f"{package / 'booking' / 'endpoints.py'}:1: worker:" in text
+
+
+def test_domains_layer_once_front_doors_are_left_out(tmp_path: Path) -> None:
+    package = _tree(
+        tmp_path,
+        {
+            "catalog/__init__.py": "",
+            "catalog/service.py": "from boxoffice.booking import rules\n",  # catalog -> booking
+            "catalog/endpoints.py": "from boxoffice.booking import flows\n",  # a front door: allowed
+            "booking/__init__.py": "",
+            "booking/rules.py": "",
+            "booking/flows.py": "from boxoffice.catalog import service\n",  # booking -> catalog
+        },
+    )
+    code, out = _check(package)
+    assert code == 1
+    text = "\n".join(out)
+    assert "cycles: boxoffice.catalog" not in text  # no module cycle
+    assert f"{package / 'booking' / 'flows.py'}:1: cycles: domain booking -> catalog" in text
+    assert "endpoints.py" not in text

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.idempotency import IdempotentResult
-from boxoffice.ids import ID_MAX
+from boxoffice.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
 from boxoffice.runtime import Runtime
 
 

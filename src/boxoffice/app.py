@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import BaseRoute, Route
 
 from boxoffice.config import Settings
-from boxoffice.errors import install_error_handlers, problem
+from boxoffice.http_errors import install_error_handlers, problem
 from boxoffice.observability import AccessLog, RequestContextMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
@@ -34,11 +34,13 @@ def create_app(
     redis_url: str | None = None,
     runtime: Runtime | None = None,
     roles: Sequence[str] = ("all",),
+    serve_hot_routes: bool = True,
 ) -> FastAPI:
-    """Build the app. Give it a ready `runtime`, or the URLs for the lifespan to open one."""
+    """Build the app. Give it a ready `runtime`, or the URLs for the lifespan to open one.
+    serve_hot_routes=False leaves the hot routes to their FastAPI twins (the contract test)."""
     if runtime is None and (database_url is None or redis_url is None):
         raise ValueError("create_app needs a runtime or both backend URLs")
-    routes = role_routes(roles)
+    routes = role_routes(roles, serve_hot_routes=serve_hot_routes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,7 +115,8 @@ def _mount_operations(app: FastAPI) -> None:
         return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-RouteProvider = Callable[[], list[BaseRoute]]
+# (serve_hot_routes) -> routes; False leaves the hot routes to their FastAPI twins.
+RouteProvider = Callable[[bool], list[BaseRoute]]
 
 
 def _is_admin(route: BaseRoute) -> bool:
@@ -124,9 +127,10 @@ def _domain(module: str, *, admin: bool) -> RouteProvider:
     """A domain's routes: its lean hot routes first (see boxoffice.lean; their FastAPI twins
     document them), then its router's; only the /api/admin ones (admin=True) or only the others."""
 
-    def provide() -> list[BaseRoute]:
+    def provide(serve_hot_routes: bool) -> list[BaseRoute]:
         endpoints = importlib.import_module(module)
-        found = [*getattr(endpoints, "hot_routes", []), *endpoints.router.routes]
+        hot = [h.served() for h in getattr(endpoints, "hot_routes", [])] if serve_hot_routes else []
+        found = [*hot, *endpoints.router.routes]
         return [route for route in found if _is_admin(route) == admin]
 
     return provide
@@ -148,7 +152,7 @@ ROLES: dict[str, tuple[RouteProvider, ...]] = {
 ALL_ROLES = "all"
 
 
-def role_routes(roles: Sequence[str]) -> list[BaseRoute]:
+def role_routes(roles: Sequence[str], *, serve_hot_routes: bool = True) -> list[BaseRoute]:
     """The routes of these roles, in role order, each once ("all" = every role)."""
     names = list(ROLES) if ALL_ROLES in roles else list(dict.fromkeys(roles))
     unknown = [name for name in names if name not in ROLES]
@@ -157,7 +161,7 @@ def role_routes(roles: Sequence[str]) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for name in names:
         for provide in ROLES[name]:
-            routes.extend(route for route in provide() if route not in routes)
+            routes.extend(route for route in provide(serve_hot_routes) if route not in routes)
     return routes
 
 

@@ -392,7 +392,7 @@ def _selected_jobs(settings: Settings) -> list[Any] | None:
 
     if not settings.job_list:
         return None
-    known = {job.name: job for job in all_jobs()}
+    known = {job.name: job for job in all_jobs(settings)}
     unknown = [name for name in settings.job_list if name not in known]
     if unknown:
         raise UserError(f"unknown job {unknown[0]!r}; jobs: {', '.join(known)}")

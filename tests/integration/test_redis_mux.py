@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from redis.asyncio import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
@@ -13,6 +14,7 @@ from boxoffice.backends import Backends, EmbeddedRedis
 from boxoffice.redis_client import Script
 from boxoffice.redis_mux import MuxRedis, pack_command
 from boxoffice.runtime import Runtime
+from tests.helpers.net import eventually
 
 
 def test_pack_command_is_resp() -> None:
@@ -136,8 +138,17 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(backends: Backends,
     mux = MuxRedis(backends.redis_url, cluster=runtime.redis_cluster)
     try:
         await mux.execute("SET", "mux:{c}", "v")
-        slow = asyncio.create_task(mux.execute("BLPOP", "mux:{c}never", "0.2"))  # holds the connection
-        await asyncio.sleep(0.05)
+        slow = asyncio.create_task(mux.execute("BLPOP", "mux:{c}never", "1"))  # holds the connection
+
+        async def blocked() -> bool:  # the server has the BLPOP: its reply is what must be skipped
+            if isinstance(runtime.redis, RedisCluster):
+                per_node = await runtime.redis.client_list(target_nodes=RedisCluster.PRIMARIES)
+                clients = [c for node in per_node.values() for c in node]
+            else:
+                clients = await runtime.redis.client_list()
+            return any(c.get("cmd") == "blpop" for c in clients)
+
+        await eventually(blocked, deadline=10, what="the BLPOP to reach Redis")
         slow.cancel()
         assert await mux.execute("GET", "mux:{c}") == b"v"
     finally:

@@ -123,15 +123,24 @@ def _is_admin(route: BaseRoute) -> bool:
     return isinstance(route, Route) and route.path.startswith("/api/admin")
 
 
-def _domain(module: str, *, admin: bool) -> RouteProvider:
+def _path(route: BaseRoute) -> str:
+    return route.path if isinstance(route, Route) else ""
+
+
+def _reservations(path: str) -> bool:
+    return path.startswith("/api/reservations")
+
+
+def _domain(module: str, *, admin: bool, keep: Callable[[str], bool] = lambda path: True) -> RouteProvider:
     """A domain's routes: its lean hot routes first (see boxoffice.lean; their FastAPI twins
-    document them), then its router's; only the /api/admin ones (admin=True) or only the others."""
+    document them), then its router's; only the /api/admin ones (admin=True) or only the others,
+    and of those the paths `keep` accepts."""
 
     def provide(serve_hot_routes: bool) -> list[BaseRoute]:
         endpoints = importlib.import_module(module)
         hot = [h.served() for h in getattr(endpoints, "hot_routes", [])] if serve_hot_routes else []
         found = [*hot, *endpoints.router.routes]
-        return [route for route in found if _is_admin(route) == admin]
+        return [r for r in found if _is_admin(r) == admin and keep(_path(r))]
 
     return provide
 
@@ -144,8 +153,15 @@ _DOMAINS = {
     "payments": "boxoffice.payments.endpoints",
 }
 # role -> what it mounts. A new front door (the web pages, say) adds its provider to a role here.
+# The gateway routes by path, so a role owns whole paths: cancelling (DELETE /api/reservations/{id},
+# declared by payments because a paid one is refunded) is served by the booking role.
 ROLES: dict[str, tuple[RouteProvider, ...]] = {
-    **{role: (_domain(module, admin=False),) for role, module in _DOMAINS.items()},
+    **{role: (_domain(module, admin=False),) for role, module in _DOMAINS.items() if role != "payments"},
+    "booking": (
+        _domain(_DOMAINS["booking"], admin=False),
+        _domain(_DOMAINS["payments"], admin=False, keep=_reservations),
+    ),
+    "payments": (_domain(_DOMAINS["payments"], admin=False, keep=lambda path: not _reservations(path)),),
     "admin": tuple(_domain(module, admin=True) for module in _DOMAINS.values()),
     "web": (),  # the server-rendered pages (src/boxoffice/web/) mount here
 }

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from boxoffice.app import create_app
@@ -28,7 +27,9 @@ from boxoffice.config import Settings
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.waiting_room import service as queue_service
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, make_show, queue_token
+from tests.helpers.server import serve
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, queue_token
 
 pytestmark = pytest.mark.slow
 
@@ -46,28 +47,8 @@ async def cluster_app(
     try:
         async with open_runtime(settings, backends.database_url, cluster.url, clock=clock) as rt:
             assert rt.redis_cluster
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(settings, runtime=rt),
-                    host="127.0.0.1",
-                    port=0,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                )
-            )
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-            task = asyncio.create_task(server.serve())
-            deadline = time.monotonic() + 30
-            while not server.started:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            try:
-                yield cluster, rt, f"http://127.0.0.1:{port}"
-            finally:
-                server.should_exit = True
-                await task
+            async with serve(create_app(settings, runtime=rt)) as base:
+                yield cluster, rt, base
     finally:
         cluster.stop()
 

@@ -18,7 +18,7 @@ import pytest
 
 from boxoffice.backends import Backends
 from boxoffice.config import Settings, secret
-from boxoffice.gateway import RolesStack, free_port, nginx_binary
+from boxoffice.gateway import RolesStack, nginx_binary
 from boxoffice.runtime import Runtime
 from tests.concurrency.test_hold_burst import (
     ATTEMPTS,
@@ -29,7 +29,9 @@ from tests.concurrency.test_hold_burst import (
     _users,
 )
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.helpers.net import free_port
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 
 pytestmark = pytest.mark.slow
 
@@ -115,6 +117,17 @@ async def test_a_whole_purchase_through_the_gateway(gateway: Any, runtime: Runti
         assert paid.status_code in (200, 201), paid.text
         mine = await client.get(f"/api/reservations/{hold.json()['reservation_id']}", headers=fan["headers"])
         assert mine.json()["status"] == "RESERVED"
+        # A second hold, cancelled: DELETE /api/reservations/{id} reaches the role that serves it.
+        other = await client.post(
+            "/api/reservations",
+            json={"show_id": show["show_id"], "seat_ids": [s["id"] for s in seats.json()["seats"][2:3]]},
+            headers={**headers, "Idempotency-Key": "gw-hold-2"},
+        )
+        assert other.status_code == 201, other.text
+        cancelled = await client.delete(
+            f"/api/reservations/{other.json()['reservation_id']}", headers=headers
+        )
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED", cancelled.text
     await assert_invariants(runtime)
 
 

@@ -20,7 +20,11 @@ def test_each_role_documents_only_its_routes(settings: Settings, runtime: Runtim
     everything = _paths(settings, runtime, "all")
     per_role = {role: _paths(settings, runtime, role) - OPERATIONS for role in ROLES}
     assert per_role["queue"] >= {"/api/queue", "/api/queue/status", "/api/reservations/token"}
-    assert per_role["booking"] >= {"/api/reservations", "/api/shows/{show_id}/seats/stream"}
+    assert per_role["booking"] >= {
+        "/api/reservations",
+        "/api/reservations/{reservation_id}",  # GET (booking) and DELETE (payments' refund rule)
+        "/api/shows/{show_id}/seats/stream",
+    }
     assert per_role["payments"] == {"/api/payments", "/api/payments/{payment_id}"}
     assert per_role["auth"] >= {"/api/auth/login", "/api/auth/signup", "/api/users/me"}
     assert per_role["catalog"] >= {"/api/concerts", "/api/shows/{show_id}/seats"}

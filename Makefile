@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean-data lock
+.PHONY: run test lint bench proto clean-data lock
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations
 	$(BIN)/ruff format --check src tests migrations
 	$(BIN)/mypy
+
+# The gRPC stubs are generated from the .proto and committed (CI regenerates and fails on a diff).
+PROTO := src/boxoffice/grpc/ticket.proto
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src $(PROTO)
 
 bench: $(STAMP)
 	$(BIN)/boxoffice bench flash-sale --users 5000 --seats 1000

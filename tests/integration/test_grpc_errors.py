@@ -23,7 +23,7 @@ C = grpc.StatusCode
 async def _snapshot(runtime: Runtime) -> dict[str, Any]:
     async with runtime.sessions() as s:
         counts = {
-            table: (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()  # noqa: S608
+            table: (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
             for table in ("reservations", "payments", "balance_ledger", "idempotency_keys", "outbox")
         }
         seats = (await s.execute(text("SELECT id, status FROM seats ORDER BY id"))).all()

@@ -205,7 +205,7 @@ async def _start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
     try:
         return await start_server(runtime, settings.host, settings.grpc_port)
     except BindError as exc:
-        raise UserError(f"{exc}: is port {settings.grpc_port} in use?") from exc
+        raise UserError(str(exc)) from exc
 
 
 class _Server(uvicorn.Server):
@@ -319,7 +319,6 @@ def grpc_command(
 
 
 async def _serve_grpc(settings: Settings, backends: Backends) -> None:
-    from boxoffice.grpc.server import BindError, serve
     from boxoffice.runtime import open_runtime
 
     stop = asyncio.Event()
@@ -328,11 +327,12 @@ async def _serve_grpc(settings: Settings, backends: Backends) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await runtime.warm_up(min(8, settings.db_pool_size))
-        console.print(f"gRPC TicketService on {settings.host}:{settings.grpc_port}", highlight=False)
+        server, port = await _start_grpc(runtime, settings)
+        console.print(f"gRPC TicketService on {settings.host}:{port}   Ctrl-C stops it.", highlight=False)
         try:
-            await serve(runtime, settings.host, settings.grpc_port, stop)
-        except BindError as exc:
-            raise UserError(str(exc)) from exc
+            await stop.wait()
+        finally:
+            await server.stop(3)  # open streams get 3 s, then are cancelled
 
 
 @app.command()

@@ -9,7 +9,6 @@ Health (grpc.health.v1) and server reflection are served beside it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -301,19 +300,10 @@ async def start_server(runtime: Runtime, host: str, port: int) -> tuple[grpc.aio
         bound = server.add_insecure_port(_address(host, port))
     except RuntimeError as exc:
         raise BindError(
-            f"cannot listen for gRPC on {_address(host, port)} (set BOXOFFICE_GRPC_PORT)"
+            f"cannot listen for gRPC on {_address(host, port)}: in use, or not a local address "
+            "(set BOXOFFICE_GRPC_PORT)"
         ) from exc
     await server.start()
     for name in ("", SERVICE_NAME):
         await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, int(bound)
-
-
-async def serve(runtime: Runtime, host: str, port: int, stop: asyncio.Event, grace: float = 3.0) -> None:
-    """Serve until `stop` is set; open streams get `grace` seconds, then are cancelled."""
-    server, bound = await start_server(runtime, host, port)
-    log.info("grpc_started", address=_address(host, bound))
-    try:
-        await stop.wait()
-    finally:
-        await server.stop(grace)

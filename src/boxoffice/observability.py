@@ -122,6 +122,19 @@ class Metrics:
             "boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r
         )
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
+        self.grpc_requests = Counter(
+            "boxoffice_grpc_requests_total",
+            "gRPC calls by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.grpc_latency = Histogram(
+            "boxoffice_grpc_request_duration_seconds",
+            "gRPC unary call latency",
+            ["method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
 
 
 class AccessLog:

@@ -373,3 +373,12 @@ async def test_bad_input_on_every_method(runtime: Runtime, grpc_target: str, wor
         assert place.status == pb.QUEUE_STATE_NOT_IN_QUEUE
         held = await stub.Hold(hold, metadata=gate)
         assert [s.id for s in held.seats] == seats[1:3]
+    # Every call is counted by method and status code on /metrics.
+    counted = runtime.metrics.grpc_requests
+    for method, code in (
+        ("Hold", "OK"),
+        ("Hold", "INVALID_ARGUMENT"),
+        ("Hold", "ABORTED"),
+        ("WatchSeats", "UNAUTHENTICATED"),
+    ):
+        assert counted.labels(method, code)._value.get() > 0, (method, code)

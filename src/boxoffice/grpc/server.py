@@ -9,8 +9,10 @@ Health (grpc.health.v1) and server reflection are served beside it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -65,18 +67,36 @@ async def _abort(context: Context, exc: Exception, method: str) -> None:
     await context.abort(st.code, st.details, trailing_metadata=st.trailing_metadata)
 
 
+def _code(context: Context, error: BaseException | None) -> str:
+    if isinstance(error, asyncio.CancelledError):
+        return "CANCELLED"
+    code = context.code()
+    return "OK" if code is None else str(getattr(code, "name", code))
+
+
 def _unary(
     fn: Callable[[TicketService, Any, Context], Awaitable[R]],
 ) -> Callable[[TicketService, Any, Context], Awaitable[R]]:
+    name = fn.__name__
+
     @functools.wraps(fn)
     async def method(self: TicketService, request: Any, context: Context) -> R:
+        started = time.perf_counter()
+        error: BaseException | None = None
         try:
             return await fn(self, request, context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc, fn.__name__)
+            await _abort(context, exc, name)
             raise AssertionError("unreachable: abort raises") from exc
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            metrics = self.runtime.metrics
+            metrics.grpc_requests.labels(name, _code(context, error)).inc()
+            metrics.grpc_latency.labels(name).observe(time.perf_counter() - started)
 
     return method
 
@@ -84,15 +104,23 @@ def _unary(
 def _stream(
     fn: Callable[[TicketService, Any, Context], AsyncIterator[R]],
 ) -> Callable[[TicketService, Any, Context], AsyncIterator[R]]:
+    name = fn.__name__
+
     @functools.wraps(fn)
     async def method(self: TicketService, request: Any, context: Context) -> AsyncIterator[R]:
+        error: BaseException | None = None
         try:
             async for item in fn(self, request, context):
                 yield item
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            await _abort(context, exc, fn.__name__)
+            await _abort(context, exc, name)
+        except BaseException as exc:  # a client that went away cancels the stream
+            error = exc
+            raise
+        finally:
+            self.runtime.metrics.grpc_requests.labels(name, _code(context, error)).inc()
 
     return method
 
@@ -207,7 +235,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     @_unary
     async def Hold(self, request: pb.HoldRequest, context: Context) -> pb.Reservation:
         claims = await self._user(context)
-        if request.quantity or request.section:
+        if request.quantity or request.section or request.HasField("price"):
             raise DomainError(
                 "Best available (quantity, section) is not offered by this server yet; send seat_ids",
                 code="BEST_AVAILABLE_UNSUPPORTED",

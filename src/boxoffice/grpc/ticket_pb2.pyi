@@ -168,16 +168,18 @@ class SeatEvent(_message.Message):
     def __init__(self, id: _Optional[str] = ..., event_id: _Optional[str] = ..., type: _Optional[str] = ..., show_id: _Optional[int] = ..., seat_ids: _Optional[_Iterable[int]] = ..., status: _Optional[_Union[SeatStatus, str]] = ..., reservation_id: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class HoldRequest(_message.Message):
-    __slots__ = ("show_id", "seat_ids", "quantity", "section")
+    __slots__ = ("show_id", "seat_ids", "quantity", "section", "price")
     SHOW_ID_FIELD_NUMBER: _ClassVar[int]
     SEAT_IDS_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     SECTION_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
     show_id: int
     seat_ids: _containers.RepeatedScalarFieldContainer[int]
     quantity: int
     section: str
-    def __init__(self, show_id: _Optional[int] = ..., seat_ids: _Optional[_Iterable[int]] = ..., quantity: _Optional[int] = ..., section: _Optional[str] = ...) -> None: ...
+    price: int
+    def __init__(self, show_id: _Optional[int] = ..., seat_ids: _Optional[_Iterable[int]] = ..., quantity: _Optional[int] = ..., section: _Optional[str] = ..., price: _Optional[int] = ...) -> None: ...
 
 class Reservation(_message.Message):
     __slots__ = ("reservation_id", "show_id", "status", "seats", "total_price", "expires_at", "created_at", "confirmed_at", "closed_at")

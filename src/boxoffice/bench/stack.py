@@ -60,16 +60,17 @@ def _wait_healthy(
     raise RuntimeError(f"the API did not become ready at {base_url} within {timeout:.0f}s")
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def _wait_serving(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Until `boxoffice grpc` says it serves (it prints that once bound and started)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
         if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"boxoffice grpc exited with {proc.returncode}:\n{tail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            raise RuntimeError(f"boxoffice grpc exited with {proc.returncode}:\n{text[-2000:]}")
+        if "TicketService on" in text:
             return
         time.sleep(0.1)
-    raise RuntimeError(f"the gRPC server did not listen on port {port} within {timeout:.0f}s")
+    raise RuntimeError(f"boxoffice grpc did not start within {timeout:.0f}s (see {log})")
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
@@ -151,20 +152,23 @@ def local_stack(
         groups: dict[str, list[int]] = {"api": [procs[0].pid], "worker": [procs[1].pid]}
         grpc_target = None
         if grpc:
+            # As many `boxoffice grpc` processes as API workers, on one port (SO_REUSEPORT), so
+            # the two doors are compared on the same number of processes.
             grpc_port = free_port()
-            logs.append(log_dir / "grpc.log")
-            with open(logs[-1], "wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "boxoffice.cli", "grpc", "--port", str(grpc_port)],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
+            for n in range(api_workers):
+                logs.append(log_dir / f"grpc-{n}.log")
+                with open(logs[-1], "wb") as out:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "boxoffice.cli", "grpc", "--port", str(grpc_port)],
+                            env=env,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
                     )
-                )
-            _wait_listening(grpc_port, procs[-1], logs[-1], timeout=60)
-            groups["grpc"] = [procs[-1].pid]
+                _wait_serving(procs[-1], logs[-1], timeout=60)
+            groups["grpc"] = [p.pid for p in procs[2:]]
             grpc_target = f"127.0.0.1:{grpc_port}"
         if backends.postgres is not None and backends.postgres.proc is not None:
             groups["postgres"] = [backends.postgres.proc.pid]

@@ -231,7 +231,7 @@ def _stop_on_signals(server: object, stop: asyncio.Event) -> None:
 
 async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]]:
     """Start the payment-provider simulator in-process when no provider URL is configured."""
-    from boxoffice.payments.provider import serve_simulator
+    from boxoffice.payments.simulator import serve_simulator
 
     if settings.payment_provider_url is not None:
         return []
@@ -413,7 +413,7 @@ def payment_provider(
     ] = 0.0,
 ) -> None:
     """The payment-provider simulator (an external card API with configurable faults)."""
-    from boxoffice.payments.provider import SimulatorConfig, serve_simulator
+    from boxoffice.payments.simulator import SimulatorConfig, serve_simulator
 
     with _errors_as_one_line():
         if failure_rate + timeout_rate + lost_rate > 1:

@@ -20,9 +20,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations tools
+	$(BIN)/ruff format --check src tests migrations tools
 	$(BIN)/mypy
+	$(BIN)/python tools/check_house.py
 
 # The gRPC stubs are generated from the .proto and committed (CI regenerates and fails on a diff).
 PROTO := src/boxoffice/grpc/ticket.proto

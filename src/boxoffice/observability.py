@@ -8,14 +8,16 @@ import time
 import uuid
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.config import Settings
+
+if TYPE_CHECKING:  # annotations only: the gRPC door imports Metrics without any web framework
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Keys whose values never reach a log line, whatever the caller passes.

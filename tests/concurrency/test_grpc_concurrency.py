@@ -17,8 +17,9 @@ from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.grpc_support import error_info, meta, ticket_stub
-from tests.integration.test_booking_support import assert_invariants, make_show
+from tests.integration.test_booking_support import assert_invariants
 
 pytestmark = pytest.mark.slow
 

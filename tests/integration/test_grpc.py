@@ -4,6 +4,8 @@ health and reflection."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 
 import grpc
@@ -14,10 +16,11 @@ from sqlalchemy import text
 
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.runtime import Runtime
-from boxoffice.waiting_room.service import tick_show
+from boxoffice.waiting_room.flows import tick_show
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.grpc_support import meta, replayed, ticket_stub
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 
 
 async def _balance(runtime: Runtime, user_id: int) -> int:
@@ -170,3 +173,12 @@ async def test_health_and_reflection(grpc_target: str) -> None:
         async for response in responses:
             services |= {s.name for s in response.list_services_response.service}
         assert {"boxoffice.v1.TicketService", "grpc.health.v1.Health"} <= services
+
+
+def test_the_grpc_door_loads_no_web_framework() -> None:
+    code = (
+        "import sys, boxoffice.grpc.server; "
+        "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout

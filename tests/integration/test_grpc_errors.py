@@ -14,8 +14,9 @@ from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.grpc_support import ANSWERED_BY_CLIENT_ERRORS, error_info, meta, ticket_stub
-from tests.integration.test_booking_support import make_show, queue_token
+from tests.integration.test_booking_support import queue_token
 
 C = grpc.StatusCode
 

@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from boxoffice.events import JOBS as EVENT_JOBS
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.runtime import Runtime
-from boxoffice.worker import run_worker
+from boxoffice.worker import all_jobs, run_worker
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.grpc_support import meta, ticket_stub
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 
 WITHIN = 1.0  # seconds from the hold's answer to the watcher
 
@@ -27,7 +27,9 @@ WITHIN = 1.0  # seconds from the hold's answer to the watcher
 async def relay(runtime: Runtime) -> AsyncIterator[None]:
     """The worker's outbox relay job, as `boxoffice worker` runs it."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(runtime, stop, EVENT_JOBS))
+    relay_job = [job for job in all_jobs(runtime.settings) if job.name == "outbox_relay"]
+    assert relay_job, "the worker has an outbox_relay job"
+    task = asyncio.create_task(run_worker(runtime, stop, relay_job))
     try:
         yield
     finally:

@@ -22,8 +22,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic import ValidationError
 
-from boxoffice.auth.dependencies import authenticate_token, bearer_token
+from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
+from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import service as booking
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.booking.shield import valid_stream_id
@@ -33,7 +34,7 @@ from boxoffice.grpc import messages, status
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
 from boxoffice.idempotency import IdempotentResult
-from boxoffice.payments import service as payments
+from boxoffice.payments import flows as payments
 from boxoffice.payments.schemas import PaymentRequest
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
@@ -47,6 +48,14 @@ QUEUE_TOKEN_MAX = 4096  # the HTTP API's X-Queue-Token bound
 REPLAYED = ("idempotent-replayed", "true")
 
 R = TypeVar("R")
+
+
+class BestAvailableUnsupported(DomainError):
+    """HoldRequest.quantity before the booking service offers best available (-> UNIMPLEMENTED)."""
+
+    status, code = 501, "BEST_AVAILABLE_UNSUPPORTED"
+
+
 Context = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
 
 
@@ -236,13 +245,11 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def Hold(self, request: pb.HoldRequest, context: Context) -> pb.Reservation:
         claims = await self._user(context)
         if request.quantity or request.section or request.HasField("price"):
-            raise DomainError(
-                "Best available (quantity, section) is not offered by this server yet; send seat_ids",
-                code="BEST_AVAILABLE_UNSUPPORTED",
-                status=501,
+            raise BestAvailableUnsupported(
+                "Best available (quantity, section, price) is not offered by this server yet; send seat_ids"
             )
         body = HoldRequest(show_id=request.show_id, seat_ids=list(request.seat_ids))
-        result = await booking.place_hold(
+        result = await booking_flows.place_hold(
             self.runtime,
             user_id=claims.user_id,
             show_id=body.show_id,
@@ -271,7 +278,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def Cancel(self, request: pb.ReservationRef, context: Context) -> pb.Reservation:
         claims = await self._user(context)
         reservation_id = _require_id("reservation_id", request.reservation_id)
-        body = await booking.cancel(self.runtime, user_id=claims.user_id, reservation_id=reservation_id)
+        body = await payments.cancel(self.runtime, user_id=claims.user_id, reservation_id=reservation_id)
         return messages.reservation(body)
 
     @_unary

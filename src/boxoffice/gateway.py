@@ -1,7 +1,7 @@
 """The roles behind nginx on one machine (`boxoffice up --roles`, the gateway test).
 
 Each role runs as its own process group (`boxoffice serve --role ROLE`), the background jobs in
-another (`boxoffice worker`), and the system's nginx in front with the shipped deploy/nginx.conf,
+another (`boxoffice worker`), the gRPC ticket server in another (`boxoffice grpc`), and the system's nginx in front with the shipped deploy/nginx.conf,
 of which only the three lines marked "local:" are rewritten (listen address, cache dir, upstreams).
 """
 
@@ -78,6 +78,7 @@ class RolesStack:
     host: str = "127.0.0.1"
     workers_per_role: int = 1
     roles: list[str] = field(default_factory=lambda: list(ROLES))
+    grpc: bool = True
     groups: dict[str, RoleGroup] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -108,6 +109,8 @@ class RolesStack:
                     ),
                 )
             self.groups["worker"] = RoleGroup("worker", None, self._spawn("worker", ["worker"]))
+            if self.grpc:  # the ticket server's role, on BOXOFFICE_GRPC_PORT (not behind nginx)
+                self.groups["grpc"] = RoleGroup("grpc", None, self._spawn("grpc", ["grpc"]))
             deadline = time.monotonic() + timeout
             for group in self.groups.values():
                 if group.port is not None:

@@ -51,6 +51,7 @@ def gateway(
         "BOXOFFICE_ACCESS_LOG": "false",
         "BOXOFFICE_DB_POOL_SIZE": "10",
         "BOXOFFICE_DB_POOL_OVERFLOW": "20",
+        "BOXOFFICE_GRPC_PORT": str(free_port()),
     }
     stack = RolesStack(Path(tmp_path_factory.mktemp("roles")), env, listen_port=free_port())
     stack.start()

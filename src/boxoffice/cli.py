@@ -203,7 +203,7 @@ def _up_roles(settings: Settings) -> None:
         stack = RolesStack(settings.data_dir / "roles", env, listen_port=settings.port, host=settings.host)
         try:
             stack.start()
-            _print_banner(settings, backends, summary)
+            _print_banner(settings, backends, summary, settings.grpc_port)
             console.print(
                 "  Roles          "
                 + ", ".join(f"{g.name}:{g.port}" if g.port else g.name for g in stack.groups.values())

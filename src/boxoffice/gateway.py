@@ -1,8 +1,9 @@
 """The roles behind nginx on one machine (`boxoffice up --roles`, the gateway test).
 
 Each role runs as its own process group (`boxoffice serve --role ROLE`), the background jobs in
-another (`boxoffice worker`), the gRPC ticket server in another (`boxoffice grpc`), and the system's nginx in front with the shipped deploy/nginx.conf,
-of which only the three lines marked "local:" are rewritten (listen address, cache dir, upstreams).
+another (`boxoffice worker`), the gRPC ticket server in another (`boxoffice grpc`), and the
+system's nginx in front with the shipped deploy/nginx.conf, of which only the three lines marked
+"local:" are rewritten (listen address, cache dir, upstreams).
 """
 
 from __future__ import annotations

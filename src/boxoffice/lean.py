@@ -22,10 +22,19 @@ M = TypeVar("M", bound=BaseModel)
 
 def query_ids(request: Request, *names: str) -> list[int]:
     """Positive int64 query parameters, with FastAPI's 422 error shape when one is not."""
+    return _ids("query", request.query_params, names)
+
+
+def path_ids(request: Request, *names: str) -> list[int]:
+    """Positive int64 path parameters (the route declares them as plain `{name}` strings)."""
+    return _ids("path", request.path_params, names)
+
+
+def _ids(where: str, params: Any, names: tuple[str, ...]) -> list[int]:
     values, errors = [], []
     for name in names:
-        raw = request.query_params.get(name)
-        loc = ("query", name)
+        raw = params.get(name)
+        loc = (where, name)
         if raw is None:
             errors.append({"loc": loc, "msg": "Field required", "type": "missing", "input": None})
             continue
@@ -68,3 +77,12 @@ def header(request: Request, name: str, max_length: int) -> str | None:
             ]
         )
     return value
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match against our strong ETag (weak comparison, as RFC 9110 asks for GET)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+G = TypeVar("G", bound=Hashable)
 V = TypeVar("V")
 
 
@@ -60,3 +61,26 @@ class LocalCache(Generic[K, V]):
         self.put(key, value)
         future.set_result(value)
         return value
+
+
+class WriteBehind(Generic[G, K, V]):
+    """Per-process writes gathered per group (a show) and flushed in one batch at most every
+    `interval` seconds: many requests' small writes become one round trip. Best effort: what is
+    pending when the process stops is lost, so only marks that tolerate that belong here."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval = interval_seconds
+        self._pending: dict[G, dict[K, V]] = {}
+        self._last = time.monotonic()
+        self.task: asyncio.Task[None] | None = None  # the flush in progress (kept: tasks are weak)
+
+    def add(self, group: G, key: K, value: V) -> bool:
+        """Buffer one write; True when a flush is due now (none running, interval passed)."""
+        self._pending.setdefault(group, {})[key] = value
+        running = self.task is not None and not self.task.done()
+        return not running and time.monotonic() - self._last >= self.interval
+
+    def take(self) -> dict[G, dict[K, V]]:
+        pending, self._pending = self._pending, {}
+        self._last = time.monotonic()
+        return pending

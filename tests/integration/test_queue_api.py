@@ -301,7 +301,11 @@ async def test_the_lean_status_route_checks_like_the_documented_one(
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
     assert ok.json()["status"] == "NOT_IN_QUEUE" and ok.json()["show_id"] == show["id"]
     doc = (await client.get("/openapi.json")).json()
-    assert {p["name"] for p in doc["paths"][url]["get"]["parameters"]} == {"concert_id", "show_id"}
+    assert {p["name"] for p in doc["paths"][url]["get"]["parameters"]} == {
+        "concert_id",
+        "show_id",
+        "x-queue-ticket",
+    }
 
 
 async def test_out_of_range_show_ids_are_422_not_a_database_overflow(

@@ -1,7 +1,7 @@
 """Catalog rules and orchestration. Services never commit: the entrypoint owns the transaction.
 
-Other domains call: `get_show`, `get_remaining`, `refresh_inventory` (and `cache.apply_seat_changes`
-/ `cache.invalidate_seat_map` after their own commits).
+Other domains call: `get_show`, `get_remaining`, `get_unsold`, `refresh_inventory` (and
+`cache.apply_seat_changes` / `cache.invalidate_seat_map` after their own commits).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from boxoffice.events import emit
 from boxoffice.runtime import Runtime
 from boxoffice.worker import Job
 
-__all__ = ["JOBS", "Show", "get_remaining", "get_show", "refresh_inventory"]
+__all__ = ["JOBS", "Show", "get_remaining", "get_show", "get_unsold", "refresh_inventory"]
 
 log = structlog.get_logger("boxoffice.catalog")
 
@@ -64,6 +64,11 @@ async def get_remaining(session: AsyncSession, show_id: int) -> int:
     if remaining is None:
         raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
     return remaining
+
+
+async def get_unsold(session: AsyncSession, show_id: int) -> int:
+    """Seats that may still sell (AVAILABLE or TEMP_RESERVED, live or lapsed); 0 means sold out."""
+    return await repository.fetch_unsold(session, show_id)
 
 
 # ---- venues ----------------------------------------------------------------------------------------

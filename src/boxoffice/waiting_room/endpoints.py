@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.routing import Route
 
@@ -21,12 +21,14 @@ from boxoffice.waiting_room.schemas import (
     QueueStatusResponse,
     QueueTokenRequest,
     QueueTokenResponse,
+    ServingResponse,
 )
 
 router = APIRouter(tags=["waiting room"])
 
 ConcertQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
 ShowQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
+TICKET_MAX = 160
 
 
 @router.post(
@@ -39,6 +41,16 @@ async def join_queue(body: QueueJoinRequest, claims: CurrentUser, runtime: Runti
     return await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
 
 
+TicketHeader = Annotated[
+    str | None,
+    Header(
+        max_length=TICKET_MAX,
+        description="The queue_ticket of your last answer: waiting fans are then answered from the "
+        "show's serving number alone",
+    ),
+]
+
+
 @router.get(
     "/api/queue/status",
     response_model=QueueStatusResponse,
@@ -46,9 +58,25 @@ async def join_queue(body: QueueJoinRequest, claims: CurrentUser, runtime: Runti
     description="Served by `queue_status_hot` (same checks, same service call); declared here for OpenAPI.",
 )
 async def queue_status(
-    concert_id: ConcertQ, show_id: ShowQ, claims: CurrentUser, runtime: RuntimeDep
+    concert_id: ConcertQ,
+    show_id: ShowQ,
+    claims: CurrentUser,
+    runtime: RuntimeDep,
+    x_queue_ticket: TicketHeader = None,
 ) -> QueueStatusResponse:
-    return await service.status(runtime, claims.user_id, concert_id, show_id)
+    return await service.status(runtime, claims.user_id, concert_id, show_id, ticket=x_queue_ticket)
+
+
+@router.get(
+    "/api/shows/{show_id}/queue/serving",
+    response_model=ServingResponse,
+    summary="The show's serving number and sale state (public, cacheable for 1 s, ETag)",
+    description="Served by `queue_serving_hot`; declared here for OpenAPI. Your position is "
+    "`ticket_number - serving`; send If-None-Match to get a 304 while nothing changed.",
+    responses={304: {"description": "Not modified"}},
+)
+async def queue_serving(show_id: PathId, runtime: RuntimeDep) -> ServingResponse:
+    return ServingResponse.model_validate_json((await service.board(runtime, show_id)).body)
 
 
 async def join_queue_hot(request: Request) -> Response:
@@ -70,13 +98,26 @@ async def queue_status_hot(request: Request) -> Response:
     claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
     request.state.user_id = claims.user_id
     concert_id, show_id = lean.query_ids(request, "concert_id", "show_id")
-    result = await service.status(runtime, claims.user_id, concert_id, show_id)
+    ticket = lean.header(request, "x-queue-ticket", TICKET_MAX)
+    result = await service.status(runtime, claims.user_id, concert_id, show_id, ticket=ticket)
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+async def queue_serving_hot(request: Request) -> Response:
+    """Public and cacheable: one rendered body per show per board read, shared by every poller."""
+    runtime: Runtime = request.app.state.runtime
+    (show_id,) = lean.path_ids(request, "show_id")
+    board = await service.board(runtime, show_id)
+    headers = {"Cache-Control": "public, max-age=1", "ETag": board.etag}
+    if lean.etag_matches(request.headers.get("if-none-match"), board.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(board.body, media_type="application/json", headers=headers)
 
 
 # Routes the app mounts ahead of the FastAPI ones (the first match serves the request).
 hot_routes = [
     Route("/api/queue/status", queue_status_hot, methods=["GET"]),
+    Route("/api/shows/{show_id}/queue/serving", queue_serving_hot, methods=["GET"]),
     Route("/api/queue", join_queue_hot, methods=["POST"]),
 ]
 
@@ -107,11 +148,23 @@ async def reservation_token(
     },
 )
 async def queue_stream(
-    request: Request, concert_id: ConcertQ, show_id: ShowQ, claims: CurrentUser, runtime: RuntimeDep
+    request: Request,
+    concert_id: ConcertQ,
+    show_id: ShowQ,
+    claims: CurrentUser,
+    runtime: RuntimeDep,
+    x_queue_ticket: TicketHeader = None,
+    ticket: Annotated[
+        str | None,
+        Query(max_length=TICKET_MAX, description="The queue ticket (EventSource sends no headers)"),
+    ] = None,
 ) -> StreamingResponse:
     # Validate before the stream starts so errors are ordinary problem+json responses.
-    await service.status(runtime, claims.user_id, concert_id, show_id, touch=False)
-    events = service.stream(runtime, claims.user_id, concert_id, show_id, request.is_disconnected)
+    ticket = x_queue_ticket or ticket
+    await service.status(runtime, claims.user_id, concert_id, show_id, touch=False, ticket=ticket)
+    events = service.stream(
+        runtime, claims.user_id, concert_id, show_id, request.is_disconnected, ticket=ticket
+    )
     return StreamingResponse(
         events,
         media_type="text/event-stream",

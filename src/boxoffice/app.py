@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from boxoffice.config import Settings
 from boxoffice.errors import install_error_handlers, problem
 from boxoffice.observability import AccessLog, RequestContextMiddleware
+from boxoffice.overload import ShedMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
 
@@ -57,6 +58,13 @@ def create_app(
     app.state.metrics = metrics
     if runtime is not None:
         app.state.runtime = runtime
+    # Shedding sits inside the request context (shed requests are logged and counted like any).
+    app.add_middleware(
+        ShedMiddleware,
+        metrics=metrics,
+        lag_threshold_ms=settings.shed_loop_lag_ms,
+        retry_after_seconds=settings.shed_retry_after_seconds,
+    )
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
     )

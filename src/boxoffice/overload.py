@@ -1,0 +1,119 @@
+"""Admitted buyers first: under overload the API sheds waiting-room traffic before anything else.
+
+Why event-loop lag and not in-flight counts: a poll answered from the serving board finishes within
+one loop iteration, so even a saturated process has almost no poll "in flight"; what grows is the
+time every ready callback waits for the loop (the accept and read backlog). That wait is exactly
+what a hold or a payment would also wait, so it is the signal. A probe sleeps 10 ms and measures how
+late it wakes; the smoothed lag rises at once and decays over ~50 ms. Between the threshold and
+twice it, a growing share of the waiting-room requests (join, status, the queue stream) is answered
+429 with Retry-After before any routing or parsing; holds, payments, the seat map, the token
+endpoint and the public serving resource (cheaper to answer than to refuse) are never shed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from boxoffice.observability import Metrics
+
+PROBE_SECONDS = 0.010
+# (method, path) of the waiting room's own traffic: the only requests ever shed.
+SHEDDABLE = frozenset({("POST", "/api/queue"), ("GET", "/api/queue/status"), ("GET", "/api/queue/stream")})
+
+
+class LoopLag:
+    """The smoothed lateness of a 10 ms sleep on this process's event loop, in seconds."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.lag = 0.0
+        self._metrics = metrics
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._probe())
+
+    async def _probe(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(PROBE_SECONDS)
+            sample = max(0.0, time.perf_counter() - started - PROBE_SECONDS)
+            # fast attack (a lagging loop is believed at once), slow release (~5 probes)
+            self.lag = sample if sample > self.lag else self.lag * 0.8 + sample * 0.2
+            if self._metrics is not None:
+                self._metrics.loop_lag.set(self.lag)
+
+
+def shed_share(lag_seconds: float, threshold_seconds: float) -> float:
+    """0 below the threshold, rising linearly to 1 at twice it."""
+    if threshold_seconds <= 0 or lag_seconds <= threshold_seconds:
+        return 0.0
+    return min(1.0, (lag_seconds - threshold_seconds) / threshold_seconds)
+
+
+class _Shed:
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class ShedMiddleware:
+    """Pure ASGI, in front of routing: a shed request costs a status line and a tiny body."""
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, lag_threshold_ms: float, retry_after_seconds: int
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.threshold = lag_threshold_ms / 1000.0
+        self.retry_after = retry_after_seconds
+        self.monitor = LoopLag(metrics)
+        self._rng = random.Random()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.threshold <= 0:
+            await self.app(scope, receive, send)
+            return
+        self.monitor.ensure_running()
+        route = (scope.get("method", ""), scope.get("path", ""))
+        if route in SHEDDABLE:
+            share = shed_share(self.monitor.lag, self.threshold)
+            if share > 0 and self._rng.random() < share:
+                scope["route"] = _Shed(route[1])  # the access log and metrics name the route
+                await self._shed(route[1], send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _shed(self, path: str, send: Send) -> None:
+        self.metrics.shed.labels(path).inc()
+        # jittered so the shed crowd does not come back in one wave
+        retry = self.retry_after + self._rng.randint(0, self.retry_after)
+        body = json.dumps(
+            {
+                "type": "https://boxoffice.dev/problems/queue-busy",
+                "title": "Too Many Requests",
+                "status": 429,
+                "code": "QUEUE_BUSY",
+                "detail": "The waiting room is busy; your place is kept. Retry after the given seconds.",
+                "retry_after_seconds": retry,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(retry).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

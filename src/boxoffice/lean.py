@@ -14,10 +14,23 @@ from typing import Any, TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from boxoffice.deps import ID_MAX
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class LeanRoute(Route):
+    """A Starlette route that names itself in the scope like FastAPI's routes do, so the access
+    log and the latency metrics carry its path template (plain Starlette routes were "unmatched")."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
 
 
 def query_ids(request: Request, *names: str) -> list[int]:

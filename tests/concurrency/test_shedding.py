@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest

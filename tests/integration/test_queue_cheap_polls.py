@@ -300,3 +300,22 @@ async def test_a_logout_reaches_ticket_polls_within_a_second_and_other_routes_at
         await asyncio.sleep(0.1)
     # and it stays refused
     assert (await client.get(STATUS, params=_q(show), headers=headers)).status_code == 401
+
+
+async def test_lean_routes_are_named_in_the_latency_metrics(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    show = await make_show(runtime)
+    fan = await make_user(runtime)
+    await client.post("/api/queue", json=show["body"], headers=fan["headers"])
+    await client.get(STATUS, params=_q(show), headers=fan["headers"])
+    await client.get(f"/api/shows/{show['id']}/queue/serving")
+    text = (await client.get("/metrics")).text
+    for method, route in (
+        ("POST", "/api/queue"),
+        ("GET", "/api/queue/status"),
+        ("GET", "/api/shows/{show_id}/queue/serving"),
+    ):
+        assert f'boxoffice_http_requests_total{{method="{method}",route="{route}",status="200"}}' in text, (
+            route
+        )

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.routing import Route
 
 from boxoffice import lean
 from boxoffice.auth.dependencies import CurrentUser, authenticate_token, bearer_token
@@ -73,7 +72,7 @@ async def hold_seats_hot(request: Request) -> Response:
 
 
 # Routes the app mounts ahead of the FastAPI ones (the first match serves the request).
-hot_routes = [Route("/api/reservations", hold_seats_hot, methods=["POST"])]
+hot_routes = [lean.LeanRoute("/api/reservations", hold_seats_hot, methods=["POST"])]
 
 
 @router.get("/api/reservations", response_model=ReservationPage, summary="My reservations, newest first")

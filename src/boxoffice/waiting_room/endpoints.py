@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.routing import Route
 
 from boxoffice import lean
 from boxoffice.auth.dependencies import AdminUser, CurrentUser, authenticate_token, bearer_token
@@ -119,9 +118,9 @@ async def queue_serving_hot(request: Request) -> Response:
 
 # Routes the app mounts ahead of the FastAPI ones (the first match serves the request).
 hot_routes = [
-    Route("/api/queue/status", queue_status_hot, methods=["GET"]),
-    Route("/api/shows/{show_id}/queue/serving", queue_serving_hot, methods=["GET"]),
-    Route("/api/queue", join_queue_hot, methods=["POST"]),
+    lean.LeanRoute("/api/queue/status", queue_status_hot, methods=["GET"]),
+    lean.LeanRoute("/api/shows/{show_id}/queue/serving", queue_serving_hot, methods=["GET"]),
+    lean.LeanRoute("/api/queue", join_queue_hot, methods=["POST"]),
 ]
 
 

@@ -233,6 +233,9 @@ def _ratios(steps: dict[str, Any], ceil: dict[str, Any] | None) -> dict[str, Any
                 value,
                 float(steps[step]["peak_requests_per_second"]),
             )
+            # 429s (shed) count as requests above; this is the busiest second of real answers
+            ok_peak = float(steps[step].get("peak_succeeded_per_second") or 0)
+            out[step]["peak_succeeded_ratio"] = round(ok_peak / value, 4) if value else None
     return out
 
 

@@ -1,7 +1,10 @@
 """Waiting-room orchestration: join, status, leave, admission ticks, admin and the fairness audit.
 
-Hot paths (join/status/leave) read the show from a short-lived Redis cache and make one Lua call;
-PostgreSQL is read by the admission worker (which refreshes that cache every tick) and on a miss.
+A waiting fan's poll carries its signed queue ticket and is answered from the show's serving board,
+which each process reads from Redis at most every 200 ms and shares (no per-fan state touched; the
+`seen` marks are written behind in batches). Joins, served fans and ticketless polls take the per-fan
+path: one Lua call, with the show from a short-lived Redis cache. PostgreSQL is read by the
+admission worker (which refreshes that cache every tick) and on a miss.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Scope
 
 from boxoffice.config import Settings
 from boxoffice.errors import install_error_handlers, problem
@@ -64,6 +65,7 @@ def create_app(
         metrics=metrics,
         lag_threshold_ms=settings.shed_loop_lag_ms,
         retry_after_seconds=settings.shed_retry_after_seconds,
+        served=_served_on_board,
     )
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
@@ -72,6 +74,14 @@ def create_app(
     _mount_operations(app)
     _mount_domains(app)
     return app
+
+
+def _served_on_board(scope: Scope, show_id: int, number: int) -> bool:
+    """For the shedder: is this ticket served on this process's board (no I/O)?"""
+    from boxoffice.waiting_room.service import served_on_board
+
+    runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
+    return runtime is not None and served_on_board(runtime, show_id, number)
 
 
 def _mount_operations(app: FastAPI) -> None:

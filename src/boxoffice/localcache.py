@@ -27,12 +27,15 @@ class LocalCache(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            self._entries.pop(key, None)
-            return None
+        if entry is None or entry[0] < time.monotonic():
+            return None  # an expired entry stays (see `stale`) until replaced or evicted
         return entry[1]
+
+    def stale(self, key: K) -> V | None:
+        """The last value loaded, expired or not: for decisions that a slightly old value
+        cannot make wrong (a served ticket number stays served)."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
 
     def put(self, key: K, value: V) -> None:
         if len(self._entries) >= self.max_entries:

@@ -7,7 +7,10 @@ what a hold or a payment would also wait, so it is the signal. A probe sleeps 10
 late it wakes; the smoothed lag rises at once and decays over ~50 ms. Between the threshold and
 twice it, a growing share of the waiting-room requests (join, status, the queue stream) is answered
 429 with Retry-After before any routing or parsing; holds, payments, the seat map, the token
-endpoint and the public serving resource (cheaper to answer than to refuse) are never shed.
+endpoint and the public serving resource (cheaper to answer than to refuse) are never shed, and
+neither is the poll of a fan whose ticket number this process's serving board shows as served:
+that fan is about to buy. (The number is read from the ticket unverified, a header parse; the route
+verifies it, so a forged number only buys a 400.)
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from boxoffice.observability import Metrics
+
+# (show_id, ticket number) -> True when that number is served (or drawn): never shed its poll.
+ServedCheck = Callable[[Scope, int, int], bool]
 
 PROBE_SECONDS = 0.010
 # (method, path) of the waiting room's own traffic: the only requests ever shed.
@@ -67,9 +74,16 @@ class ShedMiddleware:
     """Pure ASGI, in front of routing: a shed request costs a status line and a tiny body."""
 
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, lag_threshold_ms: float, retry_after_seconds: int
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        lag_threshold_ms: float,
+        retry_after_seconds: int,
+        served: ServedCheck | None = None,
     ) -> None:
         self.app = app
+        self.served = served
         self.metrics = metrics
         self.threshold = lag_threshold_ms / 1000.0
         self.retry_after = retry_after_seconds
@@ -84,11 +98,26 @@ class ShedMiddleware:
         route = (scope.get("method", ""), scope.get("path", ""))
         if route in SHEDDABLE:
             share = shed_share(self.monitor.lag, self.threshold)
-            if share > 0 and self._rng.random() < share:
+            if share > 0 and self._rng.random() < share and not self._is_served(scope):
                 scope["route"] = _Shed(route[1])  # the access log and metrics name the route
                 await self._shed(route[1], send)
                 return
         await self.app(scope, receive, send)
+
+    def _is_served(self, scope: Scope) -> bool:
+        if self.served is None or scope.get("method") != "GET":
+            return False
+        ticket = None
+        for key, value in scope.get("headers", ()):
+            if key == b"x-queue-ticket":
+                ticket = value
+                break
+        if ticket is None:
+            return False
+        parts = ticket.split(b".")
+        if len(parts) != 5 or not parts[1].isdigit() or not parts[3].isdigit() or len(ticket) > 160:
+            return False
+        return self.served(scope, int(parts[1]), int(parts[3]))
 
     async def _shed(self, path: str, send: Send) -> None:
         self.metrics.shed.labels(path).inc()

@@ -17,6 +17,8 @@ from boxoffice.config import Settings
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.integration.test_queue_cheap_polls import fresh_boards
+from tests.integration.test_queue_support import tick
 
 BUYERS = 12
 POLLERS = 30
@@ -60,6 +62,13 @@ async def test_polls_are_shed_and_holds_and_payments_never(
             assert joined.status_code == 200, joined.text
             tickets.append({**fan["headers"], "X-Queue-Ticket": joined.json()["queue_ticket"]})
 
+        admitted = (await tick(runtime, sid)).admitted_users  # the first few are served
+        assert admitted and len(admitted) < POLLERS
+        served = [h for fan, h in zip(pollers, tickets, strict=True) if fan["id"] in admitted]
+        fresh_boards(runtime)
+        board = await c.get("/api/queue/status", params=q, headers=tickets[-1])  # loads the board
+        assert board.status_code == 200 and board.json()["status"] == "WAITING"
+
         stop = asyncio.Event()
         hog = asyncio.create_task(_hog(stop))
         try:
@@ -84,9 +93,10 @@ async def test_polls_are_shed_and_holds_and_payments_never(
                 )
                 return hold, pay
 
-            polled, bought = await asyncio.gather(
+            polled, bought, ready = await asyncio.gather(
                 asyncio.gather(*(poll(h) for h in tickets)),
                 asyncio.gather(*(buy(i, f) for i, f in enumerate(buyers))),
+                asyncio.gather(*(poll(h) for h in served)),
             )
         finally:
             stop.set()
@@ -98,6 +108,10 @@ async def test_polls_are_shed_and_holds_and_payments_never(
         for r in shed:
             assert r.json()["code"] == "QUEUE_BUSY" and 2 <= int(r.headers["retry-after"]) <= 4
         assert all(r.status_code in (200, 429) for r in polls), {r.status_code for r in polls}
+        # a served fan is about to buy: its poll is never shed, it learns READY
+        for batch in ready:
+            assert [r.status_code for r in batch] == [200] * 3
+            assert batch[-1].json()["status"] == "READY" and batch[-1].json()["token"]
         for hold, pay in bought:
             assert hold.status_code == 201, hold.text  # never shed, never refused
             assert pay is not None and pay.status_code in (200, 201), pay.text if pay else None

@@ -46,3 +46,27 @@ def test_falsy_values_are_cached_like_any_other(value: object) -> None:
     cache: LocalCache[str, object] = LocalCache(ttl_seconds=60, max_entries=3)
     cache.put("k", value)
     assert cache.get("k") == value
+
+
+def test_stale_returns_the_last_value_after_expiry() -> None:
+    cache: LocalCache[int, int] = LocalCache(ttl_seconds=0, max_entries=3)
+    assert cache.stale(1) is None
+    cache.put(1, 7)
+    assert cache.get(1) is None and cache.stale(1) == 7
+
+
+async def test_write_behind_batches_per_group_and_says_when_a_flush_is_due() -> None:
+    from boxoffice.localcache import WriteBehind
+
+    buffer: WriteBehind[int, int, int] = WriteBehind(interval_seconds=60)
+    assert buffer.add(1, 10, 100) is False  # the interval has not passed since creation
+    buffer.add(1, 10, 101)  # the same key again: the last write wins
+    buffer.add(2, 20, 200)
+    assert buffer.take() == {1: {10: 101}, 2: {20: 200}}
+    assert buffer.take() == {}
+    due: WriteBehind[int, int, int] = WriteBehind(interval_seconds=0)
+    assert due.add(1, 1, 1) is True
+    due.task = asyncio.get_running_loop().create_task(asyncio.sleep(0.01))
+    assert due.add(1, 2, 2) is False  # a flush is running
+    await due.task
+    assert due.add(1, 3, 3) is True

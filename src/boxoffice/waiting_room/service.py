@@ -263,6 +263,16 @@ async def _read_board(runtime: Runtime, show_id: int) -> Board:
     return Board(info, raw.serving, raw.next, raw.rate, raw.sealed, raw.blocked, body, etag)
 
 
+def served_on_board(runtime: Runtime, show_id: int, number: int) -> bool:
+    """Whether this process's last board shows the number served (or, for 0, the draw done); no
+    I/O, False when no board was loaded. An expired board will do: serving and the draw only
+    move forward."""
+    current: Board | None = runtime.queue_boards.stale(show_id)
+    if current is None:
+        return False
+    return current.sealed if number == 0 else number <= current.serving
+
+
 def _ticket_of(runtime: Runtime, raw: str, user_id: int, show_id: int) -> QueueTicket:
     parsed: QueueTicket | None = runtime.verified_tokens.get("ticket:" + raw)
     if parsed is None:

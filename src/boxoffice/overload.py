@@ -5,7 +5,7 @@ one loop iteration, so even a saturated process has almost no poll "in flight"; 
 time every ready callback waits for the loop (the accept and read backlog). That wait is exactly
 what a hold or a payment would also wait, so it is the signal. A probe sleeps 10 ms and measures how
 late it wakes; the smoothed lag rises at once and decays over ~50 ms. Between the threshold and
-twice it, a growing share of the waiting-room requests (join, status, the queue stream) is answered
+twice it, a growing share (at most 90%) of the waiting-room requests (join, status, the queue stream) is answered
 429 with Retry-After before any routing or parsing; holds, payments, the seat map, the token
 endpoint and the public serving resource (cheaper to answer than to refuse) are never shed, and
 neither is the poll of a fan whose ticket number this process's serving board shows as served:
@@ -29,6 +29,9 @@ from boxoffice.observability import Metrics
 ServedCheck = Callable[[Scope, int, int], bool]
 
 PROBE_SECONDS = 0.010
+# Never shed everything: a lag that comes from outside (a CPU-starved host) would otherwise stall
+# the waiting room for good; one request in ten always goes through, and the line keeps moving.
+MAX_SHARE = 0.9
 # (method, path) of the waiting room's own traffic: the only requests ever shed.
 SHEDDABLE = frozenset({("POST", "/api/queue"), ("GET", "/api/queue/status"), ("GET", "/api/queue/stream")})
 
@@ -57,10 +60,10 @@ class LoopLag:
 
 
 def shed_share(lag_seconds: float, threshold_seconds: float) -> float:
-    """0 below the threshold, rising linearly to 1 at twice it."""
+    """0 below the threshold, rising linearly to MAX_SHARE at twice it."""
     if threshold_seconds <= 0 or lag_seconds <= threshold_seconds:
         return 0.0
-    return min(1.0, (lag_seconds - threshold_seconds) / threshold_seconds)
+    return MAX_SHARE * min(1.0, (lag_seconds - threshold_seconds) / threshold_seconds)
 
 
 class _Shed:

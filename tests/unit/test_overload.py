@@ -1,14 +1,14 @@
-"""The shed share: nothing below the lag threshold, all at twice it, linear between."""
+"""The shed share: nothing below the lag threshold, MAX_SHARE (never all) at twice it, linear between."""
 
-from boxoffice.overload import SHEDDABLE, shed_share
+from boxoffice.overload import MAX_SHARE, SHEDDABLE, shed_share
 
 
 def test_shed_share_ramps_from_threshold_to_twice_it() -> None:
     assert shed_share(0.0, 0.03) == 0.0
     assert shed_share(0.03, 0.03) == 0.0
-    assert abs(shed_share(0.045, 0.03) - 0.5) < 1e-9
-    assert shed_share(0.06, 0.03) == 1.0
-    assert shed_share(1.0, 0.03) == 1.0
+    assert abs(shed_share(0.045, 0.03) - 0.5 * MAX_SHARE) < 1e-9
+    assert shed_share(0.06, 0.03) == MAX_SHARE < 1.0
+    assert shed_share(1.0, 0.03) == MAX_SHARE
     assert shed_share(1.0, 0.0) == 0.0  # 0 turns shedding off
 
 

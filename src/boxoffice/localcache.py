@@ -68,22 +68,31 @@ class LocalCache(Generic[K, V]):
 
 class WriteBehind(Generic[G, K, V]):
     """Per-process writes gathered per group (a show) and flushed in one batch at most every
-    `interval` seconds: many requests' small writes become one round trip. Best effort: what is
-    pending when the process stops is lost, so only marks that tolerate that belong here."""
+    `interval` seconds: many requests' small writes become one round trip, and none waits longer
+    than about `interval`. Best effort: what is pending when the process stops is lost, so only
+    marks that tolerate that belong here."""
 
     def __init__(self, interval_seconds: float) -> None:
         self.interval = interval_seconds
         self._pending: dict[G, dict[K, V]] = {}
         self._last = time.monotonic()
-        self.task: asyncio.Task[None] | None = None  # the flush in progress (kept: tasks are weak)
+        self.task: asyncio.Task[None] | None = None  # the scheduled flush (kept: tasks are weak)
 
     def add(self, group: G, key: K, value: V) -> bool:
-        """Buffer one write; True when a flush is due now (none running, interval passed)."""
+        """Buffer one write; True when no flush is scheduled (the caller schedules one, after
+        `delay()`)."""
         self._pending.setdefault(group, {})[key] = value
-        running = self.task is not None and not self.task.done()
-        return not running and time.monotonic() - self._last >= self.interval
+        return self.task is None or self.task.done()
+
+    def delay(self) -> float:
+        """Seconds until the next flush may run (the interval since the last one)."""
+        return max(0.0, self.interval - (time.monotonic() - self._last))
 
     def take(self) -> dict[G, dict[K, V]]:
         pending, self._pending = self._pending, {}
         self._last = time.monotonic()
         return pending
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()

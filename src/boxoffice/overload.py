@@ -5,12 +5,12 @@ one loop iteration, so even a saturated process has almost no poll "in flight"; 
 time every ready callback waits for the loop (the accept and read backlog). That wait is exactly
 what a hold or a payment would also wait, so it is the signal. A probe sleeps 10 ms and measures how
 late it wakes; the smoothed lag rises at once and decays over ~50 ms. Between the threshold and
-twice it, a growing share (at most 90%) of the waiting-room requests (join, status, the queue stream) is answered
-429 with Retry-After before any routing or parsing; holds, payments, the seat map, the token
-endpoint and the public serving resource (cheaper to answer than to refuse) are never shed, and
-neither is the poll of a fan whose ticket number this process's serving board shows as served:
-that fan is about to buy. (The number is read from the ticket unverified, a header parse; the route
-verifies it, so a forged number only buys a 400.)
+twice it, a growing share (at most 90%) of the waiting-room requests (join, status, the queue
+stream) is answered 429 with Retry-After before any routing or parsing. Holds, payments, the seat
+map, the token endpoint and the public serving resource (cheaper to answer than to refuse) are
+never shed, and neither is the poll of a fan whose ticket number this process's serving board shows
+as served: that fan is about to buy. (The number is read from the ticket unverified, a header
+parse; the route verifies it, so a forged number only buys a 400.)
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ class Runtime:
         self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
         self.queue_boards = LocalCache(self.queue_boards.ttl, self.queue_boards.max_entries)
         self.queue_gone = LocalCache(self.queue_gone.ttl, self.queue_gone.max_entries)
+        self.queue_seen.cancel()  # a flush scheduled for the old data must not write into the new
         self.queue_seen = WriteBehind(self.queue_seen.interval)
 
     async def check_database(self) -> None:

@@ -55,18 +55,20 @@ def test_stale_returns_the_last_value_after_expiry() -> None:
     assert cache.get(1) is None and cache.stale(1) == 7
 
 
-async def test_write_behind_batches_per_group_and_says_when_a_flush_is_due() -> None:
+async def test_write_behind_batches_per_group_and_schedules_one_flush() -> None:
     from boxoffice.localcache import WriteBehind
 
     buffer: WriteBehind[int, int, int] = WriteBehind(interval_seconds=60)
-    assert buffer.add(1, 10, 100) is False  # the interval has not passed since creation
-    buffer.add(1, 10, 101)  # the same key again: the last write wins
+    assert buffer.add(1, 10, 100) is True  # nothing scheduled yet: the caller schedules a flush
+    assert 59 < buffer.delay() <= 60  # ... for when the interval since the last one has passed
+    buffer.task = asyncio.get_running_loop().create_task(asyncio.sleep(0.01))
+    assert buffer.add(1, 10, 101) is False  # scheduled already; the last write of a key wins
     buffer.add(2, 20, 200)
     assert buffer.take() == {1: {10: 101}, 2: {20: 200}}
     assert buffer.take() == {}
-    due: WriteBehind[int, int, int] = WriteBehind(interval_seconds=0)
-    assert due.add(1, 1, 1) is True
-    due.task = asyncio.get_running_loop().create_task(asyncio.sleep(0.01))
-    assert due.add(1, 2, 2) is False  # a flush is running
-    await due.task
-    assert due.add(1, 3, 3) is True
+    await buffer.task
+    assert buffer.add(1, 3, 3) is True
+    buffer.task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+    buffer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await buffer.task

@@ -318,7 +318,13 @@ async def _status_from_ticket(
 def _note_seen(runtime: Runtime, show_id: int, user_id: int, number: int, now_ms: int) -> None:
     seen = runtime.queue_seen
     if seen.add(show_id, user_id, (number, now_ms)):
-        seen.task = asyncio.get_running_loop().create_task(_flush_seen(runtime))
+        seen.task = asyncio.get_running_loop().create_task(_flush_seen_after(runtime, seen.delay()))
+
+
+async def _flush_seen_after(runtime: Runtime, delay: float) -> None:
+    if delay > 0:
+        await asyncio.sleep(delay)
+    await _flush_seen(runtime)
 
 
 SEEN_BATCH = 1000

@@ -66,12 +66,17 @@ class Settings(BaseSettings):
 
     # Overload shedding: waiting-room requests (join, status, queue stream) get 429 + Retry-After
     # while this process's event loop lags more than this (holds, payments, seat maps never).
-    # The share shed grows from 0 at the threshold to all at twice it; 0 turns shedding off.
+    # The share shed grows from 0 at the threshold to 90% at twice it; 0 turns shedding off.
     shed_loop_lag_ms: float = Field(default=30.0, ge=0)
     shed_retry_after_seconds: int = Field(default=2, ge=1, le=60)
 
-    # Background workers
+    # Background jobs (worker.py): how often each ticks. worker_tick_seconds is the admission tick.
     worker_tick_seconds: float = Field(default=0.5, gt=0)
+    hold_expiry_interval_seconds: float = Field(default=1.0, gt=0)
+    inventory_recount_interval_seconds: float = Field(default=0.5, gt=0)
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    outbox_relay_interval_seconds: float = Field(default=0.1, gt=0)
+    idempotency_purge_interval_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("database_url", "redis_url", "payment_provider_url", "smtp_host", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from boxoffice.errors import QueueBusy
 from boxoffice.observability import Metrics
 
 # (show_id, ticket number) -> True when that number is served (or drawn): never shed its poll.
@@ -131,7 +132,7 @@ class ShedMiddleware:
                 "type": "https://boxoffice.dev/problems/queue-busy",
                 "title": "Too Many Requests",
                 "status": 429,
-                "code": "QUEUE_BUSY",
+                "code": QueueBusy.code,
                 "detail": "The waiting room is busy; your place is kept. Retry after the given seconds.",
                 "retry_after_seconds": retry,
             }

@@ -16,7 +16,8 @@ from boxoffice.app import create_app
 from boxoffice.config import Settings
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 from tests.integration.test_queue_cheap_polls import fresh_boards
 from tests.integration.test_queue_support import tick
 

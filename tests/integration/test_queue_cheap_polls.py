@@ -17,7 +17,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service, store
 from boxoffice.waiting_room.tokens import QueueTicket, issue_queue_ticket
 from tests.factories import make_user
-from tests.integration.test_queue_support import make_show, set_remaining, tick
+from tests.integration.test_queue_support import make_show, sell_out, tick
 
 STATUS = "/api/queue/status"
 
@@ -113,8 +113,8 @@ async def test_cheap_answers_equal_the_per_fan_answers_on_the_same_queue_state(
     await tick(runtime, show["id"])
     waiting = [s for s in await compare_all() if s == "WAITING"]
     assert waiting
-    # sold out (no seat left, none held: this show has no seat rows)
-    await set_remaining(runtime, show["id"], 0)
+    # sold out (no seat left, none held)
+    await sell_out(runtime, show["id"])
     await tick(runtime, show["id"])
     assert "SOLD_OUT" in await compare_all()
 

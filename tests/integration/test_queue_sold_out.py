@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 
-from boxoffice.booking.expiry import expire_holds
+from boxoffice.booking.flows import expire_holds
 from boxoffice.catalog.service import refresh_inventory
 from boxoffice.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 from tests.integration.test_queue_cheap_polls import fresh_boards
 from tests.integration.test_queue_support import tick
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SeatId = Annotated[int, Field(ge=1, le=2**62)]
+from boxoffice.ids import Id
+
+SeatId = Id
 
 
 class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    show_id: int = Field(ge=1, le=2**62)
+    show_id: Id
     seat_ids: list[SeatId] = Field(min_length=1, max_length=10, description="All of them or none")
 
 

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from boxoffice import lean
-from boxoffice.auth.dependencies import AdminUser, CurrentUser, authenticate_token, bearer_token
-from boxoffice.deps import PathId, RuntimeDep, SessionDep
-from boxoffice.runtime import Runtime
+from boxoffice.auth.dependencies import AdminUser, CurrentUser
+from boxoffice.deps import PathId, QueryId, RuntimeDep, SessionDep
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
@@ -25,103 +24,82 @@ from boxoffice.waiting_room.schemas import (
 
 router = APIRouter(tags=["waiting room"])
 
-ConcertQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
-ShowQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
+ConcertQ = QueryId
+ShowQ = QueryId
 TICKET_MAX = 160
+TicketHeader = Annotated[str | None, Header(max_length=TICKET_MAX, description="Your queue_ticket")]
 
 
-@router.post(
-    "/api/queue",
-    response_model=QueueStatusResponse,
-    summary="Join a show's queue (twice = same place)",
-    description="Served by `join_queue_hot` (same checks, same service call); declared here for OpenAPI.",
-)
-async def join_queue(body: QueueJoinRequest, claims: CurrentUser, runtime: RuntimeDep) -> QueueStatusResponse:
-    return await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
+async def _join(hot: lean.HotInput) -> Response:
+    body: QueueJoinRequest = hot.body
+    result = await service.join(hot.runtime, hot.claims.user_id, body.concert_id, body.show_id)
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
-TicketHeader = Annotated[
-    str | None,
-    Header(
-        max_length=TICKET_MAX,
-        description="The queue_ticket of your last answer: waiting fans are then answered from the "
-        "show's serving number alone",
-    ),
-]
+async def _status(hot: lean.HotInput) -> Response:
+    concert_id, show_id = hot.ids
+    ticket = hot.headers["X-Queue-Ticket"]
+    result = await service.status(hot.runtime, hot.claims.user_id, concert_id, show_id, ticket=ticket)
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
-@router.get(
+# Status polls are most of a flash sale's requests and the whole crowd joins in its first seconds;
+# FastAPI's dependency solving was a third of each one's CPU (see the README's Performance
+# section), so both are lean routes (see boxoffice.lean), declared once here.
+STATUS = lean.HotRoute(
     "/api/queue/status",
+    "GET",
+    _status,
     response_model=QueueStatusResponse,
     summary="Where you stand; a token when READY",
-    description="Served by `queue_status_hot` (same checks, same service call); declared here for OpenAPI.",
+    tags=["waiting room"],
+    query_ids=("concert_id", "show_id"),
+    headers=(
+        lean.Header(
+            "X-Queue-Ticket",
+            TICKET_MAX,
+            "The queue_ticket of your last answer: a waiting fan is then answered from the show's "
+            "serving number alone",
+        ),
+    ),
+    # a ticket poll is a waiting fan's: a deny-list answer from the last second will do
+    recent_auth_with="X-Queue-Ticket",
 )
-async def queue_status(
-    concert_id: ConcertQ,
-    show_id: ShowQ,
-    claims: CurrentUser,
-    runtime: RuntimeDep,
-    x_queue_ticket: TicketHeader = None,
-) -> QueueStatusResponse:
-    return await service.status(runtime, claims.user_id, concert_id, show_id, ticket=x_queue_ticket)
-
-
-@router.get(
-    "/api/shows/{show_id}/queue/serving",
-    response_model=ServingResponse,
-    summary="The show's serving number and sale state (public, cacheable for 1 s, ETag)",
-    description="Served by `queue_serving_hot`; declared here for OpenAPI. Your position is "
-    "`ticket_number - serving`; send If-None-Match to get a 304 while nothing changed.",
-    responses={304: {"description": "Not modified"}},
+JOIN = lean.HotRoute(
+    "/api/queue",
+    "POST",
+    _join,
+    response_model=QueueStatusResponse,
+    summary="Join a show's queue (twice = same place)",
+    tags=["waiting room"],
+    body=QueueJoinRequest,
 )
-async def queue_serving(show_id: PathId, runtime: RuntimeDep) -> ServingResponse:
-    return ServingResponse.model_validate_json((await service.board(runtime, show_id)).body)
 
 
-async def join_queue_hot(request: Request) -> Response:
-    """POST /api/queue without FastAPI's dependency solving (see boxoffice.lean): the whole crowd
-    joins in the first seconds of a sale."""
-    runtime: Runtime = request.app.state.runtime
-    claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
-    request.state.user_id = claims.user_id
-    body = await lean.json_body(request, QueueJoinRequest)
-    result = await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
-    return Response(result.model_dump_json(), media_type="application/json")
-
-
-async def queue_status_hot(request: Request) -> Response:
-    """GET /api/queue/status without FastAPI's per-request dependency solving. Status polls are
-    most of a flash sale's requests, and that layer was a third of each poll's CPU (see the README's
-    Performance section). Same authentication, validation and service call as `queue_status`."""
-    runtime: Runtime = request.app.state.runtime
-    ticket = lean.header(request, "x-queue-ticket", TICKET_MAX)
-    # With a ticket this is a waiting fan's poll: a deny-list answer from the last second will do.
-    claims = await authenticate_token(
-        runtime, bearer_token(request.headers.get("authorization")), recent_ok=ticket is not None
-    )
-    request.state.user_id = claims.user_id
-    concert_id, show_id = lean.query_ids(request, "concert_id", "show_id")
-    result = await service.status(runtime, claims.user_id, concert_id, show_id, ticket=ticket)
-    return Response(result.model_dump_json(), media_type="application/json")
-
-
-async def queue_serving_hot(request: Request) -> Response:
+async def _serving(request: Request, show_id: int) -> Response:
     """Public and cacheable: one rendered body per show per board read, shared by every poller."""
-    runtime: Runtime = request.app.state.runtime
-    (show_id,) = lean.path_ids(request, "show_id")
-    board = await service.board(runtime, show_id)
+    board = await service.board(request.app.state.runtime, show_id)
     headers = {"Cache-Control": "public, max-age=1", "ETag": board.etag}
     if lean.etag_matches(request.headers.get("if-none-match"), board.etag):
         return Response(status_code=304, headers=headers)
     return Response(board.body, media_type="application/json", headers=headers)
 
 
-# Routes the app mounts ahead of the FastAPI ones (the first match serves the request).
-hot_routes = [
-    lean.LeanRoute("/api/queue/status", queue_status_hot, methods=["GET"]),
-    lean.LeanRoute("/api/shows/{show_id}/queue/serving", queue_serving_hot, methods=["GET"]),
-    lean.LeanRoute("/api/queue", join_queue_hot, methods=["POST"]),
-]
+SERVING = lean.PublicRoute("/api/shows/{show_id}/queue/serving", "GET", _serving, path_id="show_id")
+hot_routes: list[lean.AnyHotRoute] = [STATUS, JOIN, SERVING]
+router.routes.extend([STATUS.documented(), JOIN.documented()])
+
+
+@router.get(
+    "/api/shows/{show_id}/queue/serving",
+    response_model=ServingResponse,
+    summary="The show's serving number and sale state (public, cacheable for 1 s, ETag)",
+    description="Your position is `ticket_number - serving`; send If-None-Match to get a 304 while "
+    "nothing changed. Served by a lean route; this twin calls the same handler.",
+    responses={304: {"description": "Not modified"}},
+)
+async def queue_serving(request: Request, show_id: PathId) -> Response:
+    return await _serving(request, show_id)
 
 
 @router.delete("/api/queue", status_code=204, summary="Leave the queue (idempotent)")

@@ -352,7 +352,7 @@ async def _flush_seen(runtime: Runtime) -> None:
 
 
 async def flush_seen(runtime: Runtime) -> None:
-    """Tests and shutdown: wait for a running flush, then write what is pending."""
+    """For tests: wait for the scheduled flush, then write whatever is still pending."""
     if runtime.queue_seen.task is not None:
         await runtime.queue_seen.task
     await _flush_seen(runtime)

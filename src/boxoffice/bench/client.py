@@ -431,6 +431,8 @@ class MemoryMeter:
                 continue
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
+                    if proc.pid != pid and "spawn_main" not in " ".join(proc.cmdline()):
+                        continue  # not a uvicorn worker (multiprocessing's resource tracker, say)
                     rss = int(proc.memory_info().rss)
                     self.last[proc.pid] = rss
                     self.peak[proc.pid] = max(rss, self.peak.get(proc.pid, 0))
@@ -439,7 +441,7 @@ class MemoryMeter:
         if not self.pids:
             return {"note": "not measured: the target runs elsewhere (--target)"}
         mb = 1024 * 1024
-        # The serve process itself only supervises; its workers are the API processes.
+        # With several workers the serve process only supervises; its spawned workers serve.
         workers = [pid for pid in self.peak if pid not in self.pids] or list(self.peak)
         return {
             "processes": len(workers),

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from boxoffice.auth.dependencies import authenticate_token, bearer_token
+from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.ids import ID_MAX
 from boxoffice.runtime import Runtime

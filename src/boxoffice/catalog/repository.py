@@ -373,8 +373,12 @@ async def recount_candidates(session: AsyncSession, now: datetime, since: dateti
 # ---- demo seeding ------------------------------------------------------------------------------
 
 _DEMO_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boxoffice.demo_seed'))")
+# A second seeder waits for the first to finish (seconds on a loaded machine), not the connections'
+# 3 s lock_timeout meant for request paths; SET LOCAL ends with this transaction.
+_DEMO_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '120s'")
 
 
 async def lock_demo_seed(session: AsyncSession) -> None:
     """Two seeders starting together (two `boxoffice up`) take turns; the second finds the demo."""
+    await session.execute(_DEMO_LOCK_TIMEOUT)
     await session.execute(_DEMO_LOCK)

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from boxoffice import errors as e
 from boxoffice import lean
 from boxoffice.auth.dependencies import AdminUser, CurrentUser
 from boxoffice.deps import PathId, QueryId, RuntimeDep, SessionDep
+from boxoffice.http_errors import problems
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
@@ -64,6 +66,15 @@ STATUS = lean.HotRoute(
     ),
     # a ticket poll is a waiting fan's: a deny-list answer from the last second will do
     recent_auth_with="X-Queue-Ticket",
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.QueueTicketRefused,
+        e.QueueTicketForeign,
+        e.ShowNotFound,
+        e.Unprocessable,
+        e.QueueBusy,
+    ),
 )
 JOIN = lean.HotRoute(
     "/api/queue",
@@ -73,6 +84,16 @@ JOIN = lean.HotRoute(
     summary="Join a show's queue (twice = same place)",
     tags=["waiting room"],
     body=QueueJoinRequest,
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.ShowNotFound,
+        e.SaleNotOpen,
+        e.SaleClosed,
+        e.SoldOut,
+        e.Unprocessable,
+        e.QueueBusy,
+    ),
 )
 
 
@@ -96,7 +117,7 @@ router.routes.extend([STATUS.documented(), JOIN.documented()])
     summary="The show's serving number and sale state (public, cacheable for 1 s, ETag)",
     description="Your position is `ticket_number - serving`; send If-None-Match to get a 304 while "
     "nothing changed. Served by a lean route; this twin calls the same handler.",
-    responses={304: {"description": "Not modified"}},
+    responses={304: {"description": "Not modified"}, **problems(e.ShowNotFound, e.Unprocessable)},
 )
 async def queue_serving(request: Request, show_id: PathId) -> Response:
     return await _serving(request, show_id)

@@ -141,6 +141,17 @@ async def test_a_burst_of_1000_holds_through_the_gateway(gateway: Any, runtime: 
     assert any(r.status_code == 201 for r in responses)
 
 
+async def test_the_serving_number_is_microcached_by_the_gateway(gateway: Any, runtime: Runtime) -> None:
+    show = await make_show(runtime, seats=4)
+    url = f"/api/shows/{show['show_id']}/queue/serving"
+    async with httpx.AsyncClient(base_url=_url(gateway), timeout=30) as client:
+        answers = [await client.get(url) for _ in range(10)]  # well within one second on any box
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    statuses = [a.headers.get("x-cache-status") for a in answers]
+    assert statuses[0] in ("MISS", "EXPIRED") and "HIT" in statuses[1:], statuses
+    assert answers[-1].json() == answers[0].json() or statuses[-1] != "HIT"
+
+
 async def test_logins_are_limited_per_address_by_the_gateway(gateway: Any) -> None:
     body = {"email": "nobody@example.test", "password": "wrong-password"}
     async with httpx.AsyncClient(base_url=_url(gateway), timeout=30) as client:

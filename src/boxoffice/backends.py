@@ -66,7 +66,7 @@ def _socket_dir(data_dir: Path, name: str) -> Path:
 def ensure_writable(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        probe = path / f".write-test-{os.getpid()}"  # per process: several start on one dir at once
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:

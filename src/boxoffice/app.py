@@ -55,6 +55,9 @@ def create_app(
 
         metrics = Metrics()
     app.state.metrics = metrics
+    from boxoffice.admin.live import DashboardHub
+
+    app.state.dashboards = DashboardHub()  # one per process: shares a show's frames across viewers
     if runtime is not None:
         app.state.runtime = runtime
     app.add_middleware(
@@ -101,6 +104,7 @@ def _mount_operations(app: FastAPI) -> None:
 
 
 def _mount_domains(app: FastAPI) -> None:
+    from boxoffice.admin.endpoints import router as admin_router
     from boxoffice.auth.endpoints import router as auth_router
     from boxoffice.booking.endpoints import hot_routes as booking_hot_routes
     from boxoffice.booking.endpoints import router as booking_router
@@ -115,7 +119,7 @@ def _mount_domains(app: FastAPI) -> None:
     # routers add no prefix and their tags are merged into each route when it is declared).
     # Lean routes first (see boxoffice.lean); their FastAPI declarations document them.
     app.router.routes.extend([*queue_hot_routes, *booking_hot_routes])
-    for router in (queue_router, booking_router, auth_router, catalog_router, payments_router):
+    for router in (queue_router, booking_router, auth_router, catalog_router, payments_router, admin_router):
         for route in router.routes:
             app.router.routes.append(route)
 

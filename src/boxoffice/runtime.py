@@ -23,6 +23,7 @@ from boxoffice.localcache import LocalCache
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
 from boxoffice.redis_mux import MuxRedis
+from boxoffice.salestats.recorder import SaleStats
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Runtime:
     # process; everything else uses `redis`. See redis_mux.py for why.
     hot_redis: MuxRedis
     http: httpx.AsyncClient
+    # Per-show, per-second sale counters for the admin dashboard (flushed to Redis once a second).
+    sale_stats: SaleStats
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
@@ -93,12 +96,14 @@ async def open_runtime(
         redis=redis,
         hot_redis=MuxRedis(redis_url, timeout=5.0),
         http=http,
+        sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
     )
     try:
         yield runtime
     finally:
+        await runtime.sale_stats.aclose()
         await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()

@@ -34,6 +34,8 @@ async def expire_once(runtime: Runtime, limit: int = BATCH) -> int:
         # Inventory follows in the same transaction (the catalog's recount, not a hot counter).
         await refresh_inventory(session, sorted({c.show_id for c in closed}), now=now)
     runtime.metrics.expiries.inc(len(closed))
+    for c in closed:
+        runtime.sale_stats.count(c.show_id, "holds_expired", now)
     await publish_closed(runtime, closed)
     return len(ids)
 

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-REFUND_CUTOFF = timedelta(hours=24)
-
 HOLD = "TEMP_RESERVED"
 RESERVED = "RESERVED"
 EXPIRED = "EXPIRED"
@@ -84,9 +82,12 @@ def hold_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
     return status == HOLD and expires_at > now
 
 
-def refund_allowed(starts_at: datetime, now: datetime) -> bool:
-    """Full refund until 24 h before the show; none after."""
-    return now <= starts_at - REFUND_CUTOFF
+def refund_allowed(starts_at: datetime, now: datetime, cutoff_hours: int | None = 24) -> bool:
+    """The show's policy: a full refund until `cutoff_hours` before the show (24 by default); none
+    after, and none at all when the show allows no refunds (None)."""
+    if cutoff_hours is None:
+        return False
+    return now <= starts_at - timedelta(hours=cutoff_hours)
 
 
 def taken_seats(requested: Sequence[int], won: Sequence[int]) -> list[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -184,7 +185,38 @@ async def place_hold(
     queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
-    """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none."""
+    """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none.
+    Won and refused holds, with their latency, feed the admin dashboard's sale statistics."""
+    started = time.perf_counter()
+    try:
+        result = await _place_hold(
+            runtime,
+            user_id=user_id,
+            show_id=show_id,
+            seat_ids=seat_ids,
+            queue_token=queue_token,
+            idempotency_key=idempotency_key,
+        )
+    except Conflict as exc:
+        if exc.code == "SEATS_TAKEN":
+            elapsed = time.perf_counter() - started
+            runtime.sale_stats.outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
+        raise
+    if not result.replayed:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
+    return result
+
+
+async def _place_hold(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    show_id: int,
+    seat_ids: list[int],
+    queue_token: str | None,
+    idempotency_key: str | None,
+) -> IdempotentResult:
     check_queue_token(runtime, user_id, show_id, queue_token)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
@@ -270,8 +302,11 @@ async def list_reservations(
 # ---------------------------------------------------------------- cancel
 
 
-async def cancel(runtime: Runtime, *, user_id: int, reservation_id: int) -> dict[str, Any]:
-    """A hold -> CANCELLED (seats freed); a paid reservation -> refunded per the show's policy."""
+async def cancel(
+    runtime: Runtime, *, user_id: int, reservation_id: int, by_admin: bool = False
+) -> dict[str, Any]:
+    """A hold -> CANCELLED (seats freed); a paid reservation -> refunded per the show's policy (an
+    administrator acting for the fan, audited by the admin domain, is not bound by the policy)."""
     async with runtime.sessions() as session:
         row = await repository.get_reservation(session, reservation_id)
     if row is None or row["user_id"] != user_id:
@@ -279,7 +314,7 @@ async def cancel(runtime: Runtime, *, user_id: int, reservation_id: int) -> dict
     if row["status"] == rules.RESERVED:
         from boxoffice.payments.service import refund_reservation
 
-        await refund_reservation(runtime, user_id=user_id, reservation_id=reservation_id)
+        await refund_reservation(runtime, user_id=user_id, reservation_id=reservation_id, by_admin=by_admin)
     elif row["status"] == rules.HOLD:
         now = runtime.clock.now()
         async with runtime.sessions() as session, session.begin():
@@ -294,7 +329,7 @@ async def cancel(runtime: Runtime, *, user_id: int, reservation_id: int) -> dict
             )
         await publish_closed(runtime, closed)
         if not closed:  # it changed state meanwhile (paid, expired): answer with what it is now
-            return await cancel(runtime, user_id=user_id, reservation_id=reservation_id)
+            return await cancel(runtime, user_id=user_id, reservation_id=reservation_id, by_admin=by_admin)
     elif row["status"] == rules.EXPIRED:
         raise Conflict("This hold has expired; its seats are released", code="RESERVATION_EXPIRED")
     async with runtime.sessions() as session:

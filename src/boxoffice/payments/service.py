@@ -11,6 +11,7 @@ Provider calls never run inside a database transaction (house rule 3).
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -325,12 +326,30 @@ async def pay(
     queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
-    """POST /api/payments."""
+    """POST /api/payments. Settled outcomes, with their latency, feed the admin dashboard."""
+    started = time.perf_counter()
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
     if res is None or res["user_id"] != user_id:
         raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
     check_queue_token(runtime, user_id, res["show_id"], queue_token)
+    try:
+        result = await _pay(runtime, user_id, reservation_id, method, idempotency_key)
+    except PaymentRequired:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(res["show_id"], "payments_failed", "payment", runtime.clock.now(), elapsed)
+        raise
+    if not result.replayed and result.status == 201:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(
+            res["show_id"], "payments_succeeded", "payment", runtime.clock.now(), elapsed
+        )
+    return result
+
+
+async def _pay(
+    runtime: Runtime, user_id: int, reservation_id: int, method: str, idempotency_key: str | None
+) -> IdempotentResult:
     fingerprint = {"reservation_id": reservation_id, "method": method}
     if method == "BALANCE":
         balance = _BalanceWork(runtime, user_id, reservation_id, idempotency_key)
@@ -361,23 +380,33 @@ async def get_payment(session: AsyncSession, user_id: int, payment_id: int) -> d
 # ---------------------------------------------------------------- refunds
 
 
-async def refund_reservation(runtime: Runtime, *, user_id: int, reservation_id: int) -> None:
+async def refund_reservation(
+    runtime: Runtime, *, user_id: int, reservation_id: int, by_admin: bool = False
+) -> None:
     """Cancel a paid reservation: money back where it came from, seats back on sale.
 
-    Full refund until 24 h before the show, else 409 REFUND_CLOSED. A card refund is asked of the
-    provider first (idempotent there); a crash after it is finished by repeating the DELETE.
+    Full refund per the show's policy (until its cutoff before the show, 24 h by default), else 409
+    REFUND_CLOSED; an administrator refunding on a fan's behalf (audited by the caller) is not bound
+    by it. A card refund is asked of the provider first (idempotent there); a crash after it is
+    finished by repeating the cancel.
     """
     now = runtime.clock.now()
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
         if res is None or res["user_id"] != user_id:
             raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
-        starts_at = await booking_repo.show_starts_at(session, res["show_id"])
+        policy = await booking_repo.refund_policy(session, res["show_id"])
         payment = await repository.live_payment(session, reservation_id)
     if res["status"] != rules.RESERVED or payment is None or payment["status"] != "SUCCEEDED":
         return
-    if starts_at is None or not rules.refund_allowed(starts_at, now):
-        raise Conflict("Refunds close 24 hours before the show", code="REFUND_CLOSED")
+    if not by_admin and (policy is None or not rules.refund_allowed(policy[0], now, policy[1])):
+        cutoff = policy[1] if policy is not None else None
+        detail = (
+            "This show allows no refunds"
+            if cutoff is None
+            else f"Refunds close {cutoff} hours before the show"
+        )
+        raise Conflict(detail, code="REFUND_CLOSED")
     if payment["method"] == "CARD" and payment["provider_reference"]:
         await ProviderClient(runtime.http, runtime.settings).refund(payment["provider_reference"])
     async with runtime.sessions() as session, session.begin():

@@ -29,7 +29,6 @@ from boxoffice.payments import ledger, repository
 from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.service import release_lease
-from boxoffice.waiting_room.tokens import check_queue_token
 from boxoffice.worker import Job
 
 log = structlog.get_logger("boxoffice.payments")
@@ -322,15 +321,14 @@ async def pay(
     user_id: int,
     reservation_id: int,
     method: str,
-    queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
-    """POST /api/payments."""
+    """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
+    a fan's own live hold stays payable for as long as it lives, even after that token expired."""
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
     if res is None or res["user_id"] != user_id:
         raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
-    check_queue_token(runtime, user_id, res["show_id"], queue_token)
     fingerprint = {"reservation_id": reservation_id, "method": method}
     if method == "BALANCE":
         balance = _BalanceWork(runtime, user_id, reservation_id, idempotency_key)

@@ -175,9 +175,9 @@ def best_blocks(
     scored.sort(key=lambda item: item[0])
     picked: list[list[int]] = []
     seen_runs: set[int] = set()
-    for _, run, ids in scored:  # the best block of each run first
-        if run not in seen_runs:
-            seen_runs.add(run)
+    for _, run_no, ids in scored:  # the best block of each run first
+        if run_no not in seen_runs:
+            seen_runs.add(run_no)
             picked.append(ids)
             if len(picked) == limit:
                 return picked

@@ -23,7 +23,10 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing/invalid access or queue token"},
     403: {"description": "Queue token for another user or show"},
     404: {"description": "Not found"},
-    409: {"description": "SEATS_TAKEN (seat_ids) / HOLD_EXISTS / SALE_CLOSED / REFUND_CLOSED"},
+    409: {
+        "description": "SEATS_TAKEN (seat_ids) / NO_ADJACENT_SEATS (quantity) / HOLD_EXISTS / SALE_CLOSED"
+        " / REFUND_CLOSED"
+    },
     422: {"description": "Invalid request (field locations in `errors`)"},
 }
 
@@ -33,7 +36,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=HoldOut,
     responses=_PROBLEMS,
-    summary="Hold seats (all or none) for the show's hold time",
+    summary="Hold seats (all or none) for the show's hold time; or the best N adjacent seats",
     description="Served by `hold_seats_hot` (same checks, same service call); declared here for OpenAPI.",
 )
 async def hold_seats(
@@ -48,6 +51,9 @@ async def hold_seats(
         user_id=claims.user_id,
         show_id=body.show_id,
         seat_ids=body.seat_ids,
+        quantity=body.quantity,
+        section=body.section,
+        price=body.price,
         queue_token=x_queue_token,
         idempotency_key=idempotency_key,
     )
@@ -66,6 +72,9 @@ async def hold_seats_hot(request: Request) -> Response:
         user_id=claims.user_id,
         show_id=body.show_id,
         seat_ids=body.seat_ids,
+        quantity=body.quantity,
+        section=body.section,
+        price=body.price,
         queue_token=lean.header(request, "x-queue-token", 4096),
         idempotency_key=lean.header(request, "idempotency-key", 255),
     )

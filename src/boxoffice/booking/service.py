@@ -24,13 +24,14 @@ from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.catalog.cache import apply_seat_changes
 from boxoffice.db import sqlstate
 from boxoffice.errors import Conflict, DomainError, NotFound, Unprocessable
-from boxoffice.idempotency import IdempotentResult, run_idempotent
+from boxoffice.idempotency import IdempotentResult, run_idempotent, stored_answer
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import check_queue_token
 
 log = structlog.get_logger("boxoffice.booking")
 
 HOLD_SCOPE = "POST /api/reservations"
+BEST_TRIES = 5  # best-available blocks tried, one after another, before answering NO_ADJACENT_SEATS
 # PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
 
@@ -176,17 +177,24 @@ class _HoldWork:
         }
 
 
+# Refusals the admin dashboard counts as "holds refused" (the seats were someone else's).
+_REFUSED = frozenset({"SEATS_TAKEN", "NO_ADJACENT_SEATS"})
+
+
 async def place_hold(
     runtime: Runtime,
     *,
     user_id: int,
     show_id: int,
-    seat_ids: list[int],
+    seat_ids: list[int] | None = None,
+    quantity: int | None = None,
+    section: str | None = None,
+    price: int | None = None,
     queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
-    """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none.
-    Won and refused holds, with their latency, feed the admin dashboard's sale statistics."""
+    """POST /api/reservations (see _place_hold). Won and refused holds, with their latency, feed
+    the admin dashboard's sale statistics (an in-memory count; flushed once a second)."""
     started = time.perf_counter()
     try:
         result = await _place_hold(
@@ -194,11 +202,14 @@ async def place_hold(
             user_id=user_id,
             show_id=show_id,
             seat_ids=seat_ids,
+            quantity=quantity,
+            section=section,
+            price=price,
             queue_token=queue_token,
             idempotency_key=idempotency_key,
         )
     except Conflict as exc:
-        if exc.code == "SEATS_TAKEN":
+        if exc.code in _REFUSED:
             elapsed = time.perf_counter() - started
             runtime.sale_stats.outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
         raise
@@ -213,19 +224,81 @@ async def _place_hold(
     *,
     user_id: int,
     show_id: int,
-    seat_ids: list[int],
+    seat_ids: list[int] | None,
+    quantity: int | None,
+    section: str | None,
+    price: int | None,
     queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
+    """The shield first, then PostgreSQL decides, all seats or none.
+
+    With `seat_ids` the fan names the seats; with `quantity` (and optionally a section or a price
+    tier) the rule picks the best block of adjacent seats and a few others to try in turn when
+    one is taken meanwhile, each through the same shield and the same conditional update.
+    """
     check_queue_token(runtime, user_id, show_id, queue_token)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
     try:
         rules.check_sale_open(show, now)
-        wanted = rules.check_seat_request(seat_ids, show.max_seats)
+        if seat_ids is not None:
+            wanted = rules.check_seat_request(seat_ids, show.max_seats)
+        else:
+            rules.check_quantity(quantity or 0, show.max_seats)
     except RuleViolation as err:
         raise _domain(err) from None
     expires_at = rules.hold_expires_at(show, now)
+    if seat_ids is not None:
+        fingerprint: dict[str, Any] = {"show_id": show_id, "seat_ids": seat_ids}
+        return await _hold_exact(
+            runtime, user_id, show, wanted, now, expires_at, idempotency_key, fingerprint
+        )
+    assert quantity is not None
+    fingerprint = {"show_id": show_id, "quantity": quantity, "section": section, "price": price}
+    replay = await stored_answer(
+        runtime, user_id=user_id, scope=HOLD_SCOPE, key=idempotency_key, fingerprint=fingerprint
+    )
+    if replay is not None:
+        return replay
+    async with runtime.sessions() as session:
+        spots = await repository.seat_spots(session, show_id, now, section)
+    if section is not None and not spots:
+        raise Unprocessable(
+            f"This show has no section named {section!r}",
+            code="UNKNOWN_SECTION",
+            errors=[{"loc": ["body", "section"], "msg": "unknown section", "type": "value_error"}],
+        )
+    candidates = rules.best_blocks(spots, quantity, section=section, price=price, limit=BEST_TRIES)
+    for block in candidates:
+        try:
+            return await _hold_exact(
+                runtime, user_id, show, block, now, expires_at, idempotency_key, fingerprint
+            )
+        except Conflict as exc:
+            if exc.code != "SEATS_TAKEN":
+                raise
+            continue  # taken meanwhile: the next best block
+    raise Conflict(
+        f"No {quantity} adjacent seats are free together right now"
+        + (f" in {section}" if section else "")
+        + "; try fewer seats or another section",
+        code="NO_ADJACENT_SEATS",
+        quantity=quantity,
+    )
+
+
+async def _hold_exact(
+    runtime: Runtime,
+    user_id: int,
+    show: ShowRules,
+    wanted: list[int],
+    now: datetime,
+    expires_at: datetime,
+    idempotency_key: str | None,
+    fingerprint: dict[str, Any],
+) -> IdempotentResult:
+    show_id = show.show_id
     verdict = await shield.try_mark(
         runtime.hot_redis,
         show_id,
@@ -247,7 +320,7 @@ async def _place_hold(
             user_id=user_id,
             scope=HOLD_SCOPE,
             key=idempotency_key,
-            fingerprint={"show_id": show_id, "seat_ids": seat_ids},
+            fingerprint=fingerprint,
             work=work,
             required=False,
         )
@@ -256,7 +329,15 @@ async def _place_hold(
             runtime.metrics.holds.labels("db_refused").inc()
         await shield.release(runtime.redis, show_id, user_id, verdict.marked)
         raise
-    if not result.replayed:
+    if result.replayed:
+        # A best-available retry may have marked other seats than the ones the first answer holds.
+        kept = (
+            {seat["id"] for seat in result.body.get("seats", [])} if isinstance(result.body, dict) else set()
+        )
+        stray = [s for s in verdict.marked if s not in kept]
+        if stray:
+            await shield.release(runtime.redis, show_id, user_id, stray)
+    else:
         runtime.metrics.holds.labels("won").inc()
         await publish_closed(runtime, work.closed)
         await publish_seat_changes(runtime, show_id, user_id, wanted, rules.HOLD)

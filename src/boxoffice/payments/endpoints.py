@@ -34,20 +34,19 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=PaymentOut,
     responses=_PROBLEMS,
     summary="Pay a hold from the balance or by card; confirms the reservation in the same step",
+    description="Needs only your login: a live hold stays payable after its admission token expired.",
 )
 async def create_payment(
     body: PaymentRequest,
     claims: CurrentUser,
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    x_queue_token: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> JSONResponse:
     result = await service.pay(
         runtime,
         user_id=claims.user_id,
         reservation_id=body.reservation_id,
         method=body.method,
-        queue_token=x_queue_token,
         idempotency_key=idempotency_key,
     )
     return result.as_response()

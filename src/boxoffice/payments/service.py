@@ -30,7 +30,6 @@ from boxoffice.payments import ledger, repository
 from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.service import release_lease
-from boxoffice.waiting_room.tokens import check_queue_token
 from boxoffice.worker import Job
 
 log = structlog.get_logger("boxoffice.payments")
@@ -323,16 +322,16 @@ async def pay(
     user_id: int,
     reservation_id: int,
     method: str,
-    queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
-    """POST /api/payments. Settled outcomes, with their latency, feed the admin dashboard."""
+    """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
+    a fan's own live hold stays payable for as long as it lives, even after that token expired.
+    Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
     started = time.perf_counter()
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
     if res is None or res["user_id"] != user_id:
         raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
-    check_queue_token(runtime, user_id, res["show_id"], queue_token)
     try:
         result = await _pay(runtime, user_id, reservation_id, method, idempotency_key)
     except PaymentRequired:

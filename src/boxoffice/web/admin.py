@@ -195,9 +195,9 @@ async def create_venue(request: Request, user: AdminPageUser, session: SessionDe
     form = await request.form()
     body, typed = _venue_form(form)
     try:
-        await catalog.create_venue(session, VenueIn.model_validate(body))
+        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
+            await catalog.create_venue(session, VenueIn.model_validate(body))
     except (ValidationError, DomainError) as exc:
-        await session.rollback()
         venues = await catalog.list_venues(session)
         context = {
             "venues": venues,
@@ -239,9 +239,9 @@ async def concerts_page(
 async def create_concert(request: Request, user: AdminPageUser, session: SessionDep) -> Response:
     body = _concert_form(await request.form())
     try:
-        created = await catalog.create_concert(session, ConcertIn.model_validate(body))
+        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
+            created = await catalog.create_concert(session, ConcertIn.model_validate(body))
     except (ValidationError, DomainError) as exc:
-        await session.rollback()
         context = {
             **await _concerts_context(session),
             "values": body,
@@ -312,11 +312,11 @@ async def update_concert(
     form = await request.form()
     body = {k: _text(form, k) for k in ("name", "artist", "description", "poster_url")}
     try:
-        await catalog.update_concert(
-            session, _runtime(request).clock, concert_id, ConcertPatch.model_validate(body)
-        )
+        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
+            await catalog.update_concert(
+                session, _runtime(request).clock, concert_id, ConcertPatch.model_validate(body)
+            )
     except (ValidationError, DomainError) as exc:
-        await session.rollback()
         context = await _concert_context(request, session, concert_id)
         context.update(
             values=body,
@@ -352,15 +352,15 @@ async def create_show(
     body = {k: v for k, v in body.items() if v is not None}
     body["queue"] = {k: v for k, v in body["queue"].items() if v is not None}
     try:
-        show = await catalog.create_show(
-            session,
-            runtime.clock,
-            concert_id,
-            ShowIn.model_validate(body),
-            default_hold_seconds=runtime.settings.default_hold_seconds,
-        )
+        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
+            show = await catalog.create_show(
+                session,
+                runtime.clock,
+                concert_id,
+                ShowIn.model_validate(body),
+                default_hold_seconds=runtime.settings.default_hold_seconds,
+            )
     except (ValidationError, DomainError) as exc:
-        await session.rollback()
         context = await _concert_context(request, session, concert_id)
         c = context["concert"]
         context.update(
@@ -434,9 +434,9 @@ async def update_show(
         ):
             body[name] = stored
     try:
-        await catalog.update_show(session, runtime.clock, show_id, ShowPatch.model_validate(body))
+        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
+            await catalog.update_show(session, runtime.clock, show_id, ShowPatch.model_validate(body))
     except (ValidationError, DomainError) as exc:
-        await session.rollback()
         context = await _show_context(request, session, show_id)
         context.update(
             values=_typed(form), errors=_field_errors(exc), flash=_sentence(exc), flash_kind="error"
@@ -497,9 +497,9 @@ async def queue_settings(
     cap = _integer(form, "max_active")
     body.update({"max_active": cap} if cap is not None else {"clear_max_active": True})
     try:
-        await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
+        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
+            await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
     except (ValidationError, DomainError) as exc:
-        await session.rollback()
         context = await _show_context(request, session, show_id)
         context.update(
             q=await queue.admin_view(runtime, session, show_id),

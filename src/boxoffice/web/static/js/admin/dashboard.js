@@ -38,7 +38,11 @@ function build() {
     const el = document.getElementById(spec.el);
     const opts = {
       width: width(el), height: 220,
-      series: [{}, ...spec.series.map(([, label, stroke]) => ({ label, stroke, width: 2, spanGaps: key === "latency" }))],
+      // Latency points stand alone (a second with no hold has no latency): draw them as dots too.
+      series: [{}, ...spec.series.map(([, label, stroke]) => ({
+        label, stroke, width: 2, spanGaps: key === "latency",
+        points: { show: key === "latency" ? true : undefined, size: 5, fill: stroke },
+      }))],
       axes: [{}, { size: 50 }],
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       legend: { live: true },

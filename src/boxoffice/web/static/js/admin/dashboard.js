@@ -43,7 +43,7 @@ function build() {
         label, stroke, width: 2, spanGaps: key === "latency",
         points: { show: key === "latency" ? true : undefined, size: 5, fill: stroke },
       }))],
-      axes: [{}, { size: 50 }],
+      axes: [{}, { size: 64 }],
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       legend: { live: true },
     };
@@ -79,7 +79,7 @@ const FORMATS = {
   money: (v) => formatMoney(v),
   rate: (v) => (v == null ? "–" : `${v.toFixed(1)}/s`),
   eta: (v) => (v == null ? "unknown" : v === 0 ? "now" : v < 90 ? `${v} s` : `${Math.round(v / 60)} min`),
-  ms: (v) => (v == null ? "–" : `${v} ms`),
+  ms: (v) => (v == null ? "–" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
   paused: (v) => (v ? "Paused" : "Admitting"),
 };
 

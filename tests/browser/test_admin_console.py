@@ -238,7 +238,7 @@ async def test_dashboard_follows_a_scripted_sale(
     for range_ in ("1h", "sale"):
         await page.click(f"[data-range='{range_}']")
         pressed = page.locator(f"[data-range='{range_}']")
-        await _until(lambda: _attr(pressed, "aria-pressed", "true"), f"range {range_} selected")  # noqa: B023
+        await _until(lambda: _attr(pressed, "aria-pressed", "true"), f"range {range_} selected")
     await page.screenshot(path=str(shots / "admin-dashboard-whole-sale.png"), full_page=True)
     await assert_invariants(runtime)
 

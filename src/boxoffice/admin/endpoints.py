@@ -41,9 +41,14 @@ _SHOW = {**_ADMIN, 404: {"description": "SHOW_NOT_FOUND"}}
     responses={**_SHOW, 422: {"description": "VALIDATION_ERROR (range is 5m, 1h or sale)"}},
 )
 async def dashboard(
-    show_id: PathId, _: AdminUser, runtime: RuntimeDep, range: Annotated[Range, Query()] = "5m"
+    request: Request,
+    show_id: PathId,
+    _: AdminUser,
+    runtime: RuntimeDep,
+    range: Annotated[Range, Query()] = "5m",
 ) -> dict[str, Any]:
-    return await service.snapshot(runtime, show_id, range)
+    hub: DashboardHub = request.app.state.dashboards
+    return await service.snapshot(runtime, show_id, range, hub.latest_dict(show_id))
 
 
 @router.get(

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -32,6 +33,8 @@ class _Show:
     full: str | None = None
     lean: str | None = None
     heat: str | None = None
+    frame: DashboardFrame | None = None
+    at: float = 0.0
     seq: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
@@ -44,7 +47,7 @@ class DashboardHub:
     async def _run(self, runtime: Runtime, show_id: int, state: _Show) -> None:
         while state.subscribers > 0:
             started = time.monotonic()
-            full = lean = heat = None
+            full = lean = heat = computed = None
             try:
                 computed = DashboardFrame.model_validate(await service.frame(runtime, show_id))
                 full = computed.model_dump_json()
@@ -54,6 +57,7 @@ class DashboardHub:
                 log.warning("dashboard_frame_failed", show_id=show_id, error=type(exc).__name__)
             async with state.changed:
                 state.full, state.lean, state.heat = full, lean, heat
+                state.frame, state.at = computed, time.monotonic()
                 state.seq += 1
                 state.changed.notify_all()
             await asyncio.sleep(max(0.05, FRAME_SECONDS - (time.monotonic() - started)))
@@ -88,6 +92,13 @@ class DashboardHub:
             state.subscribers -= 1
             if state.subscribers <= 0:
                 self._shows.pop(show_id, None)
+
+    def latest_dict(self, show_id: int) -> dict[str, Any] | None:
+        """The frame the streams got this second, so a snapshot beside open streams costs no new one."""
+        state = self._shows.get(show_id)
+        if state is None or state.frame is None or time.monotonic() - state.at > FRAME_SECONDS * 1.5:
+            return None
+        return state.frame.model_dump()
 
     def viewers(self, show_id: int) -> int:
         state = self._shows.get(show_id)

@@ -104,8 +104,12 @@ async def series(runtime: Runtime, show_id: int, range_: Range, sale_opens_at: d
     return {"range": range_, "step_seconds": win.step, "series": stats_rules.series(points, win)}
 
 
-async def snapshot(runtime: Runtime, show_id: int, range_: Range) -> dict[str, Any]:
-    current = await frame(runtime, show_id)
+async def snapshot(
+    runtime: Runtime, show_id: int, range_: Range, current: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A frame (the hub's of this second when given) with the series of the chosen range."""
+    if current is None:
+        current = await frame(runtime, show_id)
     async with runtime.sessions() as session:
         show = await catalog.get_show(session, show_id)
     return {**current, **await series(runtime, show_id, range_, show.sale_opens_at)}

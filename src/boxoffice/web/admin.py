@@ -530,7 +530,8 @@ async def dashboard_page(
 async def dashboard_data(
     request: Request, show_id: PathId, user: AdminPageUser, range: Annotated[Range, Query()] = "5m"
 ) -> dict[str, Any]:
-    return await admin_service.snapshot(_runtime(request), show_id, range)
+    hub: DashboardHub = request.app.state.dashboards
+    return await admin_service.snapshot(_runtime(request), show_id, range, hub.latest_dict(show_id))
 
 
 @router.get("/web/admin/shows/{show_id}/dashboard/stream")

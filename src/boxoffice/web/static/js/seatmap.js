@@ -98,21 +98,26 @@ export class SeatMap {
   }
 
   _layoutSections() {
-    // Rows of sections, each row as wide as fits a target width (about a 3:2 landscape).
+    // Lines of sections about as wide as the canvas's shape allows; a section with a very
+    // different depth (a VIP block before the floor) starts a line of its own.
     const area = this.sections.reduce((a, s) => a + (s.cols + GAP) * (s.rows + GAP + LABEL), 0);
     const widest = this.sections.reduce((a, s) => Math.max(a, s.cols), 0);
-    const target = Math.max(widest, Math.sqrt(area * 1.5));
-    let x = 0, y = LABEL + 4, lineHeight = 0; // 4 units for the stage at the top
+    const aspect = Math.min(Math.max((this.cssWidth || 4) / (this.cssHeight || 3), 0.6), 2.5);
+    const target = Math.max(widest, Math.sqrt(area * aspect) * 1.1);
+    let x = 0, y = LABEL + 4, lineHeight = 0, lineRows = 0; // 4 units for the stage at the top
     for (const sec of this.sections) {
-      if (x > 0 && x + sec.cols > target) {
+      const unlike = lineRows && (sec.rows > lineRows * 1.5 || sec.rows * 1.5 < lineRows);
+      if (x > 0 && (x + sec.cols > target || unlike)) {
         x = 0;
         y += lineHeight + GAP;
         lineHeight = 0;
+        lineRows = 0;
       }
       sec.left = x;
       sec.top = y + LABEL;
       x += sec.cols + GAP;
       lineHeight = Math.max(lineHeight, sec.rows + LABEL);
+      lineRows = lineRows || sec.rows;
     }
     // Centre each line of sections.
     this.width = 0;
@@ -327,6 +332,10 @@ export class SeatMap {
   }
 
   // ------------------------------------------------------------------ events
+
+  resize() {
+    this._resize();
+  }
 
   _resize() {
     const rect = this.canvas.getBoundingClientRect();

@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+
+from boxoffice.catalog.schemas import QueueSettingsIn
+from boxoffice.runtime import Runtime
 from tests.browser.conftest import (
     FanFactory,
     admitted,
@@ -20,9 +23,6 @@ from tests.browser.conftest import (
 )
 from tests.factories import make_user
 from tests.integration.test_booking_support import assert_invariants, gated
-
-from boxoffice.catalog.schemas import QueueSettingsIn
-from boxoffice.runtime import Runtime
 
 
 async def seats_of(runtime: Runtime, show_id: int) -> list[dict[str, Any]]:
@@ -230,7 +230,7 @@ async def test_failed_login_and_insufficient_balance_say_why(runtime, workers, f
     made = await make_concert(runtime, name="Short Of Money")
     email = await make_fan(runtime, balance=100)
     fan = await fans()
-    fan.allow_http_4xx = True  # the 401 and 402 answers below are the point of this test
+    fan.expected_statuses = {401, 402}  # the answers below are the point of this test
     await fan.goto("/login")
     await fan.page.fill("#email", email)
     await fan.page.fill("#password", "not my password")

@@ -60,13 +60,16 @@ function listen() {
 async function load() {
   try {
     const body = await getJSON(`/web/shows/${showId}/seats`);
+    performance.mark("seatmap-data");
     const pending = buffered;
     buffered = [];
     map.setSeats(body.seats);
+    performance.mark("seatmap-laid-out");
     loaded = true;
     for (const change of pending) map.setStatus(change.seat_ids || [], change.status);
     renderLegend();
-    buildList();
+    listBuilt = false;
+    if (!document.getElementById("list-view").hidden) buildList();
     const free = body.seats.filter((s) => s.status === "AVAILABLE").length;
     show(message, free ? `${free.toLocaleString("en-US")} seats available. Click seats on the map (up to ${maxSelect}), or use the list.` : "All seats are taken right now; seats of expiring holds come back here live.", free ? "info" : "warn");
   } catch (err) {
@@ -132,8 +135,10 @@ const sectionSelect = document.getElementById("list-section");
 const rowSelect = document.getElementById("list-row");
 const checks = document.getElementById("list-checks");
 let rows = new Map(); // section -> row -> [seat ids]
+let listBuilt = false; // built when the list is first shown (not on the way to the first draw)
 
 function buildList() {
+  listBuilt = true;
   rows = new Map();
   for (let i = 0; i < map.n; i++) {
     const section = map.sections[map.sec[i]].name;
@@ -211,7 +216,8 @@ function setMode(list) {
   document.getElementById("mode-list").setAttribute("aria-pressed", String(list));
   document.getElementById("mode-map").setAttribute("aria-pressed", String(!list));
   if (list) {
-    fillRows();
+    if (!listBuilt && loaded) buildList();
+    else fillRows();
   } else {
     map.resize();
   }

@@ -297,3 +297,88 @@ async def test_keyboard_only_purchase_in_list_mode(runtime, workers, fans: FanFa
     assert sorted((s["section"], s["row"], s["number"]) for s in sold) == [("Back", 2, 1), ("Back", 2, 2)]
     await assert_invariants(runtime)
     await asyncio.sleep(0)
+
+
+async def test_card_payment_confirming_then_refund_and_cancel_from_my_tickets(
+    runtime, workers, fans: FanFactory
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_booking_support import force, simulator
+
+    made = await make_concert(runtime, name="Card Night")
+    sid = made["show_id"]
+    fan = await fans()
+    await fan.login(await make_fan(runtime, balance=0))
+    await admitted(fan, sid)
+    seats = [s["id"] for s in await seats_of(runtime, sid)]
+    await click_seat(fan, seats[0])
+    async with fan.page.expect_navigation():
+        await fan.page.click("#hold-button")
+    # The provider takes longer than our timeout: the outcome is unknown, the page says
+    # "confirming" and moves on by itself once reconciliation has settled the charge.
+    async with simulator(runtime, timeout_sleep_seconds=1.5) as url:
+        await force(url, "timeout")
+        async with fan.page.expect_navigation():
+            await fan.page.click("#pay-card")
+        assert "Confirming" in await fan.page.locator("#confirming").inner_text()
+        await fan.shot("checkout-confirming")
+        await fan.page.wait_for_url("**/tickets?paid=*", timeout=30_000)
+        card = fan.page.locator("#reservations li.card").first
+        assert await card.get_attribute("data-status") == "RESERVED"
+        async with fan.page.expect_navigation():
+            await card.locator("button:has-text('Cancel and refund')").click()
+    assert "cancelled" in await fan.page.locator("main .notice").inner_text()
+    rid = int((await card.get_attribute("id")).removeprefix("reservation-"))
+    assert (await one(runtime, "SELECT status FROM reservations WHERE id = :r", r=rid))[0] == "CANCELLED"
+    assert (await one(runtime, "SELECT status, method FROM payments WHERE reservation_id = :r", r=rid))[
+        0
+    ] == "REFUNDED"
+    # A hold cancelled from My tickets frees its seat.
+    await admitted(fan, sid)
+    await click_seat(fan, seats[1])
+    async with fan.page.expect_navigation():
+        await fan.page.click("#hold-button")
+    await fan.goto("/tickets")
+    held = fan.page.locator("#reservations li.card").first
+    assert await held.get_attribute("data-status") == "TEMP_RESERVED"
+    async with fan.page.expect_navigation():
+        await held.locator("button:has-text('Cancel hold')").click()
+    rows = {s["id"]: s for s in await seats_of(runtime, sid)}
+    assert rows[seats[1]]["status"] == "AVAILABLE" and rows[seats[0]]["status"] == "AVAILABLE"
+    await assert_invariants(runtime)
+
+
+async def test_double_submit_of_a_payment_charges_once(runtime, workers, fans: FanFactory) -> None:  # type: ignore[no-untyped-def]
+    made = await make_concert(runtime, name="Double Click")
+    email = await make_fan(runtime, balance=100_000)
+    fan = await fans()
+    await fan.login(email)
+    await admitted(fan, made["show_id"])
+    await click_seat(fan, (await seats_of(runtime, made["show_id"]))[0]["id"])
+    async with fan.page.expect_navigation():
+        await fan.page.click("#hold-button")
+    rid = int(fan.page.url.split("/reservations/")[1].split("/")[0])
+    # Two submits of the same form at once (what a double click does without the button guard):
+    # both reach the server with the same Idempotency-Key.
+    async with fan.page.expect_navigation(url="**/tickets?paid=*"):
+        await fan.page.evaluate(
+            """() => {
+                const form = document.querySelector('#pay-balance').form;
+                const body = new URLSearchParams(new FormData(form));
+                fetch(form.action, {method: 'POST', body, credentials: 'same-origin'});
+                form.requestSubmit();
+            }"""
+        )
+    for _ in range(50):  # both answers are in once the fetch's request has been served
+        payments = (await one(runtime, "SELECT count(*) FROM payments WHERE reservation_id = :r", r=rid))[0]
+        keys = (
+            await one(
+                runtime, "SELECT count(*) FROM idempotency_keys WHERE key = :k", k=f"web-pay-{rid}-BALANCE"
+            )
+        )[0]
+        if keys == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert payments == 1 and keys == 1
+    user = await one(runtime, "SELECT balance FROM users WHERE email = :e", e=email)
+    assert user[0] == 100_000 - 20_000
+    await assert_invariants(runtime)

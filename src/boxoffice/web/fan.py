@@ -17,6 +17,7 @@ from boxoffice.catalog import service as catalog_service
 from boxoffice.deps import PathId
 from boxoffice.errors import DomainError
 from boxoffice.payments import service as payments_service
+from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service
 from boxoffice.waiting_room.tokens import check_queue_token
 from boxoffice.web.render import render
@@ -25,8 +26,9 @@ from boxoffice.web.session import CsrfChecked, OptionalPageUser, PageUser, WebUs
 router = APIRouter(include_in_schema=False)
 
 
-def _runtime(request: Request) -> Any:
-    return request.app.state.runtime
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 @router.get("/")
@@ -115,7 +117,7 @@ async def _account_error(request: Request, user: WebUser, message: str, status: 
 # ---------------------------------------------------------------- waiting room
 
 
-async def _show_and_concert(runtime: Any, show_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _show_and_concert(runtime: Runtime, show_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     async with runtime.sessions() as session:
         show = await catalog_service.get_show_details(session, runtime.clock, show_id)
         concert = await catalog_service.get_concert(session, show["concert_id"])
@@ -156,7 +158,7 @@ async def join_queue(request: Request, show_id: PathId, user: PageUser) -> Respo
 # ---------------------------------------------------------------- seat map
 
 
-async def _live_hold(runtime: Any, user_id: int, show_id: int) -> dict[str, Any] | None:
+async def _live_hold(runtime: Runtime, user_id: int, show_id: int) -> dict[str, Any] | None:
     async with runtime.sessions() as session:
         page = await booking_service.list_reservations(session, user_id, before=None, limit=20)
     now = runtime.clock.now()
@@ -191,7 +193,7 @@ async def seat_map_page(request: Request, show_id: PathId, user: PageUser) -> Re
 # ---------------------------------------------------------------- checkout
 
 
-async def _checkout_context(runtime: Any, user: WebUser, reservation_id: int) -> dict[str, Any]:
+async def _checkout_context(runtime: Runtime, user: WebUser, reservation_id: int) -> dict[str, Any]:
     async with runtime.sessions() as session:
         reservation = await booking_service.get_reservation(session, user.user_id, reservation_id)
         payment = await payments_service.payment_of_reservation(session, user.user_id, reservation_id)

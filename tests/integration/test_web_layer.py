@@ -160,14 +160,15 @@ async def test_browser_routes_keep_admission_tokens_in_http_only_cookies(
 
     for _ in range(50):
         await tick_all(runtime)
-        status = await browser_like.get(f"/web/queue/{sid}/status")
+        status = await browser_like.get(f"/web/queue/{sid}/status?concert_id={show['concert_id']}")
         assert status.status_code == 200 and "token" not in status.json()
         if status.json()["status"] == "READY":
             break
     assert status.json()["status"] == "READY"
-    no_csrf = await browser_like.post(f"/web/queue/{sid}/admit", json={})
+    admit_url = f"/web/queue/{sid}/admit?concert_id={show['concert_id']}"
+    no_csrf = await browser_like.post(admit_url, json={})
     assert no_csrf.status_code == 403 and no_csrf.json()["code"] == "CSRF_FAILED"
-    admit = await browser_like.post(f"/web/queue/{sid}/admit", json={}, headers={"X-CSRF-Token": token})
+    admit = await browser_like.post(admit_url, json={}, headers={"X-CSRF-Token": token})
     assert admit.status_code == 200 and "token" not in admit.json()
     assert admit.json()["seat_map_url"] == f"/shows/{sid}/seats"
     cookie = next(c for c in admit.headers.get_list("set-cookie") if c.startswith(f"bo_q_{sid}="))

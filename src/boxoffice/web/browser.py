@@ -12,13 +12,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.catalog import service as catalog_service
-from boxoffice.deps import PathId
+from boxoffice.deps import ID_MAX, PathId
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service
@@ -37,12 +37,6 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-async def _concert_of(runtime: Runtime, show_id: int) -> int:
-    async with runtime.sessions() as session:
-        show = await catalog_service.get_show_details(session, runtime.clock, show_id)
-    return int(show["concert_id"])
-
-
 def _public(view: QueueStatusResponse) -> dict[str, Any]:
     body = view.model_dump(mode="json")
     for name in _SECRET_FIELDS:
@@ -53,18 +47,25 @@ def _public(view: QueueStatusResponse) -> dict[str, Any]:
 # ---------------------------------------------------------------- waiting room
 
 
+# The waiting room's routes take the concert from the page (the queue checks it matches the show),
+# so a poll costs what an API poll costs: no PostgreSQL.
+ConcertId = Annotated[int, Query(ge=1, le=ID_MAX)]
+
+
 @router.get("/web/queue/{show_id}/status")
-async def queue_status(request: Request, show_id: PathId, user: PageUser) -> JSONResponse:
+async def queue_status(
+    request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser
+) -> JSONResponse:
     runtime = _runtime(request)
-    concert_id = await _concert_of(runtime, show_id)
     view = await queue_service.status(runtime, user.user_id, concert_id, show_id)
     return JSONResponse(_public(view), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/web/queue/{show_id}/stream")
-async def queue_stream(request: Request, show_id: PathId, user: PageUser) -> StreamingResponse:
+async def queue_stream(
+    request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser
+) -> StreamingResponse:
     runtime = _runtime(request)
-    concert_id = await _concert_of(runtime, show_id)
     await queue_service.status(runtime, user.user_id, concert_id, show_id, touch=False)
     events = queue_service.stream(runtime, user.user_id, concert_id, show_id, request.is_disconnected)
     return StreamingResponse(_without_tokens(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
@@ -83,10 +84,9 @@ async def _without_tokens(events: AsyncIterator[str]) -> AsyncIterator[str]:
 
 
 @router.post("/web/queue/{show_id}/admit", dependencies=[CsrfChecked])
-async def admit(request: Request, show_id: PathId, user: PageUser) -> JSONResponse:
+async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser) -> JSONResponse:
     """READY: the admission token goes into this browser's HttpOnly cookie for the show."""
     runtime = _runtime(request)
-    concert_id = await _concert_of(runtime, show_id)
     answer = await queue_service.token(runtime, user.user_id, concert_id, show_id)
     body: dict[str, Any] = {"status": answer.status, "position": answer.position}
     if answer.token is not None and answer.expires_at is not None:

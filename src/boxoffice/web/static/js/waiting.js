@@ -4,6 +4,7 @@ import { getJSON, postJSON, show } from "./app.js";
 
 const box = document.getElementById("queue");
 const showId = box && box.dataset.showId;
+const query = box ? `?concert_id=${box.dataset.concertId}` : "";
 const message = document.getElementById("queue-message");
 let finished = false;
 let pollTimer = null;
@@ -31,7 +32,7 @@ async function admit() {
   stop();
   show(message, "It's your turn! Taking you to the seat map…", "ok");
   try {
-    const answer = await postJSON(`/web/queue/${showId}/admit`, {});
+    const answer = await postJSON(`/web/queue/${showId}/admit${query}`, {});
     if (answer.seat_map_url) {
       window.location.assign(answer.seat_map_url);
       return;
@@ -108,7 +109,7 @@ function schedulePoll(seconds) {
 
 async function poll() {
   try {
-    const view = await getJSON(`/web/queue/${showId}/status`);
+    const view = await getJSON(`/web/queue/${showId}/status${query}`);
     update(view);
     schedulePoll(view.poll_after_seconds ?? 5);
   } catch (err) {
@@ -122,7 +123,7 @@ function listen() {
     poll();
     return;
   }
-  source = new EventSource(`/web/queue/${showId}/stream`);
+  source = new EventSource(`/web/queue/${showId}/stream${query}`);
   source.addEventListener("status", (e) => update(JSON.parse(e.data)));
   source.addEventListener("error", (e) => {
     // A server-sent `event: error` (queue unavailable) or a dropped connection: poll instead.

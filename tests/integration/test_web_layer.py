@@ -4,10 +4,12 @@ CSRF on page writes, styled error pages (the browser suite drives the same pages
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from boxoffice.web.security import CONTENT_SECURITY_POLICY
 
@@ -128,3 +130,109 @@ async def test_expired_access_cookie_is_refreshed_server_side_with_rotation(
         runtime.verified_tokens = type(runtime.verified_tokens)(60, 1000)  # another process
         stolen = await other.get("/account")
         assert stolen.status_code == 303
+
+
+async def _logged_in(c: httpx.AsyncClient, runtime) -> int:  # type: ignore[no-untyped-def]
+    email = f"web{uuid.uuid4().hex[:8]}@example.test"
+    resp = await _signup(c, email)
+    assert resp.status_code == 303
+    async with runtime.sessions() as s:
+        return int(
+            (await s.execute(text("SELECT id FROM users WHERE email = :e"), {"e": email})).scalar_one()
+        )
+
+
+async def test_browser_routes_keep_admission_tokens_in_http_only_cookies(
+    browser_like: httpx.AsyncClient, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_booking_support import make_show
+
+    show = await make_show(runtime, seats=4)
+    sid = show["show_id"]
+    user_id = await _logged_in(browser_like, runtime)
+    # No admission yet: the seat map and its stream are refused, as on the API.
+    refused = await browser_like.get(f"/web/shows/{sid}/seats")
+    assert refused.status_code == 401 and refused.json()["code"] == "QUEUE_TOKEN_REQUIRED"
+    token = await _csrf(browser_like, "/account")
+    joined = await browser_like.post(f"/shows/{sid}/queue", data={"csrf_token": token})
+    assert joined.status_code == 303
+    from boxoffice.waiting_room.service import tick_all
+
+    for _ in range(50):
+        await tick_all(runtime)
+        status = await browser_like.get(f"/web/queue/{sid}/status?concert_id={show['concert_id']}")
+        assert status.status_code == 200 and "token" not in status.json()
+        if status.json()["status"] == "READY":
+            break
+    assert status.json()["status"] == "READY"
+    admit_url = f"/web/queue/{sid}/admit?concert_id={show['concert_id']}"
+    no_csrf = await browser_like.post(admit_url, json={})
+    assert no_csrf.status_code == 403 and no_csrf.json()["code"] == "CSRF_FAILED"
+    admit = await browser_like.post(admit_url, json={}, headers={"X-CSRF-Token": token})
+    assert admit.status_code == 200 and "token" not in admit.json()
+    assert admit.json()["seat_map_url"] == f"/shows/{sid}/seats"
+    cookie = next(c for c in admit.headers.get_list("set-cookie") if c.startswith(f"bo_q_{sid}="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    seats = await browser_like.get(f"/web/shows/{sid}/seats")
+    assert seats.status_code == 200 and len(seats.json()["seats"]) == 4
+    body = {"show_id": sid, "seat_ids": show["seat_ids"][:1]}
+    assert (await browser_like.post("/web/reservations", json=body)).status_code == 403  # no CSRF token
+    held = await browser_like.post("/web/reservations", json=body, headers={"X-CSRF-Token": token})
+    assert held.status_code == 201 and held.json()["checkout_url"].endswith("/checkout")
+    async with runtime.sessions() as s:
+        owner = (
+            await s.execute(
+                text("SELECT user_id FROM reservations WHERE id = :r"), {"r": held.json()["reservation_id"]}
+            )
+        ).scalar_one()
+    assert owner == user_id
+    mine = await browser_like.get(f"/web/reservations/{held.json()['reservation_id']}")
+    assert mine.status_code == 200 and mine.json()["status"] == "TEMP_RESERVED"
+    # Another fan's browser sees nothing of it.
+    async with httpx.AsyncClient(
+        transport=browser_like._transport, base_url="http://testserver", headers=HTML
+    ) as other:
+        await _logged_in(other, runtime)
+        theirs = await other.get(f"/web/reservations/{held.json()['reservation_id']}")
+        assert theirs.status_code == 404 and theirs.json()["code"] == "RESERVATION_NOT_FOUND"
+
+
+async def test_seat_stream_resume_and_reset(runtime, live_server) -> None:  # type: ignore[no-untyped-def]
+    """A watcher reconnecting with a Last-Event-ID still on the stream resumes after it; one the
+    stream no longer holds (trimmed, or Redis lost it) gets `event: reset` to reload the map."""
+    from boxoffice.events import relay_once
+    from tests.factories import make_user
+    from tests.integration.test_booking_support import gated, make_show
+
+    show = await make_show(runtime, seats=4)
+    sid = show["show_id"]
+    fan = await make_user(runtime)
+    async with httpx.AsyncClient(base_url=live_server, timeout=10) as c:
+        for seat in show["seat_ids"][:2]:
+            buyer = await make_user(runtime)
+            held = await c.post(
+                "/api/reservations",
+                json={"show_id": sid, "seat_ids": [seat]},
+                headers=gated(runtime, buyer, sid),
+            )
+            assert held.status_code == 201
+        await relay_once(runtime)
+        entries = await runtime.redis.xrange(f"bo:{{{sid}}}:events")
+        first_id = entries[0][0].decode()
+
+        async def first_events(last_event_id: str) -> list[str]:
+            headers = {**gated(runtime, fan, sid), "Last-Event-ID": last_event_id}
+            seen: list[str] = []
+            async with c.stream("GET", f"/api/shows/{sid}/seats/stream", headers=headers) as resp:
+                assert resp.status_code == 200
+                async for line in resp.aiter_lines():
+                    if line.startswith("event: "):
+                        seen.append(line.removeprefix("event: "))
+                    if seen:
+                        return seen
+            return seen
+
+        resumed = await first_events(first_id)
+        assert resumed == ["seats"]  # the second hold, replayed after the id the watcher had seen
+        gone = await first_events("1-0")  # older than anything on the stream
+        assert gone == ["reset"]

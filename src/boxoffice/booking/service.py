@@ -423,9 +423,20 @@ async def cancel(
 async def seat_event_stream(
     runtime: Runtime, show_id: int, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
-    """Server-Sent Events of one show's seat changes, read from its Redis stream (at least once)."""
+    """Server-Sent Events of one show's seat changes, read from its Redis stream (at least once).
+
+    A watcher that reconnects with a Last-Event-ID the stream no longer holds (trimmed, or Redis
+    lost it) gets `event: reset` first: changes were missed, reload the whole map."""
     cursor = last_event_id if last_event_id and shield.valid_stream_id(last_event_id) else None
     yield b"retry: 1000\n: connected\n\n"
+    if cursor is not None:
+        try:
+            if not await shield.resumable(runtime.redis, show_id, cursor):
+                cursor = await shield.latest_event_id(runtime.redis, show_id)
+                yield f"id: {cursor}\nevent: reset\ndata: {{}}\n\n".encode()
+        except shield.REDIS_ERRORS:
+            cursor = None
+            yield b"event: reset\ndata: {}\n\n"
     idle = 0
     while True:
         try:

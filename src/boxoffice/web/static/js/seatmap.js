@@ -9,7 +9,7 @@
 //   map.setSeats([{id, section, row, number, price, status}, ...]);   // status: AVAILABLE | TEMP_RESERVED | RESERVED
 //   map.setStatus([ids], "RESERVED");    map.toggle(id);   map.zoomBy(1.5);   map.resetView();
 //   map.seat(id) -> {id, section, row, number, price, status, selected}
-//   map.stats -> {firstDrawMs, lastDrawMs, frames: number of frames drawn}
+//   map.stats -> {firstDrawMs (a performance.now() time), firstDrawCostMs, lastDrawMs, frames, maxFrameMs}
 // Sections are laid out in the order given (a venue's own ranking), rows top to bottom.
 
 const STATUS_CODES = { AVAILABLE: 0, TEMP_RESERVED: 1, RESERVED: 2 };
@@ -21,6 +21,12 @@ const SELECTED = "#fbbf24";
 export const TIER_COLORS = ["#f472b6", "#60a5fa", "#34d399", "#c084fc", "#fb923c", "#22d3ee", "#a3e635", "#f87171"];
 const GAP = 3; // layout units between sections (one unit = one seat cell)
 const LABEL = 2; // units above a section for its name
+
+// "#rrggbb" -> the little-endian RGBA word ImageData wants.
+function rgba(hex) {
+  const v = parseInt(hex.slice(1), 16);
+  return (0xff << 24) | ((v & 0xff) << 16) | (v & 0xff00) | ((v >> 16) & 0xff);
+}
 
 export class SeatMap {
   constructor(canvas, options = {}) {
@@ -36,7 +42,7 @@ export class SeatMap {
     this.fullPending = false;
     this.dirty = new Set();
     this.frameRequested = false;
-    this.stats = { firstDrawMs: null, lastDrawMs: 0, frames: 0, slowFrames: 0, maxFrameMs: 0 };
+    this.stats = { firstDrawMs: null, firstDrawCostMs: null, lastDrawMs: 0, frames: 0, maxFrameMs: 0 };
     this.createdAt = performance.now();
     this._bind();
     this._resize();
@@ -98,21 +104,26 @@ export class SeatMap {
   }
 
   _layoutSections() {
-    // Rows of sections, each row as wide as fits a target width (about a 3:2 landscape).
+    // Lines of sections about as wide as the canvas's shape allows; a section with a very
+    // different depth (a VIP block before the floor) starts a line of its own.
     const area = this.sections.reduce((a, s) => a + (s.cols + GAP) * (s.rows + GAP + LABEL), 0);
     const widest = this.sections.reduce((a, s) => Math.max(a, s.cols), 0);
-    const target = Math.max(widest, Math.sqrt(area * 1.5));
-    let x = 0, y = LABEL + 4, lineHeight = 0; // 4 units for the stage at the top
+    const aspect = Math.min(Math.max((this.cssWidth || 4) / (this.cssHeight || 3), 0.6), 2.5);
+    const target = Math.max(widest, Math.sqrt(area * aspect) * 1.1);
+    let x = 0, y = LABEL + 4, lineHeight = 0, lineRows = 0; // 4 units for the stage at the top
     for (const sec of this.sections) {
-      if (x > 0 && x + sec.cols > target) {
+      const unlike = lineRows && (sec.rows > lineRows * 1.5 || sec.rows * 1.5 < lineRows);
+      if (x > 0 && (x + sec.cols > target || unlike)) {
         x = 0;
         y += lineHeight + GAP;
         lineHeight = 0;
+        lineRows = 0;
       }
       sec.left = x;
       sec.top = y + LABEL;
       x += sec.cols + GAP;
       lineHeight = Math.max(lineHeight, sec.rows + LABEL);
+      lineRows = lineRows || sec.rows;
     }
     // Centre each line of sections.
     this.width = 0;
@@ -253,18 +264,11 @@ export class SeatMap {
       this._drawAll();
       if (this.stats.firstDrawMs === null && this.n > 0) {
         this.stats.firstDrawMs = performance.now();
+        this.stats.firstDrawCostMs = this.stats.firstDrawMs - started;
         performance.mark("seatmap-first-draw");
       }
     } else if (this.dirty.size) {
-      const ctx = this.ctx;
-      this._applyTransform();
-      const { cell, pad } = this._cellGeometry();
-      for (const i of this.dirty) {
-        ctx.fillStyle = BACKGROUND;
-        ctx.fillRect(this.x[i], this.y[i], 1, 1);
-        ctx.fillStyle = this._color(i);
-        ctx.fillRect(this.x[i] + pad, this.y[i] + pad, cell, cell);
-      }
+      for (const i of this.dirty) this._repaint(i);
       this.dirty.clear();
     }
     const took = performance.now() - started;
@@ -279,46 +283,86 @@ export class SeatMap {
     this.ctx.setTransform(v.scale * dpr, 0, 0, v.scale * dpr, v.x * dpr, v.y * dpr);
   }
 
-  _cellGeometry() {
-    // A small gap between seats once they are big enough to see one.
-    const px = this.view.scale;
-    const pad = px >= 6 ? 0.12 : px >= 3 ? 0.08 : 0;
-    return { cell: 1 - 2 * pad, pad };
-  }
-
   _color(i) {
     if (this.selectedSet.has(this.ids[i])) return SELECTED;
     if (this.status[i] !== 0) return TAKEN;
     return TIER_COLORS[this.tier[i]];
   }
 
-  _drawAll() {
+  // A seat's cell and its coloured square in whole device pixels: full draws and single-seat
+  // repaints use the same rounding, so a repaint never leaves a seam.
+  _rect(i) {
+    const v = this.view, k = v.scale * this.dpr, ox = v.x * this.dpr, oy = v.y * this.dpr;
+    const x0 = Math.round(ox + this.x[i] * k), x1 = Math.round(ox + (this.x[i] + 1) * k);
+    const y0 = Math.round(oy + this.y[i] * k), y1 = Math.round(oy + (this.y[i] + 1) * k);
+    const pad = k >= 6 ? Math.max(1, Math.round(k * 0.12)) : 0;
+    const w = Math.max(1, x1 - x0 - 2 * pad), h = Math.max(1, y1 - y0 - 2 * pad);
+    return [x0, y0, x1 - x0, y1 - y0, x0 + pad, y0 + pad, w, h];
+  }
+
+  _repaint(i) {
     const ctx = this.ctx;
+    const [cx, cy, cw, ch, x, y, w, h] = this._rect(i);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = BACKGROUND;
-    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.fillRect(cx, cy, Math.max(1, cw), Math.max(1, ch));
+    ctx.fillStyle = this._color(i);
+    ctx.fillRect(x, y, w, h);
+  }
+
+  _drawAll() {
+    const ctx = this.ctx;
+    const W = this.canvas.width, H = this.canvas.height;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = BACKGROUND;
+    ctx.fillRect(0, 0, W, H);
     if (!this.n) return;
-    this._applyTransform();
-    // The stage.
-    ctx.fillStyle = "#334155";
-    ctx.fillRect(this.width * 0.25, 0, this.width * 0.5, 3);
-    const { cell, pad } = this._cellGeometry();
-    // Batch by colour: one fillStyle per colour, all its seats in one pass.
-    const colours = new Map();
     const n = this.n;
-    for (let i = 0; i < n; i++) {
-      const c = this._color(i);
-      let list = colours.get(c);
-      if (!list) colours.set(c, (list = []));
-      list.push(i);
+    const k = this.view.scale * this.dpr;
+    if (k < 8) {
+      // Small seats: write the pixels straight into one ImageData (50,000 fillRects through the
+      // rasteriser cost ~0.3 s without a GPU; this is a few milliseconds).
+      const image = ctx.createImageData(W, H);
+      const px = new Uint32Array(image.data.buffer);
+      px.fill(rgba(BACKGROUND));
+      const palette = new Map();
+      for (let i = 0; i < n; i++) {
+        const [, , , , x, y, w, h] = this._rect(i);
+        if (x >= W || y >= H || x + w <= 0 || y + h <= 0) continue;
+        const colour = this._color(i);
+        let value = palette.get(colour);
+        if (value === undefined) palette.set(colour, (value = rgba(colour)));
+        const xa = Math.max(0, x), xb = Math.min(W, x + w), yb = Math.min(H, y + h);
+        for (let yy = Math.max(0, y); yy < yb; yy++) px.fill(value, yy * W + xa, yy * W + xb);
+      }
+      ctx.putImageData(image, 0, 0);
+    } else {
+      // Big seats: few of them are on screen; draw those, one fillStyle per colour.
+      const colours = new Map();
+      for (let i = 0; i < n; i++) {
+        const r = this._rect(i);
+        if (r[4] >= W || r[5] >= H || r[4] + r[6] <= 0 || r[5] + r[7] <= 0) continue;
+        const c = this._color(i);
+        let list = colours.get(c);
+        if (!list) colours.set(c, (list = []));
+        list.push(r);
+      }
+      for (const [colour, list] of colours) {
+        ctx.fillStyle = colour;
+        for (const r of list) ctx.fillRect(r[4], r[5], r[6], r[7]);
+      }
     }
-    for (const [colour, list] of colours) {
-      ctx.fillStyle = colour;
-      for (const i of list) ctx.fillRect(this.x[i] + pad, this.y[i] + pad, cell, cell);
-    }
-    // Section names, when legible.
-    const fontUnits = 12 / this.view.scale;
+    this._applyTransform();
+    ctx.fillStyle = "#334155"; // the stage
+    ctx.fillRect(this.width * 0.3, 0.5, this.width * 0.4, 2);
+    const fontUnits = 12 / this.view.scale; // names, when legible
     if (fontUnits <= LABEL * 4) {
+      ctx.fillStyle = "#cbd5e1";
+      ctx.font = `${Math.min(fontUnits, 1.4)}px system-ui, sans-serif`;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText("STAGE", this.width / 2, 1.5);
+      ctx.textAlign = "left";
       ctx.fillStyle = "#e2e8f0";
       ctx.font = `${Math.min(fontUnits, LABEL * 0.9)}px system-ui, sans-serif`;
       ctx.textBaseline = "bottom";
@@ -327,6 +371,10 @@ export class SeatMap {
   }
 
   // ------------------------------------------------------------------ events
+
+  resize() {
+    this._resize();
+  }
 
   _resize() {
     const rect = this.canvas.getBoundingClientRect();

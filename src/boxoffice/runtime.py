@@ -51,6 +51,7 @@ class Runtime:
     )
 
     def clear_local_caches(self) -> None:
+        self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
         self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
 

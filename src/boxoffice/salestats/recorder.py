@@ -48,6 +48,10 @@ class SaleStats:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._flusher())
 
+    def discard(self) -> None:
+        """Forget the counts not flushed yet (tests wipe the data they describe between runs)."""
+        self._pending = defaultdict(lambda: defaultdict(int))
+
     async def flush(self) -> None:
         pending, self._pending = self._pending, defaultdict(lambda: defaultdict(int))
         if not pending:

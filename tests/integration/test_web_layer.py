@@ -236,3 +236,25 @@ async def test_seat_stream_resume_and_reset(runtime, live_server) -> None:  # ty
         assert resumed == ["seats"]  # the second hold, replayed after the id the watcher had seen
         gone = await first_events("1-0")  # older than anything on the stream
         assert gone == ["reset"]
+
+
+async def test_login_redirects_only_within_the_site(browser_like: httpx.AsyncClient) -> None:
+    await _signup(browser_like, "nexter@example.test")
+    browser_like.cookies.clear()
+    for target, expected in (
+        ("/tickets", "/tickets"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+    ):
+        token = await _csrf(browser_like)
+        resp = await browser_like.post(
+            "/login",
+            data={
+                "csrf_token": token,
+                "email": "nexter@example.test",
+                "password": "correct horse",
+                "next": target,
+            },
+        )
+        assert resp.status_code == 303 and resp.headers["location"] == expected, target
+        browser_like.cookies.clear()

@@ -13,15 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from boxoffice.waiting_room.worker import JOBS as QUEUE_JOBS
 from sqlalchemy import text
 
 from boxoffice.auth.service import ensure_account
 from boxoffice.runtime import Runtime
-from boxoffice.waiting_room.worker import JOBS as QUEUE_JOBS
 from boxoffice.worker import run_worker
 from tests.browser.conftest import PASSWORD, Fan, FanFactory
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 
 ADMIN_EMAIL = "boss@example.test"
 

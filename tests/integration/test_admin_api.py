@@ -16,10 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boxoffice.booking.expiry import expire_holds
+from boxoffice.booking.flows import expire_holds
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, balance, gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, balance, gated
 from tests.integration.test_catalog import assert_problem, iso, locs, make_catalog
 
 

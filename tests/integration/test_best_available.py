@@ -9,7 +9,8 @@ import asyncio
 import httpx
 
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show, seat_rows
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated, seat_rows
 
 
 async def test_quantity_holds_adjacent_seats_without_orphan(client: httpx.AsyncClient, runtime) -> None:  # type: ignore[no-untyped-def]

@@ -145,7 +145,7 @@ async def _logged_in(c: httpx.AsyncClient, runtime) -> int:  # type: ignore[no-u
 async def test_browser_routes_keep_admission_tokens_in_http_only_cookies(
     browser_like: httpx.AsyncClient, runtime
 ) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.test_booking_support import make_show
+    from tests.helpers.shows import make_show
 
     show = await make_show(runtime, seats=4)
     sid = show["show_id"]
@@ -156,7 +156,7 @@ async def test_browser_routes_keep_admission_tokens_in_http_only_cookies(
     token = await _csrf(browser_like, "/account")
     joined = await browser_like.post(f"/shows/{sid}/queue", data={"csrf_token": token})
     assert joined.status_code == 303
-    from boxoffice.waiting_room.service import tick_all
+    from boxoffice.waiting_room.flows import tick_all
 
     for _ in range(50):
         await tick_all(runtime)
@@ -202,7 +202,8 @@ async def test_seat_stream_resume_and_reset(runtime, live_server) -> None:  # ty
     stream no longer holds (trimmed, or Redis lost it) gets `event: reset` to reload the map."""
     from boxoffice.events import relay_once
     from tests.factories import make_user
-    from tests.integration.test_booking_support import gated, make_show
+    from tests.helpers.shows import make_show
+    from tests.integration.test_booking_support import gated
 
     show = await make_show(runtime, seats=4)
     sid = show["show_id"]
@@ -236,3 +237,25 @@ async def test_seat_stream_resume_and_reset(runtime, live_server) -> None:  # ty
         assert resumed == ["seats"]  # the second hold, replayed after the id the watcher had seen
         gone = await first_events("1-0")  # older than anything on the stream
         assert gone == ["reset"]
+
+
+async def test_login_redirects_only_within_the_site(browser_like: httpx.AsyncClient) -> None:
+    await _signup(browser_like, "nexter@example.test")
+    browser_like.cookies.clear()
+    for target, expected in (
+        ("/tickets", "/tickets"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+    ):
+        token = await _csrf(browser_like)
+        resp = await browser_like.post(
+            "/login",
+            data={
+                "csrf_token": token,
+                "email": "nexter@example.test",
+                "password": "correct horse",
+                "next": target,
+            },
+        )
+        assert resp.status_code == 303 and resp.headers["location"] == expected, target
+        browser_like.cookies.clear()

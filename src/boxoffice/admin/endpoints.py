@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from boxoffice.admin import service
+from boxoffice.admin import flows, service
 from boxoffice.admin.live import DashboardHub
 from boxoffice.admin.schemas import (
     AuditPage,
@@ -126,7 +126,7 @@ async def find_fan(
 async def cancel_for_fan(
     reservation_id: PathId, body: CancelRequest, admin: AdminUser, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return await service.cancel_for_fan(
+    return await flows.cancel_for_fan(
         runtime, admin_id=admin.user_id, reservation_id=reservation_id, reason=body.reason
     )
 

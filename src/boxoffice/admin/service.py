@@ -1,4 +1,5 @@
-"""Admin use cases: the dashboard frame and snapshot, fan lookup, audited cancel-and-refund, CSV.
+"""Admin reads: the dashboard frame and snapshot, fan lookup, the audit, the CSV export (the audited
+cancel-and-refund, which writes, is in admin/flows.py).
 
 Reads go through the owning domains' services (catalog, waiting room, booking, payments); what only
 the console needs (sales totals, a fan's orders, the audit) lives in this domain's repository.
@@ -16,10 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.admin import repository
 from boxoffice.admin.schemas import Range
-from boxoffice.booking import rules as booking_rules
-from boxoffice.booking.service import cancel
 from boxoffice.catalog import service as catalog
-from boxoffice.errors import Conflict, DomainError, NotFound
+from boxoffice.errors import UserNotFound
 from boxoffice.runtime import Runtime
 from boxoffice.salestats import rules as stats_rules
 from boxoffice.salestats import store as stats_store
@@ -30,10 +29,6 @@ RECENT_SECONDS = 10  # every frame repeats the last seconds: late flushes (<= 1 
 LATENCY_SECONDS = 60
 FAN_ROWS = 100
 CSV_PAGE = 1000
-
-
-def _show_not_found(show_id: int) -> NotFound:
-    return NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
 
 
 # ---- the dashboard ---------------------------------------------------------------------------------
@@ -121,7 +116,7 @@ async def snapshot(
 async def fan(session: AsyncSession, email: str) -> dict[str, Any]:
     user = await repository.find_user(session, email.strip().lower())
     if user is None:
-        raise NotFound(f"No user with the email {email}", code="USER_NOT_FOUND")
+        raise UserNotFound(f"No user with the email {email}")
     uid = user["id"]
     return {
         "user": user,
@@ -136,71 +131,6 @@ async def fan(session: AsyncSession, email: str) -> dict[str, Any]:
 async def audit(session: AsyncSession, *, user_id: int | None, reservation_id: int | None) -> dict[str, Any]:
     items = await repository.list_actions(session, user_id=user_id, target_id=reservation_id, limit=200)
     return {"items": items}
-
-
-async def cancel_for_fan(
-    runtime: Runtime, *, admin_id: int, reservation_id: int, reason: str
-) -> dict[str, Any]:
-    """Cancel a fan's hold or refund their paid reservation on their behalf, audited.
-
-    The audit row (who, when, why) commits as REQUESTED before anything changes and is marked DONE
-    or FAILED after, so a crash in between leaves a trace rather than an unaudited refund. The
-    refund itself is the payments domain's (same flow as the fan's cancel, not bound by the show's
-    fan refund cutoff: that is the point of asking the promoter).
-    """
-    async with runtime.sessions() as session:
-        res = await repository.reservation_owner(session, reservation_id)
-    if res is None:
-        raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
-    if res["status"] not in (booking_rules.HOLD, booking_rules.RESERVED):
-        raise Conflict(
-            f"Reservation {reservation_id} is {res['status']}: there is nothing to cancel or refund",
-            code="NOT_CANCELLABLE",
-            status_now=res["status"],
-        )
-    async with runtime.sessions() as session, session.begin():
-        action_id = await repository.insert_action(
-            session,
-            {
-                "admin_id": admin_id,
-                "action": "reservation.cancel_refund",
-                "target_type": "reservation",
-                "target_id": reservation_id,
-                "user_id": res["user_id"],
-                "reason": reason,
-                "details": {"previous_status": res["status"], "total_price": res["total_price"]},
-            },
-        )
-    try:
-        after = await cancel(runtime, user_id=res["user_id"], reservation_id=reservation_id, by_admin=True)
-    except DomainError as exc:
-        await _finish(runtime, action_id, "FAILED", {"code": exc.code, "detail": exc.detail})
-        raise
-    except BaseException:
-        await _finish(runtime, action_id, "FAILED", {"code": "INTERNAL_ERROR"})
-        raise
-    if after["status"] == res["status"]:  # e.g. a card payment still settling: nothing moved
-        await _finish(runtime, action_id, "FAILED", {"code": "NOT_CANCELLABLE"})
-        raise Conflict(
-            f"Reservation {reservation_id} could not be cancelled now; nothing changed",
-            code="NOT_CANCELLABLE",
-            status_now=after["status"],
-        )
-    refunded = res["total_price"] if res["status"] == booking_rules.RESERVED else 0
-    await _finish(runtime, action_id, "DONE", {"status": after["status"], "refunded": refunded})
-    return {
-        "reservation_id": reservation_id,
-        "user_id": res["user_id"],
-        "previous_status": res["status"],
-        "status": after["status"],
-        "refunded": refunded,
-        "audit_id": action_id,
-    }
-
-
-async def _finish(runtime: Runtime, action_id: int, outcome: str, details: dict[str, Any]) -> None:
-    async with runtime.sessions() as session, session.begin():
-        await repository.finish_action(session, action_id, outcome, details)
 
 
 # ---- CSV export ------------------------------------------------------------------------------------

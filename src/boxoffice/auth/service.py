@@ -1,6 +1,6 @@
 """Accounts and authentication: signup, login, refresh rotation, logout, profile, top-up, verification.
 
-Services never commit: the request's unit of work (or run_idempotent's transaction) does.
+Services never commit: the request's unit of work (deps.SessionDep) does; top-ups are in flows.py.
 Redis holds the short-lived auth state (store.py); PostgreSQL holds the accounts.
 """
 
@@ -38,14 +38,17 @@ from boxoffice.auth.tokens import (
 from boxoffice.config import Settings
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
-    BadRequest,
-    Conflict,
-    NotFound,
-    ServiceUnavailable,
-    TooManyRequests,
+    AuthUnavailable,
+    EmailTaken,
+    InvalidAccessToken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidVerificationToken,
+    RefreshReused,
+    TooManyAttempts,
     Unauthorized,
+    UserNotFound,
 )
-from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
@@ -53,7 +56,6 @@ log = structlog.get_logger("boxoffice.auth")
 
 LOGIN_MAX_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 15 * 60
-TOPUP_SCOPE = "POST /api/users/me/balance"
 ROLES = ("USER", "ADMIN")
 
 # Refresh token = "<family>.<secret>": the family id (public, names the login) and 256 random bits.
@@ -67,9 +69,7 @@ async def _auth_store() -> AsyncIterator[None]:
         yield
     except RedisError as exc:
         log.warning("auth_store_unavailable", error=type(exc).__name__)
-        raise ServiceUnavailable(
-            "Authentication is temporarily unavailable", code="AUTH_UNAVAILABLE"
-        ) from None
+        raise AuthUnavailable("Authentication is temporarily unavailable") from None
 
 
 # --- signup / verification ---------------------------------------------------------------------
@@ -93,7 +93,7 @@ async def signup(
         now=now,
     )
     if user_id is None:
-        raise Conflict("An account with this email already exists", code="EMAIL_TAKEN")
+        raise EmailTaken("An account with this email already exists")
     log.info("account_created", user_id=user_id)
     mail = None
     settings = runtime.settings
@@ -108,11 +108,9 @@ async def verify_email(session: AsyncSession, runtime: Runtime, token: str) -> V
     try:
         user_id, email = verify_email_verification_token(runtime.settings, token, now=runtime.clock.now())
     except InvalidToken:
-        raise BadRequest(
-            "The verification link is invalid or expired", code="INVALID_VERIFICATION_TOKEN"
-        ) from None
+        raise InvalidVerificationToken("The verification link is invalid or expired") from None
     if not await repository.mark_email_verified(session, user_id, email, runtime.clock.now()):
-        raise BadRequest("The verification link is no longer valid", code="INVALID_VERIFICATION_TOKEN")
+        raise InvalidVerificationToken("The verification link is no longer valid")
     log.info("email_verified", user_id=user_id)
     return VerifyResponse(email=email, email_verified=True)
 
@@ -140,7 +138,7 @@ def _pair(runtime: Runtime, *, user_id: int, role: str, refresh_token: str, fami
 
 
 def _invalid_credentials() -> Unauthorized:
-    return Unauthorized("Wrong email or password", code="INVALID_CREDENTIALS")
+    return InvalidCredentials("Wrong email or password")
 
 
 async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest) -> TokenPair:
@@ -152,9 +150,8 @@ async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest) -> 
         )
     if not gate.allowed:
         runtime.metrics.logins.labels("throttled").inc()
-        raise TooManyRequests(
+        raise TooManyAttempts(
             "Too many login attempts for this account; try again later",
-            code="TOO_MANY_ATTEMPTS",
             headers={"Retry-After": str(gate.retry_after_seconds)},
             retry_after_seconds=gate.retry_after_seconds,
         )
@@ -186,7 +183,7 @@ async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest) -> 
 
 async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -> TokenPair:
     """Rotate: a new pair; the presented token stops working; replaying a rotated one revokes the login."""
-    invalid = Unauthorized("Invalid or expired refresh token", code="INVALID_REFRESH_TOKEN")
+    invalid = InvalidRefreshToken("Invalid or expired refresh token")
     family, sep, _ = refresh_token.partition(".")
     if not sep or not _FAMILY_RE.match(family):
         raise invalid
@@ -202,9 +199,8 @@ async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -
         )
     if result.outcome == "REUSED":
         log.warning("refresh_token_reused", user_id=result.user_id)
-        raise Unauthorized(
+        raise RefreshReused(
             "This refresh token was already used; the login has been revoked, sign in again",
-            code="REFRESH_REUSED",
         )
     if result.outcome != "OK" or result.user_id is None:
         raise invalid
@@ -232,7 +228,7 @@ async def logout(runtime: Runtime, claims: AccessClaims) -> None:
 async def get_profile(session: AsyncSession, user_id: int) -> dict[str, Any]:
     found = await repository.profile(session, user_id)
     if found is None:
-        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+        raise InvalidAccessToken("This account no longer exists")
     return found
 
 
@@ -244,7 +240,7 @@ async def update_profile(
         return await get_profile(session, user_id)
     updated = await repository.update_profile(session, user_id, values, runtime.clock.now())
     if updated is None:
-        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+        raise InvalidAccessToken("This account no longer exists")
     return updated
 
 
@@ -252,7 +248,7 @@ async def delete_account(session: AsyncSession, runtime: Runtime, claims: Access
     """Soft delete. Every access token of the user is refused from now on (a Redis marker that
     outlives them), later logins find no live account, refreshes find no live account."""
     if not await repository.soft_delete(session, claims.user_id, runtime.clock.now()):
-        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+        raise InvalidAccessToken("This account no longer exists")
     # Before the commit: if Redis cannot record it, nothing is deleted (503) rather than
     # leaving tokens of a deleted account working.
     async with _auth_store():
@@ -265,31 +261,8 @@ async def delete_account(session: AsyncSession, runtime: Runtime, claims: Access
 async def admin_get_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
     found = await repository.profile(session, user_id, include_deleted=True)
     if found is None:
-        raise NotFound("No such user", code="USER_NOT_FOUND")
+        raise UserNotFound("No such user")
     return found
-
-
-# --- balance -----------------------------------------------------------------------------------
-
-
-async def top_up(
-    runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
-) -> IdempotentResult:
-    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction."""
-
-    async def work(session: AsyncSession) -> tuple[int, dict[str, int]]:
-        balance = await ledger.credit(session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
-        return 200, {"user_id": user_id, "balance": balance, "amount": amount}
-
-    return await run_idempotent(
-        runtime,
-        user_id=user_id,
-        scope=TOPUP_SCOPE,
-        key=idempotency_key,
-        fingerprint={"amount": amount},
-        work=work,
-        required=True,
-    )
 
 
 # --- accounts created by the operator (demo seeding, admin bootstrap) --------------------------

@@ -61,7 +61,8 @@ async def create_fans(runtime: Runtime, count: int, balance: int) -> Fans:
 
     password_hash = await asyncio.to_thread(hash_password, BENCH_PASSWORD)
     prefix = f"fan-{uuid.uuid4().hex[:8]}-"
-    async with unit_of_work(runtime.sessions) as session:
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
         user_ids = await repository.insert_fans(
             session, prefix=prefix, count=count, password_hash=password_hash, balance=balance
         )
@@ -89,7 +90,8 @@ async def create_show(
     now = runtime.clock.now()
     tag = uuid.uuid4().hex[:6]
     sections = sections_for(seats, seats_per_row)
-    async with unit_of_work(runtime.sessions) as session:
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
         venue = await catalog.create_venue(
             session, VenueIn.model_validate({"name": f"Bench Arena {tag}", "sections": sections})
         )
@@ -146,6 +148,6 @@ def queue_tokens(runtime: Runtime, user_ids: list[int], show_id: int) -> list[st
 
 async def admin_token(runtime: Runtime, user_id: int) -> str:
     """Make one bench account an administrator (to watch the dashboard) and mint its token."""
-    async with unit_of_work(runtime.sessions) as session:
-        await repository.make_admin(session, user_id)
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.make_admin(uow.session, user_id)
     return issue_access_token(runtime.settings, user_id=user_id, role="ADMIN", now=runtime.clock.now())[0]

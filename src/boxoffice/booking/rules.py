@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-HOLD = "TEMP_RESERVED"
-RESERVED = "RESERVED"
-EXPIRED = "EXPIRED"
-CANCELLED = "CANCELLED"
+from boxoffice.catalog.layout import SeatStatus
+
+__all__ = ["ReservationStatus", "SeatStatus"]
+
+
+class ReservationStatus(StrEnum):
+    HOLD = "TEMP_RESERVED"
+    RESERVED = "RESERVED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+HOLD = ReservationStatus.HOLD
+RESERVED = ReservationStatus.RESERVED
+EXPIRED = ReservationStatus.EXPIRED
+CANCELLED = ReservationStatus.CANCELLED
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-SeatId = Annotated[int, Field(ge=1, le=2**62)]
+from boxoffice.ids import Id
+
+SeatId = Id
 
 
 class HoldRequest(BaseModel):
@@ -18,7 +20,7 @@ class HoldRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    show_id: int = Field(ge=1, le=2**62)
+    show_id: Id
     seat_ids: list[SeatId] | None = Field(
         default=None, min_length=1, max_length=10, description="All of them or none"
     )

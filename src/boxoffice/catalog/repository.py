@@ -150,12 +150,6 @@ async def update_concert(
     await session.execute(update(_c).where(_c.c.id == concert_id).values(**values, updated_at=now))
 
 
-async def find_concert_by_name(session: AsyncSession, venue_id: int, name: str) -> int | None:
-    stmt = select(_c.c.id).where(_c.c.venue_id == venue_id, _c.c.name == name).order_by(_c.c.id).limit(1)
-    value = (await session.execute(stmt)).scalar_one_or_none()
-    return None if value is None else int(value)
-
-
 async def list_concerts(
     session: AsyncSession,
     *,
@@ -434,8 +428,12 @@ async def recount_candidates(session: AsyncSession, now: datetime, since: dateti
 # ---- demo seeding ------------------------------------------------------------------------------
 
 _DEMO_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boxoffice.demo_seed'))")
+# A second seeder waits for the first to finish (seconds on a loaded machine), not the connections'
+# 3 s lock_timeout meant for request paths; SET LOCAL ends with this transaction.
+_DEMO_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '120s'")
 
 
 async def lock_demo_seed(session: AsyncSession) -> None:
     """Two seeders starting together (two `boxoffice up`) take turns; the second finds the demo."""
+    await session.execute(_DEMO_LOCK_TIMEOUT)
     await session.execute(_DEMO_LOCK)

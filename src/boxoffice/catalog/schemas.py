@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
+from boxoffice.ids import Id
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class ConcertIn(BaseModel):
     model_config = _STRICT
     name: Name
     artist: Name
-    venue_id: int = Field(ge=1, le=2**63 - 1)
+    venue_id: Id
     description: str | None = Field(default=None, max_length=5000)
     poster_url: Url | None = None
 

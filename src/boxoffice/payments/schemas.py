@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from boxoffice.ids import Id
+
 
 class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reservation_id: int = Field(ge=1, le=2**62)
+    reservation_id: Id
     method: Literal["BALANCE", "CARD"]
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+from boxoffice.ids import Id
 
 QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT"]
 EstimateBasis = Literal["measured", "configured", "sale_start", "unknown", "none"]

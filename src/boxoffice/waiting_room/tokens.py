@@ -8,15 +8,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header
 
-from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.config import Settings, secret
-from boxoffice.deps import RuntimeDep
-from boxoffice.errors import Forbidden, Unauthorized
+from boxoffice.errors import QueueTokenForeign, QueueTokenRefused, QueueTokenRequired
+from boxoffice.runtime import Runtime
 
 ISSUER = "boxoffice-waiting-room"
 LEEWAY_SECONDS = 30
@@ -99,15 +96,7 @@ def _check_claims(claims: QueueClaims, *, user_id: int, show_id: int, now: datet
     return claims
 
 
-def verify_queue_token(
-    settings: Settings, token: str, *, user_id: int, show_id: int, now: datetime
-) -> QueueClaims:
-    """Raises QueueTokenInvalid (bad signature, expired, malformed) or QueueTokenMismatch
-    (valid, but for another user or another show)."""
-    return _check_claims(decode_queue_token(settings, token), user_id=user_id, show_id=show_id, now=now)
-
-
-def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: str | None) -> QueueClaims:
+def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> QueueClaims:
     """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID, 403 QUEUE_TOKEN_MISMATCH.
 
     Local only (no Redis, no database); a token's signature is checked once per process."""
@@ -115,7 +104,7 @@ def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: st
     try:
         if not token:
             outcome = "missing"
-            raise Unauthorized("This show is queue-gated: send X-Queue-Token", code="QUEUE_TOKEN_REQUIRED")
+            raise QueueTokenRequired("This show is queue-gated: send X-Queue-Token")
         try:
             cache_key = "queue:" + token
             claims: QueueClaims | None = runtime.verified_tokens.get(cache_key)
@@ -125,24 +114,9 @@ def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: st
             return _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
         except QueueTokenInvalid:
             outcome = "invalid"
-            raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None
+            raise QueueTokenRefused("Queue token is invalid or expired") from None
         except QueueTokenMismatch:
             outcome = "mismatch"
-            raise Forbidden(
-                "Queue token belongs to another user or show", code="QUEUE_TOKEN_MISMATCH"
-            ) from None
+            raise QueueTokenForeign("Queue token belongs to another user or show") from None
     finally:
         runtime.metrics.queue_token_checks.labels(outcome).inc()
-
-
-async def require_queue_token_for_path(
-    show_id: int,
-    claims: CurrentUser,
-    runtime: RuntimeDep,
-    x_queue_token: Annotated[str | None, Header(description="Admission token from the waiting room")] = None,
-) -> QueueClaims:
-    """Dependency for routes with `{show_id}` in the path (the seat map, the seat stream)."""
-    return check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
-
-
-QueueGate = Annotated[QueueClaims, Depends(require_queue_token_for_path)]

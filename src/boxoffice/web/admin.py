@@ -1,8 +1,9 @@
 """The promoter's console at /admin (ADMIN only: fans get a styled 403, visitors the login page).
 
 Pages are thin: they turn a form into the API's own request model, call the same catalog, waiting
-room and admin services as the JSON API, and re-render the form with each field's message when the
-input is refused. Writes are form posts with the CSRF token, answered with a redirect (POST, then
+room and admin services as the JSON API (in the request's unit of work), and re-render the form
+with each field's message when the input is refused (the services check before they write, so a
+refusal has written nothing). Writes are form posts with the CSRF token, answered with a redirect (POST, then
 GET). The browser's live data (dashboard snapshot and stream, the seat map) comes from /web/admin/...
 routes with the same cookie session.
 """
@@ -18,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice.admin import flows as admin_flows
 from boxoffice.admin import service as admin_service
 from boxoffice.admin.live import DashboardHub
 from boxoffice.admin.schemas import CancelRequest, DashboardSnapshot, Range
@@ -195,8 +197,7 @@ async def create_venue(request: Request, user: AdminPageUser, session: SessionDe
     form = await request.form()
     body, typed = _venue_form(form)
     try:
-        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
-            await catalog.create_venue(session, VenueIn.model_validate(body))
+        await catalog.create_venue(session, VenueIn.model_validate(body))
     except (ValidationError, DomainError) as exc:
         venues = await catalog.list_venues(session)
         context = {
@@ -239,8 +240,7 @@ async def concerts_page(
 async def create_concert(request: Request, user: AdminPageUser, session: SessionDep) -> Response:
     body = _concert_form(await request.form())
     try:
-        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
-            created = await catalog.create_concert(session, ConcertIn.model_validate(body))
+        created = await catalog.create_concert(session, ConcertIn.model_validate(body))
     except (ValidationError, DomainError) as exc:
         context = {
             **await _concerts_context(session),
@@ -312,10 +312,9 @@ async def update_concert(
     form = await request.form()
     body = {k: _text(form, k) for k in ("name", "artist", "description", "poster_url")}
     try:
-        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
-            await catalog.update_concert(
-                session, _runtime(request).clock, concert_id, ConcertPatch.model_validate(body)
-            )
+        await catalog.update_concert(
+            session, _runtime(request).clock, concert_id, ConcertPatch.model_validate(body)
+        )
     except (ValidationError, DomainError) as exc:
         context = await _concert_context(request, session, concert_id)
         context.update(
@@ -352,14 +351,13 @@ async def create_show(
     body = {k: v for k, v in body.items() if v is not None}
     body["queue"] = {k: v for k, v in body["queue"].items() if v is not None}
     try:
-        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
-            show = await catalog.create_show(
-                session,
-                runtime.clock,
-                concert_id,
-                ShowIn.model_validate(body),
-                default_hold_seconds=runtime.settings.default_hold_seconds,
-            )
+        show = await catalog.create_show(
+            session,
+            runtime.clock,
+            concert_id,
+            ShowIn.model_validate(body),
+            default_hold_seconds=runtime.settings.default_hold_seconds,
+        )
     except (ValidationError, DomainError) as exc:
         context = await _concert_context(request, session, concert_id)
         c = context["concert"]
@@ -434,8 +432,7 @@ async def update_show(
         ):
             body[name] = stored
     try:
-        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
-            await catalog.update_show(session, runtime.clock, show_id, ShowPatch.model_validate(body))
+        await catalog.update_show(session, runtime.clock, show_id, ShowPatch.model_validate(body))
     except (ValidationError, DomainError) as exc:
         context = await _show_context(request, session, show_id)
         context.update(
@@ -497,8 +494,7 @@ async def queue_settings(
     cap = _integer(form, "max_active")
     body.update({"max_active": cap} if cap is not None else {"clear_max_active": True})
     try:
-        async with session.begin_nested():  # a refusal rolls back to here; the page still reads
-            await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
+        await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
     except (ValidationError, DomainError) as exc:
         context = await _show_context(request, session, show_id)
         context.update(
@@ -593,7 +589,7 @@ async def cancel_for_fan(
     target = f"/admin/fans?email={quote(email, safe='@')}"
     try:
         body = CancelRequest.model_validate({"reason": reason})
-        await admin_service.cancel_for_fan(
+        await admin_flows.cancel_for_fan(
             _runtime(request), admin_id=user.user_id, reservation_id=reservation_id, reason=body.reason
         )
     except (ValidationError, DomainError) as exc:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.catalog import service as catalog_service
@@ -130,7 +131,7 @@ async def hold(
 ) -> JSONResponse:
     """The seat map's hold (chosen seats or best available), answered like POST /api/reservations."""
     runtime = _runtime(request)
-    result = await booking_service.place_hold(
+    result = await booking_flows.place_hold(
         runtime,
         user_id=user.user_id,
         show_id=body.show_id,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from boxoffice.auth import flows as auth_flows
 from boxoffice.auth import service as auth_service
 from boxoffice.auth.schemas import TopUpRequest
 from boxoffice.booking import rules as booking_rules
@@ -16,6 +17,7 @@ from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
 from boxoffice.deps import PathId
 from boxoffice.errors import DomainError
+from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service
@@ -95,7 +97,7 @@ async def top_up(request: Request, user: PageUser) -> Response:
     except (ValueError, ValidationError):
         return await _account_error(request, user, "Enter an amount between 0.01 and 100,000.00.", 422)
     try:
-        await auth_service.top_up(runtime, user_id=user.user_id, amount=body.amount, idempotency_key=key)
+        await auth_flows.top_up(runtime, user_id=user.user_id, amount=body.amount, idempotency_key=key)
     except DomainError as exc:
         return await _account_error(request, user, exc.detail, exc.status)
     return RedirectResponse("/account?topped=1", status_code=303)
@@ -232,7 +234,7 @@ async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Respo
     if method not in ("BALANCE", "CARD"):
         method = "BALANCE"
     try:
-        result = await payments_service.pay(
+        result = await payments_flows.pay(
             runtime,
             user_id=user.user_id,
             reservation_id=reservation_id,
@@ -254,7 +256,7 @@ async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Respo
 async def cancel(request: Request, reservation_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
     try:
-        await booking_service.cancel(runtime, user_id=user.user_id, reservation_id=reservation_id)
+        await payments_flows.cancel(runtime, user_id=user.user_id, reservation_id=reservation_id)
     except DomainError as exc:
         return await _tickets(request, user, flash=exc.detail, kind="error", status=exc.status)
     return RedirectResponse(f"/tickets?cancelled={reservation_id}", status_code=303)
@@ -295,7 +297,7 @@ async def _tickets(
                 "display_status": status_name,
                 "live": live,
                 "refundable": r["status"] == booking_rules.RESERVED
-                and booking_rules.refund_allowed(show["starts_at"], now),
+                and booking_rules.refund_allowed(show["starts_at"], now, show["refund_cutoff_hours"]),
                 "show": show,
                 "concert": concert,
             }

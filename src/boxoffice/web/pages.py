@@ -33,13 +33,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
 from boxoffice.auth import service as auth_service
 from boxoffice.auth.schemas import LoginRequest, SignupRequest
+from boxoffice.deps import SessionDep
 from boxoffice.email import send_email
 from boxoffice.errors import DomainError
 from boxoffice.runtime import Runtime
@@ -110,15 +111,13 @@ async def login_page(request: Request, user: OptionalPageUser, next: str | None 
 
 
 @router.post("/login", dependencies=[CsrfChecked])
-async def login_submit(request: Request) -> Response:
+async def login_submit(request: Request, session: SessionDep) -> Response:
     fields = await form_fields(request, "email", "password", "next")
     target = safe_next(fields["next"])
     context: dict[str, Any] = {"next": target, "email": fields["email"]}
     try:
         data = LoginRequest(email=fields["email"], password=fields["password"])
-        runtime = runtime_of(request)
-        async with runtime.sessions() as session, session.begin():
-            pair = await auth_service.login(session, runtime, data)
+        pair = await auth_service.login(session, runtime_of(request), data)
     except ValidationError:
         context["error"] = "Please enter your email and password."
         return render(request, "login.html", context, status_code=422, title="Log in")
@@ -137,21 +136,19 @@ async def signup_page(request: Request, user: OptionalPageUser, next: str | None
 
 
 @router.post("/signup", dependencies=[CsrfChecked])
-async def signup_submit(request: Request) -> Response:
+async def signup_submit(request: Request, session: SessionDep, background: BackgroundTasks) -> Response:
     fields = await form_fields(request, "email", "password", "name", "next")
     target = safe_next(fields["next"])
     context: dict[str, Any] = {"next": target, "values": {"email": fields["email"], "name": fields["name"]}}
     runtime = runtime_of(request)
     try:
         data = SignupRequest(email=fields["email"], password=fields["password"], name=fields["name"])
-        async with runtime.sessions() as session, session.begin():
-            _, mail = await auth_service.signup(session, runtime, data)
-        if mail is not None:  # after the commit, like the API's background task
-            await send_email(runtime.settings, mail)
-        async with runtime.sessions() as session, session.begin():
-            pair = await auth_service.login(
-                session, runtime, LoginRequest(email=data.email, password=fields["password"])
-            )
+        _, mail = await auth_service.signup(session, runtime, data)
+        if mail is not None:  # background tasks run after the response, i.e. after the commit
+            background.add_task(send_email, runtime.settings, mail)
+        pair = await auth_service.login(
+            session, runtime, LoginRequest(email=data.email, password=fields["password"])
+        )
     except ValidationError as exc:
         context["error"] = form_error(exc)
         return render(request, "signup.html", context, status_code=422, title="Sign up")

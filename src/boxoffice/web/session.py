@@ -35,7 +35,7 @@ from boxoffice.auth.dependencies import authenticate_token
 from boxoffice.auth.schemas import TokenPair
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.config import secret
-from boxoffice.errors import DomainError, Forbidden, Unauthorized
+from boxoffice.errors import AuthRequired, CsrfFailed, DomainError, Forbidden, Unauthorized
 from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.web")
@@ -123,7 +123,8 @@ def end_session(request: Request) -> None:
 
 async def _refreshed(runtime: Runtime, refresh_token: str) -> TokenPair:
     async def rotate() -> TokenPair:
-        async with runtime.sessions() as session, session.begin():
+        # The rotation itself is in Redis; PostgreSQL is only read (is the account still live?).
+        async with runtime.sessions() as session:
             return await auth_service.refresh(session, runtime, refresh_token)
 
     digest = hashlib.sha256(refresh_token.encode()).hexdigest()
@@ -176,14 +177,14 @@ async def web_user(request: Request) -> WebUser | None:
 async def require_user(request: Request) -> WebUser:
     user = await web_user(request)
     if user is None:
-        raise Unauthorized("Please log in to continue", code="AUTH_REQUIRED")
+        raise AuthRequired("Please log in to continue")
     return user
 
 
 async def require_admin(request: Request) -> WebUser:
     user = await require_user(request)
     if not user.is_admin:
-        raise Forbidden("This page is for administrators", code="FORBIDDEN")
+        raise Forbidden("This page is for administrators")
     return user
 
 
@@ -218,9 +219,9 @@ async def verify_csrf(request: Request) -> None:
         presented = (await request.form()).get(CSRF_FIELD)
     value = request.cookies.get(CSRF_COOKIE)
     if not isinstance(presented, str) or not value or len(value) > 100 or len(presented) > 100:
-        raise Forbidden("This form has expired; reload the page and try again", code="CSRF_FAILED")
+        raise CsrfFailed("This form has expired; reload the page and try again")
     if not hmac.compare_digest(presented.encode(), _sign(_runtime(request), value).encode()):
-        raise Forbidden("This form has expired; reload the page and try again", code="CSRF_FAILED")
+        raise CsrfFailed("This form has expired; reload the page and try again")
 
 
 CsrfChecked = Depends(verify_csrf)

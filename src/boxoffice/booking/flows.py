@@ -1,0 +1,339 @@
+"""Booking use cases that own units of work: hold seats, cancel a hold, expire dead holds (a job).
+
+Each opens its unit of work (directly or through idempotency), calls the domain operations, and
+registers its after-commit effects (shield, seat map) with it. Cancelling a PAID reservation is a
+refund, decided downstream in `payments/flows.py` (booking imports no payments).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.booking import repository, rules, shield
+from boxoffice.booking.effects import publish_closed, publish_seat_changes
+from boxoffice.booking.rules import RuleViolation, ShowRules
+from boxoffice.booking.service import domain_error, load_rules
+from boxoffice.catalog.service import refresh_inventory
+from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
+from boxoffice.errors import (
+    DomainError,
+    HoldExists,
+    NoAdjacentSeats,
+    SeatsNotInShow,
+    SeatsTaken,
+    UnknownSection,
+)
+from boxoffice.idempotency import IdempotentResult, run_idempotent, stored_answer
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room.tokens import check_queue_token
+
+HOLD_SCOPE = "POST /api/reservations"
+# PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
+_RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
+EXPIRY_BATCH = 500
+BEST_TRIES = 5  # best-available blocks tried, one after another, before answering NO_ADJACENT_SEATS
+
+
+@dataclass
+class _HoldWork:
+    runtime: Runtime
+    user_id: int
+    show_id: int
+    seat_ids: list[int]
+    now: datetime
+    expires_at: datetime
+    closed: list[repository.Closed] = field(default_factory=list)
+
+    async def __call__(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        try:
+            answer = await self._run(uow.session)
+        except IntegrityError:
+            # Only reachable through a race the statement cannot express (e.g. two requests of one
+            # user crossing); the seats are someone's: a clean 409, never a 500.
+            raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
+        except DBAPIError as exc:
+            if sqlstate(exc) in _RETRYABLE_SQLSTATES:
+                raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
+            raise
+        uow.after_commit(self._published)
+        return answer
+
+    async def _published(self) -> None:
+        self.runtime.metrics.holds.labels("won").inc()
+        await publish_closed(self.runtime, self.closed)
+        await publish_seat_changes(self.runtime, self.show_id, self.user_id, self.seat_ids, rules.HOLD)
+
+    async def _run(self, session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        for _attempt in range(2):
+            outcome = await repository.hold(
+                session,
+                user_id=self.user_id,
+                show_id=self.show_id,
+                seat_ids=self.seat_ids,
+                now=self.now,
+                expires_at=self.expires_at,
+            )
+            if not outcome.conflict:
+                break
+            own = await repository.lock_own_hold(session, self.user_id, self.show_id)
+            if own is not None and own[1] > self.now:
+                raise HoldExists(
+                    "You already hold seats for this show; pay for or cancel that hold first",
+                    reservation_id=own[0],
+                )
+            if own is not None:
+                # The user's own dead hold blocks the one-hold-per-show index: expire it here.
+                self.closed += await repository.close_reservations(
+                    session,
+                    [own[0]],
+                    from_status=rules.HOLD,
+                    to_status=rules.EXPIRED,
+                    event="reservation.expired",
+                    reason="expired",
+                    now=self.now,
+                )
+        else:
+            raise HoldExists("You already hold seats for this show")
+        if len(outcome.seats) < len(self.seat_ids):
+            in_show = await repository.seats_of_show(session, self.show_id, self.seat_ids)
+            missing = [s for s in self.seat_ids if s not in in_show]
+            if missing:
+                raise SeatsNotInShow(
+                    "Some seats do not belong to this show",
+                    seat_ids=missing,
+                    errors=[
+                        {
+                            "loc": ["body", "seat_ids"],
+                            "msg": "unknown seat for this show",
+                            "type": "value_error",
+                        }
+                    ],
+                )
+            taken = rules.taken_seats(self.seat_ids, [s["id"] for s in outcome.seats])
+            raise SeatsTaken("Some seats are already taken", seat_ids=taken)
+        return 201, {
+            "reservation_id": outcome.reservation_id,
+            "show_id": self.show_id,
+            "status": rules.HOLD,
+            "seats": outcome.seats,
+            "total_price": outcome.total_price,
+            "expires_at": self.expires_at,
+        }
+
+
+async def place_hold(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    show_id: int,
+    seat_ids: list[int] | None = None,
+    quantity: int | None = None,
+    section: str | None = None,
+    price: int | None = None,
+    queue_token: str | None,
+    idempotency_key: str | None,
+) -> IdempotentResult:
+    """POST /api/reservations (see _place_hold). Won and refused holds, with their latency, feed
+    the admin dashboard's sale statistics (an in-memory count, flushed once a second)."""
+    started = time.perf_counter()
+    try:
+        result = await _place_hold(
+            runtime,
+            user_id=user_id,
+            show_id=show_id,
+            seat_ids=seat_ids,
+            quantity=quantity,
+            section=section,
+            price=price,
+            queue_token=queue_token,
+            idempotency_key=idempotency_key,
+        )
+    except (SeatsTaken, NoAdjacentSeats):
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
+        raise
+    if not result.replayed:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
+    return result
+
+
+async def _place_hold(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    show_id: int,
+    seat_ids: list[int] | None,
+    quantity: int | None,
+    section: str | None,
+    price: int | None,
+    queue_token: str | None,
+    idempotency_key: str | None,
+) -> IdempotentResult:
+    """The shield first, then PostgreSQL decides, all seats or none.
+    The shield marks and the seat map follow after the commit (never on a replay).
+
+    With `seat_ids` the fan names the seats; with `quantity` (and optionally a section or a price
+    tier) the rule picks the best block of adjacent seats, and a few others to try in turn when
+    one is taken meanwhile, each through the same shield and the same conditional update.
+    """
+    check_queue_token(runtime, user_id, show_id, queue_token)
+    show = await load_rules(runtime, show_id)
+    now = runtime.clock.now()
+    try:
+        rules.check_sale_open(show, now)
+        if seat_ids is not None:
+            wanted = rules.check_seat_request(seat_ids, show.max_seats)
+        else:
+            rules.check_quantity(quantity or 0, show.max_seats)
+    except RuleViolation as err:
+        raise domain_error(err) from None
+    expires_at = rules.hold_expires_at(show, now)
+    if seat_ids is not None:
+        fingerprint: dict[str, Any] = {"show_id": show_id, "seat_ids": seat_ids}
+        return await _hold_exact(
+            runtime, user_id, show, wanted, now, expires_at, idempotency_key, fingerprint
+        )
+    assert quantity is not None
+    fingerprint = {"show_id": show_id, "quantity": quantity, "section": section, "price": price}
+    # A retry replays the first answer even though the seats it would pick from have changed since.
+    replay = await stored_answer(
+        runtime, user_id=user_id, scope=HOLD_SCOPE, key=idempotency_key, fingerprint=fingerprint
+    )
+    if replay is not None:
+        return replay
+    async with runtime.sessions() as session:
+        spots = await repository.seat_spots(session, show_id, now, section)
+    if section is not None and not spots:
+        raise UnknownSection(
+            f"This show has no section named {section!r}",
+            errors=[{"loc": ["body", "section"], "msg": "unknown section", "type": "value_error"}],
+        )
+    for block in rules.best_blocks(spots, quantity, section=section, price=price, limit=BEST_TRIES):
+        try:
+            return await _hold_exact(
+                runtime, user_id, show, block, now, expires_at, idempotency_key, fingerprint
+            )
+        except SeatsTaken:
+            continue  # taken meanwhile: the next best block
+    raise NoAdjacentSeats(
+        f"No {quantity} adjacent seats are free together right now"
+        + (f" in {section}" if section else "")
+        + "; try fewer seats or another section",
+        quantity=quantity,
+    )
+
+
+async def _hold_exact(
+    runtime: Runtime,
+    user_id: int,
+    show: ShowRules,
+    wanted: list[int],
+    now: datetime,
+    expires_at: datetime,
+    idempotency_key: str | None,
+    fingerprint: dict[str, Any],
+) -> IdempotentResult:
+    show_id = show.show_id
+    verdict = await shield.try_mark(
+        runtime.hot_redis,
+        show_id,
+        user_id,
+        wanted,
+        now=now,
+        expires_at=expires_at,
+        ttl_ms=rules.shield_ttl_ms(show),
+    )
+    if not verdict.available:
+        runtime.metrics.holds.labels("shield_skipped").inc()
+    elif not verdict.ok:
+        runtime.metrics.holds.labels("shield_refused").inc()
+        raise SeatsTaken("Some seats are already taken", seat_ids=verdict.taken)
+    work = _HoldWork(runtime, user_id, show_id, wanted, now, expires_at)
+    try:
+        result = await run_idempotent(
+            runtime,
+            user_id=user_id,
+            scope=HOLD_SCOPE,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            work=work,
+            required=False,
+        )
+    except BaseException as exc:
+        if isinstance(exc, DomainError):
+            runtime.metrics.holds.labels("db_refused").inc()
+        await shield.release(runtime.redis, show_id, user_id, verdict.marked)
+        raise
+    if result.replayed:
+        # A best-available retry may have marked other seats than the ones the first answer holds.
+        seats = result.body.get("seats", []) if isinstance(result.body, dict) else []
+        kept = {seat["id"] for seat in seats}
+        stray = [s for s in verdict.marked if s not in kept]
+        if stray:
+            await shield.release(runtime.redis, show_id, user_id, stray)
+    return result
+
+
+async def cancel_hold(runtime: Runtime, *, user_id: int, reservation_id: int) -> bool:
+    """A live or dead HOLD of the user -> CANCELLED, its seats back on sale. False when it was no
+    longer a hold (paid, expired, cancelled meanwhile): the caller answers with what it is now."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        closed = await repository.close_reservations(
+            uow.session,
+            [reservation_id],
+            from_status=rules.HOLD,
+            to_status=rules.CANCELLED,
+            event="reservation.cancelled",
+            reason="cancelled",
+            now=now,
+        )
+        uow.after_commit(lambda: publish_closed(runtime, closed))
+    return bool(closed)
+
+
+# ---------------------------------------------------------------- the hold_expiry job
+# A hold is already dead (unpayable, its seats takeable) the instant expires_at passes; the sweep
+# only tidies up. Safe with several workers: each batch is claimed with FOR UPDATE SKIP LOCKED.
+
+
+async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
+    """Expire one batch of dead holds -> EXPIRED, seats back on sale; returns how many."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        ids = await repository.pick_expired(uow.session, now, limit)
+        if not ids:
+            return 0
+        closed = await repository.close_reservations(
+            uow.session,
+            ids,
+            from_status=rules.HOLD,
+            to_status=rules.EXPIRED,
+            event="reservation.expired",
+            reason="expired",
+            now=now,
+        )
+        # Inventory follows in the same transaction (the catalog's recount, not a hot counter).
+        await refresh_inventory(uow.session, sorted({c.show_id for c in closed}), now=now)
+        runtime.metrics.expiries.inc(len(closed))
+        for c in closed:
+            runtime.sale_stats.count(c.show_id, "holds_expired", now)
+        uow.after_commit(lambda: publish_closed(runtime, closed))
+    return len(ids)
+
+
+async def expire_holds(runtime: Runtime) -> int:
+    """Sweep until no dead hold is left (one tick of the job)."""
+    total = 0
+    while True:
+        n = await expire_once(runtime)
+        total += n
+        if n < EXPIRY_BATCH:
+            return total

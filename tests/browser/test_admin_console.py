@@ -13,12 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from boxoffice.waiting_room.worker import JOBS as QUEUE_JOBS
 from sqlalchemy import text
 
 from boxoffice.auth.service import ensure_account
 from boxoffice.runtime import Runtime
-from boxoffice.worker import run_worker
 from tests.browser.conftest import PASSWORD, Fan, FanFactory
 from tests.factories import make_user
 from tests.helpers.shows import make_show
@@ -230,57 +228,49 @@ async def test_dashboard_follows_a_scripted_sale(admin: Fan, live_server: str, r
     await assert_invariants(runtime)
 
 
-async def test_pausing_from_the_page_stops_admissions(admin: Fan, live_server: str, runtime: Runtime) -> None:
+async def test_pausing_from_the_page_stops_admissions(
+    admin: Fan, live_server: str, runtime: Runtime, workers: None
+) -> None:
     page = admin.page
     show = await make_show(runtime, seats=200)
     sid, cid = show["show_id"], show["concert_id"]
     async with runtime.sessions() as s, s.begin():
         await s.execute(text("UPDATE shows SET queue_admit_per_second = 4, queue_oversubscription = NULL"))
     fans = [await make_user(runtime) for _ in range(60)]
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(runtime, stop, QUEUE_JOBS))
-    try:
-        async with httpx.AsyncClient(base_url=live_server) as c:
-            for fan in fans:
-                r = await c.post(
-                    "/api/queue", json={"concert_id": cid, "show_id": sid}, headers=fan["headers"]
-                )
-                assert r.status_code == 200, r.text
+    async with httpx.AsyncClient(base_url=live_server) as c:
+        for fan in fans:
+            r = await c.post("/api/queue", json={"concert_id": cid, "show_id": sid}, headers=fan["headers"])
+            assert r.status_code == 200, r.text
 
-            async def admitted() -> int:
-                c.cookies.update({k["name"]: k["value"] for k in await page.context.cookies()})
-                return int(
-                    (await c.get(f"/web/admin/shows/{sid}/dashboard")).json()["queue"]["admitted_total"]
-                )
+        async def admitted() -> int:
+            c.cookies.update({k["name"]: k["value"] for k in await page.context.cookies()})
+            return int((await c.get(f"/web/admin/shows/{sid}/dashboard")).json()["queue"]["admitted_total"])
 
-            deadline = time.monotonic() + 15
-            while await admitted() < 3:  # admission runs
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.2)
-            await page.goto(f"{live_server}/admin/shows/{sid}/queue")
-            await page.click("#pause-queue")
-            await page.wait_for_url(f"{live_server}/admin/shows/{sid}/queue?done=paused")
-            assert await page.text_content("#queue-state") == "Paused"
-            await admin.shot("queue-paused")
-            await asyncio.sleep(0.6)  # a tick already past its paused check may still admit once
-            frozen = await admitted()
-            await asyncio.sleep(2.5)  # five admission ticks at 4/s would admit ~10 more
-            assert await admitted() == frozen
-            async with runtime.sessions() as s:
-                assert (
-                    await s.execute(text("SELECT queue_paused FROM shows WHERE id = :s"), {"s": sid})
-                ).scalar_one()
-            # resuming from the dashboard starts it again
-            await page.goto(f"{live_server}/admin/shows/{sid}/dashboard")
-            await page.click("#resume-queue")
-            await page.wait_for_url(f"{live_server}/admin/shows/{sid}/dashboard?done=resumed")
-            deadline = time.monotonic() + 10
-            while await admitted() <= frozen:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.2)
-    finally:
-        stop.set()
-        await worker
+        deadline = time.monotonic() + 15
+        while await admitted() < 3:  # admission runs
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+        await page.goto(f"{live_server}/admin/shows/{sid}/queue")
+        await page.click("#pause-queue")
+        await page.wait_for_url(f"{live_server}/admin/shows/{sid}/queue?done=paused")
+        assert await page.text_content("#queue-state") == "Paused"
+        await admin.shot("queue-paused")
+        await asyncio.sleep(0.6)  # a tick already past its paused check may still admit once
+        frozen = await admitted()
+        await asyncio.sleep(2.5)  # five admission ticks at 4/s would admit ~10 more
+        assert await admitted() == frozen
+        async with runtime.sessions() as s:
+            assert (
+                await s.execute(text("SELECT queue_paused FROM shows WHERE id = :s"), {"s": sid})
+            ).scalar_one()
+        # resuming from the dashboard starts it again
+        await page.goto(f"{live_server}/admin/shows/{sid}/dashboard")
+        await page.click("#resume-queue")
+        await page.wait_for_url(f"{live_server}/admin/shows/{sid}/dashboard?done=resumed")
+        deadline = time.monotonic() + 10
+        while await admitted() <= frozen:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
 
 
 ADMIN_PAGES = [

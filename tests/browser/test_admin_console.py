@@ -217,7 +217,9 @@ async def test_dashboard_follows_a_scripted_sale(admin: Fan, live_server: str, r
                 break
             assert time.monotonic() - done < 5.0, (got_series, want_series)
             await asyncio.sleep(0.1)
-    assert snap["latency"]["hold_p99"] is not None
+    # latency per second in the series (the tiles cover the last 60 s, which a slow run may pass)
+    assert any(v is not None for v in snap["series"]["hold_p99"])
+    assert any(v is not None for v in snap["series"]["payment_p50"])
     await page.wait_for_timeout(1200)  # let the charts take the last frame for the screenshot
     await admin.shot("dashboard")
     for range_ in ("1h", "sale"):

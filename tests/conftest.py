@@ -162,3 +162,13 @@ async def live_server(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def
     """A real uvicorn server on a free loopback port: for streams and many concurrent connections."""
     async with serve(app) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+async def grpc_target(runtime: Runtime) -> AsyncIterator[str]:
+    """The gRPC TicketService (with health and reflection) on a free loopback port."""
+    from boxoffice.grpc.server import start_server
+
+    server, port = await start_server(runtime, "127.0.0.1", 0)
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # The gRPC TicketService (`boxoffice up` serves it beside HTTP; `boxoffice grpc` alone).
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

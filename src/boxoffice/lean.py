@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from boxoffice.auth.dependencies import authenticate_token, bearer_token
+from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.ids import ID_MAX
 from boxoffice.runtime import Runtime

@@ -130,17 +130,22 @@ def test_burst_tiny(tmp_path: Path) -> None:
         "1",
         "--ceiling-seconds",
         "0.3",
+        "--via",
+        "both",
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    burst = report["burst"]
-    assert burst["attempts"] == 100
-    assert burst["winners"] == 5
-    assert burst["winners_per_seat_max"] == 1
-    assert set(burst["winners_per_seat"].values()) == {1}
-    assert sum(burst["loser_statuses"].values()) == 95
-    assert all(code.startswith("409") for code in burst["loser_statuses"]), burst["loser_statuses"]
-    assert burst["time_to_last_answer_ms"] > 0
-    assert burst["database_seats"] == {"TEMP_RESERVED": 5}
+    # The same burst over HTTP, then over gRPC on a fresh show, in one run.
+    for burst, loser in ((report["burst"], "409 SEATS_TAKEN"), (report["burst_grpc"], "ABORTED SEATS_TAKEN")):
+        assert burst["attempts"] == 100
+        assert burst["winners"] == 5
+        assert burst["winners_per_seat_max"] == 1
+        assert set(burst["winners_per_seat"].values()) == {1}
+        assert sum(burst["loser_statuses"].values()) == 95
+        assert set(burst["loser_statuses"]) == {loser}, burst["loser_statuses"]
+        assert burst["time_to_last_answer_ms"] > 0
+        assert burst["database_seats"] == {"TEMP_RESERVED": 5}
+    assert (report["burst"]["via"], report["burst_grpc"]["via"]) == ("http", "grpc")
+    assert report["ratios"]["grpc vs http holds"]["ratio"] > 0
     assert report["audit"]["ok"] is True
     _check_ceilings(report["ceilings"])
 

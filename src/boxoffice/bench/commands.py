@@ -152,6 +152,12 @@ def burst(
     no_ceilings: Annotated[bool, typer.Option("--no-ceilings", help="Skip the ceiling measurements")] = False,
     data_dir: DataDirOpt = None,
     server_log_level: LogLevelOpt = "WARNING",
+    via: Annotated[
+        str, typer.Option(help="Front door: http, grpc, or both (the same burst over each, in one run)")
+    ] = "http",
+    grpc_target: Annotated[
+        str | None, typer.Option(help="host:port of the deployment's gRPC TicketService (with --target)")
+    ] = None,
 ) -> None:
     """Every attempt released at once from a barrier against the same seats: one winner per seat."""
     from boxoffice.bench.runner import BurstOptions, StackOptions, burst_command
@@ -165,8 +171,12 @@ def burst(
         server_log_level=server_log_level,
         ceiling_seconds=ceiling_seconds,
         skip_ceilings=no_ceilings,
+        grpc=via != "http",
+        grpc_target=grpc_target,
     )
-    options = BurstOptions(attempts=attempts, seats=seats, seats_per_attempt=seats_per_attempt)
+    if via not in ("http", "grpc", "both"):
+        _fail(f"--via must be http, grpc or both, not {via!r}")
+    options = BurstOptions(attempts=attempts, seats=seats, seats_per_attempt=seats_per_attempt, via=via)
     _guard(lambda: burst_command(settings, stack, options, console))
 
 

@@ -281,6 +281,36 @@ async def release_lease(redis: Redis, show_id: int, user_id: int) -> None:
     await store.release(redis, show_id, user_id)
 
 
+async def watch(
+    runtime: Runtime,
+    user_id: int,
+    concert_id: int,
+    show_id: int,
+    disconnected: Callable[[], Awaitable[bool]] | None = None,
+) -> AsyncIterator[QueueStatusResponse | None]:
+    """The fan's status whenever position/state changes (None when nothing changed for
+    STREAM_KEEPALIVE_SECONDS), ending on a final state, after STREAM_MAX_SECONDS or when
+    `disconnected()` says so. The SSE stream and the gRPC WatchQueue both read this."""
+    started = time.monotonic()
+    last_sent = 0.0
+    previous: tuple[object, ...] | None = None
+    while True:
+        view = await status(runtime, user_id, concert_id, show_id)
+        key = (view.status, view.position, view.estimated_wait_seconds)
+        clock = time.monotonic()
+        if key != previous:
+            previous, last_sent = key, clock
+            yield view
+        elif clock - last_sent >= STREAM_KEEPALIVE_SECONDS:
+            last_sent = clock
+            yield None
+        if view.status in _FINAL or clock - started >= STREAM_MAX_SECONDS:
+            return
+        if disconnected is not None and await disconnected():
+            return
+        await asyncio.sleep(STREAM_CHECK_SECONDS)
+
+
 async def stream(
     runtime: Runtime,
     user_id: int,
@@ -288,34 +318,17 @@ async def stream(
     show_id: int,
     disconnected: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[str]:
-    """Server-Sent Events: a `status` event whenever position/state changes, ending on a final state.
+    """Server-Sent Events of `watch`: a `status` event on every change.
 
     The first status is computed by the caller before streaming starts, so errors are plain 4xx.
     """
-    started = time.monotonic()
-    last_sent = 0.0
-    previous: tuple[object, ...] | None = None
     yield "retry: 3000\n\n"
-    while True:
-        try:
-            view = await status(runtime, user_id, concert_id, show_id)
-        except Exception:
-            log.warning("queue_stream_status_failed", show_id=show_id, exc_info=True)
-            yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
-            return
-        key = (view.status, view.position, view.estimated_wait_seconds)
-        clock = time.monotonic()
-        if key != previous:
-            previous, last_sent = key, clock
-            yield f"event: status\ndata: {view.model_dump_json()}\n\n"
-        elif clock - last_sent >= STREAM_KEEPALIVE_SECONDS:
-            last_sent = clock
-            yield ": keepalive\n\n"
-        if view.status in _FINAL or clock - started >= STREAM_MAX_SECONDS:
-            return
-        if await disconnected():
-            return
-        await asyncio.sleep(STREAM_CHECK_SECONDS)
+    try:
+        async for view in watch(runtime, user_id, concert_id, show_id, disconnected):
+            yield ": keepalive\n\n" if view is None else f"event: status\ndata: {view.model_dump_json()}\n\n"
+    except Exception:
+        log.warning("queue_stream_status_failed", show_id=show_id, exc_info=True)
+        yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
 
 
 # ---------------------------------------------------------------------------- admission worker

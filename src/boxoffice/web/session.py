@@ -31,8 +31,8 @@ import structlog
 from fastapi import Depends, Request
 
 from boxoffice.auth import service as auth_service
-from boxoffice.auth.dependencies import authenticate_token
 from boxoffice.auth.schemas import TokenPair
+from boxoffice.auth.service import authenticate_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.config import secret
 from boxoffice.errors import AuthRequired, CsrfFailed, DomainError, Forbidden, Unauthorized

@@ -108,6 +108,9 @@ def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Se
         db_pool_overflow=20,
         redis_pool_size=200,
         payment_provider_timeout_seconds=1.0,
+        # Off for the suite (a loaded test box lags without being overloaded by us); the shedding
+        # tests build their own app with it on.
+        shed_loop_lag_ms=0,
     )
 
 

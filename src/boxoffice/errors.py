@@ -104,6 +104,10 @@ class IdempotencyKeyRequired(BadRequest):
     code = "IDEMPOTENCY_KEY_REQUIRED"
 
 
+class QueueTicketRefused(BadRequest):
+    code = "QUEUE_TICKET_INVALID"
+
+
 class InvalidVerificationToken(BadRequest):
     code = "INVALID_VERIFICATION_TOKEN"
 
@@ -184,6 +188,10 @@ class CsrfFailed(Forbidden):
     code = "CSRF_FAILED"
 
 
+class QueueTicketForeign(Forbidden):
+    code = "QUEUE_TICKET_MISMATCH"
+
+
 class ConcertNotFound(NotFound):
     code = "CONCERT_NOT_FOUND"
 
@@ -222,6 +230,10 @@ class AuthUnavailable(ServiceUnavailable):
 
 class TooManyAttempts(TooManyRequests):
     code = "TOO_MANY_ATTEMPTS"
+
+
+class QueueBusy(TooManyRequests):
+    code = "QUEUE_BUSY"  # waiting-room traffic shed under overload (overload.py), with Retry-After
 
 
 class AuthRequired(Unauthorized):

@@ -124,6 +124,12 @@ class Metrics:
             "boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r
         )
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
+        self.shed = Counter(
+            "boxoffice_shed_total", "Waiting-room requests shed (429) under overload", ["route"], registry=r
+        )
+        self.loop_lag = Gauge(
+            "boxoffice_event_loop_lag_seconds", "Smoothed event-loop lag of this process", registry=r
+        )
         self.grpc_requests = Counter(
             "boxoffice_grpc_requests_total",
             "gRPC calls by method and status code",

@@ -97,6 +97,10 @@ def test_flash_sale_tiny(tmp_path: Path) -> None:
 
     cpu = report["cpu"]
     assert cpu["client"]["cpu_seconds"] >= 0
+    # per-process API memory (the serve process's worker), and how the queue ended for the crowd
+    memory = report["api_memory"]
+    assert memory["processes"] == 1 and 20 < memory["max_peak_rss_mb"] < 2000
+    assert {"fans_told_sold_out", "queue_drained_after_sold_out_seconds"} <= set(sale)
     assert {"api", "worker", "postgres", "redis"} <= set(cpu["server"])
 
     _check_ceilings(report["ceilings"])

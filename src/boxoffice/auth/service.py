@@ -350,11 +350,17 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None
 
 
-async def authenticate_token(runtime: Runtime, token: str | None) -> AccessClaims:
-    """The whole check behind CurrentUser: signature and expiry, then the deny-list."""
+async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: bool = False) -> AccessClaims:
+    """The whole check behind CurrentUser: signature and expiry, then the deny-list.
+
+    recent_ok: a deny-list answer this process got for the token within the last second will do
+    (queue polls only: a waiting fan's poll then costs no Redis round trip; a logout reaches polls
+    within a second, every other route at once)."""
     if not token:
         raise AuthRequired("Missing bearer token")
     claims = _verified(runtime, token)
+    if recent_ok and runtime.recently_allowed.get(claims.jti):
+        return claims
     try:
         denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti)
     except Exception as exc:
@@ -364,6 +370,7 @@ async def authenticate_token(runtime: Runtime, token: str | None) -> AccessClaim
         denied = False
     if denied:
         raise InvalidAccessToken("Access token was revoked")
+    runtime.recently_allowed.put(claims.jti, True)
     return claims
 
 

@@ -84,6 +84,15 @@ def _guard(run: object) -> None:
 @bench_app.command("flash-sale")
 def flash_sale(
     users: Annotated[int, typer.Option(min=1, max=200_000, help="Fans")] = 1000,
+    fans: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=200_000,
+            help="The crowd scale: this many fans who mostly wait and poll at the server's pace "
+            "(poll_after_seconds uncapped); replaces --users and --poll-cap",
+        ),
+    ] = None,
     seats: Annotated[int, typer.Option(min=1, max=100_000, help="Seats of the show")] = 200,
     concurrency: Annotated[
         int, typer.Option(min=1, max=10_000, help="Requests in flight (client connections)")
@@ -127,6 +136,8 @@ def flash_sale(
         ceiling_seconds=ceiling_seconds,
         skip_ceilings=no_ceilings,
     )
+    if fans is not None:
+        users, poll_cap = fans, 60.0
     sale = FlashSaleOptions(
         users=users,
         seats=seats,

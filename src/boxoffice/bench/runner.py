@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from boxoffice.audit import audit
 from boxoffice.bench import ceilings, flash_sale, repository, setup
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
-from boxoffice.bench.client import CpuMeter, HttpPool, Timed
+from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
 from boxoffice.bench.stack import Stack, local_stack, remote_stack
 from boxoffice.config import Settings
@@ -238,6 +238,9 @@ def _ratios(steps: dict[str, Any], ceil: dict[str, Any] | None) -> dict[str, Any
                 value,
                 float(steps[step]["peak_requests_per_second"]),
             )
+            # 429s (shed) count as requests above; this is the busiest second of real answers
+            ok_peak = float(steps[step].get("peak_succeeded_per_second") or 0)
+            out[step]["peak_succeeded_ratio"] = round(ok_peak / value, 4) if value else None
     return out
 
 
@@ -407,6 +410,7 @@ async def _flash_sale(
         ]
         rng = random.Random(sale.seed)
         meter = CpuMeter(stack.cpu_groups)
+        memory = MemoryMeter(stack.cpu_groups.get("api", []))
         metrics_pool = HttpPool(stack.base_url, size=1)
         mid_scrape: dict[str, Any] = {}
 
@@ -463,9 +467,11 @@ async def _flash_sale(
             finished = progress.add_task("fans done    ", total=sale.users)
             while not all_done.done():
                 elapsed = time.perf_counter() - t0
-                if elapsed > sale.max_seconds and not state.stop.is_set():
+                if elapsed > sale.max_seconds and not state.abort.is_set():
                     notes.append(f"stopped after --max-seconds {sale.max_seconds:.0f} s")
                     state.stop.set()
+                    state.abort.set()
+                memory.sample()
                 progress.update(joined, completed=state.joined)
                 progress.update(admitted, completed=state.admitted)
                 progress.update(sold, completed=min(state.sold, sale.seats))
@@ -478,7 +484,9 @@ async def _flash_sale(
         results = await all_done
         timed_seconds = time.perf_counter() - t0
         state.stop.set()
+        state.abort.set()
         cpu = meter.stop()
+        memory.sample()
         await sampler
         await scrape_task
         frames = [r for r in await asyncio.gather(*viewers, return_exceptions=True) if isinstance(r, int)]
@@ -521,7 +529,14 @@ async def _flash_sale(
                 "reservations": reservations,
                 "fans": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
                 "client_view": {"sold": state.sold, "holds_won": state.holds_won, "admitted": state.admitted},
+                # How long waiting fans kept polling once the client saw the last seat sold: they
+                # stop only when the server says SOLD_OUT (or its ticket is served).
+                "fans_told_sold_out": state.told_sold_out,
+                "queue_drained_after_sold_out_seconds": None
+                if state.sold_out_at is None
+                else round(max(0.0, state.last_left_queue - state.sold_out_at), 2),
             },
+            "api_memory": memory.report(),
             "fairness": flash_sale.fairness(fans, admitted_order),
             "dashboards": {
                 "streams": sale.dashboards,

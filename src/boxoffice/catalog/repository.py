@@ -53,6 +53,13 @@ async def fetch_remaining(session: AsyncSession, show_id: int) -> int | None:
     return None if value is None else int(value)
 
 
+async def fetch_unsold(session: AsyncSession, show_id: int) -> int:
+    """Seats not RESERVED: available, held, or a lapsed hold the sweep has not returned yet."""
+    st = tables.seats
+    stmt = select(func.count()).select_from(st).where(st.c.show_id == show_id, st.c.status != "RESERVED")
+    return int((await session.execute(stmt)).scalar_one())
+
+
 # ---- venues ------------------------------------------------------------------------------------
 
 

@@ -25,12 +25,13 @@ from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service
 from boxoffice.waiting_room.schemas import QueueStatusResponse
 from boxoffice.waiting_room.tokens import check_queue_token
-from boxoffice.web.session import CsrfChecked, PageUser, keep_queue_token, queue_token
+from boxoffice.web.session import CsrfChecked, PageUser, cookie, keep_queue_token, queue_token, set_cookie
 
 router = APIRouter(include_in_schema=False)
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Never hand an admission token to a script: it lives in the bo_q_<show> HttpOnly cookie.
-_SECRET_FIELDS = ("token",)
+_SECRET_FIELDS = ("token", "queue_ticket")
+TICKET_COOKIE = "bo_qt_{}"  # the fan's signed number in line: polls then read the shared serving board
 
 
 def _runtime(request: Request) -> Runtime:
@@ -58,7 +59,12 @@ async def queue_status(
     request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser
 ) -> JSONResponse:
     runtime = _runtime(request)
-    view = await queue_service.status(runtime, user.user_id, concert_id, show_id)
+    ticket = cookie(request, TICKET_COOKIE.format(show_id))
+    view = await queue_service.status(
+        runtime, user.user_id, concert_id, show_id, ticket=ticket if ticket and len(ticket) <= 4096 else None
+    )
+    if view.queue_ticket and view.queue_ticket != ticket:
+        set_cookie(request, TICKET_COOKIE.format(show_id), view.queue_ticket, max_age=24 * 3600)
     return JSONResponse(_public(view), headers={"Cache-Control": "no-store"})
 
 

@@ -68,6 +68,9 @@ def create_app(
 
         metrics = Metrics()
     app.state.metrics = metrics
+    from boxoffice.admin.live import DashboardHub
+
+    app.state.dashboards = DashboardHub()  # one per process: shares a show's frames across viewers
     if runtime is not None:
         app.state.runtime = runtime
     # Shedding sits inside the request context (shed requests are logged and counted like any).
@@ -88,6 +91,10 @@ def create_app(
     # cost ~130 us of every request in the profile. The routes are complete already (the domain
     # routers add no prefix and their tags are merged into each route when it is declared).
     app.router.routes.extend(routes)
+    if ALL_ROLES in roles or "web" in roles:
+        from boxoffice.web.pages import mount_web
+
+        mount_web(app)  # last: its routes (and the catch-all 404 page) come after the API's
     return app
 
 
@@ -180,8 +187,11 @@ ROLES: dict[str, tuple[RouteProvider, ...]] = {
         _domain(_DOMAINS["payments"], admin=False, keep=_reservations),
     ),
     "payments": (_domain(_DOMAINS["payments"], admin=False, keep=lambda path: not _reservations(path)),),
-    "admin": tuple(_domain(module, admin=True) for module in _DOMAINS.values()),
-    "web": (),  # the server-rendered pages (src/boxoffice/web/) mount here
+    "admin": (
+        *(_domain(module, admin=True) for module in _DOMAINS.values()),
+        _domain("boxoffice.admin.endpoints", admin=True),  # the promoter's dashboard API
+    ),
+    "web": (),  # the server-rendered pages: web.pages.mount_web (pages, /static, page errors)
 }
 ALL_ROLES = "all"
 

@@ -156,6 +156,22 @@ class SeatsTaken(Conflict):
     code = "SEATS_TAKEN"
 
 
+class NoAdjacentSeats(Conflict):
+    code = "NO_ADJACENT_SEATS"
+
+
+class SaleStarted(Conflict):
+    code = "SALE_STARTED"
+
+
+class ConcertHasLiveShows(Conflict):
+    code = "CONCERT_HAS_LIVE_SHOWS"
+
+
+class NotCancellable(Conflict):
+    code = "NOT_CANCELLABLE"
+
+
 class ShowHasBookings(Conflict):
     code = "SHOW_HAS_BOOKINGS"
 
@@ -166,6 +182,10 @@ class SoldOut(Conflict):
 
 class QueueTokenForeign(Forbidden):
     code = "QUEUE_TOKEN_MISMATCH"
+
+
+class CsrfFailed(Forbidden):
+    code = "CSRF_FAILED"
 
 
 class QueueTicketForeign(Forbidden):
@@ -266,3 +286,7 @@ class SeatsNotInShow(Unprocessable):
 
 class TooManySeats(Unprocessable):
     code = "TOO_MANY_SEATS"
+
+
+class UnknownSection(Unprocessable):
+    code = "UNKNOWN_SECTION"

@@ -22,6 +22,7 @@ from boxoffice.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis_mux import MuxRedis
+from boxoffice.salestats.recorder import SaleStats
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Runtime:
     hot_redis: MuxRedis
     redis_cluster: bool
     http: httpx.AsyncClient
+    # Per-show, per-second sale counters for the admin dashboard (flushed to Redis once a second).
+    sale_stats: SaleStats
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
@@ -61,6 +64,7 @@ class Runtime:
     queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
 
     def clear_local_caches(self) -> None:
+        self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
         self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
         self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
@@ -113,12 +117,14 @@ async def open_runtime(
         hot_redis=MuxRedis(redis_url, timeout=5.0, cluster=cluster),
         redis_cluster=cluster,
         http=http,
+        sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
     )
     try:
         yield runtime
     finally:
+        await runtime.sale_stats.aclose()
         await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()

@@ -64,6 +64,7 @@ class FlashSaleOptions:
     poll_cap_seconds: float = 1.0
     max_seconds: float = 150.0
     seed: int = 1
+    dashboards: int = 0  # admin dashboard streams open during the sale (what watching it costs)
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,27 @@ def ceilings_command(settings: Settings, opts: StackOptions, console: Console) -
     return report
 
 
+def seat_map_command(
+    settings: Settings, opts: StackOptions, seats: int, seconds: float, console: Console
+) -> dict[str, Any]:
+    from boxoffice.bench import seat_map
+
+    report_dir = _report_dir(opts, "seat-map")
+    started = time.perf_counter()
+    with _stack(settings, opts, report_dir / "logs") as stack:
+        with console.status(f"a {seats:,}-seat show in Chromium..."):
+            result: dict[str, Any] = _run(
+                seat_map.measure(
+                    stack.settings, stack.base_url, stack.database_url, stack.redis_url, seats, seconds
+                )
+            )
+    seat_map.print_seat_map(result, console)
+    path = seat_map.report(result, report_dir, started)
+    console.print(f"report: {path}")
+    result["report_dir"] = str(report_dir)
+    return result
+
+
 def flash_sale_command(
     settings: Settings, opts: StackOptions, sale: FlashSaleOptions, console: Console
 ) -> dict[str, Any]:
@@ -403,6 +425,16 @@ async def _flash_sale(
                 if text is not None:
                     mid_scrape.update({"t": round(time.perf_counter() - t0, 2), "text": text})
 
+        viewers = []
+        if sale.dashboards:
+            admin_token = await setup.admin_token(runtime, fans_data.user_ids[-1])
+            viewers = [
+                asyncio.create_task(
+                    flash_sale.watch_dashboard(stack.base_url, show.show_id, admin_token, state)
+                )
+                for _ in range(sale.dashboards)
+            ]
+            notes.append(f"{sale.dashboards} admin dashboard streams open during the sale")
         meter.start()
         sampler = asyncio.create_task(flash_sale.sample_progress(state))
         scrape_task = asyncio.create_task(scraper())
@@ -457,6 +489,7 @@ async def _flash_sale(
         memory.sample()
         await sampler
         await scrape_task
+        frames = [r for r in await asyncio.gather(*viewers, return_exceptions=True) if isinstance(r, int)]
         crashed = [r for r in results if isinstance(r, BaseException)]
         if crashed:
             notes.append(f"{len(crashed)} fan tasks crashed: {crashed[0]!r}")
@@ -505,6 +538,14 @@ async def _flash_sale(
             },
             "api_memory": memory.report(),
             "fairness": flash_sale.fairness(fans, admitted_order),
+            "dashboards": {
+                "streams": sale.dashboards,
+                "streams_ok": len(frames),
+                "frames_received": sum(frames),
+                "frames_per_stream_per_second": round(sum(frames) / len(frames) / timed_seconds, 2)
+                if frames
+                else None,
+            },
             "cpu": cpu,
             "ratios": _ratios(steps, report.get("ceilings")),
             "audit": audit_report,

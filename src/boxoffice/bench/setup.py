@@ -42,9 +42,9 @@ class SaleShow:
     price: int
 
 
-def sections_for(seats: int) -> list[dict[str, Any]]:
+def sections_for(seats: int, seats_per_row: int = SEATS_PER_ROW) -> list[dict[str, Any]]:
     """A layout with exactly `seats` seats: full sections of 20-seat rows, then the remainder."""
-    width = min(SEATS_PER_ROW, seats)
+    width = min(seats_per_row, seats)
     full_rows, rest = divmod(seats, width)
     sections: list[dict[str, Any]] = []
     while full_rows > 0:
@@ -81,6 +81,7 @@ async def create_show(
     oversubscription: float | None,
     max_seats: int = 4,
     token_ttl_seconds: int = 600,
+    seats_per_row: int = SEATS_PER_ROW,
 ) -> SaleShow:
     """A venue, concert and show on sale now, through the catalog service."""
     from boxoffice.catalog import service as catalog
@@ -88,7 +89,7 @@ async def create_show(
 
     now = runtime.clock.now()
     tag = uuid.uuid4().hex[:6]
-    sections = sections_for(seats)
+    sections = sections_for(seats, seats_per_row)
     async with unit_of_work(runtime.sessions) as uow:
         session = uow.session
         venue = await catalog.create_venue(
@@ -143,3 +144,10 @@ def queue_tokens(runtime: Runtime, user_ids: list[int], show_id: int) -> list[st
         )[0]
         for i, uid in enumerate(user_ids)
     ]
+
+
+async def admin_token(runtime: Runtime, user_id: int) -> str:
+    """Make one bench account an administrator (to watch the dashboard) and mint its token."""
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.make_admin(uow.session, user_id)
+    return issue_access_token(runtime.settings, user_id=user_id, role="ADMIN", now=runtime.clock.now())[0]

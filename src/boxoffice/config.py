@@ -81,34 +81,40 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
 
-def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
-    """Generated once per data dir, kept with 0600 permissions beside the data."""
+def data_dir_secrets(data_dir: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The data dir's generated secrets (JWT keys, the embedded backends' passwords, the default
+    admin's first password): each generated once, kept in data_dir/secrets.json (0600). A lock
+    file makes concurrent first uses (several commands starting at once) agree on one value."""
+    import fcntl
     import json
+    import os
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "secrets.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-    else:
-        stored = {}
-    changed = False
-    for name in ("jwt_secret", "queue_token_secret"):
-        if name not in stored:
-            stored[name] = secrets.token_urlsafe(48)
-            changed = True
-    if changed:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stored))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return stored
+    lock_fd = os.open(data_dir / "secrets.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in names if name not in stored]
+        for name in missing:
+            stored[name] = secrets.token_urlsafe(32 if name.endswith("password") else 48)
+        if missing:
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(stored))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return stored
+    finally:
+        os.close(lock_fd)
 
 
 def with_secrets(settings: Settings) -> Settings:
     """Fill unset secrets from the data dir (generated on first use)."""
     if settings.jwt_secret is not None and settings.queue_token_secret is not None:
         return settings
-    stored = _load_or_create_secrets(settings.data_dir)
+    stored = data_dir_secrets(settings.data_dir, ("jwt_secret", "queue_token_secret"))
     return settings.model_copy(
         update={
             "jwt_secret": settings.jwt_secret or SecretStr(stored["jwt_secret"]),

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from boxoffice.config import Settings
 from boxoffice.errors import install_error_handlers, problem
+from boxoffice.http_guard import RequestGuard
 from boxoffice.observability import AccessLog, RequestContextMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
@@ -57,6 +58,7 @@ def create_app(
     app.state.metrics = metrics
     if runtime is not None:
         app.state.runtime = runtime
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)  # inside the one below
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
     )

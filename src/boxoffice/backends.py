@@ -329,7 +329,7 @@ class EmbeddedPostgres:
         (self.pgdata / "pg_hba.conf").write_text(PG_HBA)
 
     def _run_initdb(self, run_as: dict[str, object], pwfile: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        done: subprocess.CompletedProcess[str] = subprocess.run(
             [
                 str(_pg_bin("initdb")),
                 "-D",
@@ -346,6 +346,7 @@ class EmbeddedPostgres:
             umask=0o077,
             **run_as,  # type: ignore[call-overload]
         )
+        return done
 
     def _set_password_and_require_it(self) -> None:
         done = self._psql(f"ALTER ROLE postgres PASSWORD '{self.password}'")  # token_urlsafe: no quotes

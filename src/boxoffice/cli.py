@@ -19,6 +19,7 @@ from rich.console import Console
 from boxoffice.backends import BackendError, Backends, DataDirLock, ensure_writable, start_backends
 from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
+from boxoffice.httpserver import server_config
 
 T = TypeVar("T")
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
@@ -179,11 +180,7 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
         summary = await seed_demo(runtime)
         await runtime.warm_up(settings.db_pool_size)
         api = create_app(settings, runtime=runtime)
-        server = _Server(
-            uvicorn.Config(
-                api, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
-            )
-        )
+        server = _Server(server_config(settings, api, lifespan="off"))
         _stop_on_signals(server, stop)
         extra = await _start_payment_provider(settings)
         worker = asyncio.create_task(run_worker(runtime, stop))
@@ -270,16 +267,7 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
     os.environ["BOXOFFICE_DATABASE_URL"] = backends.database_url
     os.environ["BOXOFFICE_REDIS_URL"] = backends.redis_url
     os.environ["BOXOFFICE_DATA_DIR"] = str(settings.data_dir)
-    config = uvicorn.Config(
-        "boxoffice.app:app_from_environment",
-        factory=True,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        loop="uvloop",
-        http="httptools",
-    )
+    config = server_config(settings, "boxoffice.app:app_from_environment", factory=True, workers=workers)
     if workers == 1:
         _run(uvicorn.Server(config).serve(sockets=[listener]))
     else:

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
     environment: Literal["dev", "test", "prod"] = "dev"
 
+    # HTTP limits (see httpserver.py and http_guard.py): bodies, request heads, slow or idle clients.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=10)
+    keep_alive_timeout_seconds: float = Field(default=5, gt=0)
+    request_read_timeout_seconds: float = Field(default=15, gt=0)
+
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
     redis_pool_size: int = Field(default=64, ge=1)

@@ -23,6 +23,7 @@ from boxoffice.auth.schemas import (
 )
 from boxoffice.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.email import send_email
+from boxoffice.inputs import Text
 
 router = APIRouter()
 
@@ -56,7 +57,7 @@ async def signup(
     summary="Confirm an email address (the link sent at signup)",
 )
 async def verify(
-    token: Annotated[str, Query(min_length=1, max_length=2048)], session: SessionDep, runtime: RuntimeDep
+    token: Annotated[Text, Query(min_length=1, max_length=2048)], session: SessionDep, runtime: RuntimeDep
 ) -> VerifyResponse:
     return await service.verify_email(session, runtime, token)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from boxoffice.inputs import RequestModel
 
 SeatId = Annotated[int, Field(ge=1, le=2**62)]
 
 
-class HoldRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class HoldRequest(RequestModel):
     show_id: int = Field(ge=1, le=2**62)
     seat_ids: list[SeatId] = Field(min_length=1, max_length=10, description="All of them or none")
 

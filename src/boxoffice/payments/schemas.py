@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from boxoffice.inputs import RequestModel
 
 
-class PaymentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaymentRequest(RequestModel):
     reservation_id: int = Field(ge=1, le=2**62)
     method: Literal["BALANCE", "CARD"]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from boxoffice.inputs import RequestModel
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
@@ -13,8 +15,8 @@ QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT"]
 EstimateBasis = Literal["measured", "configured", "sale_start", "unknown", "none"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(RequestModel):
+    pass
 
 
 class QueueJoinRequest(_Strict):

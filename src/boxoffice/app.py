@@ -58,7 +58,9 @@ def create_app(
     app.state.metrics = metrics
     if runtime is not None:
         app.state.runtime = runtime
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)  # inside the one below
+    failures = runtime.failures if runtime is not None else None
+    # Inside the request-context middleware (so failures carry the request id and are counted).
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, failures=failures)
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
     )

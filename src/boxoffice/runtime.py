@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from boxoffice.clock import Clock, SystemClock
 from boxoffice.config import Settings
 from boxoffice.db import create_engine, session_factory
+from boxoffice.failures import FailureLog
 from boxoffice.localcache import LocalCache
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
@@ -38,6 +39,7 @@ class Runtime:
     hot_redis: MuxRedis
     http: httpx.AsyncClient
     metrics: Metrics = field(default_factory=Metrics)
+    failures: FailureLog = field(default_factory=FailureLog)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
     show_rules: LocalCache[int, Any] = field(

@@ -303,8 +303,8 @@ async def stream(
     while True:
         try:
             view = await status(runtime, user_id, concert_id, show_id)
-        except Exception:
-            log.warning("queue_stream_status_failed", show_id=show_id, exc_info=True)
+        except Exception as exc:
+            runtime.failures.report(log, "queue_stream_status_failed", exc, show_id=show_id)
             yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
             return
         key = (view.status, view.position, view.estimated_wait_seconds)
@@ -401,8 +401,8 @@ async def tick_all(runtime: Runtime) -> int:
     for show_id in await store.tracked_shows(runtime.redis):
         try:
             result = await tick_show(runtime, show_id)
-        except Exception:
-            log.exception("queue_tick_failed", show_id=show_id)
+        except Exception as exc:
+            runtime.failures.report(log, "queue_tick_failed", exc, show_id=show_id)
             continue
         if result is not None:
             admitted += result.admitted

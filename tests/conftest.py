@@ -104,6 +104,7 @@ def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Se
         redis_url=backends.redis_url,
         jwt_secret=SecretStr(uuid.uuid4().hex * 2),
         queue_token_secret=SecretStr(uuid.uuid4().hex * 2),
+        admin_password=SecretStr(uuid.uuid4().hex),
         log_json=True,
         db_pool_size=30,
         db_pool_overflow=20,

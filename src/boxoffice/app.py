@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from boxoffice.config import Settings
 from boxoffice.errors import install_error_handlers, problem
 from boxoffice.http_guard import RequestGuard
-from boxoffice.observability import AccessLog, RequestContextMiddleware
+from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
 from boxoffice.runtime import Runtime, open_runtime
 
 
@@ -56,6 +56,7 @@ def create_app(
 
         metrics = Metrics()
     app.state.metrics = metrics
+    app.state.metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     if runtime is not None:
         app.state.runtime = runtime
     failures = runtime.failures if runtime is not None else None
@@ -89,8 +90,21 @@ def _mount_operations(app: FastAPI) -> None:
             return JSONResponse({"status": "ok", "checks": checks})
         return problem(503, "NOT_READY", "A backend does not answer", checks=checks)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (loopback clients, or Bearer BOXOFFICE_METRICS_TOKEN)",
+        responses={401: {"description": "METRICS_TOKEN_REQUIRED"}},
+    )
     async def metrics(request: Request) -> Response:
+        token = request.app.state.metrics_token
+        if not metrics_allowed(request.scope, token):
+            return problem(
+                401,
+                "METRICS_TOKEN_REQUIRED",
+                "Metrics are for local scrapers or a bearer token (BOXOFFICE_METRICS_TOKEN)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             from boxoffice.waiting_room.service import refresh_queue_gauges

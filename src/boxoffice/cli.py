@@ -224,6 +224,17 @@ async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]
     return [asyncio.create_task(serve_simulator(settings))]
 
 
+def _admin_password_shown_once(settings: Settings) -> str:
+    """A generated admin password is printed at the first start only; a configured one never."""
+    from boxoffice.config import first_time, secret
+
+    if Settings().admin_password is not None:  # configured by the operator
+        return "(BOXOFFICE_ADMIN_PASSWORD)"
+    if first_time(settings.data_dir, "admin-password-shown"):
+        return f"{secret(settings.admin_password)}   (generated; shown once, kept in secrets.json)"
+    return f"(generated at the first start; in {settings.data_dir / 'secrets.json'})"
+
+
 def _print_banner(settings: Settings, backends: Backends, summary: object) -> None:
     base = f"http://{settings.host}:{settings.port}"
     pg = f"embedded, {settings.data_dir}" if backends.postgres else "configured URL"
@@ -234,7 +245,7 @@ def _print_banner(settings: Settings, backends: Backends, summary: object) -> No
         f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
         f"  PostgreSQL     {pg}",
         f"  Redis          {rd}",
-        f"  Admin login    {settings.admin_email} / {settings.admin_password.get_secret_value()}",
+        f"  Admin login    {settings.admin_email} / {_admin_password_shown_once(settings)}",
         f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
     ]
     if summary:

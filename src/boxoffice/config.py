@@ -44,12 +44,16 @@ class Settings(BaseSettings):
     # Secrets: when not set they are generated once and stored in data_dir/secrets.json.
     jwt_secret: SecretStr | None = None
     queue_token_secret: SecretStr | None = None
+    # /metrics: open to direct loopback clients (a local Prometheus, the bench); from anywhere
+    # else (or through a proxy, which adds X-Forwarded-For) only with `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
     admin_email: str = "admin@boxoffice.local"
-    admin_password: SecretStr = SecretStr("admin-change-me")
+    # None -> generated on first start, kept in data_dir/secrets.json, shown once by `up`.
+    admin_password: SecretStr | None = None
     demo_fan_email: str = "fan@boxoffice.local"
     demo_fan_password: SecretStr = SecretStr("fan-password")
     demo_fan_balance: int = 5_000_000
@@ -119,15 +123,24 @@ def data_dir_secrets(data_dir: Path, names: tuple[str, ...]) -> dict[str, str]:
 
 def with_secrets(settings: Settings) -> Settings:
     """Fill unset secrets from the data dir (generated on first use)."""
-    if settings.jwt_secret is not None and settings.queue_token_secret is not None:
+    names = ("jwt_secret", "queue_token_secret", "admin_password")
+    if all(getattr(settings, name) is not None for name in names):
         return settings
-    stored = data_dir_secrets(settings.data_dir, ("jwt_secret", "queue_token_secret"))
+    stored = data_dir_secrets(settings.data_dir, names)
     return settings.model_copy(
-        update={
-            "jwt_secret": settings.jwt_secret or SecretStr(stored["jwt_secret"]),
-            "queue_token_secret": settings.queue_token_secret or SecretStr(stored["queue_token_secret"]),
-        }
+        update={name: getattr(settings, name) or SecretStr(stored[name]) for name in names}
     )
+
+
+def first_time(data_dir: Path, flag: str) -> bool:
+    """True exactly once per data dir and flag (showing the generated admin password, say)."""
+    import os
+
+    try:
+        os.close(os.open(data_dir / f".{flag}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 def secret(value: SecretStr | None) -> str:

@@ -124,6 +124,24 @@ class Metrics:
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_FORWARDED = (b"x-forwarded-for", b"x-real-ip", b"forwarded")
+
+
+def metrics_allowed(scope: Scope, token: str | None) -> bool:
+    """May this request read /metrics? A matching bearer token, or a direct loopback client (not
+    forwarded by a proxy: nginx on the same host connects from loopback for everyone)."""
+    import hmac
+
+    authorization = _header(scope, b"authorization") or ""
+    scheme, _, presented = authorization.partition(" ")
+    if token and scheme.lower() == "bearer":
+        return hmac.compare_digest(presented.strip().encode(), token.encode())
+    client = scope.get("client")
+    direct = not any(name in _FORWARDED for name, _ in scope.get("headers", ()))
+    return direct and client is not None and client[0] in _LOOPBACK
+
+
 class AccessLog:
     """One JSON line per request, the same ECS fields as every other log line.
 

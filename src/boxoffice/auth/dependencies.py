@@ -48,7 +48,7 @@ async def authenticate_token(runtime: Runtime, token: str | None) -> AccessClaim
         raise Unauthorized("Missing bearer token", code="AUTH_REQUIRED")
     claims = _verified(runtime, token)
     try:
-        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti)
+        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
     except Exception as exc:
         log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is

@@ -35,7 +35,7 @@ from boxoffice.auth.tokens import (
     issue_email_verification_token,
     verify_email_verification_token,
 )
-from boxoffice.config import Settings
+from boxoffice.config import Settings, secret
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
     BadRequest,
@@ -202,6 +202,9 @@ async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -
         )
     if result.outcome == "REUSED":
         log.warning("refresh_token_reused", user_id=result.user_id)
+        # The login is revoked: its access tokens (the thief's or the owner's) stop now too.
+        async with _auth_store():
+            await store.end_session(runtime.redis, family, runtime.settings.access_token_ttl_seconds)
         raise Unauthorized(
             "This refresh token was already used; the login has been revoked, sign in again",
             code="REFRESH_REUSED",
@@ -223,6 +226,10 @@ async def logout(runtime: Runtime, claims: AccessClaims) -> None:
         await store.deny_access_token(runtime.redis, claims.jti, ttl)
         if claims.session_id is not None:
             await store.delete_refresh_family(runtime.redis, claims.session_id)
+            # Every access token of this login, not only the one presented (refreshes made more).
+            await store.end_session(
+                runtime.redis, claims.session_id, runtime.settings.access_token_ttl_seconds
+            )
     log.info("logout", user_id=claims.user_id)
 
 
@@ -347,7 +354,7 @@ async def ensure_demo_accounts(session: AsyncSession, settings: Settings) -> dic
         session,
         settings,
         email=settings.admin_email,
-        password=settings.admin_password.get_secret_value(),
+        password=secret(settings.admin_password),
         name="Boxoffice Admin",
         role="ADMIN",
     )

@@ -4,6 +4,7 @@ and the "user revoked" marker of soft-deleted accounts.
 Keys (all under bo:auth:):
 - bo:auth:denied:<jti>            access token refused until it would have expired (logout)
 - bo:auth:revoked:<user_id>       every access token of a soft-deleted user is refused
+- bo:auth:ended:<session_id>      every access token of one login is refused (logout, refresh reuse)
 - bo:auth:refresh:<family>        one login: hash {user_id, current, expires_at, revoked, r:<sha256>...}
 - bo:auth:login-fail:<sha256>     failed-login counter per email (hashed: no addresses in key names)
 
@@ -32,6 +33,10 @@ def _denied_key(jti: str) -> str:
 
 def _revoked_user_key(user_id: int) -> str:
     return f"bo:auth:revoked:{user_id}"
+
+
+def _ended_session_key(session_id: str) -> str:
+    return f"bo:auth:ended:{session_id}"
 
 
 def _family_key(family: str) -> str:
@@ -63,10 +68,20 @@ async def revoke_user(redis: Redis, user_id: int, ttl_seconds: int) -> None:
     await redis.set(_revoked_user_key(user_id), b"1", ex=max(1, ttl_seconds))
 
 
-async def is_access_refused(redis: Redis | MuxRedis, user_id: int, jti: str) -> bool:
-    """Deny-listed jti or revoked user: one EXISTS over both keys (one command, one round trip;
-    cheaper than a pipeline on the path every authenticated request takes)."""
-    found: int = await redis.exists(_denied_key(jti), _revoked_user_key(user_id))
+async def end_session(redis: Redis, session_id: str, ttl_seconds: int) -> None:
+    """Refuse every access token of this login for as long as any of them could be valid."""
+    await redis.set(_ended_session_key(session_id), b"1", ex=max(1, ttl_seconds))
+
+
+async def is_access_refused(
+    redis: Redis | MuxRedis, user_id: int, jti: str, session_id: str | None = None
+) -> bool:
+    """Deny-listed jti, ended login or revoked user: one EXISTS over the keys (one command, one
+    round trip; cheaper than a pipeline on the path every authenticated request takes)."""
+    keys = [_denied_key(jti), _revoked_user_key(user_id)]
+    if session_id is not None:
+        keys.append(_ended_session_key(session_id))
+    found: int = await redis.exists(*keys)
     return found > 0
 
 

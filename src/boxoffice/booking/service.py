@@ -185,7 +185,7 @@ async def place_hold(
     idempotency_key: str | None,
 ) -> IdempotentResult:
     """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none."""
-    check_queue_token(runtime, user_id, show_id, queue_token)
+    await check_queue_token(runtime, user_id, show_id, queue_token)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
     try:

@@ -330,7 +330,7 @@ async def pay(
         res = await booking_repo.get_reservation(session, reservation_id)
     if res is None or res["user_id"] != user_id:
         raise NotFound("Reservation not found", code="RESERVATION_NOT_FOUND")
-    check_queue_token(runtime, user_id, res["show_id"], queue_token)
+    await check_queue_token(runtime, user_id, res["show_id"], queue_token)
     fingerprint = {"reservation_id": reservation_id, "method": method}
     if method == "BALANCE":
         balance = _BalanceWork(runtime, user_id, reservation_id, idempotency_key)

@@ -277,7 +277,10 @@ async def token(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -
 async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> bool:
     info = await _load_show(runtime, show_id)
     _check_concert(info, concert_id)
-    return await store.leave(runtime.redis, show_id, user_id)
+    left = await store.leave(runtime.redis, show_id, user_id)
+    # Leaving ends the admission: a token already handed out stops opening the seat map.
+    await store.end_admission(runtime.redis, show_id, user_id, int(runtime.clock.now().timestamp()))
+    return left
 
 
 async def release_lease(redis: Redis, show_id: int, user_id: int) -> None:

@@ -1,6 +1,9 @@
 """Admission tokens: a JWT with its own key, bound to user (sub) and show (aud).
 
-Verified locally by the seat and reservation endpoints of that show: no Redis or database call.
+Verified by the seat and reservation endpoints of that show: the signature locally (once per token
+and process), then one HGET on the multiplexed connection: a token issued before its holder left
+the queue is refused. Redis down: the signed, short-lived token is accepted (holds and payments
+do not stop with Redis; PostgreSQL still decides every seat).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Header
+from redis.exceptions import RedisError
 
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.config import Settings, secret
 from boxoffice.deps import RuntimeDep
 from boxoffice.errors import Forbidden, Unauthorized
+from boxoffice.waiting_room import store
 
 ISSUER = "boxoffice-waiting-room"
 LEEWAY_SECONDS = 30
@@ -33,6 +38,7 @@ class QueueClaims:
     ticket: int
     jti: str
     expires_at: int
+    issued_at: int = 0
 
 
 class QueueTokenInvalid(Exception):
@@ -86,6 +92,7 @@ def decode_queue_token(settings: Settings, token: str) -> QueueClaims:
             ticket=int(payload["ticket"]),
             jti=str(payload["jti"]),
             expires_at=int(payload["exp"]),
+            issued_at=int(payload["iat"]),
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise QueueTokenInvalid(str(exc)) from exc
@@ -107,10 +114,11 @@ def verify_queue_token(
     return _check_claims(decode_queue_token(settings, token), user_id=user_id, show_id=show_id, now=now)
 
 
-def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: str | None) -> QueueClaims:
-    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID, 403 QUEUE_TOKEN_MISMATCH.
-
-    Local only (no Redis, no database); a token's signature is checked once per process."""
+async def check_queue_token(
+    runtime: RuntimeDep, user_id: int, show_id: int, token: str | None
+) -> QueueClaims:
+    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID (also: issued before the user left
+    the queue), 403 QUEUE_TOKEN_MISMATCH. A token's signature is checked once per process."""
     outcome = "valid"
     try:
         if not token:
@@ -122,7 +130,14 @@ def check_queue_token(runtime: RuntimeDep, user_id: int, show_id: int, token: st
             if claims is None:
                 claims = decode_queue_token(runtime.settings, token)
                 runtime.verified_tokens.put(cache_key, claims)
-            return _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+            checked = _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+            try:
+                ended = await store.admission_ended_at(runtime.hot_redis, show_id, user_id)
+            except RedisError:
+                ended = None
+            if ended is not None and checked.issued_at <= ended:
+                raise QueueTokenInvalid("the user left the queue after this token was issued")
+            return checked
         except QueueTokenInvalid:
             outcome = "invalid"
             raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None
@@ -142,7 +157,7 @@ async def require_queue_token_for_path(
     x_queue_token: Annotated[str | None, Header(description="Admission token from the waiting room")] = None,
 ) -> QueueClaims:
     """Dependency for routes with `{show_id}` in the path (the seat map, the seat stream)."""
-    return check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
+    return await check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
 
 
 QueueGate = Annotated[QueueClaims, Depends(require_queue_token_for_path)]

@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     keep_alive_timeout_seconds: float = Field(default=5, gt=0)
     request_read_timeout_seconds: float = Field(default=15, gt=0)
 
+    # Rate limits (per minute; 0 = off): per user on the write paths, per address and per
+    # address+account on logins. Failed logins never lock an account: the owner, from any other
+    # address, still gets in. Password hashing (argon2) is bounded per process.
+    limit_joins_per_minute: int = Field(default=30, ge=0)
+    limit_holds_per_minute: int = Field(default=60, ge=0)
+    limit_payments_per_minute: int = Field(default=30, ge=0)
+    limit_topups_per_minute: int = Field(default=10, ge=0)
+    limit_logins_per_address_per_minute: int = Field(default=30, ge=0)
+    limit_failed_logins_per_account_and_address: int = Field(default=5, ge=1)  # per 15 minutes
+    max_balance: int = Field(default=100_000_000, ge=1)  # a top-up may not take a balance past this
+    argon2_concurrency: int = Field(default=1, ge=1)
+    argon2_max_waiting: int = Field(default=32, ge=0)
+    # Client addresses: X-Forwarded-For is believed only from these peers (the gateway).
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
     redis_pool_size: int = Field(default=64, ge=1)

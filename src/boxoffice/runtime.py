@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from boxoffice.auth.passwords import PasswordWork
 from boxoffice.clock import Clock, SystemClock
 from boxoffice.config import Settings
 from boxoffice.db import create_engine, session_factory
@@ -40,6 +41,7 @@ class Runtime:
     http: httpx.AsyncClient
     metrics: Metrics = field(default_factory=Metrics)
     failures: FailureLog = field(default_factory=FailureLog)
+    password_work: PasswordWork = field(default_factory=PasswordWork)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
     show_rules: LocalCache[int, Any] = field(
@@ -97,6 +99,7 @@ async def open_runtime(
         http=http,
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
+        password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
     )
     try:
         yield runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from boxoffice.auth import service
@@ -21,7 +21,7 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import PathId, RuntimeDep, SessionDep
+from boxoffice.deps import PathId, RuntimeDep, SessionDep, client_address
 from boxoffice.email import send_email
 from boxoffice.inputs import Text
 
@@ -69,8 +69,8 @@ async def verify(
     summary="Exchange email and password for an access and a refresh token",
     responses={401: {"description": "INVALID_CREDENTIALS"}, 429: {"description": "TOO_MANY_ATTEMPTS"}},
 )
-async def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
-    return await service.login(session, runtime, body)
+async def login(body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
+    return await service.login(session, runtime, body, client_address(request, runtime.settings))
 
 
 @router.post(

@@ -18,6 +18,7 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.auth import passwords, repository, store
 from boxoffice.auth.schemas import (
     LoginRequest,
@@ -44,6 +45,7 @@ from boxoffice.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
+    Unprocessable,
 )
 from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger
@@ -51,7 +53,6 @@ from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.auth")
 
-LOGIN_MAX_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 15 * 60
 TOPUP_SCOPE = "POST /api/users/me/balance"
 ROLES = ("USER", "ADMIN")
@@ -80,7 +81,8 @@ async def signup(
 ) -> tuple[SignupResponse, EmailMessage | None]:
     """Create the account; returns it and the verification mail to send after commit (or None)."""
     now = runtime.clock.now()
-    password_hash = await passwords.hash_password_async(data.password)
+    async with runtime.password_work.slot():
+        password_hash = await passwords.hash_password_async(data.password)
     user_id = await repository.insert_user(
         session,
         email=data.email,
@@ -143,34 +145,54 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized("Wrong email or password", code="INVALID_CREDENTIALS")
 
 
-async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest) -> TokenPair:
-    """Same answer and similar time for an unknown email and a wrong password."""
+async def login(
+    session: AsyncSession, runtime: Runtime, data: LoginRequest, address: str | None = None
+) -> TokenPair:
+    """Same answer and similar time for an unknown email and a wrong password.
+
+    Throttled per address (spraying many accounts) and per account *and* address (guessing one
+    password): an attacker's failures never lock the owner out from their own address."""
     email = normalize_email(data.email)
+    settings = runtime.settings
+    await ratelimit.enforce(
+        runtime,
+        "login",
+        address or "unknown",
+        limit=settings.limit_logins_per_address_per_minute,
+        code="TOO_MANY_ATTEMPTS",
+        detail="Too many login attempts from this address; try again shortly",
+    )
+    attempts_key = f"{email}|{address or ''}"
     async with _auth_store():
         gate = await store.register_login_attempt(
-            runtime.redis, email, limit=LOGIN_MAX_ATTEMPTS, window_seconds=LOGIN_WINDOW_SECONDS
+            runtime.redis,
+            attempts_key,
+            limit=settings.limit_failed_logins_per_account_and_address,
+            window_seconds=LOGIN_WINDOW_SECONDS,
         )
     if not gate.allowed:
         runtime.metrics.logins.labels("throttled").inc()
         raise TooManyRequests(
-            "Too many login attempts for this account; try again later",
+            "Too many failed logins for this account from this address; try again later",
             code="TOO_MANY_ATTEMPTS",
             headers={"Retry-After": str(gate.retry_after_seconds)},
             retry_after_seconds=gate.retry_after_seconds,
         )
     creds = await repository.credentials_by_email(session, email)
-    ok = await passwords.verify_password_async(creds.password_hash if creds else None, data.password)
+    async with runtime.password_work.slot():
+        ok = await passwords.verify_password_async(creds.password_hash if creds else None, data.password)
     if creds is None or not ok:
         runtime.metrics.logins.labels("failure").inc()
         log.info("login_failed", user_id=creds.id if creds else None)
         raise _invalid_credentials()
     if passwords.needs_rehash(creds.password_hash):
-        new_hash = await passwords.hash_password_async(data.password)
+        async with runtime.password_work.slot():
+            new_hash = await passwords.hash_password_async(data.password)
         await repository.update_password_hash(session, creds.id, new_hash, runtime.clock.now())
     token, family, digest = _new_refresh_token()
     ttl = runtime.settings.refresh_token_ttl_seconds
     async with _auth_store():
-        await store.clear_login_attempts(runtime.redis, email)
+        await store.clear_login_attempts(runtime.redis, attempts_key)
         await store.create_refresh_family(
             runtime.redis,
             family,
@@ -282,10 +304,18 @@ async def admin_get_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
 async def top_up(
     runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
 ) -> IdempotentResult:
-    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction."""
+    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction.
+    A balance never grows past settings.max_balance (the whole top-up is refused)."""
+    await ratelimit.enforce(runtime, "topup", user_id, limit=runtime.settings.limit_topups_per_minute)
 
     async def work(session: AsyncSession) -> tuple[int, dict[str, int]]:
         balance = await ledger.credit(session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
+        if balance > runtime.settings.max_balance:
+            raise Unprocessable(
+                f"A balance may not exceed {runtime.settings.max_balance}",
+                code="BALANCE_LIMIT",
+                max_balance=runtime.settings.max_balance,
+            )
         return 200, {"user_id": user_id, "balance": balance, "amount": amount}
 
     return await run_idempotent(

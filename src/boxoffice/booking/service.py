@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.catalog.cache import apply_seat_changes
@@ -186,6 +187,7 @@ async def place_hold(
 ) -> IdempotentResult:
     """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none."""
     await check_queue_token(runtime, user_id, show_id, queue_token)
+    await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
     try:

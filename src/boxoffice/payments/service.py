@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
 from boxoffice.booking.service import publish_closed, publish_seat_changes
@@ -326,6 +327,7 @@ async def pay(
     idempotency_key: str | None,
 ) -> IdempotentResult:
     """POST /api/payments."""
+    await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
     if res is None or res["user_id"] != user_id:

@@ -19,6 +19,7 @@ import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.catalog.service import Show, get_remaining, get_show
 from boxoffice.errors import Conflict, NotFound
 from boxoffice.events import emit
@@ -148,6 +149,7 @@ def _check_concert(info: ShowQueueInfo, concert_id: int) -> None:
 
 
 async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> QueueStatusResponse:
+    await ratelimit.enforce(runtime, "join", user_id, limit=runtime.settings.limit_joins_per_minute)
     info = await _load_show(runtime, show_id)
     _check_concert(info, concert_id)
     now = runtime.clock.now()

@@ -20,9 +20,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations tools
+	$(BIN)/ruff format --check src tests migrations tools
 	$(BIN)/mypy
+	$(BIN)/python tools/check_house.py
 
 bench: $(STAMP)
 	$(BIN)/boxoffice bench flash-sale --users 5000 --seats 1000

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import text
 
@@ -33,6 +31,7 @@ from boxoffice.config import Settings
 from boxoffice.db import plain_url
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.schema import upgrade
+from tests.helpers.server import serve
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -167,24 +166,8 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
         yield c
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 async def live_server(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
     """A real uvicorn server on a free loopback port: for streams and many concurrent connections."""
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serve(app) as url:
+        yield url

@@ -90,8 +90,13 @@ class Settings(BaseSettings):
     payment_provider_port: int = Field(default=8090, ge=0, le=65535)
     payment_provider_timeout_seconds: float = 2.0
 
-    # Background workers
+    # Background jobs (worker.py): how often each ticks. worker_tick_seconds is the admission tick.
     worker_tick_seconds: float = Field(default=0.5, gt=0)
+    hold_expiry_interval_seconds: float = Field(default=1.0, gt=0)
+    inventory_recount_interval_seconds: float = Field(default=0.5, gt=0)
+    reconcile_interval_seconds: float = Field(default=5.0, gt=0)
+    outbox_relay_interval_seconds: float = Field(default=0.1, gt=0)
+    idempotency_purge_interval_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("database_url", "redis_url", "payment_provider_url", "smtp_host", mode="before")
     @classmethod

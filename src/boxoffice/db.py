@@ -1,18 +1,25 @@
-"""Engine, session factory and the unit of work an entrypoint commits (house rule 3).
+"""Engine, session factory and the unit of work (house rule 3).
 
-Services receive an AsyncSession and never commit; the entrypoint (request dependency, worker
-task, CLI command) opens `unit_of_work()` and the commit happens when it exits cleanly.
+Flows (`<domain>/flows.py`: the use cases and jobs) and the request dependency `deps.SessionDep`
+open units of work; services and repositories receive the session and never commit. Side effects
+that must follow the commit (shield marks, seat-map patches, lease release) are registered with
+`UnitOfWork.after_commit` and run once the transaction has committed, never when it rolled back.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from boxoffice.config import Settings
+
+log = structlog.get_logger("boxoffice.db")
+
+Effect = Callable[[], Awaitable[object]]
 
 
 def async_url(url: str) -> str:
@@ -60,8 +67,33 @@ def sqlstate(exc: DBAPIError) -> str | None:
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
+class UnitOfWork:
+    """One transaction's session plus the effects to run after it commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._effects: list[Effect] = []
+
+    def after_commit(self, effect: Effect) -> None:
+        self._effects.append(effect)
+
+    async def run_effects(self) -> None:
+        """Best effort, in order: the commit stands whatever an effect does (each one's state is
+        rebuilt from PostgreSQL when it is lost), so a failing effect is logged, never raised."""
+        effects, self._effects = self._effects, []
+        for effect in effects:
+            try:
+                await effect()
+            except Exception as exc:
+                log.warning("after_commit_effect_failed", error=type(exc).__name__)
+
+
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit when the block exits cleanly, roll back on any exception."""
-    async with sessions() as session, session.begin():
-        yield session
+async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[UnitOfWork]:
+    """One transaction: commit when the block exits cleanly (then run the after-commit effects),
+    roll back on any exception (and drop them)."""
+    async with sessions() as session:
+        uow = UnitOfWork(session)
+        async with session.begin():
+            yield uow
+    await uow.run_effects()

@@ -32,7 +32,8 @@ CONCERTS = [
 
 async def seed_demo(runtime: Runtime) -> str:
     settings = runtime.settings
-    async with unit_of_work(runtime.sessions) as session:
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
         await service.serialize_seeding(session)
         await ensure_account(
             session,

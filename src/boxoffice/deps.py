@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
-from redis.asyncio import Redis
+from fastapi import Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.config import Settings
+from boxoffice.idempotency import IdempotentResult
+from boxoffice.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
 from boxoffice.runtime import Runtime
 
 
@@ -22,9 +24,8 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-# Ids are PostgreSQL bigints: anything outside 1..ID_MAX is a 422, never a database overflow (500).
-ID_MAX = 2**63 - 1
 PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
+QueryId = Annotated[int, Query(ge=1, le=ID_MAX)]
 
 
 def client_address(request: Request, settings: Settings) -> str | None:
@@ -53,8 +54,6 @@ async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
-async def get_redis(runtime: RuntimeDep) -> Redis:
-    return runtime.redis
-
-
-RedisDep = Annotated[Redis, Depends(get_redis)]
+def respond(result: IdempotentResult) -> JSONResponse:
+    """An idempotent write's stored or fresh answer (a replay says so in a header)."""
+    return JSONResponse(result.body, status_code=result.status, headers=result.headers)

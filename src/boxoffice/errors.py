@@ -1,7 +1,7 @@
-"""Domain errors -> RFC 9457 problem+json, rendered by one handler.
+"""Domain errors: pure types with a stable machine `code` and an HTTP status (no web framework).
 
-Every error the API returns carries a stable machine `code`. Raise a DomainError subclass (or
-DomainError itself with a code) from any layer; `install_error_handlers` renders it.
+Raise a DomainError subclass (or DomainError itself with a code) from any layer; each front door
+renders it once (`http_errors.install_error_handlers` for the JSON API).
 """
 
 from __future__ import annotations
@@ -9,20 +9,21 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-PROBLEM_JSON = "application/problem+json"
-log = structlog.get_logger("boxoffice.errors")
+_BY_CODE: dict[str, type[DomainError]] = {}
 
 
 class DomainError(Exception):
+    """Base of every error the API returns. One subclass per stable `code` (registered here, so
+    `error_class(code)` finds it and the OpenAPI error docs are generated from the classes)."""
+
     status: int = 400
     code: str = "BAD_REQUEST"
     title: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if _BY_CODE.setdefault(cls.code, cls) is not cls:
+            raise TypeError(f"two error classes for the code {cls.code}")
 
     def __init__(
         self,
@@ -83,109 +84,199 @@ class ServiceUnavailable(DomainError):
     status, code = 503, "SERVICE_UNAVAILABLE"
 
 
-_HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "VALIDATION_ERROR",
-    429: "TOO_MANY_REQUESTS",
-    500: "INTERNAL_ERROR",
-    503: "SERVICE_UNAVAILABLE",
-}
+def error_class(code: str) -> type[DomainError]:
+    """The class of a stable code (KeyError for a code nobody declared)."""
+    return _BY_CODE[code]
 
 
-def problem(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    instance: str | None = None,
-    headers: dict[str, str] | None = None,
-    title: str | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"https://boxoffice.dev/problems/{code.lower().replace('_', '-')}",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    if instance:
-        body["instance"] = instance
-    body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+def all_error_classes() -> list[type[DomainError]]:
+    return sorted(_BY_CODE.values(), key=lambda cls: (cls.status, cls.code))
 
 
-def _request_id(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
+# One class per stable code (the OpenAPI error docs are generated from these).
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for err in exc.errors():
-        errors.append(
-            {
-                "loc": [str(part) for part in err.get("loc", ())],
-                "msg": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-        )
-    return errors
+class IdempotencyKeyInvalid(BadRequest):
+    code = "IDEMPOTENCY_KEY_INVALID"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return problem(
-            exc.status,
-            exc.code,
-            exc.detail,
-            instance=request.url.path,
-            headers=exc.headers,
-            request_id=_request_id(request),
-            **exc.extra,
-        )
+class IdempotencyKeyRequired(BadRequest):
+    code = "IDEMPOTENCY_KEY_REQUIRED"
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
-        fields = ", ".join(".".join(e["loc"]) for e in errors[:5])
-        return problem(
-            422,
-            "VALIDATION_ERROR",
-            f"Invalid request: {fields}" if fields else "Invalid request",
-            instance=request.url.path,
-            errors=errors,
-            request_id=_request_id(request),
-        )
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem(
-            exc.status_code,
-            code,
-            detail,
-            instance=request.url.path,
-            headers=dict(exc.headers or {}),
-            request_id=_request_id(request),
-        )
+class InvalidVerificationToken(BadRequest):
+    code = "INVALID_VERIFICATION_TOKEN"
 
-    @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
-        return problem(
-            500,
-            "INTERNAL_ERROR",
-            "An unexpected error occurred; it has been logged.",
-            instance=request.url.path,
-            request_id=_request_id(request),
-        )
+
+class AlreadyPaid(Conflict):
+    code = "ALREADY_PAID"
+
+
+class EmailTaken(Conflict):
+    code = "EMAIL_TAKEN"
+
+
+class HoldExists(Conflict):
+    code = "HOLD_EXISTS"
+
+
+class HoldExpired(Conflict):
+    code = "HOLD_EXPIRED"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "IDEMPOTENCY_IN_PROGRESS"
+
+
+class PaymentInProgress(Conflict):
+    code = "PAYMENT_IN_PROGRESS"
+
+
+class RefundClosed(Conflict):
+    code = "REFUND_CLOSED"
+
+
+class ReservationExpired(Conflict):
+    code = "RESERVATION_EXPIRED"
+
+
+class SaleClosed(Conflict):
+    code = "SALE_CLOSED"
+
+
+class SaleNotOpen(Conflict):
+    code = "SALE_NOT_OPEN"
+
+
+class SeatsTaken(Conflict):
+    code = "SEATS_TAKEN"
+
+
+class ShowHasBookings(Conflict):
+    code = "SHOW_HAS_BOOKINGS"
+
+
+class SoldOut(Conflict):
+    code = "SOLD_OUT"
+
+
+class QueueTokenForeign(Forbidden):
+    code = "QUEUE_TOKEN_MISMATCH"
+
+
+class ConcertNotFound(NotFound):
+    code = "CONCERT_NOT_FOUND"
+
+
+class PaymentNotFound(NotFound):
+    code = "PAYMENT_NOT_FOUND"
+
+
+class ReservationNotFound(NotFound):
+    code = "RESERVATION_NOT_FOUND"
+
+
+class ShowNotFound(NotFound):
+    code = "SHOW_NOT_FOUND"
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+
+
+class VenueNotFound(NotFound):
+    code = "VENUE_NOT_FOUND"
+
+
+class InsufficientBalance(PaymentRequired):
+    code = "INSUFFICIENT_BALANCE"
+
+
+class PaymentDeclined(PaymentRequired):
+    code = "PAYMENT_DECLINED"
+
+
+class AuthUnavailable(ServiceUnavailable):
+    code = "AUTH_UNAVAILABLE"
+
+
+class TooManyAttempts(TooManyRequests):
+    code = "TOO_MANY_ATTEMPTS"
+
+
+class AuthRequired(Unauthorized):
+    code = "AUTH_REQUIRED"
+
+
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+
+
+class InvalidRefreshToken(Unauthorized):
+    code = "INVALID_REFRESH_TOKEN"
+
+
+class InvalidAccessToken(Unauthorized):
+    code = "INVALID_TOKEN"
+
+
+class QueueTokenRefused(Unauthorized):
+    code = "QUEUE_TOKEN_INVALID"
+
+
+class QueueTokenRequired(Unauthorized):
+    code = "QUEUE_TOKEN_REQUIRED"
+
+
+class RefreshReused(Unauthorized):
+    code = "REFRESH_REUSED"
+
+
+class DuplicateSeats(Unprocessable):
+    code = "DUPLICATE_SEATS"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class InvalidLayout(Unprocessable):
+    code = "INVALID_LAYOUT"
+
+
+class InvalidShow(Unprocessable):
+    code = "INVALID_SHOW"
+
+
+class SeatsNotInShow(Unprocessable):
+    code = "SEATS_NOT_IN_SHOW"
+
+
+class TooManySeats(Unprocessable):
+    code = "TOO_MANY_SEATS"
+
+
+# Hardening (issue 16): limits, outages, operations.
+
+
+class BalanceLimit(Unprocessable):
+    code = "BALANCE_LIMIT"
+
+
+class RateLimited(TooManyRequests):
+    code = "RATE_LIMITED"
+
+
+class LoginBusy(TooManyRequests):
+    code = "LOGIN_BUSY"
+
+
+class MetricsTokenRequired(Unauthorized):
+    code = "METRICS_TOKEN_REQUIRED"
+
+
+class BackendUnavailable(ServiceUnavailable):
+    """PostgreSQL or Redis does not answer: retry shortly (gRPC: UNAVAILABLE)."""
+
+    code = "BACKEND_UNAVAILABLE"
+    grpc_status = "UNAVAILABLE"

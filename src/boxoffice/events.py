@@ -19,8 +19,8 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import tables
+from boxoffice.db import unit_of_work
 from boxoffice.runtime import Runtime
-from boxoffice.worker import Job
 
 ALL_EVENTS_STREAM = "bo:events"
 STREAM_MAXLEN = 200_000
@@ -67,7 +67,8 @@ _LAG = text("SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox WHER
 
 async def relay_once(runtime: Runtime, limit: int = RELAY_BATCH) -> int:
     """Publish one batch. Rows are marked only after Redis accepted them (at-least-once)."""
-    async with runtime.sessions() as session, session.begin():
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
         rows = (await session.execute(_CLAIM, {"limit": limit})).mappings().all()
         if not rows:
             runtime.metrics.outbox_lag.set(0)
@@ -94,8 +95,6 @@ async def relay_once(runtime: Runtime, limit: int = RELAY_BATCH) -> int:
 
 
 async def relay(runtime: Runtime) -> None:
+    """The outbox_relay job."""
     while await relay_once(runtime) == RELAY_BATCH:
         pass
-
-
-JOBS: list[Job] = [Job("outbox_relay", 0.1, relay)]

@@ -21,7 +21,7 @@ import asyncpg
 import redis.exceptions
 import sqlalchemy.exc
 
-from boxoffice.errors import DomainError
+from boxoffice.errors import BackendUnavailable
 
 RETRY_AFTER_SECONDS = 2
 TRACE_EVERY_SECONDS = 60.0
@@ -30,16 +30,12 @@ _PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "53400")
 _REDIS_OUTAGE_REPLIES = ("LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "NOAUTH")
 
 
-class BackendUnavailable(DomainError):
-    status, code, title = 503, "BACKEND_UNAVAILABLE", "Service Unavailable"
-    grpc_status = "UNAVAILABLE"
-
-    def __init__(self, backend: str) -> None:
-        super().__init__(
-            "A backend is unavailable; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            backend=backend,
-        )
+def backend_unavailable(backend: str) -> BackendUnavailable:
+    return BackendUnavailable(
+        "A backend is unavailable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        backend=backend,
+    )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

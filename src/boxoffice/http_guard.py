@@ -16,8 +16,8 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxoffice.errors import problem
 from boxoffice.failures import RETRY_AFTER_SECONDS, FailureLog, outage_backend
+from boxoffice.http_errors import problem
 
 log = structlog.get_logger("boxoffice.http")
 _RETRY_AFTER = str(RETRY_AFTER_SECONDS).encode()

@@ -1,8 +1,10 @@
 """Idempotency for every write of the product (top-ups, reservations, payments).
 
-A key is scoped per user and route and kept 24 h. The request's work runs in ONE transaction that
-first inserts the key (the claim), then does the work, then stores the response, so the effect and
-the stored answer commit together or not at all (exactly once):
+A key is scoped per user and route and kept 24 h. Two modes.
+
+`run_idempotent` (one step): the work runs in ONE unit of work that first inserts the key (the
+claim), then does the work, then stores the response, so the effect and the stored answer commit
+together or not at all (exactly once):
 - the same key with the same body replays the stored response without doing the work again;
 - the same key with a different body -> 422 IDEMPOTENCY_KEY_REUSED;
 - a duplicate arriving while the first is still running waits on the first one's uncommitted key
@@ -10,6 +12,13 @@ the stored answer commit together or not at all (exactly once):
   waits longer than the connection's lock_timeout -> 409 IDEMPOTENCY_IN_PROGRESS;
 - errors are not stored: the claim rolls back with the work, and a retry does the work. A crashed
   process leaves nothing behind either, so no claim ever has to be taken over.
+
+`run_idempotent_steps` (several steps, for work that calls another system, e.g. a card charge):
+the claim commits on its own, the work then opens its own units of work (no transaction is open
+across the HTTP call, one pool connection at a time), and the answer is stored in a last one.
+The work must be safe to run again for the same key (it finds and finishes what an earlier run
+left): a duplicate that finds the claim IN_PROGRESS (the first still running, or crashed between
+the steps) runs it again and gets the same answer, never a 409; an error deletes the claim.
 """
 
 from __future__ import annotations
@@ -18,25 +27,32 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.db import sqlstate
-from boxoffice.errors import BadRequest, Conflict, Unprocessable
+from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
+from boxoffice.errors import (
+    Conflict,
+    IdempotencyInProgress,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+)
 from boxoffice.runtime import Runtime
-from boxoffice.worker import Job
 
 KEY_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired while a duplicate held the key row
 
-Work = Callable[[AsyncSession], Awaitable[tuple[int, Any]]]
+Work = Callable[[UnitOfWork], Awaitable[tuple[int, Any]]]
+Steps = Callable[[], Awaitable[tuple[int, Any]]]
 
 
 @dataclass(frozen=True)
@@ -45,22 +61,38 @@ class IdempotentResult:
     body: Any
     replayed: bool
 
-    def as_response(self) -> JSONResponse:
-        """The stored or fresh answer; a replay says so in `Idempotent-Replayed: true`."""
-        headers = {"Idempotent-Replayed": "true"} if self.replayed else None
-        return JSONResponse(self.body, status_code=self.status, headers=headers)
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """A replay says so in `Idempotent-Replayed: true`."""
+        return {"Idempotent-Replayed": "true"} if self.replayed else None
+
+
+def _json_default(value: object) -> object:
+    # The same JSON FastAPI's jsonable_encoder gave (what stored answers have always looked like).
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def jsonable(value: object) -> Any:
+    """Plain JSON values (datetimes as ISO 8601 strings), as stored and replayed."""
+    return json.loads(json.dumps(value, default=_json_default))
 
 
 def fingerprint_hash(fingerprint: object) -> str:
-    canonical = json.dumps(jsonable_encoder(fingerprint), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(jsonable(fingerprint), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def validate_key(key: str) -> str:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters", code="IDEMPOTENCY_KEY_INVALID"
-        )
+        raise IdempotencyKeyInvalid(f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters")
     return key
 
 
@@ -88,6 +120,10 @@ _STORE = text(
     WHERE user_id = :user_id AND scope = :scope AND key = :key
     """
 )
+_RELEASE = text(
+    "DELETE FROM idempotency_keys WHERE user_id = :user_id AND scope = :scope AND key = :key "
+    "AND state = 'IN_PROGRESS'"
+)
 _PURGE = text(
     "DELETE FROM idempotency_keys WHERE ctid IN "
     "(SELECT ctid FROM idempotency_keys WHERE expires_at <= :now LIMIT 5000)"
@@ -96,16 +132,40 @@ _PURGE = text(
 
 def _replay(row: Any, request_hash: str) -> IdempotentResult:
     if row["request_hash"] != request_hash:
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different request body", code="IDEMPOTENCY_KEY_REUSED"
-        )
-    if row["state"] != "DONE":  # only a row written by an older version could be left like this
-        raise Conflict(
-            "A request with this Idempotency-Key is still being processed; retry shortly",
-            code="IDEMPOTENCY_IN_PROGRESS",
-            headers={"Retry-After": "1"},
-        )
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body")
+    if row["state"] != "DONE":  # a one-step claim is never seen uncommitted: a multi-step one's
+        raise _in_progress()
     return IdempotentResult(row["response_status"], row["response_body"], replayed=True)
+
+
+def _in_progress() -> Conflict:
+    return IdempotencyInProgress(
+        "A request with this Idempotency-Key is still being processed; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _claim(session: AsyncSession, params: dict[str, Any], request_hash: str, runtime: Runtime) -> bool:
+    now = runtime.clock.now()
+    try:
+        claimed = (
+            await session.execute(
+                _CLAIM, {**params, "hash": request_hash, "now": now, "expires": now + KEY_TTL}
+            )
+        ).scalar()
+    except DBAPIError as exc:
+        if sqlstate(exc) != LOCK_NOT_AVAILABLE:
+            raise
+        raise _in_progress() from None
+    return claimed is not None
+
+
+def _key_params(user_id: int, scope: str, key: str | None, required: bool) -> dict[str, Any] | None:
+    if key is None:
+        if required:
+            raise IdempotencyKeyRequired("This request needs an Idempotency-Key header")
+        return None
+    return {"user_id": user_id, "scope": scope, "key": validate_key(key)}
 
 
 async def run_idempotent(
@@ -118,43 +178,61 @@ async def run_idempotent(
     work: Work,
     required: bool = True,
 ) -> IdempotentResult:
-    """Run `work(session)` at most once per (user, scope, key); see the module docstring."""
-    if key is None:
-        if required:
-            raise BadRequest("This request needs an Idempotency-Key header", code="IDEMPOTENCY_KEY_REQUIRED")
-        async with runtime.sessions() as session, session.begin():
-            status, body = await work(session)
-        return IdempotentResult(status, jsonable_encoder(body), replayed=False)
-    params = {"user_id": user_id, "scope": scope, "key": validate_key(key)}
+    """Run `work(uow)` at most once per (user, scope, key), in one unit of work; see the module
+    docstring. The work's after-commit effects run only when it ran (not on a replay)."""
+    params = _key_params(user_id, scope, key, required)
+    if params is None:
+        async with unit_of_work(runtime.sessions) as uow:
+            status, body = await work(uow)
+        return IdempotentResult(status, jsonable(body), replayed=False)
     request_hash = fingerprint_hash(fingerprint)
-    now = runtime.clock.now()
-    async with runtime.sessions() as session, session.begin():
-        try:
-            claimed = (
-                await session.execute(
-                    _CLAIM, {**params, "hash": request_hash, "now": now, "expires": now + KEY_TTL}
-                )
-            ).scalar()
-        except DBAPIError as exc:
-            if sqlstate(exc) != LOCK_NOT_AVAILABLE:
-                raise
-            raise Conflict(
-                "A request with this Idempotency-Key is still being processed; retry shortly",
-                code="IDEMPOTENCY_IN_PROGRESS",
-                headers={"Retry-After": "1"},
-            ) from None
-        if claimed is not None:
-            status, body = await work(session)
-            encoded = jsonable_encoder(body)
-            await session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
-            return IdempotentResult(status, encoded, replayed=False)
-        row = (await session.execute(_EXISTING, params)).mappings().one()
-    return _replay(row, request_hash)
+    async with unit_of_work(runtime.sessions) as uow:
+        if await _claim(uow.session, params, request_hash, runtime):
+            status, body = await work(uow)
+            encoded = jsonable(body)
+            await uow.session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
+            result = IdempotentResult(status, encoded, replayed=False)
+        else:
+            row = (await uow.session.execute(_EXISTING, params)).mappings().one()
+            result = _replay(row, request_hash)
+    return result
+
+
+async def run_idempotent_steps(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    scope: str,
+    key: str | None,
+    fingerprint: object,
+    work: Steps,
+    required: bool = True,
+) -> IdempotentResult:
+    """Claim (commit), `work()` in its own units of work, store the answer; see the module docstring."""
+    params = _key_params(user_id, scope, key, required)
+    if params is None:
+        status, body = await work()
+        return IdempotentResult(status, jsonable(body), replayed=False)
+    request_hash = fingerprint_hash(fingerprint)
+    async with unit_of_work(runtime.sessions) as uow:
+        claimed = await _claim(uow.session, params, request_hash, runtime)
+        row = None if claimed else (await uow.session.execute(_EXISTING, params)).mappings().one()
+    if row is not None and (row["request_hash"] != request_hash or row["state"] == "DONE"):
+        return _replay(row, request_hash)
+    # Claimed now, or IN_PROGRESS: the first run is still going or died between the steps.
+    try:
+        status, body = await work()
+    except BaseException:
+        async with unit_of_work(runtime.sessions) as uow:  # errors are not stored: a retry redoes it
+            await uow.session.execute(_RELEASE, params)
+        raise
+    encoded = jsonable(body)
+    async with unit_of_work(runtime.sessions) as uow:
+        await uow.session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
+    return IdempotentResult(status, encoded, replayed=False)
 
 
 async def purge_expired(runtime: Runtime) -> None:
-    async with runtime.sessions() as session, session.begin():
-        await session.execute(_PURGE, {"now": runtime.clock.now()})
-
-
-JOBS: list[Job] = [Job("idempotency_purge", 300, purge_expired)]
+    """The idempotency_purge job."""
+    async with unit_of_work(runtime.sessions) as uow:
+        await uow.session.execute(_PURGE, {"now": runtime.clock.now()})

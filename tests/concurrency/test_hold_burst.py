@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from boxoffice.app import create_app
 from boxoffice.backends import EmbeddedRedis
 from boxoffice.runtime import Runtime, open_runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, make_show, queue_token
+from tests.helpers.server import serve
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, queue_token
 
 pytestmark = pytest.mark.slow
 
@@ -111,35 +111,13 @@ async def test_burst_with_redis_flushed_halfway(runtime, live_server):  # type: 
     await _assert_one_winner_per_seat(runtime, show["show_id"], first + second)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_burst_with_redis_stopped_halfway(settings, backends, clock, tmp_path, runtime):  # type: ignore[no-untyped-def]
     redis_server = EmbeddedRedis(tmp_path, persist=False)
     redis_server.start()
     small = settings.model_copy(update={"db_pool_size": 10, "db_pool_overflow": 10})
     try:
         async with open_runtime(small, backends.database_url, redis_server.url, clock=clock) as rt:
-            port = _free_port()
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    create_app(small, runtime=rt),
-                    host="127.0.0.1",
-                    port=port,
-                    log_config=None,
-                    access_log=False,
-                    lifespan="off",
-                )
-            )
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                await asyncio.sleep(0.01)
-            try:
-                base = f"http://127.0.0.1:{port}"
+            async with serve(create_app(small, runtime=rt)) as base:
                 show = await make_show(rt, seats=SEATS)
                 users = await _users(rt, show["show_id"])
                 plan = _plan(show["seat_ids"], users, ATTEMPTS, seed=3)
@@ -148,8 +126,5 @@ async def test_burst_with_redis_stopped_halfway(settings, backends, clock, tmp_p
                 second = await _fire(base, show["show_id"], plan[ATTEMPTS // 2 :])
                 assert rt.metrics.holds.labels("shield_skipped")._value.get() > 0
                 await _assert_one_winner_per_seat(runtime, show["show_id"], first + second)
-            finally:
-                server.should_exit = True
-                await task
     finally:
         redis_server.stop()

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import text
 
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import (
     assert_invariants,
     balance,
     gated,
-    make_show,
     sim_stats,
     simulator,
 )

@@ -11,7 +11,7 @@ import httpx
 from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.waiting_room import service, store
+from boxoffice.waiting_room import flows, service, store
 from tests.factories import make_user
 from tests.integration.test_queue_support import make_show
 
@@ -58,7 +58,7 @@ async def test_workers_ticking_together_never_admit_past_max_active(
         ]
         admitted: list[int] = []
         for round_no in range(40):
-            results = await asyncio.gather(*(service.tick_show(w, sid) for _ in range(3) for w in workers))
+            results = await asyncio.gather(*(flows.tick_show(w, sid) for _ in range(3) for w in workers))
             for r in results:
                 assert r is not None
                 admitted.extend(r.admitted_users)

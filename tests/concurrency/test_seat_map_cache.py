@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from boxoffice.catalog import cache, service
+from boxoffice.catalog import cache, flows, service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
 from tests.factories import make_user
@@ -208,9 +208,9 @@ async def test_concurrent_inventory_recounts_agree_with_the_seats(live_server: s
             )
 
     sales = [sell(show_id, k) for show_id in show_ids for k in range(15)]
-    recounts = [service.recount_on_sale(runtime) for _ in range(10)]
+    recounts = [flows.recount_on_sale(runtime) for _ in range(10)]
     await asyncio.gather(*sales, *recounts)
-    await service.recount_on_sale(runtime)
+    await flows.recount_on_sale(runtime)
     async with runtime.sessions() as s:
         rows = (
             await s.execute(

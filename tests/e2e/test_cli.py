@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from boxoffice.db import plain_url
+from tests.helpers.net import free_port, wait_until
 
 BOXOFFICE = [sys.executable, "-m", "boxoffice.cli"]
 
@@ -26,12 +27,6 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
     env.update({"BOXOFFICE_DATA_DIR": str(data_dir), "BOXOFFICE_LOG_JSON": "true"}, **extra)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -47,12 +42,12 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], needle: str
 
 
 def test_unreachable_database_url_is_a_one_line_error(tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     env = _env(
         tmp_path,
         BOXOFFICE_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/x",
         BOXOFFICE_REDIS_URL=f"redis://127.0.0.1:{port}/0",
-        BOXOFFICE_PORT=str(_free_port()),
+        BOXOFFICE_PORT=str(free_port()),
     )
     _assert_one_line_error(_run(["up"], env), "cannot reach PostgreSQL")
 
@@ -101,7 +96,7 @@ def _start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], float]:
     started = time.monotonic()
     proc = subprocess.Popen(
         [*BOXOFFICE, "up"],
-        env=_env(data_dir, BOXOFFICE_PORT=str(port), BOXOFFICE_PAYMENT_PROVIDER_PORT=str(_free_port())),
+        env=_env(data_dir, BOXOFFICE_PORT=str(port), BOXOFFICE_PAYMENT_PROVIDER_PORT=str(free_port())),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -135,7 +130,7 @@ def _demo_counts(port: int) -> tuple[int, ...]:
 @pytest.mark.slow
 def test_up_serves_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     proc, _ = _start_up(data_dir, port)
     first_counts = _demo_counts(port)
     assert _backend_processes(data_dir), "embedded postgres and redis should be running"
@@ -143,15 +138,18 @@ def test_up_serves_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     assert "Boxoffice is up" in output and "Admin login" in output
-    time.sleep(0.5)
-    assert _backend_processes(data_dir) == [], "Ctrl-C must leave no postgres/redis behind"
+    # Ctrl-C must leave no postgres/redis behind (they may take a moment to exit)
+    wait_until(
+        lambda: _backend_processes(data_dir) == [], deadline=30, what="postgres/redis to exit after Ctrl-C"
+    )
 
     proc, _ = _start_up(data_dir, port)  # warm start on the same data
     assert _demo_counts(port) == first_counts, "the demo must not be seeded twice"
     output = _stop(proc, signal.SIGTERM)
     assert "Traceback" not in output
-    time.sleep(0.5)
-    assert _backend_processes(data_dir) == []
+    wait_until(
+        lambda: _backend_processes(data_dir) == [], deadline=30, what="postgres/redis to exit after SIGTERM"
+    )
 
 
 def test_two_data_dirs_run_side_by_side(tmp_path: Path) -> None:
@@ -179,7 +177,7 @@ def test_a_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     from boxoffice.backends import DataDirLock
 
     with DataDirLock(tmp_path):
-        result = _run(["up"], _env(tmp_path, BOXOFFICE_PORT=str(_free_port())))
+        result = _run(["up"], _env(tmp_path, BOXOFFICE_PORT=str(free_port())))
     _assert_one_line_error(result, "another boxoffice process")
 
 

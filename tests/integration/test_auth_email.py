@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-import socket
 from collections.abc import AsyncIterator, Iterator
 from email.message import Message
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +16,7 @@ from boxoffice.app import create_app
 from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
 from boxoffice.runtime import Runtime, open_runtime
+from tests.helpers.net import free_port
 
 
 class Inbox:
@@ -30,16 +30,10 @@ class Inbox:
         return "250 Message accepted"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
     handler = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -117,7 +111,7 @@ async def test_no_mail_for_a_failed_signup(smtp_client: httpx.AsyncClient, inbox
 async def test_smtp_down_does_not_fail_the_signup(
     settings: Settings, runtime: Runtime, clock: OffsetClock
 ) -> None:
-    configured = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": _free_port()})
+    configured = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": free_port()})
     async for c in _client_with(configured, runtime, clock):
         resp = await c.post("/api/auth/signup", json=SIGNUP)
         assert resp.status_code == 201

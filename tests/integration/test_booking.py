@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import text
 
-from boxoffice.booking.expiry import expire_holds
+from boxoffice.booking.flows import expire_holds
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show, seat_rows
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated, seat_rows
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +95,7 @@ async def test_validation_errors(client, runtime):  # type: ignore[no-untyped-de
 
 
 async def test_sale_window(client, runtime):  # type: ignore[no-untyped-def]
-    show = await make_show(runtime, sale_opened_ago=timedelta(hours=-1))  # opens in an hour
+    show = await make_show(runtime, opens_in=3600)  # opens in an hour
     u = await make_user(runtime)
     resp = await hold(client, runtime, u, show["show_id"], show["seat_ids"][:1])
     assert resp.status_code == 409 and resp.json()["code"] == "SALE_CLOSED"

@@ -10,7 +10,8 @@ import httpx
 
 from boxoffice.events import relay_once
 from tests.factories import make_user
-from tests.integration.test_booking_support import assert_invariants, gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated
 
 
 async def _next_seat_event(lines: Any) -> dict[str, Any]:

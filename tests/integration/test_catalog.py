@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boxoffice.catalog import cache, service
+from boxoffice.catalog import cache, flows, service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
 from tests.factories import make_user
@@ -609,8 +609,8 @@ async def test_inventory_recount(client: httpx.AsyncClient, admin: dict[str, Any
     await _hold_one_seat(runtime, show_id, user["id"])
     async with runtime.sessions() as s:
         assert await service.get_remaining(s, show_id) == 25  # holds never touch inventory
-    assert await service.recount_on_sale(runtime) == {show_id: 24}
-    assert await service.recount_on_sale(runtime) == {}  # unchanged: no write, no version bump
+    assert await flows.recount_on_sale(runtime) == {show_id: 24}
+    assert await flows.recount_on_sale(runtime) == {}  # unchanged: no write, no version bump
     async with runtime.sessions() as s:
         assert await service.get_remaining(s, show_id) == 24
         version = (

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice.db import UnitOfWork
+from boxoffice.deps import respond
 from boxoffice.errors import BadRequest, Conflict, PaymentRequired, Unprocessable
 from boxoffice.idempotency import run_idempotent
 from boxoffice.payments.ledger import credit, debit
@@ -35,8 +36,8 @@ async def _balance(runtime: Runtime, user_id: int) -> int:
 
 
 def _topup(user_id: int, amount: int):  # type: ignore[no-untyped-def]
-    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        balance = await credit(session, user_id, amount, "TOPUP", "test")
+    async def work(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        balance = await credit(uow.session, user_id, amount, "TOPUP", "test")
         return 200, {"balance": balance}
 
     return work
@@ -93,8 +94,8 @@ async def test_missing_key_when_required(runtime: Runtime) -> None:
 async def test_errors_are_not_stored_and_a_retry_does_the_work(runtime: Runtime) -> None:
     user = await make_user(runtime)
 
-    async def short(session: AsyncSession) -> tuple[int, Any]:
-        await debit(session, user["id"], 50, "PAYMENT", "test")
+    async def short(uow: UnitOfWork) -> tuple[int, Any]:
+        await debit(uow.session, user["id"], 50, "PAYMENT", "test")
         return 201, {}
 
     with pytest.raises(PaymentRequired):
@@ -134,8 +135,8 @@ async def test_fifty_concurrent_requests_with_one_key_change_the_balance_once(ru
 async def test_a_crash_in_the_middle_of_the_work_leaves_no_claim_behind(runtime: Runtime) -> None:
     user = await make_user(runtime)
 
-    async def crash(session: AsyncSession) -> tuple[int, Any]:
-        await credit(session, user["id"], 5, "TOPUP", "t")
+    async def crash(uow: UnitOfWork) -> tuple[int, Any]:
+        await credit(uow.session, user["id"], 5, "TOPUP", "t")
         raise RuntimeError("the process died here")
 
     with pytest.raises(RuntimeError):
@@ -153,10 +154,10 @@ async def test_a_duplicate_waits_for_the_first_and_replays_its_answer(runtime: R
     user = await make_user(runtime)
     started = asyncio.Event()
 
-    async def slow(session: AsyncSession) -> tuple[int, Any]:
+    async def slow(uow: UnitOfWork) -> tuple[int, Any]:
         started.set()
         await asyncio.sleep(0.3)
-        balance = await credit(session, user["id"], 9, "TOPUP", "t")
+        balance = await credit(uow.session, user["id"], 9, "TOPUP", "t")
         return 201, {"balance": balance}
 
     kwargs = {"user_id": user["id"], "scope": "t", "key": "dup", "fingerprint": {"a": 1}}
@@ -172,7 +173,7 @@ async def test_a_duplicate_waiting_longer_than_the_lock_timeout_gets_409(runtime
     user = await make_user(runtime)
     started = asyncio.Event()
 
-    async def too_slow(session: AsyncSession) -> tuple[int, Any]:
+    async def too_slow(uow: UnitOfWork) -> tuple[int, Any]:
         started.set()
         await asyncio.sleep(3.5)  # past the connections' lock_timeout (3 s)
         return 200, {}
@@ -213,8 +214,8 @@ async def test_debit_never_goes_below_zero_under_concurrency(runtime: Runtime) -
 async def test_a_replayed_response_says_so_in_a_header(runtime: Runtime) -> None:
     user = await make_user(runtime)
     kwargs = {"user_id": user["id"], "scope": "t", "key": "h", "fingerprint": {}}
-    fresh = (await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs)).as_response()
-    replay = (await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs)).as_response()
+    fresh = respond(await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs))
+    replay = respond(await run_idempotent(runtime, work=_topup(user["id"], 1), **kwargs))
     assert "idempotent-replayed" not in fresh.headers
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.body == fresh.body and replay.status_code == fresh.status_code == 200

@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from boxoffice.payments.service import reconcile_once
+from boxoffice.idempotency import fingerprint_hash
+from boxoffice.payments.flows import PAY_SCOPE, _CardWork, reconcile_once
 from tests.factories import make_user
+from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import (
     assert_invariants,
     balance,
     force,
     gated,
-    make_show,
     seat_rows,
     sim_stats,
     simulator,
@@ -262,3 +263,69 @@ async def test_reconciliation_of_a_charge_that_never_arrived(client, runtime, cl
         assert (await sim_stats(url))["charges"] == 0
     assert await payments_of(runtime, rid) == [("FAILED", "CARD", "NOT_CHARGED")]
     assert await reservation_status(runtime, rid) == "TEMP_RESERVED"
+
+
+async def _crashed_claim(runtime, user_id, rid):  # type: ignore[no-untyped-def]
+    """The claim a card payment commits first, as a crash right after it leaves it (IN_PROGRESS)."""
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, state, created_at, expires_at) "
+                "VALUES (:u, :scope, 'pay-1', :hash, 'IN_PROGRESS', now(), now() + interval '1 day')"
+            ),
+            {
+                "u": user_id,
+                "scope": PAY_SCOPE,
+                "hash": fingerprint_hash({"reservation_id": rid, "method": "CARD"}),
+            },
+        )
+
+
+async def test_card_retry_after_a_crash_before_the_provider_call_finishes_it(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    await _crashed_claim(runtime, u["id"], rid)
+    pending = await _CardWork(runtime, u["id"], rid, "pay-1")._pending()  # step 1 committed, then the crash
+    async with simulator(runtime) as url:
+        retry = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert retry.status_code == 201, retry.text
+        assert retry.json()["payment_id"] == pending["id"] and retry.json()["status"] == "SUCCEEDED"
+        again = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == retry.json()
+        assert (await sim_stats(url))["charges"] == 1
+    assert await payments_of(runtime, rid) == [("SUCCEEDED", "CARD", None)]
+    assert await reservation_status(runtime, rid) == "RESERVED"
+
+
+async def test_card_retry_after_a_crash_before_the_answer_was_stored_replays_it(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    async with simulator(runtime) as url:
+        first = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert first.status_code == 201
+        async with runtime.sessions() as s, s.begin():  # as if the process died before the last step
+            await s.execute(
+                text(
+                    "UPDATE idempotency_keys SET state = 'IN_PROGRESS', response_status = NULL, "
+                    "response_body = NULL WHERE key = 'pay-1'"
+                )
+            )
+        retry = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert retry.status_code == 201, retry.text
+        assert retry.json() == first.json()
+        stats = await sim_stats(url)
+        assert stats["charges"] == 1 and stats["captured_amount"] == 20_000
+    assert await payments_of(runtime, rid) == [("SUCCEEDED", "CARD", None)]
+
+
+async def test_card_declined_then_retried_with_the_same_key_tries_again(client, runtime):  # type: ignore[no-untyped-def]
+    u = await make_user(runtime)
+    show, rid = await held(client, runtime, u)
+    async with simulator(runtime) as url:
+        await force(url, "fail")
+        declined = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert declined.status_code == 402  # errors are not stored: the claim is released
+        retry = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
+        assert retry.status_code == 201 and retry.json()["status"] == "SUCCEEDED"
+    assert await payments_of(runtime, rid) == [("FAILED", "CARD", "DECLINED"), ("SUCCEEDED", "CARD", None)]

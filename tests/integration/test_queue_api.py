@@ -10,6 +10,7 @@ import httpx
 from boxoffice.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service, store
+from boxoffice.worker import all_jobs
 from tests.factories import make_user
 from tests.integration.test_queue_support import make_show, set_remaining, tick
 
@@ -230,9 +231,7 @@ async def test_admin_pause_resume_and_live_settings(
 async def test_worker_job_ticks_tracked_shows_and_drops_closed_ones(
     client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
 ) -> None:
-    from boxoffice.waiting_room.worker import JOBS
-
-    (job,) = JOBS
+    (job,) = [j for j in all_jobs(runtime.settings) if j.name == "queue_admission"]
     show = await make_show(runtime, closes_in=30)
     fan = await make_user(runtime)
     await client.post("/api/queue", json=show["body"], headers=fan["headers"])

@@ -16,7 +16,8 @@ from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
 from boxoffice.errors import DomainError
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.waiting_room.tokens import QueueGate, check_queue_token, issue_queue_token
+from boxoffice.waiting_room.dependencies import QueueGate
+from boxoffice.waiting_room.tokens import check_queue_token, issue_queue_token
 from tests.factories import make_user
 from tests.integration.test_queue_support import make_show, tick
 

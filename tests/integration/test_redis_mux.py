@@ -12,6 +12,7 @@ from redis.exceptions import RedisError, ResponseError
 from boxoffice.backends import Backends, EmbeddedRedis
 from boxoffice.redis_mux import MuxRedis, pack_command
 from boxoffice.runtime import Runtime
+from tests.helpers.net import eventually
 
 
 def test_pack_command_is_resp() -> None:
@@ -91,12 +92,16 @@ async def test_database_number_from_the_url_is_selected(backends: Backends, runt
         await mux.aclose()
 
 
-async def test_a_cancelled_caller_does_not_shift_the_replies(backends: Backends) -> None:
+async def test_a_cancelled_caller_does_not_shift_the_replies(backends: Backends, runtime: Runtime) -> None:
     mux = MuxRedis(backends.redis_url)
     try:
         await mux.execute("SET", "mux:c", "v")
-        slow = asyncio.create_task(mux.execute("BLPOP", "mux:never", "0.2"))  # holds the connection
-        await asyncio.sleep(0.05)
+        slow = asyncio.create_task(mux.execute("BLPOP", "mux:never", "1"))  # holds the connection
+
+        async def blocked() -> bool:  # the server has the BLPOP: its reply is what must be skipped
+            return any(c.get("cmd") == "blpop" for c in await runtime.redis.client_list())
+
+        await eventually(blocked, deadline=10, what="the BLPOP to reach Redis")
         slow.cancel()
         assert await mux.execute("GET", "mux:c") == b"v"
     finally:

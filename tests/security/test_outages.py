@@ -17,7 +17,7 @@ import pytest
 from boxoffice.app import create_app
 from boxoffice.backends import Backends
 from boxoffice.config import Settings
-from boxoffice.failures import BackendUnavailable, outage_backend
+from boxoffice.failures import backend_unavailable, outage_backend
 from boxoffice.observability import configure_logging
 from boxoffice.runtime import Runtime, open_runtime
 from tests.integration.test_booking_support import make_show, queue_token
@@ -178,6 +178,6 @@ def test_outage_classification_and_grpc_mapping() -> None:
         assert outage_backend(outer) == "redis"
     assert outage_backend(ExceptionGroup("g", [ValueError(), redis.exceptions.ConnectionError()])) == "redis"
     assert outage_backend(ValueError("no")) is None
-    err = BackendUnavailable("redis")
+    err = backend_unavailable("redis")
     assert (err.status, err.code, err.grpc_status) == (503, "BACKEND_UNAVAILABLE", "UNAVAILABLE")
     assert err.headers["Retry-After"] == "2"

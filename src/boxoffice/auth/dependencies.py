@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from boxoffice.auth.store import is_access_refused
 from boxoffice.auth.tokens import AccessClaims, InvalidToken, verify_access_token
 from boxoffice.deps import RuntimeDep
-from boxoffice.errors import Forbidden, Unauthorized
+from boxoffice.errors import AuthRequired, Forbidden, InvalidAccessToken
 from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.auth")
@@ -45,7 +45,7 @@ def bearer_token(authorization: str | None) -> str | None:
 async def authenticate_token(runtime: Runtime, token: str | None) -> AccessClaims:
     """The whole check behind CurrentUser: signature and expiry, then the deny-list."""
     if not token:
-        raise Unauthorized("Missing bearer token", code="AUTH_REQUIRED")
+        raise AuthRequired("Missing bearer token")
     claims = _verified(runtime, token)
     try:
         denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
@@ -55,7 +55,7 @@ async def authenticate_token(runtime: Runtime, token: str | None) -> AccessClaim
         # short-lived and signed, so we accept it and log. Logout during a Redis outage is the gap.
         denied = False
     if denied:
-        raise Unauthorized("Access token was revoked", code="INVALID_TOKEN")
+        raise InvalidAccessToken("Access token was revoked")
     return claims
 
 
@@ -68,10 +68,10 @@ def _verified(runtime: Runtime, token: str) -> AccessClaims:
         try:
             claims = verify_access_token(runtime.settings, token, now=now)
         except InvalidToken:
-            raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN") from None
+            raise InvalidAccessToken("Invalid or expired access token") from None
         runtime.verified_tokens.put(token, claims)
     elif claims.expires_at <= int(now.timestamp()):
-        raise Unauthorized("Invalid or expired access token", code="INVALID_TOKEN")
+        raise InvalidAccessToken("Invalid or expired access token")
     return claims
 
 
@@ -80,7 +80,7 @@ CurrentUser = Annotated[AccessClaims, Depends(current_claims)]
 
 async def require_admin(claims: CurrentUser) -> AccessClaims:
     if claims.role != "ADMIN":
-        raise Forbidden("Administrator role required", code="FORBIDDEN")
+        raise Forbidden("Administrator role required")
     return claims
 
 

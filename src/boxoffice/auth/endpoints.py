@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from boxoffice.auth import service
+from boxoffice import errors as e
+from boxoffice.auth import flows, service
 from boxoffice.auth.dependencies import AdminUser, CurrentUser
 from boxoffice.auth.schemas import (
     BalanceResponse,
@@ -21,15 +22,14 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import PathId, RuntimeDep, SessionDep, client_address
+from boxoffice.deps import PathId, RuntimeDep, SessionDep, client_address, respond
 from boxoffice.email import send_email
+from boxoffice.http_errors import problems
 from boxoffice.inputs import Text
 
 router = APIRouter()
 
-_AUTH_401: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid, expired or revoked token"}
-}
+_AUTH_401 = problems(e.AuthRequired, e.InvalidAccessToken)
 
 
 @router.post(
@@ -38,7 +38,7 @@ _AUTH_401: dict[int | str, dict[str, Any]] = {
     response_model=SignupResponse,
     tags=["auth"],
     summary="Create an account",
-    responses={409: {"description": "EMAIL_TAKEN"}},
+    responses=problems(e.EmailTaken, e.Unprocessable),
 )
 async def signup(
     body: SignupRequest, session: SessionDep, runtime: RuntimeDep, background: BackgroundTasks
@@ -67,7 +67,7 @@ async def verify(
     response_model=TokenPair,
     tags=["auth"],
     summary="Exchange email and password for an access and a refresh token",
-    responses={401: {"description": "INVALID_CREDENTIALS"}, 429: {"description": "TOO_MANY_ATTEMPTS"}},
+    responses=problems(e.InvalidCredentials, e.TooManyAttempts),
 )
 async def login(body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await service.login(session, runtime, body, client_address(request, runtime.settings))
@@ -78,7 +78,7 @@ async def login(body: LoginRequest, request: Request, session: SessionDep, runti
     response_model=TokenPair,
     tags=["auth"],
     summary="Rotate a refresh token into a new pair",
-    responses={401: {"description": "INVALID_REFRESH_TOKEN or REFRESH_REUSED"}},
+    responses=problems(e.InvalidRefreshToken, e.RefreshReused),
 )
 async def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await service.refresh(session, runtime, body.refresh_token)
@@ -121,12 +121,15 @@ async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDe
     response_model=BalanceResponse,
     tags=["users"],
     summary="Charge my balance (Idempotency-Key required)",
-    responses={
-        **_AUTH_401,
-        400: {"description": "IDEMPOTENCY_KEY_REQUIRED"},
-        409: {"description": "IDEMPOTENCY_IN_PROGRESS"},
-        422: {"description": "Validation error or IDEMPOTENCY_KEY_REUSED"},
-    },
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.IdempotencyKeyRequired,
+        e.IdempotencyKeyInvalid,
+        e.IdempotencyInProgress,
+        e.Unprocessable,
+        e.IdempotencyKeyReused,
+    ),
 )
 async def top_up(
     body: TopUpRequest,
@@ -134,10 +137,10 @@ async def top_up(
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
-    result = await service.top_up(
+    result = await flows.top_up(
         runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
     )
-    return result.as_response()
+    return respond(result)
 
 
 @router.get(
@@ -145,7 +148,7 @@ async def top_up(
     response_model=Profile,
     tags=["admin"],
     summary="A user's profile (administrators)",
-    responses={**_AUTH_401, 403: {"description": "FORBIDDEN"}, 404: {"description": "USER_NOT_FOUND"}},
+    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.UserNotFound),
 )
 async def admin_get_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.admin_get_user(session, user_id)

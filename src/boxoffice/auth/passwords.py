@@ -79,14 +79,12 @@ class PasswordWork:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        from boxoffice.errors import TooManyRequests
+        from boxoffice.errors import LoginBusy
 
         if self._slots is None:  # created on first use, inside the running loop
             self._slots = asyncio.Semaphore(self.concurrency)
         if self._slots.locked() and self._waiting >= self.max_waiting:
-            raise TooManyRequests(
-                "Too many sign-ins at once; retry shortly", code="LOGIN_BUSY", headers={"Retry-After": "1"}
-            )
+            raise LoginBusy("Too many sign-ins at once; retry shortly", headers={"Retry-After": "1"})
         self._waiting += 1
         try:
             await self._slots.acquire()

@@ -1,6 +1,6 @@
 """Accounts and authentication: signup, login, refresh rotation, logout, profile, top-up, verification.
 
-Services never commit: the request's unit of work (or run_idempotent's transaction) does.
+Services never commit: the request's unit of work (deps.SessionDep) does; top-ups are in flows.py.
 Redis holds the short-lived auth state (store.py); PostgreSQL holds the accounts.
 """
 
@@ -39,22 +39,23 @@ from boxoffice.auth.tokens import (
 from boxoffice.config import Settings, secret
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
-    BadRequest,
-    Conflict,
-    NotFound,
-    ServiceUnavailable,
-    TooManyRequests,
+    AuthUnavailable,
+    EmailTaken,
+    InvalidAccessToken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidVerificationToken,
+    RefreshReused,
+    TooManyAttempts,
     Unauthorized,
-    Unprocessable,
+    UserNotFound,
 )
-from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.auth")
 
 LOGIN_WINDOW_SECONDS = 15 * 60
-TOPUP_SCOPE = "POST /api/users/me/balance"
 ROLES = ("USER", "ADMIN")
 
 # Refresh token = "<family>.<secret>": the family id (public, names the login) and 256 random bits.
@@ -68,9 +69,7 @@ async def _auth_store() -> AsyncIterator[None]:
         yield
     except RedisError as exc:
         log.warning("auth_store_unavailable", error=type(exc).__name__)
-        raise ServiceUnavailable(
-            "Authentication is temporarily unavailable", code="AUTH_UNAVAILABLE"
-        ) from None
+        raise AuthUnavailable("Authentication is temporarily unavailable") from None
 
 
 # --- signup / verification ---------------------------------------------------------------------
@@ -95,7 +94,7 @@ async def signup(
         now=now,
     )
     if user_id is None:
-        raise Conflict("An account with this email already exists", code="EMAIL_TAKEN")
+        raise EmailTaken("An account with this email already exists")
     log.info("account_created", user_id=user_id)
     mail = None
     settings = runtime.settings
@@ -110,11 +109,9 @@ async def verify_email(session: AsyncSession, runtime: Runtime, token: str) -> V
     try:
         user_id, email = verify_email_verification_token(runtime.settings, token, now=runtime.clock.now())
     except InvalidToken:
-        raise BadRequest(
-            "The verification link is invalid or expired", code="INVALID_VERIFICATION_TOKEN"
-        ) from None
+        raise InvalidVerificationToken("The verification link is invalid or expired") from None
     if not await repository.mark_email_verified(session, user_id, email, runtime.clock.now()):
-        raise BadRequest("The verification link is no longer valid", code="INVALID_VERIFICATION_TOKEN")
+        raise InvalidVerificationToken("The verification link is no longer valid")
     log.info("email_verified", user_id=user_id)
     return VerifyResponse(email=email, email_verified=True)
 
@@ -142,7 +139,7 @@ def _pair(runtime: Runtime, *, user_id: int, role: str, refresh_token: str, fami
 
 
 def _invalid_credentials() -> Unauthorized:
-    return Unauthorized("Wrong email or password", code="INVALID_CREDENTIALS")
+    return InvalidCredentials("Wrong email or password")
 
 
 async def login(
@@ -159,7 +156,7 @@ async def login(
         "login",
         address or "unknown",
         limit=settings.limit_logins_per_address_per_minute,
-        code="TOO_MANY_ATTEMPTS",
+        error=TooManyAttempts,
         detail="Too many login attempts from this address; try again shortly",
     )
     attempts_key = f"{email}|{address or ''}"
@@ -172,9 +169,8 @@ async def login(
         )
     if not gate.allowed:
         runtime.metrics.logins.labels("throttled").inc()
-        raise TooManyRequests(
+        raise TooManyAttempts(
             "Too many failed logins for this account from this address; try again later",
-            code="TOO_MANY_ATTEMPTS",
             headers={"Retry-After": str(gate.retry_after_seconds)},
             retry_after_seconds=gate.retry_after_seconds,
         )
@@ -208,7 +204,7 @@ async def login(
 
 async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -> TokenPair:
     """Rotate: a new pair; the presented token stops working; replaying a rotated one revokes the login."""
-    invalid = Unauthorized("Invalid or expired refresh token", code="INVALID_REFRESH_TOKEN")
+    invalid = InvalidRefreshToken("Invalid or expired refresh token")
     family, sep, _ = refresh_token.partition(".")
     if not sep or not _FAMILY_RE.match(family):
         raise invalid
@@ -227,9 +223,8 @@ async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -
         # The login is revoked: its access tokens (the thief's or the owner's) stop now too.
         async with _auth_store():
             await store.end_session(runtime.redis, family, runtime.settings.access_token_ttl_seconds)
-        raise Unauthorized(
+        raise RefreshReused(
             "This refresh token was already used; the login has been revoked, sign in again",
-            code="REFRESH_REUSED",
         )
     if result.outcome != "OK" or result.user_id is None:
         raise invalid
@@ -261,7 +256,7 @@ async def logout(runtime: Runtime, claims: AccessClaims) -> None:
 async def get_profile(session: AsyncSession, user_id: int) -> dict[str, Any]:
     found = await repository.profile(session, user_id)
     if found is None:
-        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+        raise InvalidAccessToken("This account no longer exists")
     return found
 
 
@@ -273,7 +268,7 @@ async def update_profile(
         return await get_profile(session, user_id)
     updated = await repository.update_profile(session, user_id, values, runtime.clock.now())
     if updated is None:
-        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+        raise InvalidAccessToken("This account no longer exists")
     return updated
 
 
@@ -281,7 +276,7 @@ async def delete_account(session: AsyncSession, runtime: Runtime, claims: Access
     """Soft delete. Every access token of the user is refused from now on (a Redis marker that
     outlives them), later logins find no live account, refreshes find no live account."""
     if not await repository.soft_delete(session, claims.user_id, runtime.clock.now()):
-        raise Unauthorized("This account no longer exists", code="INVALID_TOKEN")
+        raise InvalidAccessToken("This account no longer exists")
     # Before the commit: if Redis cannot record it, nothing is deleted (503) rather than
     # leaving tokens of a deleted account working.
     async with _auth_store():
@@ -294,39 +289,8 @@ async def delete_account(session: AsyncSession, runtime: Runtime, claims: Access
 async def admin_get_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
     found = await repository.profile(session, user_id, include_deleted=True)
     if found is None:
-        raise NotFound("No such user", code="USER_NOT_FOUND")
+        raise UserNotFound("No such user")
     return found
-
-
-# --- balance -----------------------------------------------------------------------------------
-
-
-async def top_up(
-    runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
-) -> IdempotentResult:
-    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction.
-    A balance never grows past settings.max_balance (the whole top-up is refused)."""
-    await ratelimit.enforce(runtime, "topup", user_id, limit=runtime.settings.limit_topups_per_minute)
-
-    async def work(session: AsyncSession) -> tuple[int, dict[str, int]]:
-        balance = await ledger.credit(session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
-        if balance > runtime.settings.max_balance:
-            raise Unprocessable(
-                f"A balance may not exceed {runtime.settings.max_balance}",
-                code="BALANCE_LIMIT",
-                max_balance=runtime.settings.max_balance,
-            )
-        return 200, {"user_id": user_id, "balance": balance, "amount": amount}
-
-    return await run_idempotent(
-        runtime,
-        user_id=user_id,
-        scope=TOPUP_SCOPE,
-        key=idempotency_key,
-        fingerprint={"amount": amount},
-        work=work,
-        required=True,
-    )
 
 
 # --- accounts created by the operator (demo seeding, admin bootstrap) --------------------------

@@ -49,13 +49,9 @@ async def insert_fans(
 # ---- end of run -------------------------------------------------------------------------------
 
 _SEAT_COUNTS = text("SELECT status, count(*) FROM seats WHERE show_id = :show_id GROUP BY status")
-_LAST_SALE = text(
-    "SELECT max(confirmed_at) FROM reservations WHERE show_id = :show_id AND status = 'RESERVED'"
-)
 _RESERVATION_COUNTS = text(
     "SELECT status, count(*) FROM reservations WHERE show_id = :show_id GROUP BY status"
 )
-_FIRST_SALE_OPEN = text("SELECT sale_opens_at FROM shows WHERE id = :show_id")
 
 
 async def seat_counts(session: AsyncSession, show_id: int) -> dict[str, int]:
@@ -66,10 +62,6 @@ async def seat_counts(session: AsyncSession, show_id: int) -> dict[str, int]:
 async def reservation_counts(session: AsyncSession, show_id: int) -> dict[str, int]:
     rows = await session.execute(_RESERVATION_COUNTS, {"show_id": show_id})
     return {str(status): int(n) for status, n in rows}
-
-
-async def last_confirmation(session: AsyncSession, show_id: int) -> Any:
-    return (await session.execute(_LAST_SALE, {"show_id": show_id})).scalar()
 
 
 async def reset_pg_stat_statements(session: AsyncSession) -> bool:

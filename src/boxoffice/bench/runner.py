@@ -644,11 +644,6 @@ async def _burst(
     return report
 
 
-def ensure_report_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 __all__ = [
     "AuditFailed",
     "BurstOptions",

@@ -61,7 +61,8 @@ async def create_fans(runtime: Runtime, count: int, balance: int) -> Fans:
 
     password_hash = await asyncio.to_thread(hash_password, BENCH_PASSWORD)
     prefix = f"fan-{uuid.uuid4().hex[:8]}-"
-    async with unit_of_work(runtime.sessions) as session:
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
         user_ids = await repository.insert_fans(
             session, prefix=prefix, count=count, password_hash=password_hash, balance=balance
         )
@@ -88,7 +89,8 @@ async def create_show(
     now = runtime.clock.now()
     tag = uuid.uuid4().hex[:6]
     sections = sections_for(seats)
-    async with unit_of_work(runtime.sessions) as session:
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
         venue = await catalog.create_venue(
             session, VenueIn.model_validate({"name": f"Bench Arena {tag}", "sections": sections})
         )

@@ -5,14 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
+
+from boxoffice.catalog.layout import SeatStatus
+
+__all__ = ["ReservationStatus", "SeatStatus"]
 
 REFUND_CUTOFF = timedelta(hours=24)
 
-HOLD = "TEMP_RESERVED"
-RESERVED = "RESERVED"
-EXPIRED = "EXPIRED"
-CANCELLED = "CANCELLED"
+
+class ReservationStatus(StrEnum):
+    HOLD = "TEMP_RESERVED"
+    RESERVED = "RESERVED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+HOLD = ReservationStatus.HOLD
+RESERVED = ReservationStatus.RESERVED
+EXPIRED = ReservationStatus.EXPIRED
+CANCELLED = ReservationStatus.CANCELLED
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from boxoffice.ids import Id
 from boxoffice.inputs import RequestModel
 
-SeatId = Annotated[int, Field(ge=1, le=2**62)]
+SeatId = Id
 
 
 class HoldRequest(RequestModel):
-    show_id: int = Field(ge=1, le=2**62)
+    show_id: Id
     seat_ids: list[SeatId] = Field(min_length=1, max_length=10, description="All of them or none")
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
+from boxoffice import errors as e
 from boxoffice.auth.dependencies import AdminUser
 from boxoffice.catalog import service
 from boxoffice.catalog.schemas import (
@@ -29,16 +30,14 @@ from boxoffice.catalog.schemas import (
     VenueOut,
 )
 from boxoffice.deps import PathId, RuntimeDep, SessionDep
+from boxoffice.http_errors import problems
 from boxoffice.inputs import Text
-from boxoffice.waiting_room.tokens import QueueGate
+from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter()
 
 Id = PathId
-_ADMIN: dict[int | str, dict[str, Any]] = {
-    401: {"description": "AUTH_REQUIRED / INVALID_TOKEN"},
-    403: {"description": "FORBIDDEN: administrator role required"},
-}
+_ADMIN = problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden)
 
 
 # ---- admin -------------------------------------------------------------------------------------
@@ -50,7 +49,7 @@ _ADMIN: dict[int | str, dict[str, Any]] = {
     response_model=VenueOut,
     tags=["admin"],
     summary="Create a venue with its seat layout",
-    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / INVALID_LAYOUT"}},
+    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidLayout),
 )
 async def create_venue(body: VenueIn, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.create_venue(session, body)
@@ -67,7 +66,7 @@ async def get_venue(venue_id: Id, _: AdminUser, session: SessionDep) -> dict[str
     response_model=ConcertOut,
     tags=["admin"],
     summary="Create a concert at a venue",
-    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / VENUE_NOT_FOUND"}},
+    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / VENUE_NOT_FOUND (the venue_id field)"}},
 )
 async def create_concert(body: ConcertIn, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.create_concert(session, body)
@@ -85,7 +84,7 @@ async def update_concert(
     status_code=204,
     tags=["admin"],
     summary="Delete a concert and its shows (only while nothing is held or sold)",
-    responses={**_ADMIN, 409: {"description": "SHOW_HAS_BOOKINGS"}},
+    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.ShowHasBookings),
 )
 async def delete_concert(concert_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep) -> Response:
     await service.delete_concert(session, runtime.redis, concert_id)
@@ -98,7 +97,7 @@ async def delete_concert(concert_id: Id, _: AdminUser, session: SessionDep, runt
     response_model=ShowOut,
     tags=["admin"],
     summary="Create a show: prices per section, sale window, queue settings; generates its seats",
-    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / INVALID_SHOW (names missing prices)"}},
+    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidShow),
 )
 async def create_show(
     concert_id: Id, body: ShowIn, _: AdminUser, session: SessionDep, runtime: RuntimeDep
@@ -113,7 +112,7 @@ async def create_show(
     response_model=ShowOut,
     tags=["admin"],
     summary="Change a show's sale window, hold time, seat limit or queue settings",
-    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / INVALID_SHOW"}},
+    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidShow),
 )
 async def update_show(
     show_id: Id, body: ShowPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep
@@ -126,7 +125,7 @@ async def update_show(
     status_code=204,
     tags=["admin"],
     summary="Delete a show (only while nothing is held or sold)",
-    responses={**_ADMIN, 409: {"description": "SHOW_HAS_BOOKINGS"}},
+    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.ShowHasBookings),
 )
 async def delete_show(show_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep) -> Response:
     await service.delete_show(session, runtime.redis, show_id)
@@ -178,11 +177,14 @@ async def get_show(show_id: Id, session: SessionDep, runtime: RuntimeDep) -> dic
     response_model=SeatMapOut,
     tags=["seats"],
     summary="The seat map of a show (queue token required)",
-    responses={
-        401: {"description": "AUTH_REQUIRED / QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID"},
-        403: {"description": "QUEUE_TOKEN_MISMATCH"},
-        404: {"description": "SHOW_NOT_FOUND"},
-    },
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.QueueTokenRequired,
+        e.QueueTokenRefused,
+        e.QueueTokenForeign,
+        e.ShowNotFound,
+    ),
 )
 async def seat_map(
     show_id: Id,

@@ -9,6 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+
+
+class SeatStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    HELD = "TEMP_RESERVED"
+    RESERVED = "RESERVED"
+
 
 MAX_SECTIONS = 100
 MAX_ROWS = 200

@@ -131,12 +131,6 @@ async def update_concert(
     await session.execute(update(_c).where(_c.c.id == concert_id).values(**values, updated_at=now))
 
 
-async def find_concert_by_name(session: AsyncSession, venue_id: int, name: str) -> int | None:
-    stmt = select(_c.c.id).where(_c.c.venue_id == venue_id, _c.c.name == name).order_by(_c.c.id).limit(1)
-    value = (await session.execute(stmt)).scalar_one_or_none()
-    return None if value is None else int(value)
-
-
 async def list_concerts(
     session: AsyncSession,
     *,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
+from boxoffice.ids import Id
 from boxoffice.inputs import RequestModel, Timestamp
 
 
@@ -80,7 +81,7 @@ class ConcertIn(RequestModel):
     model_config = _STRICT
     name: Name
     artist: Name
-    venue_id: int = Field(ge=1, le=2**63 - 1)
+    venue_id: Id
     description: str | None = Field(default=None, max_length=5000)
     poster_url: Url | None = None
 

@@ -1,7 +1,8 @@
-"""Catalog rules and orchestration. Services never commit: the entrypoint owns the transaction.
+"""Catalog domain operations on the session they are given; they never commit (the request's unit
+of work does, or `catalog/flows.py` for the inventory_recount job).
 
 Other domains call: `get_show`, `get_remaining`, `refresh_inventory` (and `cache.apply_seat_changes`
-/ `cache.invalidate_seat_map` after their own commits).
+as an after-commit effect of their seat changes).
 """
 
 from __future__ import annotations
@@ -28,12 +29,19 @@ from boxoffice.catalog.schemas import (
     VenueIn,
 )
 from boxoffice.clock import Clock
-from boxoffice.errors import Conflict, NotFound, Unprocessable
+from boxoffice.errors import (
+    ConcertNotFound,
+    DomainError,
+    ShowHasBookings,
+    ShowNotFound,
+    Unprocessable,
+    VenueNotFound,
+    error_class,
+)
 from boxoffice.events import emit
 from boxoffice.runtime import Runtime
-from boxoffice.worker import Job
 
-__all__ = ["JOBS", "Show", "get_remaining", "get_show", "refresh_inventory"]
+__all__ = ["Show", "get_remaining", "get_show", "refresh_inventory"]
 
 log = structlog.get_logger("boxoffice.catalog")
 
@@ -42,10 +50,11 @@ COLD_READ_POLL_SECONDS = 0.02
 RECOUNT_AFTER_START = timedelta(days=1)  # seats of a show that started a day ago no longer move
 
 
-def _problems(problems: Sequence[layout.Problem], code: str, detail: str, **extra: Any) -> Unprocessable:
-    """A 422 shaped like request validation errors: every offending field with its location."""
+def _problems(problems: Sequence[layout.Problem], code: str, detail: str, **extra: Any) -> DomainError:
+    """A 422 shaped like request validation errors: every offending field with its location
+    (VENUE_NOT_FOUND too, when the venue is a field of the request)."""
     errors = [{"loc": ["body", *map(str, loc)], "msg": msg, "type": "value_error"} for loc, msg in problems]
-    return Unprocessable(detail, code=code, errors=errors, **extra)
+    return error_class(code)(detail, status=422, errors=errors, **extra)
 
 
 # ---- reads other domains use ----------------------------------------------------------------------
@@ -54,7 +63,7 @@ def _problems(problems: Sequence[layout.Problem], code: str, detail: str, **extr
 async def get_show(session: AsyncSession, show_id: int) -> Show:
     row = await repository.fetch_show(session, show_id)
     if row is None:
-        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+        raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     return Show(**row)
 
 
@@ -62,7 +71,7 @@ async def get_remaining(session: AsyncSession, show_id: int) -> int:
     """inventory.remaining: what listings show, kept within ~1 s of the seats by the recount job."""
     remaining = await repository.fetch_remaining(session, show_id)
     if remaining is None:
-        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+        raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     return remaining
 
 
@@ -93,7 +102,7 @@ async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
 async def get_venue(session: AsyncSession, venue_id: int) -> dict[str, Any]:
     venue = await repository.fetch_venue(session, venue_id)
     if venue is None:
-        raise NotFound(f"Venue {venue_id} not found", code="VENUE_NOT_FOUND", venue_id=venue_id)
+        raise VenueNotFound(f"Venue {venue_id} not found", venue_id=venue_id)
     return _venue_out(venue, await repository.fetch_sections(session, venue_id))
 
 
@@ -121,7 +130,7 @@ async def create_concert(session: AsyncSession, data: ConcertIn) -> dict[str, An
 async def _concert(session: AsyncSession, concert_id: int, *, for_update: bool = False) -> dict[str, Any]:
     row = await repository.fetch_concert(session, concert_id, for_update=for_update)
     if row is None:
-        raise NotFound(f"Concert {concert_id} not found", code="CONCERT_NOT_FOUND", concert_id=concert_id)
+        raise ConcertNotFound(f"Concert {concert_id} not found", concert_id=concert_id)
     return row
 
 
@@ -144,7 +153,6 @@ async def list_concerts(
     if starts_from is not None and starts_to is not None and starts_to <= starts_from:
         raise Unprocessable(
             "starts_to must be after starts_from",
-            code="VALIDATION_ERROR",
             errors=[
                 {"loc": ["query", "starts_to"], "msg": "must be after starts_from", "type": "value_error"}
             ],
@@ -213,7 +221,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 async def get_show_details(session: AsyncSession, clock: Clock, show_id: int) -> dict[str, Any]:
     rows = await repository.fetch_show_listing(session, show_id=show_id)
     if not rows:
-        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+        raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     return _show_out(rows[0], clock.now())
 
 
@@ -289,7 +297,7 @@ _QUEUE_COLUMNS = {
 async def update_show(session: AsyncSession, clock: Clock, show_id: int, data: ShowPatch) -> dict[str, Any]:
     current = await repository.lock_show(session, show_id)
     if current is None:
-        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+        raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     values = data.model_dump(exclude_unset=True, exclude={"queue"})
     if data.queue is not None:
         for field, value in data.queue.model_dump(exclude_unset=True).items():
@@ -320,9 +328,8 @@ async def update_show(session: AsyncSession, clock: Clock, show_id: int, data: S
 async def _ensure_untouched(session: AsyncSession, show_ids: list[int]) -> None:
     state = await repository.booking_state(session, show_ids)
     if state["taken_seats"] or state["live_reservations"] or state["payments"]:
-        raise Conflict(
+        raise ShowHasBookings(
             "Seats of this show are held or sold; it can no longer be deleted",
-            code="SHOW_HAS_BOOKINGS",
             taken_seats=state["taken_seats"],
             live_reservations=state["live_reservations"],
             payments=state["payments"],
@@ -333,7 +340,7 @@ async def delete_show(session: AsyncSession, redis: Redis, show_id: int) -> None
     """Only while nothing is held or sold. The row lock waits for hold transactions in flight and
     keeps new ones out until we commit, so no hold can slip in between the check and the delete."""
     if await repository.lock_show(session, show_id) is None:
-        raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+        raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     await _ensure_untouched(session, [show_id])
     await repository.delete_shows(session, [show_id])
     await emit(session, "show.deleted", aggregate_type="show", aggregate_id=show_id, show_id=show_id)
@@ -360,18 +367,6 @@ async def refresh_inventory(
     return await repository.recount_inventory(session, show_ids, now or datetime.now(UTC))
 
 
-async def recount_on_sale(runtime: Runtime) -> dict[int, int]:
-    now = runtime.clock.now()
-    async with runtime.sessions() as session, session.begin():
-        show_ids = await repository.recount_candidates(session, now, now - RECOUNT_AFTER_START)
-        if not show_ids:
-            return {}
-        return await refresh_inventory(session, show_ids, now=now)
-
-
-JOBS: list[Job] = [Job("inventory_recount", 0.5, recount_on_sale)]
-
-
 # ---- the seat map ----------------------------------------------------------------------------------
 
 
@@ -380,7 +375,7 @@ async def _load_seat_map(runtime: Runtime, show_id: int) -> cache.BuiltSeatMap:
         rows = await repository.fetch_seat_rows(session, show_id)
         if not rows:
             if not await repository.show_exists(session, show_id):
-                raise NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+                raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     return cache.build_seat_map([cache.SeatRow(*r) for r in rows])
 
 

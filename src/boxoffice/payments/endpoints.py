@@ -1,15 +1,22 @@
-"""Payment endpoints: thin (parse, authorize, call one service function)."""
+"""Payment endpoints: thin (parse, authorize, call one flow or service function).
+
+Also DELETE /api/reservations/{id}: cancelling a paid reservation is a refund (decided here,
+downstream of booking)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
+from boxoffice import errors as e
 from boxoffice.auth.dependencies import CurrentUser
-from boxoffice.deps import RuntimeDep, SessionDep
-from boxoffice.payments import service
+from boxoffice.booking.schemas import ReservationOut
+from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http_errors import problems
+from boxoffice.payments import flows, service
+from boxoffice.payments.provider import ProviderUnavailable
 from boxoffice.payments.schemas import PaymentOut, PaymentRequest
 
 router = APIRouter(tags=["payments"])
@@ -19,12 +26,25 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         "model": PaymentOut,
         "description": "Card outcome unknown yet (PENDING); reconciliation settles it",
     },
-    400: {"description": "IDEMPOTENCY_KEY_REQUIRED"},
-    402: {"description": "INSUFFICIENT_BALANCE / PAYMENT_DECLINED (nothing charged)"},
-    404: {"description": "RESERVATION_NOT_FOUND"},
-    409: {"description": "HOLD_EXPIRED / ALREADY_PAID / PAYMENT_IN_PROGRESS / IDEMPOTENCY_IN_PROGRESS"},
-    422: {"description": "Invalid request / IDEMPOTENCY_KEY_REUSED"},
-    503: {"description": "PAYMENT_PROVIDER_UNAVAILABLE"},
+    **problems(
+        e.IdempotencyKeyRequired,
+        e.IdempotencyKeyInvalid,
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.QueueTokenRequired,
+        e.QueueTokenRefused,
+        e.QueueTokenForeign,
+        e.InsufficientBalance,
+        e.PaymentDeclined,
+        e.ReservationNotFound,
+        e.HoldExpired,
+        e.AlreadyPaid,
+        e.PaymentInProgress,
+        e.IdempotencyInProgress,
+        e.Unprocessable,
+        e.IdempotencyKeyReused,
+        ProviderUnavailable,
+    ),
 }
 
 
@@ -42,7 +62,7 @@ async def create_payment(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     x_queue_token: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> JSONResponse:
-    result = await service.pay(
+    result = await flows.pay(
         runtime,
         user_id=claims.user_id,
         reservation_id=body.reservation_id,
@@ -50,11 +70,29 @@ async def create_payment(
         queue_token=x_queue_token,
         idempotency_key=idempotency_key,
     )
-    return result.as_response()
+    return respond(result)
 
 
 @router.get("/api/payments/{payment_id}", response_model=PaymentOut, summary="One of my payments")
-async def get_payment(
-    payment_id: Annotated[int, Path(ge=1, le=2**62)], claims: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+async def get_payment(payment_id: PathId, claims: CurrentUser, session: SessionDep) -> dict[str, Any]:
     return await service.get_payment(session, claims.user_id, payment_id)
+
+
+@router.delete(
+    "/api/reservations/{reservation_id}",
+    tags=["reservations"],
+    response_model=ReservationOut,
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.ReservationNotFound,
+        e.ReservationExpired,
+        e.RefundClosed,
+        ProviderUnavailable,
+    ),
+    summary="Cancel a hold, or refund a paid reservation (until 24 h before the show)",
+)
+async def cancel_reservation(
+    reservation_id: PathId, claims: CurrentUser, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await flows.cancel(runtime, user_id=claims.user_id, reservation_id=reservation_id)

@@ -11,7 +11,7 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.errors import NotFound, PaymentRequired
+from boxoffice.errors import InsufficientBalance, UserNotFound
 
 LedgerKind = Literal["TOPUP", "PAYMENT", "REFUND", "ADJUSTMENT"]
 
@@ -43,7 +43,7 @@ async def credit(
     params = {"user_id": user_id, "amount": _positive(amount)}
     balance = (await session.execute(_CREDIT, params)).scalar()
     if balance is None:
-        raise NotFound("User not found", code="USER_NOT_FOUND")
+        raise UserNotFound("User not found")
     await session.execute(_ENTRY, {**params, "kind": kind, "reference": reference, "balance_after": balance})
     return int(balance)
 
@@ -56,8 +56,8 @@ async def debit(
     balance = (await session.execute(_DEBIT, params)).scalar()
     if balance is None:
         if (await session.execute(_USER_EXISTS, {"user_id": user_id})).scalar() is None:
-            raise NotFound("User not found", code="USER_NOT_FOUND")
-        raise PaymentRequired("The balance does not cover this payment", code="INSUFFICIENT_BALANCE")
+            raise UserNotFound("User not found")
+        raise InsufficientBalance("The balance does not cover this payment")
     await session.execute(
         _ENTRY, {**params, "amount": -amount, "kind": kind, "reference": reference, "balance_after": balance}
     )

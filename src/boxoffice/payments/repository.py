@@ -17,6 +17,11 @@ _COLUMNS = (
 _LIVE = text(
     f"SELECT {_COLUMNS} FROM payments WHERE reservation_id = :rid AND status IN ('PENDING', 'SUCCEEDED')"  # noqa: S608
 )
+# The card attempt an Idempotency-Key already started (a retry finishes it); a FAILED one is over.
+_BY_KEY = text(
+    f"SELECT {_COLUMNS} FROM payments WHERE reservation_id = :rid AND user_id = :user_id "  # noqa: S608
+    "AND idempotency_key = :key AND method = 'CARD' AND status <> 'FAILED' ORDER BY id DESC LIMIT 1"
+)
 _GET = text(f"SELECT {_COLUMNS} FROM payments WHERE id = :id")  # noqa: S608
 _LOCK = text(f"SELECT {_COLUMNS} FROM payments WHERE id = :id FOR UPDATE")  # noqa: S608
 _LOCK_SUCCEEDED = text(
@@ -61,6 +66,13 @@ def _row(row: Any) -> dict[str, Any] | None:
 
 async def live_payment(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:
     return _row((await session.execute(_LIVE, {"rid": reservation_id})).mappings().first())
+
+
+async def card_payment_for_key(
+    session: AsyncSession, reservation_id: int, user_id: int, key: str
+) -> dict[str, Any] | None:
+    params = {"rid": reservation_id, "user_id": user_id, "key": key}
+    return _row((await session.execute(_BY_KEY, params)).mappings().first())
 
 
 async def get_payment(session: AsyncSession, payment_id: int) -> dict[str, Any] | None:

@@ -7,11 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from boxoffice.ids import Id
 from boxoffice.inputs import RequestModel
 
 
 class PaymentRequest(RequestModel):
-    reservation_id: int = Field(ge=1, le=2**62)
+    reservation_id: Id
     method: Literal["BALANCE", "CARD"]
 
 

@@ -1,4 +1,4 @@
-"""Per-user and per-address limits: 429 + Retry-After with the code RATE_LIMITED.
+"""Per-user and per-address limits: 429 + Retry-After with a problem code (RATE_LIMITED).
 
 Fixed windows in Redis, shared by every API process. Fail open: when Redis does not answer, the
 limit is not enforced (a limiter must not stop a sale that PostgreSQL can still serve).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import structlog
 from redis.exceptions import RedisError
 
-from boxoffice.errors import TooManyRequests
+from boxoffice.errors import RateLimited, TooManyRequests
 from boxoffice.ratelimit import store
 from boxoffice.runtime import Runtime
 
@@ -23,7 +23,7 @@ async def enforce(
     *,
     limit: int,
     window_seconds: int = 60,
-    code: str = "RATE_LIMITED",
+    error: type[TooManyRequests] = RateLimited,
     detail: str | None = None,
 ) -> None:
     if limit <= 0:
@@ -37,9 +37,8 @@ async def enforce(
         return
     if not allowed:
         runtime.metrics.rate_limited.labels(scope).inc()
-        raise TooManyRequests(
+        raise error(
             detail or f"Too many requests ({scope}); retry in {retry_after} s",
-            code=code,
             headers={"Retry-After": str(retry_after)},
             retry_after_seconds=retry_after,
         )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.routing import Route
 
 from boxoffice import lean
-from boxoffice.auth.dependencies import AdminUser, CurrentUser, authenticate_token, bearer_token
-from boxoffice.deps import PathId, RuntimeDep, SessionDep
-from boxoffice.runtime import Runtime
+from boxoffice.auth.dependencies import AdminUser, CurrentUser
+from boxoffice.deps import PathId, QueryId, RuntimeDep, SessionDep
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
@@ -25,60 +21,45 @@ from boxoffice.waiting_room.schemas import (
 
 router = APIRouter(tags=["waiting room"])
 
-ConcertQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
-ShowQ = Annotated[int, Query(ge=1, le=2**63 - 1)]
+ConcertQ = QueryId
+ShowQ = QueryId
 
 
-@router.post(
-    "/api/queue",
-    response_model=QueueStatusResponse,
-    summary="Join a show's queue (twice = same place)",
-    description="Served by `join_queue_hot` (same checks, same service call); declared here for OpenAPI.",
-)
-async def join_queue(body: QueueJoinRequest, claims: CurrentUser, runtime: RuntimeDep) -> QueueStatusResponse:
-    return await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
+async def _join(hot: lean.HotInput) -> Response:
+    body: QueueJoinRequest = hot.body
+    result = await service.join(hot.runtime, hot.claims.user_id, body.concert_id, body.show_id)
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
-@router.get(
+async def _status(hot: lean.HotInput) -> Response:
+    concert_id, show_id = hot.ids
+    result = await service.status(hot.runtime, hot.claims.user_id, concert_id, show_id)
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+# Status polls are most of a flash sale's requests and the whole crowd joins in its first seconds;
+# FastAPI's dependency solving was a third of each one's CPU (see the README's Performance
+# section), so both are lean routes (see boxoffice.lean), declared once here.
+STATUS = lean.HotRoute(
     "/api/queue/status",
+    "GET",
+    _status,
     response_model=QueueStatusResponse,
     summary="Where you stand; a token when READY",
-    description="Served by `queue_status_hot` (same checks, same service call); declared here for OpenAPI.",
+    tags=["waiting room"],
+    query_ids=("concert_id", "show_id"),
 )
-async def queue_status(
-    concert_id: ConcertQ, show_id: ShowQ, claims: CurrentUser, runtime: RuntimeDep
-) -> QueueStatusResponse:
-    return await service.status(runtime, claims.user_id, concert_id, show_id)
-
-
-async def join_queue_hot(request: Request) -> Response:
-    """POST /api/queue without FastAPI's dependency solving (see boxoffice.lean): the whole crowd
-    joins in the first seconds of a sale."""
-    runtime: Runtime = request.app.state.runtime
-    claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
-    request.state.user_id = claims.user_id
-    body = await lean.json_body(request, QueueJoinRequest)
-    result = await service.join(runtime, claims.user_id, body.concert_id, body.show_id)
-    return Response(result.model_dump_json(), media_type="application/json")
-
-
-async def queue_status_hot(request: Request) -> Response:
-    """GET /api/queue/status without FastAPI's per-request dependency solving. Status polls are
-    most of a flash sale's requests, and that layer was a third of each poll's CPU (see the README's
-    Performance section). Same authentication, validation and service call as `queue_status`."""
-    runtime: Runtime = request.app.state.runtime
-    claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
-    request.state.user_id = claims.user_id
-    concert_id, show_id = lean.query_ids(request, "concert_id", "show_id")
-    result = await service.status(runtime, claims.user_id, concert_id, show_id)
-    return Response(result.model_dump_json(), media_type="application/json")
-
-
-# Routes the app mounts ahead of the FastAPI ones (the first match serves the request).
-hot_routes = [
-    Route("/api/queue/status", queue_status_hot, methods=["GET"]),
-    Route("/api/queue", join_queue_hot, methods=["POST"]),
-]
+JOIN = lean.HotRoute(
+    "/api/queue",
+    "POST",
+    _join,
+    response_model=QueueStatusResponse,
+    summary="Join a show's queue (twice = same place)",
+    tags=["waiting room"],
+    body=QueueJoinRequest,
+)
+hot_routes = [STATUS, JOIN]
+router.routes.extend([STATUS.documented(), JOIN.documented()])
 
 
 @router.delete("/api/queue", status_code=204, summary="Leave the queue (idempotent)")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from boxoffice.ids import Id
 from boxoffice.inputs import RequestModel
-
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT"]
 EstimateBasis = Literal["measured", "configured", "sale_start", "unknown", "none"]

@@ -1,4 +1,4 @@
-"""Waiting-room orchestration: join, status, leave, admission ticks, admin and the fairness audit.
+"""Waiting-room operations: join, status, leave, admin and the fairness audit (ticks: flows.py).
 
 Hot paths (join/status/leave) read the show from a short-lived Redis cache and make one Lua call;
 PostgreSQL is read by the admission worker (which refreshes that cache every tick) and on a miss.
@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import ratelimit
 from boxoffice.catalog.service import Show, get_remaining, get_show
-from boxoffice.errors import Conflict, NotFound
-from boxoffice.events import emit
+from boxoffice.errors import NotFound, SaleClosed, SaleNotOpen, ShowNotFound, SoldOut
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
 from boxoffice.waiting_room.schemas import (
@@ -36,7 +35,6 @@ from boxoffice.waiting_room.tokens import issue_queue_token
 
 log = structlog.get_logger("boxoffice.waiting_room")
 
-TICK_SECONDS = 0.5
 # A stream re-checks Redis this often; it sends a comment line at least every KEEPALIVE seconds.
 STREAM_CHECK_SECONDS = 1.0
 STREAM_KEEPALIVE_SECONDS = 15.0
@@ -108,15 +106,15 @@ class ShowQueueInfo:
         return admission.active_cap(self.max_active, self.remaining, self.oversubscription)
 
 
-def _ms(at: datetime) -> int:
+def ms_of(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
 def _show_not_found(show_id: int) -> NotFound:
-    return NotFound(f"Show {show_id} not found", code="SHOW_NOT_FOUND", show_id=show_id)
+    return ShowNotFound(f"Show {show_id} not found", show_id=show_id)
 
 
-async def _read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
+async def read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
     async with runtime.sessions() as session:
         show = await get_show(session, show_id)
         remaining = await get_remaining(session, show_id)
@@ -129,7 +127,7 @@ async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) 
         cached = await store.get_show_cache(runtime.hot_redis, show_id)
     if cached is None:
         try:
-            info = await _read_show(runtime, show_id)
+            info = await read_show(runtime, show_id)
         except NotFound:
             await store.set_show_cache(runtime.redis, show_id, _MISSING)
             raise
@@ -156,16 +154,14 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
     phase = info.phase(now)
     if phase == "NOT_OPEN":
         opens = info.pre_queue_opens_at or info.sale_opens_at
-        raise Conflict(
-            "The queue for this show is not open yet", code="SALE_NOT_OPEN", opens_at=opens.isoformat()
-        )
+        raise SaleNotOpen("The queue for this show is not open yet", opens_at=opens.isoformat())
     if phase == "CLOSED":
-        raise Conflict("The sale for this show is closed", code="SALE_CLOSED")
+        raise SaleClosed("The sale for this show is closed")
     if info.remaining <= 0:
-        raise Conflict("This show is sold out", code="SOLD_OUT")
+        raise SoldOut("This show is sold out")
     seed = secrets.token_hex(32) if phase == "PRE_QUEUE" else ""
     result = await store.join(
-        runtime.hot_redis, show_id, user_id, _ms(now), pre_queue=phase == "PRE_QUEUE", seed=seed
+        runtime.hot_redis, show_id, user_id, ms_of(now), pre_queue=phase == "PRE_QUEUE", seed=seed
     )
     if result.created:
         runtime.metrics.queue_joins.inc()
@@ -178,7 +174,7 @@ async def status(
 ) -> QueueStatusResponse:
     """One Lua call (place, serving, lease, rate, cached show): O(1) whatever the queue length."""
     now = runtime.clock.now()
-    raw = await store.status(runtime.hot_redis, show_id, user_id, _ms(now), touch=touch)
+    raw = await store.status(runtime.hot_redis, show_id, user_id, ms_of(now), touch=touch)
     info = await _load_show(runtime, show_id, raw.show_json)
     _check_concert(info, concert_id)
     return _view(runtime, info, raw, user_id, now)
@@ -188,7 +184,7 @@ def _view(
     runtime: Runtime, info: ShowQueueInfo, raw: store.StatusRaw, user_id: int, now: datetime
 ) -> QueueStatusResponse:
     base = {"user_id": user_id, "concert_id": info.concert_id, "show_id": info.show_id}
-    now_ms = _ms(now)
+    now_ms = ms_of(now)
     if raw.ticket is not None and raw.ticket <= raw.serving:
         if raw.lease_ms is not None and raw.lease_ms > now_ms:
             ttl = max(1, (raw.lease_ms - now_ms) // 1000)
@@ -330,97 +326,13 @@ async def stream(
 # ---------------------------------------------------------------------------- admission worker
 
 
-async def seal_pre_queue(runtime: Runtime, show_id: int) -> bool:
-    """At sale start: draw the pre-queue order and hand out tickets 1..n (once, atomically)."""
-    n, seed, sealed = await store.close_pre_queue(runtime.redis, show_id)
-    if sealed:
-        return False
-    joins = await store.join_list(runtime.redis, show_id) if n else []
-    order = admission.prequeue_order(seed, joins) if seed else list(dict.fromkeys(joins))
-    return await store.seal_pre_queue(runtime.redis, show_id, n, order) == 1
-
-
-async def _tick_step(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> store.TickResult:
-    return await store.tick(
-        runtime.redis,
-        info.show_id,
-        now_ms=_ms(now),
-        admit_per_second=info.admit_per_second,
-        cap=info.cap(),
-        stale_ms=admission.STALE_AFTER_SECONDS * 1000,
-        lease_ms=info.token_ttl_seconds * 1000,
-        max_scan=admission.MAX_SCAN_PER_TICK,
-        tau_seconds=admission.RATE_TAU_SECONDS,
-        paused=info.paused,
-        max_credit_seconds=admission.MAX_CREDIT_SECONDS,
-        default_dt_seconds=TICK_SECONDS,
-        inventory_cap=0
-        if info.remaining <= 0
-        else admission.inventory_cap(info.remaining, info.oversubscription),
-    )
-
-
-async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
-    """One admission step for one show: fresh settings and remaining seats from PostgreSQL, then
-    one atomic Lua step. Safe with any number of workers ticking at once."""
-    try:
-        info = await _read_show(runtime, show_id)
-    except NotFound:
-        await store.untrack_show(runtime.redis, show_id)
-        return None
-    await store.set_show_cache(runtime.redis, show_id, info.to_json())
-    now = runtime.clock.now()
-    phase = info.phase(now)
-    if phase == "CLOSED":
-        await store.untrack_show(runtime.redis, show_id)
-        await store.expire_show(runtime.redis, show_id, CLOSED_QUEUE_TTL_SECONDS)
-        return None
-    if phase != "OPEN":
-        return None
-    result = await _tick_step(runtime, info, now)
-    if not result.sealed:
-        await seal_pre_queue(runtime, show_id)
-        result = await _tick_step(runtime, info, now)
-    label = str(show_id)
-    runtime.metrics.queue_admissions.inc(result.admitted)
-    runtime.metrics.queue_waiting.labels(label).set(max(0, result.next - result.serving))
-    runtime.metrics.queue_active.labels(label).set(result.active)
-    runtime.metrics.queue_admission_rate.labels(label).set(result.rate or 0.0)
-    if result.admitted_users:
-        # Best effort after the Redis step (not transactional with it): feeds live UIs and audits.
-        async with runtime.sessions() as session, session.begin():
-            await emit(
-                session,
-                "queue.admitted",
-                aggregate_type="show",
-                aggregate_id=show_id,
-                show_id=show_id,
-                payload={"user_ids": result.admitted_users, "serving": result.serving},
-            )
-    return result
-
-
-async def tick_all(runtime: Runtime) -> int:
-    """The JOBS entry: tick every show with a live queue; one failing show does not stop the rest."""
-    admitted = 0
-    for show_id in await store.tracked_shows(runtime.redis):
-        try:
-            result = await tick_show(runtime, show_id)
-        except Exception as exc:
-            runtime.failures.report(log, "queue_tick_failed", exc, show_id=show_id)
-            continue
-        if result is not None:
-            admitted += result.admitted
-    return admitted
-
-
 # ---------------------------------------------------------------------------- admin and audit
 
 
 async def refresh_queue_gauges(runtime: Runtime) -> None:
     """Set the queue gauges from Redis (the shared truth), so any API process's /metrics shows
     waiting, active and the measured admission rate, not only the worker that ticks."""
-    now_ms = _ms(runtime.clock.now())
+    now_ms = ms_of(runtime.clock.now())
     for show_id in await store.tracked_shows(runtime.redis):
         stats = await store.stats(runtime.redis, show_id, now_ms)
         label = str(show_id)
@@ -432,7 +344,7 @@ async def refresh_queue_gauges(runtime: Runtime) -> None:
 async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> AdminQueueResponse:
     show = await get_show(session, show_id)
     remaining = await get_remaining(session, show_id)
-    stats = await store.stats(runtime.redis, show_id, _ms(runtime.clock.now()))
+    stats = await store.stats(runtime.redis, show_id, ms_of(runtime.clock.now()))
     finished = stats.no_shows + stats.converted + stats.left_active
     return AdminQueueResponse(
         show_id=show_id,

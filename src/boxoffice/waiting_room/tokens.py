@@ -11,16 +11,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header
 from redis.exceptions import RedisError
 
-from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.config import Settings, secret
-from boxoffice.deps import RuntimeDep
-from boxoffice.errors import Forbidden, Unauthorized
+from boxoffice.errors import QueueTokenForeign, QueueTokenRefused, QueueTokenRequired
+from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import store
 
 ISSUER = "boxoffice-waiting-room"
@@ -106,24 +103,14 @@ def _check_claims(claims: QueueClaims, *, user_id: int, show_id: int, now: datet
     return claims
 
 
-def verify_queue_token(
-    settings: Settings, token: str, *, user_id: int, show_id: int, now: datetime
-) -> QueueClaims:
-    """Raises QueueTokenInvalid (bad signature, expired, malformed) or QueueTokenMismatch
-    (valid, but for another user or another show)."""
-    return _check_claims(decode_queue_token(settings, token), user_id=user_id, show_id=show_id, now=now)
-
-
-async def check_queue_token(
-    runtime: RuntimeDep, user_id: int, show_id: int, token: str | None
-) -> QueueClaims:
+async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> QueueClaims:
     """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID (also: issued before the user left
     the queue), 403 QUEUE_TOKEN_MISMATCH. A token's signature is checked once per process."""
     outcome = "valid"
     try:
         if not token:
             outcome = "missing"
-            raise Unauthorized("This show is queue-gated: send X-Queue-Token", code="QUEUE_TOKEN_REQUIRED")
+            raise QueueTokenRequired("This show is queue-gated: send X-Queue-Token")
         try:
             cache_key = "queue:" + token
             claims: QueueClaims | None = runtime.verified_tokens.get(cache_key)
@@ -140,24 +127,9 @@ async def check_queue_token(
             return checked
         except QueueTokenInvalid:
             outcome = "invalid"
-            raise Unauthorized("Queue token is invalid or expired", code="QUEUE_TOKEN_INVALID") from None
+            raise QueueTokenRefused("Queue token is invalid or expired") from None
         except QueueTokenMismatch:
             outcome = "mismatch"
-            raise Forbidden(
-                "Queue token belongs to another user or show", code="QUEUE_TOKEN_MISMATCH"
-            ) from None
+            raise QueueTokenForeign("Queue token belongs to another user or show") from None
     finally:
         runtime.metrics.queue_token_checks.labels(outcome).inc()
-
-
-async def require_queue_token_for_path(
-    show_id: int,
-    claims: CurrentUser,
-    runtime: RuntimeDep,
-    x_queue_token: Annotated[str | None, Header(description="Admission token from the waiting room")] = None,
-) -> QueueClaims:
-    """Dependency for routes with `{show_id}` in the path (the seat map, the seat stream)."""
-    return await check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
-
-
-QueueGate = Annotated[QueueClaims, Depends(require_queue_token_for_path)]

@@ -1,0 +1,37 @@
+"""After-commit effects of seat changes: the shield and the catalog's seat map follow PostgreSQL.
+
+A leaf (imports no flow): booking's and payments' flows register these with
+`UnitOfWork.after_commit`. Each is best effort; the map and the shield rebuild from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from boxoffice.booking import repository, shield
+from boxoffice.booking.rules import SeatStatus
+from boxoffice.catalog.cache import apply_seat_changes
+from boxoffice.runtime import Runtime
+
+log = structlog.get_logger("boxoffice.booking")
+
+
+async def publish_seat_changes(
+    runtime: Runtime, show_id: int, user_id: int, seat_ids: list[int], status: str
+) -> None:
+    """After a commit: keep the shield and the catalog's seat map in step. Never fails the caller."""
+    if not seat_ids:
+        return
+    if status == SeatStatus.RESERVED:
+        await shield.mark_sold(runtime.redis, show_id, user_id, seat_ids)
+    elif status == SeatStatus.AVAILABLE:
+        await shield.release(runtime.redis, show_id, user_id, seat_ids)
+    try:
+        await apply_seat_changes(runtime.hot_redis, show_id, [(s, str(status)) for s in seat_ids])
+    except Exception as exc:  # the map rebuilds from PostgreSQL; a stale patch is not an error
+        log.warning("seat_map_patch_failed", show_id=show_id, error=type(exc).__name__)
+
+
+async def publish_closed(runtime: Runtime, closed: list[repository.Closed]) -> None:
+    for c in closed:
+        await publish_seat_changes(runtime, c.show_id, c.user_id, c.seat_ids, SeatStatus.AVAILABLE)

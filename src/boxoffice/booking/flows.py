@@ -1,0 +1,229 @@
+"""Booking use cases that own units of work: hold seats, cancel a hold, expire dead holds (a job).
+
+Each opens its unit of work (directly or through idempotency), calls the domain operations, and
+registers its after-commit effects (shield, seat map) with it. Cancelling a PAID reservation is a
+refund, decided downstream in `payments/flows.py` (booking imports no payments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice import ratelimit
+from boxoffice.booking import repository, rules, shield
+from boxoffice.booking.effects import publish_closed, publish_seat_changes
+from boxoffice.booking.rules import RuleViolation
+from boxoffice.booking.service import domain_error, load_rules
+from boxoffice.catalog.service import refresh_inventory
+from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
+from boxoffice.errors import DomainError, HoldExists, SeatsNotInShow, SeatsTaken
+from boxoffice.idempotency import IdempotentResult, run_idempotent
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room.tokens import check_queue_token
+
+HOLD_SCOPE = "POST /api/reservations"
+# PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
+_RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
+EXPIRY_BATCH = 500
+
+
+@dataclass
+class _HoldWork:
+    runtime: Runtime
+    user_id: int
+    show_id: int
+    seat_ids: list[int]
+    now: datetime
+    expires_at: datetime
+    closed: list[repository.Closed] = field(default_factory=list)
+
+    async def __call__(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        try:
+            answer = await self._run(uow.session)
+        except IntegrityError:
+            # Only reachable through a race the statement cannot express (e.g. two requests of one
+            # user crossing); the seats are someone's: a clean 409, never a 500.
+            raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
+        except DBAPIError as exc:
+            if sqlstate(exc) in _RETRYABLE_SQLSTATES:
+                raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
+            raise
+        uow.after_commit(self._published)
+        return answer
+
+    async def _published(self) -> None:
+        self.runtime.metrics.holds.labels("won").inc()
+        await publish_closed(self.runtime, self.closed)
+        await publish_seat_changes(self.runtime, self.show_id, self.user_id, self.seat_ids, rules.HOLD)
+
+    async def _run(self, session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        for _attempt in range(2):
+            outcome = await repository.hold(
+                session,
+                user_id=self.user_id,
+                show_id=self.show_id,
+                seat_ids=self.seat_ids,
+                now=self.now,
+                expires_at=self.expires_at,
+            )
+            if not outcome.conflict:
+                break
+            own = await repository.lock_own_hold(session, self.user_id, self.show_id)
+            if own is not None and own[1] > self.now:
+                raise HoldExists(
+                    "You already hold seats for this show; pay for or cancel that hold first",
+                    reservation_id=own[0],
+                )
+            if own is not None:
+                # The user's own dead hold blocks the one-hold-per-show index: expire it here.
+                self.closed += await repository.close_reservations(
+                    session,
+                    [own[0]],
+                    from_status=rules.HOLD,
+                    to_status=rules.EXPIRED,
+                    event="reservation.expired",
+                    reason="expired",
+                    now=self.now,
+                )
+        else:
+            raise HoldExists("You already hold seats for this show")
+        if len(outcome.seats) < len(self.seat_ids):
+            in_show = await repository.seats_of_show(session, self.show_id, self.seat_ids)
+            missing = [s for s in self.seat_ids if s not in in_show]
+            if missing:
+                raise SeatsNotInShow(
+                    "Some seats do not belong to this show",
+                    seat_ids=missing,
+                    errors=[
+                        {
+                            "loc": ["body", "seat_ids"],
+                            "msg": "unknown seat for this show",
+                            "type": "value_error",
+                        }
+                    ],
+                )
+            taken = rules.taken_seats(self.seat_ids, [s["id"] for s in outcome.seats])
+            raise SeatsTaken("Some seats are already taken", seat_ids=taken)
+        return 201, {
+            "reservation_id": outcome.reservation_id,
+            "show_id": self.show_id,
+            "status": rules.HOLD,
+            "seats": outcome.seats,
+            "total_price": outcome.total_price,
+            "expires_at": self.expires_at,
+        }
+
+
+async def place_hold(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    show_id: int,
+    seat_ids: list[int],
+    queue_token: str | None,
+    idempotency_key: str | None,
+) -> IdempotentResult:
+    """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none.
+    The shield marks and the seat map follow after the commit (never on a replay)."""
+    await check_queue_token(runtime, user_id, show_id, queue_token)
+    await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
+    show = await load_rules(runtime, show_id)
+    now = runtime.clock.now()
+    try:
+        rules.check_sale_open(show, now)
+        wanted = rules.check_seat_request(seat_ids, show.max_seats)
+    except RuleViolation as err:
+        raise domain_error(err) from None
+    expires_at = rules.hold_expires_at(show, now)
+    verdict = await shield.try_mark(
+        runtime.hot_redis,
+        show_id,
+        user_id,
+        wanted,
+        now=now,
+        expires_at=expires_at,
+        ttl_ms=rules.shield_ttl_ms(show),
+    )
+    if not verdict.available:
+        runtime.metrics.holds.labels("shield_skipped").inc()
+    elif not verdict.ok:
+        runtime.metrics.holds.labels("shield_refused").inc()
+        raise SeatsTaken("Some seats are already taken", seat_ids=verdict.taken)
+    work = _HoldWork(runtime, user_id, show_id, wanted, now, expires_at)
+    try:
+        result = await run_idempotent(
+            runtime,
+            user_id=user_id,
+            scope=HOLD_SCOPE,
+            key=idempotency_key,
+            fingerprint={"show_id": show_id, "seat_ids": seat_ids},
+            work=work,
+            required=False,
+        )
+    except BaseException as exc:
+        if isinstance(exc, DomainError):
+            runtime.metrics.holds.labels("db_refused").inc()
+        await shield.release(runtime.redis, show_id, user_id, verdict.marked)
+        raise
+    return result
+
+
+async def cancel_hold(runtime: Runtime, *, user_id: int, reservation_id: int) -> bool:
+    """A live or dead HOLD of the user -> CANCELLED, its seats back on sale. False when it was no
+    longer a hold (paid, expired, cancelled meanwhile): the caller answers with what it is now."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        closed = await repository.close_reservations(
+            uow.session,
+            [reservation_id],
+            from_status=rules.HOLD,
+            to_status=rules.CANCELLED,
+            event="reservation.cancelled",
+            reason="cancelled",
+            now=now,
+        )
+        uow.after_commit(lambda: publish_closed(runtime, closed))
+    return bool(closed)
+
+
+# ---------------------------------------------------------------- the hold_expiry job
+# A hold is already dead (unpayable, its seats takeable) the instant expires_at passes; the sweep
+# only tidies up. Safe with several workers: each batch is claimed with FOR UPDATE SKIP LOCKED.
+
+
+async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
+    """Expire one batch of dead holds -> EXPIRED, seats back on sale; returns how many."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        ids = await repository.pick_expired(uow.session, now, limit)
+        if not ids:
+            return 0
+        closed = await repository.close_reservations(
+            uow.session,
+            ids,
+            from_status=rules.HOLD,
+            to_status=rules.EXPIRED,
+            event="reservation.expired",
+            reason="expired",
+            now=now,
+        )
+        # Inventory follows in the same transaction (the catalog's recount, not a hot counter).
+        await refresh_inventory(uow.session, sorted({c.show_id for c in closed}), now=now)
+        runtime.metrics.expiries.inc(len(closed))
+        uow.after_commit(lambda: publish_closed(runtime, closed))
+    return len(ids)
+
+
+async def expire_holds(runtime: Runtime) -> int:
+    """Sweep until no dead hold is left (one tick of the job)."""
+    total = 0
+    while True:
+        n = await expire_once(runtime)
+        total += n
+        if n < EXPIRY_BATCH:
+            return total

@@ -1,0 +1,434 @@
+"""Payment use cases that own units of work: pay, refund, cancel a reservation, reconcile (a job).
+
+Money moves exactly once:
+- BALANCE is one transaction: debit (conditional UPDATE) + payment SUCCEEDED + seats RESERVED.
+- CARD commits a PENDING payment with a provider idempotency key BEFORE calling the provider, so
+  every retry (ours, the reconciler's) reuses that key and the provider never charges twice. The
+  payment row moves out of PENDING only by a conditional UPDATE under the reservation's row lock.
+- A charge whose hold died meanwhile is refunded at the provider and ends REFUNDED.
+No transaction is open across a provider call, and a card payment holds one pool connection at a
+time (idempotency's multi-step mode; house rule 3).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from boxoffice import ratelimit
+from boxoffice.booking import flows as booking_flows
+from boxoffice.booking import repository as booking_repo
+from boxoffice.booking import rules
+from boxoffice.booking.effects import publish_closed, publish_seat_changes
+from boxoffice.booking.service import get_reservation, reservation_of
+from boxoffice.db import UnitOfWork, unit_of_work
+from boxoffice.errors import (
+    HoldExpired,
+    PaymentDeclined,
+    PaymentNotFound,
+    RefundClosed,
+    ReservationExpired,
+    ReservationNotFound,
+)
+from boxoffice.events import emit
+from boxoffice.idempotency import IdempotentResult, run_idempotent, run_idempotent_steps
+from boxoffice.payments import ledger, repository
+from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable
+from boxoffice.payments.rules import PaymentMethod, PaymentStatus
+from boxoffice.payments.service import (
+    check_no_live_payment,
+    check_payable,
+    confirm_in,
+    payment_body,
+    reconcile_grace,
+)
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room.service import release_lease
+from boxoffice.waiting_room.tokens import check_queue_token
+
+log = structlog.get_logger("boxoffice.payments")
+
+PAY_SCOPE = "POST /api/payments"
+RECONCILE_BATCH = 100
+
+
+@dataclass
+class _Confirmed:
+    """What to do after the confirming transaction committed."""
+
+    runtime: Runtime
+    show_id: int
+    user_id: int
+    seat_ids: list[int]
+    method: str
+
+    async def __call__(self) -> None:
+        runtime = self.runtime
+        runtime.metrics.confirmations.inc()
+        runtime.metrics.payments.labels(self.method, PaymentStatus.SUCCEEDED).inc()
+        await publish_seat_changes(runtime, self.show_id, self.user_id, self.seat_ids, rules.RESERVED)
+        try:  # the buyer is done: free the queue place for the next fan
+            await release_lease(runtime.redis, self.show_id, self.user_id)
+        except Exception as exc:
+            log.warning("queue_lease_release_failed", show_id=self.show_id, error=type(exc).__name__)
+
+
+# ---------------------------------------------------------------- BALANCE
+
+
+@dataclass
+class _BalanceWork:
+    runtime: Runtime
+    user_id: int
+    reservation_id: int
+    idempotency_key: str | None
+
+    async def __call__(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+        session = uow.session
+        now = self.runtime.clock.now()
+        res = check_payable(
+            await booking_repo.lock_reservation(session, self.reservation_id), self.user_id, now
+        )
+        await check_no_live_payment(session, res["id"])
+        amount = int(res["total_price"])
+        if amount > 0:
+            await ledger.debit(session, self.user_id, amount, "PAYMENT", f"reservation:{res['id']}")
+        payment = await repository.insert_payment(
+            session,
+            reservation_id=res["id"],
+            user_id=self.user_id,
+            amount=amount,
+            method=PaymentMethod.BALANCE,
+            status=PaymentStatus.SUCCEEDED,
+            idempotency_key=self.idempotency_key,
+            provider_key=None,
+            now=now,
+        )
+        seat_ids = await confirm_in(session, res, payment["id"], now)
+        if seat_ids is None:  # unreachable while the hold is live; rolls the debit back if it happens
+            raise HoldExpired("The hold lost its seats; nothing was charged")
+        uow.after_commit(
+            _Confirmed(self.runtime, res["show_id"], self.user_id, seat_ids, PaymentMethod.BALANCE)
+        )
+        return 201, payment_body(payment, rules.RESERVED)
+
+
+# ---------------------------------------------------------------- CARD
+
+
+async def _mark_failed(
+    runtime: Runtime, payment_id: int, code: str, reference: str | None
+) -> dict[str, Any] | None:
+    async with unit_of_work(runtime.sessions) as uow:
+        row = await repository.settle(
+            uow.session,
+            payment_id,
+            from_status=PaymentStatus.PENDING,
+            to_status=PaymentStatus.FAILED,
+            now=runtime.clock.now(),
+            reference=reference,
+            failure_code=code,
+        )
+        if row is not None:
+            await emit(
+                uow.session,
+                "payment.failed",
+                aggregate_type="payment",
+                aggregate_id=payment_id,
+                payload={"payment_id": payment_id, "reservation_id": row["reservation_id"], "code": code},
+            )
+    if row is not None:
+        runtime.metrics.payments.labels(PaymentMethod.CARD, PaymentStatus.FAILED).inc()
+    return row
+
+
+class _NeedsRefund(Exception):
+    """The charge succeeded but the hold is gone: roll back and refund."""
+
+
+async def settle_charged(runtime: Runtime, payment_id: int, charge: Charge) -> dict[str, Any]:
+    """A PENDING card payment whose charge succeeded: confirm the hold, or refund if it died.
+
+    Used by the request and by the reconciler; whoever comes second finds it settled already.
+    """
+    async with runtime.sessions() as session:
+        peek = await repository.get_payment(session, payment_id)
+    if peek is None:
+        raise PaymentNotFound("Payment not found")
+    try:
+        async with unit_of_work(runtime.sessions) as uow:
+            now = runtime.clock.now()
+            # Lock order everywhere: reservation, then payment.
+            res = await booking_repo.lock_reservation(uow.session, peek["reservation_id"])
+            payment = await repository.lock_payment(uow.session, payment_id)
+            if res is None or payment is None:
+                raise PaymentNotFound("Payment not found")
+            if payment["status"] != PaymentStatus.PENDING:
+                return payment
+            if not rules.hold_is_live(res["status"], res["expires_at"], now):
+                raise _NeedsRefund
+            seat_ids = await confirm_in(uow.session, res, payment_id, now)
+            if seat_ids is None:
+                raise _NeedsRefund
+            settled = await repository.settle(
+                uow.session,
+                payment_id,
+                from_status=PaymentStatus.PENDING,
+                to_status=PaymentStatus.SUCCEEDED,
+                now=now,
+                reference=charge.id,
+            )
+            assert settled is not None  # we hold the row lock and saw PENDING
+            uow.after_commit(
+                _Confirmed(runtime, res["show_id"], res["user_id"], seat_ids, PaymentMethod.CARD)
+            )
+    except _NeedsRefund:
+        return await _refund_dead_charge(runtime, payment_id, charge)
+    return settled
+
+
+async def _refund_dead_charge(runtime: Runtime, payment_id: int, charge: Charge) -> dict[str, Any]:
+    # ProviderUnavailable propagates: the payment stays PENDING and the reconciler retries.
+    await ProviderClient(runtime.http, runtime.settings).refund(charge.id)
+    async with unit_of_work(runtime.sessions) as uow:
+        row = await repository.settle(
+            uow.session,
+            payment_id,
+            from_status=PaymentStatus.PENDING,
+            to_status=PaymentStatus.REFUNDED,
+            now=runtime.clock.now(),
+            reference=charge.id,
+            failure_code="HOLD_EXPIRED",
+        )
+        if row is None:
+            current = await repository.get_payment(uow.session, payment_id)
+            assert current is not None
+            return current
+        await emit(
+            uow.session,
+            "payment.refunded",
+            aggregate_type="payment",
+            aggregate_id=payment_id,
+            payload={
+                "payment_id": payment_id,
+                "reservation_id": row["reservation_id"],
+                "reason": "hold_expired",
+            },
+        )
+    runtime.metrics.payments.labels(PaymentMethod.CARD, PaymentStatus.REFUNDED).inc()
+    return row
+
+
+@dataclass
+class _CardWork:
+    """The card payment's steps, each its own short unit of work; safe to run again for the same
+    Idempotency-Key (a retry finds the attempt the key started and finishes it)."""
+
+    runtime: Runtime
+    user_id: int
+    reservation_id: int
+    idempotency_key: str
+
+    async def _pending(self) -> dict[str, Any]:
+        """1. The PENDING row and its provider key, committed before the provider hears of it."""
+        async with unit_of_work(self.runtime.sessions) as uow:
+            now = self.runtime.clock.now()
+            locked = await booking_repo.lock_reservation(uow.session, self.reservation_id)
+            if locked is not None and locked["user_id"] == self.user_id:
+                started = await repository.card_payment_for_key(
+                    uow.session, self.reservation_id, self.user_id, self.idempotency_key
+                )
+                if started is not None:
+                    return started
+            res = check_payable(locked, self.user_id, now)
+            await check_no_live_payment(uow.session, res["id"])
+            return await repository.insert_payment(
+                uow.session,
+                reservation_id=res["id"],
+                user_id=self.user_id,
+                amount=int(res["total_price"]),
+                method=PaymentMethod.CARD,
+                status=PaymentStatus.PENDING,
+                idempotency_key=self.idempotency_key,
+                provider_key=f"bo-pay-{uuid.uuid4().hex}",
+                now=now,
+            )
+
+    async def __call__(self) -> tuple[int, dict[str, Any]]:
+        payment = await self._pending()
+        if payment["status"] == PaymentStatus.PENDING:
+            # 2. The provider, outside any transaction. An unclear answer (not a timeout) is retried
+            #    once with the same key: the provider returns the charge it made, never a second one.
+            client = ProviderClient(self.runtime.http, self.runtime.settings)
+            attempt = await client.charge(payment["provider_idempotency_key"], payment["amount"])
+            if attempt.status == "UNKNOWN" and not attempt.timed_out:
+                attempt = await client.charge(payment["provider_idempotency_key"], payment["amount"])
+            # 3. Settle.
+            if attempt.status == "FAILED":
+                await _mark_failed(
+                    self.runtime, payment["id"], "DECLINED", attempt.charge.id if attempt.charge else None
+                )
+                raise PaymentDeclined("The card was declined; the hold stays until it expires")
+            if attempt.status == "UNKNOWN":
+                # Left PENDING for the reconciler, which asks the provider by the same key.
+                self.runtime.metrics.payments.labels(PaymentMethod.CARD, PaymentStatus.PENDING).inc()
+                return 202, payment_body(payment, rules.HOLD)
+            assert attempt.charge is not None
+            payment = await settle_charged(self.runtime, payment["id"], attempt.charge)
+        if payment["status"] == PaymentStatus.REFUNDED:
+            raise HoldExpired(
+                "The hold expired while the card was charged; the charge was refunded",
+                payment_id=payment["id"],
+            )
+        return 201, payment_body(
+            payment, rules.RESERVED if payment["status"] == PaymentStatus.SUCCEEDED else None
+        )
+
+
+async def pay(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    reservation_id: int,
+    method: str,
+    queue_token: str | None,
+    idempotency_key: str | None,
+) -> IdempotentResult:
+    """POST /api/payments."""
+    await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+    res = await reservation_of(runtime, user_id, reservation_id)
+    await check_queue_token(runtime, user_id, res["show_id"], queue_token)
+    fingerprint = {"reservation_id": reservation_id, "method": method}
+    if method == PaymentMethod.BALANCE:
+        balance = _BalanceWork(runtime, user_id, reservation_id, idempotency_key)
+        return await run_idempotent(
+            runtime,
+            user_id=user_id,
+            scope=PAY_SCOPE,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            work=balance,
+        )
+    # The key is required: run_idempotent_steps refuses before any work when it is missing.
+    card = _CardWork(runtime, user_id, reservation_id, idempotency_key or "")
+    return await run_idempotent_steps(
+        runtime, user_id=user_id, scope=PAY_SCOPE, key=idempotency_key, fingerprint=fingerprint, work=card
+    )
+
+
+# ---------------------------------------------------------------- refunds and cancelling
+
+
+async def refund_reservation(runtime: Runtime, *, user_id: int, reservation_id: int) -> None:
+    """Cancel a paid reservation: money back where it came from, seats back on sale.
+
+    Full refund until 24 h before the show, else 409 REFUND_CLOSED. A card refund is asked of the
+    provider first (idempotent there); a crash after it is finished by repeating the DELETE.
+    """
+    now = runtime.clock.now()
+    async with runtime.sessions() as session:
+        res = await booking_repo.get_reservation(session, reservation_id)
+        if res is None or res["user_id"] != user_id:
+            raise ReservationNotFound("Reservation not found")
+        starts_at = await booking_repo.show_starts_at(session, res["show_id"])
+        payment = await repository.live_payment(session, reservation_id)
+    if res["status"] != rules.RESERVED or payment is None or payment["status"] != PaymentStatus.SUCCEEDED:
+        return
+    if starts_at is None or not rules.refund_allowed(starts_at, now):
+        raise RefundClosed("Refunds close 24 hours before the show")
+    if payment["method"] == PaymentMethod.CARD and payment["provider_reference"]:
+        await ProviderClient(runtime.http, runtime.settings).refund(payment["provider_reference"])
+    async with unit_of_work(runtime.sessions) as uow:
+        session = uow.session
+        res = await booking_repo.lock_reservation(session, reservation_id)
+        paid = await repository.lock_succeeded(session, reservation_id)
+        if res is None or res["status"] != rules.RESERVED or paid is None:
+            return  # a concurrent DELETE finished it
+        if paid["method"] == PaymentMethod.BALANCE and paid["amount"] > 0:
+            await ledger.credit(
+                session, user_id, int(paid["amount"]), "REFUND", f"reservation:{reservation_id}"
+            )
+        await repository.settle(
+            session,
+            paid["id"],
+            from_status=PaymentStatus.SUCCEEDED,
+            to_status=PaymentStatus.REFUNDED,
+            now=now,
+        )
+        closed = await booking_repo.close_reservations(
+            session,
+            [reservation_id],
+            from_status=rules.RESERVED,
+            to_status=rules.CANCELLED,
+            event="reservation.cancelled",
+            reason="refunded",
+            now=now,
+        )
+        await emit(
+            session,
+            "payment.refunded",
+            aggregate_type="payment",
+            aggregate_id=paid["id"],
+            show_id=res["show_id"],
+            payload={"payment_id": paid["id"], "reservation_id": reservation_id, "reason": "cancelled"},
+        )
+        method = str(paid["method"])
+
+        async def refunded() -> None:
+            runtime.metrics.payments.labels(method, PaymentStatus.REFUNDED).inc()
+            await publish_closed(runtime, closed)
+
+        uow.after_commit(refunded)
+
+
+async def cancel(runtime: Runtime, *, user_id: int, reservation_id: int) -> dict[str, Any]:
+    """DELETE /api/reservations/{id}: a hold -> CANCELLED (seats freed); a paid reservation ->
+    refunded per the show's policy (decided here, downstream of booking)."""
+    while True:
+        row = await reservation_of(runtime, user_id, reservation_id)
+        if row["status"] == rules.RESERVED:
+            await refund_reservation(runtime, user_id=user_id, reservation_id=reservation_id)
+        elif row["status"] == rules.HOLD:
+            if not await booking_flows.cancel_hold(runtime, user_id=user_id, reservation_id=reservation_id):
+                continue  # it changed state meanwhile (paid, expired): answer with what it is now
+        elif row["status"] == rules.EXPIRED:
+            raise ReservationExpired("This hold has expired; its seats are released")
+        break
+    async with runtime.sessions() as session:
+        return await get_reservation(session, user_id, reservation_id)
+
+
+# ---------------------------------------------------------------- the payment_reconciliation job
+
+
+async def reconcile_once(runtime: Runtime, limit: int = RECONCILE_BATCH) -> int:
+    """Ask the provider about stale PENDING card payments (by their key) and settle each once."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        leased = await repository.lease_pending(
+            uow.session, before=now - reconcile_grace(runtime), now=now, limit=limit
+        )
+    client = ProviderClient(runtime.http, runtime.settings)
+    settled = 0
+    for payment in leased:
+        try:
+            charge = await client.get_charge(payment["provider_idempotency_key"])
+            if charge is None:  # the request never reached the provider: nothing was charged
+                await _mark_failed(runtime, payment["id"], "NOT_CHARGED", None)
+            elif charge.status == "SUCCEEDED":
+                await settle_charged(runtime, payment["id"], charge)
+            elif charge.status == "FAILED":
+                await _mark_failed(runtime, payment["id"], "DECLINED", charge.id)
+            elif charge.status == "REFUNDED":
+                await _refund_dead_charge(runtime, payment["id"], charge)
+            settled += 1
+        except ProviderUnavailable as exc:
+            log.warning("reconcile_provider_unavailable", payment_id=payment["id"], error=exc.detail)
+    return settled
+
+
+async def reconcile(runtime: Runtime) -> int:
+    return await reconcile_once(runtime)

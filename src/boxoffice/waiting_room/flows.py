@@ -1,0 +1,101 @@
+"""Waiting-room use cases run by the worker: the queue_admission job (one atomic Lua step per show
+with a live queue, every `worker_tick_seconds`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+
+from boxoffice.db import unit_of_work
+from boxoffice.errors import NotFound
+from boxoffice.events import emit
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room import admission, store
+from boxoffice.waiting_room.service import CLOSED_QUEUE_TTL_SECONDS, ShowQueueInfo, ms_of, read_show
+
+log = structlog.get_logger("boxoffice.waiting_room")
+
+
+async def seal_pre_queue(runtime: Runtime, show_id: int) -> bool:
+    """At sale start: draw the pre-queue order and hand out tickets 1..n (once, atomically)."""
+    n, seed, sealed = await store.close_pre_queue(runtime.redis, show_id)
+    if sealed:
+        return False
+    joins = await store.join_list(runtime.redis, show_id) if n else []
+    order = admission.prequeue_order(seed, joins) if seed else list(dict.fromkeys(joins))
+    return await store.seal_pre_queue(runtime.redis, show_id, n, order) == 1
+
+
+async def _tick_step(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> store.TickResult:
+    return await store.tick(
+        runtime.redis,
+        info.show_id,
+        now_ms=ms_of(now),
+        admit_per_second=info.admit_per_second,
+        cap=info.cap(),
+        stale_ms=admission.STALE_AFTER_SECONDS * 1000,
+        lease_ms=info.token_ttl_seconds * 1000,
+        max_scan=admission.MAX_SCAN_PER_TICK,
+        tau_seconds=admission.RATE_TAU_SECONDS,
+        paused=info.paused,
+        max_credit_seconds=admission.MAX_CREDIT_SECONDS,
+        default_dt_seconds=runtime.settings.worker_tick_seconds,
+        inventory_cap=0
+        if info.remaining <= 0
+        else admission.inventory_cap(info.remaining, info.oversubscription),
+    )
+
+
+async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
+    """One admission step for one show: fresh settings and remaining seats from PostgreSQL, then
+    one atomic Lua step. Safe with any number of workers ticking at once."""
+    try:
+        info = await read_show(runtime, show_id)
+    except NotFound:
+        await store.untrack_show(runtime.redis, show_id)
+        return None
+    await store.set_show_cache(runtime.redis, show_id, info.to_json())
+    now = runtime.clock.now()
+    phase = info.phase(now)
+    if phase == "CLOSED":
+        await store.untrack_show(runtime.redis, show_id)
+        await store.expire_show(runtime.redis, show_id, CLOSED_QUEUE_TTL_SECONDS)
+        return None
+    if phase != "OPEN":
+        return None
+    result = await _tick_step(runtime, info, now)
+    if not result.sealed:
+        await seal_pre_queue(runtime, show_id)
+        result = await _tick_step(runtime, info, now)
+    label = str(show_id)
+    runtime.metrics.queue_admissions.inc(result.admitted)
+    runtime.metrics.queue_waiting.labels(label).set(max(0, result.next - result.serving))
+    runtime.metrics.queue_active.labels(label).set(result.active)
+    runtime.metrics.queue_admission_rate.labels(label).set(result.rate or 0.0)
+    if result.admitted_users:
+        # Best effort after the Redis step (not transactional with it): feeds live UIs and audits.
+        async with unit_of_work(runtime.sessions) as uow:
+            await emit(
+                uow.session,
+                "queue.admitted",
+                aggregate_type="show",
+                aggregate_id=show_id,
+                show_id=show_id,
+                payload={"user_ids": result.admitted_users, "serving": result.serving},
+            )
+    return result
+
+
+async def tick_all(runtime: Runtime) -> int:
+    """The queue_admission job: tick every show with a live queue; one failing show does not stop the rest."""
+    admitted = 0
+    for show_id in await store.tracked_shows(runtime.redis):
+        try:
+            result = await tick_show(runtime, show_id)
+        except Exception as exc:
+            runtime.failures.report(log, "queue_tick_failed", exc, show_id=show_id)
+            continue
+        if result is not None:
+            admitted += result.admitted
+    return admitted

@@ -1,0 +1,1 @@
+"""Shared test helpers: free ports, a server with a start deadline, polling, shows."""

@@ -20,7 +20,8 @@ from boxoffice.http_guard import RequestGuard
 from boxoffice.httpserver import server_config
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import gated
 
 CONTROL = ["\x00", "\x07", "\x1b[31m", "\x7f", "\x85", "\ud800"]
 

@@ -102,7 +102,7 @@ async def test_fuzz_run_leaves_no_pii_in_logs(
             await s.execute(select(tables.users.c.password_hash).where(tables.users.c.email == EMAIL))
         ).scalar_one()
     log = json_logs.getvalue()
-    assert log.count("\n") > 10  # the run was logged (the access log goes to stderr directly)
+    assert log.count("\n") >= 3  # the run was logged (the access log goes to stderr directly)
     for name, value in {
         "email": EMAIL,
         "email local part": "pii.owner",

@@ -20,7 +20,8 @@ from boxoffice.config import Settings
 from boxoffice.failures import backend_unavailable, outage_backend
 from boxoffice.observability import configure_logging
 from boxoffice.runtime import Runtime, open_runtime
-from tests.integration.test_booking_support import make_show, queue_token
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import queue_token
 
 DEAD_POSTGRES = "postgresql://postgres:secret@127.0.0.1:1/boxoffice"  # port 1: refused
 DEAD_REDIS = "unix:///nonexistent-boxoffice/redis.sock"

@@ -19,7 +19,8 @@ from boxoffice.auth.passwords import PasswordWork
 from boxoffice.errors import TooManyRequests
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import gated, make_show
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import gated
 
 PASSWORD = "Rate-Limit-Passw0rd"
 

@@ -14,7 +14,7 @@ from boxoffice.app import create_app
 from boxoffice.config import Settings, first_time, with_secrets
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
-from tests.integration.test_booking_support import make_show
+from tests.helpers.shows import make_show
 from tests.integration.test_queue_support import tick
 
 PASSWORD = "Token-Test-Passw0rd"

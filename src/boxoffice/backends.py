@@ -517,17 +517,23 @@ class DataDirLock:
         self._fd: int | None = None
 
     def __enter__(self) -> DataDirLock:
+        if not self.try_acquire():
+            raise BackendError(f"another boxoffice process is using the data dir {self.path.parent}")
+        return self
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it; False when a live process does."""
         ensure_writable(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        except BlockingIOError:
             os.close(fd)
-            raise BackendError(f"another boxoffice process is using the data dir {self.path.parent}") from exc
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
-        return self
+        return True
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -536,6 +542,41 @@ class DataDirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _published_path(data_dir: Path) -> Path:
+    return data_dir / "backends.json"
+
+
+def publish_backends(data_dir: Path, backends: Backends) -> None:
+    """The lock holder tells other commands on this data dir where its backends are (0600: the
+    URLs carry the passwords), so they attach instead of starting (and stopping) their own."""
+    import json
+
+    path = _published_path(data_dir)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(
+            {"pid": os.getpid(), "database_url": backends.database_url, "redis_url": backends.redis_url}, out
+        )
+    path.with_suffix(".tmp").replace(path)
+
+
+def withdraw_backends(data_dir: Path) -> None:
+    _published_path(data_dir).unlink(missing_ok=True)
+
+
+def published_backends(data_dir: Path) -> tuple[int, Backends] | None:
+    """(owner pid, its backends) while the owner that published them is alive."""
+    import json
+
+    try:
+        found = json.loads(_published_path(data_dir).read_text())
+        pid = int(found["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid, Backends(database_url=str(found["database_url"]), redis_url=str(found["redis_url"]))
 
 
 @dataclass

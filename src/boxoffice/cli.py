@@ -16,7 +16,16 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from boxoffice.backends import BackendError, Backends, DataDirLock, ensure_writable, start_backends
+from boxoffice.backends import (
+    BackendError,
+    Backends,
+    DataDirLock,
+    ensure_writable,
+    publish_backends,
+    published_backends,
+    start_backends,
+    withdraw_backends,
+)
 from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
 from boxoffice.httpserver import server_config
@@ -126,15 +135,45 @@ def _open_backends(settings: Settings) -> Backends:
 
 
 @contextlib.contextmanager
-def _running_backends(settings: Settings, *, migrate: bool = True) -> Iterator[Backends]:
-    """The backends (embedded ones started for this command), migrated; stopped on the way out."""
-    backends = _open_backends(settings)
-    try:
+def _running_backends(settings: Settings, *, migrate: bool = True, owner: bool = False) -> Iterator[Backends]:
+    """The backends, migrated. One owner per data dir: the first command to take the data dir's
+    lock starts the embedded servers (and stops them on the way out) and publishes their URLs; a
+    command that finds a live owner attaches to its servers and never starts or stops them.
+    `owner=True` (`up`) refuses to run beside another owner instead."""
+    if not (settings.embedded_database or settings.embedded_redis):
+        backends = _open_backends(settings)
+        try:
+            if migrate:
+                _migrate(backends.database_url)
+            yield backends
+        finally:
+            backends.stop()
+        return
+    lock = DataDirLock(settings.data_dir)
+    if not lock.try_acquire():
+        live = published_backends(settings.data_dir)
+        if owner or live is None:
+            # Starting our own servers would mean stopping the live ones first: refuse instead.
+            raise BackendError(f"another boxoffice process is using the data dir {settings.data_dir}")
+        pid, attached = live
+        console.print(f"attached to the backends of the running boxoffice (pid {pid})", highlight=False)
+        asyncio.run(_check_reachable(attached.database_url, attached.redis_url))
         if migrate:
-            _migrate(backends.database_url)
-        yield backends
+            _migrate(attached.database_url)
+        yield attached
+        return
+    try:
+        backends = _open_backends(settings)
+        try:
+            publish_backends(settings.data_dir, backends)
+            if migrate:
+                _migrate(backends.database_url)
+            yield backends
+        finally:
+            withdraw_backends(settings.data_dir)
+            backends.stop()
     finally:
-        backends.stop()
+        lock.__exit__(None, None, None)
 
 
 def _migrate(database_url: str) -> None:
@@ -165,7 +204,7 @@ def up(
         settings = _settings(host=host, port=port, data_dir=data_dir)
         _configure_logging(settings)
         listener = _bind(settings.host, settings.port)
-        with DataDirLock(settings.data_dir), _running_backends(settings) as backends:
+        with _running_backends(settings, owner=True) as backends:
             _run(_run_everything(settings, backends, listener))
 
 
@@ -266,10 +305,7 @@ def serve(
         settings = _settings(host=host, port=port, api_workers=workers)
         _configure_logging(settings)
         listener = _bind(settings.host, settings.port)
-        with contextlib.ExitStack() as stack:
-            if settings.embedded_database or settings.embedded_redis:
-                stack.enter_context(DataDirLock(settings.data_dir))
-            backends = stack.enter_context(_running_backends(settings))
+        with _running_backends(settings) as backends:  # attaches to a running `up`'s backends
             _serve_api(settings, backends, listener, workers)
 
 

@@ -280,3 +280,7 @@ class BackendUnavailable(ServiceUnavailable):
 
     code = "BACKEND_UNAVAILABLE"
     grpc_status = "UNAVAILABLE"
+
+
+class StreamLimit(TooManyRequests):
+    code = "STREAM_LIMIT"

@@ -25,6 +25,7 @@ from boxoffice.localcache import LocalCache
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
 from boxoffice.redis_mux import MuxRedis
+from boxoffice.streams import StreamSlots
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
+    streams: StreamSlots = field(default_factory=lambda: StreamSlots(4, 32))
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
     show_rules: LocalCache[int, Any] = field(
@@ -100,6 +102,7 @@ async def open_runtime(
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
         password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
+        streams=StreamSlots(settings.max_streams_per_user, settings.max_streams_per_process),
     )
     try:
         yield runtime

@@ -93,8 +93,9 @@ async def queue_stream(
     # Validate before the stream starts so errors are ordinary problem+json responses.
     await service.status(runtime, claims.user_id, concert_id, show_id, touch=False)
     events = service.stream(runtime, claims.user_id, concert_id, show_id, request.is_disconnected)
+    runtime.streams.acquire(claims.user_id)  # 429 STREAM_LIMIT past the per-user/process caps
     return StreamingResponse(
-        events,
+        runtime.streams.hold(claims.user_id, events),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -89,6 +89,7 @@ def _mount_operations(app: FastAPI) -> None:
                 checks[name] = "ok"
             except Exception as exc:
                 checks[name] = f"error: {type(exc).__name__}"
+        checks.update(runtime.children)  # under `up`: the worker, the simulator, embedded servers
         if all(v == "ok" for v in checks.values()):
             return JSONResponse({"status": "ok", "checks": checks})
         return problem(503, "NOT_READY", "A backend does not answer", checks=checks)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
 import sys
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -20,6 +21,8 @@ from boxoffice.backends import (
     BackendError,
     Backends,
     DataDirLock,
+    EmbeddedPostgres,
+    EmbeddedRedis,
     ensure_writable,
     publish_backends,
     published_backends,
@@ -29,6 +32,9 @@ from boxoffice.backends import (
 from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
 from boxoffice.httpserver import server_config
+
+if TYPE_CHECKING:
+    from boxoffice.runtime import Runtime
 
 T = TypeVar("T")
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
@@ -212,7 +218,6 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
     from boxoffice.app import create_app
     from boxoffice.demo import seed_demo
     from boxoffice.runtime import open_runtime
-    from boxoffice.worker import run_worker
 
     stop = asyncio.Event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
@@ -221,16 +226,42 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
         api = create_app(settings, runtime=runtime)
         server = _Server(server_config(settings, api, lifespan="off"))
         _stop_on_signals(server, stop)
-        extra = await _start_payment_provider(settings)
-        worker = asyncio.create_task(run_worker(runtime, stop))
+        children = _supervise(settings, backends, runtime, stop)
         _print_banner(settings, backends, summary)
         try:
             await server.serve(sockets=[listener])
         finally:
             stop.set()
-            await asyncio.wait_for(worker, 10)
-            for task in extra:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(children[0], 10)  # the worker finishes its tick
+            for task in children:
                 task.cancel()
+            await asyncio.gather(*children, return_exceptions=True)
+
+
+def _supervise(
+    settings: Settings, backends: Backends, runtime: Runtime, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """The worker first, then the simulator and the embedded servers, each restarted if it dies."""
+    from boxoffice.payments.provider import serve_simulator
+    from boxoffice.supervisor import Supervisor
+    from boxoffice.worker import run_worker
+
+    sup = Supervisor(runtime, stop)
+    tasks = [asyncio.create_task(sup.keep_running("worker", lambda: run_worker(runtime, stop)))]
+    if settings.payment_provider_url is None:
+        tasks.append(
+            asyncio.create_task(sup.keep_running("payment-provider", lambda: serve_simulator(settings)))
+        )
+    for name, server in (("postgres", backends.postgres), ("redis", backends.redis)):
+        if server is not None:
+            alive = functools.partial(_alive, server)
+            tasks.append(asyncio.create_task(sup.watch_process(name, alive, server.start)))
+    return tasks
+
+
+def _alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
+    return server.proc is not None and server.proc.poll() is None
 
 
 class _Server(uvicorn.Server):
@@ -252,15 +283,6 @@ def _stop_on_signals(server: object, stop: asyncio.Event) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _request_stop)
-
-
-async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]]:
-    """Start the payment-provider simulator in-process when no provider URL is configured."""
-    from boxoffice.payments.provider import serve_simulator
-
-    if settings.payment_provider_url is not None:
-        return []
-    return [asyncio.create_task(serve_simulator(settings))]
 
 
 def _admin_password_shown_once(settings: Settings) -> str:

@@ -122,6 +122,9 @@ class Metrics:
             "boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r
         )
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
+        self.child_restarts = Counter(
+            "boxoffice_child_restarts_total", "Children `up` restarted after they died", ["child"], registry=r
+        )
         self.rate_limited = Counter(
             "boxoffice_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r
         )

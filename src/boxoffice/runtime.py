@@ -44,6 +44,8 @@ class Runtime:
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
     streams: StreamSlots = field(default_factory=lambda: StreamSlots(4, 32))
+    # What `up` supervises beside the API (name -> "ok" or why not); /readyz reports it.
+    children: dict[str, str] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
     show_rules: LocalCache[int, Any] = field(

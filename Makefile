@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean-data lock
+.PHONY: run test lint bench proto clean-data lock
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests migrations tools
 	$(BIN)/mypy
 	$(BIN)/python tools/check_house.py
+
+# The gRPC stubs are generated from the .proto and committed (CI regenerates and fails on a diff).
+PROTO := src/boxoffice/grpc/ticket.proto
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src $(PROTO)
 
 bench: $(STAMP)
 	$(BIN)/boxoffice bench flash-sale --users 5000 --seats 1000

@@ -117,6 +117,9 @@ def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Se
         db_pool_overflow=20,
         redis_pool_size=200,
         payment_provider_timeout_seconds=1.0,
+        # Off for the suite (a loaded test box lags without being overloaded by us); the shedding
+        # tests build their own app with it on.
+        shed_loop_lag_ms=0,
     )
 
 
@@ -171,3 +174,13 @@ async def live_server(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def
     """A real uvicorn server on a free loopback port: for streams and many concurrent connections."""
     async with serve(app) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+async def grpc_target(runtime: Runtime) -> AsyncIterator[str]:
+    """The gRPC TicketService (with health and reflection) on a free loopback port."""
+    from boxoffice.grpc.server import start_server
+
+    server, port = await start_server(runtime, "127.0.0.1", 0)
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)

@@ -99,8 +99,9 @@ FRAMEWORK_FREE_MODULES = (
     "audit.py",
     "email.py",
 )
-# payments/provider.py also holds the simulator's FastAPI app (a separate process).
-FRAMEWORK_ALLOWED = {"payments/provider.py": "the payment-provider simulator's own app"}
+FRAMEWORK_ALLOWED = {"payments/simulator.py": "the payment-provider simulator's own app (its own process)"}
+# The gRPC front door calls the same flows as HTTP without FastAPI.
+FRAMEWORK_FREE_DIRS = ("grpc/",)
 
 
 _USED: set[tuple[int, str]] = set()
@@ -217,7 +218,7 @@ def check_file(root: Path, path: Path, modules: set[str]) -> tuple[list[Violatio
                 and not rel.startswith(("bench/", "web/", "grpc/"))
                 and name in FRAMEWORK_FREE_ROLES
             )
-            if domain_role or rel in FRAMEWORK_FREE_MODULES:
+            if domain_role or rel in FRAMEWORK_FREE_MODULES or rel.startswith(FRAMEWORK_FREE_DIRS):
                 found.append(
                     Violation(path, imp.line, "framework", f"{rel} imports {imp.target} (a web framework)")
                 )

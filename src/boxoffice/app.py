@@ -13,12 +13,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Scope
 
 from boxoffice.config import Settings
 from boxoffice.errors import MetricsTokenRequired
 from boxoffice.http_errors import install_error_handlers, problem, problems
 from boxoffice.http_guard import RequestGuard
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
+from boxoffice.overload import ShedMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
 
@@ -65,6 +67,14 @@ def create_app(
     failures = runtime.failures if runtime is not None else None
     # Inside the request-context middleware (so failures carry the request id and are counted).
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, failures=failures)
+    # Shedding sits inside the request context (shed requests are logged and counted like any).
+    app.add_middleware(
+        ShedMiddleware,
+        metrics=metrics,
+        lag_threshold_ms=settings.shed_loop_lag_ms,
+        retry_after_seconds=settings.shed_retry_after_seconds,
+        served=_served_on_board,
+    )
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
     )
@@ -72,6 +82,14 @@ def create_app(
     _mount_operations(app)
     _mount_domains(app, serve_hot_routes)
     return app
+
+
+def _served_on_board(scope: Scope, show_id: int, number: int) -> bool:
+    """For the shedder: is this ticket served on this process's board (no I/O)?"""
+    from boxoffice.waiting_room.service import served_on_board
+
+    runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
+    return runtime is not None and served_on_board(runtime, show_id, number)
 
 
 def _mount_operations(app: FastAPI) -> None:

@@ -226,12 +226,14 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
         api = create_app(settings, runtime=runtime)
         server = _Server(server_config(settings, api, lifespan="off"))
         _stop_on_signals(server, stop)
+        grpc_server, grpc_port = await _start_grpc(runtime, settings)
         children = _supervise(settings, backends, runtime, stop)
-        _print_banner(settings, backends, summary)
+        _print_banner(settings, backends, summary, grpc_port)
         try:
             await server.serve(sockets=[listener])
         finally:
             stop.set()
+            await grpc_server.stop(2)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(children[0], 10)  # the worker finishes its tick
             for task in children:
@@ -243,7 +245,7 @@ def _supervise(
     settings: Settings, backends: Backends, runtime: Runtime, stop: asyncio.Event
 ) -> list[asyncio.Task[None]]:
     """The worker first, then the simulator and the embedded servers, each restarted if it dies."""
-    from boxoffice.payments.provider import serve_simulator
+    from boxoffice.payments.simulator import serve_simulator
     from boxoffice.supervisor import Supervisor
     from boxoffice.worker import run_worker
 
@@ -262,6 +264,15 @@ def _supervise(
 
 def _alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
     return server.proc is not None and server.proc.poll() is None
+
+
+async def _start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
+    from boxoffice.grpc.server import BindError, start_server
+
+    try:
+        return await start_server(runtime, settings.host, settings.grpc_port)
+    except BindError as exc:
+        raise UserError(str(exc)) from exc
 
 
 class _Server(uvicorn.Server):
@@ -296,7 +307,7 @@ def _admin_password_shown_once(settings: Settings) -> str:
     return f"(generated at the first start; in {settings.data_dir / 'secrets.json'})"
 
 
-def _print_banner(settings: Settings, backends: Backends, summary: object) -> None:
+def _print_banner(settings: Settings, backends: Backends, summary: object, grpc_port: int) -> None:
     base = f"http://{settings.host}:{settings.port}"
     pg = f"embedded, {settings.data_dir}" if backends.postgres else "configured URL"
     rd = f"embedded, {settings.data_dir}" if backends.redis else "configured URL"
@@ -304,6 +315,7 @@ def _print_banner(settings: Settings, backends: Backends, summary: object) -> No
         "[bold green]Boxoffice is up[/]",
         f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
         f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
+        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
         f"  PostgreSQL     {pg}",
         f"  Redis          {rd}",
         f"  Admin login    {settings.admin_email} / {_admin_password_shown_once(settings)}",
@@ -343,6 +355,41 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
         from uvicorn.supervisors import Multiprocess
 
         Multiprocess(config, sockets=[listener]).run()
+
+
+@app.command("grpc")
+def grpc_command(
+    host: Annotated[str | None, typer.Option(help="Listen address (BOXOFFICE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (BOXOFFICE_GRPC_PORT)")] = None,
+) -> None:
+    """The gRPC TicketService alone (no HTTP, no background jobs). Any number of processes may
+    serve one port (SO_REUSEPORT). Uses the configured URLs, or the embedded backends."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    with _errors_as_one_line():
+        settings = _settings(host=host, grpc_port=port)
+        _configure_logging(settings)
+        with contextlib.ExitStack() as stack:
+            if settings.embedded_database or settings.embedded_redis:
+                stack.enter_context(DataDirLock(settings.data_dir))
+            backends = stack.enter_context(_running_backends(settings))
+            _run(_serve_grpc(settings, backends))
+
+
+async def _serve_grpc(settings: Settings, backends: Backends) -> None:
+    from boxoffice.runtime import open_runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        await runtime.warm_up(min(8, settings.db_pool_size))
+        server, port = await _start_grpc(runtime, settings)
+        console.print(f"gRPC TicketService on {settings.host}:{port}   Ctrl-C stops it.", highlight=False)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop(3)  # open streams get 3 s, then are cancelled
 
 
 @app.command()
@@ -423,7 +470,7 @@ def payment_provider(
     ] = 0.0,
 ) -> None:
     """The payment-provider simulator (an external card API with configurable faults)."""
-    from boxoffice.payments.provider import SimulatorConfig, serve_simulator
+    from boxoffice.payments.simulator import SimulatorConfig, serve_simulator
 
     with _errors_as_one_line():
         if failure_rate + timeout_rate + lost_rate > 1:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # The gRPC TicketService (`boxoffice up` serves it beside HTTP; `boxoffice grpc` alone).
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
     api_workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
@@ -93,6 +95,12 @@ class Settings(BaseSettings):
     payment_provider_url: str | None = None
     payment_provider_port: int = Field(default=8090, ge=0, le=65535)
     payment_provider_timeout_seconds: float = 2.0
+
+    # Overload shedding: waiting-room requests (join, status, queue stream) get 429 + Retry-After
+    # while this process's event loop lags more than this (holds, payments, seat maps never).
+    # The share shed grows from 0 at the threshold to 90% at twice it; 0 turns shedding off.
+    shed_loop_lag_ms: float = Field(default=30.0, ge=0)
+    shed_retry_after_seconds: int = Field(default=2, ge=1, le=60)
 
     # Background jobs (worker.py): how often each ticks. worker_tick_seconds is the admission tick.
     worker_tick_seconds: float = Field(default=0.5, gt=0)

@@ -104,6 +104,10 @@ class IdempotencyKeyRequired(BadRequest):
     code = "IDEMPOTENCY_KEY_REQUIRED"
 
 
+class QueueTicketRefused(BadRequest):
+    code = "QUEUE_TICKET_INVALID"
+
+
 class InvalidVerificationToken(BadRequest):
     code = "INVALID_VERIFICATION_TOKEN"
 
@@ -164,6 +168,10 @@ class QueueTokenForeign(Forbidden):
     code = "QUEUE_TOKEN_MISMATCH"
 
 
+class QueueTicketForeign(Forbidden):
+    code = "QUEUE_TICKET_MISMATCH"
+
+
 class ConcertNotFound(NotFound):
     code = "CONCERT_NOT_FOUND"
 
@@ -202,6 +210,10 @@ class AuthUnavailable(ServiceUnavailable):
 
 class TooManyAttempts(TooManyRequests):
     code = "TOO_MANY_ATTEMPTS"
+
+
+class QueueBusy(TooManyRequests):
+    code = "QUEUE_BUSY"  # waiting-room traffic shed under overload (overload.py), with Retry-After
 
 
 class AuthRequired(Unauthorized):

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
-from boxoffice.auth.dependencies import authenticate_token, bearer_token
+from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.ids import ID_MAX
 from boxoffice.runtime import Runtime
@@ -66,10 +67,16 @@ class HotRoute:
     query_ids: tuple[str, ...] = ()
     headers: tuple[Header, ...] = ()
     responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
+    # When the request carries this header, a deny-list answer from the last second will do (see
+    # authenticate_token's recent_ok): the waiting room's ticket polls.
+    recent_auth_with: str | None = None
 
     async def handle(self, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
-        claims = await authenticate_token(runtime, bearer_token(request.headers.get("authorization")))
+        recent_ok = self.recent_auth_with is not None and self.recent_auth_with in request.headers
+        claims = await authenticate_token(
+            runtime, bearer_token(request.headers.get("authorization")), recent_ok=recent_ok
+        )
         request.state.user_id = claims.user_id
         headers = {h.name: header(request, h.name, h.max_length) for h in self.headers}
         ids = query_ids(request, *self.query_ids) if self.query_ids else []
@@ -78,7 +85,7 @@ class HotRoute:
 
     def served(self) -> Route:
         """The route the app mounts ahead of the FastAPI ones (the first match serves)."""
-        return Route(self.path, self.handle, methods=[self.method])
+        return LeanRoute(self.path, self.handle, methods=[self.method])
 
     def documented(self) -> APIRoute:
         """The FastAPI twin: the OpenAPI entry, calling the same handler."""
@@ -129,12 +136,53 @@ class HotRoute:
         return extra
 
 
+@dataclass(frozen=True)
+class PublicRoute:
+    """A hot route without login (a public, cacheable resource) and one path id; its FastAPI twin
+    is declared beside it and calls the same handler."""
+
+    path: str
+    method: str
+    call: Callable[[Request, int], Awaitable[Response]]
+    path_id: str
+
+    async def handle(self, request: Request) -> Response:
+        (value,) = path_ids(request, self.path_id)
+        return await self.call(request, value)
+
+    def served(self) -> Route:
+        return LeanRoute(self.path, self.handle, methods=[self.method])
+
+
+AnyHotRoute = HotRoute | PublicRoute
+
+
+class LeanRoute(Route):
+    """A Starlette route that names itself in the scope like FastAPI's routes do, so the access
+    log and the latency metrics carry its path template (plain Starlette routes were "unmatched")."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
 def query_ids(request: Request, *names: str) -> list[int]:
     """Positive int64 query parameters, with FastAPI's 422 error shape when one is not."""
+    return _ids("query", request.query_params, names)
+
+
+def path_ids(request: Request, *names: str) -> list[int]:
+    """Positive int64 path parameters (the route declares them as plain `{name}` strings)."""
+    return _ids("path", request.path_params, names)
+
+
+def _ids(where: str, params: Any, names: tuple[str, ...]) -> list[int]:
     values, errors = [], []
     for name in names:
-        raw = request.query_params.get(name)
-        loc = ("query", name)
+        raw = params.get(name)
+        loc = (where, name)
         if raw is None:
             errors.append({"loc": loc, "msg": "Field required", "type": "missing", "input": None})
             continue
@@ -186,3 +234,12 @@ def header(request: Request, name: str, max_length: int) -> str | None:
             ]
         )
     return value
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match against our strong ETag (weak comparison, as RFC 9110 asks for GET)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))

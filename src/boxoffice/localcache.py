@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+G = TypeVar("G", bound=Hashable)
 V = TypeVar("V")
 
 
@@ -26,12 +27,15 @@ class LocalCache(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            self._entries.pop(key, None)
-            return None
+        if entry is None or entry[0] < time.monotonic():
+            return None  # an expired entry stays (see `stale`) until replaced or evicted
         return entry[1]
+
+    def stale(self, key: K) -> V | None:
+        """The last value loaded, expired or not: for decisions that a slightly old value
+        cannot make wrong (a served ticket number stays served)."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[1]
 
     def put(self, key: K, value: V) -> None:
         if len(self._entries) >= self.max_entries:
@@ -60,3 +64,35 @@ class LocalCache(Generic[K, V]):
         self.put(key, value)
         future.set_result(value)
         return value
+
+
+class WriteBehind(Generic[G, K, V]):
+    """Per-process writes gathered per group (a show) and flushed in one batch at most every
+    `interval` seconds: many requests' small writes become one round trip, and none waits longer
+    than about `interval`. Best effort: what is pending when the process stops is lost, so only
+    marks that tolerate that belong here."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval = interval_seconds
+        self._pending: dict[G, dict[K, V]] = {}
+        self._last = time.monotonic()
+        self.task: asyncio.Task[None] | None = None  # the scheduled flush (kept: tasks are weak)
+
+    def add(self, group: G, key: K, value: V) -> bool:
+        """Buffer one write; True when no flush is scheduled (the caller schedules one, after
+        `delay()`)."""
+        self._pending.setdefault(group, {})[key] = value
+        return self.task is None or self.task.done()
+
+    def delay(self) -> float:
+        """Seconds until the next flush may run (the interval since the last one)."""
+        return max(0.0, self.interval - (time.monotonic() - self._last))
+
+    def take(self) -> dict[G, dict[K, V]]:
+        pending, self._pending = self._pending, {}
+        self._last = time.monotonic()
+        return pending
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()

@@ -8,14 +8,16 @@ import time
 import uuid
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.config import Settings
+
+if TYPE_CHECKING:  # annotations only: the gRPC door imports Metrics without any web framework
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Keys whose values never reach a log line, whatever the caller passes.
@@ -127,6 +129,25 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "boxoffice_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r
+        )
+        self.shed = Counter(
+            "boxoffice_shed_total", "Waiting-room requests shed (429) under overload", ["route"], registry=r
+        )
+        self.loop_lag = Gauge(
+            "boxoffice_event_loop_lag_seconds", "Smoothed event-loop lag of this process", registry=r
+        )
+        self.grpc_requests = Counter(
+            "boxoffice_grpc_requests_total",
+            "gRPC calls by method and status code",
+            ["method", "code"],
+            registry=r,
+        )
+        self.grpc_latency = Histogram(
+            "boxoffice_grpc_request_duration_seconds",
+            "gRPC unary call latency",
+            ["method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
         )
 
 

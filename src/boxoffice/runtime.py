@@ -21,7 +21,7 @@ from boxoffice.clock import Clock, SystemClock
 from boxoffice.config import Settings
 from boxoffice.db import create_engine, session_factory
 from boxoffice.failures import FailureLog
-from boxoffice.localcache import LocalCache
+from boxoffice.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
 from boxoffice.redis_mux import MuxRedis
@@ -54,10 +54,28 @@ class Runtime:
     verified_tokens: LocalCache[str, Any] = field(
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
+    # Access tokens the deny-list let through in the last second (queue polls may rely on it).
+    recently_allowed: LocalCache[str, bool] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=1.0, max_entries=200_000)
+    )
+    # The waiting room's shared view of each show's serving number (read from Redis at most every
+    # 200 ms per process), the queue tickets found stale, and the batched `seen` marks of polls.
+    queue_boards: LocalCache[int, Any] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=0.2, max_entries=10_000)
+    )
+    queue_gone: LocalCache[tuple[int, int, int], bool] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=300, max_entries=100_000)
+    )
+    queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
 
     def clear_local_caches(self) -> None:
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
         self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
+        self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
+        self.queue_boards = LocalCache(self.queue_boards.ttl, self.queue_boards.max_entries)
+        self.queue_gone = LocalCache(self.queue_gone.ttl, self.queue_gone.max_entries)
+        self.queue_seen.cancel()  # a flush scheduled for the old data must not write into the new
+        self.queue_seen = WriteBehind(self.queue_seen.interval)
 
     async def check_database(self) -> None:
         async with self.engine.connect() as conn:

@@ -97,6 +97,10 @@ def test_flash_sale_tiny(tmp_path: Path) -> None:
 
     cpu = report["cpu"]
     assert cpu["client"]["cpu_seconds"] >= 0
+    # per-process API memory (the serve process's worker), and how the queue ended for the crowd
+    memory = report["api_memory"]
+    assert memory["processes"] == 1 and 20 < memory["max_peak_rss_mb"] < 2000
+    assert {"fans_told_sold_out", "queue_drained_after_sold_out_seconds"} <= set(sale)
     assert {"api", "worker", "postgres", "redis"} <= set(cpu["server"])
 
     _check_ceilings(report["ceilings"])
@@ -130,17 +134,22 @@ def test_burst_tiny(tmp_path: Path) -> None:
         "1",
         "--ceiling-seconds",
         "0.3",
+        "--via",
+        "both",
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    burst = report["burst"]
-    assert burst["attempts"] == 100
-    assert burst["winners"] == 5
-    assert burst["winners_per_seat_max"] == 1
-    assert set(burst["winners_per_seat"].values()) == {1}
-    assert sum(burst["loser_statuses"].values()) == 95
-    assert all(code.startswith("409") for code in burst["loser_statuses"]), burst["loser_statuses"]
-    assert burst["time_to_last_answer_ms"] > 0
-    assert burst["database_seats"] == {"TEMP_RESERVED": 5}
+    # The same burst over HTTP, then over gRPC on a fresh show, in one run.
+    for burst, loser in ((report["burst"], "409 SEATS_TAKEN"), (report["burst_grpc"], "ABORTED SEATS_TAKEN")):
+        assert burst["attempts"] == 100
+        assert burst["winners"] == 5
+        assert burst["winners_per_seat_max"] == 1
+        assert set(burst["winners_per_seat"].values()) == {1}
+        assert sum(burst["loser_statuses"].values()) == 95
+        assert set(burst["loser_statuses"]) == {loser}, burst["loser_statuses"]
+        assert burst["time_to_last_answer_ms"] > 0
+        assert burst["database_seats"] == {"TEMP_RESERVED": 5}
+    assert (report["burst"]["via"], report["burst_grpc"]["via"]) == ("http", "grpc")
+    assert report["ratios"]["grpc vs http holds"]["ratio"] > 0
     assert report["audit"]["ok"] is True
     _check_ceilings(report["ceilings"])
 

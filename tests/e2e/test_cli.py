@@ -70,7 +70,7 @@ def test_invalid_setting_is_a_one_line_error(tmp_path: Path) -> None:
     _assert_one_line_error(_run(["up"], _env(tmp_path, BOXOFFICE_PORT="eighty")), "BOXOFFICE_PORT")
 
 
-@pytest.mark.parametrize("command", ["up", "serve", "worker", "migrate", "seed-demo"])
+@pytest.mark.parametrize("command", ["up", "serve", "grpc", "worker", "migrate", "seed-demo"])
 def test_every_command_has_help(command: str, tmp_path: Path) -> None:
     result = _run([command, "--help"], _env(tmp_path))
     assert result.returncode == 0 and "Usage" in result.stdout
@@ -92,11 +92,16 @@ def _backend_processes(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def _start_up(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], float]:
+def _start_up(data_dir: Path, port: int, grpc_port: int | None = None) -> tuple[subprocess.Popen[str], float]:
     started = time.monotonic()
     proc = subprocess.Popen(
         [*BOXOFFICE, "up"],
-        env=_env(data_dir, BOXOFFICE_PORT=str(port), BOXOFFICE_PAYMENT_PROVIDER_PORT=str(free_port())),
+        env=_env(
+            data_dir,
+            BOXOFFICE_PORT=str(port),
+            BOXOFFICE_PAYMENT_PROVIDER_PORT=str(free_port()),
+            BOXOFFICE_GRPC_PORT=str(grpc_port or free_port()),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -130,14 +135,16 @@ def _demo_counts(port: int) -> tuple[int, ...]:
 @pytest.mark.slow
 def test_up_serves_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port = free_port()
-    proc, _ = _start_up(data_dir, port)
+    port, grpc_port = free_port(), free_port()
+    proc, _ = _start_up(data_dir, port, grpc_port)
     first_counts = _demo_counts(port)
+    assert _grpc_health(grpc_port) == "SERVING", "up serves the gRPC TicketService beside HTTP"
     assert _backend_processes(data_dir), "embedded postgres and redis should be running"
     output = _stop(proc, signal.SIGINT)
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     assert "Boxoffice is up" in output and "Admin login" in output
+    assert f"gRPC           127.0.0.1:{grpc_port}" in output
     # Ctrl-C must leave no postgres/redis behind (they may take a moment to exit)
     wait_until(
         lambda: _backend_processes(data_dir) == [], deadline=30, what="postgres/redis to exit after Ctrl-C"
@@ -150,6 +157,56 @@ def test_up_serves_stops_cleanly_and_restarts_on_the_same_data(tmp_path: Path) -
     wait_until(
         lambda: _backend_processes(data_dir) == [], deadline=30, what="postgres/redis to exit after SIGTERM"
     )
+
+
+def _grpc_health(port: int, deadline: float = 30) -> str:
+    """The standard health check of the gRPC server on `port`, retried until it answers."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    end = time.monotonic() + deadline
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
+        while True:
+            try:
+                answer = stub.Check(
+                    health_pb2.HealthCheckRequest(service="boxoffice.v1.TicketService"), timeout=2
+                )
+                return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+            except grpc.RpcError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_grpc_serves_alone_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    proc = subprocess.Popen(
+        [*BOXOFFICE, "grpc"],
+        env=_env(data_dir, BOXOFFICE_GRPC_PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert _grpc_health(port, deadline=90) == "SERVING"
+    finally:
+        output = _stop(proc, signal.SIGINT)
+    assert proc.returncode == 0 and "Traceback" not in output, output
+    assert f"gRPC TicketService on 127.0.0.1:{port}" in output
+    wait_until(
+        lambda: _backend_processes(data_dir) == [], deadline=30, what="postgres/redis to exit after Ctrl-C"
+    )
+
+
+def test_grpc_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = _run(["grpc"], _env(tmp_path, BOXOFFICE_GRPC_PORT=str(port)), timeout=120)
+    _assert_one_line_error(result, f"cannot listen for gRPC on 127.0.0.1:{port}")
 
 
 def test_two_data_dirs_run_side_by_side(tmp_path: Path) -> None:

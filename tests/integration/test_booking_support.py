@@ -14,7 +14,7 @@ from sqlalchemy import text
 from boxoffice.audit import audit
 from boxoffice.booking.flows import expire_holds
 from boxoffice.catalog.service import refresh_inventory
-from boxoffice.payments.provider import SimulatorConfig, create_simulator_app
+from boxoffice.payments.simulator import SimulatorConfig, create_simulator_app
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
 from tests.helpers.server import serve

@@ -179,8 +179,9 @@ async def test_the_twins_document_body_headers_and_query(pair):  # type: ignore[
     assert "201" in hold["responses"] and hold.get("security")
     assert "SEATS_TAKEN" in hold["responses"]["409"]["description"]  # generated from the error classes
     status = paths["/api/queue/status"]["get"]
-    assert {p["name"]: p["schema"]["maximum"] for p in status["parameters"]} == {
+    assert {p["name"]: p["schema"]["maximum"] for p in status["parameters"] if p["in"] == "query"} == {
         "concert_id": ID_MAX,
         "show_id": ID_MAX,
     }
+    assert [p["name"] for p in status["parameters"] if p["in"] == "header"] == ["X-Queue-Ticket"]
     assert "requestBody" in paths["/api/queue"]["post"]

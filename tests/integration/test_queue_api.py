@@ -12,7 +12,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service, store
 from boxoffice.worker import all_jobs
 from tests.factories import make_user
-from tests.integration.test_queue_support import make_show, set_remaining, tick
+from tests.integration.test_queue_support import make_show, sell_out, set_remaining, tick
 
 
 def _q(show: dict[str, Any]) -> dict[str, int]:
@@ -92,7 +92,8 @@ async def test_errors_unknown_show_wrong_concert_window_and_input(
     closed = await make_show(runtime, opens_in=-7200, closes_in=-60)
     r = await client.post("/api/queue", json=closed["body"], headers=h)
     assert r.status_code == 409 and r.json()["code"] == "SALE_CLOSED"
-    sold = await make_show(runtime, remaining=0)
+    sold = await make_show(runtime)
+    await sell_out(runtime, sold["id"])
     r = await client.post("/api/queue", json=sold["body"], headers=h)
     assert r.status_code == 409 and r.json()["code"] == "SOLD_OUT"
 
@@ -141,7 +142,7 @@ async def test_admission_stops_at_remaining_times_oversubscription_and_resumes(
     active = await store.active_users(runtime.redis, show["id"])
     assert len(active) == 12 and users[12]["id"] in active
 
-    await set_remaining(runtime, show["id"], 0)
+    await sell_out(runtime, show["id"])
     clock.advance(1)
     await tick(runtime, show["id"])
     sold = (await client.get("/api/queue/status", params=_q(show), headers=users[-1]["headers"])).json()
@@ -300,7 +301,11 @@ async def test_the_lean_status_route_checks_like_the_documented_one(
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
     assert ok.json()["status"] == "NOT_IN_QUEUE" and ok.json()["show_id"] == show["id"]
     doc = (await client.get("/openapi.json")).json()
-    assert {p["name"] for p in doc["paths"][url]["get"]["parameters"]} == {"concert_id", "show_id"}
+    assert {p["name"] for p in doc["paths"][url]["get"]["parameters"]} == {
+        "concert_id",
+        "show_id",
+        "X-Queue-Ticket",
+    }
 
 
 async def test_out_of_range_show_ids_are_422_not_a_database_overflow(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from boxoffice import tables
 from boxoffice.runtime import Runtime
@@ -43,6 +43,14 @@ async def set_remaining(runtime: Runtime, show_id: int, remaining: int) -> None:
         await s.execute(
             update(tables.inventory).where(tables.inventory.c.show_id == show_id).values(remaining=remaining)
         )
+
+
+async def sell_out(runtime: Runtime, show_id: int) -> None:
+    """Nothing left to sell: remaining 0 and no unsold seat (the queue's SOLD_OUT needs both; with
+    seats still AVAILABLE or held it says LAST_SEATS_HELD). The seats go: the queue never reads them."""
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(delete(tables.seats).where(tables.seats.c.show_id == show_id))
+    await set_remaining(runtime, show_id, 0)
 
 
 async def tick(runtime: Runtime, show_id: int) -> Any:

@@ -46,3 +46,29 @@ def test_falsy_values_are_cached_like_any_other(value: object) -> None:
     cache: LocalCache[str, object] = LocalCache(ttl_seconds=60, max_entries=3)
     cache.put("k", value)
     assert cache.get("k") == value
+
+
+def test_stale_returns_the_last_value_after_expiry() -> None:
+    cache: LocalCache[int, int] = LocalCache(ttl_seconds=0, max_entries=3)
+    assert cache.stale(1) is None
+    cache.put(1, 7)
+    assert cache.get(1) is None and cache.stale(1) == 7
+
+
+async def test_write_behind_batches_per_group_and_schedules_one_flush() -> None:
+    from boxoffice.localcache import WriteBehind
+
+    buffer: WriteBehind[int, int, int] = WriteBehind(interval_seconds=60)
+    assert buffer.add(1, 10, 100) is True  # nothing scheduled yet: the caller schedules a flush
+    assert 59 < buffer.delay() <= 60  # ... for when the interval since the last one has passed
+    buffer.task = asyncio.get_running_loop().create_task(asyncio.sleep(0.01))
+    assert buffer.add(1, 10, 101) is False  # scheduled already; the last write of a key wins
+    buffer.add(2, 20, 200)
+    assert buffer.take() == {1: {10: 101}, 2: {20: 200}}
+    assert buffer.take() == {}
+    await buffer.task
+    assert buffer.add(1, 3, 3) is True
+    buffer.task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+    buffer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await buffer.task

@@ -29,16 +29,19 @@ from boxoffice.auth.schemas import (
     VerifyResponse,
     normalize_email,
 )
+from boxoffice.auth.store import is_access_refused
 from boxoffice.auth.tokens import (
     AccessClaims,
     InvalidToken,
     issue_access_token,
     issue_email_verification_token,
+    verify_access_token,
     verify_email_verification_token,
 )
 from boxoffice.config import Settings, secret
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
+    AuthRequired,
     AuthUnavailable,
     EmailTaken,
     InvalidAccessToken,
@@ -361,3 +364,55 @@ async def ensure_demo_accounts(session: AsyncSession, settings: Settings) -> dic
         initial_balance=settings.demo_fan_balance,
     )
     return {"admin": admin, "fan": fan}
+
+
+# ---------------------------------------------------------------- the gate of every front door
+# The HTTP dependency (CurrentUser), the lean routes and the gRPC methods all authenticate here.
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, for routes without FastAPI's DI."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: bool = False) -> AccessClaims:
+    """The whole check behind CurrentUser: signature and expiry, then the deny-list.
+
+    recent_ok: a deny-list answer this process got for the token within the last second will do
+    (queue polls only: a waiting fan's poll then costs no Redis round trip; a logout reaches polls
+    within a second, every other route at once)."""
+    if not token:
+        raise AuthRequired("Missing bearer token")
+    claims = _verified(runtime, token)
+    if recent_ok and runtime.recently_allowed.get(claims.jti):
+        return claims
+    try:
+        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
+    except Exception as exc:
+        log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
+        # Redis down: fail closed for the deny-list would lock everyone out; the token is
+        # short-lived and signed, so we accept it and log. Logout during a Redis outage is the gap.
+        denied = False
+    if denied:
+        raise InvalidAccessToken("Access token was revoked")
+    runtime.recently_allowed.put(claims.jti, True)
+    return claims
+
+
+def _verified(runtime: Runtime, token: str) -> AccessClaims:
+    """Signature checked once per token and process (the cache keys on the exact string); the
+    expiry is checked on every request against the injected clock."""
+    now = runtime.clock.now()
+    claims: AccessClaims | None = runtime.verified_tokens.get(token)
+    if claims is None:
+        try:
+            claims = verify_access_token(runtime.settings, token, now=now)
+        except InvalidToken:
+            raise InvalidAccessToken("Invalid or expired access token") from None
+        runtime.verified_tokens.put(token, claims)
+    elif claims.expires_at <= int(now.timestamp()):
+        raise InvalidAccessToken("Invalid or expired access token")
+    return claims

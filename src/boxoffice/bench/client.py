@@ -247,6 +247,7 @@ class StepStats:
         span = (self.last_end - self.first_start) if self.first_start is not None else 0.0
         lat = sorted(self.latencies)
         per_second = Counter(int(t) for t in self.ends)
+        ok_per_second = Counter(int(t) for t, ok in zip(self.ends, self.ok, strict=True) if ok)
         return {
             "requests": self.count,
             "succeeded": sum(self.ok),
@@ -254,6 +255,7 @@ class StepStats:
             "duration_seconds": round(span, 3),
             "requests_per_second": round(self.count / span, 1) if span > 0 else None,
             "peak_requests_per_second": max(per_second.values()) if per_second else 0,
+            "peak_succeeded_per_second": max(ok_per_second.values()) if ok_per_second else 0,
             "latency_ms": {
                 "p50": _pct_ms(lat, 0.50),
                 "p95": _pct_ms(lat, 0.95),
@@ -403,3 +405,47 @@ class CpuMeter:
             "note": None if self.groups else "server CPU not measured: the target runs elsewhere (--target)",
         }
         return self.result
+
+
+class MemoryMeter:
+    """Resident memory of each API process (the serve process's workers), peak and last sample."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self._next = 0.0
+
+    def sample(self, every: float = 0.5) -> None:
+        import psutil
+
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + every
+        for pid in self.pids:
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    if proc.pid != pid and "spawn_main" not in " ".join(proc.cmdline()):
+                        continue  # not a uvicorn worker (multiprocessing's resource tracker, say)
+                    rss = int(proc.memory_info().rss)
+                    self.last[proc.pid] = rss
+                    self.peak[proc.pid] = max(rss, self.peak.get(proc.pid, 0))
+
+    def report(self) -> dict[str, Any]:
+        if not self.pids:
+            return {"note": "not measured: the target runs elsewhere (--target)"}
+        mb = 1024 * 1024
+        # With several workers the serve process only supervises; its spawned workers serve.
+        workers = [pid for pid in self.peak if pid not in self.pids] or list(self.peak)
+        return {
+            "processes": len(workers),
+            "peak_rss_mb": {str(pid): round(self.peak[pid] / mb, 1) for pid in workers},
+            "max_peak_rss_mb": round(max((self.peak[p] for p in workers), default=0) / mb, 1),
+            "last_rss_mb": {str(pid): round(self.last.get(pid, 0) / mb, 1) for pid in workers},
+        }

@@ -84,6 +84,15 @@ def _guard(run: object) -> None:
 @bench_app.command("flash-sale")
 def flash_sale(
     users: Annotated[int, typer.Option(min=1, max=200_000, help="Fans")] = 1000,
+    fans: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=200_000,
+            help="The crowd scale: this many fans who mostly wait and poll at the server's pace "
+            "(poll_after_seconds uncapped); replaces --users and --poll-cap",
+        ),
+    ] = None,
     seats: Annotated[int, typer.Option(min=1, max=100_000, help="Seats of the show")] = 200,
     concurrency: Annotated[
         int, typer.Option(min=1, max=10_000, help="Requests in flight (client connections)")
@@ -124,6 +133,8 @@ def flash_sale(
         ceiling_seconds=ceiling_seconds,
         skip_ceilings=no_ceilings,
     )
+    if fans is not None:
+        users, poll_cap = fans, 60.0
     sale = FlashSaleOptions(
         users=users,
         seats=seats,
@@ -152,6 +163,12 @@ def burst(
     no_ceilings: Annotated[bool, typer.Option("--no-ceilings", help="Skip the ceiling measurements")] = False,
     data_dir: DataDirOpt = None,
     server_log_level: LogLevelOpt = "WARNING",
+    via: Annotated[
+        str, typer.Option(help="Front door: http, grpc, or both (the same burst over each, in one run)")
+    ] = "http",
+    grpc_target: Annotated[
+        str | None, typer.Option(help="host:port of the deployment's gRPC TicketService (with --target)")
+    ] = None,
 ) -> None:
     """Every attempt released at once from a barrier against the same seats: one winner per seat."""
     from boxoffice.bench.runner import BurstOptions, StackOptions, burst_command
@@ -165,8 +182,12 @@ def burst(
         server_log_level=server_log_level,
         ceiling_seconds=ceiling_seconds,
         skip_ceilings=no_ceilings,
+        grpc=via != "http",
+        grpc_target=grpc_target,
     )
-    options = BurstOptions(attempts=attempts, seats=seats, seats_per_attempt=seats_per_attempt)
+    if via not in ("http", "grpc", "both"):
+        _fail(f"--via must be http, grpc or both, not {via!r}")
+    options = BurstOptions(attempts=attempts, seats=seats, seats_per_attempt=seats_per_attempt, via=via)
     _guard(lambda: burst_command(settings, stack, options, console))
 
 

@@ -1,11 +1,12 @@
 """The flash sale: N fans arrive at once and go through the product the way a browser would.
 
-Each fan: join the queue -> poll its status (honouring poll_after_seconds, capped for the bench)
--> take the admission token -> read the seat map -> hold 1-4 seats that look free (on 409 try
-others, at most 3 retries) -> pay from the balance (pay_ratio) or walk away and let the hold expire.
-A fan who finds no free seat while some are still held keeps refreshing the map for released ones
-until the sale is over. `concurrency` bounds the requests in flight (the client's connections), not
-the fans: all of them are in the sale from the first second, as on the day.
+Each fan: join the queue -> poll its status with its queue ticket (honouring poll_after_seconds,
+capped for the bench, and a 429's Retry-After; stopping at once on SOLD_OUT) -> take the admission
+token -> read the seat map -> hold 1-4 seats that look free (on 409 try others, at most 3 retries)
+-> pay from the balance (pay_ratio) or walk away and let the hold expire. A fan who finds no free
+seat while some are still held keeps refreshing the map for released ones until the sale is over.
+`concurrency` bounds the requests in flight (the client's connections), not the fans: all of them
+are in the sale from the first second, as on the day.
 """
 
 from __future__ import annotations
@@ -59,7 +60,12 @@ class SaleState:
     holds_won: int = 0
     sold: int = 0
     sold_out_at: float | None = None
+    # Set when the client saw every seat sold; ends the buyers' seat-map refreshes. Waiting fans do
+    # not look at it (a real fan cannot): only the server's SOLD_OUT, or `abort`, ends their wait.
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: asyncio.Event = field(default_factory=asyncio.Event)
+    told_sold_out: int = 0
+    last_left_queue: float = 0.0
     samples: list[dict[str, float]] = field(default_factory=list)
 
     def note_sale(self, seats: int) -> None:
@@ -96,13 +102,22 @@ def _pick(available: list[int], k: int, rng: random.Random) -> list[int]:
     return available[start : start + k]
 
 
-async def sleep_or_stop(state: SaleState, seconds: float) -> bool:
-    """Sleep; True when the sale ended meanwhile."""
+async def sleep_or_stop(state: SaleState, seconds: float, event: asyncio.Event | None = None) -> bool:
+    """Sleep; True when the sale ended meanwhile (`event`: state.stop unless given)."""
+    event = state.stop if event is None else event
     try:
-        await asyncio.wait_for(state.stop.wait(), seconds)
+        await asyncio.wait_for(event.wait(), seconds)
         return True
     except TimeoutError:
-        return state.stop.is_set()
+        return event.is_set()
+
+
+def retry_after(response: Response, default: float = 1.0) -> float:
+    """A 429's Retry-After (delta-seconds), which every client of ours honours."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", default)))
+    except ValueError:
+        return default
 
 
 async def run_fan(
@@ -118,7 +133,16 @@ async def run_fan(
     auth = {"Authorization": f"Bearer {fan.access_token}"}
     where = {"concert_id": concert_id, "show_id": show_id}
     fan.join_sent = time.perf_counter() - state.t0
-    response = await timed.call("join", "POST", "/api/queue", json=where, headers=auth)
+    while True:
+        response = await timed.call("join", "POST", "/api/queue", json=where, headers=auth)
+        if response is None or response.status != 429:
+            break
+        if await sleep_or_stop(state, retry_after(response), state.abort):
+            fan.outcome = "join_shed"
+            return
+    if response is not None and response.status == 409 and response.problem_code() == "SOLD_OUT":
+        fan.outcome = "join_sold_out"
+        return
     if response is None or response.status not in (200, 201):
         fan.outcome = "join_failed"
         return
@@ -128,11 +152,10 @@ async def run_fan(
     body = response.json() or {}
     state.waiting += 1
     try:
-        outcome = await _wait_in_queue(
-            body, timed=timed, state=state, plan=plan, auth=auth, where=where, rng=rng
-        )
+        outcome = await _wait_in_queue(body, timed=timed, state=state, plan=plan, auth=auth, where=where)
     finally:
         state.waiting -= 1
+        state.last_left_queue = max(state.last_left_queue, time.perf_counter() - state.t0)
     if isinstance(outcome, str):
         fan.outcome = outcome
         return
@@ -161,29 +184,28 @@ async def _wait_in_queue(
     plan: FanPlan,
     auth: dict[str, str],
     where: dict[str, int],
-    rng: random.Random,
 ) -> dict[str, Any] | str:
     """Poll until READY (-> the status body) or a reason to stop (-> the fan's outcome)."""
     failures = 0
-    hopeful_until: float | None = None
     path = f"/api/queue/status?concert_id={where['concert_id']}&show_id={where['show_id']}"
+    delay: float | None = None
     while body.get("status") != "READY":
-        server_delay = body.get("poll_after_seconds")
-        delay = (
-            plan.poll_cap_seconds if server_delay is None else min(float(server_delay), plan.poll_cap_seconds)
-        )
         if body.get("status") == "SOLD_OUT":
-            # Every seat is sold or held; held ones may lapse, so fans keep refreshing a while.
-            now = time.perf_counter()
-            hopeful_until = hopeful_until or now + plan.hopeful_seconds
-            if now > hopeful_until:
-                return "queue_sold_out"
-            delay = plan.refresh_seconds * rng.uniform(0.75, 1.25)
-        else:
-            hopeful_until = None
-        if await sleep_or_stop(state, delay):
+            state.told_sold_out += 1
+            return "queue_sold_out"
+        if delay is None:
+            server_delay = body.get("poll_after_seconds")
+            delay = plan.poll_cap_seconds if server_delay is None else float(server_delay)
+            delay = min(delay, plan.poll_cap_seconds)
+        if await sleep_or_stop(state, delay, state.abort):
             return "sale_over_in_queue"
-        response = await timed.call("status", "GET", path, headers=auth)
+        ticket = body.get("queue_ticket")
+        headers = {**auth, "X-Queue-Ticket": ticket} if ticket else auth
+        response = await timed.call("status", "GET", path, headers=headers)
+        if response is not None and response.status == 429:
+            delay = retry_after(response)  # shed: the place is kept, come back when told
+            continue
+        delay = None
         if response is None or response.status != 200:
             failures += 1
             if failures >= 5:

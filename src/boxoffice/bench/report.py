@@ -90,9 +90,12 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         )
         console.print(table)
 
-    burst = report.get("burst")
-    if burst:
-        table = Table(title="burst", title_justify="left", show_header=False)
+    for name in ("burst", "burst_grpc"):
+        burst = report.get(name)
+        if not burst:
+            continue
+        title = f"burst over {burst['via']}" if "via" in burst else "burst"
+        table = Table(title=title, title_justify="left", show_header=False)
         for key in (
             "attempts",
             "seats",
@@ -101,6 +104,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             "seats_with_one_winner",
             "release_spread_ms",
             "time_to_last_answer_ms",
+            "answered_per_second",
             "loser_statuses",
         ):
             table.add_row(key, _fmt(burst.get(key), 2))

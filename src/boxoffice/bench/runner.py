@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from boxoffice.audit import audit
 from boxoffice.bench import ceilings, flash_sale, repository, setup
-from boxoffice.bench.burst import Attempt, run_burst
-from boxoffice.bench.client import CpuMeter, HttpPool, Timed
+from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
+from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
 from boxoffice.bench.stack import Stack, local_stack, remote_stack
 from boxoffice.config import Settings
@@ -49,6 +49,8 @@ class StackOptions:
     server_log_level: str = "WARNING"
     ceiling_seconds: float = 2.0
     skip_ceilings: bool = False
+    grpc: bool = False  # start (or, with --target, reach at grpc_target) the gRPC TicketService
+    grpc_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class BurstOptions:
     attempts: int = 1000
     seats: int = 10
     seats_per_attempt: int = 1
+    via: str = "http"  # http | grpc | both (the same burst over each door, HTTP first)
 
 
 class AuditFailed(Exception):
@@ -87,7 +90,7 @@ def _raise_fd_limit(wanted: int) -> None:
 @contextlib.contextmanager
 def _stack(settings: Settings, opts: StackOptions, log_dir: Path) -> Iterator[Stack]:
     if opts.target:
-        with remote_stack(settings, opts.target) as stack:
+        with remote_stack(settings, opts.target, opts.grpc_target) as stack:
             yield stack
     else:
         with local_stack(
@@ -96,6 +99,7 @@ def _stack(settings: Settings, opts: StackOptions, log_dir: Path) -> Iterator[St
             data_dir=opts.data_dir,
             log_dir=log_dir,
             server_log_level=opts.server_log_level,
+            grpc=opts.grpc,
         ) as stack:
             yield stack
 
@@ -233,6 +237,9 @@ def _ratios(steps: dict[str, Any], ceil: dict[str, Any] | None) -> dict[str, Any
                 value,
                 float(steps[step]["peak_requests_per_second"]),
             )
+            # 429s (shed) count as requests above; this is the busiest second of real answers
+            ok_peak = float(steps[step].get("peak_succeeded_per_second") or 0)
+            out[step]["peak_succeeded_ratio"] = round(ok_peak / value, 4) if value else None
     return out
 
 
@@ -381,6 +388,7 @@ async def _flash_sale(
         ]
         rng = random.Random(sale.seed)
         meter = CpuMeter(stack.cpu_groups)
+        memory = MemoryMeter(stack.cpu_groups.get("api", []))
         metrics_pool = HttpPool(stack.base_url, size=1)
         mid_scrape: dict[str, Any] = {}
 
@@ -427,9 +435,11 @@ async def _flash_sale(
             finished = progress.add_task("fans done    ", total=sale.users)
             while not all_done.done():
                 elapsed = time.perf_counter() - t0
-                if elapsed > sale.max_seconds and not state.stop.is_set():
+                if elapsed > sale.max_seconds and not state.abort.is_set():
                     notes.append(f"stopped after --max-seconds {sale.max_seconds:.0f} s")
                     state.stop.set()
+                    state.abort.set()
+                memory.sample()
                 progress.update(joined, completed=state.joined)
                 progress.update(admitted, completed=state.admitted)
                 progress.update(sold, completed=min(state.sold, sale.seats))
@@ -442,7 +452,9 @@ async def _flash_sale(
         results = await all_done
         timed_seconds = time.perf_counter() - t0
         state.stop.set()
+        state.abort.set()
         cpu = meter.stop()
+        memory.sample()
         await sampler
         await scrape_task
         crashed = [r for r in results if isinstance(r, BaseException)]
@@ -484,7 +496,14 @@ async def _flash_sale(
                 "reservations": reservations,
                 "fans": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
                 "client_view": {"sold": state.sold, "holds_won": state.holds_won, "admitted": state.admitted},
+                # How long waiting fans kept polling once the client saw the last seat sold: they
+                # stop only when the server says SOLD_OUT (or its ticket is served).
+                "fans_told_sold_out": state.told_sold_out,
+                "queue_drained_after_sold_out_seconds": None
+                if state.sold_out_at is None
+                else round(max(0.0, state.last_left_queue - state.sold_out_at), 2),
             },
+            "api_memory": memory.report(),
             "fairness": flash_sale.fairness(fans, admitted_order),
             "cpu": cpu,
             "ratios": _ratios(steps, report.get("ceilings")),
@@ -564,53 +583,57 @@ def _sale_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def _burst(
-    settings: Settings, stack: Stack, opts: StackOptions, burst: BurstOptions, console: Console
+async def _burst_once(
+    runtime: Runtime, stack: Stack, burst: BurstOptions, fans: setup.Fans, via: str
 ) -> dict[str, Any]:
-    report = _base_report("burst", settings, stack, opts, asdict(burst))
-    notes = ["admission tokens are minted directly: the burst measures the hold, not the queue"]
-    async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
-        report["ceilings"] = await _ceilings_for(stack, opts, console)
-        with console.status(f"setting up {burst.attempts:,} fans and {burst.seats} seats..."):
-            show = await setup.create_show(
-                runtime,
-                seats=burst.seats,
-                hold_seconds=300,
-                admit_per_second=0,
-                max_active=None,
-                oversubscription=None,
-                max_seats=max(1, min(10, burst.seats_per_attempt)),
-            )
-            fans = await setup.create_fans(runtime, burst.attempts, balance=0)
-            qtokens = setup.queue_tokens(runtime, fans.user_ids, show.show_id)
-        pool = HttpPool(stack.base_url, size=burst.attempts, timeout=60)
-        first = {"Authorization": f"Bearer {fans.tokens[0]}", "X-Queue-Token": qtokens[0]}
-        seat_map = await pool.request("GET", f"/api/shows/{show.show_id}/seats", headers=first)
-        seat_ids = sorted(int(s["id"]) for s in flash_sale.seat_list(seat_map))
-        if len(seat_ids) != burst.seats:
-            raise RuntimeError(
-                f"seat map returned {len(seat_ids)} seats (status {seat_map.status}), expected {burst.seats}"
-            )
-        attempts = []
-        for i, (tok, qtok) in enumerate(zip(fans.tokens, qtokens, strict=True)):
-            start = i % len(seat_ids)
-            chosen = [seat_ids[(start + j) % len(seat_ids)] for j in range(max(1, burst.seats_per_attempt))]
-            attempts.append(Attempt(i, chosen, {"Authorization": f"Bearer {tok}", "X-Queue-Token": qtok}))
-        meter = CpuMeter(stack.cpu_groups)
-        meter.start()
-        with console.status(f"{burst.attempts:,} attempts released at once on {burst.seats} seats..."):
+    """One burst on a fresh show (untimed setup), over HTTP or gRPC, with the database's count."""
+    show = await setup.create_show(
+        runtime,
+        seats=burst.seats,
+        hold_seconds=300,
+        admit_per_second=0,
+        max_active=None,
+        oversubscription=None,
+        max_seats=max(1, min(10, burst.seats_per_attempt)),
+    )
+    qtokens = setup.queue_tokens(runtime, fans.user_ids, show.show_id)
+    pool = HttpPool(stack.base_url, size=burst.attempts if via == "http" else 1, timeout=60)
+    first = {"Authorization": f"Bearer {fans.tokens[0]}", "X-Queue-Token": qtokens[0]}
+    seat_map = await pool.request("GET", f"/api/shows/{show.show_id}/seats", headers=first)
+    seat_ids = sorted(int(s["id"]) for s in flash_sale.seat_list(seat_map))
+    if len(seat_ids) != burst.seats:
+        raise RuntimeError(
+            f"seat map returned {len(seat_ids)} seats (status {seat_map.status}), expected {burst.seats}"
+        )
+    attempts = []
+    for i, (tok, qtok) in enumerate(zip(fans.tokens, qtokens, strict=True)):
+        start = i % len(seat_ids)
+        chosen = [seat_ids[(start + j) % len(seat_ids)] for j in range(max(1, burst.seats_per_attempt))]
+        attempts.append(Attempt(i, chosen, {"Authorization": f"Bearer {tok}", "X-Queue-Token": qtok}))
+    meter = CpuMeter(stack.cpu_groups)
+    meter.start()
+    try:
+        if via == "grpc":
+            assert stack.grpc_target is not None
+            result = await run_grpc_burst(stack.grpc_target, show.show_id, attempts)
+        else:
             result = await run_burst(pool, show.show_id, attempts)
-        report["cpu"] = meter.stop()
+    finally:
+        cpu = meter.stop()
         await pool.close()
-        async with runtime.sessions() as session, session.begin():
-            counts = await repository.seat_counts(session, show.show_id)
-        report["audit"] = await _audit(runtime, console)
-    result["database_seats"] = counts
-    report["burst"] = result
+    async with runtime.sessions() as session, session.begin():
+        result["database_seats"] = await repository.seat_counts(session, show.show_id)
+    result["via"] = via
+    result["cpu"] = cpu
+    return result
+
+
+def _burst_targets(result: dict[str, Any], burst: BurstOptions) -> list[dict[str, Any]]:
     single = burst.seats_per_attempt == 1
-    report["targets"] = [
+    door = "" if burst.via == "http" else f" ({result['via']})"
+    return [
         {
-            "name": "burst: one winner per seat",
+            "name": f"burst{door}: one winner per seat",
             "goal": "exactly 1 winner per seat" if single else "at most 1 winner per seat",
             "measured": (
                 f"max {result['winners_per_seat_max']} winners on a seat; "
@@ -620,25 +643,61 @@ async def _burst(
             and (not single or result["winners"] == result["seats"]),
         },
         {
-            "name": "burst: all answered fast",
+            "name": f"burst{door}: all answered fast",
             "goal": "all answered < 500 ms",
             "measured": f"{result['time_to_last_answer_ms']:.0f} ms to the last answer",
             "met": result["time_to_last_answer_ms"] < 500,
         },
+    ]
+
+
+async def _burst(
+    settings: Settings, stack: Stack, opts: StackOptions, burst: BurstOptions, console: Console
+) -> dict[str, Any]:
+    report = _base_report("burst", settings, stack, opts, asdict(burst))
+    notes = ["admission tokens are minted directly: the burst measures the hold, not the queue"]
+    doors = ["http", "grpc"] if burst.via == "both" else [burst.via]
+    if "grpc" in doors and stack.grpc_target is None:
+        raise RuntimeError("--via grpc needs the gRPC server: --grpc-target host:port with --target")
+    results: dict[str, dict[str, Any]] = {}
+    async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
+        report["ceilings"] = await _ceilings_for(stack, opts, console)
+        with console.status(f"setting up {burst.attempts:,} fans..."):
+            fans = await setup.create_fans(runtime, burst.attempts, balance=0)
+        for via in doors:
+            with console.status(
+                f"{burst.attempts:,} attempts over {via} released at once on {burst.seats} seats..."
+            ):
+                results[via] = await _burst_once(runtime, stack, burst, fans, via)
+        report["audit"] = await _audit(runtime, console)
+    main = results[doors[0]]
+    report["cpu"] = main.pop("cpu")
+    report["burst"] = main
+    if "grpc" in results and len(doors) == 2:
+        report["burst_grpc"] = results["grpc"]
+        report["cpu_grpc"] = results["grpc"].pop("cpu")
+    report["targets"] = [t for r in results.values() for t in _burst_targets(r, burst)]
+    report["targets"].append(
         {
             "name": "audit",
             "goal": "0 violations",
             "measured": report["audit"]["summary"],
             "met": report["audit"]["ok"],
-        },
-    ]
+        }
+    )
     ceil = report.get("ceilings") or {}
     pg = (ceil.get("postgres_hold_update") or {}).get("per_second")
-    report["ratios"] = (
-        {"burst answers": _ratio(result["answered_per_second"], "postgres hold update", pg)} if pg else {}
-    )
+    ratios: dict[str, Any] = {}
+    for via, result in results.items():
+        if pg:
+            name = "burst answers" if via == doors[0] else f"burst answers ({via})"
+            ratios[name] = _ratio(result["answered_per_second"], "postgres hold update", pg)
+    if len(results) == 2:
+        http_rate, grpc_rate = results["http"]["answered_per_second"], results["grpc"]["answered_per_second"]
+        ratios["grpc vs http holds"] = _ratio(grpc_rate, "http burst answers", http_rate)
+    report["ratios"] = ratios
     report["notes"] = notes
-    if result["winners_per_seat_max"] > 1:
+    if any(r["winners_per_seat_max"] > 1 for r in results.values()):
         report["audit"]["ok"] = False
         report["audit"]["summary"] += "; a seat has more than one winner"
     return report

@@ -34,6 +34,8 @@ class Stack:
     cpu_groups: dict[str, list[int]] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)
     started_here: bool = False
+    # host:port of the gRPC TicketService (None: not part of this stack).
+    grpc_target: str | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,6 +60,19 @@ def _wait_healthy(
     raise RuntimeError(f"the API did not become ready at {base_url} within {timeout:.0f}s")
 
 
+def _wait_serving(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Until `boxoffice grpc` says it serves (it prints that once bound and started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if proc.poll() is not None:
+            raise RuntimeError(f"boxoffice grpc exited with {proc.returncode}:\n{text[-2000:]}")
+        if "TicketService on" in text:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"boxoffice grpc did not start within {timeout:.0f}s (see {log})")
+
+
 def _terminate(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
     if proc.poll() is not None:
         return
@@ -80,8 +95,10 @@ def local_stack(
     log_dir: Path,
     server_log_level: str = "WARNING",
     extra_env: dict[str, str] | None = None,
+    grpc: bool = False,
 ) -> Iterator[Stack]:
-    """Backends (embedded unless URLs are configured), migrations, API processes and one worker."""
+    """Backends (embedded unless URLs are configured), migrations, API processes and one worker
+    (and one `boxoffice grpc` process when `grpc`)."""
     from boxoffice.schema import upgrade
 
     temp_dir = None
@@ -133,6 +150,26 @@ def local_stack(
                 )
         _wait_healthy(base_url, {"serve": procs[0], "worker": procs[1]}, logs, timeout=90)
         groups: dict[str, list[int]] = {"api": [procs[0].pid], "worker": [procs[1].pid]}
+        grpc_target = None
+        if grpc:
+            # As many `boxoffice grpc` processes as API workers, on one port (SO_REUSEPORT), so
+            # the two doors are compared on the same number of processes.
+            grpc_port = free_port()
+            for n in range(api_workers):
+                logs.append(log_dir / f"grpc-{n}.log")
+                with open(logs[-1], "wb") as out:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "boxoffice.cli", "grpc", "--port", str(grpc_port)],
+                            env=env,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
+                    )
+                _wait_serving(procs[-1], logs[-1], timeout=60)
+            groups["grpc"] = [p.pid for p in procs[2:]]
+            grpc_target = f"127.0.0.1:{grpc_port}"
         if backends.postgres is not None and backends.postgres.proc is not None:
             groups["postgres"] = [backends.postgres.proc.pid]
         if backends.redis is not None and backends.redis.proc is not None:
@@ -152,6 +189,7 @@ def local_stack(
             cpu_groups=groups,
             logs=logs,
             started_here=True,
+            grpc_target=grpc_target,
         )
     finally:
         # Stop in order, whatever happened: API and worker first, then the backends under them.
@@ -164,7 +202,7 @@ def local_stack(
 
 
 @contextlib.contextmanager
-def remote_stack(settings: Settings, target: str) -> Iterator[Stack]:
+def remote_stack(settings: Settings, target: str, grpc_target: str | None = None) -> Iterator[Stack]:
     """An already running deployment: setup and audit still need its database and Redis URLs."""
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError(
@@ -176,4 +214,5 @@ def remote_stack(settings: Settings, target: str) -> Iterator[Stack]:
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         settings=settings,
+        grpc_target=grpc_target,
     )

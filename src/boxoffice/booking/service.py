@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.errors import DomainError, ReservationNotFound, ShowNotFound, error_class
 from boxoffice.runtime import Runtime
+
+log = structlog.get_logger("boxoffice.booking")
 
 
 def domain_error(err: RuleViolation) -> DomainError:
@@ -99,43 +103,83 @@ async def list_reservations(
 # ---------------------------------------------------------------- live seats
 
 
-async def seat_event_stream(
+@dataclass(frozen=True, slots=True)
+class SeatEvent:
+    """One seat change read from the show's event stream; `stream_id` is where to resume."""
+
+    stream_id: str
+    event_id: str | None
+    type: str
+    show_id: int
+    seat_ids: list[int]
+    status: str | None
+    reservation_id: int | None
+    created_at: str | None
+
+    def as_json(self) -> str:
+        data = {
+            "event_id": self.event_id,
+            "type": self.type,
+            "show_id": self.show_id,
+            "seat_ids": self.seat_ids,
+            "status": self.status,
+            "reservation_id": self.reservation_id,
+            "created_at": self.created_at,
+        }
+        return json.dumps(data, separators=(",", ":"))
+
+
+async def seat_events(
     runtime: Runtime, show_id: int, last_event_id: str | None
-) -> AsyncIterator[bytes]:
-    """Server-Sent Events of one show's seat changes, read from its Redis stream (at least once)."""
+) -> AsyncIterator[SeatEvent | None]:
+    """One show's seat changes from its Redis stream (at least once), resumable after a stream id.
+
+    Yields None after each quiet second (or a Redis outage, retried every second), so a front door
+    can send keep-alives; the SSE endpoint and the gRPC WatchSeats both read this."""
     cursor = last_event_id if last_event_id and shield.valid_stream_id(last_event_id) else None
-    yield b"retry: 1000\n: connected\n\n"
-    idle = 0
     while True:
         try:
             if cursor is None:
                 cursor = await shield.latest_event_id(runtime.redis, show_id)
             entries = await shield.read_show_events(runtime.redis, show_id, cursor, block_ms=1000)
-        except shield.REDIS_ERRORS:
-            yield b": redis unavailable, retrying\n\n"
+        except shield.REDIS_ERRORS as exc:
+            log.warning("seat_stream_redis_unavailable", show_id=show_id, error=type(exc).__name__)
             await asyncio.sleep(1)
+            yield None
             continue
         if not entries:
-            idle += 1
-            if idle >= 15:  # keep proxies from closing an idle stream
-                idle = 0
-                yield b": keep-alive\n\n"
+            yield None
             continue
-        idle = 0
         for entry_id, fields in entries:
             cursor = entry_id
             event_type = fields.get("type", "")
             if not event_type.startswith("seat."):
                 continue
             payload = json.loads(fields.get("payload") or "{}")
-            data = {
-                "event_id": fields.get("event_id"),
-                "type": event_type,
-                "show_id": show_id,
-                "seat_ids": payload.get("seat_ids", []),
-                "status": payload.get("status"),
-                "reservation_id": payload.get("reservation_id"),
-                "created_at": fields.get("created_at"),
-            }
-            encoded = json.dumps(data, separators=(",", ":"))
-            yield f"id: {entry_id}\nevent: seats\ndata: {encoded}\n\n".encode()
+            yield SeatEvent(
+                stream_id=entry_id,
+                event_id=fields.get("event_id"),
+                type=event_type,
+                show_id=show_id,
+                seat_ids=[int(s) for s in payload.get("seat_ids", [])],
+                status=payload.get("status"),
+                reservation_id=payload.get("reservation_id"),
+                created_at=fields.get("created_at"),
+            )
+
+
+async def seat_event_stream(
+    runtime: Runtime, show_id: int, last_event_id: str | None
+) -> AsyncIterator[bytes]:
+    """Server-Sent Events of `seat_events`; a comment every 15 quiet seconds keeps proxies open."""
+    yield b"retry: 1000\n: connected\n\n"
+    idle = 0
+    async for event in seat_events(runtime, show_id, last_event_id):
+        if event is None:
+            idle += 1
+            if idle >= 15:
+                idle = 0
+                yield b": keep-alive\n\n"
+            continue
+        idle = 0
+        yield f"id: {event.stream_id}\nevent: seats\ndata: {event.as_json()}\n\n".encode()

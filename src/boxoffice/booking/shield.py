@@ -14,6 +14,7 @@ errors and reports "unavailable" so a Redis outage never fails a hold.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,6 +207,12 @@ async def read_show_events(
 ) -> list[tuple[str, dict[str, str]]]:
     """Entries after `cursor` on the show's event stream (`bo:{S}:events`, written by the relay)."""
     reply: Any = await redis.xread({show_stream(show_id): cursor}, count=500, block=block_ms)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        # redis-py (8.1) can swallow a cancellation that lands as a command starts and answer as if
+        # nothing came; the task still says it is being cancelled. Honour that, or a watcher that
+        # went away would loop here for ever, holding a pool connection in XREAD.
+        raise asyncio.CancelledError
     out: list[tuple[str, dict[str, str]]] = []
     for _name, entries in reply or []:
         for entry_id, fields in entries:

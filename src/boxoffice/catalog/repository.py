@@ -52,6 +52,13 @@ async def fetch_remaining(session: AsyncSession, show_id: int) -> int | None:
     return None if value is None else int(value)
 
 
+async def fetch_unsold(session: AsyncSession, show_id: int) -> int:
+    """Seats not RESERVED: available, held, or a lapsed hold the sweep has not returned yet."""
+    st = tables.seats
+    stmt = select(func.count()).select_from(st).where(st.c.show_id == show_id, st.c.status != "RESERVED")
+    return int((await session.execute(stmt)).scalar_one())
+
+
 # ---- venues ------------------------------------------------------------------------------------
 
 
@@ -366,8 +373,12 @@ async def recount_candidates(session: AsyncSession, now: datetime, since: dateti
 # ---- demo seeding ------------------------------------------------------------------------------
 
 _DEMO_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boxoffice.demo_seed'))")
+# A second seeder waits for the first to finish (seconds on a loaded machine), not the connections'
+# 3 s lock_timeout meant for request paths; SET LOCAL ends with this transaction.
+_DEMO_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '120s'")
 
 
 async def lock_demo_seed(session: AsyncSession) -> None:
     """Two seeders starting together (two `boxoffice up`) take turns; the second finds the demo."""
+    await session.execute(_DEMO_LOCK_TIMEOUT)
     await session.execute(_DEMO_LOCK)

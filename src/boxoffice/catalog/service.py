@@ -1,8 +1,8 @@
 """Catalog domain operations on the session they are given; they never commit (the request's unit
 of work does, or `catalog/flows.py` for the inventory_recount job).
 
-Other domains call: `get_show`, `get_remaining`, `refresh_inventory` (and `cache.apply_seat_changes`
-as an after-commit effect of their seat changes).
+Other domains call: `get_show`, `get_remaining`, `get_unsold`, `refresh_inventory` (and
+`cache.apply_seat_changes` as an after-commit effect of their seat changes).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from boxoffice.errors import (
 from boxoffice.events import emit
 from boxoffice.runtime import Runtime
 
-__all__ = ["Show", "get_remaining", "get_show", "refresh_inventory"]
+__all__ = ["Show", "get_remaining", "get_show", "get_unsold", "refresh_inventory"]
 
 log = structlog.get_logger("boxoffice.catalog")
 
@@ -73,6 +73,11 @@ async def get_remaining(session: AsyncSession, show_id: int) -> int:
     if remaining is None:
         raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
     return remaining
+
+
+async def get_unsold(session: AsyncSession, show_id: int) -> int:
+    """Seats that may still sell (AVAILABLE or TEMP_RESERVED, live or lapsed); 0 means sold out."""
+    return await repository.fetch_unsold(session, show_id)
 
 
 # ---- venues ----------------------------------------------------------------------------------------

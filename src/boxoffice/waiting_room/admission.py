@@ -95,6 +95,16 @@ def phase(
     return "NOT_OPEN"
 
 
+def sale_state(phase_now: str, *, paused: bool, remaining: int, unsold: int) -> str:
+    """What the public serving resource says of the sale. SOLD_OUT only when no seat can come back
+    (none available, none held); LAST_SEATS_HELD while the last ones are held (a lapse returns them)."""
+    if phase_now in ("NOT_OPEN", "PRE_QUEUE", "CLOSED"):
+        return phase_now
+    if remaining <= 0:
+        return "LAST_SEATS_HELD" if unsold > 0 else "SOLD_OUT"
+    return "PAUSED" if paused else "OPEN"
+
+
 def commitment(seed_hex: str) -> str:
     """Published before the sale: SHA-256 over the seed's bytes."""
     return hashlib.sha256(bytes.fromhex(seed_hex)).hexdigest()

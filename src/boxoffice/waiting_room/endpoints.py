@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from boxoffice import errors as e
 from boxoffice import lean
 from boxoffice.auth.dependencies import AdminUser, CurrentUser
 from boxoffice.deps import PathId, QueryId, RuntimeDep, SessionDep
+from boxoffice.http_errors import problems
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
@@ -17,12 +21,15 @@ from boxoffice.waiting_room.schemas import (
     QueueStatusResponse,
     QueueTokenRequest,
     QueueTokenResponse,
+    ServingResponse,
 )
 
 router = APIRouter(tags=["waiting room"])
 
 ConcertQ = QueryId
 ShowQ = QueryId
+TICKET_MAX = 160
+TicketHeader = Annotated[str | None, Header(max_length=TICKET_MAX, description="Your queue_ticket")]
 
 
 async def _join(hot: lean.HotInput) -> Response:
@@ -33,7 +40,8 @@ async def _join(hot: lean.HotInput) -> Response:
 
 async def _status(hot: lean.HotInput) -> Response:
     concert_id, show_id = hot.ids
-    result = await service.status(hot.runtime, hot.claims.user_id, concert_id, show_id)
+    ticket = hot.headers["X-Queue-Ticket"]
+    result = await service.status(hot.runtime, hot.claims.user_id, concert_id, show_id, ticket=ticket)
     return Response(result.model_dump_json(), media_type="application/json")
 
 
@@ -48,6 +56,25 @@ STATUS = lean.HotRoute(
     summary="Where you stand; a token when READY",
     tags=["waiting room"],
     query_ids=("concert_id", "show_id"),
+    headers=(
+        lean.Header(
+            "X-Queue-Ticket",
+            TICKET_MAX,
+            "The queue_ticket of your last answer: a waiting fan is then answered from the show's "
+            "serving number alone",
+        ),
+    ),
+    # a ticket poll is a waiting fan's: a deny-list answer from the last second will do
+    recent_auth_with="X-Queue-Ticket",
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.QueueTicketRefused,
+        e.QueueTicketForeign,
+        e.ShowNotFound,
+        e.Unprocessable,
+        e.QueueBusy,
+    ),
 )
 JOIN = lean.HotRoute(
     "/api/queue",
@@ -57,9 +84,43 @@ JOIN = lean.HotRoute(
     summary="Join a show's queue (twice = same place)",
     tags=["waiting room"],
     body=QueueJoinRequest,
+    responses=problems(
+        e.AuthRequired,
+        e.InvalidAccessToken,
+        e.ShowNotFound,
+        e.SaleNotOpen,
+        e.SaleClosed,
+        e.SoldOut,
+        e.Unprocessable,
+        e.QueueBusy,
+    ),
 )
-hot_routes = [STATUS, JOIN]
+
+
+async def _serving(request: Request, show_id: int) -> Response:
+    """Public and cacheable: one rendered body per show per board read, shared by every poller."""
+    board = await service.board(request.app.state.runtime, show_id)
+    headers = {"Cache-Control": "public, max-age=1", "ETag": board.etag}
+    if lean.etag_matches(request.headers.get("if-none-match"), board.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(board.body, media_type="application/json", headers=headers)
+
+
+SERVING = lean.PublicRoute("/api/shows/{show_id}/queue/serving", "GET", _serving, path_id="show_id")
+hot_routes: list[lean.AnyHotRoute] = [STATUS, JOIN, SERVING]
 router.routes.extend([STATUS.documented(), JOIN.documented()])
+
+
+@router.get(
+    "/api/shows/{show_id}/queue/serving",
+    response_model=ServingResponse,
+    summary="The show's serving number and sale state (public, cacheable for 1 s, ETag)",
+    description="Your position is `ticket_number - serving`; send If-None-Match to get a 304 while "
+    "nothing changed. Served by a lean route; this twin calls the same handler.",
+    responses={304: {"description": "Not modified"}, **problems(e.ShowNotFound, e.Unprocessable)},
+)
+async def queue_serving(request: Request, show_id: PathId) -> Response:
+    return await _serving(request, show_id)
 
 
 @router.delete("/api/queue", status_code=204, summary="Leave the queue (idempotent)")
@@ -88,11 +149,23 @@ async def reservation_token(
     },
 )
 async def queue_stream(
-    request: Request, concert_id: ConcertQ, show_id: ShowQ, claims: CurrentUser, runtime: RuntimeDep
+    request: Request,
+    concert_id: ConcertQ,
+    show_id: ShowQ,
+    claims: CurrentUser,
+    runtime: RuntimeDep,
+    x_queue_ticket: TicketHeader = None,
+    ticket: Annotated[
+        str | None,
+        Query(max_length=TICKET_MAX, description="The queue ticket (EventSource sends no headers)"),
+    ] = None,
 ) -> StreamingResponse:
     # Validate before the stream starts so errors are ordinary problem+json responses.
-    await service.status(runtime, claims.user_id, concert_id, show_id, touch=False)
-    events = service.stream(runtime, claims.user_id, concert_id, show_id, request.is_disconnected)
+    ticket = x_queue_ticket or ticket
+    await service.status(runtime, claims.user_id, concert_id, show_id, touch=False, ticket=ticket)
+    events = service.stream(
+        runtime, claims.user_id, concert_id, show_id, request.is_disconnected, ticket=ticket
+    )
     runtime.streams.acquire(claims.user_id)  # 429 STREAM_LIMIT past the per-user/process caps
     return StreamingResponse(
         runtime.streams.hold(claims.user_id, events),

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from boxoffice.ids import Id
 from boxoffice.inputs import RequestModel
 
-QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT"]
+QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT", "LAST_SEATS_HELD"]
+SaleState = Literal["NOT_OPEN", "PRE_QUEUE", "OPEN", "PAUSED", "LAST_SEATS_HELD", "SOLD_OUT", "CLOSED"]
 EstimateBasis = Literal["measured", "configured", "sale_start", "unknown", "none"]
 
 
@@ -39,6 +40,31 @@ class QueueStatusResponse(BaseModel):
     pre_queue: bool = Field(description="A provisional pre-queue slot: the order is drawn at sale start")
     token: str | None = None
     expires_at: datetime | None = None
+    queue_ticket: str | None = Field(
+        default=None,
+        description="Your signed number in line: send it back as X-Queue-Ticket and polls are "
+        "answered from the show's serving number alone",
+    )
+    ticket_number: int | None = Field(
+        default=None, description="Your number in line (0: pre-queue, not drawn yet)"
+    )
+
+
+class ServingResponse(BaseModel):
+    """The public, cacheable serving state of a show's queue: your position is ticket_number - serving."""
+
+    show_id: int
+    concert_id: int
+    sale_state: SaleState
+    serving: int = Field(description="Every number up to this one has been admitted (or skipped)")
+    last_ticket: int = Field(description="The last number handed out")
+    admission_rate: float | None = Field(description="Measured numbers served per second (EWMA)")
+    admit_per_second: float = Field(description="The configured admission rate")
+    blocked: bool = Field(
+        description="Every remaining seat is spoken for: only returning seats move the line"
+    )
+    remaining: int
+    sale_opens_at: datetime
 
 
 class QueueTokenRequest(_Strict):

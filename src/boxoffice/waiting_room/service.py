@@ -1,12 +1,16 @@
 """Waiting-room operations: join, status, leave, admin and the fairness audit (ticks: flows.py).
 
-Hot paths (join/status/leave) read the show from a short-lived Redis cache and make one Lua call;
-PostgreSQL is read by the admission worker (which refreshes that cache every tick) and on a miss.
+A waiting fan's poll carries its signed queue ticket and is answered from the show's serving board,
+which each process reads from Redis at most every 200 ms and shares (no per-fan state touched; the
+`seen` marks are written behind in batches). Joins, served fans and ticketless polls take the per-fan
+path: one Lua call, with the show from a short-lived Redis cache. PostgreSQL is read by the
+admission worker (which refreshes that cache every tick) and on a miss.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import secrets
@@ -14,14 +18,23 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import ratelimit
-from boxoffice.catalog.service import Show, get_remaining, get_show
-from boxoffice.errors import NotFound, SaleClosed, SaleNotOpen, ShowNotFound, SoldOut
+from boxoffice.catalog.service import Show, get_remaining, get_show, get_unsold
+from boxoffice.errors import (
+    NotFound,
+    QueueTicketForeign,
+    QueueTicketRefused,
+    SaleClosed,
+    SaleNotOpen,
+    ShowNotFound,
+    SoldOut,
+)
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
 from boxoffice.waiting_room.schemas import (
@@ -30,8 +43,15 @@ from boxoffice.waiting_room.schemas import (
     QueueSettingsUpdate,
     QueueStatusResponse,
     QueueTokenResponse,
+    ServingResponse,
 )
-from boxoffice.waiting_room.tokens import issue_queue_token
+from boxoffice.waiting_room.tokens import (
+    QueueTicket,
+    QueueTicketInvalid,
+    issue_queue_ticket,
+    issue_queue_token,
+    verify_queue_ticket,
+)
 
 log = structlog.get_logger("boxoffice.waiting_room")
 
@@ -42,7 +62,7 @@ STREAM_MAX_SECONDS = 600.0
 # After the sale closes a queue's keys linger this long (fairness audit, admin numbers), then go.
 CLOSED_QUEUE_TTL_SECONDS = 7 * 24 * 3600
 _MISSING = "null"
-_FINAL = frozenset({"READY", "NOT_IN_QUEUE", "SOLD_OUT"})
+_FINAL = frozenset({"READY", "NOT_IN_QUEUE", "SOLD_OUT"})  # LAST_SEATS_HELD is not: seats may return
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +80,11 @@ class ShowQueueInfo:
     oversubscription: float | None
     paused: bool
     remaining: int
+    # Seats not RESERVED (available or held): 0 with remaining 0 is SOLD_OUT, >0 LAST_SEATS_HELD.
+    unsold: int = 0
 
     @classmethod
-    def from_show(cls, show: Show, remaining: int) -> ShowQueueInfo:
+    def from_show(cls, show: Show, remaining: int, unsold: int) -> ShowQueueInfo:
         return cls(
             show_id=show.id,
             concert_id=show.concert_id,
@@ -75,6 +97,7 @@ class ShowQueueInfo:
             oversubscription=show.queue_oversubscription,
             paused=bool(show.queue_paused),
             remaining=int(remaining),
+            unsold=int(unsold),
         )
 
     def to_json(self) -> str:
@@ -100,6 +123,14 @@ class ShowQueueInfo:
             sale_closes_at=self.sale_closes_at,
         )
 
+    def sale_state(self, now: datetime) -> str:
+        return admission.sale_state(
+            self.phase(now), paused=self.paused, remaining=self.remaining, unsold=self.unsold
+        )
+
+    def sold_out(self) -> bool:
+        return self.remaining <= 0 and self.unsold <= 0
+
     def cap(self) -> int | None:
         if self.remaining <= 0:
             return 0  # sold out: nobody is let in to find nothing
@@ -118,7 +149,8 @@ async def read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
     async with runtime.sessions() as session:
         show = await get_show(session, show_id)
         remaining = await get_remaining(session, show_id)
-    return ShowQueueInfo.from_show(show, remaining)
+        unsold = await get_unsold(session, show_id)
+    return ShowQueueInfo.from_show(show, remaining, unsold)
 
 
 async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) -> ShowQueueInfo:
@@ -157,7 +189,7 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
         raise SaleNotOpen("The queue for this show is not open yet", opens_at=opens.isoformat())
     if phase == "CLOSED":
         raise SaleClosed("The sale for this show is closed")
-    if info.remaining <= 0:
+    if info.sold_out():
         raise SoldOut("This show is sold out")
     seed = secrets.token_hex(32) if phase == "PRE_QUEUE" else ""
     result = await store.join(
@@ -166,13 +198,26 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
     if result.created:
         runtime.metrics.queue_joins.inc()
         await store.track_show(runtime.hot_redis, show_id)
+    # The exact answer (one Lua call, once per fan), carrying the signed ticket for the polls.
     return await status(runtime, user_id, concert_id, show_id)
 
 
 async def status(
-    runtime: Runtime, user_id: int, concert_id: int, show_id: int, *, touch: bool = True
+    runtime: Runtime,
+    user_id: int,
+    concert_id: int,
+    show_id: int,
+    *,
+    touch: bool = True,
+    ticket: str | None = None,
 ) -> QueueStatusResponse:
-    """One Lua call (place, serving, lease, rate, cached show): O(1) whatever the queue length."""
+    """With the fan's queue ticket, a waiting fan is answered from the show's shared serving board
+    (no per-fan Redis read); served fans, pre-queue fans after the draw and tickets found stale go
+    through the per-fan path: one Lua call (place, serving, lease, rate, cached show)."""
+    if ticket is not None:
+        cheap = await _status_from_ticket(runtime, user_id, concert_id, show_id, ticket, touch=touch)
+        if cheap is not None:
+            return cheap
     now = runtime.clock.now()
     raw = await store.status(runtime.hot_redis, show_id, user_id, ms_of(now), touch=touch)
     info = await _load_show(runtime, show_id, raw.show_json)
@@ -180,10 +225,157 @@ async def status(
     return _view(runtime, info, raw, user_id, now)
 
 
+@dataclass(frozen=True, slots=True)
+class Board:
+    """A show's serving state as this process last read it (shared by all its polls)."""
+
+    info: ShowQueueInfo
+    serving: int
+    next: int
+    rate: float | None
+    sealed: bool
+    blocked: bool
+    body: bytes  # the public serving resource, rendered once per read
+    etag: str
+
+
+async def board(runtime: Runtime, show_id: int) -> Board:
+    """The show's board, read from Redis at most every `queue_boards.ttl` seconds per process
+    (single-flight: a crowd of polls waits for one read)."""
+    cached: Board | None = runtime.queue_boards.get(show_id)
+    if cached is not None:
+        return cached
+    loaded: Board = await runtime.queue_boards.get_or_load(show_id, lambda: _read_board(runtime, show_id))
+    return loaded
+
+
+async def _read_board(runtime: Runtime, show_id: int) -> Board:
+    raw = await store.board(runtime.hot_redis, show_id)
+    info = await _load_show(runtime, show_id, raw.show_json)
+    public = ServingResponse(
+        show_id=info.show_id,
+        concert_id=info.concert_id,
+        sale_state=info.sale_state(runtime.clock.now()),  # type: ignore[arg-type]
+        serving=raw.serving,
+        last_ticket=raw.next,
+        admission_rate=raw.rate,
+        admit_per_second=info.admit_per_second,
+        blocked=raw.blocked,
+        remaining=max(0, info.remaining),
+        sale_opens_at=info.sale_opens_at,
+    )
+    body = public.model_dump_json().encode()
+    etag = '"' + hashlib.blake2b(body, digest_size=8).hexdigest() + '"'
+    return Board(info, raw.serving, raw.next, raw.rate, raw.sealed, raw.blocked, body, etag)
+
+
+def served_on_board(runtime: Runtime, show_id: int, number: int) -> bool:
+    """Whether this process's last board shows the number served (or, for 0, the draw done); no
+    I/O, False when no board was loaded. An expired board will do: serving and the draw only
+    move forward."""
+    current: Board | None = runtime.queue_boards.stale(show_id)
+    if current is None:
+        return False
+    return current.sealed if number == 0 else number <= current.serving
+
+
+def _ticket_of(runtime: Runtime, raw: str, user_id: int, show_id: int) -> QueueTicket:
+    parsed: QueueTicket | None = runtime.verified_tokens.get("ticket:" + raw)
+    if parsed is None:
+        try:
+            parsed = verify_queue_ticket(runtime.settings, raw)
+        except QueueTicketInvalid:
+            raise QueueTicketRefused("The queue ticket is not one we issued") from None
+        runtime.verified_tokens.put("ticket:" + raw, parsed)
+    if parsed.user_id != user_id or parsed.show_id != show_id:
+        raise QueueTicketForeign("The queue ticket belongs to another user or show")
+    return parsed
+
+
+async def _status_from_ticket(
+    runtime: Runtime, user_id: int, concert_id: int, show_id: int, raw_ticket: str, *, touch: bool
+) -> QueueStatusResponse | None:
+    """The cheap poll; None when the fan needs the per-fan path."""
+    ticket = _ticket_of(runtime, raw_ticket, user_id, show_id)
+    if runtime.queue_gone.get((show_id, user_id, ticket.number)):
+        return None  # a batched touch found this place gone (left, or re-joined): ask Redis
+    current = await board(runtime, show_id)
+    _check_concert(current.info, concert_id)
+    provisional = ticket.number == 0
+    if (provisional and current.sealed) or (not provisional and ticket.number <= current.serving):
+        return None  # drawn, or served: the per-fan path learns the number / the lease
+    now = runtime.clock.now()
+    raw = store.StatusRaw(
+        ticket=None if provisional else ticket.number,
+        serving=current.serving,
+        lease_ms=None,
+        pre_queue=provisional,
+        rate=current.rate,
+        sealed=current.sealed,
+        show_json=None,
+        next=current.next,
+        blocked=current.blocked,
+    )
+    if touch:
+        _note_seen(runtime, show_id, user_id, ticket.number, ms_of(now))
+    return _view(runtime, current.info, raw, user_id, now, signed=raw_ticket)
+
+
+def _note_seen(runtime: Runtime, show_id: int, user_id: int, number: int, now_ms: int) -> None:
+    seen = runtime.queue_seen
+    if seen.add(show_id, user_id, (number, now_ms)):
+        seen.task = asyncio.get_running_loop().create_task(_flush_seen_after(runtime, seen.delay()))
+
+
+async def _flush_seen_after(runtime: Runtime, delay: float) -> None:
+    if delay > 0:
+        await asyncio.sleep(delay)
+    await _flush_seen(runtime)
+
+
+SEEN_BATCH = 1000
+
+
+async def _flush_seen(runtime: Runtime) -> None:
+    """Write the buffered `seen` marks (one Lua call per show and 1,000 fans); remember the tickets
+    whose place is gone so the next poll with them takes the per-fan path."""
+    for show_id, marks in runtime.queue_seen.take().items():
+        batch = [(user_id, number, ms) for user_id, (number, ms) in marks.items()]
+        for i in range(0, len(batch), SEEN_BATCH):
+            chunk = batch[i : i + SEEN_BATCH]
+            try:
+                gone = set(await store.touch_seen(runtime.hot_redis, show_id, chunk))
+            except Exception:
+                log.warning("queue_seen_flush_failed", show_id=show_id, exc_info=True)
+                continue
+            for user_id, number, _ in chunk:
+                if user_id in gone:
+                    runtime.queue_gone.put((show_id, user_id, number), True)
+
+
+async def flush_seen(runtime: Runtime) -> None:
+    """For tests: wait for the scheduled flush, then write whatever is still pending."""
+    if runtime.queue_seen.task is not None:
+        await runtime.queue_seen.task
+    await _flush_seen(runtime)
+
+
 def _view(
-    runtime: Runtime, info: ShowQueueInfo, raw: store.StatusRaw, user_id: int, now: datetime
+    runtime: Runtime,
+    info: ShowQueueInfo,
+    raw: store.StatusRaw,
+    user_id: int,
+    now: datetime,
+    *,
+    signed: str | None = None,
 ) -> QueueStatusResponse:
-    base = {"user_id": user_id, "concert_id": info.concert_id, "show_id": info.show_id}
+    base: dict[str, Any] = {"user_id": user_id, "concert_id": info.concert_id, "show_id": info.show_id}
+    if raw.ticket is not None or raw.pre_queue:
+        number = raw.ticket or 0
+        base["ticket_number"] = number
+        base["queue_ticket"] = signed or issue_queue_ticket(
+            runtime.settings, QueueTicket(show_id=info.show_id, user_id=user_id, number=number)
+        )
     now_ms = ms_of(now)
     if raw.ticket is not None and raw.ticket <= raw.serving:
         if raw.lease_ms is not None and raw.lease_ms > now_ms:
@@ -207,10 +399,21 @@ def _view(
                 token=token,
                 expires_at=expires,
             )
-        return _not_in_queue(base)
+        return _not_in_queue(info, user_id)
     if raw.ticket is None and not raw.pre_queue:
-        return _not_in_queue(base)
+        return _not_in_queue(info, user_id)
     if info.remaining <= 0:
+        if info.unsold > 0:
+            # Only held seats are left: the line stands still, and moves again if a hold lapses.
+            return QueueStatusResponse(
+                **base,
+                status="LAST_SEATS_HELD",
+                position=None if raw.ticket is None else raw.ticket - raw.serving,
+                estimated_wait_seconds=None,
+                estimate_basis="unknown",
+                poll_after_seconds=admission.poll_after(None),
+                pre_queue=raw.pre_queue,
+            )
         return QueueStatusResponse(
             **base,
             status="SOLD_OUT",
@@ -252,9 +455,11 @@ def _view(
     )
 
 
-def _not_in_queue(base: dict[str, int]) -> QueueStatusResponse:
+def _not_in_queue(info: ShowQueueInfo, user_id: int) -> QueueStatusResponse:
     return QueueStatusResponse(
-        **base,
+        user_id=user_id,
+        concert_id=info.concert_id,
+        show_id=info.show_id,
         status="NOT_IN_QUEUE",
         position=None,
         estimated_wait_seconds=None,
@@ -286,41 +491,60 @@ async def release_lease(redis: Redis, show_id: int, user_id: int) -> None:
     await store.release(redis, show_id, user_id)
 
 
+async def watch(
+    runtime: Runtime,
+    user_id: int,
+    concert_id: int,
+    show_id: int,
+    disconnected: Callable[[], Awaitable[bool]] | None = None,
+    *,
+    ticket: str | None = None,
+) -> AsyncIterator[QueueStatusResponse | None]:
+    """The fan's status whenever position/state changes (None when nothing changed for
+    STREAM_KEEPALIVE_SECONDS), ending on a final state, after STREAM_MAX_SECONDS or when
+    `disconnected()` says so. The SSE stream and the gRPC WatchQueue both read this. Each check
+    carries the fan's queue ticket (given, or learnt from the first answer): a waiting watcher
+    reads the shared serving board."""
+    started = time.monotonic()
+    last_sent = 0.0
+    previous: tuple[object, ...] | None = None
+    while True:
+        view = await status(runtime, user_id, concert_id, show_id, ticket=ticket)
+        ticket = view.queue_ticket or ticket
+        key = (view.status, view.position, view.estimated_wait_seconds)
+        clock = time.monotonic()
+        if key != previous:
+            previous, last_sent = key, clock
+            yield view
+        elif clock - last_sent >= STREAM_KEEPALIVE_SECONDS:
+            last_sent = clock
+            yield None
+        if view.status in _FINAL or clock - started >= STREAM_MAX_SECONDS:
+            return
+        if disconnected is not None and await disconnected():
+            return
+        await asyncio.sleep(STREAM_CHECK_SECONDS)
+
+
 async def stream(
     runtime: Runtime,
     user_id: int,
     concert_id: int,
     show_id: int,
     disconnected: Callable[[], Awaitable[bool]],
+    ticket: str | None = None,
 ) -> AsyncIterator[str]:
-    """Server-Sent Events: a `status` event whenever position/state changes, ending on a final state.
+    """Server-Sent Events of `watch`: a `status` event on every change.
 
     The first status is computed by the caller before streaming starts, so errors are plain 4xx.
     """
-    started = time.monotonic()
-    last_sent = 0.0
-    previous: tuple[object, ...] | None = None
     yield "retry: 3000\n\n"
-    while True:
-        try:
-            view = await status(runtime, user_id, concert_id, show_id)
-        except Exception as exc:
-            runtime.failures.report(log, "queue_stream_status_failed", exc, show_id=show_id)
-            yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
-            return
-        key = (view.status, view.position, view.estimated_wait_seconds)
-        clock = time.monotonic()
-        if key != previous:
-            previous, last_sent = key, clock
-            yield f"event: status\ndata: {view.model_dump_json()}\n\n"
-        elif clock - last_sent >= STREAM_KEEPALIVE_SECONDS:
-            last_sent = clock
-            yield ": keepalive\n\n"
-        if view.status in _FINAL or clock - started >= STREAM_MAX_SECONDS:
-            return
-        if await disconnected():
-            return
-        await asyncio.sleep(STREAM_CHECK_SECONDS)
+    try:
+        async for view in watch(runtime, user_id, concert_id, show_id, disconnected, ticket=ticket):
+            yield ": keepalive\n\n" if view is None else f"event: status\ndata: {view.model_dump_json()}\n\n"
+    except Exception as exc:
+        runtime.failures.report(log, "queue_stream_status_failed", exc, show_id=show_id)
+        yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
 
 
 # ---------------------------------------------------------------------------- admission worker

@@ -146,6 +146,53 @@ return {
 """
 )
 
+# The show's serving state, read by each API process every few hundred ms and shared by its polls.
+# KEYS: serving next meta show -> {serving, next, rate|'', sealed 0/1, blocked 0/1, show_json|''}
+_BOARD = _Script(
+    """
+local m = redis.call('HMGET', KEYS[3], 'rate', 'sealed', 'blocked')
+local sealed = 0
+if m[2] == '1' then sealed = 1 end
+local blocked = 0
+if m[3] == '1' then blocked = 1 end
+return {
+  tonumber(redis.call('GET', KEYS[1]) or '0'),
+  tonumber(redis.call('GET', KEYS[2]) or '0'),
+  m[1] or '',
+  sealed,
+  blocked,
+  redis.call('GET', KEYS[4]) or '',
+}
+"""
+)
+
+# Polls answered from a ticket are remembered per process and written here in one batch: the
+# `seen` mark that keeps a waiter from being skipped as stale. A ticket whose place is no longer
+# the user's (left, or re-joined under a new number) is reported back as gone.
+# KEYS: members pre_members seen ; ARGV: triples user number(0 = provisional) seen_ms
+# -> the users whose ticket no longer matches their place
+_TOUCH = _Script(
+    """
+local gone = {}
+for i = 1, #ARGV, 3 do
+  local u = ARGV[i]
+  local n = ARGV[i + 1]
+  local here
+  if n == '0' then
+    here = redis.call('HEXISTS', KEYS[2], u) == 1
+  else
+    here = redis.call('HGET', KEYS[1], u) == n
+  end
+  if here then
+    redis.call('HSET', KEYS[3], u, ARGV[i + 2])
+  else
+    gone[#gone + 1] = u
+  end
+end
+return gone
+"""
+)
+
 # KEYS: members tickets seen active pre_members meta
 # ARGV: user -> 1 when the user had a place (waiting, admitted or provisional)
 _LEAVE = _Script(
@@ -410,6 +457,41 @@ async def end_admission(redis: Redis, show_id: int, user_id: int, now_s: int) ->
 async def admission_ended_at(redis: MuxRedis, show_id: int, user_id: int) -> int | None:
     raw = await redis.execute("HGET", _k(show_id, "ended"), user_id)
     return None if raw is None else int(raw)
+
+
+@dataclass(frozen=True)
+class BoardRaw:
+    serving: int
+    next: int
+    rate: float | None
+    sealed: bool
+    blocked: bool
+    show_json: str | None
+
+
+async def board(redis: Redis | MuxRedis, show_id: int) -> BoardRaw:
+    k = keys(show_id)
+    serving, nxt, rate, sealed, blocked, show_json = await _BOARD(
+        redis, [k.serving, k.next, k.meta, k.show], []
+    )
+    return BoardRaw(
+        serving=int(serving),
+        next=int(nxt),
+        rate=_float_or_none(rate),
+        sealed=bool(sealed),
+        blocked=bool(blocked),
+        show_json=_s(show_json) or None,
+    )
+
+
+async def touch_seen(redis: Redis | MuxRedis, show_id: int, seen: list[tuple[int, int, int]]) -> list[int]:
+    """seen: (user, ticket number, poll ms) -> the users whose ticket is no longer their place."""
+    k = keys(show_id)
+    args: list[Any] = []
+    for user_id, number, ms in seen:
+        args.extend((user_id, number, ms))
+    gone = await _TOUCH(redis, [k.members, k.pre_members, k.seen], args)
+    return [int(_s(u)) for u in gone]
 
 
 async def leave(redis: Redis, show_id: int, user_id: int) -> bool:

@@ -8,6 +8,10 @@ do not stop with Redis; PostgreSQL still decides every seat).
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -133,3 +137,58 @@ async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token:
             raise QueueTokenForeign("Queue token belongs to another user or show") from None
     finally:
         runtime.metrics.queue_token_checks.labels(outcome).inc()
+
+
+# ---------------------------------------------------------------------------- queue tickets
+# A fan's number in line, signed at join: `v1.<show>.<user>.<number>.<mac>`. A poll that
+# carries it is answered from the show's serving number alone (no per-fan Redis read). Not a JWT:
+# it is checked on every poll, and one HMAC over a short string costs a few microseconds.
+_TICKET_LABEL = b"boxoffice-queue-ticket-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTicket:
+    show_id: int
+    user_id: int
+    number: int  # 0: a provisional pre-queue slot (numbers are drawn at sale start)
+
+
+class QueueTicketInvalid(Exception):
+    pass
+
+
+def _ticket_key(settings: Settings) -> bytes:
+    return _derive_ticket_key(secret(settings.queue_token_secret))
+
+
+@functools.lru_cache(maxsize=8)
+def _derive_ticket_key(queue_secret: str) -> bytes:
+    # Derived from the queue-token secret under its own label: a ticket is never a valid token.
+    return hmac.new(queue_secret.encode(), _TICKET_LABEL, hashlib.sha256).digest()
+
+
+def _ticket_mac(key: bytes, payload: str) -> str:
+    digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:18]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def issue_queue_ticket(settings: Settings, ticket: QueueTicket) -> str:
+    payload = f"v1.{ticket.show_id}.{ticket.user_id}.{ticket.number}"
+    return f"{payload}.{_ticket_mac(_ticket_key(settings), payload)}"
+
+
+def verify_queue_ticket(settings: Settings, raw: str) -> QueueTicket:
+    """Raises QueueTicketInvalid (malformed or not signed by us)."""
+    if len(raw) > 160:
+        raise QueueTicketInvalid("too long")
+    payload, _, mac = raw.rpartition(".")
+    parts = payload.split(".")
+    if len(parts) != 4 or parts[0] != "v1":
+        raise QueueTicketInvalid("malformed")
+    if not hmac.compare_digest(mac.encode(), _ticket_mac(_ticket_key(settings), payload).encode()):
+        raise QueueTicketInvalid("bad signature")
+    try:
+        show_id, user_id, number = int(parts[1]), int(parts[2]), int(parts[3])
+    except ValueError as exc:
+        raise QueueTicketInvalid("malformed") from exc
+    return QueueTicket(show_id=show_id, user_id=user_id, number=number)

@@ -1,0 +1,112 @@
+"""Live seats across the doors: a hold over HTTP reaches a gRPC WatchSeats within 1 s, a hold over
+gRPC reaches the SSE seat stream within 1 s (the real outbox relay runs meanwhile), and a
+WatchSeats resumes after the last event it saw."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from boxoffice.grpc import ticket_pb2 as pb
+from boxoffice.runtime import Runtime
+from boxoffice.worker import all_jobs, run_worker
+from tests.factories import make_user
+from tests.helpers.shows import make_show
+from tests.integration.grpc_support import meta, ticket_stub
+from tests.integration.test_booking_support import assert_invariants, gated
+
+WITHIN = 1.0  # seconds from the hold's answer to the watcher
+
+
+@asynccontextmanager
+async def relay(runtime: Runtime) -> AsyncIterator[None]:
+    """The worker's outbox relay job, as `boxoffice worker` runs it."""
+    stop = asyncio.Event()
+    relay_job = [job for job in all_jobs(runtime.settings) if job.name == "outbox_relay"]
+    assert relay_job, "the worker has an outbox_relay job"
+    task = asyncio.create_task(run_worker(runtime, stop, relay_job))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_http_hold_reaches_grpc_watch_within_a_second(
+    runtime: Runtime, grpc_target: str, client: httpx.AsyncClient
+) -> None:
+    show = await make_show(runtime, seats=4)
+    sid, seats = show["show_id"], show["seat_ids"]
+    watcher, buyer = await make_user(runtime), await make_user(runtime)
+    async with relay(runtime), ticket_stub(grpc_target) as stub:
+        watch = stub.WatchSeats(
+            pb.WatchSeatsRequest(show_id=sid), metadata=meta(watcher, runtime=runtime, show_id=sid)
+        )
+        await asyncio.wait_for(watch.initial_metadata(), 10)  # the watch is established
+        held = await client.post(
+            "/api/reservations",
+            json={"show_id": sid, "seat_ids": seats[:2]},
+            headers=gated(runtime, buyer, sid),
+        )
+        assert held.status_code == 201
+        answered = time.monotonic()
+        event = await asyncio.wait_for(watch.read(), 10)
+        took = time.monotonic() - answered
+        assert event.type == "seat.held" and list(event.seat_ids) == seats[:2]
+        assert event.status == pb.SEAT_STATUS_TEMP_RESERVED and event.show_id == sid
+        assert event.reservation_id == held.json()["reservation_id"] and event.event_id and event.id
+        assert took < WITHIN, f"the hold reached the gRPC watcher after {took:.2f} s"
+        watch.cancel()
+
+        # Resume: a new watch after the first event's id sees what happened since (the release).
+        rid = held.json()["reservation_id"]
+        assert (await client.delete(f"/api/reservations/{rid}", headers=buyer["headers"])).status_code == 200
+        resumed = stub.WatchSeats(
+            pb.WatchSeatsRequest(show_id=sid, last_event_id=event.id),
+            metadata=meta(watcher, runtime=runtime, show_id=sid),
+        )
+        again = await asyncio.wait_for(resumed.read(), 10)
+        assert again.type == "seat.released" and list(again.seat_ids) == seats[:2]
+        assert again.status == pb.SEAT_STATUS_AVAILABLE and again.id > event.id
+        resumed.cancel()
+    await assert_invariants(runtime)
+
+
+async def test_grpc_hold_reaches_the_sse_stream_within_a_second(
+    runtime: Runtime, grpc_target: str, live_server: str
+) -> None:
+    show = await make_show(runtime, seats=4)
+    sid, seats = show["show_id"], show["seat_ids"]
+    watcher, buyer = await make_user(runtime), await make_user(runtime)
+    async with (
+        relay(runtime),
+        ticket_stub(grpc_target) as stub,
+        httpx.AsyncClient(base_url=live_server, timeout=10) as c,
+        c.stream("GET", f"/api/shows/{sid}/seats/stream", headers=gated(runtime, watcher, sid)) as resp,
+    ):
+        assert resp.status_code == 200
+        lines = resp.aiter_lines()
+        assert (await asyncio.wait_for(lines.__anext__(), 10)).startswith("retry:")
+        hold = await stub.Hold(
+            pb.HoldRequest(show_id=sid, seat_ids=seats[2:]),
+            metadata=meta(buyer, runtime=runtime, show_id=sid),
+        )
+        answered = time.monotonic()
+
+        async def next_data() -> dict[str, object]:
+            async for line in lines:
+                if line.startswith("data: "):
+                    return dict(json.loads(line[len("data: ") :]))
+            raise AssertionError("stream ended")
+
+        event = await asyncio.wait_for(next_data(), 10)
+        took = time.monotonic() - answered
+        assert event["type"] == "seat.held" and event["seat_ids"] == seats[2:]
+        assert event["reservation_id"] == hold.reservation_id
+        assert took < WITHIN, f"the gRPC hold reached the SSE watcher after {took:.2f} s"
+    await assert_invariants(runtime)

@@ -368,10 +368,7 @@ def grpc_command(
     with _errors_as_one_line():
         settings = _settings(host=host, grpc_port=port)
         _configure_logging(settings)
-        with contextlib.ExitStack() as stack:
-            if settings.embedded_database or settings.embedded_redis:
-                stack.enter_context(DataDirLock(settings.data_dir))
-            backends = stack.enter_context(_running_backends(settings))
+        with _running_backends(settings) as backends:  # attaches to a running `up`'s backends
             _run(_serve_grpc(settings, backends))
 
 

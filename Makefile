@@ -5,7 +5,9 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench proto clean-data lock
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint bench proto clean-data lock chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +18,19 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/boxoffice up
 
-test: $(STAMP)
+# The suite includes the browser tests (tests/browser: Playwright's async API in the suite's own
+# event loop), which drive Debian's Chromium: installed here when missing and we are root.
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  fi; \
+	  test -x $(CHROMIUM) || { echo "Chromium is missing for the browser tests: run 'sudo apt-get install -y chromium'"; exit 1; }; \
+	}
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations tools

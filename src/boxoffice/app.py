@@ -81,6 +81,9 @@ def create_app(
     install_error_handlers(app)
     _mount_operations(app)
     _mount_domains(app, serve_hot_routes)
+    from boxoffice.web.pages import mount_web
+
+    mount_web(app)  # last: its routes (and the catch-all 404 page) come after the API's
     return app
 
 

@@ -156,6 +156,10 @@ class SeatsTaken(Conflict):
     code = "SEATS_TAKEN"
 
 
+class NoAdjacentSeats(Conflict):
+    code = "NO_ADJACENT_SEATS"
+
+
 class ShowHasBookings(Conflict):
     code = "SHOW_HAS_BOOKINGS"
 
@@ -166,6 +170,10 @@ class SoldOut(Conflict):
 
 class QueueTokenForeign(Forbidden):
     code = "QUEUE_TOKEN_MISMATCH"
+
+
+class CsrfFailed(Forbidden):
+    code = "CSRF_FAILED"
 
 
 class QueueTicketForeign(Forbidden):
@@ -266,6 +274,10 @@ class SeatsNotInShow(Unprocessable):
 
 class TooManySeats(Unprocessable):
     code = "TOO_MANY_SEATS"
+
+
+class UnknownSection(Unprocessable):
+    code = "UNKNOWN_SECTION"
 
 
 # Hardening (issue 16): limits, outages, operations.

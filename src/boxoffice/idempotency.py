@@ -232,6 +232,23 @@ async def run_idempotent_steps(
     return IdempotentResult(status, encoded, replayed=False)
 
 
+async def stored_answer(
+    runtime: Runtime, *, user_id: int, scope: str, key: str | None, fingerprint: object
+) -> IdempotentResult | None:
+    """The stored answer for this key, if a first request already completed (else None).
+
+    For work whose inputs are chosen from live state (best available): a retry must replay the
+    first answer even when the state it would choose from has changed since (by that answer)."""
+    if key is None:
+        return None
+    params = {"user_id": user_id, "scope": scope, "key": validate_key(key)}
+    async with runtime.sessions() as session:
+        row = (await session.execute(_EXISTING, params)).mappings().first()
+    if row is None or row["state"] != "DONE":
+        return None
+    return _replay(row, fingerprint_hash(fingerprint))
+
+
 async def purge_expired(runtime: Runtime) -> None:
     """The idempotency_purge job."""
     async with unit_of_work(runtime.sessions) as uow:

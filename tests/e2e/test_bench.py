@@ -190,3 +190,14 @@ def test_kendall_tau_matches_the_definition() -> None:
         assert (expected is None and got is None) or abs(got - expected) < 1e-9  # type: ignore[operator]
     assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+
+
+def test_seat_map_tiny(tmp_path: Path) -> None:
+    """The seat-map bench in Chromium on a small show: every seat drawn, rates reported."""
+    proc, report, _ = _bench(tmp_path, "seat-map", "--seats", "2000", "--seconds", "0.5", timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert report["command"] == "seat-map" and report["seats_drawn"] == 2000
+    assert 0 < report["first_draw_ms"] < 60_000 and len(report["first_draw_ms_runs"]) == 3
+    assert report["steps"] and all(s["applied"] > 0 and s["worst_frame_ms"] > 0 for s in report["steps"])
+    assert report["changes_per_second_within_budget"] in [0, *(s["rate"] for s in report["steps"])]
+    assert "changes/s applied with no frame over 50 ms" in proc.stderr

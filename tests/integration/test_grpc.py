@@ -113,6 +113,23 @@ async def test_cancel_over_grpc_frees_the_seats(runtime: Runtime, grpc_target: s
     await assert_invariants(runtime)
 
 
+async def test_best_available_over_grpc(runtime: Runtime, grpc_target: str) -> None:
+    """Hold with a quantity picks adjacent seats like the HTTP API; paying needs only the login."""
+    show = await make_show(runtime, seats=6)
+    fan = await make_user(runtime, balance=100_000)
+    async with ticket_stub(grpc_target) as stub:
+        gate = meta(fan, runtime=runtime, show_id=show["show_id"])
+        hold = await stub.Hold(pb.HoldRequest(show_id=show["show_id"], quantity=3), metadata=gate)
+        numbers = sorted(s.number for s in hold.seats)
+        assert len(numbers) == 3 and numbers == list(range(numbers[0], numbers[0] + 3))
+        paid = await stub.Pay(
+            pb.PayRequest(reservation_id=hold.reservation_id, method=pb.PAYMENT_METHOD_BALANCE),
+            metadata=meta(fan, key="grpc-best"),
+        )
+        assert paid.status == pb.PAYMENT_STATUS_SUCCEEDED
+    await assert_invariants(runtime)
+
+
 async def test_a_retry_over_either_door_replays_the_same_answer(
     runtime: Runtime, grpc_target: str, client: httpx.AsyncClient
 ) -> None:

@@ -238,10 +238,17 @@ async def test_bad_input_on_every_method(runtime: Runtime, grpc_target: str, wor
         ("Hold", pb.HoldRequest(show_id=sid, seat_ids=seats[:2]), gate, C.ABORTED, "SEATS_TAKEN"),
         (
             "Hold",
-            pb.HoldRequest(show_id=sid, quantity=2),
+            pb.HoldRequest(show_id=sid, quantity=2, seat_ids=seats[:1]),  # seats or a quantity, not both
             gate,
-            C.UNIMPLEMENTED,
-            "BEST_AVAILABLE_UNSUPPORTED",
+            C.INVALID_ARGUMENT,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "Hold",
+            pb.HoldRequest(show_id=sid, quantity=2, section="Nowhere"),
+            gate,
+            C.INVALID_ARGUMENT,
+            "UNKNOWN_SECTION",
         ),
         (
             "Hold",

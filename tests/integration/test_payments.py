@@ -329,3 +329,50 @@ async def test_card_declined_then_retried_with_the_same_key_tries_again(client, 
         retry = await pay(client, runtime, u, show["show_id"], rid, method="CARD")
         assert retry.status_code == 201 and retry.json()["status"] == "SUCCEEDED"
     assert await payments_of(runtime, rid) == [("FAILED", "CARD", "DECLINED"), ("SUCCEEDED", "CARD", None)]
+
+
+async def test_own_live_hold_stays_payable_and_cancellable_after_the_queue_token_expired(
+    client, runtime, clock
+):  # type: ignore[no-untyped-def]
+    """The admission token gates choosing seats, not paying for them: a 60 s token and a 10 min
+    hold; at minute 5 the token is long dead and the hold alive, so paying needs only the login."""
+    from datetime import UTC, datetime
+
+    from boxoffice.waiting_room.tokens import issue_queue_token
+
+    fan = await make_user(runtime, balance=50_000)
+    show = await make_show(runtime, seats=4, hold_seconds=600)
+    sid = show["show_id"]
+    short, _ = issue_queue_token(
+        runtime.settings, user_id=fan["id"], show_id=sid, ticket=1, ttl_seconds=60, now=datetime.now(UTC)
+    )
+    gate = {**fan["headers"], "X-Queue-Token": short}
+    first = await client.post(
+        "/api/reservations", json={"show_id": sid, "seat_ids": show["seat_ids"][:1]}, headers=gate
+    )
+    second_fan = await make_user(runtime, balance=50_000)
+    other = await client.post(
+        "/api/reservations",
+        json={"show_id": sid, "seat_ids": show["seat_ids"][1:2]},
+        headers=gated(runtime, second_fan, sid),
+    )
+    assert first.status_code == 201 and other.status_code == 201
+    clock.advance(300)  # token: expired 4 minutes ago (beyond any leeway); hold: 5 minutes left
+    assert (
+        await client.post(
+            "/api/reservations", json={"show_id": sid, "seat_ids": show["seat_ids"][2:3]}, headers=gate
+        )
+    ).json()["code"] == "QUEUE_TOKEN_INVALID"  # choosing more seats is still gated
+    paid = await client.post(
+        "/api/payments",
+        json={"reservation_id": first.json()["reservation_id"], "method": "BALANCE"},
+        headers={**fan["headers"], "Idempotency-Key": "late-pay"},
+    )
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["reservation_status"] == "RESERVED"
+    assert await balance(runtime, fan["id"]) == 50_000 - 10_000
+    cancelled = await client.delete(
+        f"/api/reservations/{other.json()['reservation_id']}", headers=second_fan["headers"]
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert await reservation_status(runtime, first.json()["reservation_id"]) == "RESERVED"

@@ -14,7 +14,7 @@ from rich.console import Console
 from boxoffice.config import Settings, with_secrets
 
 bench_app = typer.Typer(
-    help="Flash-sale simulator, burst test and raw ceilings, with an oversell audit after every run.",
+    help="Flash-sale simulator, burst test, raw ceilings (oversell audit after each), seat map in a browser.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -213,3 +213,27 @@ def ceilings(
         ceiling_seconds=seconds,
     )
     _guard(lambda: ceilings_command(settings, stack, console))
+
+
+@bench_app.command("seat-map")
+def seat_map(
+    seats: Annotated[int, typer.Option(min=100, max=100_000, help="Seats of the show")] = 50_000,
+    seconds: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds per change rate")] = 2.0,
+    api_workers: WorkersOpt = 1,
+    target: TargetOpt = None,
+    report_dir: ReportDirOpt = Path("bench-reports"),
+    data_dir: DataDirOpt = None,
+    server_log_level: LogLevelOpt = "WARNING",
+) -> None:
+    """The canvas seat map in Chromium: first full draw, and seat changes/s with no frame > 50 ms."""
+    from boxoffice.bench.runner import StackOptions, seat_map_command
+
+    settings = _settings(target)
+    stack = StackOptions(
+        api_workers=api_workers,
+        target=target,
+        data_dir=data_dir,
+        report_dir=report_dir,
+        server_log_level=server_log_level,
+    )
+    _guard(lambda: seat_map_command(settings, stack, seats, seconds, console))

@@ -291,6 +291,27 @@ def ceilings_command(settings: Settings, opts: StackOptions, console: Console) -
     return report
 
 
+def seat_map_command(
+    settings: Settings, opts: StackOptions, seats: int, seconds: float, console: Console
+) -> dict[str, Any]:
+    from boxoffice.bench import seat_map
+
+    report_dir = _report_dir(opts, "seat-map")
+    started = time.perf_counter()
+    with _stack(settings, opts, report_dir / "logs") as stack:
+        with console.status(f"a {seats:,}-seat show in Chromium..."):
+            result: dict[str, Any] = _run(
+                seat_map.measure(
+                    stack.settings, stack.base_url, stack.database_url, stack.redis_url, seats, seconds
+                )
+            )
+    seat_map.print_seat_map(result, console)
+    path = seat_map.report(result, report_dir, started)
+    console.print(f"report: {path}")
+    result["report_dir"] = str(report_dir)
+    return result
+
+
 def flash_sale_command(
     settings: Settings, opts: StackOptions, sale: FlashSaleOptions, console: Console
 ) -> dict[str, Any]:

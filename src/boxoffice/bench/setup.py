@@ -42,9 +42,9 @@ class SaleShow:
     price: int
 
 
-def sections_for(seats: int) -> list[dict[str, Any]]:
+def sections_for(seats: int, seats_per_row: int = SEATS_PER_ROW) -> list[dict[str, Any]]:
     """A layout with exactly `seats` seats: full sections of 20-seat rows, then the remainder."""
-    width = min(SEATS_PER_ROW, seats)
+    width = min(seats_per_row, seats)
     full_rows, rest = divmod(seats, width)
     sections: list[dict[str, Any]] = []
     while full_rows > 0:
@@ -81,6 +81,7 @@ async def create_show(
     oversubscription: float | None,
     max_seats: int = 4,
     token_ttl_seconds: int = 600,
+    seats_per_row: int = SEATS_PER_ROW,
 ) -> SaleShow:
     """A venue, concert and show on sale now, through the catalog service."""
     from boxoffice.catalog import service as catalog
@@ -88,7 +89,7 @@ async def create_show(
 
     now = runtime.clock.now()
     tag = uuid.uuid4().hex[:6]
-    sections = sections_for(seats)
+    sections = sections_for(seats, seats_per_row)
     async with unit_of_work(runtime.sessions) as uow:
         session = uow.session
         venue = await catalog.create_venue(

@@ -29,6 +29,8 @@ _HOLD_PROBLEMS = problems(
     *_GATE,
     e.ShowNotFound,
     e.SeatsTaken,
+    e.NoAdjacentSeats,
+    e.UnknownSection,
     e.HoldExists,
     e.SaleClosed,
     e.IdempotencyInProgress,
@@ -48,6 +50,9 @@ async def _hold(hot: lean.HotInput) -> Response:
         user_id=hot.claims.user_id,
         show_id=body.show_id,
         seat_ids=body.seat_ids,
+        quantity=body.quantity,
+        section=body.section,
+        price=body.price,
         queue_token=hot.headers["X-Queue-Token"],
         idempotency_key=hot.headers["Idempotency-Key"],
     )
@@ -62,7 +67,7 @@ HOLD = lean.HotRoute(
     _hold,
     response_model=HoldOut,
     status_code=201,
-    summary="Hold seats (all or none) for the show's hold time",
+    summary="Hold seats (all or none) for the show's hold time; or the best N adjacent seats",
     tags=["reservations"],
     body=HoldRequest,
     headers=(

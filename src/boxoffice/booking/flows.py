@@ -17,12 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
-from boxoffice.booking.rules import RuleViolation
+from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.booking.service import domain_error, load_rules
 from boxoffice.catalog.service import refresh_inventory
 from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
-from boxoffice.errors import DomainError, HoldExists, SeatsNotInShow, SeatsTaken
-from boxoffice.idempotency import IdempotentResult, run_idempotent
+from boxoffice.errors import (
+    DomainError,
+    HoldExists,
+    NoAdjacentSeats,
+    SeatsNotInShow,
+    SeatsTaken,
+    UnknownSection,
+)
+from boxoffice.idempotency import IdempotentResult, run_idempotent, stored_answer
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import check_queue_token
 
@@ -30,6 +37,7 @@ HOLD_SCOPE = "POST /api/reservations"
 # PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
 EXPIRY_BATCH = 500
+BEST_TRIES = 5  # best-available blocks tried, one after another, before answering NO_ADJACENT_SEATS
 
 
 @dataclass
@@ -124,22 +132,79 @@ async def place_hold(
     *,
     user_id: int,
     show_id: int,
-    seat_ids: list[int],
+    seat_ids: list[int] | None = None,
+    quantity: int | None = None,
+    section: str | None = None,
+    price: int | None = None,
     queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
     """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none.
-    The shield marks and the seat map follow after the commit (never on a replay)."""
+    The shield marks and the seat map follow after the commit (never on a replay).
+
+    With `seat_ids` the fan names the seats; with `quantity` (and optionally a section or a price
+    tier) the rule picks the best block of adjacent seats, and a few others to try in turn when
+    one is taken meanwhile, each through the same shield and the same conditional update.
+    """
     await check_queue_token(runtime, user_id, show_id, queue_token)
     await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
     try:
         rules.check_sale_open(show, now)
-        wanted = rules.check_seat_request(seat_ids, show.max_seats)
+        if seat_ids is not None:
+            wanted = rules.check_seat_request(seat_ids, show.max_seats)
+        else:
+            rules.check_quantity(quantity or 0, show.max_seats)
     except RuleViolation as err:
         raise domain_error(err) from None
     expires_at = rules.hold_expires_at(show, now)
+    if seat_ids is not None:
+        fingerprint: dict[str, Any] = {"show_id": show_id, "seat_ids": seat_ids}
+        return await _hold_exact(
+            runtime, user_id, show, wanted, now, expires_at, idempotency_key, fingerprint
+        )
+    assert quantity is not None
+    fingerprint = {"show_id": show_id, "quantity": quantity, "section": section, "price": price}
+    # A retry replays the first answer even though the seats it would pick from have changed since.
+    replay = await stored_answer(
+        runtime, user_id=user_id, scope=HOLD_SCOPE, key=idempotency_key, fingerprint=fingerprint
+    )
+    if replay is not None:
+        return replay
+    async with runtime.sessions() as session:
+        spots = await repository.seat_spots(session, show_id, now, section)
+    if section is not None and not spots:
+        raise UnknownSection(
+            f"This show has no section named {section!r}",
+            errors=[{"loc": ["body", "section"], "msg": "unknown section", "type": "value_error"}],
+        )
+    for block in rules.best_blocks(spots, quantity, section=section, price=price, limit=BEST_TRIES):
+        try:
+            return await _hold_exact(
+                runtime, user_id, show, block, now, expires_at, idempotency_key, fingerprint
+            )
+        except SeatsTaken:
+            continue  # taken meanwhile: the next best block
+    raise NoAdjacentSeats(
+        f"No {quantity} adjacent seats are free together right now"
+        + (f" in {section}" if section else "")
+        + "; try fewer seats or another section",
+        quantity=quantity,
+    )
+
+
+async def _hold_exact(
+    runtime: Runtime,
+    user_id: int,
+    show: ShowRules,
+    wanted: list[int],
+    now: datetime,
+    expires_at: datetime,
+    idempotency_key: str | None,
+    fingerprint: dict[str, Any],
+) -> IdempotentResult:
+    show_id = show.show_id
     verdict = await shield.try_mark(
         runtime.hot_redis,
         show_id,
@@ -161,7 +226,7 @@ async def place_hold(
             user_id=user_id,
             scope=HOLD_SCOPE,
             key=idempotency_key,
-            fingerprint={"show_id": show_id, "seat_ids": seat_ids},
+            fingerprint=fingerprint,
             work=work,
             required=False,
         )
@@ -170,6 +235,13 @@ async def place_hold(
             runtime.metrics.holds.labels("db_refused").inc()
         await shield.release(runtime.redis, show_id, user_id, verdict.marked)
         raise
+    if result.replayed:
+        # A best-available retry may have marked other seats than the ones the first answer holds.
+        seats = result.body.get("seats", []) if isinstance(result.body, dict) else []
+        kept = {seat["id"] for seat in seats}
+        stray = [s for s in verdict.marked if s not in kept]
+        if stray:
+            await shield.release(runtime.redis, show_id, user_id, stray)
     return result
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.booking.rules import ShowRules
+from boxoffice.booking.rules import SeatSpot, ShowRules
 
 _SHOW_RULES = text(
     "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation "
@@ -166,6 +166,16 @@ _RESERVATION_SEATS = text(
 )
 
 _SHOW_START = text("SELECT starts_at FROM shows WHERE id = :show_id")
+
+# Every seat of a show for best available: free = AVAILABLE or held by a dead hold (as in _HOLD).
+_SEAT_SPOTS = text(
+    """
+    SELECT s.id, s.section, vs.position, s.row, s.number, s.price,
+           (s.status = 'AVAILABLE' OR (s.status = 'TEMP_RESERVED' AND s.hold_expires_at <= :now)) AS free
+    FROM seats s JOIN venue_sections vs ON vs.id = s.section_id
+    WHERE s.show_id = :show_id AND (CAST(:section AS text) IS NULL OR s.section = :section)
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,3 +334,10 @@ async def seats_of_reservations(
 async def show_starts_at(session: AsyncSession, show_id: int) -> datetime | None:
     value = (await session.execute(_SHOW_START, {"show_id": show_id})).scalar()
     return value  # type: ignore[no-any-return]
+
+
+async def seat_spots(
+    session: AsyncSession, show_id: int, now: datetime, section: str | None = None
+) -> list[SeatSpot]:
+    rows = await session.execute(_SEAT_SPOTS, {"show_id": show_id, "now": now, "section": section})
+    return [SeatSpot(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]

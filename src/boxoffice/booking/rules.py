@@ -116,3 +116,104 @@ def clamp_page_size(limit: int | None, default: int = 20, maximum: int = 100) ->
     if limit is None:
         return default
     return max(1, min(limit, maximum))
+
+
+# ---------------------------------------------------------------- best available
+
+
+@dataclass(frozen=True, slots=True)
+class SeatSpot:
+    """One seat of a show as best-available sees it. `rank` is the section's place in the venue's
+    ranking (lower is better: the order the venue lists its sections in)."""
+
+    id: int
+    section: str
+    rank: int
+    row: int
+    number: int
+    price: int
+    available: bool
+
+
+def check_quantity(quantity: int, max_seats: int) -> int:
+    if quantity < 1:
+        raise RuleViolation("VALIDATION_ERROR", 422, "quantity must be at least 1", loc=["body", "quantity"])
+    if quantity > max_seats:
+        raise RuleViolation(
+            "TOO_MANY_SEATS",
+            422,
+            f"At most {max_seats} seats per reservation for this show",
+            loc=["body", "quantity"],
+            max_seats=max_seats,
+        )
+    return quantity
+
+
+def best_blocks(
+    seats: Sequence[SeatSpot],
+    quantity: int,
+    *,
+    section: str | None = None,
+    price: int | None = None,
+    limit: int = 5,
+) -> list[list[int]]:
+    """Up to `limit` blocks of `quantity` adjacent available seats in one row, best first.
+
+    A block never leaves a single available seat stranded between it and a taken seat or the end
+    of the row (no orphan). Best = the venue's best-ranked section, then the lowest row number,
+    then the block whose centre is closest to the middle of the row. Candidates come from distinct
+    runs of free seats first, so when one is taken meanwhile the next try is not its neighbour.
+    """
+    rows: dict[tuple[str, int], list[SeatSpot]] = {}
+    for s in seats:
+        if section is not None and s.section != section:
+            continue
+        rows.setdefault((s.section, s.row), []).append(s)
+    scored: list[tuple[tuple[int, int, float, int], int, list[int]]] = []
+    run_id = 0
+    for row_seats in rows.values():
+        row_seats.sort(key=lambda s: s.number)
+        width = row_seats[-1].number
+        middle = (width + 1) / 2
+        for run in _free_runs(row_seats, price):
+            run_id += 1
+            for start in range(len(run) - quantity + 1):
+                left, right = start, len(run) - start - quantity
+                if left == 1 or right == 1:
+                    continue  # would strand one seat
+                block = run[start : start + quantity]
+                centre = (block[0].number + block[-1].number) / 2
+                key = (block[0].rank, block[0].row, abs(centre - middle), block[0].number)
+                scored.append((key, run_id, [s.id for s in block]))
+    scored.sort(key=lambda item: item[0])
+    picked: list[list[int]] = []
+    seen_runs: set[int] = set()
+    for _, run_no, ids in scored:  # the best block of each run first
+        if run_no not in seen_runs:
+            seen_runs.add(run_no)
+            picked.append(ids)
+            if len(picked) == limit:
+                return picked
+    for _, _, ids in scored:  # then the next ones, if there are too few runs
+        if ids not in picked:
+            picked.append(ids)
+            if len(picked) == limit:
+                break
+    return picked
+
+
+def _free_runs(row_seats: Sequence[SeatSpot], price: int | None) -> list[list[SeatSpot]]:
+    """Maximal runs of consecutive available seats (seats of another price tier end a run)."""
+    runs: list[list[SeatSpot]] = []
+    current: list[SeatSpot] = []
+    for s in row_seats:
+        usable = s.available and (price is None or s.price == price)
+        if usable and current and s.number == current[-1].number + 1:
+            current.append(s)
+        else:
+            if current:
+                runs.append(current)
+            current = [s] if usable else []
+    if current:
+        runs.append(current)
+    return runs

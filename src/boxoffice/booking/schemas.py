@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from boxoffice.ids import Id
 from boxoffice.inputs import RequestModel
@@ -14,8 +15,25 @@ SeatId = Id
 
 
 class HoldRequest(RequestModel):
+    """Either `seat_ids` (these seats, all or none) or `quantity` ("best available": that many
+    adjacent seats in one row, leaving no single seat stranded, best rows first), optionally
+    limited to a `section` or a `price` tier."""
+
     show_id: Id
-    seat_ids: list[SeatId] = Field(min_length=1, max_length=10, description="All of them or none")
+    seat_ids: list[SeatId] | None = Field(
+        default=None, min_length=1, max_length=10, description="All of them or none"
+    )
+    quantity: int | None = Field(default=None, ge=1, le=10, description="Best available: how many seats")
+    section: str | None = Field(default=None, min_length=1, max_length=100, description="With quantity")
+    price: int | None = Field(default=None, ge=0, le=10**12, description="With quantity: one price tier")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> HoldRequest:
+        if (self.seat_ids is None) == (self.quantity is None):
+            raise PydanticCustomError("seats_or_quantity", "send either seat_ids or quantity")
+        if self.seat_ids is not None and (self.section is not None or self.price is not None):
+            raise PydanticCustomError("quantity_only", "section and price go with quantity")
+        return self
 
 
 class SeatOut(BaseModel):

@@ -171,8 +171,19 @@ async def seat_events(
 async def seat_event_stream(
     runtime: Runtime, show_id: int, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
-    """Server-Sent Events of `seat_events`; a comment every 15 quiet seconds keeps proxies open."""
+    """Server-Sent Events of `seat_events`; a comment every 15 quiet seconds keeps proxies open.
+
+    A watcher that reconnects with a Last-Event-ID the stream no longer holds (trimmed, or Redis
+    lost it) gets `event: reset` first: changes were missed, reload the whole map."""
     yield b"retry: 1000\n: connected\n\n"
+    if last_event_id and shield.valid_stream_id(last_event_id):
+        try:
+            if not await shield.resumable(runtime.redis, show_id, last_event_id):
+                last_event_id = await shield.latest_event_id(runtime.redis, show_id)
+                yield f"id: {last_event_id}\nevent: reset\ndata: {{}}\n\n".encode()
+        except shield.REDIS_ERRORS:
+            last_event_id = None
+            yield b"event: reset\ndata: {}\n\n"
     idle = 0
     async for event in seat_events(runtime, show_id, last_event_id):
         if event is None:

@@ -202,6 +202,23 @@ async def latest_event_id(redis: Redis, show_id: int) -> str:
     return str(last[0][0].decode()) if last else "0-0"
 
 
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def resumable(redis: Redis, show_id: int, cursor: str) -> bool:
+    """Whether a watcher that saw `cursor` can resume from it: the entry after it is still on the
+    stream. False when the stream was trimmed past it, or lost and started again (Redis restarted)."""
+    first: Any = await redis.xrange(show_stream(show_id), count=1)
+    last: Any = await redis.xrevrange(show_stream(show_id), count=1)
+    if not first:
+        return False
+    first_id, last_id = _id_key(first[0][0].decode()), _id_key(last[0][0].decode())
+    seen = _id_key(cursor)
+    return first_id <= seen <= last_id
+
+
 async def read_show_events(
     redis: Redis, show_id: int, cursor: str, *, block_ms: int
 ) -> list[tuple[str, dict[str, str]]]:

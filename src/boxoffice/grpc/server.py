@@ -50,12 +50,6 @@ REPLAYED = ("idempotent-replayed", "true")
 R = TypeVar("R")
 
 
-class BestAvailableUnsupported(DomainError):
-    """HoldRequest.quantity before the booking service offers best available (-> UNIMPLEMENTED)."""
-
-    status, code = 501, "BEST_AVAILABLE_UNSUPPORTED"
-
-
 Context = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
 
 
@@ -244,16 +238,21 @@ class TicketService(pb_grpc.TicketServiceServicer):
     @_unary
     async def Hold(self, request: pb.HoldRequest, context: Context) -> pb.Reservation:
         claims = await self._user(context)
-        if request.quantity or request.section or request.HasField("price"):
-            raise BestAvailableUnsupported(
-                "Best available (quantity, section, price) is not offered by this server yet; send seat_ids"
-            )
-        body = HoldRequest(show_id=request.show_id, seat_ids=list(request.seat_ids))
+        body = HoldRequest(  # seat_ids, or best available: quantity [+ section | price]
+            show_id=request.show_id,
+            seat_ids=list(request.seat_ids) or None,
+            quantity=request.quantity or None,
+            section=request.section or None,
+            price=request.price if request.HasField("price") else None,
+        )
         result = await booking_flows.place_hold(
             self.runtime,
             user_id=claims.user_id,
             show_id=body.show_id,
             seat_ids=body.seat_ids,
+            quantity=body.quantity,
+            section=body.section,
+            price=body.price,
             queue_token=_metadata(context, "x-queue-token", QUEUE_TOKEN_MAX),
             idempotency_key=_metadata(context, "idempotency-key"),
         )
@@ -269,7 +268,6 @@ class TicketService(pb_grpc.TicketServiceServicer):
             user_id=claims.user_id,
             reservation_id=body.reservation_id,
             method=body.method,
-            queue_token=_metadata(context, "x-queue-token", QUEUE_TOKEN_MAX),
             idempotency_key=_metadata(context, "idempotency-key"),
         )
         return messages.payment(_answer(result, context))

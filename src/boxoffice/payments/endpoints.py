@@ -31,9 +31,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         e.IdempotencyKeyInvalid,
         e.AuthRequired,
         e.InvalidAccessToken,
-        e.QueueTokenRequired,
-        e.QueueTokenRefused,
-        e.QueueTokenForeign,
         e.InsufficientBalance,
         e.PaymentDeclined,
         e.ReservationNotFound,
@@ -54,20 +51,19 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=PaymentOut,
     responses=_PROBLEMS,
     summary="Pay a hold from the balance or by card; confirms the reservation in the same step",
+    description="Needs only your login: a live hold stays payable after its admission token expired.",
 )
 async def create_payment(
     body: PaymentRequest,
     claims: CurrentUser,
     runtime: RuntimeDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    x_queue_token: Annotated[str | None, Header(max_length=4096)] = None,
 ) -> JSONResponse:
     result = await flows.pay(
         runtime,
         user_id=claims.user_id,
         reservation_id=body.reservation_id,
         method=body.method,
-        queue_token=x_queue_token,
         idempotency_key=idempotency_key,
     )
     return respond(result)

@@ -89,6 +89,16 @@ async def get_payment(session: AsyncSession, user_id: int, payment_id: int) -> d
     return payment_body(row)
 
 
+async def payment_of_reservation(
+    session: AsyncSession, user_id: int, reservation_id: int
+) -> dict[str, Any] | None:
+    """The reservation's live payment (PENDING or SUCCEEDED) if it is this user's, else None."""
+    row = await repository.live_payment(session, reservation_id)
+    if row is None or row["user_id"] != user_id:
+        return None
+    return payment_body(row)
+
+
 def reconcile_grace(runtime: Runtime) -> timedelta:
     """A PENDING payment younger than this may still have its provider call in flight."""
     return timedelta(seconds=2 * runtime.settings.payment_provider_timeout_seconds + 1)

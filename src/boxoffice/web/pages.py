@@ -1,0 +1,173 @@
+"""The web app: server-rendered pages at `/`, served by the API process itself.
+
+How a page module plugs in (the promoter's console does it this way):
+
+    from fastapi import APIRouter, Request
+    from boxoffice.web.render import render
+    from boxoffice.web.session import AdminPageUser, CsrfChecked, PageUser
+
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/admin")   # AdminPageUser: a 403 page for fans, the login redirect when logged out
+    async def console(request: Request, user: AdminPageUser):
+        return render(request, "admin/console.html", {"x": 1}, title="Console")
+
+    @router.post("/admin/things", dependencies=[CsrfChecked])        # every page write checks CSRF
+    async def create(request: Request, user: AdminPageUser): ...
+
+  and list the router in `page_routers()` below. Templates live in `web/templates/<area>/` and
+  `{% extends "base.html" %}` (blocks: title via render(title=), `content`, `head`, `scripts`,
+  `nav`, `body_class`); forms carry `<input type="hidden" name="csrf_token" value="{{ csrf_token }}">`;
+  scripts are ES modules under `web/static/js/` loaded with
+  `<script type="module" src="{{ static('js/x.js') }}">` (no inline script: the CSP forbids it) and
+  send `X-CSRF-Token` (from `<meta name="csrf-token">`, see `static/js/app.js: postJSON`) on
+  writes. A route that is the browser's JSON or stream lives under `/web/...` (errors stay
+  problem+json there); everything else that raises renders `error.html` with the error's sentence.
+  The seat map is a reusable canvas component: `static/js/seatmap.js` (`new SeatMap(canvas, opts)`).
+  Page routes stay thin: they call services/flows (or the browser calls the JSON API); no SQL and
+  no business rule here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from boxoffice.auth import service as auth_service
+from boxoffice.auth.schemas import LoginRequest, SignupRequest
+from boxoffice.deps import SessionDep
+from boxoffice.email import send_email
+from boxoffice.errors import DomainError
+from boxoffice.runtime import Runtime
+from boxoffice.web.render import STATIC_DIR, build_environment, install_page_errors, render
+from boxoffice.web.security import WebMiddleware
+from boxoffice.web.session import CsrfChecked, OptionalPageUser, end_session, start_session
+
+router = APIRouter(include_in_schema=False)
+
+
+def page_routers() -> list[APIRouter]:
+    from boxoffice.web.browser import router as browser_router
+    from boxoffice.web.fan import router as fan_router
+
+    return [router, fan_router, browser_router]
+
+
+def mount_web(app: FastAPI) -> None:
+    """Pages, the browser's /web routes, /static, the web middleware and page error handling."""
+    app.state.templates = build_environment()
+    app.add_middleware(WebMiddleware)
+    install_page_errors(app)
+    for page_router in page_routers():
+        for route in page_router.routes:
+            app.router.routes.append(route)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (never //host or a scheme): no open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def form_error(exc: ValidationError) -> str:
+    """The first problem of a form as a sentence."""
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err.get("loc", ())) or "the form"
+        msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+        return f"{field.replace('_', ' ').capitalize()}: {msg}."
+    return "Please check the form."
+
+
+async def form_fields(request: Request, *names: str) -> dict[str, str]:
+    form = await request.form()
+    out: dict[str, str] = {}
+    for name in names:
+        value = form.get(name)
+        out[name] = value if isinstance(value, str) else ""
+    return out
+
+
+# ---------------------------------------------------------------- login / signup / logout
+
+
+@router.get("/login")
+async def login_page(request: Request, user: OptionalPageUser, next: str | None = None) -> Response:
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "login.html", {"next": safe_next(next), "email": ""}, title="Log in")
+
+
+@router.post("/login", dependencies=[CsrfChecked])
+async def login_submit(request: Request, session: SessionDep) -> Response:
+    fields = await form_fields(request, "email", "password", "next")
+    target = safe_next(fields["next"])
+    context: dict[str, Any] = {"next": target, "email": fields["email"]}
+    try:
+        data = LoginRequest(email=fields["email"], password=fields["password"])
+        pair = await auth_service.login(session, runtime_of(request), data)
+    except ValidationError:
+        context["error"] = "Please enter your email and password."
+        return render(request, "login.html", context, status_code=422, title="Log in")
+    except DomainError as exc:
+        context["error"] = exc.detail
+        return render(request, "login.html", context, status_code=exc.status, title="Log in")
+    start_session(request, pair)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/signup")
+async def signup_page(request: Request, user: OptionalPageUser, next: str | None = None) -> Response:
+    if user is not None:
+        return RedirectResponse("/", status_code=303)
+    return render(request, "signup.html", {"next": safe_next(next), "values": {}}, title="Sign up")
+
+
+@router.post("/signup", dependencies=[CsrfChecked])
+async def signup_submit(request: Request, session: SessionDep, background: BackgroundTasks) -> Response:
+    fields = await form_fields(request, "email", "password", "name", "next")
+    target = safe_next(fields["next"])
+    context: dict[str, Any] = {"next": target, "values": {"email": fields["email"], "name": fields["name"]}}
+    runtime = runtime_of(request)
+    try:
+        data = SignupRequest(email=fields["email"], password=fields["password"], name=fields["name"])
+        _, mail = await auth_service.signup(session, runtime, data)
+        if mail is not None:  # background tasks run after the response, i.e. after the commit
+            background.add_task(send_email, runtime.settings, mail)
+        pair = await auth_service.login(
+            session, runtime, LoginRequest(email=data.email, password=fields["password"])
+        )
+    except ValidationError as exc:
+        context["error"] = form_error(exc)
+        return render(request, "signup.html", context, status_code=422, title="Sign up")
+    except DomainError as exc:
+        context["error"] = exc.detail
+        return render(request, "signup.html", context, status_code=exc.status, title="Sign up")
+    start_session(request, pair)
+    return RedirectResponse(target if target != "/" else "/account?welcome=1", status_code=303)
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+async def logout_submit(request: Request, user: OptionalPageUser) -> Response:
+    if user is not None:
+        try:
+            await auth_service.logout(runtime_of(request), user.claims)
+        except DomainError:
+            pass  # the cookies go anyway; the access token expires on its own
+    end_session(request)
+    return RedirectResponse("/?bye=1", status_code=303)
+
+
+def login_url(target: str) -> str:
+    return f"/login?next={quote(target, safe='')}"

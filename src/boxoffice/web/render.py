@@ -1,0 +1,170 @@
+"""Rendering pages: the Jinja2 environment, `render()`, and errors as styled pages.
+
+Every template extends `base.html` and receives: `request`, `user` (a WebUser or None),
+`csrf_token`, `static(path)`, `money(minor_units)`, `when(datetime)` and what the route passes.
+Errors raised on a page (a DomainError, a 404, validation, anything unexpected) become
+`error.html` with the error's human sentence; a 401 on a page redirects to the login page and
+comes back afterwards. Requests under /api/ and /web/ (the browser's JSON and streams), and any
+request that does not ask for text/html, keep problem+json.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from boxoffice.errors import DomainError
+from boxoffice.web.security import SECURITY_HEADERS
+from boxoffice.web.session import csrf_token
+
+log = structlog.get_logger("boxoffice.web")
+
+WEB_DIR = Path(__file__).parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+# Paths whose errors stay problem+json: the public API and the browser's own JSON/SSE routes.
+JSON_PREFIXES = ("/api/", "/web/", "/static/", "/docs", "/redoc", "/openapi.json", "/metrics")
+
+
+def money(minor: int | None) -> str:
+    """Minor units as a price ("1,500.00")."""
+    if minor is None:
+        return ""
+    return f"{minor / 100:,.2f}"
+
+
+def when(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime(fmt)
+
+
+def iso(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).isoformat()
+
+
+def build_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(money=money, when=when, iso=iso, static=lambda path: f"/static/{path}")
+    return env
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    title: str | None = None,
+) -> HTMLResponse:
+    env: Environment = request.app.state.templates
+    values: dict[str, Any] = {
+        "request": request,
+        "user": getattr(request.state, "bo_user", None),
+        "csrf_token": csrf_token(request),
+        "title": title,
+        "path": request.url.path,
+    }
+    values.update(context or {})
+    html = env.get_template(template).render(values)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def wants_page(request: Request) -> bool:
+    """A browser navigating (it asks for HTML) outside the JSON areas; API clients keep problem+json."""
+    if request.url.path.startswith(JSON_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, status: int, detail: str, code: str) -> Response:
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    try:
+        response: Response = render(
+            request,
+            "error.html",
+            {"status": status, "detail": detail, "code": code, "heading": title},
+            status_code=status,
+            title=title,
+        )
+    except Exception:  # the error page itself failed: a plain but still human answer
+        log.exception("error_page_failed")
+        response = HTMLResponse(
+            "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>",
+            status_code=status,
+        )
+    # 500s are answered outside the web middleware: set the headers here as well.
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name.decode(), value.decode())
+    return response
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """Wrap the app's problem+json handlers: pages get `error.html` (or the login redirect)."""
+
+    def wrap(exc_class: type[BaseException] | int, page: Callable[[Request, Any], Response]) -> None:
+        original: Handler | None = app.exception_handlers.get(exc_class)
+
+        async def handler(request: Request, exc: Any) -> Response:
+            if wants_page(request) or original is None:
+                return page(request, exc)
+            answer = original(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+
+        app.exception_handlers[exc_class] = handler
+
+    def domain(request: Request, exc: DomainError) -> Response:
+        if exc.status == 401 and request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return error_page(request, exc.status, exc.detail, exc.code)
+
+    def http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_page(request, 404, "There is no page at this address.", "NOT_FOUND")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return error_page(request, exc.status_code, detail, f"HTTP_{exc.status_code}")
+
+    def validation(request: Request, exc: RequestValidationError) -> Response:
+        return error_page(
+            request, 404 if request.method == "GET" else 422, _validation_sentence(exc), "BAD_INPUT"
+        )
+
+    def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_page_error", path=request.url.path)
+        return error_page(
+            request, 500, "Something went wrong on our side; it has been logged.", "INTERNAL_ERROR"
+        )
+
+    wrap(DomainError, domain)
+    wrap(StarletteHTTPException, http)
+    wrap(RequestValidationError, validation)
+    wrap(Exception, unexpected)
+
+
+def _validation_sentence(exc: RequestValidationError) -> str:
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        if loc:
+            return f"Please check {loc[-1].replace('_', ' ')}: {err.get('msg', 'invalid value')}."
+    return "This address or form is not valid."

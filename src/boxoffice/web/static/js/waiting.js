@@ -1,0 +1,142 @@
+// The waiting room: live position from the queue's SSE stream, a polling fallback that honours
+// poll_after_seconds, and READY -> the admission cookie -> the seat map, by itself.
+import { getJSON, postJSON, show } from "./app.js";
+
+const box = document.getElementById("queue");
+const showId = box && box.dataset.showId;
+const query = box ? `?concert_id=${box.dataset.concertId}` : "";
+const message = document.getElementById("queue-message");
+let finished = false;
+let pollTimer = null;
+let source = null;
+
+function etaRange(seconds) {
+  if (seconds === null || seconds === undefined) return "We cannot estimate the wait right now.";
+  if (seconds <= 5) return "Estimated wait: a few seconds.";
+  const low = Math.max(1, Math.floor(seconds * 0.8));
+  const high = Math.ceil(seconds * 1.3) + 5;
+  const fmt = (s) => (s < 90 ? `${s} s` : `${Math.round(s / 60)} min`);
+  return `Estimated wait: ${fmt(low)} – ${fmt(high)}.`;
+}
+
+function progressFor(position) {
+  const key = `bo-queue-first-${showId}`;
+  const first = Math.max(Number(sessionStorage.getItem(key)) || 0, position);
+  sessionStorage.setItem(key, String(first));
+  return first <= 1 ? 100 : Math.round(((first - position) / (first - 1)) * 100);
+}
+
+async function admit() {
+  if (finished) return;
+  finished = true;
+  stop();
+  show(message, "It's your turn! Taking you to the seat map…", "ok");
+  try {
+    const answer = await postJSON(`/web/queue/${showId}/admit${query}`, {});
+    if (answer.seat_map_url) {
+      window.location.assign(answer.seat_map_url);
+      return;
+    }
+    finished = false;
+    update(answer);
+  } catch (err) {
+    finished = false;
+    show(message, err.message, "error");
+    schedulePoll(3);
+  }
+}
+
+function update(view) {
+  if (finished) return;
+  const status = view.status;
+  box.dataset.status = status;
+  const inLine = document.getElementById("in-line");
+  const pre = document.getElementById("pre-queue");
+  if (status === "READY") {
+    admit();
+    return;
+  }
+  if (status === "SOLD_OUT") {
+    finished = true;
+    stop();
+    if (inLine) inLine.hidden = true;
+    show(message, "Sold out: every seat of this show has been sold while you waited. We're sorry!", "error");
+    return;
+  }
+  if (status === "NOT_IN_QUEUE") {
+    finished = true;
+    stop();
+    show(message, "You are no longer in this queue (your turn passed or you left). Reload the page to join again.", "warn");
+    return;
+  }
+  if (status === "LAST_SEATS_HELD") {
+    show(message, "The last seats are being held by other fans. If they are released, the line moves again.", "warn");
+  } else if (view.pre_queue) {
+    show(message, "You're in the pre-queue. Your place is drawn when the sale opens.", "info");
+  } else {
+    show(message, "", "info");
+  }
+  if (pre && inLine) {
+    pre.hidden = !view.pre_queue;
+    inLine.hidden = Boolean(view.pre_queue);
+  }
+  if (view.position !== null && view.position !== undefined) {
+    document.getElementById("position").textContent = view.position.toLocaleString("en-US");
+    const ahead = Math.max(0, view.position - 1);
+    document.getElementById("ahead").textContent =
+      ahead === 0 ? "You are next." : `${ahead.toLocaleString("en-US")} ${ahead === 1 ? "person" : "people"} ahead of you`;
+    const pct = progressFor(view.position);
+    const bar = document.getElementById("progress");
+    bar.value = pct;
+    bar.textContent = `${pct}%`;
+  }
+  const eta = document.getElementById("eta");
+  if (eta) eta.textContent = view.pre_queue ? "" : etaRange(view.estimated_wait_seconds);
+}
+
+function stop() {
+  if (source) source.close();
+  source = null;
+  if (pollTimer) clearTimeout(pollTimer);
+  pollTimer = null;
+}
+
+function schedulePoll(seconds) {
+  if (finished) return;
+  if (pollTimer) clearTimeout(pollTimer);
+  pollTimer = setTimeout(poll, Math.max(0.5, seconds) * 1000);
+}
+
+async function poll() {
+  try {
+    const view = await getJSON(`/web/queue/${showId}/status${query}`);
+    update(view);
+    schedulePoll(view.poll_after_seconds ?? 5);
+  } catch (err) {
+    show(message, err.message, "error");
+    schedulePoll(5);
+  }
+}
+
+function listen() {
+  if (!("EventSource" in window)) {
+    poll();
+    return;
+  }
+  source = new EventSource(`/web/queue/${showId}/stream${query}`);
+  source.addEventListener("status", (e) => update(JSON.parse(e.data)));
+  source.addEventListener("error", (e) => {
+    // A server-sent `event: error` (queue unavailable) or a dropped connection: poll instead.
+    if (finished) return;
+    if (e.data || (source && source.readyState === EventSource.CLOSED)) {
+      source.close();
+      source = null;
+      poll();
+    }
+  });
+}
+
+if (box && box.dataset.status !== "NOT_IN_QUEUE") {
+  if (box.dataset.status === "READY") admit();
+  else listen();
+}

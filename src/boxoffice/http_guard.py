@@ -25,11 +25,11 @@ _RETRY_AFTER = str(RETRY_AFTER_SECONDS).encode()
 _ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
 # JSON and text answers (the API, health, metrics) are never a document to render or to cache.
 _NOT_A_PAGE = (
+    (b"referrer-policy", b"no-referrer"),  # pages set their own (web/security.py)
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 )

@@ -62,6 +62,9 @@ def create_app(
         metrics = Metrics()
     app.state.metrics = metrics
     app.state.metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    from boxoffice.admin.live import DashboardHub
+
+    app.state.dashboards = DashboardHub()  # one per process: shares a show's frames across viewers
     if runtime is not None:
         app.state.runtime = runtime
     failures = runtime.failures if runtime is not None else None
@@ -143,6 +146,7 @@ def _mount_operations(app: FastAPI) -> None:
 
 
 def _mount_domains(app: FastAPI, serve_hot_routes: bool) -> None:
+    from boxoffice.admin.endpoints import router as admin_router
     from boxoffice.auth.endpoints import router as auth_router
     from boxoffice.booking.endpoints import hot_routes as booking_hot_routes
     from boxoffice.booking.endpoints import router as booking_router
@@ -158,7 +162,7 @@ def _mount_domains(app: FastAPI, serve_hot_routes: bool) -> None:
     # Lean routes first (see boxoffice.lean); their FastAPI declarations document them.
     if serve_hot_routes:
         app.router.routes.extend(hot.served() for hot in [*queue_hot_routes, *booking_hot_routes])
-    for router in (queue_router, booking_router, auth_router, catalog_router, payments_router):
+    for router in (queue_router, booking_router, auth_router, catalog_router, payments_router, admin_router):
         for route in router.routes:
             app.router.routes.append(route)
 

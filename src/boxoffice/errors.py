@@ -160,6 +160,18 @@ class NoAdjacentSeats(Conflict):
     code = "NO_ADJACENT_SEATS"
 
 
+class SaleStarted(Conflict):
+    code = "SALE_STARTED"
+
+
+class ConcertHasLiveShows(Conflict):
+    code = "CONCERT_HAS_LIVE_SHOWS"
+
+
+class NotCancellable(Conflict):
+    code = "NOT_CANCELLABLE"
+
+
 class ShowHasBookings(Conflict):
     code = "SHOW_HAS_BOOKINGS"
 

@@ -25,6 +25,7 @@ from boxoffice.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import create_redis
 from boxoffice.redis_mux import MuxRedis
+from boxoffice.salestats.recorder import SaleStats
 from boxoffice.streams import StreamSlots
 
 
@@ -40,6 +41,8 @@ class Runtime:
     # process; everything else uses `redis`. See redis_mux.py for why.
     hot_redis: MuxRedis
     http: httpx.AsyncClient
+    # Per-show, per-second sale counters for the admin dashboard (flushed to Redis once a second).
+    sale_stats: SaleStats
     metrics: Metrics = field(default_factory=Metrics)
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
@@ -69,6 +72,7 @@ class Runtime:
     queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
 
     def clear_local_caches(self) -> None:
+        self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
         self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
         self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
@@ -119,6 +123,7 @@ async def open_runtime(
         redis=redis,
         hot_redis=MuxRedis(redis_url, timeout=5.0),
         http=http,
+        sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
         password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
@@ -127,6 +132,7 @@ async def open_runtime(
     try:
         yield runtime
     finally:
+        await runtime.sale_stats.aclose()
         await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()

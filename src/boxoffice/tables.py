@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -76,6 +76,7 @@ venue_sections = Table(
     Column("position", Integer, nullable=False),
     Column("rows", Integer, nullable=False),
     Column("seats_per_row", Integer, nullable=False),
+    Column("row_lengths", ARRAY(Integer)),
 )
 
 concerts = Table(
@@ -89,6 +90,7 @@ concerts = Table(
     Column("poster_url", Text),
     _ts("created_at", False),
     _ts("updated_at", False),
+    _ts("retired_at"),
 )
 
 shows = Table(
@@ -107,6 +109,7 @@ shows = Table(
     Column("queue_token_ttl_seconds", Integer, nullable=False),
     Column("queue_oversubscription", Float),
     Column("queue_paused", Boolean, nullable=False),
+    Column("refund_cutoff_hours", Integer),
     _ts("created_at", False),
     _ts("updated_at", False),
 )
@@ -216,4 +219,19 @@ outbox = Table(
     Column("payload", JSONB, nullable=False),
     _ts("created_at", False),
     _ts("published_at"),
+)
+
+admin_actions = Table(
+    "admin_actions",
+    metadata,
+    _id(),
+    Column("admin_id", BigInteger, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target_type", Text, nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("details", JSONB, nullable=False),
+    Column("outcome", Text, nullable=False),
+    _ts("created_at", False),
 )

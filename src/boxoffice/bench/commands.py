@@ -119,6 +119,9 @@ def flash_sale(
     data_dir: DataDirOpt = None,
     server_log_level: LogLevelOpt = "WARNING",
     seed: Annotated[int, typer.Option(help="Random seed of the fans' choices")] = 1,
+    dashboards: Annotated[
+        int, typer.Option(min=0, max=1000, help="Admin dashboard streams kept open during the sale")
+    ] = 0,
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     from boxoffice.bench.runner import FlashSaleOptions, StackOptions, flash_sale_command
@@ -145,6 +148,7 @@ def flash_sale(
         poll_cap_seconds=poll_cap,
         max_seconds=max_seconds,
         seed=seed,
+        dashboards=dashboards,
     )
     _guard(lambda: flash_sale_command(settings, stack, sale, console))
 

@@ -451,3 +451,20 @@ def fairness(fans: list[Fan], admitted_order: list[int]) -> dict[str, Any]:
             "kendall_tau_observed_ready uses when READY was first seen (adds the polling interval)."
         ),
     }
+
+
+async def watch_dashboard(base_url: str, show_id: int, token: str, state: SaleState) -> int:
+    """One promoter watching the sale: the admin dashboard stream, frames counted until the end."""
+    import httpx
+
+    frames = 0
+    url = f"{base_url}/api/admin/shows/{show_id}/dashboard/stream"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=10.0)) as client:
+        async with client.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("event: frame"):
+                    frames += 1
+                if state.stop.is_set():
+                    break
+    return frames

@@ -138,3 +138,7 @@ def scratch_reset_sql(table: str) -> str:
 
 async def drop_scratch_seats(conn: asyncpg.Connection, table: str) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {_table(table)}")
+
+
+async def make_admin(session: AsyncSession, user_id: int) -> None:
+    await session.execute(text("UPDATE users SET role = 'ADMIN' WHERE id = :id"), {"id": user_id})

@@ -64,6 +64,7 @@ class FlashSaleOptions:
     poll_cap_seconds: float = 1.0
     max_seconds: float = 150.0
     seed: int = 1
+    dashboards: int = 0  # admin dashboard streams open during the sale (what watching it costs)
 
 
 @dataclass(frozen=True)
@@ -424,6 +425,16 @@ async def _flash_sale(
                 if text is not None:
                     mid_scrape.update({"t": round(time.perf_counter() - t0, 2), "text": text})
 
+        viewers = []
+        if sale.dashboards:
+            admin_token = await setup.admin_token(runtime, fans_data.user_ids[-1])
+            viewers = [
+                asyncio.create_task(
+                    flash_sale.watch_dashboard(stack.base_url, show.show_id, admin_token, state)
+                )
+                for _ in range(sale.dashboards)
+            ]
+            notes.append(f"{sale.dashboards} admin dashboard streams open during the sale")
         meter.start()
         sampler = asyncio.create_task(flash_sale.sample_progress(state))
         scrape_task = asyncio.create_task(scraper())
@@ -478,6 +489,7 @@ async def _flash_sale(
         memory.sample()
         await sampler
         await scrape_task
+        frames = [r for r in await asyncio.gather(*viewers, return_exceptions=True) if isinstance(r, int)]
         crashed = [r for r in results if isinstance(r, BaseException)]
         if crashed:
             notes.append(f"{len(crashed)} fan tasks crashed: {crashed[0]!r}")
@@ -526,6 +538,14 @@ async def _flash_sale(
             },
             "api_memory": memory.report(),
             "fairness": flash_sale.fairness(fans, admitted_order),
+            "dashboards": {
+                "streams": sale.dashboards,
+                "streams_ok": len(frames),
+                "frames_received": sum(frames),
+                "frames_per_stream_per_second": round(sum(frames) / len(frames) / timed_seconds, 2)
+                if frames
+                else None,
+            },
             "cpu": cpu,
             "ratios": _ratios(steps, report.get("ceilings")),
             "audit": audit_report,

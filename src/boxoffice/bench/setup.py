@@ -144,3 +144,10 @@ def queue_tokens(runtime: Runtime, user_ids: list[int], show_id: int) -> list[st
         )[0]
         for i, uid in enumerate(user_ids)
     ]
+
+
+async def admin_token(runtime: Runtime, user_id: int) -> str:
+    """Make one bench account an administrator (to watch the dashboard) and mint its token."""
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.make_admin(uow.session, user_id)
+    return issue_access_token(runtime.settings, user_id=user_id, role="ADMIN", now=runtime.clock.now())[0]

@@ -7,6 +7,7 @@ refund, decided downstream in `payments/flows.py` (booking imports no payments).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -139,7 +140,44 @@ async def place_hold(
     queue_token: str | None,
     idempotency_key: str | None,
 ) -> IdempotentResult:
-    """POST /api/reservations: the shield first, then PostgreSQL decides, all seats or none.
+    """POST /api/reservations (see _place_hold). Won and refused holds, with their latency, feed
+    the admin dashboard's sale statistics (an in-memory count, flushed once a second)."""
+    started = time.perf_counter()
+    try:
+        result = await _place_hold(
+            runtime,
+            user_id=user_id,
+            show_id=show_id,
+            seat_ids=seat_ids,
+            quantity=quantity,
+            section=section,
+            price=price,
+            queue_token=queue_token,
+            idempotency_key=idempotency_key,
+        )
+    except (SeatsTaken, NoAdjacentSeats):
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
+        raise
+    if not result.replayed:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
+    return result
+
+
+async def _place_hold(
+    runtime: Runtime,
+    *,
+    user_id: int,
+    show_id: int,
+    seat_ids: list[int] | None,
+    quantity: int | None,
+    section: str | None,
+    price: int | None,
+    queue_token: str | None,
+    idempotency_key: str | None,
+) -> IdempotentResult:
+    """The shield first, then PostgreSQL decides, all seats or none.
     The shield marks and the seat map follow after the commit (never on a replay).
 
     With `seat_ids` the fan names the seats; with `quantity` (and optionally a section or a price
@@ -287,6 +325,8 @@ async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
         # Inventory follows in the same transaction (the catalog's recount, not a hot counter).
         await refresh_inventory(uow.session, sorted({c.show_id for c in closed}), now=now)
         runtime.metrics.expiries.inc(len(closed))
+        for c in closed:
+            runtime.sale_stats.count(c.show_id, "holds_expired", now)
         uow.after_commit(lambda: publish_closed(runtime, closed))
     return len(ids)
 

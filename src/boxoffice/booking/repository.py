@@ -165,7 +165,7 @@ _RESERVATION_SEATS = text(
     """
 )
 
-_SHOW_START = text("SELECT starts_at FROM shows WHERE id = :show_id")
+_REFUND_POLICY = text("SELECT starts_at, refund_cutoff_hours FROM shows WHERE id = :show_id")
 
 # Every seat of a show for best available: free = AVAILABLE or held by a dead hold (as in _HOLD).
 _SEAT_SPOTS = text(
@@ -331,9 +331,10 @@ async def seats_of_reservations(
     return out
 
 
-async def show_starts_at(session: AsyncSession, show_id: int) -> datetime | None:
-    value = (await session.execute(_SHOW_START, {"show_id": show_id})).scalar()
-    return value  # type: ignore[no-any-return]
+async def refund_policy(session: AsyncSession, show_id: int) -> tuple[datetime, int | None] | None:
+    """(starts_at, refund_cutoff_hours) of a show."""
+    row = (await session.execute(_REFUND_POLICY, {"show_id": show_id})).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def seat_spots(

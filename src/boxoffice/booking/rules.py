@@ -12,8 +12,6 @@ from boxoffice.catalog.layout import SeatStatus
 
 __all__ = ["ReservationStatus", "SeatStatus"]
 
-REFUND_CUTOFF = timedelta(hours=24)
-
 
 class ReservationStatus(StrEnum):
     HOLD = "TEMP_RESERVED"
@@ -97,9 +95,12 @@ def hold_is_live(status: str, expires_at: datetime, now: datetime) -> bool:
     return status == HOLD and expires_at > now
 
 
-def refund_allowed(starts_at: datetime, now: datetime) -> bool:
-    """Full refund until 24 h before the show; none after."""
-    return now <= starts_at - REFUND_CUTOFF
+def refund_allowed(starts_at: datetime, now: datetime, cutoff_hours: int | None = 24) -> bool:
+    """The show's policy: a full refund until `cutoff_hours` before the show (24 by default); none
+    after, and none at all when the show allows no refunds (None)."""
+    if cutoff_hours is None:
+        return False
+    return now <= starts_at - timedelta(hours=cutoff_hours)
 
 
 def taken_seats(requested: Sequence[int], won: Sequence[int]) -> list[int]:

@@ -55,6 +55,13 @@ async def create_venue(body: VenueIn, _: AdminUser, session: SessionDep) -> dict
     return await service.create_venue(session, body)
 
 
+@router.get(
+    "/api/admin/venues", response_model=list[VenueOut], tags=["admin"], summary="All venues", responses=_ADMIN
+)
+async def list_venues(_: AdminUser, session: SessionDep) -> list[dict[str, Any]]:
+    return await service.list_venues(session)
+
+
 @router.get("/api/admin/venues/{venue_id}", response_model=VenueOut, tags=["admin"], responses=_ADMIN)
 async def get_venue(venue_id: Id, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.get_venue(session, venue_id)
@@ -77,6 +84,37 @@ async def update_concert(
     concert_id: Id, body: ConcertPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return await service.update_concert(session, runtime.clock, concert_id, body)
+
+
+@router.get(
+    "/api/admin/concerts",
+    response_model=ConcertPage,
+    tags=["admin"],
+    summary="All concerts, retired ones included",
+    responses=_ADMIN,
+)
+async def admin_list_concerts(
+    _: AdminUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    return await service.list_concerts(session, limit=limit, offset=offset, include_retired=True)
+
+
+@router.post(
+    "/api/admin/concerts/{concert_id}/retire",
+    response_model=ConcertOut,
+    tags=["admin"],
+    summary="Retire a concert: out of the public listing, history kept",
+    responses=problems(
+        e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.ConcertNotFound, e.ConcertHasLiveShows
+    ),
+)
+async def retire_concert(
+    concert_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await service.retire_concert(session, runtime.clock, concert_id)
 
 
 @router.delete(
@@ -111,8 +149,12 @@ async def create_show(
     "/api/admin/shows/{show_id}",
     response_model=ShowOut,
     tags=["admin"],
-    summary="Change a show's sale window, hold time, seat limit or queue settings",
-    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidShow),
+    summary="Change a show's date, sale window, prices, hold time, seat limit, refund policy or queue",
+    description="Once the queue or the sale opened, the opening, the pre-queue, prices and the seat "
+    "limit are frozen: 409 SALE_STARTED names each refused field.",
+    responses=problems(
+        e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidShow, e.SaleStarted
+    ),
 )
 async def update_show(
     show_id: Id, body: ShowPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep

@@ -37,6 +37,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.queue_token_ttl_seconds,
     tables.shows.c.queue_oversubscription,
     tables.shows.c.queue_paused,
+    tables.shows.c.refund_cutoff_hours,
 )
 
 
@@ -87,14 +88,31 @@ async def find_venue_by_name(session: AsyncSession, name: str) -> int | None:
     return None if value is None else int(value)
 
 
+_vs = tables.venue_sections
+_SECTION_COLUMNS = (_vs.c.id, _vs.c.name, _vs.c.position, _vs.c.rows, _vs.c.seats_per_row, _vs.c.row_lengths)
+
+
 async def fetch_sections(session: AsyncSession, venue_id: int) -> list[dict[str, Any]]:
-    vs = tables.venue_sections
-    stmt = (
-        select(vs.c.id, vs.c.name, vs.c.position, vs.c.rows, vs.c.seats_per_row)
-        .where(vs.c.venue_id == venue_id)
-        .order_by(vs.c.position)
-    )
+    stmt = select(*_SECTION_COLUMNS).where(_vs.c.venue_id == venue_id).order_by(_vs.c.position)
     return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def list_venues(session: AsyncSession) -> list[dict[str, Any]]:
+    stmt = select(tables.venues).order_by(tables.venues.c.id)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def fetch_sections_of(session: AsyncSession, venue_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    stmt = (
+        select(_vs.c.venue_id, *_SECTION_COLUMNS)
+        .where(_vs.c.venue_id.in_(venue_ids))
+        .order_by(_vs.c.venue_id, _vs.c.position)
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in (await session.execute(stmt)).mappings():
+        row = dict(r)
+        out.setdefault(int(row.pop("venue_id")), []).append(row)
+    return out
 
 
 # ---- concerts ----------------------------------------------------------------------------------
@@ -114,6 +132,7 @@ _CONCERT_COLUMNS = (
     _SHOW_COUNT.label("show_count"),
     _c.c.created_at,
     _c.c.updated_at,
+    _c.c.retired_at,
 )
 
 
@@ -147,9 +166,13 @@ async def list_concerts(
     starts_to: datetime | None,
     limit: int,
     offset: int,
+    include_retired: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Concerts matching the filters (text: name or artist; date range: any show starting in it)."""
+    """Concerts matching the filters (text: name or artist; date range: any show starting in it);
+    retired concerts only for the console."""
     conditions: list[ColumnElement[bool]] = []
+    if not include_retired:
+        conditions.append(_c.c.retired_at.is_(None))
     if text:
         pattern = like_pattern(text)
         conditions.append(or_(_c.c.name.ilike(pattern, escape="\\"), _c.c.artist.ilike(pattern, escape="\\")))
@@ -176,6 +199,25 @@ async def list_concerts(
     return rows, int(total)
 
 
+async def live_shows(session: AsyncSession, concert_id: int, now: datetime) -> list[int]:
+    """Shows of a concert that are still to come and whose sale is not closed."""
+    stmt = (
+        select(_s.c.id)
+        .where(
+            _s.c.concert_id == concert_id,
+            _s.c.starts_at > now,
+            or_(_s.c.sale_closes_at.is_(None), _s.c.sale_closes_at > now),
+        )
+        .order_by(_s.c.id)
+    )
+    return [int(v) for v in (await session.execute(stmt)).scalars()]
+
+
+async def retire_concert(session: AsyncSession, concert_id: int, now: datetime) -> None:
+    stmt = update(_c).where(_c.c.id == concert_id, _c.c.retired_at.is_(None))
+    await session.execute(stmt.values(retired_at=now, updated_at=now))
+
+
 async def delete_concert(session: AsyncSession, concert_id: int) -> None:
     await session.execute(delete(_c).where(_c.c.id == concert_id))
 
@@ -200,7 +242,7 @@ _GENERATE_SEATS = text(
     FROM venue_sections vs
     JOIN show_prices sp ON sp.section_id = vs.id AND sp.show_id = :show_id
     CROSS JOIN LATERAL generate_series(1, vs.rows) AS r(r)
-    CROSS JOIN LATERAL generate_series(1, vs.seats_per_row) AS n(n)
+    CROSS JOIN LATERAL generate_series(1, coalesce(vs.row_lengths[r.r], vs.seats_per_row)) AS n(n)
     WHERE vs.venue_id = :venue_id
     ORDER BY vs.position, r.r, n.n
     """
@@ -267,6 +309,26 @@ async def lock_concert_shows(session: AsyncSession, concert_id: int) -> list[int
 
 async def update_show(session: AsyncSession, show_id: int, values: dict[str, Any], now: datetime) -> None:
     await session.execute(update(_s).where(_s.c.id == show_id).values(**values, updated_at=now))
+
+
+_UPDATE_PRICES = text(
+    """
+    WITH p AS (
+        UPDATE show_prices sp SET price = v.price
+        FROM unnest(CAST(:section_ids AS bigint[]), CAST(:prices AS bigint[])) AS v(section_id, price)
+        WHERE sp.show_id = :show_id AND sp.section_id = v.section_id
+        RETURNING sp.section_id, sp.price
+    )
+    UPDATE seats s SET price = p.price, updated_at = :now
+    FROM p WHERE s.show_id = :show_id AND s.section_id = p.section_id AND s.price <> p.price
+    """
+)
+
+
+async def update_prices(session: AsyncSession, show_id: int, prices: dict[int, int], now: datetime) -> None:
+    """New prices per section, written to show_prices and to the show's seats (only before the sale)."""
+    params = {"show_id": show_id, "section_ids": list(prices), "prices": list(prices.values()), "now": now}
+    await session.execute(_UPDATE_PRICES, params)
 
 
 _BOOKING_STATE = text(

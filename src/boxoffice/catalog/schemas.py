@@ -31,6 +31,7 @@ class Show:
     queue_token_ttl_seconds: int
     queue_oversubscription: float | None
     queue_paused: bool
+    refund_cutoff_hours: int | None = 24
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -47,11 +48,17 @@ Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://\S
 SeatStatus = Literal["AVAILABLE", "TEMP_RESERVED", "RESERVED"]
 
 
+RowLength = Annotated[int, Field(ge=1, le=layout.MAX_SEATS_PER_ROW)]
+
+
 class SectionIn(RequestModel):
+    """rows x seats_per_row, or row_lengths (seats in each row, front to back) when rows differ."""
+
     model_config = _STRICT
     name: SectionName
-    rows: int = Field(ge=1, le=layout.MAX_ROWS)
-    seats_per_row: int = Field(ge=1, le=layout.MAX_SEATS_PER_ROW)
+    rows: int | None = Field(default=None, ge=1, le=layout.MAX_ROWS)
+    seats_per_row: int | None = Field(default=None, ge=1, le=layout.MAX_SEATS_PER_ROW)
+    row_lengths: list[RowLength] | None = Field(default=None, min_length=1, max_length=layout.MAX_ROWS)
 
 
 class VenueIn(RequestModel):
@@ -66,6 +73,7 @@ class SectionOut(BaseModel):
     position: int
     rows: int
     seats_per_row: int
+    row_lengths: list[int] | None = None
     seat_count: int
 
 
@@ -115,6 +123,7 @@ class ConcertOut(BaseModel):
     show_count: int
     created_at: datetime
     updated_at: datetime
+    retired_at: datetime | None = Field(default=None, description="Retired: out of the public listing")
 
 
 class ConcertDetail(ConcertOut):
@@ -164,6 +173,12 @@ class ShowIn(RequestModel):
     )
     hold_seconds: int | None = Field(default=None, ge=5, le=3600, description="default 300")
     max_seats_per_reservation: int = Field(default=4, ge=1, le=10)
+    refund_cutoff_hours: int | None = Field(
+        default=24,
+        ge=0,
+        le=8760,
+        description="Fans get a full refund until this many hours before; null: none",
+    )
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
@@ -175,11 +190,17 @@ class ShowPatch(RequestModel):
     pre_queue_opens_at: Timestamp | None = None
     hold_seconds: int | None = Field(default=None, ge=5, le=3600)
     max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
+    refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")
+    prices: dict[SectionName, Money] | None = Field(
+        default=None,
+        max_length=layout.MAX_SECTIONS,
+        description="section name -> new price (before the sale)",
+    )
     queue: QueueSettingsPatch | None = None
 
     @model_validator(mode="after")
     def _required_not_null(self) -> ShowPatch:
-        for field in ("starts_at", "sale_opens_at", "hold_seconds", "max_seats_per_reservation"):
+        for field in ("starts_at", "sale_opens_at", "hold_seconds", "max_seats_per_reservation", "prices"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
         return self
@@ -202,6 +223,7 @@ class ShowOut(BaseModel):
     pre_queue_opens_at: datetime | None
     hold_seconds: int
     max_seats_per_reservation: int
+    refund_cutoff_hours: int | None
     queue: QueueSettingsOut
     prices: dict[str, int]
     on_sale: bool

@@ -30,8 +30,10 @@ from boxoffice.catalog.schemas import (
 )
 from boxoffice.clock import Clock
 from boxoffice.errors import (
+    ConcertHasLiveShows,
     ConcertNotFound,
     DomainError,
+    SaleStarted,
     ShowHasBookings,
     ShowNotFound,
     Unprocessable,
@@ -83,8 +85,13 @@ async def get_unsold(session: AsyncSession, show_id: int) -> int:
 # ---- venues ----------------------------------------------------------------------------------------
 
 
+def _seat_count(section: dict[str, Any]) -> int:
+    lengths = section.get("row_lengths")
+    return sum(lengths) if lengths else int(section["rows"] * section["seats_per_row"])
+
+
 def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[str, Any]:
-    out_sections = [{**s, "seat_count": s["rows"] * s["seats_per_row"]} for s in sections]
+    out_sections = [{**s, "seat_count": _seat_count(s)} for s in sections]
     return {
         "id": venue["id"],
         "name": venue["name"],
@@ -94,14 +101,41 @@ def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[st
     }
 
 
-async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
-    sections = [layout.Section(s.name, s.rows, s.seats_per_row) for s in data.sections]
-    problems = layout.layout_problems(sections)
+def venue_layout(data: VenueIn) -> list[layout.Section]:
+    """The sections of a venue request, or 422 INVALID_LAYOUT naming every offending field."""
+    problems: list[layout.Problem] = []
+    sections: list[layout.Section] = []
+    for i, s in enumerate(data.sections):
+        rows, width, shape = layout.section_shape(s.rows, s.seats_per_row, s.row_lengths)
+        problems += [(("sections", i, *loc), msg) for loc, msg in shape]
+        lengths = tuple(s.row_lengths) if s.row_lengths else None
+        sections.append(layout.Section(s.name, rows, width, lengths))
+    problems += layout.layout_problems(sections)
     if problems:
         raise _problems(problems, "INVALID_LAYOUT", "The venue layout is invalid")
+    return sections
+
+
+async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
+    sections = venue_layout(data)
     venue = await repository.insert_venue(session, data.name)
-    await repository.insert_sections(session, venue["id"], [s.model_dump() for s in data.sections])
+    rows = [
+        {
+            "name": s.name,
+            "rows": s.rows,
+            "seats_per_row": s.seats_per_row,
+            "row_lengths": list(s.row_lengths) if s.row_lengths else None,
+        }
+        for s in sections
+    ]
+    await repository.insert_sections(session, venue["id"], rows)
     return await get_venue(session, venue["id"])
+
+
+async def list_venues(session: AsyncSession) -> list[dict[str, Any]]:
+    venues = await repository.list_venues(session)
+    sections = await repository.fetch_sections_of(session, [v["id"] for v in venues])
+    return [_venue_out(v, sections.get(v["id"], [])) for v in venues]
 
 
 async def get_venue(session: AsyncSession, venue_id: int) -> dict[str, Any]:
@@ -154,6 +188,7 @@ async def list_concerts(
     starts_to: datetime | None = None,
     limit: int = 20,
     offset: int = 0,
+    include_retired: bool = False,
 ) -> dict[str, Any]:
     if starts_from is not None and starts_to is not None and starts_to <= starts_from:
         raise Unprocessable(
@@ -170,6 +205,7 @@ async def list_concerts(
         starts_to=starts_to,
         limit=limit,
         offset=offset,
+        include_retired=include_retired,
     )
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -181,6 +217,22 @@ async def update_concert(
     values = data.model_dump(exclude_unset=True)
     if values:
         await repository.update_concert(session, concert_id, values, clock.now())
+    return await _concert(session, concert_id)
+
+
+async def retire_concert(session: AsyncSession, clock: Clock, concert_id: int) -> dict[str, Any]:
+    """Out of the public listing, history kept. Refused (409 CONCERT_HAS_LIVE_SHOWS) while a show is
+    still to come with its sale not closed: close or delete those shows first."""
+    await _concert(session, concert_id, for_update=True)
+    now = clock.now()
+    live = await repository.live_shows(session, concert_id, now)
+    if live:
+        raise ConcertHasLiveShows(
+            f"Concert {concert_id} still has shows to come whose sale is not closed "
+            f"(shows {', '.join(map(str, live))}): close their sale or delete them first",
+            show_ids=live,
+        )
+    await repository.retire_concert(session, concert_id, now)
     return await _concert(session, concert_id)
 
 
@@ -209,6 +261,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "pre_queue_opens_at": row["pre_queue_opens_at"],
         "hold_seconds": row["hold_seconds"],
         "max_seats_per_reservation": row["max_seats_per_reservation"],
+        "refund_cutoff_hours": row["refund_cutoff_hours"],
         "queue": {
             "admit_per_second": row["queue_admit_per_second"],
             "max_active": row["queue_max_active"],
@@ -274,6 +327,7 @@ async def create_show(
             "pre_queue_opens_at": data.pre_queue_opens_at,
             "hold_seconds": data.hold_seconds or default_hold_seconds,
             "max_seats_per_reservation": data.max_seats_per_reservation,
+            "refund_cutoff_hours": data.refund_cutoff_hours,
             "queue_admit_per_second": data.queue.admit_per_second,
             "queue_max_active": data.queue.max_active,
             "queue_token_ttl_seconds": data.queue.token_ttl_seconds,
@@ -300,13 +354,31 @@ _QUEUE_COLUMNS = {
 
 
 async def update_show(session: AsyncSession, clock: Clock, show_id: int, data: ShowPatch) -> dict[str, Any]:
+    """Only the fields sent change. Once the queue or sale opened, what fans bought under (opening,
+    prices, seat limit) is frozen: 409 SALE_STARTED names each refused field and changes nothing."""
     current = await repository.lock_show(session, show_id)
     if current is None:
         raise ShowNotFound(f"Show {show_id} not found", show_id=show_id)
-    values = data.model_dump(exclude_unset=True, exclude={"queue"})
+    now = clock.now()
+    values = data.model_dump(exclude_unset=True, exclude={"queue", "prices"})
     if data.queue is not None:
         for field, value in data.queue.model_dump(exclude_unset=True).items():
             values[_QUEUE_COLUMNS[field]] = value
+    listing = (await repository.fetch_show_listing(session, show_id=show_id))[0]
+    new_prices = {n: p for n, p in (data.prices or {}).items() if listing["prices"].get(n) != p}
+    changed = [f for f, v in values.items() if current.get(f) != v] + (["prices"] if new_prices else [])
+    frozen = layout.frozen_problems(
+        changed,
+        now=now,
+        sale_opens_at=current["sale_opens_at"],
+        pre_queue_opens_at=current["pre_queue_opens_at"],
+    )
+    if frozen:
+        raise SaleStarted(
+            "The sale has started: " + "; ".join(f"{loc[0]} {msg}" for loc, msg in frozen),
+            fields=[loc[0] for loc, _ in frozen],
+            errors=[{"loc": ["body", *map(str, loc)], "msg": msg, "type": "frozen"} for loc, msg in frozen],
+        )
     merged = {**current, **values}
     problems = layout.window_problems(
         starts_at=merged["starts_at"],
@@ -314,10 +386,16 @@ async def update_show(session: AsyncSession, clock: Clock, show_id: int, data: S
         sale_closes_at=merged["sale_closes_at"],
         pre_queue_opens_at=merged["pre_queue_opens_at"],
     )
+    unknown = sorted(n for n in (data.prices or {}) if n not in listing["prices"])
+    problems += [(("prices", n), "no such section in the venue") for n in unknown]
     if problems:
         raise _problems(problems, "INVALID_SHOW", "The show is invalid")
-    if values:
-        await repository.update_show(session, show_id, values, clock.now())
+    if new_prices:
+        concert = await _concert(session, current["concert_id"])
+        ids = {s["name"]: s["id"] for s in await repository.fetch_sections(session, concert["venue_id"])}
+        await repository.update_prices(session, show_id, {ids[n]: p for n, p in new_prices.items()}, now)
+    if values or new_prices:
+        await repository.update_show(session, show_id, values, now)
         changed = sorted(data.model_dump(exclude_unset=True).keys())
         await emit(
             session,
@@ -373,6 +451,19 @@ async def refresh_inventory(
 
 
 # ---- the seat map ----------------------------------------------------------------------------------
+
+
+async def seat_statuses(session: AsyncSession, show_id: int) -> tuple[int, str]:
+    """(first seat id, one letter per seat in id order: A/T/R) straight from PostgreSQL."""
+    summary = await repository.fetch_status_summary(session, show_id)
+    if summary["n"] == 0:
+        return 0, ""
+    if summary["n"] == summary["top"] - summary["base"] + 1:
+        return int(summary["base"]), str(summary["chars"])
+    pairs = await repository.fetch_seat_statuses(session, show_id)
+    return int(summary["base"]), cache.status_string(
+        int(summary["base"]), summary["top"] - summary["base"] + 1, pairs
+    ).decode()
 
 
 async def _load_seat_map(runtime: Runtime, show_id: int) -> cache.BuiltSeatMap:

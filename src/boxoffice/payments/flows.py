@@ -12,6 +12,7 @@ time (idempotency's multi-step mode; house rule 3).
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from boxoffice.errors import (
     HoldExpired,
     PaymentDeclined,
     PaymentNotFound,
+    PaymentRequired,
     RefundClosed,
     ReservationExpired,
     ReservationNotFound,
@@ -296,9 +298,28 @@ async def pay(
     idempotency_key: str | None,
 ) -> IdempotentResult:
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
-    a fan's own live hold stays payable for as long as it lives, even after that token expired."""
+    a fan's own live hold stays payable for as long as it lives, even after that token expired.
+    Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
     await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
-    await reservation_of(runtime, user_id, reservation_id)  # 404 for anyone else's
+    started = time.perf_counter()
+    res = await reservation_of(runtime, user_id, reservation_id)  # 404 for anyone else's
+    try:
+        result = await _pay(runtime, user_id, reservation_id, method, idempotency_key)
+    except PaymentRequired:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(res["show_id"], "payments_failed", "payment", runtime.clock.now(), elapsed)
+        raise
+    if not result.replayed and result.status == 201:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(
+            res["show_id"], "payments_succeeded", "payment", runtime.clock.now(), elapsed
+        )
+    return result
+
+
+async def _pay(
+    runtime: Runtime, user_id: int, reservation_id: int, method: str, idempotency_key: str | None
+) -> IdempotentResult:
     fingerprint = {"reservation_id": reservation_id, "method": method}
     if method == PaymentMethod.BALANCE:
         balance = _BalanceWork(runtime, user_id, reservation_id, idempotency_key)
@@ -320,23 +341,33 @@ async def pay(
 # ---------------------------------------------------------------- refunds and cancelling
 
 
-async def refund_reservation(runtime: Runtime, *, user_id: int, reservation_id: int) -> None:
+async def refund_reservation(
+    runtime: Runtime, *, user_id: int, reservation_id: int, by_admin: bool = False
+) -> None:
     """Cancel a paid reservation: money back where it came from, seats back on sale.
 
-    Full refund until 24 h before the show, else 409 REFUND_CLOSED. A card refund is asked of the
-    provider first (idempotent there); a crash after it is finished by repeating the DELETE.
+    Full refund per the show's policy (until its cutoff before the show, 24 h by default), else 409
+    REFUND_CLOSED; an administrator refunding on a fan's behalf (audited by the admin domain) is not
+    bound by it. A card refund is asked of the provider first (idempotent there); a crash after it
+    is finished by repeating the cancel.
     """
     now = runtime.clock.now()
     async with runtime.sessions() as session:
         res = await booking_repo.get_reservation(session, reservation_id)
         if res is None or res["user_id"] != user_id:
             raise ReservationNotFound("Reservation not found")
-        starts_at = await booking_repo.show_starts_at(session, res["show_id"])
+        policy = await booking_repo.refund_policy(session, res["show_id"])
         payment = await repository.live_payment(session, reservation_id)
     if res["status"] != rules.RESERVED or payment is None or payment["status"] != PaymentStatus.SUCCEEDED:
         return
-    if starts_at is None or not rules.refund_allowed(starts_at, now):
-        raise RefundClosed("Refunds close 24 hours before the show")
+    if not by_admin and (policy is None or not rules.refund_allowed(policy[0], now, policy[1])):
+        cutoff = policy[1] if policy is not None else None
+        detail = (
+            "This show allows no refunds"
+            if cutoff is None
+            else f"Refunds close {cutoff} hours before the show"
+        )
+        raise RefundClosed(detail)
     if payment["method"] == PaymentMethod.CARD and payment["provider_reference"]:
         await ProviderClient(runtime.http, runtime.settings).refund(payment["provider_reference"])
     async with unit_of_work(runtime.sessions) as uow:
@@ -382,13 +413,18 @@ async def refund_reservation(runtime: Runtime, *, user_id: int, reservation_id: 
         uow.after_commit(refunded)
 
 
-async def cancel(runtime: Runtime, *, user_id: int, reservation_id: int) -> dict[str, Any]:
+async def cancel(
+    runtime: Runtime, *, user_id: int, reservation_id: int, by_admin: bool = False
+) -> dict[str, Any]:
     """DELETE /api/reservations/{id}: a hold -> CANCELLED (seats freed); a paid reservation ->
-    refunded per the show's policy (decided here, downstream of booking)."""
+    refunded per the show's policy (decided here, downstream of booking). An administrator acting
+    for the fan (`by_admin`, audited by the admin domain) is not bound by the policy."""
     while True:
         row = await reservation_of(runtime, user_id, reservation_id)
         if row["status"] == rules.RESERVED:
-            await refund_reservation(runtime, user_id=user_id, reservation_id=reservation_id)
+            await refund_reservation(
+                runtime, user_id=user_id, reservation_id=reservation_id, by_admin=by_admin
+            )
         elif row["status"] == rules.HOLD:
             if not await booking_flows.cancel_hold(runtime, user_id=user_id, reservation_id=reservation_id):
                 continue  # it changed state meanwhile (paid, expired): answer with what it is now

@@ -297,7 +297,7 @@ async def _tickets(
                 "display_status": status_name,
                 "live": live,
                 "refundable": r["status"] == booking_rules.RESERVED
-                and booking_rules.refund_allowed(show["starts_at"], now),
+                and booking_rules.refund_allowed(show["starts_at"], now, show["refund_cutoff_hours"]),
                 "show": show,
                 "concert": concert,
             }

@@ -52,10 +52,11 @@ router = APIRouter(include_in_schema=False)
 
 
 def page_routers() -> list[APIRouter]:
+    from boxoffice.web.admin import router as admin_router
     from boxoffice.web.browser import router as browser_router
     from boxoffice.web.fan import router as fan_router
 
-    return [router, fan_router, browser_router]
+    return [router, fan_router, browser_router, admin_router]
 
 
 def mount_web(app: FastAPI) -> None:

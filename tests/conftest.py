@@ -112,6 +112,15 @@ def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Se
         redis_url=backends.redis_url,
         jwt_secret=SecretStr(uuid.uuid4().hex * 2),
         queue_token_secret=SecretStr(uuid.uuid4().hex * 2),
+        admin_password=SecretStr(uuid.uuid4().hex),
+        # Rate limits off for the suite (concurrency tests fire hundreds of requests from one user
+        # and one address); tests/security sets them per test on a copy of the runtime.
+        limit_joins_per_minute=0,
+        limit_holds_per_minute=0,
+        limit_payments_per_minute=0,
+        limit_topups_per_minute=0,
+        limit_logins_per_address_per_minute=0,
+        argon2_max_waiting=100_000,
         log_json=True,
         db_pool_size=30,
         db_pool_overflow=20,

@@ -23,8 +23,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
 from boxoffice.config import Settings
-from boxoffice.http_errors import install_error_handlers, problem
-from boxoffice.observability import AccessLog, RequestContextMiddleware
+from boxoffice.errors import MetricsTokenRequired
+from boxoffice.http_errors import install_error_handlers, problem, problems
+from boxoffice.http_guard import RequestGuard
+from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
 from boxoffice.overload import ShedMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
@@ -68,11 +70,15 @@ def create_app(
 
         metrics = Metrics()
     app.state.metrics = metrics
+    app.state.metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     from boxoffice.admin.live import DashboardHub
 
     app.state.dashboards = DashboardHub()  # one per process: shares a show's frames across viewers
     if runtime is not None:
         app.state.runtime = runtime
+    failures = runtime.failures if runtime is not None else None
+    # Inside the request-context middleware (so failures carry the request id and are counted).
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, failures=failures)
     # Shedding sits inside the request context (shed requests are logged and counted like any).
     app.add_middleware(
         ShedMiddleware,
@@ -121,12 +127,25 @@ def _mount_operations(app: FastAPI) -> None:
                 checks[name] = "ok"
             except Exception as exc:
                 checks[name] = f"error: {type(exc).__name__}"
+        checks.update(runtime.children)  # under `up`: the worker, the simulator, embedded servers
         if all(v == "ok" for v in checks.values()):
             return JSONResponse({"status": "ok", "checks": checks})
         return problem(503, "NOT_READY", "A backend does not answer", checks=checks)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (loopback clients, or Bearer BOXOFFICE_METRICS_TOKEN)",
+        responses=problems(MetricsTokenRequired),
+    )
     async def metrics(request: Request) -> Response:
+        if not metrics_allowed(request.scope, request.app.state.metrics_token):
+            return problem(
+                401,
+                "METRICS_TOKEN_REQUIRED",
+                "Metrics are for local scrapers or a bearer token (BOXOFFICE_METRICS_TOKEN)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
             from boxoffice.waiting_room.service import refresh_queue_gauges

@@ -5,6 +5,13 @@ With no BOXOFFICE_DATABASE_URL / BOXOFFICE_REDIS_URL the product runs its own Po
 processes with their data in the data dir. They listen on unix sockets inside the data dir (or a
 short runtime dir when that path is too long for a socket), so they never compete for a TCP port
 with system servers and two data dirs can run side by side.
+
+Locked down for a shared machine: the data dir, each server's data and each socket directory are
+0700 for their owner (the data dir is 0710 with the PostgreSQL user's group when we run as root, so
+that user can reach its own subdirectory); logs are 0600; PostgreSQL asks for a generated password
+(scram-sha-256) and Redis for a generated one (ACL user `boxoffice`, the default user disabled).
+The passwords live in the data dir's secrets.json (0600) and travel only in URLs handed to our own
+processes, never on a command line (`ps` shows those to every local user).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -26,9 +34,17 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from boxoffice.config import data_dir_secrets
+
 PG_SYSTEM_USER = "boxoffice-pg"  # PostgreSQL refuses to run as root
 PG_PORT = 5432  # only names the socket file: .s.PGSQL.5432 inside our own socket dir
 SOCKET_PATH_MAX = 100
+REDIS_USER = "boxoffice"
+PG_HBA = (
+    "# Written by boxoffice: passwords (scram-sha-256) over the unix socket only;\n"
+    "# the socket's directory is 0700 as well. The password is in the data dir's secrets.json.\n"
+    "local all all scram-sha-256\n"
+)
 
 
 class BackendError(RuntimeError):
@@ -55,12 +71,57 @@ def _redis_server_bin() -> Path:
 
 
 def _socket_dir(data_dir: Path, name: str) -> Path:
-    """<data_dir>/run when short enough for AF_UNIX; else a per-data-dir dir under the temp dir."""
-    preferred = data_dir / "run"
+    """<data_dir>/run/<name> when short enough for AF_UNIX; else a per-data-dir dir under the temp dir."""
+    preferred = data_dir / "run" / name
     if len(str(preferred / ".s.PGSQL.5432.lock")) <= SOCKET_PATH_MAX:
         return preferred
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"boxoffice-{digest}-{name}"
+
+
+def _private_dir(path: Path, owner: tuple[int, int] | None = None, mode: int = 0o700) -> None:
+    """Create (or take back) a directory only its owner may enter. A directory someone else
+    planted there (a shared temp dir) or a symlink is refused rather than trusted."""
+    path.mkdir(parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise BackendError(f"{path} is not a plain directory; remove it")
+    allowed = {os.geteuid(), *([owner[0]] if owner else [])}
+    if st.st_uid not in allowed:
+        raise BackendError(f"{path} belongs to another user (uid {st.st_uid}); remove it")
+    if owner is not None:
+        os.chown(path, *owner)
+    path.chmod(mode)
+
+
+def _lock_down_data_dir(data_dir: Path, pg_owner: tuple[int, int] | None) -> None:
+    """0700; 0710 with the PostgreSQL user's group when that user is not us (root runs it as
+    PG_SYSTEM_USER), so it can reach its own subdirectories and nobody else can enter."""
+    if pg_owner is None:
+        data_dir.chmod(0o700)
+    else:
+        os.chown(data_dir, os.geteuid(), pg_owner[1])
+        data_dir.chmod(0o710)
+
+
+def _socket_home(data_dir: Path, socket_dir: Path, owner: tuple[int, int] | None) -> None:
+    """The socket's private directory (for `owner`, else us), and <data_dir>/run above it
+    (0710 like the data dir when PostgreSQL runs as its own user)."""
+    pg_owner = _owner(_run_as_pg_user())
+    if socket_dir.parent == data_dir / "run":
+        _private_dir(socket_dir.parent, None, 0o710 if pg_owner else 0o700)
+        if pg_owner is not None:
+            os.chown(socket_dir.parent, os.geteuid(), pg_owner[1])
+    _private_dir(socket_dir, owner)
+
+
+def _private_log(path: Path, owner: tuple[int, int] | None = None) -> int:
+    """The log opened for appending, 0600 (also when an older run left it world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    if owner is not None:
+        os.fchown(fd, *owner)
+    return fd
 
 
 def ensure_writable(path: Path) -> None:
@@ -83,12 +144,28 @@ def _run_as_pg_user() -> dict[str, object]:
         entry = pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--user-group",  # its own group: the data dir's group grants nothing to anyone else
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
         entry = pwd.getpwnam(PG_SYSTEM_USER)
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _owner(run_as: dict[str, object]) -> tuple[int, int] | None:
+    if not run_as:
+        return None
+    uid, gid = run_as["user"], run_as["group"]
+    assert isinstance(uid, int) and isinstance(gid, int)
+    return uid, gid
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -101,7 +178,7 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
 
 def _make_traversable(path: Path) -> None:
     """Let the PostgreSQL user reach its directories (o+x on every parent)."""
-    for parent in [path, *path.parents]:
+    for parent in path.parents:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             with contextlib.suppress(PermissionError):
@@ -158,53 +235,37 @@ class EmbeddedPostgres:
         self.pgdata = self.data_dir / "postgres"
         self.log = self.data_dir / "postgres.log"
         self.socket_dir = _socket_dir(self.data_dir, "pg")
+        self.password = data_dir_secrets(self.data_dir, ("postgres_password",))["postgres_password"]
 
     def url(self, database: str = "boxoffice") -> str:
-        return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}"
+        return (
+            f"postgresql://postgres:{quote(self.password, safe='')}@/{database}"
+            f"?host={quote(str(self.socket_dir), safe='/')}"
+        )
 
     def start(self, timeout: float = 60) -> None:
         ensure_writable(self.data_dir)
         run_as = _run_as_pg_user()
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
-        if run_as:
-            uid, gid = run_as["user"], run_as["group"]
-            assert isinstance(uid, int) and isinstance(gid, int)
+        owner = _owner(run_as)
+        _lock_down_data_dir(self.data_dir, owner)
+        if owner:
             _make_traversable(self.data_dir)
             _make_traversable(_pg_bin("postgres"))
-            self.pgdata.mkdir(exist_ok=True)
-            _chown_tree(self.pgdata, uid, gid)
-            os.chown(self.socket_dir, uid, gid)
-            if self.log.exists():
-                os.chown(self.log, uid, gid)
+        _socket_home(self.data_dir, self.socket_dir, owner)
+        self.pgdata.mkdir(exist_ok=True)
+        if owner:
+            _chown_tree(self.pgdata, *owner)
+        self.pgdata.chmod(0o700)
         self._stop_orphan()
+        upgrade_auth = False
         if not (self.pgdata / "PG_VERSION").exists():
-            self.pgdata.mkdir(exist_ok=True)
-            self.pgdata.chmod(0o700)
-            if run_as:
-                os.chown(self.pgdata, run_as["user"], run_as["group"])  # type: ignore[arg-type]
-            result = subprocess.run(
-                [
-                    str(_pg_bin("initdb")),
-                    "-D",
-                    str(self.pgdata),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--no-instructions",
-                ],
-                capture_output=True,
-                text=True,
-                **run_as,  # type: ignore[call-overload]
-            )
-            if result.returncode != 0:
-                shutil.rmtree(self.pgdata, ignore_errors=True)
-                # initdb's last line is its own cleanup; the cause is the first error line.
-                reasons = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-                raise BackendError(f"initdb failed: {'; '.join(reasons[:2]) or result.stderr.strip()[-300:]}")
-        log_file = open(self.log, "ab")
-        if run_as:
-            os.chown(self.log, run_as["user"], run_as["group"])  # type: ignore[arg-type]
+            self._initdb(run_as)
+        elif (self.pgdata / "pg_hba.conf").read_text() != PG_HBA:
+            # A data dir from before passwords (trust): let it in once over our private socket,
+            # set the password, then switch to scram-sha-256 (below).
+            (self.pgdata / "pg_hba.conf").write_text("local all all trust\n")
+            upgrade_auth = True
+        log_fd = _private_log(self.log, owner)
         self.proc = subprocess.Popen(
             [
                 str(_pg_bin("postgres")),
@@ -217,6 +278,10 @@ class EmbeddedPostgres:
                 "-p",
                 str(PG_PORT),
                 "-c",
+                "unix_socket_permissions=0700",
+                "-c",
+                "password_encryption=scram-sha-256",
+                "-c",
                 "max_connections=300",
                 "-c",
                 "shared_buffers=256MB",
@@ -227,17 +292,71 @@ class EmbeddedPostgres:
                 "-c",
                 "log_min_messages=warning",
                 "-c",
+                "log_file_mode=0600",
+                "-c",
                 "shared_preload_libraries=pg_stat_statements",
             ],
-            stdout=log_file,
+            stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # our own shutdown order, not the terminal's Ctrl-C
+            umask=0o077,
             **run_as,  # type: ignore[call-overload]
         )
-        log_file.close()
+        os.close(log_fd)
         _wait_for_socket(self.socket_dir / f".s.PGSQL.{PG_PORT}", self.proc, timeout, self.log)
         self._wait_ready(timeout)
+        if upgrade_auth:
+            self._set_password_and_require_it()
         self._ensure_database("boxoffice")
+
+    def _initdb(self, run_as: dict[str, object]) -> None:
+        # The password reaches initdb in a file only its user can read (never on a command line).
+        pwfile = self.socket_dir / ".initdb-password"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        owner = _owner(run_as)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        with os.fdopen(fd, "w") as out:
+            out.write(self.password + "\n")
+        try:
+            result = self._run_initdb(run_as, pwfile)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+            # initdb's last line is its own cleanup; the cause is the first error line.
+            reasons = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+            raise BackendError(f"initdb failed: {'; '.join(reasons[:2]) or result.stderr.strip()[-300:]}")
+        (self.pgdata / "pg_hba.conf").write_text(PG_HBA)
+
+    def _run_initdb(self, run_as: dict[str, object], pwfile: Path) -> subprocess.CompletedProcess[str]:
+        done: subprocess.CompletedProcess[str] = subprocess.run(
+            [
+                str(_pg_bin("initdb")),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            umask=0o077,
+            **run_as,  # type: ignore[call-overload]
+        )
+        return done
+
+    def _set_password_and_require_it(self) -> None:
+        done = self._psql(f"ALTER ROLE postgres PASSWORD '{self.password}'")  # token_urlsafe: no quotes
+        if done.returncode != 0:
+            raise BackendError(f"could not set the PostgreSQL password: {done.stderr.strip()[:200]}")
+        (self.pgdata / "pg_hba.conf").write_text(PG_HBA)
+        reloaded = self._psql("SELECT pg_reload_conf()")
+        if reloaded.returncode != 0:
+            raise BackendError(f"could not reload pg_hba.conf: {reloaded.stderr.strip()[:200]}")
 
     def _stop_orphan(self) -> None:
         """A postgres left running on this data dir by a killed run: stop it, then start ours."""
@@ -275,13 +394,19 @@ class EmbeddedPostgres:
             capture_output=True,
             text=True,
             check=False,
+            env={**os.environ, "PGPASSWORD": self.password},  # not on the command line
         )
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._psql("SELECT 1").returncode == 0:
+            probe = self._psql("SELECT 1")
+            if probe.returncode == 0:
                 return
+            if "password authentication failed" in probe.stderr:
+                raise BackendError(
+                    f"the embedded PostgreSQL refuses the password in {self.data_dir / 'secrets.json'}"
+                )
             if self.proc is not None and self.proc.poll() is not None:
                 raise BackendError(f"postgres exited with code {self.proc.returncode}; see {self.log}")
             time.sleep(0.05)
@@ -316,23 +441,33 @@ class EmbeddedRedis:
         self.dir = self.data_dir / "redis"
         self.log = self.data_dir / "redis.log"
         self.socket = _socket_dir(self.data_dir, "redis") / "redis.sock"
+        self.password = data_dir_secrets(self.data_dir, ("redis_password",))["redis_password"]
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket}"
+        return f"unix://{REDIS_USER}:{quote(self.password, safe='')}@{self.socket}"
 
     def start(self, timeout: float = 30) -> None:
         ensure_writable(self.dir)
-        self.socket.parent.mkdir(parents=True, exist_ok=True)
+        _lock_down_data_dir(self.data_dir, _owner(_run_as_pg_user()))
+        _private_dir(self.dir)
+        _socket_home(self.data_dir, self.socket.parent, None)
         self._stop_orphan()
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
             if self.persist
             else ["--appendonly", "no", "--save", ""]
         )
+        # The ACL lives in a 0600 file: arguments are visible to every local user in `ps`.
+        conf = self.dir / "redis.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"user default off\nuser {REDIS_USER} on >{self.password} ~* &* +@all\n")
+        os.close(_private_log(self.log))
         self.proc = subprocess.Popen(
             [
                 str(_redis_server_bin()),
+                str(conf),
                 "--port",
                 "0",
                 "--unixsocket",
@@ -354,6 +489,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,
         )
         _wait_for_socket(self.socket, self.proc, timeout, self.log)
 
@@ -382,17 +518,23 @@ class DataDirLock:
         self._fd: int | None = None
 
     def __enter__(self) -> DataDirLock:
+        if not self.try_acquire():
+            raise BackendError(f"another boxoffice process is using the data dir {self.path.parent}")
+        return self
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it; False when a live process does."""
         ensure_writable(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
+        except BlockingIOError:
             os.close(fd)
-            raise BackendError(f"another boxoffice process is using the data dir {self.path.parent}") from exc
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
-        return self
+        return True
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -401,6 +543,41 @@ class DataDirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _published_path(data_dir: Path) -> Path:
+    return data_dir / "backends.json"
+
+
+def publish_backends(data_dir: Path, backends: Backends) -> None:
+    """The lock holder tells other commands on this data dir where its backends are (0600: the
+    URLs carry the passwords), so they attach instead of starting (and stopping) their own."""
+    import json
+
+    path = _published_path(data_dir)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(
+            {"pid": os.getpid(), "database_url": backends.database_url, "redis_url": backends.redis_url}, out
+        )
+    path.with_suffix(".tmp").replace(path)
+
+
+def withdraw_backends(data_dir: Path) -> None:
+    _published_path(data_dir).unlink(missing_ok=True)
+
+
+def published_backends(data_dir: Path) -> tuple[int, Backends] | None:
+    """(owner pid, its backends) while the owner that published them is alive."""
+    import json
+
+    try:
+        found = json.loads(_published_path(data_dir).read_text())
+        pid = int(found["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid, Backends(database_url=str(found["database_url"]), redis_url=str(found["redis_url"]))
 
 
 @dataclass

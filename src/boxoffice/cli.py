@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -12,15 +13,30 @@ import sys
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
 from rich.console import Console
 
-from boxoffice.backends import BackendError, Backends, DataDirLock, ensure_writable, start_backends
+from boxoffice.backends import (
+    BackendError,
+    Backends,
+    DataDirLock,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    ensure_writable,
+    publish_backends,
+    published_backends,
+    start_backends,
+    withdraw_backends,
+)
 from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
+from boxoffice.httpserver import server_config
+
+if TYPE_CHECKING:
+    from boxoffice.runtime import Runtime
 
 T = TypeVar("T")
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
@@ -128,15 +144,45 @@ def _open_backends(settings: Settings) -> Backends:
 
 
 @contextlib.contextmanager
-def _running_backends(settings: Settings, *, migrate: bool = True) -> Iterator[Backends]:
-    """The backends (embedded ones started for this command), migrated; stopped on the way out."""
-    backends = _open_backends(settings)
-    try:
+def _running_backends(settings: Settings, *, migrate: bool = True, owner: bool = False) -> Iterator[Backends]:
+    """The backends, migrated. One owner per data dir: the first command to take the data dir's
+    lock starts the embedded servers (and stops them on the way out) and publishes their URLs; a
+    command that finds a live owner attaches to its servers and never starts or stops them.
+    `owner=True` (`up`) refuses to run beside another owner instead."""
+    if not (settings.embedded_database or settings.embedded_redis):
+        backends = _open_backends(settings)
+        try:
+            if migrate:
+                _migrate(backends.database_url)
+            yield backends
+        finally:
+            backends.stop()
+        return
+    lock = DataDirLock(settings.data_dir)
+    if not lock.try_acquire():
+        live = published_backends(settings.data_dir)
+        if owner or live is None:
+            # Starting our own servers would mean stopping the live ones first: refuse instead.
+            raise BackendError(f"another boxoffice process is using the data dir {settings.data_dir}")
+        pid, attached = live
+        console.print(f"attached to the backends of the running boxoffice (pid {pid})", highlight=False)
+        asyncio.run(_check_reachable(attached.database_url, attached.redis_url))
         if migrate:
-            _migrate(backends.database_url)
-        yield backends
+            _migrate(attached.database_url)
+        yield attached
+        return
+    try:
+        backends = _open_backends(settings)
+        try:
+            publish_backends(settings.data_dir, backends)
+            if migrate:
+                _migrate(backends.database_url)
+            yield backends
+        finally:
+            withdraw_backends(settings.data_dir)
+            backends.stop()
     finally:
-        backends.stop()
+        lock.__exit__(None, None, None)
 
 
 def _migrate(database_url: str) -> None:
@@ -173,7 +219,7 @@ def up(
             _up_roles(settings)
             return
         listener = _bind(settings.host, settings.port)
-        with DataDirLock(settings.data_dir), _running_backends(settings) as backends:
+        with _running_backends(settings, owner=True) as backends:
             _run(_run_everything(settings, backends, listener))
 
 
@@ -185,7 +231,7 @@ def _up_roles(settings: Settings) -> None:
     except GatewayError as exc:
         raise UserError(str(exc)) from exc
     _bind(settings.host, settings.port).close()  # the gateway's port is free (one-line error if not)
-    with DataDirLock(settings.data_dir), _running_backends(settings) as backends:
+    with _running_backends(settings, owner=True) as backends:
         summary = _run(_seed(settings, backends))
         env = {
             "BOXOFFICE_DATABASE_URL": backends.database_url,
@@ -226,31 +272,52 @@ async def _run_everything(settings: Settings, backends: Backends, listener: sock
     from boxoffice.app import create_app
     from boxoffice.demo import seed_demo
     from boxoffice.runtime import open_runtime
-    from boxoffice.worker import run_worker
 
     stop = asyncio.Event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         summary = await seed_demo(runtime)
         await runtime.warm_up(settings.db_pool_size)
         api = create_app(settings, runtime=runtime)
-        server = _Server(
-            uvicorn.Config(
-                api, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
-            )
-        )
+        server = _Server(server_config(settings, api, lifespan="off"))
         _stop_on_signals(server, stop)
         grpc_server, grpc_port = await _start_grpc(runtime, settings)
-        extra = await _start_payment_provider(settings)
-        worker = asyncio.create_task(run_worker(runtime, stop))
+        children = _supervise(settings, backends, runtime, stop)
         _print_banner(settings, backends, summary, grpc_port)
         try:
             await server.serve(sockets=[listener])
         finally:
             stop.set()
             await grpc_server.stop(2)
-            await asyncio.wait_for(worker, 10)
-            for task in extra:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(children[0], 10)  # the worker finishes its tick
+            for task in children:
                 task.cancel()
+            await asyncio.gather(*children, return_exceptions=True)
+
+
+def _supervise(
+    settings: Settings, backends: Backends, runtime: Runtime, stop: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """The worker first, then the simulator and the embedded servers, each restarted if it dies."""
+    from boxoffice.payments.simulator import serve_simulator
+    from boxoffice.supervisor import Supervisor
+    from boxoffice.worker import run_worker
+
+    sup = Supervisor(runtime, stop)
+    tasks = [asyncio.create_task(sup.keep_running("worker", lambda: run_worker(runtime, stop)))]
+    if settings.payment_provider_url is None:
+        tasks.append(
+            asyncio.create_task(sup.keep_running("payment-provider", lambda: serve_simulator(settings)))
+        )
+    for name, server in (("postgres", backends.postgres), ("redis", backends.redis)):
+        if server is not None:
+            alive = functools.partial(_alive, server)
+            tasks.append(asyncio.create_task(sup.watch_process(name, alive, server.start)))
+    return tasks
+
+
+def _alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
+    return server.proc is not None and server.proc.poll() is None
 
 
 async def _start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
@@ -283,13 +350,15 @@ def _stop_on_signals(server: object, stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, _request_stop)
 
 
-async def _start_payment_provider(settings: Settings) -> list[asyncio.Task[None]]:
-    """Start the payment-provider simulator in-process when no provider URL is configured."""
-    from boxoffice.payments.simulator import serve_simulator
+def _admin_password_shown_once(settings: Settings) -> str:
+    """A generated admin password is printed at the first start only; a configured one never."""
+    from boxoffice.config import first_time, secret
 
-    if settings.payment_provider_url is not None:
-        return []
-    return [asyncio.create_task(serve_simulator(settings))]
+    if Settings().admin_password is not None:  # configured by the operator
+        return "(BOXOFFICE_ADMIN_PASSWORD)"
+    if first_time(settings.data_dir, "admin-password-shown"):
+        return f"{secret(settings.admin_password)}   (generated; shown once, kept in secrets.json)"
+    return f"(generated at the first start; in {settings.data_dir / 'secrets.json'})"
 
 
 def _print_banner(settings: Settings, backends: Backends, summary: object, grpc_port: int) -> None:
@@ -303,7 +372,7 @@ def _print_banner(settings: Settings, backends: Backends, summary: object, grpc_
         f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
         f"  PostgreSQL     {pg}",
         f"  Redis          {rd}",
-        f"  Admin login    {settings.admin_email} / {settings.admin_password.get_secret_value()}",
+        f"  Admin login    {settings.admin_email} / {_admin_password_shown_once(settings)}",
         f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
     ]
     if summary:
@@ -331,10 +400,8 @@ def serve(
         _check_roles(settings)
         _configure_logging(settings)
         listener = _bind(settings.host, settings.port)
-        with contextlib.ExitStack() as stack:
-            if settings.embedded_database or settings.embedded_redis:
-                stack.enter_context(DataDirLock(settings.data_dir))
-            backends = stack.enter_context(_running_backends(settings, migrate=settings.migrate_on_start))
+        with _running_backends(settings, migrate=settings.migrate_on_start) as backends:
+            # attaches to a running `up`'s backends
             _serve_api(settings, backends, listener, workers)
 
 
@@ -344,16 +411,7 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
     os.environ["BOXOFFICE_REDIS_URL"] = backends.redis_url
     os.environ["BOXOFFICE_DATA_DIR"] = str(settings.data_dir)
     os.environ["BOXOFFICE_ROLES"] = settings.roles
-    config = uvicorn.Config(
-        "boxoffice.app:app_from_environment",
-        factory=True,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        loop="uvloop",
-        http="httptools",
-    )
+    config = server_config(settings, "boxoffice.app:app_from_environment", factory=True, workers=workers)
     if workers == 1:
         _run(uvicorn.Server(config).serve(sockets=[listener]))
     else:
@@ -382,10 +440,8 @@ def grpc_command(
     with _errors_as_one_line():
         settings = _settings(host=host, grpc_port=port)
         _configure_logging(settings)
-        with contextlib.ExitStack() as stack:
-            if settings.embedded_database or settings.embedded_redis:
-                stack.enter_context(DataDirLock(settings.data_dir))
-            backends = stack.enter_context(_running_backends(settings, migrate=settings.migrate_on_start))
+        with _running_backends(settings, migrate=settings.migrate_on_start) as backends:
+            # attaches to a running `up`'s backends
             _run(_serve_grpc(settings, backends))
 
 

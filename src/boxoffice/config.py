@@ -39,6 +39,32 @@ class Settings(BaseSettings):
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
     environment: Literal["dev", "test", "prod"] = "dev"
 
+    # HTTP limits (see httpserver.py and http_guard.py): bodies, request heads, slow or idle clients.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=10)
+    keep_alive_timeout_seconds: float = Field(default=5, gt=0)
+    request_read_timeout_seconds: float = Field(default=15, gt=0)
+
+    # Rate limits (per minute; 0 = off): per user on the write paths, per address and per
+    # address+account on logins. Failed logins never lock an account: the owner, from any other
+    # address, still gets in. Password hashing (argon2) is bounded per process.
+    limit_joins_per_minute: int = Field(default=30, ge=0)
+    limit_holds_per_minute: int = Field(default=60, ge=0)
+    limit_payments_per_minute: int = Field(default=30, ge=0)
+    limit_topups_per_minute: int = Field(default=10, ge=0)
+    limit_logins_per_address_per_minute: int = Field(default=30, ge=0)
+    limit_failed_logins_per_account_and_address: int = Field(default=5, ge=1)  # per 15 minutes
+    max_balance: int = Field(default=100_000_000, ge=1)  # a top-up may not take a balance past this
+    # Live SSE streams (seat map, queue position) per user and per API process; keep the process
+    # cap under redis_pool_size (a seat stream holds a pool connection while it waits).
+    max_streams_per_user: int = Field(default=4, ge=1)
+    max_streams_per_process: int = Field(default=32, ge=1)
+    argon2_concurrency: int = Field(default=1, ge=1)
+    argon2_max_waiting: int = Field(default=32, ge=0)
+    # Client addresses: X-Forwarded-For is believed only from these peers (the gateway).
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
     redis_pool_size: int = Field(default=64, ge=1)
@@ -46,12 +72,16 @@ class Settings(BaseSettings):
     # Secrets: when not set they are generated once and stored in data_dir/secrets.json.
     jwt_secret: SecretStr | None = None
     queue_token_secret: SecretStr | None = None
+    # /metrics: open to direct loopback clients (a local Prometheus, the bench); from anywhere
+    # else (or through a proxy, which adds X-Forwarded-For) only with `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
     admin_email: str = "admin@boxoffice.local"
-    admin_password: SecretStr = SecretStr("admin-change-me")
+    # None -> generated on first start, kept in data_dir/secrets.json, shown once by `up`.
+    admin_password: SecretStr | None = None
     demo_fan_email: str = "fan@boxoffice.local"
     demo_fan_password: SecretStr = SecretStr("fan-password")
     demo_fan_balance: int = 5_000_000
@@ -109,40 +139,55 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
 
-def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
-    """Generated once per data dir, kept with 0600 permissions beside the data."""
+def data_dir_secrets(data_dir: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The data dir's generated secrets (JWT keys, the embedded backends' passwords, the default
+    admin's first password): each generated once, kept in data_dir/secrets.json (0600). A lock
+    file makes concurrent first uses (several commands starting at once) agree on one value."""
+    import fcntl
     import json
+    import os
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "secrets.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-    else:
-        stored = {}
-    changed = False
-    for name in ("jwt_secret", "queue_token_secret"):
-        if name not in stored:
-            stored[name] = secrets.token_urlsafe(48)
-            changed = True
-    if changed:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stored))
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    return stored
+    lock_fd = os.open(data_dir / "secrets.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in names if name not in stored]
+        for name in missing:
+            stored[name] = secrets.token_urlsafe(32 if name.endswith("password") else 48)
+        if missing:
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(stored))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return stored
+    finally:
+        os.close(lock_fd)
 
 
 def with_secrets(settings: Settings) -> Settings:
     """Fill unset secrets from the data dir (generated on first use)."""
-    if settings.jwt_secret is not None and settings.queue_token_secret is not None:
+    names = ("jwt_secret", "queue_token_secret", "admin_password")
+    if all(getattr(settings, name) is not None for name in names):
         return settings
-    stored = _load_or_create_secrets(settings.data_dir)
+    stored = data_dir_secrets(settings.data_dir, names)
     return settings.model_copy(
-        update={
-            "jwt_secret": settings.jwt_secret or SecretStr(stored["jwt_secret"]),
-            "queue_token_secret": settings.queue_token_secret or SecretStr(stored["queue_token_secret"]),
-        }
+        update={name: getattr(settings, name) or SecretStr(stored[name]) for name in names}
     )
+
+
+def first_time(data_dir: Path, flag: str) -> bool:
+    """True exactly once per data dir and flag (showing the generated admin password, say)."""
+    import os
+
+    try:
+        os.close(os.open(data_dir / f".{flag}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 def secret(value: SecretStr | None) -> str:

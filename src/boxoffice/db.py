@@ -42,6 +42,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         max_overflow=settings.db_pool_overflow,
         pool_pre_ping=False,
         pool_recycle=1800,
+        hide_parameters=True,  # error messages never carry row values (emails, hashes) into logs
         # asyncpg's per-release RESET ALL costs 7-10% on hot paths; our sessions set no state.
         pool_reset_on_return="rollback",
         connect_args={

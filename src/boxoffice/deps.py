@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice.config import Settings
 from boxoffice.idempotency import IdempotentResult
 from boxoffice.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
 from boxoffice.runtime import Runtime
@@ -25,6 +26,18 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
 QueryId = Annotated[int, Query(ge=1, le=ID_MAX)]
+
+
+def client_address(request: Request, settings: Settings) -> str | None:
+    """The client's address: the peer, or the last X-Forwarded-For hop added by a trusted proxy."""
+    peer = request.client.host if request.client else None
+    if peer is None or peer not in settings.trusted_proxies:
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in settings.trusted_proxies:
+            return hop[:64]
+    return peer
 
 
 async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

@@ -290,3 +290,33 @@ class TooManySeats(Unprocessable):
 
 class UnknownSection(Unprocessable):
     code = "UNKNOWN_SECTION"
+
+
+# Hardening (issue 16): limits, outages, operations.
+
+
+class BalanceLimit(Unprocessable):
+    code = "BALANCE_LIMIT"
+
+
+class RateLimited(TooManyRequests):
+    code = "RATE_LIMITED"
+
+
+class LoginBusy(TooManyRequests):
+    code = "LOGIN_BUSY"
+
+
+class MetricsTokenRequired(Unauthorized):
+    code = "METRICS_TOKEN_REQUIRED"
+
+
+class BackendUnavailable(ServiceUnavailable):
+    """PostgreSQL or Redis does not answer: retry shortly (gRPC: UNAVAILABLE)."""
+
+    code = "BACKEND_UNAVAILABLE"
+    grpc_status = "UNAVAILABLE"
+
+
+class StreamLimit(TooManyRequests):
+    code = "STREAM_LIMIT"

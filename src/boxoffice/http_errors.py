@@ -9,7 +9,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from boxoffice.errors import DomainError
@@ -111,20 +110,6 @@ def install_error_handlers(app: FastAPI) -> None:
             detail,
             instance=request.url.path,
             headers=dict(exc.headers or {}),
-            request_id=_request_id(request),
-        )
-
-    @app.exception_handler(RedisError)
-    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
-        # Redis unreachable (or a cluster slot between masters during a failover): the routes
-        # that cannot do without it say so cleanly; holds and payments never get here.
-        log.warning("redis_unavailable", path=request.url.path, error=type(exc).__name__)
-        return problem(
-            503,
-            "SERVICE_UNAVAILABLE",
-            "A backend is briefly unavailable; retry shortly",
-            instance=request.url.path,
-            headers={"Retry-After": "1"},
             request_id=_request_id(request),
         )
 

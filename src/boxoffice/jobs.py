@@ -31,9 +31,10 @@ async def _loop(runtime: Runtime, job: Job, stop: asyncio.Event) -> None:
             await job.run(runtime)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # A failing tick is logged and retried on the next one; the worker keeps going.
-            log.exception("job_failed", job=job.name)
+        except Exception as exc:
+            # A failing tick is logged (one line; a trace at most once a minute) and retried on
+            # the next one; the worker keeps going.
+            runtime.failures.report(log, "job_failed", exc, job=job.name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), job.interval_seconds)
 

@@ -124,6 +124,12 @@ class Metrics:
             "boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r
         )
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
+        self.child_restarts = Counter(
+            "boxoffice_child_restarts_total", "Children `up` restarted after they died", ["child"], registry=r
+        )
+        self.rate_limited = Counter(
+            "boxoffice_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r
+        )
         self.shed = Counter(
             "boxoffice_shed_total", "Waiting-room requests shed (429) under overload", ["route"], registry=r
         )
@@ -143,6 +149,24 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+_FORWARDED = (b"x-forwarded-for", b"x-real-ip", b"forwarded")
+
+
+def metrics_allowed(scope: Scope, token: str | None) -> bool:
+    """May this request read /metrics? A matching bearer token, or a direct loopback client (not
+    forwarded by a proxy: nginx on the same host connects from loopback for everyone)."""
+    import hmac
+
+    authorization = _header(scope, b"authorization") or ""
+    scheme, _, presented = authorization.partition(" ")
+    if token and scheme.lower() == "bearer":
+        return hmac.compare_digest(presented.strip().encode(), token.encode())
+    client = scope.get("client")
+    direct = not any(name in _FORWARDED for name, _ in scope.get("headers", ()))
+    return direct and client is not None and client[0] in _LOOPBACK
 
 
 class AccessLog:

@@ -15,14 +15,17 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from boxoffice.auth.passwords import PasswordWork
 from boxoffice.clock import Clock, SystemClock
 from boxoffice.config import Settings
 from boxoffice.db import create_engine, session_factory
+from boxoffice.failures import FailureLog
 from boxoffice.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
 from boxoffice.redis_client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis_mux import MuxRedis
 from boxoffice.salestats.recorder import SaleStats
+from boxoffice.streams import StreamSlots
 
 
 @dataclass
@@ -41,6 +44,11 @@ class Runtime:
     # Per-show, per-second sale counters for the admin dashboard (flushed to Redis once a second).
     sale_stats: SaleStats
     metrics: Metrics = field(default_factory=Metrics)
+    failures: FailureLog = field(default_factory=FailureLog)
+    password_work: PasswordWork = field(default_factory=PasswordWork)
+    streams: StreamSlots = field(default_factory=lambda: StreamSlots(4, 32))
+    # What `up` supervises beside the API (name -> "ok" or why not); /readyz reports it.
+    children: dict[str, str] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
     show_rules: LocalCache[int, Any] = field(
@@ -120,6 +128,8 @@ async def open_runtime(
         sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
+        password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
+        streams=StreamSlots(settings.max_streams_per_user, settings.max_streams_per_process),
     )
     try:
         yield runtime

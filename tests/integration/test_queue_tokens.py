@@ -33,9 +33,9 @@ async def _ready_token(client: httpx.AsyncClient, runtime: Runtime, show: dict, 
     return str(body["token"])
 
 
-def _code(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> tuple[int, str]:
+async def _code(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> tuple[int, str]:
     with pytest.raises(DomainError) as err:
-        check_queue_token(runtime, user_id, show_id, token)
+        await check_queue_token(runtime, user_id, show_id, token)
     return err.value.status, err.value.code
 
 
@@ -45,24 +45,24 @@ async def test_bad_tokens_are_refused_with_their_codes(
     show, other_show = await make_show(runtime), await make_show(runtime)
     fan, other = await make_user(runtime), await make_user(runtime)
     token = await _ready_token(client, runtime, show, fan)
-    claims = check_queue_token(runtime, fan["id"], show["id"], token)
+    claims = await check_queue_token(runtime, fan["id"], show["id"], token)
     assert claims.user_id == fan["id"] and claims.show_id == show["id"] and claims.ticket == 1
 
-    assert _code(runtime, fan["id"], show["id"], None) == (401, "QUEUE_TOKEN_REQUIRED")
+    assert await _code(runtime, fan["id"], show["id"], None) == (401, "QUEUE_TOKEN_REQUIRED")
     forged = jwt.encode(
         jwt.decode(token, options={"verify_signature": False}), "not-the-key" * 4, algorithm="HS256"
     )
-    assert _code(runtime, fan["id"], show["id"], forged) == (401, "QUEUE_TOKEN_INVALID")
+    assert await _code(runtime, fan["id"], show["id"], forged) == (401, "QUEUE_TOKEN_INVALID")
     tampered = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
-    assert _code(runtime, fan["id"], show["id"], tampered) == (401, "QUEUE_TOKEN_INVALID")
-    assert _code(runtime, fan["id"], show["id"], "garbage") == (401, "QUEUE_TOKEN_INVALID")
+    assert await _code(runtime, fan["id"], show["id"], tampered) == (401, "QUEUE_TOKEN_INVALID")
+    assert await _code(runtime, fan["id"], show["id"], "garbage") == (401, "QUEUE_TOKEN_INVALID")
     # the access-token key does not sign admission tokens
     auth_signed = jwt.encode(
         jwt.decode(token, options={"verify_signature": False}),
         settings.jwt_secret.get_secret_value(),  # type: ignore[union-attr]
         algorithm="HS256",
     )
-    assert _code(runtime, fan["id"], show["id"], auth_signed) == (401, "QUEUE_TOKEN_INVALID")
+    assert await _code(runtime, fan["id"], show["id"], auth_signed) == (401, "QUEUE_TOKEN_INVALID")
     expired, _ = issue_queue_token(
         settings,
         user_id=fan["id"],
@@ -71,12 +71,12 @@ async def test_bad_tokens_are_refused_with_their_codes(
         ttl_seconds=30,
         now=clock.now() - timedelta(minutes=5),
     )
-    assert _code(runtime, fan["id"], show["id"], expired) == (401, "QUEUE_TOKEN_INVALID")
-    assert _code(runtime, other["id"], show["id"], token) == (403, "QUEUE_TOKEN_MISMATCH")
-    assert _code(runtime, fan["id"], other_show["id"], token) == (403, "QUEUE_TOKEN_MISMATCH")
+    assert await _code(runtime, fan["id"], show["id"], expired) == (401, "QUEUE_TOKEN_INVALID")
+    assert await _code(runtime, other["id"], show["id"], token) == (403, "QUEUE_TOKEN_MISMATCH")
+    assert await _code(runtime, fan["id"], other_show["id"], token) == (403, "QUEUE_TOKEN_MISMATCH")
     # the lease and the token run out together (plus the 30 s leeway)
     clock.advance(600 + 31)
-    assert _code(runtime, fan["id"], show["id"], token) == (401, "QUEUE_TOKEN_INVALID")
+    assert await _code(runtime, fan["id"], show["id"], token) == (401, "QUEUE_TOKEN_INVALID")
     metrics = (await client.get("/metrics")).text
     for outcome in ("valid", "missing", "invalid", "mismatch"):
         assert f'boxoffice_queue_token_verifications_total{{outcome="{outcome}"}}' in metrics

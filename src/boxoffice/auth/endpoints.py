@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from boxoffice import errors as e
@@ -22,9 +22,10 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.deps import PathId, RuntimeDep, SessionDep, client_address, respond
 from boxoffice.email import send_email
 from boxoffice.http_errors import problems
+from boxoffice.inputs import Text
 
 router = APIRouter()
 
@@ -56,7 +57,7 @@ async def signup(
     summary="Confirm an email address (the link sent at signup)",
 )
 async def verify(
-    token: Annotated[str, Query(min_length=1, max_length=2048)], session: SessionDep, runtime: RuntimeDep
+    token: Annotated[Text, Query(min_length=1, max_length=2048)], session: SessionDep, runtime: RuntimeDep
 ) -> VerifyResponse:
     return await service.verify_email(session, runtime, token)
 
@@ -68,8 +69,8 @@ async def verify(
     summary="Exchange email and password for an access and a refresh token",
     responses=problems(e.InvalidCredentials, e.TooManyAttempts),
 )
-async def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
-    return await service.login(session, runtime, body)
+async def login(body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
+    return await service.login(session, runtime, body, client_address(request, runtime.settings))
 
 
 @router.post(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from boxoffice import ratelimit
 from boxoffice.db import UnitOfWork
+from boxoffice.errors import BalanceLimit
 from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
@@ -13,10 +15,17 @@ TOPUP_SCOPE = "POST /api/users/me/balance"
 async def top_up(
     runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
 ) -> IdempotentResult:
-    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction."""
+    """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction.
+    A balance never grows past settings.max_balance (the whole top-up is refused)."""
+    await ratelimit.enforce(runtime, "topup", user_id, limit=runtime.settings.limit_topups_per_minute)
 
     async def work(uow: UnitOfWork) -> tuple[int, dict[str, int]]:
         balance = await ledger.credit(uow.session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
+        if balance > runtime.settings.max_balance:
+            raise BalanceLimit(
+                f"A balance may not exceed {runtime.settings.max_balance}",
+                max_balance=runtime.settings.max_balance,
+            )
         return 200, {"user_id": user_id, "balance": balance, "amount": amount}
 
     return await run_idempotent(

@@ -6,7 +6,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
+
+from boxoffice.inputs import RequestModel
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is what the
 # verification link proves; email-validator refuses special-use domains (.local, .test) we use.
@@ -22,8 +24,8 @@ def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _Strict(RequestModel):
+    pass
 
 
 class SignupRequest(_Strict):

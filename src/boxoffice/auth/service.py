@@ -18,6 +18,7 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.auth import passwords, repository, store
 from boxoffice.auth.schemas import (
     LoginRequest,
@@ -37,7 +38,7 @@ from boxoffice.auth.tokens import (
     verify_access_token,
     verify_email_verification_token,
 )
-from boxoffice.config import Settings
+from boxoffice.config import Settings, secret
 from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
     AuthRequired,
@@ -57,7 +58,6 @@ from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.auth")
 
-LOGIN_MAX_ATTEMPTS = 5
 LOGIN_WINDOW_SECONDS = 15 * 60
 ROLES = ("USER", "ADMIN")
 
@@ -83,7 +83,8 @@ async def signup(
 ) -> tuple[SignupResponse, EmailMessage | None]:
     """Create the account; returns it and the verification mail to send after commit (or None)."""
     now = runtime.clock.now()
-    password_hash = await passwords.hash_password_async(data.password)
+    async with runtime.password_work.slot():
+        password_hash = await passwords.hash_password_async(data.password)
     user_id = await repository.insert_user(
         session,
         email=data.email,
@@ -144,33 +145,53 @@ def _invalid_credentials() -> Unauthorized:
     return InvalidCredentials("Wrong email or password")
 
 
-async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest) -> TokenPair:
-    """Same answer and similar time for an unknown email and a wrong password."""
+async def login(
+    session: AsyncSession, runtime: Runtime, data: LoginRequest, address: str | None = None
+) -> TokenPair:
+    """Same answer and similar time for an unknown email and a wrong password.
+
+    Throttled per address (spraying many accounts) and per account *and* address (guessing one
+    password): an attacker's failures never lock the owner out from their own address."""
     email = normalize_email(data.email)
+    settings = runtime.settings
+    await ratelimit.enforce(
+        runtime,
+        "login",
+        address or "unknown",
+        limit=settings.limit_logins_per_address_per_minute,
+        error=TooManyAttempts,
+        detail="Too many login attempts from this address; try again shortly",
+    )
+    attempts_key = f"{email}|{address or ''}"
     async with _auth_store():
         gate = await store.register_login_attempt(
-            runtime.redis, email, limit=LOGIN_MAX_ATTEMPTS, window_seconds=LOGIN_WINDOW_SECONDS
+            runtime.redis,
+            attempts_key,
+            limit=settings.limit_failed_logins_per_account_and_address,
+            window_seconds=LOGIN_WINDOW_SECONDS,
         )
     if not gate.allowed:
         runtime.metrics.logins.labels("throttled").inc()
         raise TooManyAttempts(
-            "Too many login attempts for this account; try again later",
+            "Too many failed logins for this account from this address; try again later",
             headers={"Retry-After": str(gate.retry_after_seconds)},
             retry_after_seconds=gate.retry_after_seconds,
         )
     creds = await repository.credentials_by_email(session, email)
-    ok = await passwords.verify_password_async(creds.password_hash if creds else None, data.password)
+    async with runtime.password_work.slot():
+        ok = await passwords.verify_password_async(creds.password_hash if creds else None, data.password)
     if creds is None or not ok:
         runtime.metrics.logins.labels("failure").inc()
         log.info("login_failed", user_id=creds.id if creds else None)
         raise _invalid_credentials()
     if passwords.needs_rehash(creds.password_hash):
-        new_hash = await passwords.hash_password_async(data.password)
+        async with runtime.password_work.slot():
+            new_hash = await passwords.hash_password_async(data.password)
         await repository.update_password_hash(session, creds.id, new_hash, runtime.clock.now())
     token, family, digest = _new_refresh_token()
     ttl = runtime.settings.refresh_token_ttl_seconds
     async with _auth_store():
-        await store.clear_login_attempts(runtime.redis, email)
+        await store.clear_login_attempts(runtime.redis, attempts_key)
         await store.create_refresh_family(
             runtime.redis,
             family,
@@ -202,6 +223,12 @@ async def refresh(session: AsyncSession, runtime: Runtime, refresh_token: str) -
         )
     if result.outcome == "REUSED":
         log.warning("refresh_token_reused", user_id=result.user_id)
+        # The login is revoked: its access tokens (the thief's or the owner's) stop now too.
+        if result.user_id is not None:
+            async with _auth_store():
+                await store.end_session(
+                    runtime.redis, result.user_id, family, runtime.settings.access_token_ttl_seconds
+                )
         raise RefreshReused(
             "This refresh token was already used; the login has been revoked, sign in again",
         )
@@ -222,6 +249,10 @@ async def logout(runtime: Runtime, claims: AccessClaims) -> None:
         await store.deny_access_token(runtime.redis, claims.user_id, claims.jti, ttl)
         if claims.session_id is not None:
             await store.delete_refresh_family(runtime.redis, claims.session_id)
+            # Every access token of this login, not only the one presented (refreshes made more).
+            await store.end_session(
+                runtime.redis, claims.user_id, claims.session_id, runtime.settings.access_token_ttl_seconds
+            )
     log.info("logout", user_id=claims.user_id)
 
 
@@ -323,7 +354,7 @@ async def ensure_demo_accounts(session: AsyncSession, settings: Settings) -> dic
         session,
         settings,
         email=settings.admin_email,
-        password=settings.admin_password.get_secret_value(),
+        password=secret(settings.admin_password),
         name="Boxoffice Admin",
         role="ADMIN",
     )
@@ -362,7 +393,7 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
     if recent_ok and runtime.recently_allowed.get(claims.jti):
         return claims
     try:
-        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti)
+        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
     except Exception as exc:
         log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is

@@ -2,8 +2,9 @@
 and the "user revoked" marker of soft-deleted accounts.
 
 Keys (all under bo:auth:):
-- bo:auth:{u<user_id>}:denied:<jti>  access token refused until it would have expired (logout)
-- bo:auth:{u<user_id>}:revoked       every access token of a soft-deleted user is refused
+- bo:auth:{u<user_id>}:denied:<jti>        access token refused until it would have expired (logout)
+- bo:auth:{u<user_id>}:revoked             every access token of a soft-deleted user is refused
+- bo:auth:{u<user_id>}:ended:<session_id>  every access token of one login is refused (logout, reuse)
 - bo:auth:refresh:<family>        one login: hash {user_id, current, expires_at, revoked, r:<sha256>...}
 - bo:auth:login-fail:<sha256>     failed-login counter per email (hashed: no addresses in key names)
 
@@ -34,6 +35,10 @@ def _revoked_user_key(user_id: int) -> str:
     return f"bo:auth:{{u{user_id}}}:revoked"
 
 
+def _ended_session_key(user_id: int, session_id: str) -> str:
+    return f"bo:auth:{{u{user_id}}}:ended:{session_id}"
+
+
 def _family_key(family: str) -> str:
     return f"bo:auth:refresh:{family}"
 
@@ -59,10 +64,19 @@ async def revoke_user(redis: RedisClient, user_id: int, ttl_seconds: int) -> Non
     await redis.set(_revoked_user_key(user_id), b"1", ex=max(1, ttl_seconds))
 
 
-async def is_access_refused(redis: MuxRedis, user_id: int, jti: str) -> bool:
-    """Deny-listed jti or revoked user: one EXISTS over both keys of one slot (one command, one
-    round trip; cheaper than a pipeline on the path every authenticated request takes)."""
-    found: int = await redis.exists(_denied_key(user_id, jti), _revoked_user_key(user_id))
+async def end_session(redis: RedisClient, user_id: int, session_id: str, ttl_seconds: int) -> None:
+    """Refuse every access token of this login for as long as any of them could be valid."""
+    await redis.set(_ended_session_key(user_id, session_id), b"1", ex=max(1, ttl_seconds))
+
+
+async def is_access_refused(redis: MuxRedis, user_id: int, jti: str, session_id: str | None = None) -> bool:
+    """Deny-listed jti, ended login or revoked user: one EXISTS over keys of the user's one slot
+    (one command, one round trip; cheaper than a pipeline on the path every authenticated request
+    takes, and legal on a Redis Cluster)."""
+    keys = [_denied_key(user_id, jti), _revoked_user_key(user_id)]
+    if session_id is not None:
+        keys.append(_ended_session_key(user_id, session_id))
+    found: int = await redis.exists(*keys)
     return found > 0
 
 

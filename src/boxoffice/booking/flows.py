@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.rules import RuleViolation, ShowRules
@@ -183,7 +184,8 @@ async def _place_hold(
     tier) the rule picks the best block of adjacent seats, and a few others to try in turn when
     one is taken meanwhile, each through the same shield and the same conditional update.
     """
-    check_queue_token(runtime, user_id, show_id, queue_token)
+    await check_queue_token(runtime, user_id, show_id, queue_token)
+    await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
     try:

@@ -5,20 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.ids import Id
+from boxoffice.inputs import RequestModel
 
 SeatId = Id
 
 
-class HoldRequest(BaseModel):
+class HoldRequest(RequestModel):
     """Either `seat_ids` (these seats, all or none) or `quantity` ("best available": that many
     adjacent seats in one row, leaving no single seat stranded, best rows first), optionally
     limited to a `section` or a `price` tier."""
-
-    model_config = ConfigDict(extra="forbid")
 
     show_id: Id
     seat_ids: list[SeatId] | None = Field(

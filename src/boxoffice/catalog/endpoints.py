@@ -31,6 +31,7 @@ from boxoffice.catalog.schemas import (
 )
 from boxoffice.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.http_errors import problems
+from boxoffice.inputs import Text
 from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter()
@@ -179,8 +180,8 @@ async def delete_show(show_id: Id, _: AdminUser, session: SessionDep, runtime: R
 @router.get("/api/concerts", response_model=ConcertPage, tags=["catalog"], summary="List concerts")
 async def list_concerts(
     session: SessionDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, description="In name or artist")] = None,
-    artist: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[Text | None, Query(min_length=1, max_length=200, description="In name or artist")] = None,
+    artist: Annotated[Text | None, Query(min_length=1, max_length=200)] = None,
     starts_from: Annotated[
         AwareDatetime | None, Query(description="A show starts at or after (ISO 8601 with offset)")
     ] = None,

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
 from boxoffice.ids import Id
+from boxoffice.inputs import RequestModel, Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class Show:
 
 # ---- API models (pydantic v2, extra="forbid", limits on every field) --------------------------------
 
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 SectionName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -50,7 +51,7 @@ SeatStatus = Literal["AVAILABLE", "TEMP_RESERVED", "RESERVED"]
 RowLength = Annotated[int, Field(ge=1, le=layout.MAX_SEATS_PER_ROW)]
 
 
-class SectionIn(BaseModel):
+class SectionIn(RequestModel):
     """rows x seats_per_row, or row_lengths (seats in each row, front to back) when rows differ."""
 
     model_config = _STRICT
@@ -60,7 +61,7 @@ class SectionIn(BaseModel):
     row_lengths: list[RowLength] | None = Field(default=None, min_length=1, max_length=layout.MAX_ROWS)
 
 
-class VenueIn(BaseModel):
+class VenueIn(RequestModel):
     model_config = _STRICT
     name: Name
     sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
@@ -84,7 +85,7 @@ class VenueOut(BaseModel):
     created_at: datetime
 
 
-class ConcertIn(BaseModel):
+class ConcertIn(RequestModel):
     model_config = _STRICT
     name: Name
     artist: Name
@@ -93,7 +94,7 @@ class ConcertIn(BaseModel):
     poster_url: Url | None = None
 
 
-class ConcertPatch(BaseModel):
+class ConcertPatch(RequestModel):
     """Only the fields sent change; the venue is fixed once shows have seats from it."""
 
     model_config = _STRICT
@@ -136,7 +137,7 @@ class ConcertPage(BaseModel):
     offset: int
 
 
-class QueueSettingsIn(BaseModel):
+class QueueSettingsIn(RequestModel):
     model_config = _STRICT
     admit_per_second: float = Field(default=11.0, ge=0, le=100_000)
     max_active: int | None = Field(default=None, ge=0, le=10_000_000, description="null = no cap")
@@ -145,7 +146,7 @@ class QueueSettingsIn(BaseModel):
     paused: bool = False
 
 
-class QueueSettingsPatch(BaseModel):
+class QueueSettingsPatch(RequestModel):
     model_config = _STRICT
     admit_per_second: float | None = Field(default=None, ge=0, le=100_000)
     max_active: int | None = Field(default=None, ge=0, le=10_000_000)
@@ -161,12 +162,12 @@ class QueueSettingsPatch(BaseModel):
         return self
 
 
-class ShowIn(BaseModel):
+class ShowIn(RequestModel):
     model_config = _STRICT
-    starts_at: AwareDatetime
-    sale_opens_at: AwareDatetime
-    sale_closes_at: AwareDatetime | None = None
-    pre_queue_opens_at: AwareDatetime | None = None
+    starts_at: Timestamp
+    sale_opens_at: Timestamp
+    sale_closes_at: Timestamp | None = None
+    pre_queue_opens_at: Timestamp | None = None
     prices: dict[SectionName, Money] = Field(
         max_length=layout.MAX_SECTIONS, description="section name -> price"
     )
@@ -181,12 +182,12 @@ class ShowIn(BaseModel):
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
-class ShowPatch(BaseModel):
+class ShowPatch(RequestModel):
     model_config = _STRICT
-    starts_at: AwareDatetime | None = None
-    sale_opens_at: AwareDatetime | None = None
-    sale_closes_at: AwareDatetime | None = None
-    pre_queue_opens_at: AwareDatetime | None = None
+    starts_at: Timestamp | None = None
+    sale_opens_at: Timestamp | None = None
+    sale_closes_at: Timestamp | None = None
+    pre_queue_opens_at: Timestamp | None = None
     hold_seconds: int | None = Field(default=None, ge=5, le=3600)
     max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
     refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")

@@ -171,8 +171,8 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def _user(self, context: Context) -> AccessClaims:
         return await authenticate_token(self.runtime, bearer_token(_metadata(context, "authorization")))
 
-    def _gate(self, context: Context, user_id: int, show_id: int) -> None:
-        check_queue_token(
+    async def _gate(self, context: Context, user_id: int, show_id: int) -> None:
+        await check_queue_token(
             self.runtime, user_id, show_id, _metadata(context, "x-queue-token", QUEUE_TOKEN_MAX)
         )
 
@@ -206,7 +206,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def ListSeats(self, request: pb.ListSeatsRequest, context: Context) -> pb.ListSeatsResponse:
         claims = await self._user(context)
         show_id = _require_id("show_id", request.show_id)
-        self._gate(context, claims.user_id, show_id)
+        await self._gate(context, claims.user_id, show_id)
         only = messages.enum_name(pb.SeatStatus, "SEAT_STATUS_", request.status) or None
         if request.status and only is None:
             raise Unprocessable("status is not a seat status", errors=[{"loc": ["body", "status"]}])
@@ -221,7 +221,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
     ) -> AsyncIterator[pb.SeatEvent]:
         claims = await self._user(context)
         show_id = _require_id("show_id", request.show_id)
-        self._gate(context, claims.user_id, show_id)
+        await self._gate(context, claims.user_id, show_id)
         resume = request.last_event_id or None
         if resume is not None and not valid_stream_id(resume):
             raise Unprocessable(

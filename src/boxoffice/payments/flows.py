@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from boxoffice import ratelimit
 from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
@@ -299,6 +300,7 @@ async def pay(
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
     a fan's own live hold stays payable for as long as it lives, even after that token expired.
     Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
+    await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
     started = time.perf_counter()
     res = await reservation_of(runtime, user_id, reservation_id)  # 404 for anyone else's
     try:

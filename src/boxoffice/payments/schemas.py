@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from boxoffice.ids import Id
+from boxoffice.inputs import RequestModel
 
 
-class PaymentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PaymentRequest(RequestModel):
     reservation_id: Id
     method: Literal["BALANCE", "CARD"]
 

@@ -18,7 +18,7 @@ async def require_queue_token_for_path(
     x_queue_token: Annotated[str | None, Header(description="Admission token from the waiting room")] = None,
 ) -> QueueClaims:
     """Dependency for routes with `{show_id}` in the path (the seat map, the seat stream)."""
-    return check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
+    return await check_queue_token(runtime, claims.user_id, show_id, x_queue_token)
 
 
 QueueGate = Annotated[QueueClaims, Depends(require_queue_token_for_path)]

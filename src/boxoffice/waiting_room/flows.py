@@ -94,8 +94,8 @@ async def tick_all(runtime: Runtime) -> int:
     for show_id in await store.tracked_shows(runtime.redis):
         try:
             result = await tick_show(runtime, show_id)
-        except Exception:
-            log.exception("queue_tick_failed", show_id=show_id)
+        except Exception as exc:
+            runtime.failures.report(log, "queue_tick_failed", exc, show_id=show_id)
             continue
         if result is not None:
             admitted += result.admitted

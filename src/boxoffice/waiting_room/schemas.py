@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from boxoffice.ids import Id
+from boxoffice.inputs import RequestModel
 
 QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT", "LAST_SEATS_HELD"]
 SaleState = Literal["NOT_OPEN", "PRE_QUEUE", "OPEN", "PAUSED", "LAST_SEATS_HELD", "SOLD_OUT", "CLOSED"]
 EstimateBasis = Literal["measured", "configured", "sale_start", "unknown", "none"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(RequestModel):
+    pass
 
 
 class QueueJoinRequest(_Strict):

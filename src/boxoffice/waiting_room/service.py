@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import ratelimit
 from boxoffice.catalog.service import Show, get_remaining, get_show, get_unsold
 from boxoffice.errors import (
     NotFound,
@@ -178,6 +179,7 @@ def _check_concert(info: ShowQueueInfo, concert_id: int) -> None:
 
 
 async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> QueueStatusResponse:
+    await ratelimit.enforce(runtime, "join", user_id, limit=runtime.settings.limit_joins_per_minute)
     info = await _load_show(runtime, show_id)
     _check_concert(info, concert_id)
     now = runtime.clock.now()
@@ -478,7 +480,10 @@ async def token(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -
 async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> bool:
     info = await _load_show(runtime, show_id)
     _check_concert(info, concert_id)
-    return await store.leave(runtime.redis, show_id, user_id)
+    left = await store.leave(runtime.redis, show_id, user_id)
+    # Leaving ends the admission: a token already handed out stops opening the seat map.
+    await store.end_admission(runtime.redis, show_id, user_id, int(runtime.clock.now().timestamp()))
+    return left
 
 
 async def release_lease(redis: MuxRedis, show_id: int, user_id: int) -> None:
@@ -537,8 +542,8 @@ async def stream(
     try:
         async for view in watch(runtime, user_id, concert_id, show_id, disconnected, ticket=ticket):
             yield ": keepalive\n\n" if view is None else f"event: status\ndata: {view.model_dump_json()}\n\n"
-    except Exception:
-        log.warning("queue_stream_status_failed", show_id=show_id, exc_info=True)
+    except Exception as exc:
+        runtime.failures.report(log, "queue_stream_status_failed", exc, show_id=show_id)
         yield 'event: error\ndata: {"code": "QUEUE_UNAVAILABLE"}\n\n'
 
 

@@ -1,6 +1,9 @@
 """Admission tokens: a JWT with its own key, bound to user (sub) and show (aud).
 
-Verified locally by the seat and reservation endpoints of that show: no Redis or database call.
+Verified by the seat and reservation endpoints of that show: the signature locally (once per token
+and process), then one HGET on the multiplexed connection: a token issued before its holder left
+the queue is refused. Redis down: the signed, short-lived token is accepted (holds and payments
+do not stop with Redis; PostgreSQL still decides every seat).
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
+from redis.exceptions import RedisError
 
 from boxoffice.config import Settings, secret
 from boxoffice.errors import QueueTokenForeign, QueueTokenRefused, QueueTokenRequired
 from boxoffice.runtime import Runtime
+from boxoffice.waiting_room import store
 
 ISSUER = "boxoffice-waiting-room"
 LEEWAY_SECONDS = 30
@@ -34,6 +39,7 @@ class QueueClaims:
     ticket: int
     jti: str
     expires_at: int
+    issued_at: int = 0
 
 
 class QueueTokenInvalid(Exception):
@@ -87,6 +93,7 @@ def decode_queue_token(settings: Settings, token: str) -> QueueClaims:
             ticket=int(payload["ticket"]),
             jti=str(payload["jti"]),
             expires_at=int(payload["exp"]),
+            issued_at=int(payload["iat"]),
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise QueueTokenInvalid(str(exc)) from exc
@@ -100,10 +107,9 @@ def _check_claims(claims: QueueClaims, *, user_id: int, show_id: int, now: datet
     return claims
 
 
-def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> QueueClaims:
-    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID, 403 QUEUE_TOKEN_MISMATCH.
-
-    Local only (no Redis, no database); a token's signature is checked once per process."""
+async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> QueueClaims:
+    """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID (also: issued before the user left
+    the queue), 403 QUEUE_TOKEN_MISMATCH. A token's signature is checked once per process."""
     outcome = "valid"
     try:
         if not token:
@@ -115,7 +121,14 @@ def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str |
             if claims is None:
                 claims = decode_queue_token(runtime.settings, token)
                 runtime.verified_tokens.put(cache_key, claims)
-            return _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+            checked = _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+            try:
+                ended = await store.admission_ended_at(runtime.hot_redis, show_id, user_id)
+            except RedisError:
+                ended = None
+            if ended is not None and checked.issued_at <= ended:
+                raise QueueTokenInvalid("the user left the queue after this token was issued")
+            return checked
         except QueueTokenInvalid:
             outcome = "invalid"
             raise QueueTokenRefused("Queue token is invalid or expired") from None

@@ -110,7 +110,7 @@ async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: 
 @router.get("/web/shows/{show_id}/seats")
 async def seats(request: Request, show_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
-    check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
+    await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
     body = await catalog_service.seat_map(runtime, show_id)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
@@ -123,9 +123,12 @@ async def seat_stream(
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> StreamingResponse:
     runtime = _runtime(request)
-    check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
+    await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
     events = booking_service.seat_event_stream(runtime, show_id, last_event_id)
-    return StreamingResponse(events, media_type="text/event-stream", headers=_STREAM_HEADERS)
+    runtime.streams.acquire(user.user_id)  # 429 STREAM_LIMIT past the per-user/process caps
+    return StreamingResponse(
+        runtime.streams.hold(user.user_id, events), media_type="text/event-stream", headers=_STREAM_HEADERS
+    )
 
 
 @router.post("/web/reservations", dependencies=[CsrfChecked])

@@ -174,7 +174,7 @@ async def _live_hold(runtime: Runtime, user_id: int, show_id: int) -> dict[str, 
 async def seat_map_page(request: Request, show_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
     try:
-        check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
+        await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
     except DomainError:
         return RedirectResponse(f"/shows/{show_id}/queue", status_code=303)
     show, concert = await _show_and_concert(runtime, show_id)

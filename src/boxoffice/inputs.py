@@ -1,0 +1,68 @@
+"""What every request model shares: no unknown fields, strict types ("1" is not an int), and no
+control characters in text.
+
+U+0000 cannot be stored in a PostgreSQL text column (it was a 500 with the row in the traceback);
+the other C0/C1 controls and lone surrogates are never meaningful in a name, an email or a search,
+and make log lines and CSV exports lie. Tab, line feed and carriage return stay allowed (a
+description may have lines). Pure pydantic: imported by schemas and by the endpoints' query types.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def refuse_control_characters(value: str) -> str:
+    if _FORBIDDEN.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _check(value: Any) -> None:
+    if isinstance(value, str):
+        refuse_control_characters(value)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check(key)
+            _check(item)
+
+
+def _iso_string(value: Any) -> Any:
+    if not isinstance(value, str | datetime):  # datetimes: the product's own callers (demo data)
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
+# FastAPI validates a body as Python objects, where strict mode would refuse every string for a
+# datetime; a timestamp is therefore parsed laxly but only ever from a string (never a number).
+Timestamp = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_iso_string)]
+
+# For query parameters and headers (request models get the check from RequestModel).
+Text = Annotated[str, AfterValidator(refuse_control_characters)]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")  # before stripping: a control character is refused, not trimmed
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        _check(value)
+        return value

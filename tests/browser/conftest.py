@@ -20,22 +20,12 @@ from typing import Any
 import pytest
 
 from boxoffice.auth.service import ensure_account
+from boxoffice.bench.seat_map import CHROMIUM, CHROMIUM_ARGS
 from boxoffice.catalog import service as catalog_service
 from boxoffice.catalog.schemas import ConcertIn, QueueSettingsIn, SectionIn, ShowIn, VenueIn
 from boxoffice.runtime import Runtime
 from boxoffice.worker import run_worker
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 AXE = "/static/vendor/axe-core-4.14.1.min.js"
 PASSWORD = "a good long password"

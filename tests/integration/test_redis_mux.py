@@ -118,15 +118,16 @@ async def test_a_refused_auth_is_an_error_and_no_connection_is_published(tmp_pat
     server.start()
     admin = MuxRedis(server.url)
     try:
-        await admin.execute("CONFIG", "SET", "requirepass", "right")
-        socket_path = server.url.removeprefix("unix://")
-        wrong = MuxRedis(f"unix://:wrong@{socket_path}")
+        # The embedded Redis has only ACL users (the default user is off): add one to log in as.
+        await admin.execute("ACL", "SETUSER", "tester", "on", ">right", "~*", "+@all")
+        socket_path = server.url.rsplit("@", 1)[1]
+        wrong = MuxRedis(f"unix://tester:wrong@{socket_path}")
         with pytest.raises(RedisConnectionError, match="handshake"):
             await wrong.execute("PING")
         with pytest.raises(RedisConnectionError):  # not a connection answering NOAUTH: none at all
             await wrong.execute("PING")
         await wrong.aclose()
-        right = MuxRedis(f"unix://:right@{socket_path}")
+        right = MuxRedis(f"unix://tester:right@{socket_path}")
         assert await right.execute("PING") == b"PONG"
         await right.aclose()
     finally:

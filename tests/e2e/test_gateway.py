@@ -49,7 +49,9 @@ def gateway(
         "BOXOFFICE_QUEUE_TOKEN_SECRET": secret(settings.queue_token_secret),
         "BOXOFFICE_ENVIRONMENT": "test",
         "BOXOFFICE_ACCESS_LOG": "false",
-        "BOXOFFICE_DB_POOL_SIZE": "10",
+        # Seven role processes plus the suite's own pool share the server's max_connections
+        # (100 on a stock PostgreSQL): each role warms only a few and grows on demand.
+        "BOXOFFICE_DB_POOL_SIZE": "3",
         "BOXOFFICE_DB_POOL_OVERFLOW": "20",
         "BOXOFFICE_GRPC_PORT": str(free_port()),
     }

@@ -29,6 +29,7 @@ from boxoffice.http_guard import RequestGuard
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
 from boxoffice.overload import ShedMiddleware
 from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.supervisor import supervised
 
 
 def create_app(
@@ -127,7 +128,9 @@ def _mount_operations(app: FastAPI) -> None:
                 checks[name] = "ok"
             except Exception as exc:
                 checks[name] = f"error: {type(exc).__name__}"
-        checks.update(runtime.children)  # under `up`: the worker, the simulator, embedded servers
+        for name, state in supervised(runtime.settings.data_dir).children.items():  # under `up`: its children
+            if state != "ok" or name not in checks:  # a server alive but not answering stays an error
+                checks[name] = state
         if all(v == "ok" for v in checks.values()):
             return JSONResponse({"status": "ok", "checks": checks})
         return problem(503, "NOT_READY", "A backend does not answer", checks=checks)
@@ -152,6 +155,7 @@ def _mount_operations(app: FastAPI) -> None:
 
             with contextlib.suppress(Exception):  # a scrape must not fail because Redis is down
                 await refresh_queue_gauges(runtime)
+            runtime.metrics.child_restarts.values = supervised(runtime.settings.data_dir).restarts
             pool = runtime.engine.pool
             checked_out = getattr(pool, "checkedout", None)
             if callable(checked_out):

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -34,9 +36,7 @@ from boxoffice.backends import (
 from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
 from boxoffice.httpserver import server_config
-
-if TYPE_CHECKING:
-    from boxoffice.runtime import Runtime
+from boxoffice.supervisor import Supervisor
 
 T = TypeVar("T")
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
@@ -269,51 +269,103 @@ def _up_roles(settings: Settings) -> None:
 
 
 async def _run_everything(settings: Settings, backends: Backends, listener: socket.socket) -> None:
-    from boxoffice.app import create_app
-    from boxoffice.demo import seed_demo
-    from boxoffice.runtime import open_runtime
-
+    """Seed the demo once, then run and supervise the children until SIGINT/SIGTERM: the API
+    processes (HTTP on the shared listener, gRPC on one SO_REUSEPORT port), the worker process, the
+    simulator and the embedded servers. `up` itself serves no request, so a child that dies is
+    restarted by a process that did not."""
     stop = asyncio.Event()
-    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
-        summary = await seed_demo(runtime)
-        await runtime.warm_up(settings.db_pool_size)
-        api = create_app(settings, runtime=runtime)
-        server = _Server(server_config(settings, api, lifespan="off"))
-        _stop_on_signals(server, stop)
-        grpc_server, grpc_port = await _start_grpc(runtime, settings)
-        children = _supervise(settings, backends, runtime, stop)
-        _print_banner(settings, backends, summary, grpc_port)
-        try:
-            await server.serve(sockets=[listener])
-        finally:
-            stop.set()
-            await grpc_server.stop(2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(children[0], 10)  # the worker finishes its tick
-            for task in children:
-                task.cancel()
-            await asyncio.gather(*children, return_exceptions=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    settings = settings.model_copy(update={"grpc_port": _free_grpc_port(settings)})
+    summary = await _seed(settings, backends)
+    sup = Supervisor(settings.data_dir, stop)
+    processes, others = _supervise(sup, settings, backends, listener)
+    _print_banner(settings, backends, summary, settings.grpc_port)
+    try:
+        await stop.wait()
+    finally:
+        stop.set()
+        await asyncio.wait(processes, timeout=20)  # each child process stops (SIGTERM, then SIGKILL)
+        for task in [*processes, *others]:
+            task.cancel()
+        await asyncio.gather(*processes, *others, return_exceptions=True)
+        sup.close()
 
 
 def _supervise(
-    settings: Settings, backends: Backends, runtime: Runtime, stop: asyncio.Event
-) -> list[asyncio.Task[None]]:
-    """The worker first, then the simulator and the embedded servers, each restarted if it dies."""
+    sup: Supervisor, settings: Settings, backends: Backends, listener: socket.socket
+) -> tuple[list[asyncio.Task[None]], list[asyncio.Task[None]]]:
+    """(the child processes' tasks, the others'): the worker and the API processes; the simulator
+    and the embedded servers. Each is restarted if it dies."""
     from boxoffice.payments.simulator import serve_simulator
-    from boxoffice.supervisor import Supervisor
-    from boxoffice.worker import run_worker
 
-    sup = Supervisor(runtime, stop)
-    tasks = [asyncio.create_task(sup.keep_running("worker", lambda: run_worker(runtime, stop)))]
+    urls = Backends(database_url=backends.database_url, redis_url=backends.redis_url)
+    worker = functools.partial(_spawn, _child_main, settings, _run_worker, urls)
+    processes = [asyncio.create_task(sup.keep_process("worker", worker))]
+    for n in range(1, settings.api_workers + 1):
+        api = functools.partial(_spawn, _child_main, settings, _serve_front_doors, urls, listener)
+        processes.append(asyncio.create_task(sup.keep_process(f"api-{n}", api, readiness=False)))
+    others = []
     if settings.payment_provider_url is None:
-        tasks.append(
+        others.append(
             asyncio.create_task(sup.keep_running("payment-provider", lambda: serve_simulator(settings)))
         )
     for name, server in (("postgres", backends.postgres), ("redis", backends.redis)):
         if server is not None:
             alive = functools.partial(_alive, server)
-            tasks.append(asyncio.create_task(sup.watch_process(name, alive, server.start)))
-    return tasks
+            others.append(asyncio.create_task(sup.watch_process(name, alive, server.start)))
+    return processes, others
+
+
+def _spawn(target: Callable[..., None], *args: object) -> BaseProcess:
+    """A fresh interpreter running target(*args) (multiprocessing's spawn, as uvicorn's workers:
+    nothing of `up`'s event loop or pools is inherited; the listener socket is passed along)."""
+    proc = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    proc.start()
+    return proc
+
+
+def _child_main(settings: Settings, main: Callable[..., Coroutine[Any, Any, None]], *args: object) -> None:
+    """A spawned child of `up`: main(settings, *args) on its own loop, with its own logging; an
+    operator's error is one line and exit code 1, as from a command."""
+    try:
+        with _errors_as_one_line():
+            _configure_logging(settings)
+            _run(main(settings, *args))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+async def _serve_front_doors(settings: Settings, backends: Backends, listener: socket.socket) -> None:
+    """One of `up`'s API processes: the HTTP API and web app on the listener `up` bound, the gRPC
+    TicketService on settings.grpc_port (shared with the other API processes: SO_REUSEPORT)."""
+    from boxoffice.app import create_app
+    from boxoffice.runtime import open_runtime
+
+    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        await runtime.warm_up(settings.db_pool_size)
+        api = create_app(settings, runtime=runtime)
+        grpc_server, _ = await _start_grpc(runtime, settings)
+        try:  # uvicorn stops on SIGINT/SIGTERM (open requests get 5 s)
+            await uvicorn.Server(server_config(settings, api, lifespan="off")).serve(sockets=[listener])
+        finally:
+            await grpc_server.stop(2)
+
+
+def _free_grpc_port(settings: Settings) -> int:
+    """The gRPC port the API processes will share, checked here so that a port in use is one line
+    from `up` rather than API processes dying at start; 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.grpc_port))
+        except OSError as exc:
+            from boxoffice.grpc.server import bind_error
+
+            raise UserError(str(bind_error(settings.host, settings.grpc_port))) from exc
+        return int(probe.getsockname()[1])
 
 
 def _alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
@@ -327,27 +379,6 @@ async def _start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
         return await start_server(runtime, settings.host, settings.grpc_port)
     except BindError as exc:
         raise UserError(str(exc)) from exc
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal capture: `up` owns SIGINT/SIGTERM and stops in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _stop_on_signals(server: object, stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
-    def _request_stop() -> None:
-        if getattr(server, "should_exit", False):
-            server.force_exit = True  # type: ignore[attr-defined]  # second Ctrl-C: don't wait
-        server.should_exit = True  # type: ignore[attr-defined]
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, _request_stop)
 
 
 def _admin_password_shown_once(settings: Settings) -> str:

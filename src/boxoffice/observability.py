@@ -6,13 +6,15 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from boxoffice.config import Settings
 
@@ -83,6 +85,21 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
 
 
+class CopiedCounts(Collector):
+    """A labelled counter whose values another process keeps (`values` is set before a scrape)."""
+
+    def __init__(self, name: str, documentation: str, label: str, registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self.values: dict[str, int] = {}
+        registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in sorted(self.values.items()):
+            family.add_metric([value], count)
+        yield family
+
+
 class Metrics:
     """One registry per app, so tests and several apps in one process never collide."""
 
@@ -124,8 +141,9 @@ class Metrics:
             "boxoffice_outbox_lag_seconds", "Age of the oldest unpublished event", registry=r
         )
         self.logins = Counter("boxoffice_logins_total", "Login attempts by outcome", ["outcome"], registry=r)
-        self.child_restarts = Counter(
-            "boxoffice_child_restarts_total", "Children `up` restarted after they died", ["child"], registry=r
+        # Counted by `up` (another process than the API's): /metrics copies them in at each scrape.
+        self.child_restarts = CopiedCounts(
+            "boxoffice_child_restarts", "Children `up` restarted after they died", "child", registry=r
         )
         self.rate_limited = Counter(
             "boxoffice_rate_limited_total", "Requests refused by a rate limit", ["scope"], registry=r

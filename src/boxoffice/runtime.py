@@ -47,8 +47,6 @@ class Runtime:
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
     streams: StreamSlots = field(default_factory=lambda: StreamSlots(4, 32))
-    # What `up` supervises beside the API (name -> "ok" or why not); /readyz reports it.
-    children: dict[str, str] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
     # Per-process caches for the hot paths (see localcache.py for what may live in them).
     show_rules: LocalCache[int, Any] = field(
@@ -90,11 +88,13 @@ class Runtime:
 
     async def warm_up(self, connections: int) -> None:
         """Open pool connections before traffic: a flash sale's first second must not pay for
-        connects (asyncpg type introspection, Redis handshakes) while thousands of requests wait."""
+        connects (asyncpg type introspection, Redis handshakes) while thousands of requests wait.
+        A backend that is down costs nothing more here: the pools connect once it is back."""
         db_conns = await asyncio.gather(
-            *(self.engine.connect() for _ in range(min(connections, self.settings.db_pool_size)))
+            *(self.engine.connect() for _ in range(min(connections, self.settings.db_pool_size))),
+            return_exceptions=True,
         )
-        await asyncio.gather(*(conn.close() for conn in db_conns))
+        await asyncio.gather(*(conn.close() for conn in db_conns if not isinstance(conn, BaseException)))
         redis_conns = min(connections, self.settings.redis_pool_size)
         await asyncio.gather(*(self.redis.ping() for _ in range(redis_conns)), return_exceptions=True)
 

@@ -1,5 +1,6 @@
-"""`up` brings back an embedded Redis or PostgreSQL killed with SIGKILL: logged once, counted in
-/metrics, /readyz truthful meanwhile, and the API serves again within 15 s of each fault."""
+"""`up` brings back its API process, its worker process, the embedded Redis and PostgreSQL, each
+killed with SIGKILL: logged once, counted in /metrics, /readyz truthful meanwhile, and each back
+within 15 s of its fault. (The chaos run, tests/e2e/test_chaos.py, does the same during a sale.)"""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from boxoffice.supervisor import supervised
 from tests.e2e.test_cli import _backend_processes, _start_up, _stop
 from tests.helpers.net import free_port
 
 pytestmark = pytest.mark.slow
 RECOVERY_SECONDS = 15
+# What is killed -> the name `up` logs and counts it under.
+CHILDREN = {"api-1": "api-1", "worker": "worker", "redis-server": "redis", "postgres": "postgres"}
 
 
-def _pid(data_dir: Path, kind: str) -> int | None:
-    """The server's pid; None while there is none (killed, not restarted yet)."""
+def child_pid(data_dir: Path, kind: str) -> int | None:
+    """The pid of one of `up`'s children ("api-1", "worker": from the data dir's supervision
+    state; "redis-server", "postgres": the server process); None while there is none."""
+    if kind in ("api-1", "worker"):
+        return supervised(data_dir).pids.get(kind)
     found = [p for p in _backend_processes(data_dir) if kind in " ".join(p.cmdline())]
     if kind == "postgres":  # the postmaster: the one whose parent is not a postgres
         found = [p for p in found if "postgres" not in " ".join(p.parent().cmdline())]
@@ -27,40 +34,48 @@ def _pid(data_dir: Path, kind: str) -> int | None:
     return found[0].pid if found else None
 
 
-def test_up_restarts_killed_embedded_servers(tmp_path: Path) -> None:
+def _back(data_dir: Path, kind: str, victim: int, base: str) -> tuple[bool, bool]:
+    """(back: a new process and the API serving with every check ok, readyz said 503 now)."""
+    try:
+        ready = httpx.get(f"{base}/readyz", timeout=2)
+        concerts = httpx.get(f"{base}/api/concerts", timeout=2)
+    except httpx.HTTPError:
+        return False, False
+    assert concerts.status_code in (200, 503), concerts.text  # never a 500
+    if ready.status_code == 503:
+        return False, True
+    return concerts.status_code == 200 and child_pid(data_dir, kind) not in (None, victim), False
+
+
+def test_up_restarts_every_killed_child(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     up, _ = _start_up(data_dir, port)
     timeline = []
     try:
-        for kind in ("redis-server", "postgres"):
-            victim = _pid(data_dir, kind)
-            assert victim is not None
+        for kind in CHILDREN:
+            victim = child_pid(data_dir, kind)
+            assert victim is not None, kind
             os.kill(victim, signal.SIGKILL)
             killed = time.monotonic()
             seen_down = False
             while True:
                 elapsed = time.monotonic() - killed
                 assert elapsed < RECOVERY_SECONDS, f"{kind} not back within {RECOVERY_SECONDS} s"
-                try:
-                    ready = httpx.get(f"{base}/readyz", timeout=2)
-                    concerts = httpx.get(f"{base}/api/concerts", timeout=2)
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-                    continue
-                assert concerts.status_code in (200, 503), concerts.text  # never a 500
-                if ready.status_code == 503:
-                    seen_down = True
-                elif concerts.status_code == 200 and _pid(data_dir, kind) not in (None, victim):
-                    elapsed = time.monotonic() - killed
+                back, down = _back(data_dir, kind, victim, base)
+                seen_down = seen_down or down
+                if back:
                     break
                 time.sleep(0.1)
             timeline.append(f"{kind}: killed, back after {elapsed:.1f} s (readyz said 503: {seen_down})")
+            if kind == "worker":
+                assert seen_down, "readyz must say the worker is down while it is"
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
-        assert 'boxoffice_child_restarts_total{child="redis"} 1.0' in metrics
-        assert 'boxoffice_child_restarts_total{child="postgres"} 1.0' in metrics
+        for child in CHILDREN.values():
+            assert f'boxoffice_child_restarts_total{{child="{child}"}} 1.0' in metrics, metrics
         print("\n".join(timeline))
     finally:
         out = _stop(up, signal.SIGINT)
-    assert out.count('"child_died"') == 2 and "Traceback" not in out, out[-3000:]
+    assert out.count('"child_died"') == len(CHILDREN) and "Traceback" not in out, out[-3000:]
+    assert not (data_dir / "supervision.json").exists()

@@ -329,6 +329,13 @@ class BindError(RuntimeError):
     pass
 
 
+def bind_error(host: str, port: int) -> BindError:
+    return BindError(
+        f"cannot listen for gRPC on {_address(host, port)}: in use, or not a local address "
+        "(set BOXOFFICE_GRPC_PORT)"
+    )
+
+
 async def start_server(runtime: Runtime, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """The TicketService, health and reflection on host:port (0: a free port); returns the bound port.
 
@@ -342,10 +349,7 @@ async def start_server(runtime: Runtime, host: str, port: int) -> tuple[grpc.aio
     try:
         bound = server.add_insecure_port(_address(host, port))
     except RuntimeError as exc:
-        raise BindError(
-            f"cannot listen for gRPC on {_address(host, port)}: in use, or not a local address "
-            "(set BOXOFFICE_GRPC_PORT)"
-        ) from exc
+        raise bind_error(host, port) from exc
     await server.start()
     for name in ("", SERVICE_NAME):
         await checks.set(name, health_pb2.HealthCheckResponse.SERVING)

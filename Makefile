@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench proto clean-data lock chromium
+.PHONY: run test chaos lint bench proto clean-data lock chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 # event loop), which drive Debian's Chromium: installed here when missing and we are root.
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A flash sale under `boxoffice up` while an API process, the worker, the embedded Redis and
+# PostgreSQL are killed with SIGKILL (tests/e2e/test_chaos.py; `make test` leaves it out).
+chaos: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e/test_chaos.py -m chaos -s -q
 
 chromium:
 	@test -x $(CHROMIUM) || { \

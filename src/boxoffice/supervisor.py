@@ -2,8 +2,8 @@
 process, the payment-provider simulator (a coroutine) and the embedded PostgreSQL and Redis.
 
 A child that dies is logged once (`child_died`), counted, reported by /readyz while it is down, and
-restarted: a process or coroutine after 1 s doubling to 30 s (back to 1 s after a minute of
-health), an embedded server retried every 0.5 s doubling to 3 s until it starts. The API processes
+restarted: a process or coroutine after 0.25 s doubling to 30 s (back to 0.25 s after a minute
+of health), an embedded server retried every 0.5 s doubling to 3 s until it starts. The API processes
 are other processes than `up`: they read the children's state and restart counts from the data
 dir's supervision.json, which `up` rewrites on every change (see `supervised`).
 """
@@ -23,10 +23,11 @@ from pathlib import Path
 import structlog
 
 log = structlog.get_logger("boxoffice.supervisor")
+FIRST_DELAY_SECONDS = 0.25
 MAX_DELAY_SECONDS = 30.0
 SERVER_RETRY_MAX_SECONDS = 3.0
 HEALTHY_AFTER_SECONDS = 60.0
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2  # how soon a death is seen (a waitpid or a poll() each time: cheap)
 STOP_SECONDS = 10.0  # a child process asked to stop (SIGTERM) is killed after this
 STATE_FILE = "supervision.json"
 
@@ -114,7 +115,7 @@ class Supervisor:
         """A coroutine child (the simulator): run again whenever it ends early. `run` may return
         why it ended (a string)."""
         loop = asyncio.get_running_loop()
-        delay = 1.0
+        delay = FIRST_DELAY_SECONDS
         self._set(name, "ok")
         while not self.stop.is_set():
             started = loop.time()
@@ -128,7 +129,7 @@ class Supervisor:
             if self.stop.is_set():
                 return
             self._died(name, reason)
-            delay = 1.0 if loop.time() - started > HEALTHY_AFTER_SECONDS else delay
+            delay = FIRST_DELAY_SECONDS if loop.time() - started > HEALTHY_AFTER_SECONDS else delay
             await self._pause(delay)
             delay = min(delay * 2, MAX_DELAY_SECONDS)
             if not self.stop.is_set():

@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -92,9 +94,25 @@ def _backend_processes(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+class Drained(subprocess.Popen[str]):
+    """A command whose output (stdout and stderr) is read as it comes: a chatty process (up and its
+    children logging every request) must never block on a full pipe that nobody reads mid-test."""
+
+    def __init__(self, args: list[str], **kwargs: Any) -> None:
+        super().__init__(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._lines.extend, args=(self.stdout,), daemon=True)
+        self._reader.start()
+
+    def communicate(self, input: str | None = None, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        self._reader.join(timeout)
+        return "".join(self._lines), ""
+
+
 def _start_up(data_dir: Path, port: int, grpc_port: int | None = None) -> tuple[subprocess.Popen[str], float]:
     started = time.monotonic()
-    proc = subprocess.Popen(
+    proc = Drained(
         [*BOXOFFICE, "up"],
         env=_env(
             data_dir,
@@ -102,14 +120,11 @@ def _start_up(data_dir: Path, port: int, grpc_port: int | None = None) -> tuple[
             BOXOFFICE_PAYMENT_PROVIDER_PORT=str(free_port()),
             BOXOFFICE_GRPC_PORT=str(grpc_port or free_port()),
         ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     deadline = started + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"up exited early: {proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(f"up exited early: {proc.communicate(timeout=10)[0]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc, time.monotonic() - started

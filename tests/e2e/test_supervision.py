@@ -34,17 +34,17 @@ def child_pid(data_dir: Path, kind: str) -> int | None:
     return found[0].pid if found else None
 
 
-def _back(data_dir: Path, kind: str, victim: int, base: str) -> tuple[bool, bool]:
-    """(back: a new process and the API serving with every check ok, readyz said 503 now)."""
+def _back(data_dir: Path, kind: str, victim: int, base: str) -> tuple[bool, str]:
+    """(back: a new process, and the API serving with every check ok; what was seen)."""
     try:
         ready = httpx.get(f"{base}/readyz", timeout=2)
         concerts = httpx.get(f"{base}/api/concerts", timeout=2)
-    except httpx.HTTPError:
-        return False, False
+    except httpx.HTTPError as exc:
+        return False, f"no answer: {exc!r}"
     assert concerts.status_code in (200, 503), concerts.text  # never a 500
-    if ready.status_code == 503:
-        return False, True
-    return concerts.status_code == 200 and child_pid(data_dir, kind) not in (None, victim), False
+    pid = child_pid(data_dir, kind)
+    seen = f"readyz {ready.status_code} {ready.text[:300]}; concerts {concerts.status_code}; pid {pid}"
+    return ready.status_code == 200 and concerts.status_code == 200 and pid not in (None, victim), seen
 
 
 def test_up_restarts_every_killed_child(tmp_path: Path) -> None:
@@ -61,10 +61,10 @@ def test_up_restarts_every_killed_child(tmp_path: Path) -> None:
             killed = time.monotonic()
             seen_down = False
             while True:
+                back, seen = _back(data_dir, kind, victim, base)
                 elapsed = time.monotonic() - killed
-                assert elapsed < RECOVERY_SECONDS, f"{kind} not back within {RECOVERY_SECONDS} s"
-                back, down = _back(data_dir, kind, victim, base)
-                seen_down = seen_down or down
+                assert elapsed < RECOVERY_SECONDS, f"{kind} not back within {RECOVERY_SECONDS} s: {seen}"
+                seen_down = seen_down or seen.startswith("readyz 503")
                 if back:
                     break
                 time.sleep(0.1)

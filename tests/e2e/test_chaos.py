@@ -47,10 +47,12 @@ FANS = 16
 RESUME_SECONDS = 15.0  # the pass mark for each fault
 MEASURE_SECONDS = 30.0  # how long a recovery is waited for (to report how late it was)
 SETTLE_SECONDS = 3.0  # steady selling between a recovery and the next fault
-SELLING_WITHIN = 30.0  # the sale must be selling this soon after start (and after each settle)
+SETUP_SECONDS = 60.0  # every fan signed up, logged in and topped up by then
+SELLING_WITHIN = 30.0  # the sale must be selling this soon after the setup (and after each settle)
 DRAIN_SECONDS = 20.0  # holds and payments in flight when the sale ends get this long to finish
 CYCLE_SECONDS = 2.5  # a fan's join -> hold -> pay -> leave at most this often (the per-user limits)
 PASSWORD = "Chaos-Passw0rd-1"
+TOP_UP = 10_000_000  # the most one top-up may add: ~45 of the dearest seats, more than a fan buys
 
 
 @dataclass
@@ -60,11 +62,16 @@ class Sale:
     payments: list[tuple[float, float]] = field(default_factory=list)  # (sent, SUCCEEDED seen)
     paid: set[int] = field(default_factory=set)  # reservations whose payment a fan saw succeed
     outages: dict[str, int] = field(default_factory=dict)  # 503 + Retry-After / dropped, by kind
+    answers: dict[str, int] = field(default_factory=dict)  # "hold 201", "pay 409 HOLD_EXPIRED"...
     bad: list[str] = field(default_factory=list)  # 5xx answers that are failures
     timeline: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     killed_at: dict[str, float] = field(default_factory=dict)  # kind -> wall-clock time of the kill
     drain_until: float = float("inf")
+    fans_ready: int = 0
+    # Signing up and logging in is argon2 work, one at a time per API process: a few fans at once,
+    # or their requests queue past the client's timeout and the retries pile up.
+    setup_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
     def note(self, what: str) -> None:
         line = f"{time.monotonic() - self.t0:6.1f}s  {what}"
@@ -73,6 +80,12 @@ class Sale:
 
     def count(self, kind: str) -> None:
         self.outages[kind] = self.outages.get(kind, 0) + 1
+
+    def answered(self, step: str, resp: httpx.Response | None) -> None:
+        what = f"{step} {resp.status_code if resp is not None else 'gave up'}"
+        if resp is not None and resp.status_code >= 300 and _is_json(resp):
+            what += f" {resp.json().get('code', '')}"
+        self.answers[what] = self.answers.get(what, 0) + 1
 
 
 RETRY_CODES = {"IDEMPOTENCY_IN_PROGRESS", "PAYMENT_IN_PROGRESS"}
@@ -86,8 +99,8 @@ async def _call(
     sent = time.monotonic()
     try:
         resp = await c.request(method, url, **kw)
-    except httpx.HTTPError:
-        sale.count("connection failed")
+    except httpx.HTTPError as exc:
+        sale.count(f"no answer ({type(exc).__name__})")
         return None, sent
     if resp.status_code >= 500:
         if resp.status_code == 503 and resp.headers.get("retry-after"):
@@ -124,29 +137,35 @@ async def _fan(n: int, base: str, where: dict[str, int], sale: Sale, setup_deadl
     # crowd would: the per-address login limit is for one sprayer, not for a whole sale.
     headers = {"X-Forwarded-For": f"10.0.{n // 200}.{n % 200 + 1}"}
     async with httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as c:
-        email = f"chaos{n}@example.com"
-        signup = {"email": email, "password": PASSWORD, "name": f"Fan {n}"}
-        await _until_answered(c, sale, "POST", "/api/auth/signup", json=signup, deadline=setup_deadline)
-        credentials = {"email": email, "password": PASSWORD}
-        login, _ = await _until_answered(
-            c, sale, "POST", "/api/auth/login", json=credentials, deadline=setup_deadline
-        )
-        assert login is not None and login.status_code == 200, login and login.text
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        topup, _ = await _until_answered(
-            c,
-            sale,
-            "POST",
-            "/api/users/me/balance",
-            json={"amount": 1_000_000},
-            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-            deadline=setup_deadline,
-        )
-        assert topup is not None and topup.status_code == 200, topup and topup.text
+        async with sale.setup_slots:
+            auth = await _sign_up(c, sale, f"chaos{n}@example.com", setup_deadline)
+        sale.fans_ready += 1
         while not sale.stop.is_set():
             started = time.monotonic()
             await _cycle(c, sale, where, auth)
             await asyncio.sleep(max(0.0, CYCLE_SECONDS - (time.monotonic() - started)) + random.random())
+
+
+async def _sign_up(c: httpx.AsyncClient, sale: Sale, email: str, deadline: float) -> dict[str, str]:
+    """Sign up, log in, top up the balance -> the fan's Authorization header."""
+    credentials = {"email": email, "password": PASSWORD}
+    signup = {**credentials, "name": email.split("@")[0]}
+    await _until_answered(c, sale, "POST", "/api/auth/signup", json=signup, deadline=deadline)
+    login, _ = await _until_answered(c, sale, "POST", "/api/auth/login", json=credentials, deadline=deadline)
+    assert login is not None and login.status_code == 200, login and login.text
+    auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    topup, _ = await _until_answered(
+        c,
+        sale,
+        "POST",
+        "/api/users/me/balance",
+        json={"amount": TOP_UP},
+        headers=auth | key,
+        deadline=deadline,
+    )
+    assert topup is not None and topup.status_code == 200, topup and topup.text
+    return auth
 
 
 async def _cycle(c: httpx.AsyncClient, sale: Sale, where: dict[str, int], auth: dict[str, str]) -> None:
@@ -177,6 +196,7 @@ async def _cycle(c: httpx.AsyncClient, sale: Sale, where: dict[str, int], auth: 
         headers={**gated, "Idempotency-Key": uuid.uuid4().hex},
         deadline=sale.drain_until,
     )
+    sale.answered("hold", hold)
     if hold is not None and hold.status_code == 201:
         reservation = int(hold.json()["reservation_id"])
         paid, sent = await _until_answered(
@@ -188,9 +208,14 @@ async def _cycle(c: httpx.AsyncClient, sale: Sale, where: dict[str, int], auth: 
             headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
             deadline=sale.drain_until,
         )
+        sale.answered("pay", paid)
         if paid is not None and paid.status_code in (200, 201) and paid.json().get("status") == "SUCCEEDED":
             sale.paid.add(reservation)
             sale.payments.append((sent, time.monotonic()))
+        else:  # let the seat go, or the fan's next hold is refused (HOLD_EXISTS) for 5 minutes
+            await _until_answered(
+                c, sale, "DELETE", f"/api/reservations/{reservation}", headers=auth, deadline=sale.drain_until
+            )
     await _until_answered(c, sale, "DELETE", f"/api/queue?{query}", headers=auth, deadline=sale.drain_until)
 
 
@@ -204,8 +229,12 @@ async def _eventually(check: Any, timeout: float) -> bool:
 
 
 async def _faults(data_dir: Path, sale: Sale) -> dict[str, float]:
-    """Each fault once the sale is selling (a payment in the last 2 s); -> seconds to resume."""
+    """Each fault once every fan is in and the sale is selling (a payment in the last 2 s);
+    -> seconds to resume."""
     recovered: dict[str, float] = {}
+    everyone = await _eventually(lambda: sale.fans_ready == FANS, SETUP_SECONDS)
+    assert everyone, f"{sale.fans_ready} of {FANS} fans signed up in {SETUP_SECONDS:.0f} s"
+    sale.note(f"all {FANS} fans signed up, logged in and topped up; {len(sale.paid)} payments so far")
     for kind in CHILDREN:
         selling = await _eventually(
             lambda: bool(sale.payments) and sale.payments[-1][1] > time.monotonic() - 2, SELLING_WITHIN
@@ -213,8 +242,8 @@ async def _faults(data_dir: Path, sale: Sale) -> dict[str, float]:
         assert selling, f"the sale is not selling before the {kind} fault:\n" + "\n".join(sale.timeline)
         victim = child_pid(data_dir, kind)
         assert victim is not None, kind
-        os.kill(victim, signal.SIGKILL)
         killed, sale.killed_at[kind] = time.monotonic(), time.time()
+        os.kill(victim, signal.SIGKILL)
         sale.note(f"kill -9 {kind} (pid {victim}); {len(sale.paid)} payments so far")
 
         def first_after(events: list[tuple[float, float]]) -> float | None:
@@ -363,7 +392,8 @@ async def test_a_sale_survives_kill_9_of_every_child_of_up(tmp_path: Path) -> No
         where = {"concert_id": int(show["concert_id"]), "show_id": 1}
         sale = Sale()
         sale.note(f"up ready after {sale.t0 - started:.1f} s; sale starts: {FANS} fans on show 1")
-        fans = [asyncio.create_task(_fan(n, base, where, sale, sale.t0 + 60)) for n in range(FANS)]
+        setup_until = sale.t0 + SETUP_SECONDS
+        fans = [asyncio.create_task(_fan(n, base, where, sale, setup_until)) for n in range(FANS)]
         try:
             recovered = await _faults(data_dir, sale)
             sale.stop.set()
@@ -377,11 +407,15 @@ async def test_a_sale_survives_kill_9_of_every_child_of_up(tmp_path: Path) -> No
             f"sale over: {len(sale.paid)} payments seen succeeding, {len(sale.admitted)} admissions; "
             f"outage answers {dict(sorted(sale.outages.items()))}; failed 5xx: {len(sale.bad)}"
         )
+        sale.note(f"holds and payments answered: {dict(sorted(sale.answers.items()))}")
         not_reserved, summary = await _check_database(data_dir, sale.paid)
         sale.note(
             f"database: {len(sale.paid) - len(not_reserved)}/{len(sale.paid)} paid are RESERVED; {summary}"
         )
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    except BaseException:
+        print(f"up's log, the end:\n{log.read_text(errors='replace')[-6000:]}", flush=True)
+        raise
     finally:
         clean_stop = _stop_everything(up, data_dir)
     lines = log.read_text(errors="replace").splitlines()

@@ -482,7 +482,7 @@ async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -
     _check_concert(info, concert_id)
     left = await store.leave(runtime.redis, show_id, user_id)
     # Leaving ends the admission: a token already handed out stops opening the seat map.
-    await store.end_admission(runtime.redis, show_id, user_id, int(runtime.clock.now().timestamp()))
+    await store.end_admission(runtime.redis, show_id, user_id, ms_of(runtime.clock.now()))
     return left
 
 

@@ -422,21 +422,21 @@ async def status(
     )
 
 
-# bo:{S}:q:ended  user -> when (unix s) the user left the queue: admission tokens issued until
+# bo:{S}:q:ended_ms  user -> when (unix ms) the user left the queue: admission tokens issued until
 # then are refused (a token outliving its place would let a fan who left keep choosing seats).
 ENDED_TTL_SECONDS = 86_400  # longer than any admission token (token_ttl_seconds <= 86400)
 
 
-async def end_admission(redis: RedisClient, show_id: int, user_id: int, now_s: int) -> None:
-    key = _k(show_id, "ended")
+async def end_admission(redis: RedisClient, show_id: int, user_id: int, now_ms: int) -> None:
+    key = _k(show_id, "ended_ms")
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, str(user_id), now_s)
+        pipe.hset(key, str(user_id), now_ms)
         pipe.expire(key, ENDED_TTL_SECONDS)
         await pipe.execute()
 
 
 async def admission_ended_at(redis: MuxRedis, show_id: int, user_id: int) -> int | None:
-    raw = await redis.execute("HGET", _k(show_id, "ended"), user_id)
+    raw = await redis.execute("HGET", _k(show_id, "ended_ms"), user_id)
     return None if raw is None else int(raw)
 
 

@@ -39,7 +39,7 @@ class QueueClaims:
     ticket: int
     jti: str
     expires_at: int
-    issued_at: int = 0
+    issued_at_ms: int = 0
 
 
 class QueueTokenInvalid(Exception):
@@ -61,7 +61,9 @@ def issue_queue_token(
             "iss": ISSUER,
             "ticket": ticket,
             "jti": uuid.uuid4().hex,
-            "iat": int(now.timestamp()),
+            # In milliseconds (a NumericDate may have a fraction): a fan who leaves the queue and is
+            # admitted again within the same second must get a token that works (see check).
+            "iat": int(now.timestamp() * 1000) / 1000,
             "exp": int(expires.timestamp()),
         },
         secret(settings.queue_token_secret),
@@ -81,7 +83,10 @@ def decode_queue_token(settings: Settings, token: str) -> QueueClaims:
             options={
                 "require": ["sub", "aud", "exp", "iat", "jti", "ticket"],
                 "verify_aud": False,
+                # exp is checked against the injected clock (_check_claims); iat is only compared
+                # with when the user left the queue
                 "verify_exp": False,
+                "verify_iat": False,
             },
         )
         audience = str(payload["aud"])
@@ -93,7 +98,7 @@ def decode_queue_token(settings: Settings, token: str) -> QueueClaims:
             ticket=int(payload["ticket"]),
             jti=str(payload["jti"]),
             expires_at=int(payload["exp"]),
-            issued_at=int(payload["iat"]),
+            issued_at_ms=round(float(payload["iat"]) * 1000),
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise QueueTokenInvalid(str(exc)) from exc
@@ -126,7 +131,7 @@ async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token:
                 ended = await store.admission_ended_at(runtime.hot_redis, show_id, user_id)
             except RedisError:
                 ended = None
-            if ended is not None and checked.issued_at <= ended:
+            if ended is not None and checked.issued_at_ms <= ended:
                 raise QueueTokenInvalid("the user left the queue after this token was issued")
             return checked
         except QueueTokenInvalid:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
@@ -140,6 +140,7 @@ def _mount_operations(app: FastAPI) -> None:
         "/metrics",
         tags=["operations"],
         summary="Prometheus metrics (loopback clients, or Bearer BOXOFFICE_METRICS_TOKEN)",
+        response_class=PlainTextResponse,  # the Prometheus text format
         responses=problems(MetricsTokenRequired),
     )
     async def metrics(request: Request) -> Response:

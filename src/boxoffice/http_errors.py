@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
 from boxoffice.errors import BodyTooLarge, DomainError, UnsupportedMediaType
 
@@ -77,14 +77,14 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route on this path. A path's methods can live on several routes (a
+    """Every method of the path that answered 405. A path's methods can live on several routes (a
     lean route and FastAPI ones), and Starlette's 405 names only the first route's."""
+    answered = request.scope.get("route")  # the first route whose path matched (ours name themselves)
+    path = answered.path if isinstance(answered, Route) else None
     methods: set[str] = set()
     for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
+        if isinstance(route, Route) and route.methods and route.path == path:
+            methods |= route.methods
     return sorted(methods)
 
 
@@ -116,6 +116,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 for a body that is not UTF-8: a body that is not JSON, like any other
+            # (FastAPI's own answer to malformed JSON, and the lean routes' to both).
+            bad_json = {"loc": ("body",), "msg": "JSON decode error", "type": "json_invalid"}
+            return await _validation(request, RequestValidationError([bad_json]))
         code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         headers = dict(exc.headers or {})

@@ -24,6 +24,10 @@ from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter(tags=["reservations"])
 ReservationId = PathId
+# Digits only at routing, so that /api/reservations/token (POST, the waiting room's) is not also
+# read as a reservation id: its other methods are a 405, and a non-numeric id finds no route (404).
+RESERVATION = "/api/reservations/{reservation_id:int}"
+RESERVATION_PROBLEMS = (e.NotFound, e.ReservationNotFound)
 
 
 async def _hold(hot: lean.HotInput) -> Response:
@@ -91,9 +95,9 @@ async def my_reservations(
 
 
 @router.get(
-    "/api/reservations/{reservation_id}",
+    RESERVATION,
     response_model=ReservationOut,
-    responses=problems(e.ReservationNotFound),
+    responses=problems(*RESERVATION_PROBLEMS),
     summary="One of mine",
 )
 async def get_reservation(

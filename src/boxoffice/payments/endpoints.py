@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from boxoffice import errors as e
 from boxoffice.auth.dependencies import CurrentUser
+from boxoffice.booking.endpoints import RESERVATION, RESERVATION_PROBLEMS
 from boxoffice.booking.schemas import ReservationOut
 from boxoffice.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, respond
 from boxoffice.http_errors import problems
@@ -75,11 +76,11 @@ async def get_payment(payment_id: PathId, claims: CurrentUser, session: SessionD
 
 
 @router.delete(
-    "/api/reservations/{reservation_id}",
+    RESERVATION,
     tags=["reservations"],
     response_model=ReservationOut,
     responses=problems(
-        e.ReservationNotFound,
+        *RESERVATION_PROBLEMS,
         e.ReservationExpired,
         e.RefundClosed,
         ProviderUnavailable,

@@ -1,10 +1,11 @@
 """schemathesis hooks for tools/contract.py (loaded through SCHEMATHESIS_HOOKS).
 
-Every request gets a login (but the coverage phase's one that leaves it out): the admin's under /api/admin, a fresh account's where the request
-ends its login (logout, deleting the account: the shared fan must outlive them), the fan's
-elsewhere. Every other request also gets the ids and the admission token that tools/contract.py
-created, in place of the generated ones (still valid data: positive cases stay positive), so the
-successful answers are checked against the schema too, not only refusals of random ids.
+Every request gets a login (but the coverage phase's one that leaves it out on purpose): the
+admin's under /api/admin, a fresh account's where the request ends its login (logout, deleting the
+account: the shared fan must outlive them), the fan's elsewhere. Every other request also gets
+the ids and the admission token that tools/contract.py created, in place of the generated ones
+(still valid data: positive cases stay positive), so the successful answers are checked against
+the schema too, not only refusals of random ids.
 """
 
 from __future__ import annotations

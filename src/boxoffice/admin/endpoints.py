@@ -26,7 +26,7 @@ from boxoffice.auth.dependencies import AdminUser
 from boxoffice.catalog import service as catalog
 from boxoffice.deps import ID_MAX, PathId, RuntimeDep, SessionDep
 from boxoffice.http_errors import problems
-from boxoffice.inputs import WholeNumber
+from boxoffice.inputs import Text, WholeNumber
 from boxoffice.payments.provider import ProviderUnavailable
 
 router = APIRouter(tags=["admin"])
@@ -104,7 +104,7 @@ async def sales_csv(show_id: PathId, _: AdminUser, runtime: RuntimeDep) -> Strea
     responses=problems(e.UserNotFound),
 )
 async def find_fan(
-    email: Annotated[str, Query(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")],
+    email: Annotated[Text, Query(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")],
     _: AdminUser,
     session: SessionDep,
 ) -> dict[str, Any]:

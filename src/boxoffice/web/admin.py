@@ -27,6 +27,7 @@ from boxoffice.catalog import service as catalog
 from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch, VenueIn
 from boxoffice.deps import PathId, SessionDep
 from boxoffice.errors import DomainError
+from boxoffice.inputs import Text
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate
@@ -567,7 +568,7 @@ async def fans_page(
     request: Request,
     user: AdminPageUser,
     session: SessionDep,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    email: Annotated[Text | None, Query(max_length=320)] = None,
     done: str | None = None,
 ) -> Response:
     context: dict[str, Any] = {"email": email or "", "fan": None, **_notice(done)}

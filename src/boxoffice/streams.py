@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,8 +87,9 @@ class Feed(Protocol[Item]):
         """The newest entry's id ("0-0" when empty): where a reader starts."""
         ...
 
-    async def read(self, cursor: str, *, block_ms: int | None) -> list[tuple[str, Item]]:
-        """Entries after `cursor` (waiting up to block_ms for one; None: not at all)."""
+    async def read(self, cursor: str, *, block_ms: int | None) -> list[tuple[str, Item | None]]:
+        """Entries after `cursor` (waiting up to block_ms for one; None: not at all). An entry
+        whose item is None is not for listeners (another kind of event): it only moves the cursor."""
         ...
 
     async def resumable(self, cursor: str) -> bool:
@@ -175,7 +177,10 @@ class StreamHub:
         channel = self._channels.get(feed.name)
         if channel is None:
             channel = self._channels[feed.name] = _Channel(feed)
-            channel.task = asyncio.get_running_loop().create_task(self._read(channel))
+            # A context of its own: the reader outlives the request that started it (and its log id).
+            channel.task = asyncio.get_running_loop().create_task(
+                self._read(channel), context=contextvars.Context()
+            )
         listener: Listener[Item] = Listener(self.queue_size)
         channel.listeners.add(listener)
         try:
@@ -204,10 +209,11 @@ class StreamHub:
                     channel.ready.set()  # listeners wait with idle ticks, not at the door
                     await asyncio.sleep(self.retry_seconds)
                     continue
-                for entry in entries:
-                    before, channel.cursor = channel.cursor, entry[0]
-                    for listener in channel.listeners:
-                        listener.offer(entry, before)
+                for entry_id, item in entries:
+                    before, channel.cursor = channel.cursor, entry_id
+                    if item is not None:
+                        for listener in channel.listeners:
+                            listener.offer((entry_id, item), before)
         finally:
             channel.ready.set()
             if self._channels.get(feed.name) is channel:

@@ -196,7 +196,7 @@ async def watch_seats(
 
 
 async def _seat_updates(
-    feed: _ShowEvents, listener: Listener[SeatEvent | None], last_event_id: str | None
+    feed: _ShowEvents, listener: Listener[SeatEvent], last_event_id: str | None
 ) -> AsyncIterator[SeatUpdate]:
     seen = None  # the last entry given (catch-up): the hub's copies up to it are skipped
     if last_event_id and shield.valid_stream_id(last_event_id):
@@ -226,8 +226,7 @@ async def _seat_updates(
             if stream_id_key(entry_id) <= stream_id_key(seen):
                 continue
             seen = None
-        if event is not None:
-            yield event
+        yield event
 
 
 async def seat_event_stream(

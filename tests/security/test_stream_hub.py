@@ -1,0 +1,325 @@
+"""Seat streams share the process's Redis reads (streams.StreamHub): hundreds of open streams cost
+a small constant number of Redis connections (counted with CLIENT LIST from outside), the last
+listener leaving ends the read, logins keep working while one fan holds a hundred streams (they
+used to empty the pool: 503), a slow listener gets a resync instead of holding the others back,
+and a Redis outage mid-stream ends in a resync or the missed change, never a silent stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from boxoffice.app import create_app
+from boxoffice.backends import Backends, EmbeddedRedis, LocalRedisCluster
+from boxoffice.booking import service as booking
+from boxoffice.config import Settings
+from boxoffice.events import relay_once, show_stream
+from boxoffice.redis_client import plain_redis_url
+from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.streams import Resync, StreamHub, StreamSlots
+from tests.factories import make_user
+from tests.helpers.server import serve
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import gated
+
+# What one process may add to Redis while it serves hundreds of seat streams of one show: the
+# hub's read, the multiplexed hot-path connection (one per master: 3 on the test cluster) and a
+# few pool connections for the requests and the relay around them.
+CONNECTIONS_BOUND = 8
+
+
+async def redis_clients(url: str) -> list[dict[str, Any]]:
+    """Every client connection of the Redis server (of every node of a cluster) but the probe's."""
+    first = Redis.from_url(plain_redis_url(url))
+    probes = [first]
+    try:
+        info = await first.info("cluster")
+        if info.get("cluster_enabled"):
+            nodes = await first.execute_command("CLUSTER NODES")
+            probes += [
+                Redis(host=addr.split(":")[0], port=int(addr.split(":")[1].split("@")[0]))
+                for addr in nodes
+                if "myself" not in nodes[addr]["flags"]
+            ]
+        found: list[dict[str, Any]] = []
+        for probe in probes:
+            found += [c for c in await probe.client_list() if c.get("cmd") != "client|list"]
+        return found
+    finally:
+        for probe in probes:
+            await probe.aclose()
+
+
+def blocked_reads(clients: list[dict[str, Any]]) -> int:
+    return sum(1 for c in clients if c.get("cmd") == "xread" and "b" in c.get("flags", ""))
+
+
+@contextlib.asynccontextmanager
+async def own_process(
+    settings: Settings, backends: Backends, redis_url: str | None = None, **changes: Any
+) -> AsyncIterator[tuple[Runtime, str]]:
+    """An API process of its own (its own pools and hub) under uvicorn, stream caps raised."""
+    async with open_runtime(
+        settings.model_copy(update=changes), backends.database_url, redis_url or backends.redis_url
+    ) as rt:
+        rt.streams = StreamSlots(per_user=500, per_process=1000)
+        async with serve(create_app(rt.settings, runtime=rt)) as base:
+            yield rt, base
+
+
+async def open_streams(client: httpx.AsyncClient, url: str, headers: list[dict[str, str]]) -> list[Any]:
+    """Seat streams, each read up to its `: connected` line; -> [(response, lines)]."""
+
+    async def one(h: dict[str, str]) -> Any:
+        resp = await client.send(client.build_request("GET", url, headers=h), stream=True)
+        assert resp.status_code == 200, (await resp.aread()).decode()
+        lines = resp.aiter_lines()
+        async for line in lines:
+            if line == ": connected":
+                return resp, lines
+        raise AssertionError("the stream ended before it was connected")
+
+    return list(await asyncio.gather(*(one(h) for h in headers)))
+
+
+async def next_event(lines: Any, name: str = "seats") -> str:
+    """The data line of the next `event: <name>`."""
+    wanted = False
+    async for line in lines:
+        if line.startswith("event: "):
+            wanted = line == f"event: {name}"
+        elif wanted and line.startswith("data: "):
+            return str(line.removeprefix("data: "))
+    raise AssertionError("stream ended")
+
+
+async def test_200_seat_streams_share_one_redis_read(
+    runtime: Runtime, settings: Settings, backends: Backends
+) -> None:
+    show = await make_show(runtime, seats=4)
+    sid = show["show_id"]
+    fans = [await make_user(runtime) for _ in range(10)]
+    buyer = await make_user(runtime)
+    before = len(await redis_clients(backends.redis_url))
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with (
+        own_process(settings, backends, redis_pool_size=16) as (rt, base),
+        httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client,
+    ):
+        streams = await open_streams(
+            client, f"/api/shows/{sid}/seats/stream", [gated(rt, fans[i % 10], sid) for i in range(200)]
+        )
+        try:
+            during = await redis_clients(backends.redis_url)
+            assert blocked_reads(during) == 1, "one blocking read for the show, whatever the listeners"
+            assert rt.stream_hub.listeners() == {show_stream(sid): 200}
+            held = await client.post(
+                "/api/reservations",
+                json={"show_id": sid, "seat_ids": show["seat_ids"][:2]},
+                headers=gated(rt, buyer, sid),
+            )
+            assert held.status_code == 201, held.text
+            await relay_once(rt)
+            got = await asyncio.wait_for(asyncio.gather(*(next_event(lines) for _, lines in streams)), 30)
+            assert all(f'"seat_ids":{show["seat_ids"][:2]}'.replace(" ", "") in data for data in got)
+            after = await redis_clients(backends.redis_url)
+            added = max(len(during), len(after)) - before
+            print(
+                f"redis clients: {before} before, {len(during)} with 200 streams, {len(after)} after a delivery"
+            )
+            assert added <= CONNECTIONS_BOUND, f"200 streams added {added} Redis connections"
+        finally:
+            await asyncio.gather(*(resp.aclose() for resp, _ in streams))
+
+
+async def test_the_last_listener_leaving_ends_the_read(
+    runtime: Runtime, settings: Settings, backends: Backends
+) -> None:
+    show = await make_show(runtime, seats=4)
+    sid, name = show["show_id"], show_stream(show["show_id"])
+    fan = await make_user(runtime)
+    async with (
+        own_process(settings, backends) as (rt, base),
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        url = f"/api/shows/{sid}/seats/stream"
+        streams = await open_streams(client, url, [gated(rt, fan, sid)] * 3)
+        assert rt.stream_hub.listeners() == {name: 3}
+        for resp, _ in streams[:2]:
+            await resp.aclose()
+        await wait_for(lambda: rt.stream_hub.listeners() == {name: 1}, "two listeners left")
+        assert blocked_reads(await redis_clients(backends.redis_url)) == 1  # the one left still reads
+        await streams[2][0].aclose()
+        await wait_for(lambda: name not in rt.stream_hub.listeners(), "the read of the last one ended")
+        clients = await redis_clients(backends.redis_url)
+        assert blocked_reads(clients) == 0, "the pool connection of the read went back"
+        # A new listener starts a new read and gets what is published after it came.
+        [(resp, lines)] = await open_streams(client, url, [gated(rt, fan, sid)])
+        buyer = await make_user(runtime)
+        held = await client.post(
+            "/api/reservations",
+            json={"show_id": sid, "seat_ids": show["seat_ids"][:1]},
+            headers=gated(rt, buyer, sid),
+        )
+        assert held.status_code == 201
+        await relay_once(rt)
+        assert '"seat.held"' in await asyncio.wait_for(next_event(lines), 10)
+        await resp.aclose()
+
+
+async def wait_for(check: Any, what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_logins_work_while_one_fan_holds_100_streams(
+    runtime: Runtime, settings: Settings, backends: Backends
+) -> None:
+    show = await make_show(runtime, seats=4)
+    sid = show["show_id"]
+    fan = await make_user(runtime)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    # The production pool size (64): a hundred streams holding a connection each emptied it.
+    async with (
+        own_process(settings, backends, redis_pool_size=64) as (rt, base),
+        httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client,
+    ):
+        accounts = [
+            {"email": f"login{i}@example.test", "password": "long-enough-1", "name": "L"} for i in range(4)
+        ]
+        for body in accounts:
+            assert (await client.post("/api/auth/signup", json=body)).status_code == 201
+        streams = await open_streams(client, f"/api/shows/{sid}/seats/stream", [gated(rt, fan, sid)] * 100)
+        try:
+            started = time.monotonic()
+            logins = await asyncio.gather(
+                *(
+                    client.post("/api/auth/login", json={k: b[k] for k in ("email", "password")})
+                    for b in accounts
+                )
+            )
+            assert [r.status_code for r in logins] == [200] * 4, [r.text for r in logins]
+            assert time.monotonic() - started < 10
+        finally:
+            await asyncio.gather(*(resp.aclose() for resp, _ in streams))
+
+
+async def test_a_slow_listener_gets_a_resync_and_holds_nobody_back(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    rt = dataclasses.replace(runtime, stream_hub=StreamHub(queue_size=5))
+    show = await make_show(runtime, seats=12)
+    sid = show["show_id"]
+    last = show["seat_ids"][-1]
+
+    async def collect(updates: AsyncIterator[Any]) -> list[Any]:
+        got: list[Any] = []
+        async for update in updates:
+            if update is not None:
+                got.append(update)
+                if isinstance(update, booking.SeatEvent) and update.seat_ids == [last]:
+                    return got
+        return got
+
+    async with (
+        booking.watch_seats(rt, sid, None) as fast,
+        booking.watch_seats(rt, sid, None) as slow,
+    ):
+        quick = asyncio.create_task(collect(fast))  # reads as the changes come; `slow` reads nothing
+        for seat in show["seat_ids"]:
+            buyer = await make_user(runtime)
+            held = await client.post(
+                "/api/reservations",
+                json={"show_id": sid, "seat_ids": [seat]},
+                headers=gated(runtime, buyer, sid),
+            )
+            assert held.status_code == 201
+            await relay_once(runtime)
+        assert [e.seat_ids[0] for e in await asyncio.wait_for(quick, 10)] == show["seat_ids"]
+        late = await asyncio.wait_for(collect(slow), 10)
+        assert isinstance(late[0], Resync), late
+        assert late[0].stream_id is not None and len(late) <= 5
+        tail = [e.seat_ids[0] for e in late[1:]]
+        assert tail and tail == show["seat_ids"][-len(tail) :]  # after the resync: the newest, in order
+    await rt.stream_hub.aclose()
+
+
+async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
+    runtime: Runtime, settings: Settings, backends: Backends, tmp_path: Path
+) -> None:
+    """A Redis of its own is killed under an open stream; a hold meanwhile goes through PostgreSQL
+    and waits in the outbox. Single server: restarted empty, so the stream gets `reset` (the map is
+    reloaded from the truth) and then the change once the relay publishes it. Cluster: the show's
+    master is killed and its replica promoted; the stream goes on and the change arrives."""
+    cluster = runtime.redis_cluster
+    server: Any = (
+        LocalRedisCluster(tmp_path / "c", masters=3, replicas=1)
+        if cluster
+        else EmbeddedRedis(tmp_path, persist=False)
+    )
+    server.start()
+    try:
+        show = await make_show(runtime, seats=4)
+        sid = show["show_id"]
+        fan, buyer = await make_user(runtime), await make_user(runtime)
+        async with (
+            own_process(settings, backends, server.url) as (rt, base),
+            httpx.AsyncClient(base_url=base, timeout=30) as client,
+        ):
+            [(resp, lines)] = await open_streams(
+                client, f"/api/shows/{sid}/seats/stream", [gated(rt, fan, sid)]
+            )
+            events: list[tuple[str, str]] = []
+
+            async def read() -> None:
+                name = ""
+                async for line in lines:
+                    if line.startswith("event: "):
+                        name = line.removeprefix("event: ")
+                    elif line.startswith("data: "):
+                        events.append((name, line.removeprefix("data: ")))
+
+            reader = asyncio.create_task(read())
+            if cluster:
+                server.kill(server.master_of(show_stream(sid)))
+            else:
+                server.proc.kill()
+                server.proc.wait(10)
+            held = await client.post(
+                "/api/reservations",
+                json={"show_id": sid, "seat_ids": show["seat_ids"][:1]},
+                headers=gated(rt, buyer, sid),
+            )
+            assert held.status_code == 201, held.text  # PostgreSQL decides; the shield is down
+            await asyncio.sleep(1.5)  # the hub's read has failed and retries
+            if not cluster:
+                server.start()
+                await wait_for(
+                    lambda: any(n == "reset" for n, _ in events), "the reset after Redis came back", 15
+                )
+                seats = await client.get(f"/api/shows/{sid}/seats", headers=gated(rt, fan, sid))
+                taken = [s["id"] for s in seats.json()["seats"] if s["status"] != "AVAILABLE"]
+                assert taken == show["seat_ids"][:1]  # what the reloaded map shows
+            deadline = time.monotonic() + 30
+            while True:  # the outbox publishes once Redis (or the replica) answers
+                with contextlib.suppress(RedisError):
+                    if await relay_once(rt):
+                        break
+                assert time.monotonic() < deadline, "the relay never published the held seat"
+                await asyncio.sleep(0.5)
+            await wait_for(lambda: any(n == "seats" for n, _ in events), "the change after the outage", 15)
+            reader.cancel()
+            await resp.aclose()
+    finally:
+        server.stop()

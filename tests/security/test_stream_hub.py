@@ -59,6 +59,22 @@ async def redis_clients(url: str) -> list[dict[str, Any]]:
             await probe.aclose()
 
 
+async def replicated(port: int, seconds: float = 30) -> None:
+    """Until the master's replica is online and has everything the master has."""
+    node = Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            info = await node.info("replication")
+            replica = info.get("slave0") or {}
+            if replica.get("state") == "online" and int(replica["offset"]) >= int(info["master_repl_offset"]):
+                return
+            assert time.monotonic() < deadline, f"the replica of {port} did not catch up: {info}"
+            await asyncio.sleep(0.2)
+    finally:
+        await node.aclose()
+
+
 def blocked_reads(clients: list[dict[str, Any]]) -> int:
     return sum(1 for c in clients if c.get("cmd") == "xread" and "b" in c.get("flags", ""))
 
@@ -259,9 +275,10 @@ async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
     runtime: Runtime, settings: Settings, backends: Backends, tmp_path: Path
 ) -> None:
     """A Redis of its own is killed under an open stream; a hold meanwhile goes through PostgreSQL
-    and waits in the outbox. Single server: restarted empty, so the stream gets `reset` (the map is
-    reloaded from the truth) and then the change once the relay publishes it. Cluster: the show's
-    master is killed and its replica promoted; the stream goes on and the change arrives."""
+    and waits in the outbox. Single server: restarted empty, so the stream gets `reset` (the map,
+    reloaded, shows the truth) and then the change once the relay publishes it. Cluster: the show's
+    master is killed and its replica promoted with the stream: the stream resumes where it was (no
+    reset: nothing was lost) and the change arrives."""
     cluster = runtime.redis_cluster
     server: Any = (
         LocalRedisCluster(tmp_path / "c", masters=3, replicas=1)
@@ -271,12 +288,31 @@ async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
     server.start()
     try:
         show = await make_show(runtime, seats=4)
-        sid = show["show_id"]
-        fan, buyer = await make_user(runtime), await make_user(runtime)
+        sid, (first, second) = show["show_id"], show["seat_ids"][:2]
+        fan = await make_user(runtime)
         async with (
             own_process(settings, backends, server.url) as (rt, base),
             httpx.AsyncClient(base_url=base, timeout=30) as client,
         ):
+
+            async def hold(seat: int) -> None:
+                buyer = await make_user(runtime)
+                held = await client.post(
+                    "/api/reservations",
+                    json={"show_id": sid, "seat_ids": [seat]},
+                    headers=gated(rt, buyer, sid),
+                )
+                assert held.status_code == 201, held.text  # PostgreSQL decides, with or without Redis
+
+            async def relay() -> None:
+                deadline = time.monotonic() + 30
+                while True:  # the outbox publishes once Redis (or the promoted replica) answers
+                    with contextlib.suppress(RedisError):
+                        if await relay_once(rt):
+                            return
+                    assert time.monotonic() < deadline, "the relay never published the held seat"
+                    await asyncio.sleep(0.5)
+
             [(resp, lines)] = await open_streams(
                 client, f"/api/shows/{sid}/seats/stream", [gated(rt, fan, sid)]
             )
@@ -290,35 +326,31 @@ async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
                     elif line.startswith("data: "):
                         events.append((name, line.removeprefix("data: ")))
 
+            def seen(name: str, seat: int | None = None) -> bool:
+                return any(n == name and (seat is None or f"[{seat}]" in d) for n, d in events)
+
             reader = asyncio.create_task(read())
+            await hold(first)
+            await relay()
+            await wait_for(lambda: seen("seats", first), "the change before the outage")
             if cluster:
-                server.kill(server.master_of(show_stream(sid)))
+                master = server.master_of(show_stream(sid))
+                await replicated(master)  # Redis 7 starts a replica's first sync after 5 s
+                server.kill(master)
             else:
                 server.proc.kill()
                 server.proc.wait(10)
-            held = await client.post(
-                "/api/reservations",
-                json={"show_id": sid, "seat_ids": show["seat_ids"][:1]},
-                headers=gated(rt, buyer, sid),
-            )
-            assert held.status_code == 201, held.text  # PostgreSQL decides; the shield is down
+            await hold(second)
             await asyncio.sleep(1.5)  # the hub's read has failed and retries
             if not cluster:
-                server.start()
-                await wait_for(
-                    lambda: any(n == "reset" for n, _ in events), "the reset after Redis came back", 15
-                )
+                server.start()  # empty: the stream, and the change relayed before, are gone
+                await wait_for(lambda: seen("reset"), "the reset after Redis came back", 15)
                 seats = await client.get(f"/api/shows/{sid}/seats", headers=gated(rt, fan, sid))
                 taken = [s["id"] for s in seats.json()["seats"] if s["status"] != "AVAILABLE"]
-                assert taken == show["seat_ids"][:1]  # what the reloaded map shows
-            deadline = time.monotonic() + 30
-            while True:  # the outbox publishes once Redis (or the replica) answers
-                with contextlib.suppress(RedisError):
-                    if await relay_once(rt):
-                        break
-                assert time.monotonic() < deadline, "the relay never published the held seat"
-                await asyncio.sleep(0.5)
-            await wait_for(lambda: any(n == "seats" for n, _ in events), "the change after the outage", 15)
+                assert taken == [first, second]  # the reloaded map has what the stream could not say
+            await relay()
+            await wait_for(lambda: seen("seats", second), "the change held during the outage", 15)
+            assert seen("reset") != cluster, events
             reader.cancel()
             await resp.aclose()
     finally:

@@ -1,6 +1,6 @@
 """Live seats across the doors: a hold over HTTP reaches a gRPC WatchSeats within 1 s, a hold over
 gRPC reaches the SSE seat stream within 1 s (the real outbox relay runs meanwhile), and a
-WatchSeats resumes after the last event it saw."""
+WatchSeats resumes after the last event it saw (or, from a position the stream lost, says reset)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,15 @@ async def test_http_hold_reaches_grpc_watch_within_a_second(
         assert again.type == "seat.released" and list(again.seat_ids) == seats[:2]
         assert again.status == pb.SEAT_STATUS_AVAILABLE and again.id > event.id
         resumed.cancel()
+
+        # A position the stream no longer holds: `seats.reset` first (ListSeats again), at the newest.
+        stale = stub.WatchSeats(
+            pb.WatchSeatsRequest(show_id=sid, last_event_id="1-0"),
+            metadata=meta(watcher, runtime=runtime, show_id=sid),
+        )
+        reset = await asyncio.wait_for(stale.read(), 10)
+        assert reset.type == "seats.reset" and reset.show_id == sid and reset.id >= again.id
+        stale.cancel()
     await assert_invariants(runtime)
 
 

@@ -24,6 +24,7 @@ from boxoffice.admin.schemas import (
 from boxoffice.auth.dependencies import AdminUser
 from boxoffice.catalog import service as catalog
 from boxoffice.deps import ID_MAX, PathId, RuntimeDep, SessionDep
+from boxoffice.inputs import Text
 
 router = APIRouter(tags=["admin"])
 
@@ -104,7 +105,7 @@ async def sales_csv(show_id: PathId, _: AdminUser, runtime: RuntimeDep) -> Strea
     responses={**_ADMIN, 404: {"description": "USER_NOT_FOUND"}, 422: {"description": "VALIDATION_ERROR"}},
 )
 async def find_fan(
-    email: Annotated[str, Query(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")],
+    email: Annotated[Text, Query(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")],
     _: AdminUser,
     session: SessionDep,
 ) -> dict[str, Any]:

@@ -118,13 +118,23 @@ async def next_event(lines: Any, name: str = "seats") -> str:
     raise AssertionError("stream ended")
 
 
+async def hold(client: httpx.AsyncClient, rt: Runtime, show_id: int, seat_ids: list[int]) -> None:
+    """A new buyer holds these seats over the API (PostgreSQL decides, with or without Redis)."""
+    buyer = await make_user(rt)
+    held = await client.post(
+        "/api/reservations",
+        json={"show_id": show_id, "seat_ids": seat_ids},
+        headers=gated(rt, buyer, show_id),
+    )
+    assert held.status_code == 201, held.text
+
+
 async def test_200_seat_streams_share_one_redis_read(
     runtime: Runtime, settings: Settings, backends: Backends
 ) -> None:
     show = await make_show(runtime, seats=4)
     sid = show["show_id"]
     fans = [await make_user(runtime) for _ in range(10)]
-    buyer = await make_user(runtime)
     before = len(await redis_clients(backends.redis_url))
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with (
@@ -138,12 +148,7 @@ async def test_200_seat_streams_share_one_redis_read(
             during = await redis_clients(backends.redis_url)
             assert blocked_reads(during) == 1, "one blocking read for the show, whatever the listeners"
             assert rt.stream_hub.listeners() == {show_stream(sid): 200}
-            held = await client.post(
-                "/api/reservations",
-                json={"show_id": sid, "seat_ids": show["seat_ids"][:2]},
-                headers=gated(rt, buyer, sid),
-            )
-            assert held.status_code == 201, held.text
+            await hold(client, rt, sid, show["seat_ids"][:2])
             await relay_once(rt)
             got = await asyncio.wait_for(asyncio.gather(*(next_event(lines) for _, lines in streams)), 30)
             assert all(f'"seat_ids":{show["seat_ids"][:2]}'.replace(" ", "") in data for data in got)
@@ -180,13 +185,7 @@ async def test_the_last_listener_leaving_ends_the_read(
         assert blocked_reads(clients) == 0, "the pool connection of the read went back"
         # A new listener starts a new read and gets what is published after it came.
         [(resp, lines)] = await open_streams(client, url, [gated(rt, fan, sid)])
-        buyer = await make_user(runtime)
-        held = await client.post(
-            "/api/reservations",
-            json={"show_id": sid, "seat_ids": show["seat_ids"][:1]},
-            headers=gated(rt, buyer, sid),
-        )
-        assert held.status_code == 201
+        await hold(client, rt, sid, show["seat_ids"][:1])
         await relay_once(rt)
         assert '"seat.held"' in await asyncio.wait_for(next_event(lines), 10)
         await resp.aclose()
@@ -254,13 +253,7 @@ async def test_a_slow_listener_gets_a_resync_and_holds_nobody_back(
     ):
         quick = asyncio.create_task(collect(fast))  # reads as the changes come; `slow` reads nothing
         for seat in show["seat_ids"]:
-            buyer = await make_user(runtime)
-            held = await client.post(
-                "/api/reservations",
-                json={"show_id": sid, "seat_ids": [seat]},
-                headers=gated(runtime, buyer, sid),
-            )
-            assert held.status_code == 201
+            await hold(client, runtime, sid, [seat])
             await relay_once(runtime)
         assert [e.seat_ids[0] for e in await asyncio.wait_for(quick, 10)] == show["seat_ids"]
         late = await asyncio.wait_for(collect(slow), 10)
@@ -295,15 +288,6 @@ async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
             httpx.AsyncClient(base_url=base, timeout=30) as client,
         ):
 
-            async def hold(seat: int) -> None:
-                buyer = await make_user(runtime)
-                held = await client.post(
-                    "/api/reservations",
-                    json={"show_id": sid, "seat_ids": [seat]},
-                    headers=gated(rt, buyer, sid),
-                )
-                assert held.status_code == 201, held.text  # PostgreSQL decides, with or without Redis
-
             async def relay() -> None:
                 deadline = time.monotonic() + 30
                 while True:  # the outbox publishes once Redis (or the promoted replica) answers
@@ -330,7 +314,7 @@ async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
                 return any(n == name and (seat is None or f"[{seat}]" in d) for n, d in events)
 
             reader = asyncio.create_task(read())
-            await hold(first)
+            await hold(client, rt, sid, [first])
             await relay()
             await wait_for(lambda: seen("seats", first), "the change before the outage")
             if cluster:
@@ -340,7 +324,7 @@ async def test_a_redis_outage_mid_stream_ends_in_a_resync_not_a_hang(
             else:
                 server.proc.kill()
                 server.proc.wait(10)
-            await hold(second)
+            await hold(client, rt, sid, [second])
             await asyncio.sleep(1.5)  # the hub's read has failed and retries
             if not cluster:
                 server.start()  # empty: the stream, and the change relayed before, are gone

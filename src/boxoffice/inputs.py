@@ -26,8 +26,12 @@ from pydantic import (
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def has_control_characters(value: str) -> bool:
+    return _FORBIDDEN.search(value) is not None
+
+
 def refuse_control_characters(value: str) -> str:
-    if _FORBIDDEN.search(value):
+    if has_control_characters(value):
         raise ValueError("must not contain control characters")
     return value
 

@@ -8,7 +8,7 @@ not document. tools/contract_hooks.py gives each request its login and, on every
 the ids and the admission token of what was created here (so the successful answers are checked
 too, not only the refusals of random ids).
 
-    make contract   (or: .venv/bin/python tools/contract.py [--max-examples 20] [--seconds 200] [--seed N])
+    make contract   (or: .venv/bin/python tools/contract.py [--max-examples 12] [--seconds 220] [--seed N])
 """
 
 from __future__ import annotations
@@ -226,8 +226,8 @@ def _is_error(line: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--max-examples", type=int, default=20, help="test cases per operation and phase")
-    parser.add_argument("--seconds", type=float, default=200, help="hard bound on the schemathesis run")
+    parser.add_argument("--max-examples", type=int, default=12, help="test cases per operation and phase")
+    parser.add_argument("--seconds", type=float, default=220, help="hard bound on the schemathesis run")
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bo-contract-"))

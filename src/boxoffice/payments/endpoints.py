@@ -5,15 +5,16 @@ downstream of booking)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from boxoffice import errors as e
 from boxoffice.auth.dependencies import CurrentUser
+from boxoffice.booking.endpoints import RESERVATION, RESERVATION_PROBLEMS
 from boxoffice.booking.schemas import ReservationOut
-from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, respond
 from boxoffice.http_errors import problems
 from boxoffice.payments import flows, service
 from boxoffice.payments.provider import ProviderUnavailable
@@ -27,19 +28,14 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         "description": "Card outcome unknown yet (PENDING); reconciliation settles it",
     },
     **problems(
-        e.IdempotencyKeyRequired,
-        e.IdempotencyKeyInvalid,
-        e.AuthRequired,
-        e.InvalidAccessToken,
         e.InsufficientBalance,
         e.PaymentDeclined,
         e.ReservationNotFound,
         e.HoldExpired,
         e.AlreadyPaid,
         e.PaymentInProgress,
-        e.IdempotencyInProgress,
-        e.Unprocessable,
-        e.IdempotencyKeyReused,
+        e.RateLimited,
+        e.UserNotFound,
         ProviderUnavailable,
     ),
 }
@@ -57,7 +53,7 @@ async def create_payment(
     body: PaymentRequest,
     claims: CurrentUser,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
     result = await flows.pay(
         runtime,
@@ -69,19 +65,22 @@ async def create_payment(
     return respond(result)
 
 
-@router.get("/api/payments/{payment_id}", response_model=PaymentOut, summary="One of my payments")
+@router.get(
+    "/api/payments/{payment_id}",
+    response_model=PaymentOut,
+    summary="One of my payments",
+    responses=problems(e.PaymentNotFound),
+)
 async def get_payment(payment_id: PathId, claims: CurrentUser, session: SessionDep) -> dict[str, Any]:
     return await service.get_payment(session, claims.user_id, payment_id)
 
 
 @router.delete(
-    "/api/reservations/{reservation_id}",
+    RESERVATION,
     tags=["reservations"],
     response_model=ReservationOut,
     responses=problems(
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.ReservationNotFound,
+        *RESERVATION_PROBLEMS,
         e.ReservationExpired,
         e.RefundClosed,
         ProviderUnavailable,

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.process import BaseProcess
@@ -302,10 +303,10 @@ def _supervise(
     from boxoffice.payments.simulator import serve_simulator
 
     urls = Backends(database_url=backends.database_url, redis_url=backends.redis_url)
-    worker = functools.partial(_spawn, _child_main, settings, _run_worker, urls)
-    processes = [asyncio.create_task(sup.keep_process("worker", worker))]
+    child = functools.partial(_spawn, _child_main, os.getpid(), settings)
+    processes = [asyncio.create_task(sup.keep_process("worker", functools.partial(child, _run_worker, urls)))]
     for n in range(1, settings.api_workers + 1):
-        api = functools.partial(_spawn, _child_main, settings, _serve_front_doors, urls, listener)
+        api = functools.partial(child, _serve_front_doors, urls, listener)
         processes.append(asyncio.create_task(sup.keep_process(f"api-{n}", api, readiness=False)))
     others = []
     if settings.payment_provider_url is None:
@@ -342,15 +343,35 @@ def _spawn(target: Callable[..., None], *args: object) -> BaseProcess:
     return proc
 
 
-def _child_main(settings: Settings, main: Callable[..., Coroutine[Any, Any, None]], *args: object) -> None:
-    """A spawned child of `up`: main(settings, *args) on its own loop, with its own logging; an
-    operator's error is one line and exit code 1, as from a command."""
+def _child_main(
+    up_pid: int, settings: Settings, main: Callable[..., Coroutine[Any, Any, None]], *args: object
+) -> None:
+    """A child of `up`: main(settings, *args) on its own loop, with its own logging; an operator's
+    error is one line and exit code 1, as from a command."""
+    _stop_when_gone(up_pid)
     try:
         with _errors_as_one_line():
             _configure_logging(settings)
             _run(main(settings, *args))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _stop_when_gone(pid: int) -> None:
+    """SIGTERM to this process (a graceful stop) once `up` (pid) is gone, so that no API process
+    keeps the port after a kill -9 of `up`. (PR_SET_PDEATHSIG would not do: the parent is the fork
+    server, which every child keeps alive.)"""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="up-watch", daemon=True).start()
 
 
 async def _serve_front_doors(settings: Settings, backends: Backends, listener: socket.socket) -> None:

@@ -4,17 +4,19 @@ within 15 s of its fault. (The chaos run, tests/e2e/test_chaos.py, does the same
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from boxoffice.supervisor import supervised
 from tests.e2e.test_cli import _backend_processes, _start_up, _stop
-from tests.helpers.net import free_port
+from tests.helpers.net import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 RECOVERY_SECONDS = 15
@@ -79,3 +81,24 @@ def test_up_restarts_every_killed_child(tmp_path: Path) -> None:
         out = _stop(up, signal.SIGINT)
     assert out.count('"child_died"') == len(CHILDREN) and "Traceback" not in out, out[-3000:]
     assert not (data_dir / "supervision.json").exists()
+
+
+def test_children_of_up_stop_when_up_is_killed(tmp_path: Path) -> None:
+    """No API process keeps serving the port (nor a worker ticking) after a kill -9 of `up`."""
+    data_dir = tmp_path / "data"
+    up, _ = _start_up(data_dir, free_port())
+    children = supervised(data_dir).pids
+    servers = _backend_processes(data_dir)
+    try:
+        assert set(children) == {"api-1", "worker"}, children
+        up.kill()
+        up.wait(10)
+        wait_until(
+            lambda: not any(psutil.pid_exists(pid) for pid in children.values()),
+            deadline=10,
+            what="up's API process and worker to stop after up was killed",
+        )
+    finally:
+        for proc in [*servers, *(psutil.Process(pid) for pid in children.values() if psutil.pid_exists(pid))]:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()

@@ -4,9 +4,10 @@ with SIGKILL, one at a time, once the sale has settled again after the previous 
 
 It passes when, checked from the database afterwards (the URLs and secrets of the data dir, as
 the product connects): every payment a fan saw succeed is RESERVED and the audit holds (SPEC §3
-I1-I4); no fan saw a 5xx other than a 503 with Retry-After; and after each fault the sale resumed
-by itself within 15 s: a fan who joined the queue after the kill was admitted, and a payment sent
-after the kill succeeded. It prints the timeline with each fault's recovery time.
+I1-I4); no fan saw a 5xx other than a 503 with Retry-After; after each fault the sale resumed by
+itself within 15 s (a fan who joined the queue after the kill was admitted, and a payment sent
+after the kill succeeded); `up` logged and counted each death once, and stopped cleanly leaving no
+process behind. It prints the timeline with each fault's recovery time.
 
 `make chaos` runs it (in .ci/run); `make test` does not (marked `chaos`, deselected by default):
     .venv/bin/python -m pytest tests/e2e/test_chaos.py -m chaos -s

@@ -29,9 +29,13 @@ def child_pid(data_dir: Path, kind: str) -> int | None:
     state; "redis-server", "postgres": the server process); None while there is none."""
     if kind in ("api-1", "worker"):
         return supervised(data_dir).pids.get(kind)
-    found = [p for p in _backend_processes(data_dir) if kind in " ".join(p.cmdline())]
-    if kind == "postgres":  # the postmaster: the one whose parent is not a postgres
-        found = [p for p in found if "postgres" not in " ".join(p.parent().cmdline())]
+    found = []
+    for p in _backend_processes(data_dir):
+        with contextlib.suppress(psutil.Error):  # gone meanwhile (a killed server's last breath)
+            if kind in " ".join(p.cmdline()) and (
+                kind != "postgres" or "postgres" not in " ".join(p.parent().cmdline())
+            ):  # of the postgres processes, the postmaster: its parent is not a postgres
+                found.append(p)
     assert len(found) <= 1, found
     return found[0].pid if found else None
 
@@ -49,6 +53,15 @@ def _back(data_dir: Path, kind: str, victim: int, base: str) -> tuple[bool, str]
     return ready.status_code == 200 and concerts.status_code == 200 and pid not in (None, victim), seen
 
 
+def _eventually_said_down(data_dir: Path, child: str, deadline: float = 5) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if supervised(data_dir).children.get(child, "ok") != "ok":
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_up_restarts_every_killed_child(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
@@ -61,18 +74,19 @@ def test_up_restarts_every_killed_child(tmp_path: Path) -> None:
             assert victim is not None, kind
             os.kill(victim, signal.SIGKILL)
             killed = time.monotonic()
-            seen_down = False
+            # /readyz reports this state (tests/integration/test_app_skeleton.py); a child is back
+            # in well under a second, so the state is watched closely. An API process is not part
+            # of readiness (the one answering is alive): its restart count tells.
+            seen_down = kind == "api-1" or _eventually_said_down(data_dir, CHILDREN[kind])
             while True:
                 back, seen = _back(data_dir, kind, victim, base)
                 elapsed = time.monotonic() - killed
                 assert elapsed < RECOVERY_SECONDS, f"{kind} not back within {RECOVERY_SECONDS} s: {seen}"
-                seen_down = seen_down or seen.startswith("readyz 503")
                 if back:
                     break
                 time.sleep(0.1)
-            timeline.append(f"{kind}: killed, back after {elapsed:.1f} s (readyz said 503: {seen_down})")
-            if kind == "worker":
-                assert seen_down, "readyz must say the worker is down while it is"
+            timeline.append(f"{kind}: killed, back after {elapsed:.1f} s")
+            assert seen_down, f"up must report the {kind} down while it is"
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
         for child in CHILDREN.values():
             assert f'boxoffice_child_restarts_total{{child="{child}"}} 1.0' in metrics, metrics

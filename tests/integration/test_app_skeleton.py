@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import httpx
 from fastapi import APIRouter
 
 from boxoffice.app import create_app
 from boxoffice.config import Settings
 from boxoffice.runtime import Runtime, open_runtime
+from boxoffice.supervisor import STATE_FILE
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -137,3 +142,42 @@ def test_access_log_can_be_turned_off() -> None:
     stream = io.BytesIO()
     AccessLog(enabled=False, stream=stream).write("GET", "/x", "/x", 200, 0.1, "r")
     assert stream.getvalue() == b""
+
+
+async def test_readyz_and_metrics_tell_what_up_reports_of_its_children(
+    settings: Settings, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Under `up` the API processes read the children's state from the data dir (up writes it)."""
+    state = tmp_path / STATE_FILE
+
+    def write(pid: int) -> None:
+        state.write_text(
+            json.dumps(
+                {
+                    "pid": pid,
+                    "children": {"worker": "restarting: killed by SIGKILL", "postgres": "ok"},
+                    "restarts": {"worker": 1, "api-1": 2},
+                    "pids": {"worker": 1234},
+                }
+            )
+        )
+
+    async with open_runtime(
+        settings.model_copy(update={"data_dir": tmp_path}), runtime.database_url, runtime.redis_url
+    ) as under_up:
+        app = create_app(settings, runtime=under_up)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            write(os.getpid())  # a live up
+            ready = await c.get("/readyz")
+            metrics = (await c.get("/metrics")).text
+            write(2**22 + 1)  # left behind by an up that was killed: ignored
+            after = await c.get("/readyz")
+    assert ready.status_code == 503, ready.text
+    assert ready.json()["checks"] == {
+        "postgres": "ok",
+        "redis": "ok",
+        "worker": "restarting: killed by SIGKILL",
+    }
+    assert 'boxoffice_child_restarts_total{child="worker"} 1.0' in metrics
+    assert 'boxoffice_child_restarts_total{child="api-1"} 2.0' in metrics
+    assert after.status_code == 200 and after.json()["checks"] == {"postgres": "ok", "redis": "ok"}

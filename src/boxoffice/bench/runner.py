@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from boxoffice.audit import audit
-from boxoffice.bench import ceilings, flash_sale, repository, setup
+from boxoffice.bench import ceilings, cost, flash_sale, repository, setup
+from boxoffice.bench.cost import CostOptions
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
 from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
@@ -334,6 +335,28 @@ def burst_command(
     with _stack(settings, opts, report_dir / "logs") as stack:
         report: dict[str, Any] = _run(_burst(settings, stack, opts, burst, console))
     report["duration_seconds"] = round(time.perf_counter() - started, 1)
+    return _finish(report, report_dir, console)
+
+
+def cost_command(
+    settings: Settings, opts: StackOptions, options: CostOptions, console: Console
+) -> dict[str, Any]:
+    """CPU per request of one API process, by kind (see bench/cost.py); then the audit."""
+    report_dir = _report_dir(opts, "cost")
+    _raise_fd_limit(options.concurrency * 2 + 1024)
+    started = time.perf_counter()
+    with _stack(settings, opts, report_dir / "logs") as stack:
+
+        async def main() -> dict[str, Any]:
+            report = _base_report("cost", settings, stack, opts, asdict(options))
+            async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
+                report["cost"] = await cost.measure(runtime, stack, options, report_dir, console)
+                report["audit"] = await _audit(runtime, console)
+            return report
+
+        report: dict[str, Any] = _run(main())
+    report["duration_seconds"] = round(time.perf_counter() - started, 1)
+    cost.print_cost(report["cost"], console)
     return _finish(report, report_dir, console)
 
 
@@ -750,6 +773,7 @@ __all__ = [
     "FlashSaleOptions",
     "StackOptions",
     "burst_command",
+    "cost_command",
     "ceilings_command",
     "flash_sale_command",
 ]

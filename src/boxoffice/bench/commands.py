@@ -197,7 +197,9 @@ def burst(
 
 @bench_app.command("cost")
 def cost(
-    requests: Annotated[int, typer.Option(min=100, max=50_000, help="Requests of each kind per round")] = 3000,
+    requests: Annotated[
+        int, typer.Option(min=100, max=50_000, help="Requests of each kind per round")
+    ] = 3000,
     concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Requests in flight")] = 50,
     rounds: Annotated[int, typer.Option(min=1, max=10, help="Rounds (the figure is their median)")] = 3,
     no_profile: Annotated[

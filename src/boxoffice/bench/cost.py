@@ -147,8 +147,8 @@ class _Profiler:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.out = out
         self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking"]
-            + ["--output", str(out)],
+            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking",
+             "--output", str(out)],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

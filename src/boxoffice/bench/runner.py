@@ -20,9 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from boxoffice.audit import audit
 from boxoffice.bench import ceilings, cost, flash_sale, repository, setup
-from boxoffice.bench.cost import CostOptions
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
 from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
+from boxoffice.bench.cost import CostOptions
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
 from boxoffice.bench.stack import Stack, local_stack, remote_stack
 from boxoffice.config import Settings
@@ -773,7 +773,7 @@ __all__ = [
     "FlashSaleOptions",
     "StackOptions",
     "burst_command",
-    "cost_command",
     "ceilings_command",
+    "cost_command",
     "flash_sale_command",
 ]

@@ -146,9 +146,9 @@ class _Profiler:
     def __init__(self, pid: int, out: Path, rate: int) -> None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.out = out
+        command = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
         self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking",
-             "--output", str(out)],  # fmt: skip
+            [*command, "--nonblocking", "--output", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

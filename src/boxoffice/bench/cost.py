@@ -10,7 +10,9 @@ seat per fan, `requests` of each kind at `concurrency` in flight:
 and reads the server processes' CPU (psutil, children included) around each kind. The figure per
 kind is the median over the rounds. With `profile`, one more round runs each kind under py-spy
 (sampling the API process; idle samples, i.e. the event loop's wait, are left out) and reports the
-share of samples in which each library has a frame.
+share of samples in which each library has a frame. Samples are taken only while the API's thread
+holds the GIL (`--gil`): a thread waiting in epoll, or a Cython coroutine's stale frame while it
+waits, would otherwise be counted as work.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class _Profiler:
         self.out = out
         command = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
         self.proc = subprocess.Popen(
-            [*command, "--nonblocking", "--output", str(out)],
+            [*command, "--gil", "--nonblocking", "--output", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

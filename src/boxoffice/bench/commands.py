@@ -211,7 +211,8 @@ def cost(
 ) -> None:
     """CPU µs of one API process per request: /healthz, a winning hold, a refused hold, a balance
     payment (server CPU from psutil; the figure that survives a shared, noisy machine)."""
-    from boxoffice.bench.runner import CostOptions, StackOptions, cost_command
+    from boxoffice.bench.cost import CostOptions
+    from boxoffice.bench.runner import StackOptions, cost_command
 
     settings = _settings(None)
     stack = StackOptions(

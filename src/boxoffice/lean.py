@@ -63,6 +63,7 @@ class HotRoute:
     summary: str
     tags: list[str]
     status_code: int = 200
+    description: str | None = None
     body: type[BaseModel] | None = None
     query_ids: tuple[str, ...] = ()
     headers: tuple[Header, ...] = ()
@@ -101,6 +102,7 @@ class HotRoute:
             response_model=self.response_model,
             status_code=self.status_code,
             summary=self.summary,
+            description=self.description,
             tags=list(self.tags),
             responses=dict(self.responses),
             dependencies=[Depends(_bearer)],

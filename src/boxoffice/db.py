@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from boxoffice.config import Settings
 from boxoffice.errors import DomainError
@@ -135,8 +136,10 @@ async def lean_unit_of_work(engine: AsyncEngine) -> AsyncIterator[LeanUnitOfWork
         # A statement PostgreSQL refused, or a refusal of ours, leaves the connection idle; anything
         # else (a cancellation mid-statement, a broken socket) leaves it in an unknown state.
         if not isinstance(exc, asyncpg.PostgresError | DomainError):
-            raw.invalidate(exc if isinstance(exc, Exception) else None)
+            await greenlet_spawn(raw.invalidate, exc if isinstance(exc, Exception) else None)
         raise
     finally:
-        raw.close()
+        # In a greenlet, as the pool's own async code does: returning an overflow connection
+        # closes it, which awaits.
+        await greenlet_spawn(raw.close)
     await uow.run_effects()

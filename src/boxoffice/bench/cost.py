@@ -137,9 +137,12 @@ async def _fire(pool: HttpPool, kind: str, r: _Round, concurrency: int) -> Count
 
 
 def _per_request(cpu: dict[str, Any], requests: int) -> dict[str, float]:
-    """µs of CPU per request of each server process group."""
+    """µs of CPU per request of each server process group, and of the API's in the kernel."""
     server = cpu.get("server") or {}
-    return {name: round(v["cpu_seconds"] / requests * 1e6, 1) for name, v in server.items()}
+    out = {name: round(v["cpu_seconds"] / requests * 1e6, 1) for name, v in server.items()}
+    if "api" in server:
+        out["api_system"] = round(server["api"]["system_seconds"] / requests * 1e6, 1)
+    return out
 
 
 class _Profiler:
@@ -284,7 +287,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_cost(cost: dict[str, Any], console: Console) -> None:
     table = Table(title="CPU µs per request (median of rounds; range)", title_justify="left")
-    for column in ("request", "API µs", "range", "vs /healthz", "PostgreSQL µs", "Redis µs", "worker µs"):
+    columns = ("request", "API µs", "range", "vs /healthz", "of it kernel", "PostgreSQL µs", "Redis µs")
+    for column in (*columns, "worker µs"):
         table.add_column(column, justify="left" if column == "request" else "right")
     for kind, groups in cost["summary"].items():
         api = groups.get("api", {})
@@ -293,6 +297,7 @@ def print_cost(cost: dict[str, Any], console: Console) -> None:
             fmt(api.get("median"), 0),
             f"{fmt(api.get('min'), 0)}-{fmt(api.get('max'), 0)}",
             fmt(api.get("vs_healthz"), 2),
+            fmt(groups.get("api_system", {}).get("median"), 0),
             *(fmt(groups.get(g, {}).get("median"), 0) for g in ("postgres", "redis", "worker")),
         )
     console.print(table)

@@ -445,13 +445,19 @@ def grpc_command(
             _run(_serve_grpc(settings, backends))
 
 
-async def _serve_grpc(settings: Settings, backends: Backends) -> None:
-    from boxoffice.runtime import open_runtime
-
+def _stop_event() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (call inside the running loop): the command's clean stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    return stop
+
+
+async def _serve_grpc(settings: Settings, backends: Backends) -> None:
+    from boxoffice.runtime import open_runtime
+
+    stop = _stop_event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await runtime.warm_up(min(8, settings.db_pool_size))
         server, port = await _start_grpc(runtime, settings)
@@ -482,10 +488,7 @@ async def _run_worker(settings: Settings, backends: Backends) -> None:
     from boxoffice.runtime import open_runtime
     from boxoffice.worker import run_worker
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    stop = _stop_event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await run_worker(runtime, stop, _selected_jobs(settings))
 

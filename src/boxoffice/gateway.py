@@ -44,10 +44,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def render_config(shipped: str, *, listen: str, cache_dir: Path, upstreams_file: Path) -> str:
-    """The shipped gateway with its "local:" lines pointed at this machine."""
+def render_config(
+    shipped: str, *, listen: str, cache_dir: Path, upstreams_file: Path, per_address_limits: bool = True
+) -> str:
+    """The shipped gateway with its "local:" lines pointed at this machine. Without
+    `per_address_limits` (the bench: thousands of fans, all from 127.0.0.1) the per-address
+    `limit_req` lines are left out."""
     out = []
     for line in shipped.splitlines():
+        if not per_address_limits and line.strip().startswith("limit_req zone="):
+            continue
         if "# local: listen" in line:
             line = f"    listen {listen};"
         elif "# local: cache" in line:
@@ -78,8 +84,11 @@ class RolesStack:
     listen_port: int
     host: str = "127.0.0.1"
     workers_per_role: int = 1
+    # One process group per entry; an entry may name several roles ("booking,payments"): one
+    # process serves them all and each of their upstreams points at it.
     roles: list[str] = field(default_factory=lambda: list(ROLES))
     grpc: bool = True
+    per_address_limits: bool = True
     groups: dict[str, RoleGroup] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -122,7 +131,7 @@ class RolesStack:
             raise
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.run_dir / f"{name}.log", "ab")  # handed to the child, closed here
+        log = open(self._log(name), "ab")  # handed to the child, closed here
         try:
             return subprocess.Popen(
                 [sys.executable, "-m", "boxoffice.cli", *args],
@@ -134,11 +143,14 @@ class RolesStack:
         finally:
             log.close()
 
+    def _log(self, name: str) -> Path:
+        return self.run_dir / f"{name.replace(',', '+')}.log"
+
     def _wait_healthy(self, group: RoleGroup, deadline: float) -> None:
         url = f"http://127.0.0.1:{group.port}/healthz"
         while time.monotonic() < deadline:
             if group.proc.poll() is not None:
-                log = (self.run_dir / f"{group.name}.log").read_text(errors="replace").strip().splitlines()
+                log = self._log(group.name).read_text(errors="replace").strip().splitlines()
                 raise GatewayError(
                     f"role {group.name} exited ({group.proc.returncode}): {log[-1] if log else ''}"
                 )
@@ -146,21 +158,25 @@ class RolesStack:
                 if httpx.get(url, timeout=1).status_code == 200:
                     return
             time.sleep(0.1)
-        raise GatewayError(
-            f"role {group.name} did not answer {url} in time; see {self.run_dir / group.name}.log"
-        )
+        raise GatewayError(f"role {group.name} did not answer {url} in time; see {self._log(group.name)}")
 
     def _start_nginx(self, binary: str, deadline: float) -> subprocess.Popen[bytes]:
         upstreams = self.run_dir / "upstreams.conf"
+        port_of = {
+            role: group.port
+            for group in self.groups.values()
+            if group.port is not None
+            for role in group.name.split(",")
+        }
         upstreams.write_text(
             "".join(
-                f"upstream {UPSTREAMS[role]} {{ server 127.0.0.1:{self.groups[role].port} max_fails=0;"
+                f"upstream {UPSTREAMS[role]} {{ server 127.0.0.1:{port_of[role]} max_fails=0;"
                 " keepalive 64; }\n"
                 for role in ROLES
-                if role in self.groups
+                if role in port_of
             )
         )
-        missing = [role for role in ROLES if role not in self.groups]
+        missing = [role for role in ROLES if role not in port_of]
         if missing:  # a role not started still needs its upstream name: point it at a closed port
             with upstreams.open("a") as f:
                 for role in missing:
@@ -170,6 +186,7 @@ class RolesStack:
             listen=f"{self.host}:{self.listen_port}",
             cache_dir=self.run_dir / "cache",
             upstreams_file=upstreams,
+            per_address_limits=self.per_address_limits,
         )
         (self.run_dir / "boxoffice.conf").write_text(gateway)
         temp = self.run_dir / "nginx-temp"

@@ -122,6 +122,54 @@ def test_flash_sale_tiny(tmp_path: Path) -> None:
     assert "<svg" in page and "<script" not in page and "http://cdn" not in page
 
 
+def test_flash_sale_tiers_behind_the_gateway(tmp_path: Path) -> None:
+    """--layout tiers: the waiting room and the buyers' routes in two processes behind the shipped
+    nginx gateway; the sale goes through nginx and each tier's CPU and memory are reported."""
+    proc, report, folder = _bench(
+        tmp_path,
+        "flash-sale",
+        "--users",
+        "50",
+        "--seats",
+        "20",
+        "--concurrency",
+        "20",
+        "--layout",
+        "tiers",
+        "--hold-seconds",
+        "5",
+        "--no-ceilings",
+        "--max-seconds",
+        "45",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert report["stack"]["layout"] == "tiers"
+    assert report["audit"]["ok"] is True, report["audit"]
+    assert report["sale"]["sold"] > 0 and report["steps"]["hold_won"]["requests"] > 0
+    assert {"api-queue", "api-buyers", "nginx", "worker"} <= set(report["cpu"]["server"])
+    assert report["cpu"]["server"]["api-queue"]["cpu_seconds"] > 0
+    assert report["cpu"]["server"]["api-buyers"]["cpu_seconds"] > 0
+    assert report["api_memory"]["processes"] == 2
+    # /metrics is asked of each tier directly: the holds live in one, the queue in the other
+    midrun = (folder / "metrics-midrun.txt").read_text()
+    for name in REQUIRED_METRICS.values():
+        assert name in midrun, f"{name} missing from the tiers' /metrics during the run"
+
+
+def test_flash_sale_rejects_an_unknown_layout(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "boxoffice.cli", "bench", "flash-sale", "--layout", "wide"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    assert "--layout must be shared or tiers" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_burst_tiny(tmp_path: Path) -> None:
     proc, report, _ = _bench(
         tmp_path,

@@ -122,8 +122,17 @@ def flash_sale(
     dashboards: Annotated[
         int, typer.Option(min=0, max=1000, help="Admin dashboard streams kept open during the sale")
     ] = 0,
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="shared: --api-workers processes serve every route; tiers: one process for the waiting"
+            " room, one for the buyers' routes, the shipped nginx gateway in front (needs nginx)"
+        ),
+    ] = "shared",
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
+    if layout not in ("shared", "tiers"):
+        _fail(f"--layout must be shared or tiers, not {layout!r}")
     from boxoffice.bench.runner import FlashSaleOptions, StackOptions, flash_sale_command
 
     settings = _settings(target)
@@ -135,6 +144,7 @@ def flash_sale(
         server_log_level=server_log_level,
         ceiling_seconds=ceiling_seconds,
         skip_ceilings=no_ceilings,
+        layout=layout,
     )
     if fans is not None:
         users, poll_cap = fans, 60.0

@@ -52,6 +52,7 @@ class StackOptions:
     skip_ceilings: bool = False
     grpc: bool = False  # start (or, with --target, reach at grpc_target) the gRPC TicketService
     grpc_target: str | None = None
+    layout: str = "shared"  # or "tiers": the waiting room and the buyers' routes in separate processes
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def _stack(settings: Settings, opts: StackOptions, log_dir: Path) -> Iterator[St
             log_dir=log_dir,
             server_log_level=opts.server_log_level,
             grpc=opts.grpc,
+            layout=opts.layout,
         ) as stack:
             yield stack
 
@@ -134,6 +136,7 @@ def _base_report(
             "target": stack.base_url,
             "started_here": stack.started_here,
             "api_workers": opts.api_workers if stack.started_here else None,
+            "layout": opts.layout if stack.started_here else None,
             "server_log_level": opts.server_log_level if stack.started_here else None,
             "embedded_backends": settings.database_url is None and stack.started_here,
         },
@@ -189,12 +192,18 @@ def _metric_presence(text: str) -> dict[str, Any]:
     return {"names": names, "latency_routes": routes}
 
 
-async def _scrape_metrics(pool: HttpPool) -> str | None:
-    try:
-        response = await pool.request("GET", "/metrics")
-    except Exception:
-        return None
-    return response.body.decode(errors="replace") if response.status == 200 else None
+async def _scrape_metrics(pools: list[HttpPool]) -> str | None:
+    """Every API process's /metrics, one after the other (None when one does not answer)."""
+    texts = []
+    for pool in pools:
+        try:
+            response = await pool.request("GET", "/metrics")
+        except Exception:
+            return None
+        if response.status != 200:
+            return None
+        texts.append(response.body.decode(errors="replace"))
+    return "\n".join(texts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,8 +442,8 @@ async def _flash_sale(
         ]
         rng = random.Random(sale.seed)
         meter = CpuMeter(stack.cpu_groups)
-        memory = MemoryMeter(stack.cpu_groups.get("api", []))
-        metrics_pool = HttpPool(stack.base_url, size=1)
+        memory = MemoryMeter(stack.api_pids)
+        metrics_pools = [HttpPool(url, size=1) for url in stack.metrics_urls or [stack.base_url]]
         mid_scrape: dict[str, Any] = {}
 
         async def scraper() -> None:
@@ -444,7 +453,7 @@ async def _flash_sale(
                 every = 1.5
                 if state.stop.is_set():
                     break
-                text = await _scrape_metrics(metrics_pool)
+                text = await _scrape_metrics(metrics_pools)
                 if text is not None:
                     mid_scrape.update({"t": round(time.perf_counter() - t0, 2), "text": text})
 
@@ -516,9 +525,10 @@ async def _flash_sale(
         crashed = [r for r in results if isinstance(r, BaseException)]
         if crashed:
             notes.append(f"{len(crashed)} fan tasks crashed: {crashed[0]!r}")
-        final_metrics = await _scrape_metrics(metrics_pool)
+        final_metrics = await _scrape_metrics(metrics_pools)
         await pool.close()
-        await metrics_pool.close()
+        for metrics_pool in metrics_pools:
+            await metrics_pool.close()
 
         audit_report = await _audit(runtime, console)
         async with runtime.sessions() as session, session.begin():

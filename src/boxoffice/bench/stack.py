@@ -36,6 +36,16 @@ class Stack:
     started_here: bool = False
     # host:port of the gRPC TicketService (None: not part of this stack).
     grpc_target: str | None = None
+    # The API processes whose memory the report shows.
+    api_pids: list[int] = field(default_factory=list)
+    # Where /metrics is scraped (empty: base_url). It is open to direct loopback clients only, so
+    # behind the gateway each tier is asked directly.
+    metrics_urls: list[str] = field(default_factory=list)
+
+
+# `--layout tiers`: the waiting room in its own process, everything a buyer touches in another,
+# the shipped nginx gateway in front routing by path (what deploy/ describes for N hosts).
+TIERS = {"api-queue": "queue", "api-buyers": "booking,payments,catalog,auth,admin,web"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -96,10 +106,18 @@ def local_stack(
     server_log_level: str = "WARNING",
     extra_env: dict[str, str] | None = None,
     grpc: bool = False,
+    layout: str = "shared",
 ) -> Iterator[Stack]:
     """Backends (embedded unless URLs are configured), migrations, API processes and one worker
-    (and one `boxoffice grpc` process when `grpc`)."""
+    (and one `boxoffice grpc` process when `grpc`). `layout` "shared": `api_workers` processes
+    serve every route; "tiers": see TIERS."""
+    from boxoffice.gateway import RolesStack
     from boxoffice.schema import upgrade
+
+    if layout not in ("shared", "tiers"):
+        raise ValueError(f"unknown layout {layout!r} (shared or tiers)")
+    if layout == "tiers" and grpc:
+        raise ValueError("the tiers layout has no gRPC server: use --layout shared with --via grpc")
 
     temp_dir = None
     if data_dir is None:
@@ -110,6 +128,7 @@ def local_stack(
     log_dir.mkdir(parents=True, exist_ok=True)
     backends: Backends | None = None
     procs: list[subprocess.Popen[bytes]] = []
+    tiers: RolesStack | None = None
     try:
         backends = start_backends(data_dir, settings.database_url, settings.redis_url, persist_redis=False)
         upgrade(backends.database_url)
@@ -127,6 +146,34 @@ def local_stack(
             "BOXOFFICE_LOG_LEVEL": server_log_level,
             **(extra_env or {}),
         }
+        if layout == "tiers":
+            tiers = RolesStack(
+                log_dir / "tiers",
+                env,
+                listen_port=port,
+                roles=list(TIERS.values()),
+                grpc=False,
+                per_address_limits=False,  # the bench's fans all come from 127.0.0.1
+            )
+            tiers.start()
+            pids = {name: tiers.groups[roles].proc.pid for name, roles in TIERS.items()}
+            yield Stack(
+                base_url=base_url,
+                database_url=backends.database_url,
+                redis_url=backends.redis_url,
+                settings=_configured(settings, backends, data_dir),
+                cpu_groups={
+                    **{name: [pid] for name, pid in pids.items()},
+                    "worker": [tiers.groups["worker"].proc.pid],
+                    "nginx": [tiers.nginx.pid] if tiers.nginx else [],
+                    **_backend_groups(backends),
+                },
+                logs=sorted((log_dir / "tiers").glob("*.log")),
+                started_here=True,
+                api_pids=list(pids.values()),
+                metrics_urls=[f"http://127.0.0.1:{tiers.groups[roles].port}" for roles in TIERS.values()],
+            )
+            return
         logs = [log_dir / "api.log", log_dir / "worker.log"]
         commands = [
             [
@@ -170,35 +217,43 @@ def local_stack(
                 _wait_serving(procs[-1], logs[-1], timeout=60)
             groups["grpc"] = [p.pid for p in procs[2:]]
             grpc_target = f"127.0.0.1:{grpc_port}"
-        if backends.postgres is not None and backends.postgres.proc is not None:
-            groups["postgres"] = [backends.postgres.proc.pid]
-        if backends.redis is not None and backends.redis.proc is not None:
-            groups["redis"] = [backends.redis.proc.pid]
-        configured = settings.model_copy(
-            update={
-                "database_url": backends.database_url,
-                "redis_url": backends.redis_url,
-                "data_dir": data_dir,
-            }
-        )
+        groups.update(_backend_groups(backends))
         yield Stack(
             base_url=base_url,
             database_url=backends.database_url,
             redis_url=backends.redis_url,
-            settings=configured,
+            settings=_configured(settings, backends, data_dir),
             cpu_groups=groups,
             logs=logs,
             started_here=True,
             grpc_target=grpc_target,
+            api_pids=[procs[0].pid],
         )
     finally:
         # Stop in order, whatever happened: API and worker first, then the backends under them.
         for proc in procs:
             _terminate(proc)
+        if tiers is not None:
+            tiers.stop()
         if backends is not None:
             backends.stop()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _configured(settings: Settings, backends: Backends, data_dir: Path) -> Settings:
+    return settings.model_copy(
+        update={"database_url": backends.database_url, "redis_url": backends.redis_url, "data_dir": data_dir}
+    )
+
+
+def _backend_groups(backends: Backends) -> dict[str, list[int]]:
+    groups = {}
+    if backends.postgres is not None and backends.postgres.proc is not None:
+        groups["postgres"] = [backends.postgres.proc.pid]
+    if backends.redis is not None and backends.redis.proc is not None:
+        groups["redis"] = [backends.redis.proc.pid]
+    return groups
 
 
 @contextlib.contextmanager

@@ -310,36 +310,38 @@ async def run_lean_idempotent(
 ) -> R | IdempotentResult:
     """Run `work(uow)`, whose one statement claims the key (see the module docstring); a refusal or
     a key taken meanwhile replays what the request that took it answered, once it committed."""
-    try:
-        async with lean_unit_of_work(runtime.engine) as uow:
+    async with lean_unit_of_work(runtime.engine) as uow:
+        try:
             return await work(uow)
-    except asyncpg.UniqueViolationError as exc:
-        if not key_taken(exc):
+        except asyncpg.UniqueViolationError as exc:
+            if not key_taken(exc):
+                raise
+            answer = await _settled(uow.conn, key)
+            if answer is None:
+                raise _in_progress() from None
+            return answer
+        except (IdempotencyKeyReused, IdempotencyInProgress):
             raise
-        answer = await _settled(runtime, key)
-        if answer is None:
-            raise _in_progress() from None
-        return answer
-    except (IdempotencyKeyReused, IdempotencyInProgress):
-        raise
-    except DomainError:
-        answer = await _settled(runtime, key) if key.key is not None else None
-        if answer is None:
-            raise
-        return answer
+        except DomainError:
+            answer = await _settled(uow.conn, key) if key.key is not None else None
+            if answer is None:
+                raise
+            return answer
 
 
-async def _settled(runtime: Runtime, key: LeanKey) -> IdempotentResult | None:
+_SETTLED = (
+    "SELECT request_hash, state, response_status, response_body::text AS body FROM idempotency_keys "
+    "WHERE user_id = $1 AND scope = $2 AND key = $3"
+)
+
+
+async def _settled(conn: asyncpg.Connection, key: LeanKey) -> IdempotentResult | None:
     """The key's answer if a request with it has completed (a multi-step one may be in flight)."""
-    async with runtime.sessions() as session:
-        row = (
-            (await session.execute(_EXISTING, {"user_id": key.user_id, "scope": key.scope, "key": key.key}))
-            .mappings()
-            .first()
-        )
+    row = await conn.fetchrow(_SETTLED, key.user_id, key.scope, key.key)
     if row is None or (row["state"] != "DONE" and row["request_hash"] == key.request_hash):
         return None
-    return replay(row, key.request_hash)
+    stored = dict(row, response_body=json.loads(row["body"]) if row["body"] else None)
+    return replay(stored, key.request_hash)
 
 
 async def stored_answer(

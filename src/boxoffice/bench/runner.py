@@ -9,7 +9,7 @@ import random
 import re
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,50 +323,64 @@ def seat_map_command(
     return result
 
 
+def _command(
+    name: str,
+    settings: Settings,
+    opts: StackOptions,
+    connections: int,
+    console: Console,
+    body: Callable[[Stack, Path], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """A bench command on its stack: the report folder, `body(stack, report_dir)`, the report."""
+    report_dir = _report_dir(opts, name)
+    _raise_fd_limit(connections * 2 + 1024)
+    started = time.perf_counter()
+    with _stack(settings, opts, report_dir / "logs") as stack:
+        report: dict[str, Any] = _run(body(stack, report_dir))
+    report["duration_seconds"] = round(time.perf_counter() - started, 1)
+    return _finish(report, report_dir, console)
+
+
 def flash_sale_command(
     settings: Settings, opts: StackOptions, sale: FlashSaleOptions, console: Console
 ) -> dict[str, Any]:
-    report_dir = _report_dir(opts, "flash-sale")
-    _raise_fd_limit(sale.concurrency * 2 + 1024)
-    started = time.perf_counter()
-    with _stack(settings, opts, report_dir / "logs") as stack:
-        report: dict[str, Any] = _run(_flash_sale(settings, stack, opts, sale, report_dir, console))
-    report["duration_seconds"] = round(time.perf_counter() - started, 1)
-    return _finish(report, report_dir, console)
+    return _command(
+        "flash-sale",
+        settings,
+        opts,
+        sale.concurrency,
+        console,
+        lambda stack, report_dir: _flash_sale(settings, stack, opts, sale, report_dir, console),
+    )
 
 
 def burst_command(
     settings: Settings, opts: StackOptions, burst: BurstOptions, console: Console
 ) -> dict[str, Any]:
-    report_dir = _report_dir(opts, "burst")
-    _raise_fd_limit(burst.attempts * 2 + 1024)
-    started = time.perf_counter()
-    with _stack(settings, opts, report_dir / "logs") as stack:
-        report: dict[str, Any] = _run(_burst(settings, stack, opts, burst, console))
-    report["duration_seconds"] = round(time.perf_counter() - started, 1)
-    return _finish(report, report_dir, console)
+    return _command(
+        "burst",
+        settings,
+        opts,
+        burst.attempts,
+        console,
+        lambda stack, _: _burst(settings, stack, opts, burst, console),
+    )
 
 
 def cost_command(
     settings: Settings, opts: StackOptions, options: CostOptions, console: Console
 ) -> dict[str, Any]:
     """CPU per request of one API process, by kind (see bench/cost.py); then the audit."""
-    report_dir = _report_dir(opts, "cost")
-    _raise_fd_limit(options.concurrency * 2 + 1024)
-    started = time.perf_counter()
-    with _stack(settings, opts, report_dir / "logs") as stack:
 
-        async def main() -> dict[str, Any]:
-            report = _base_report("cost", settings, stack, opts, asdict(options))
-            async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
-                report["cost"] = await cost.measure(runtime, stack, options, report_dir, console)
-                report["audit"] = await _audit(runtime, console)
-            return report
+    async def body(stack: Stack, report_dir: Path) -> dict[str, Any]:
+        report = _base_report("cost", settings, stack, opts, asdict(options))
+        async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
+            report["cost"] = await cost.measure(runtime, stack, options, report_dir, console)
+            report["audit"] = await _audit(runtime, console)
+        cost.print_cost(report["cost"], console)
+        return report
 
-        report: dict[str, Any] = _run(main())
-    report["duration_seconds"] = round(time.perf_counter() - started, 1)
-    cost.print_cost(report["cost"], console)
-    return _finish(report, report_dir, console)
+    return _command("cost", settings, opts, options.concurrency, console, body)
 
 
 def _finish(report: dict[str, Any], report_dir: Path, console: Console) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Payment use cases that own units of work: pay, refund, cancel a reservation, reconcile (a job).
 
 Money moves exactly once:
-- BALANCE is one transaction: debit (conditional UPDATE) + payment SUCCEEDED + seats RESERVED.
+- BALANCE is one statement (so one transaction, one round trip): debit (conditional UPDATE) +
+  ledger row + payment SUCCEEDED + seats RESERVED + events + the Idempotency-Key's answer.
 - CARD commits a PENDING payment with a provider idempotency key BEFORE calling the provider, so
   every retry (ours, the reconciler's) reuses that key and the provider never charges twice. The
   payment row moves out of PENDING only by a conditional UPDATE under the reservation's row lock.

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench proto clean-data lock chromium
+.PHONY: run test lint bench proto contract clean-data lock chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 PROTO := src/boxoffice/grpc/ticket.proto
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src $(PROTO)
+
+# The OpenAPI against the product: `boxoffice up` on a temp data dir, then schemathesis over every
+# operation (tools/contract.py); fails on any 5xx or answer the OpenAPI does not document.
+contract: $(STAMP)
+	$(BIN)/python tools/contract.py $(CONTRACT_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/boxoffice bench flash-sale --users 5000 --seats 1000

@@ -17,16 +17,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
 from boxoffice.config import Settings
-from boxoffice.errors import MetricsTokenRequired
+from boxoffice.errors import MetricsTokenRequired, NotReady
 from boxoffice.http_errors import install_error_handlers, problem, problems
 from boxoffice.http_guard import RequestGuard
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
+from boxoffice.openapi import install_openapi
 from boxoffice.overload import ShedMiddleware
 from boxoffice.runtime import Runtime, open_runtime
 
@@ -91,6 +92,7 @@ def create_app(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
     )
     install_error_handlers(app)
+    install_openapi(app)
     _mount_operations(app)
     # The domains' routes go straight onto the app's router rather than through include_router:
     # FastAPI wraps included routers and re-derives their routes' context while matching, which
@@ -117,7 +119,9 @@ def _mount_operations(app: FastAPI) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="PostgreSQL and Redis answer")
+    @app.get(
+        "/readyz", tags=["operations"], summary="PostgreSQL and Redis answer", responses=problems(NotReady)
+    )
     async def readyz(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
@@ -130,19 +134,20 @@ def _mount_operations(app: FastAPI) -> None:
         checks.update(runtime.children)  # under `up`: the worker, the simulator, embedded servers
         if all(v == "ok" for v in checks.values()):
             return JSONResponse({"status": "ok", "checks": checks})
-        return problem(503, "NOT_READY", "A backend does not answer", checks=checks)
+        return problem(503, NotReady.code, "A backend does not answer", checks=checks)
 
     @app.get(
         "/metrics",
         tags=["operations"],
         summary="Prometheus metrics (loopback clients, or Bearer BOXOFFICE_METRICS_TOKEN)",
+        response_class=PlainTextResponse,  # the Prometheus text format
         responses=problems(MetricsTokenRequired),
     )
     async def metrics(request: Request) -> Response:
         if not metrics_allowed(request.scope, request.app.state.metrics_token):
             return problem(
                 401,
-                "METRICS_TOKEN_REQUIRED",
+                MetricsTokenRequired.code,
                 "Metrics are for local scrapers or a bearer token (BOXOFFICE_METRICS_TOKEN)",
                 headers={"WWW-Authenticate": "Bearer"},
             )

@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     limit_logins_per_address_per_minute: int = Field(default=30, ge=0)
     limit_failed_logins_per_account_and_address: int = Field(default=5, ge=1)  # per 15 minutes
     max_balance: int = Field(default=100_000_000, ge=1)  # a top-up may not take a balance past this
-    # Live SSE streams (seat map, queue position) per user and per API process; keep the process
-    # cap under redis_pool_size (a seat stream holds a pool connection while it waits).
+    # Live SSE streams (seat map, queue position) per user and per API process. They hold no Redis
+    # connection of their own (seat streams share one read per show per process: streams.py).
     max_streams_per_user: int = Field(default=4, ge=1)
     max_streams_per_process: int = Field(default=32, ge=1)
     argon2_concurrency: int = Field(default=1, ge=1)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice import errors as e
 from boxoffice.config import Settings
-from boxoffice.idempotency import IdempotentResult
+from boxoffice.http_errors import raises
+from boxoffice.idempotency import MAX_KEY_LENGTH, IdempotentResult
 from boxoffice.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
+from boxoffice.inputs import WholeNumber
 from boxoffice.runtime import Runtime
 
 
@@ -24,8 +27,8 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-PathId = Annotated[int, Path(ge=1, le=ID_MAX)]
-QueryId = Annotated[int, Query(ge=1, le=ID_MAX)]
+PathId = Annotated[WholeNumber, Path(ge=1, le=ID_MAX)]
+QueryId = Annotated[WholeNumber, Query(ge=1, le=ID_MAX)]
 
 
 def client_address(request: Request, settings: Settings) -> str | None:
@@ -52,6 +55,30 @@ async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
+@raises(
+    e.IdempotencyKeyRequired,
+    e.IdempotencyKeyInvalid,
+    e.IdempotencyKeyReused,
+    e.IdempotencyInProgress,
+    required_headers=("Idempotency-Key",),
+)
+async def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=MAX_KEY_LENGTH,
+            description="Required; the same key with the same body replays the first answer",
+        ),
+    ] = None,
+) -> str | None:
+    """A write's Idempotency-Key; the flow refuses a missing one (400 IDEMPOTENCY_KEY_REQUIRED)."""
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 def respond(result: IdempotentResult) -> JSONResponse:

@@ -320,3 +320,18 @@ class BackendUnavailable(ServiceUnavailable):
 
 class StreamLimit(TooManyRequests):
     code = "STREAM_LIMIT"
+
+
+# Answered by the HTTP layer itself (the body limit, the lean routes' content type, /readyz).
+
+
+class BodyTooLarge(DomainError):
+    status, code = 413, "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(DomainError):
+    status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
+
+
+class NotReady(ServiceUnavailable):
+    code = "NOT_READY"

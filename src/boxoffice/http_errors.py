@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
-from boxoffice.errors import DomainError
+from boxoffice.errors import BodyTooLarge, DomainError, UnsupportedMediaType
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("boxoffice.errors")
@@ -25,8 +27,8 @@ _HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     406: "NOT_ACCEPTABLE",
     409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
+    413: BodyTooLarge.code,
+    415: UnsupportedMediaType.code,
     422: "VALIDATION_ERROR",
     429: "TOO_MANY_REQUESTS",
     500: "INTERNAL_ERROR",
@@ -74,6 +76,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of the path that answered 405. A path's methods can live on several routes (a
+    lean route and FastAPI ones), and Starlette's 405 names only the first route's."""
+    answered = request.scope.get("route")  # the first route whose path matched (ours name themselves)
+    path = answered.path if isinstance(answered, Route) else None
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path == path:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -102,14 +116,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 for a body that is not UTF-8: a body that is not JSON, like any other
+            # (FastAPI's own answer to malformed JSON, and the lean routes' to both).
+            bad_json = {"loc": ("body",), "msg": "JSON decode error", "type": "json_invalid"}
+            return await _validation(request, RequestValidationError([bad_json]))
         code = _HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem(
             exc.status_code,
             code,
             detail,
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
             request_id=_request_id(request),
         )
 
@@ -125,7 +147,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-_PROBLEM_SCHEMA: dict[str, Any] = {
+# The RFC 9457 body every error has (components/schemas/Problem); each documented answer narrows
+# `status` and `code` to what that operation really serves at that status.
+PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "title", "status", "code", "detail"],
     "properties": {
@@ -135,23 +159,83 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
         "code": {"type": "string", "description": "Stable machine code"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object"}},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "description": "Validation failures: where (loc) and why",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
     },
 }
+PROBLEM_REF = "#/components/schemas/Problem"
+
+# Headers an answer of this status always carries (401: http Unauthorized sets it; 429: every
+# limiter says when; 503: the request guard adds it to every 503).
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}},
+}
+
+# An error class, or (status, class) where a code is served at another status than its class's
+# (VENUE_NOT_FOUND for a venue_id field in a body is a 422).
+Documented = type[DomainError] | tuple[int, type[DomainError]]
 
 
-def problems(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` generated from the error classes a route can raise (grouped by status;
-    the description lists their stable codes)."""
+def problems(*errors: Documented) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` generated from the error classes a route can raise: one problem+json
+    answer per status whose `code` is one of those classes' stable codes."""
     by_status: dict[int, list[str]] = {}
-    for cls in errors:
-        codes = by_status.setdefault(cls.status, [])
+    for error in errors:
+        status, cls = error if isinstance(error, tuple) else (error.status, error)
+        codes = by_status.setdefault(status, [])
         if cls.code not in codes:
             codes.append(cls.code)
-    return {
-        status: {
-            "description": " / ".join(codes),
-            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
-        }
-        for status, codes in sorted(by_status.items())
+    return {status: _answer(status, codes) for status, codes in sorted(by_status.items())}
+
+
+def _answer(status: int, codes: list[str]) -> dict[str, Any]:
+    narrowed = {
+        "type": "object",
+        "properties": {"status": {"const": status}, "code": {"enum": sorted(codes)}},
     }
+    answer: dict[str, Any] = {
+        "description": " / ".join(sorted(codes)),
+        "content": {PROBLEM_JSON: {"schema": {"allOf": [{"$ref": PROBLEM_REF}, narrowed]}}},
+    }
+    if status in _HEADERS:
+        answer["headers"] = _HEADERS[status]
+    return answer
+
+
+def documented_codes(answer: dict[str, Any]) -> list[str]:
+    """The codes of an answer rendered by problems() (none for any other answer)."""
+    schema = answer.get("content", {}).get(PROBLEM_JSON, {}).get("schema", {})
+    for part in schema.get("allOf", ()):
+        if "enum" in part.get("properties", {}).get("code", {}):
+            return list(part["properties"]["code"]["enum"])
+    return []
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def raises(*errors: Documented, required_headers: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Marks a FastAPI dependency with the errors it can answer and the headers it needs, for the
+    OpenAPI (boxoffice.openapi walks each route's dependencies). A required header is read as
+    optional so that a missing one gets its own stable code (IDEMPOTENCY_KEY_REQUIRED,
+    QUEUE_TOKEN_REQUIRED, as on the gRPC door) rather than a generic 422; the schema says required."""
+
+    def mark(dependency: F) -> F:
+        dependency.__dict__["openapi_errors"] = errors
+        dependency.__dict__["openapi_required_headers"] = required_headers
+        return dependency
+
+    return mark

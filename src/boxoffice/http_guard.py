@@ -16,6 +16,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.errors import BackendUnavailable, BodyTooLarge
 from boxoffice.failures import RETRY_AFTER_SECONDS, FailureLog, outage_backend
 from boxoffice.http_errors import problem
 
@@ -76,7 +77,7 @@ class RequestGuard:
                 if not value.isdigit() or int(value) > limit:
                     response = problem(
                         413,
-                        "PAYLOAD_TOO_LARGE",
+                        BodyTooLarge.code,
                         f"The request body exceeds {limit} bytes",
                         instance=scope["path"],
                     )
@@ -110,7 +111,7 @@ class RequestGuard:
             if backend is not None:
                 response = problem(
                     503,
-                    "BACKEND_UNAVAILABLE",
+                    BackendUnavailable.code,
                     "A backend is unavailable; retry shortly",
                     instance=scope["path"],
                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)},

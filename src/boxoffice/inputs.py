@@ -19,15 +19,19 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
+    Strict,
     field_validator,
 )
 
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
+def has_control_characters(value: str) -> bool:
+    return _FORBIDDEN.search(value) is not None
+
+
 def refuse_control_characters(value: str) -> str:
-    if _FORBIDDEN.search(value):
+    if has_control_characters(value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -44,15 +48,38 @@ def _check(value: Any) -> None:
             _check(item)
 
 
+# What pydantic's lax datetime parsing accepts beyond ISO 8601 is a number of seconds ("12345",
+# "1700000000.5"): an ISO date-time starts with its date and time, so a timestamp must too.
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 def _iso_string(value: Any) -> Any:
-    if not isinstance(value, str | datetime):  # datetimes: the product's own callers (demo data)
+    if isinstance(value, datetime):  # the product's own callers (demo data)
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
         raise ValueError("must be an ISO 8601 date-time string")
     return value
 
 
 # FastAPI validates a body as Python objects, where strict mode would refuse every string for a
-# datetime; a timestamp is therefore parsed laxly but only ever from a string (never a number).
-Timestamp = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_iso_string)]
+# datetime; a timestamp is therefore parsed laxly but only ever from an ISO 8601 string (never a
+# number, nor a number in a string). Also for query parameters (always lax).
+Timestamp = Annotated[AwareDatetime, Strict(False), BeforeValidator(_iso_string)]
+
+
+def decimal_digits(value: str) -> bool:
+    return value.isascii() and value.isdigit()
+
+
+def _decimal_digits(value: Any) -> Any:
+    if isinstance(value, str) and not decimal_digits(value):
+        raise ValueError("must be a whole number written in decimal digits")
+    return value
+
+
+# An integer in a query or a path: only decimal digits. Lax int parsing (every query value is a
+# string) would also take "+1", " 1", "1_0" and "1.0".
+WholeNumber = Annotated[int, BeforeValidator(_decimal_digits)]
 
 # For query parameters and headers (request models get the check from RequestModel).
 Text = Annotated[str, AfterValidator(refuse_control_characters)]

@@ -19,15 +19,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from boxoffice import errors as e
 from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
+from boxoffice.http_errors import Documented, problems
 from boxoffice.ids import ID_MAX
+from boxoffice.inputs import decimal_digits
 from boxoffice.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
@@ -49,9 +51,13 @@ class HotInput:
 
 @dataclass(frozen=True)
 class Header:
+    """A header the handler reads. `required` is what the OpenAPI says: the handler still passes
+    a missing one on as None, for the flow to refuse with its own stable code."""
+
     name: str
     max_length: int
     description: str = ""
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class HotRoute:
     body: type[BaseModel] | None = None
     query_ids: tuple[str, ...] = ()
     headers: tuple[Header, ...] = ()
-    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)
+    errors: tuple[Documented, ...] = ()  # what the call can answer besides handle's own (problems())
+    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)  # other answers (a 202)
     # When the request carries this header, a deny-list answer from the last second will do (see
     # authenticate_token's recent_ok): the waiting room's ticket polls.
     recent_auth_with: str | None = None
@@ -89,7 +96,9 @@ class HotRoute:
         return LeanRoute(self.path, self.handle, methods=[self.method])
 
     def documented(self) -> APIRoute:
-        """The FastAPI twin: the OpenAPI entry, calling the same handler."""
+        """The FastAPI twin: the OpenAPI entry, calling the same handler. Besides the route's own
+        problems it documents what `handle` itself answers: 401 (it authenticates first), 415 for
+        a body that is not JSON (and the 422s and 503s every API operation documents)."""
 
         async def endpoint(request: Request) -> Response:
             return await self.handle(request)
@@ -104,10 +113,13 @@ class HotRoute:
             summary=self.summary,
             description=self.description,
             tags=list(self.tags),
-            responses=dict(self.responses),
+            responses={**self.responses, **problems(*self._handle_errors(), *self.errors)},
             dependencies=[Depends(_bearer)],
             openapi_extra=self._openapi(),
         )
+
+    def _handle_errors(self) -> tuple[type[e.DomainError], ...]:
+        return (e.AuthRequired, e.InvalidAccessToken, *((e.UnsupportedMediaType,) if self.body else ()))
 
     def _openapi(self) -> dict[str, Any]:
         params: list[dict[str, Any]] = [
@@ -123,7 +135,7 @@ class HotRoute:
             {
                 "name": h.name,
                 "in": "header",
-                "required": False,
+                "required": h.required,
                 "description": h.description,
                 "schema": {"type": "string", "maxLength": h.max_length},
             }
@@ -188,11 +200,10 @@ def _ids(where: str, params: Any, names: tuple[str, ...]) -> list[int]:
         if raw is None:
             errors.append({"loc": loc, "msg": "Field required", "type": "missing", "input": None})
             continue
-        try:
-            value = int(raw)
-        except ValueError:
+        if not decimal_digits(raw):  # int() would also take " 1", "+1", "1_0" and other scripts' digits
             errors.append({"loc": loc, "msg": "Input should be a valid integer", "type": "int_parsing"})
             continue
+        value = int(raw)
         if not 1 <= value <= ID_MAX:
             errors.append({"loc": loc, "msg": f"Input should be between 1 and {ID_MAX}", "type": "int_range"})
             continue
@@ -212,7 +223,7 @@ def _is_json(content_type: str | None) -> bool:
 async def json_body(request: Request, model: type[M]) -> M:
     """The body validated by the route's own pydantic model; errors located under "body"."""
     if not _is_json(request.headers.get("content-type")):
-        raise HTTPException(415, "Send the body as application/json")
+        raise e.UnsupportedMediaType("Send the body as application/json")
     raw = await request.body()
     try:
         return model.model_validate_json(raw)

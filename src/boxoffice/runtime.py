@@ -25,7 +25,7 @@ from boxoffice.observability import Metrics
 from boxoffice.redis_client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis_mux import MuxRedis
 from boxoffice.salestats.recorder import SaleStats
-from boxoffice.streams import StreamSlots
+from boxoffice.streams import StreamHub, StreamSlots
 
 
 @dataclass
@@ -47,6 +47,8 @@ class Runtime:
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
     streams: StreamSlots = field(default_factory=lambda: StreamSlots(4, 32))
+    # The process's one reader per watched Redis event stream, shared by every live stream of it.
+    stream_hub: StreamHub = field(default_factory=StreamHub)
     # What `up` supervises beside the API (name -> "ok" or why not); /readyz reports it.
     children: dict[str, str] = field(default_factory=dict)
     clock: Clock = field(default_factory=SystemClock)
@@ -134,6 +136,7 @@ async def open_runtime(
     try:
         yield runtime
     finally:
+        await runtime.stream_hub.aclose()
         await runtime.sale_stats.aclose()
         await runtime.hot_redis.aclose()
         await http.aclose()

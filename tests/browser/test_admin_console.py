@@ -74,7 +74,10 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
     await _until(lambda: _has(page, "#preview-count", "34 seats"), "the preview counts 34 seats")
     assert "Two sections" in await page.text_content("#preview-problem")
     await page.click("#venue-form button[type=submit]")
-    assert await page.text_content("#e-sections-1-name") == "duplicate section name (same as sections[0])"
+    assert (
+        await page.text_content("#e-sections-1-name")
+        == 'duplicate section name: the same name as section "Stalls"'
+    )
     await admin.shot("venues-errors")
     await page.fill("#f-sections-1-name", "Balcony")
     await page.click("#venue-form button[type=submit]")

@@ -1,6 +1,6 @@
 """Live seats across the doors: a hold over HTTP reaches a gRPC WatchSeats within 1 s, a hold over
 gRPC reaches the SSE seat stream within 1 s (the real outbox relay runs meanwhile), and a
-WatchSeats resumes after the last event it saw."""
+WatchSeats resumes after the last event it saw (or, from a position the stream lost, says reset)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import grpc
 import httpx
+import pytest
 
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.runtime import Runtime
 from boxoffice.worker import all_jobs, run_worker
 from tests.factories import make_user
 from tests.helpers.shows import make_show
-from tests.integration.grpc_support import meta, ticket_stub
+from tests.integration.grpc_support import error_info, meta, ticket_stub
 from tests.integration.test_booking_support import assert_invariants, gated
 
 WITHIN = 1.0  # seconds from the hold's answer to the watcher
@@ -74,6 +76,15 @@ async def test_http_hold_reaches_grpc_watch_within_a_second(
         assert again.type == "seat.released" and list(again.seat_ids) == seats[:2]
         assert again.status == pb.SEAT_STATUS_AVAILABLE and again.id > event.id
         resumed.cancel()
+
+        # A position the stream no longer holds: `seats.reset` first (ListSeats again), at the newest.
+        stale = stub.WatchSeats(
+            pb.WatchSeatsRequest(show_id=sid, last_event_id="1-0"),
+            metadata=meta(watcher, runtime=runtime, show_id=sid),
+        )
+        reset = await asyncio.wait_for(stale.read(), 10)
+        assert reset.type == "seats.reset" and reset.show_id == sid and reset.id >= again.id
+        stale.cancel()
     await assert_invariants(runtime)
 
 
@@ -110,3 +121,44 @@ async def test_grpc_hold_reaches_the_sse_stream_within_a_second(
         assert event["reservation_id"] == hold.reservation_id
         assert took < WITHIN, f"the gRPC hold reached the SSE watcher after {took:.2f} s"
     await assert_invariants(runtime)
+
+
+async def test_grpc_watches_share_the_stream_caps_and_give_their_slot_back(
+    runtime: Runtime, grpc_target: str
+) -> None:
+    """WatchSeats takes the same per-user slots as the SSE streams: past the cap it answers
+    RESOURCE_EXHAUSTED STREAM_LIMIT, and a cancelled watch gives its slot back."""
+    show = await make_show(runtime, seats=2)
+    sid = show["show_id"]
+    fan = await make_user(runtime)
+    cap = runtime.streams.per_user
+    before = runtime.streams.total
+    async with ticket_stub(grpc_target) as stub:
+
+        def watch() -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
+            return stub.WatchSeats(
+                pb.WatchSeatsRequest(show_id=sid), metadata=meta(fan, runtime=runtime, show_id=sid)
+            )
+
+        watches = [watch() for _ in range(cap)]
+        for w in watches:
+            await asyncio.wait_for(w.initial_metadata(), 10)
+        assert runtime.streams.total == before + cap
+        refused = watch()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await asyncio.wait_for(refused.read(), 10)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_info(err.value).reason == "STREAM_LIMIT"
+        watches.pop().cancel()
+        deadline = time.monotonic() + 10
+        while runtime.streams.total >= before + cap:
+            assert time.monotonic() < deadline, "the cancelled watch kept its slot"
+            await asyncio.sleep(0.05)
+        again = watch()
+        await asyncio.wait_for(again.initial_metadata(), 10)
+        for w in [*watches, again]:
+            w.cancel()
+    deadline = time.monotonic() + 10
+    while runtime.streams.total > before:
+        assert time.monotonic() < deadline, f"{runtime.streams.total - before} watch slots leaked"
+        await asyncio.sleep(0.05)

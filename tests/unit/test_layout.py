@@ -30,7 +30,7 @@ def test_positions_are_unique_and_complete(rows: int, per_row: int) -> None:
 def test_layout_problems() -> None:
     assert layout.layout_problems([Section("A", 1, 1), Section("B", 1, 1)]) == []
     problems = layout.layout_problems([Section("A", 1, 1), Section("B", 1, 1), Section(" a", 1, 1)])
-    assert [loc for loc, _ in problems] == [("sections", 2, "name")]
+    assert problems == [(("sections", 2, "name"), 'duplicate section name: the same name as section "A"')]
     too_big = [Section(f"S{i}", 200, 200) for i in range(3)]
     assert [loc for loc, _ in layout.layout_problems(too_big)] == [("sections",)]
     exactly = [Section("A", 200, 200), Section("B", 200, 200), Section("C", 100, 200)]

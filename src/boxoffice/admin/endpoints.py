@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from boxoffice import errors as e
 from boxoffice.admin import flows, service
 from boxoffice.admin.live import DashboardHub
 from boxoffice.admin.schemas import (
@@ -24,21 +25,20 @@ from boxoffice.admin.schemas import (
 from boxoffice.auth.dependencies import AdminUser
 from boxoffice.catalog import service as catalog
 from boxoffice.deps import ID_MAX, PathId, RuntimeDep, SessionDep
+from boxoffice.http_errors import problems
+from boxoffice.inputs import Text, WholeNumber
+from boxoffice.payments.provider import ProviderUnavailable
 
 router = APIRouter(tags=["admin"])
 
-_ADMIN: dict[int | str, dict[str, Any]] = {
-    401: {"description": "AUTH_REQUIRED / INVALID_TOKEN"},
-    403: {"description": "FORBIDDEN: administrator role required"},
-}
-_SHOW = {**_ADMIN, 404: {"description": "SHOW_NOT_FOUND"}}
+_SHOW = problems(e.ShowNotFound)
 
 
 @router.get(
     "/api/admin/shows/{show_id}/dashboard",
     response_model=DashboardSnapshot,
     summary="Live sales dashboard: a snapshot with the time series of the chosen range",
-    responses={**_SHOW, 422: {"description": "VALIDATION_ERROR (range is 5m, 1h or sale)"}},
+    responses=_SHOW,
 )
 async def dashboard(
     request: Request,
@@ -101,10 +101,10 @@ async def sales_csv(show_id: PathId, _: AdminUser, runtime: RuntimeDep) -> Strea
     "/api/admin/fans",
     response_model=FanOut,
     summary="Find a fan by email: reservations, payments, balance ledger and the audit about them",
-    responses={**_ADMIN, 404: {"description": "USER_NOT_FOUND"}, 422: {"description": "VALIDATION_ERROR"}},
+    responses=problems(e.UserNotFound),
 )
 async def find_fan(
-    email: Annotated[str, Query(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")],
+    email: Annotated[Text, Query(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")],
     _: AdminUser,
     session: SessionDep,
 ) -> dict[str, Any]:
@@ -115,13 +115,7 @@ async def find_fan(
     "/api/admin/reservations/{reservation_id}/cancel",
     response_model=CancelOut,
     summary="Cancel a fan's hold or refund their paid reservation on their behalf (audited)",
-    responses={
-        **_ADMIN,
-        404: {"description": "RESERVATION_NOT_FOUND"},
-        409: {"description": "NOT_CANCELLABLE (expired or cancelled already)"},
-        422: {"description": "VALIDATION_ERROR (a reason is required)"},
-        503: {"description": "PAYMENT_PROVIDER_UNAVAILABLE (card refund not possible now)"},
-    },
+    responses=problems(e.ReservationNotFound, e.NotCancellable, e.ReservationExpired, ProviderUnavailable),
 )
 async def cancel_for_fan(
     reservation_id: PathId, body: CancelRequest, admin: AdminUser, runtime: RuntimeDep
@@ -131,13 +125,11 @@ async def cancel_for_fan(
     )
 
 
-@router.get(
-    "/api/admin/audit", response_model=AuditPage, summary="Admin actions, newest first", responses=_ADMIN
-)
+@router.get("/api/admin/audit", response_model=AuditPage, summary="Admin actions, newest first")
 async def audit(
     _: AdminUser,
     session: SessionDep,
-    user_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
-    reservation_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
+    user_id: Annotated[WholeNumber | None, Query(ge=1, le=ID_MAX)] = None,
+    reservation_id: Annotated[WholeNumber | None, Query(ge=1, le=ID_MAX)] = None,
 ) -> dict[str, Any]:
     return await service.audit(session, user_id=user_id, reservation_id=reservation_id)

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from boxoffice.inputs import RequestModel
+
 Range = Literal["5m", "1h", "sale"]
 
 
@@ -156,8 +158,8 @@ class FanOut(BaseModel):
     audit: list[AuditEntry]
 
 
-class CancelRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class CancelRequest(RequestModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
     reason: str = Field(min_length=3, max_length=1000, description="Why (kept in the audit)")
 
 

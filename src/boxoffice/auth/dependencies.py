@@ -12,14 +12,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from boxoffice import errors as e
 from boxoffice.auth.service import authenticate_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.deps import RuntimeDep
-from boxoffice.errors import Forbidden
+from boxoffice.http_errors import raises
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
 
 
+@raises(e.AuthRequired, e.InvalidAccessToken)
 async def current_claims(
     request: Request,
     runtime: RuntimeDep,
@@ -34,9 +36,10 @@ async def current_claims(
 CurrentUser = Annotated[AccessClaims, Depends(current_claims)]
 
 
+@raises(e.Forbidden)
 async def require_admin(claims: CurrentUser) -> AccessClaims:
     if claims.role != "ADMIN":
-        raise Forbidden("Administrator role required")
+        raise e.Forbidden("Administrator role required")
     return claims
 
 

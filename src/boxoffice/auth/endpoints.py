@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from boxoffice import errors as e
@@ -22,14 +22,12 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import PathId, RuntimeDep, SessionDep, client_address, respond
+from boxoffice.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, client_address, respond
 from boxoffice.email import send_email
 from boxoffice.http_errors import problems
 from boxoffice.inputs import Text
 
 router = APIRouter()
-
-_AUTH_401 = problems(e.AuthRequired, e.InvalidAccessToken)
 
 
 @router.post(
@@ -38,7 +36,7 @@ _AUTH_401 = problems(e.AuthRequired, e.InvalidAccessToken)
     response_model=SignupResponse,
     tags=["auth"],
     summary="Create an account",
-    responses=problems(e.EmailTaken, e.Unprocessable),
+    responses=problems(e.EmailTaken, e.LoginBusy),
 )
 async def signup(
     body: SignupRequest, session: SessionDep, runtime: RuntimeDep, background: BackgroundTasks
@@ -55,6 +53,7 @@ async def signup(
     response_model=VerifyResponse,
     tags=["auth"],
     summary="Confirm an email address (the link sent at signup)",
+    responses=problems(e.InvalidVerificationToken),
 )
 async def verify(
     token: Annotated[Text, Query(min_length=1, max_length=2048)], session: SessionDep, runtime: RuntimeDep
@@ -67,7 +66,7 @@ async def verify(
     response_model=TokenPair,
     tags=["auth"],
     summary="Exchange email and password for an access and a refresh token",
-    responses=problems(e.InvalidCredentials, e.TooManyAttempts),
+    responses=problems(e.InvalidCredentials, e.TooManyAttempts, e.LoginBusy, e.AuthUnavailable),
 )
 async def login(body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await service.login(session, runtime, body, client_address(request, runtime.settings))
@@ -78,30 +77,30 @@ async def login(body: LoginRequest, request: Request, session: SessionDep, runti
     response_model=TokenPair,
     tags=["auth"],
     summary="Rotate a refresh token into a new pair",
-    responses=problems(e.InvalidRefreshToken, e.RefreshReused),
+    responses=problems(e.InvalidRefreshToken, e.RefreshReused, e.AuthUnavailable),
 )
 async def refresh(body: RefreshRequest, session: SessionDep, runtime: RuntimeDep) -> TokenPair:
     return await service.refresh(session, runtime, body.refresh_token)
 
 
 @router.post(
-    "/api/auth/logout", status_code=204, tags=["auth"], summary="End this login", responses=_AUTH_401
+    "/api/auth/logout",
+    status_code=204,
+    tags=["auth"],
+    summary="End this login",
+    responses=problems(e.AuthUnavailable),
 )
 async def logout(claims: CurrentUser, runtime: RuntimeDep) -> Response:
     await service.logout(runtime, claims)
     return Response(status_code=204)
 
 
-@router.get(
-    "/api/users/me", response_model=Profile, tags=["users"], summary="My profile", responses=_AUTH_401
-)
+@router.get("/api/users/me", response_model=Profile, tags=["users"], summary="My profile")
 async def me(claims: CurrentUser, session: SessionDep) -> dict[str, Any]:
     return await service.get_profile(session, claims.user_id)
 
 
-@router.patch(
-    "/api/users/me", response_model=Profile, tags=["users"], summary="Update my profile", responses=_AUTH_401
-)
+@router.patch("/api/users/me", response_model=Profile, tags=["users"], summary="Update my profile")
 async def update_me(
     body: ProfileUpdate, claims: CurrentUser, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -109,7 +108,11 @@ async def update_me(
 
 
 @router.delete(
-    "/api/users/me", status_code=204, tags=["users"], summary="Delete my account", responses=_AUTH_401
+    "/api/users/me",
+    status_code=204,
+    tags=["users"],
+    summary="Delete my account",
+    responses=problems(e.AuthUnavailable),
 )
 async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDep) -> Response:
     await service.delete_account(session, runtime, claims)
@@ -121,21 +124,13 @@ async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDe
     response_model=BalanceResponse,
     tags=["users"],
     summary="Charge my balance (Idempotency-Key required)",
-    responses=problems(
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.IdempotencyKeyRequired,
-        e.IdempotencyKeyInvalid,
-        e.IdempotencyInProgress,
-        e.Unprocessable,
-        e.IdempotencyKeyReused,
-    ),
+    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound),
 )
 async def top_up(
     body: TopUpRequest,
     claims: CurrentUser,
     runtime: RuntimeDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
+    idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
     result = await flows.top_up(
         runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
@@ -148,7 +143,7 @@ async def top_up(
     response_model=Profile,
     tags=["admin"],
     summary="A user's profile (administrators)",
-    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.UserNotFound),
+    responses=problems(e.UserNotFound),
 )
 async def admin_get_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.admin_get_user(session, user_id)

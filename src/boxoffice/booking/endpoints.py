@@ -17,30 +17,17 @@ from boxoffice.booking import flows, service
 from boxoffice.booking.schemas import HoldOut, HoldRequest, ReservationOut, ReservationPage
 from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
 from boxoffice.http_errors import problems
+from boxoffice.idempotency import MAX_KEY_LENGTH
 from boxoffice.ids import ID_MAX
+from boxoffice.inputs import WholeNumber
 from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter(tags=["reservations"])
 ReservationId = PathId
-
-_AUTH = (e.AuthRequired, e.InvalidAccessToken)
-_GATE = (*_AUTH, e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign)
-_HOLD_PROBLEMS = problems(
-    *_GATE,
-    e.ShowNotFound,
-    e.SeatsTaken,
-    e.NoAdjacentSeats,
-    e.UnknownSection,
-    e.HoldExists,
-    e.SaleClosed,
-    e.IdempotencyInProgress,
-    e.Unprocessable,
-    e.SeatsNotInShow,
-    e.DuplicateSeats,
-    e.TooManySeats,
-    e.IdempotencyKeyReused,
-)
-_READ_PROBLEMS = problems(*_AUTH, e.ReservationNotFound, e.Unprocessable)
+# Digits only at routing, so that /api/reservations/token (POST, the waiting room's) is not also
+# read as a reservation id: its other methods are a 405, and a non-numeric id finds no route (404).
+RESERVATION = "/api/reservations/{reservation_id:int}"
+RESERVATION_PROBLEMS = (e.NotFound, e.ReservationNotFound)
 
 
 async def _hold(hot: lean.HotInput) -> Response:
@@ -71,10 +58,27 @@ HOLD = lean.HotRoute(
     tags=["reservations"],
     body=HoldRequest,
     headers=(
-        lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room"),
-        lean.Header("Idempotency-Key", 255, "Optional; the same key replays the first answer"),
+        lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),
+        lean.Header("Idempotency-Key", MAX_KEY_LENGTH, "Optional; the same key replays the first answer"),
     ),
-    responses=_HOLD_PROBLEMS,
+    errors=(
+        e.QueueTokenRequired,
+        e.QueueTokenRefused,
+        e.QueueTokenForeign,
+        e.RateLimited,
+        e.ShowNotFound,
+        e.SeatsTaken,
+        e.NoAdjacentSeats,
+        e.UnknownSection,
+        e.HoldExists,
+        e.SaleClosed,
+        e.SeatsNotInShow,
+        e.DuplicateSeats,
+        e.TooManySeats,
+        e.IdempotencyKeyInvalid,
+        e.IdempotencyKeyReused,
+        e.IdempotencyInProgress,
+    ),
 )
 hot_routes = [HOLD]
 router.routes.append(HOLD.documented())
@@ -84,16 +88,16 @@ router.routes.append(HOLD.documented())
 async def my_reservations(
     claims: CurrentUser,
     session: SessionDep,
-    before: Annotated[int | None, Query(ge=1, le=ID_MAX, description="Reservation id cursor")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before: Annotated[WholeNumber | None, Query(ge=1, le=ID_MAX, description="Reservation id cursor")] = None,
+    limit: Annotated[WholeNumber, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     return await service.list_reservations(session, claims.user_id, before=before, limit=limit)
 
 
 @router.get(
-    "/api/reservations/{reservation_id}",
+    RESERVATION,
     response_model=ReservationOut,
-    responses=_READ_PROBLEMS,
+    responses=problems(*RESERVATION_PROBLEMS),
     summary="One of mine",
 )
 async def get_reservation(
@@ -109,7 +113,8 @@ async def get_reservation(
     tags=["seats"],
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events (event: seats)"}
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events (event: seats)"},
+        **problems(e.StreamLimit),
     },
     summary="Live seat status changes (Server-Sent Events)",
 )

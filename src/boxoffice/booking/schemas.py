@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.ids import Id
@@ -18,6 +18,27 @@ class HoldRequest(RequestModel):
     """Either `seat_ids` (these seats, all or none) or `quantity` ("best available": that many
     adjacent seats in one row, leaving no single seat stranded, best rows first), optionally
     limited to a `section` or a `price` tier."""
+
+    # The same rule as _one_way, for the OpenAPI: exactly one of the two shapes.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["seat_ids"],
+                    "properties": {
+                        "seat_ids": {"type": "array"},
+                        "quantity": {"type": "null"},
+                        "section": {"type": "null"},
+                        "price": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["quantity"],
+                    "properties": {"quantity": {"type": "integer"}, "seat_ids": {"type": "null"}},
+                },
+            ]
+        }
+    )
 
     show_id: Id
     seat_ids: list[SeatId] | None = Field(

@@ -6,21 +6,22 @@ No transaction is opened here: the use cases that write (hold, cancel a hold, ex
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.errors import DomainError, ReservationNotFound, ShowNotFound, error_class
+from boxoffice.events import show_stream
+from boxoffice.redis_client import RedisClient
 from boxoffice.runtime import Runtime
-
-log = structlog.get_logger("boxoffice.booking")
+from boxoffice.streams import Listener, Resync, stream_id_key
 
 
 def domain_error(err: RuleViolation) -> DomainError:
@@ -103,7 +104,7 @@ async def list_reservations(
 # ---------------------------------------------------------------- live seats
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SeatEvent:
     """One seat change read from the show's event stream; `stream_id` is where to resume."""
 
@@ -128,69 +129,125 @@ class SeatEvent:
         }
         return json.dumps(data, separators=(",", ":"))
 
+    @cached_property
+    def sse(self) -> bytes:
+        """The Server-Sent Event, rendered once for every stream the hub hands this event to."""
+        return f"id: {self.stream_id}\nevent: seats\ndata: {self.as_json()}\n\n".encode()
 
-async def seat_events(
+
+def _seat_event(show_id: int, entry_id: str, fields: dict[str, str]) -> SeatEvent | None:
+    event_type = fields.get("type", "")
+    if not event_type.startswith("seat."):
+        return None
+    payload = json.loads(fields.get("payload") or "{}")
+    return SeatEvent(
+        stream_id=entry_id,
+        event_id=fields.get("event_id"),
+        type=event_type,
+        show_id=show_id,
+        seat_ids=[int(s) for s in payload.get("seat_ids", [])],
+        status=payload.get("status"),
+        reservation_id=payload.get("reservation_id"),
+        created_at=fields.get("created_at"),
+    )
+
+
+@dataclass(frozen=True)
+class _ShowEvents:
+    """A show's event stream as the stream hub reads it (a Feed): entries parsed once per process,
+    None for the events that are not seat changes."""
+
+    redis: RedisClient
+    show_id: int
+
+    @property
+    def name(self) -> str:
+        return show_stream(self.show_id)
+
+    async def latest(self) -> str:
+        return await shield.latest_event_id(self.redis, self.show_id)
+
+    async def read(self, cursor: str, *, block_ms: int | None) -> list[tuple[str, SeatEvent | None]]:
+        entries = await shield.read_show_events(self.redis, self.show_id, cursor, block_ms=block_ms)
+        return [(entry_id, _seat_event(self.show_id, entry_id, fields)) for entry_id, fields in entries]
+
+    async def resumable(self, cursor: str) -> bool:
+        return await shield.resumable(self.redis, self.show_id, cursor)
+
+
+SeatUpdate = SeatEvent | Resync | None
+
+
+@asynccontextmanager
+async def watch_seats(
     runtime: Runtime, show_id: int, last_event_id: str | None
-) -> AsyncIterator[SeatEvent | None]:
-    """One show's seat changes from its Redis stream (at least once), resumable after a stream id.
+) -> AsyncIterator[AsyncIterator[SeatUpdate]]:
+    """One show's seat changes (at least once), resumable after a stream id: the SSE endpoint and
+    the gRPC WatchSeats both read this. Entered, the watch is established (nothing published after
+    that is missed); the updates are SeatEvents, a Resync when changes were missed (a stale
+    Last-Event-ID, a watcher too slow, a Redis that lost them: reload the whole map), and None after
+    each quiet second (or Redis outage) so a front door can send keep-alives.
 
-    Yields None after each quiet second (or a Redis outage, retried every second), so a front door
-    can send keep-alives; the SSE endpoint and the gRPC WatchSeats both read this."""
-    cursor = last_event_id if last_event_id and shield.valid_stream_id(last_event_id) else None
-    while True:
+    Live changes come from the process's stream hub (one Redis read per show per process, however
+    many watch); only the catch-up after `last_event_id` reads Redis for this watcher alone."""
+    feed = _ShowEvents(runtime.redis, show_id)
+    async with runtime.stream_hub.listen(feed) as listener:
+        yield _seat_updates(feed, listener, last_event_id)
+
+
+async def _seat_updates(
+    feed: _ShowEvents, listener: Listener[SeatEvent], last_event_id: str | None
+) -> AsyncIterator[SeatUpdate]:
+    seen = None  # the last entry given (catch-up): the hub's copies up to it are skipped
+    if last_event_id and shield.valid_stream_id(last_event_id):
         try:
-            if cursor is None:
-                cursor = await shield.latest_event_id(runtime.redis, show_id)
-            entries = await shield.read_show_events(runtime.redis, show_id, cursor, block_ms=1000)
-        except shield.REDIS_ERRORS as exc:
-            log.warning("seat_stream_redis_unavailable", show_id=show_id, error=type(exc).__name__)
-            await asyncio.sleep(1)
-            yield None
+            if await feed.resumable(last_event_id):
+                seen = last_event_id
+                while True:
+                    page = await feed.read(seen, block_ms=None)
+                    for entry_id, event in page:
+                        seen = entry_id
+                        if event is not None:
+                            yield event
+                    if len(page) < shield.EVENTS_PAGE:
+                        break
+            else:
+                seen = await feed.latest()
+                yield Resync(seen)
+        except shield.REDIS_ERRORS:
+            yield Resync(None)
+    while True:
+        item = await listener.next(1.0)
+        if item is None or isinstance(item, Resync):
+            yield item
             continue
-        if not entries:
-            yield None
-            continue
-        for entry_id, fields in entries:
-            cursor = entry_id
-            event_type = fields.get("type", "")
-            if not event_type.startswith("seat."):
+        entry_id, event = item
+        if seen is not None:
+            if stream_id_key(entry_id) <= stream_id_key(seen):
                 continue
-            payload = json.loads(fields.get("payload") or "{}")
-            yield SeatEvent(
-                stream_id=entry_id,
-                event_id=fields.get("event_id"),
-                type=event_type,
-                show_id=show_id,
-                seat_ids=[int(s) for s in payload.get("seat_ids", [])],
-                status=payload.get("status"),
-                reservation_id=payload.get("reservation_id"),
-                created_at=fields.get("created_at"),
-            )
+            seen = None
+        yield event
 
 
 async def seat_event_stream(
     runtime: Runtime, show_id: int, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
-    """Server-Sent Events of `seat_events`; a comment every 15 quiet seconds keeps proxies open.
+    """Server-Sent Events of `watch_seats`; a comment every 15 quiet seconds keeps proxies open.
 
-    A watcher that reconnects with a Last-Event-ID the stream no longer holds (trimmed, or Redis
-    lost it) gets `event: reset` first: changes were missed, reload the whole map."""
-    yield b"retry: 1000\n: connected\n\n"
-    if last_event_id and shield.valid_stream_id(last_event_id):
-        try:
-            if not await shield.resumable(runtime.redis, show_id, last_event_id):
-                last_event_id = await shield.latest_event_id(runtime.redis, show_id)
-                yield f"id: {last_event_id}\nevent: reset\ndata: {{}}\n\n".encode()
-        except shield.REDIS_ERRORS:
-            last_event_id = None
-            yield b"event: reset\ndata: {}\n\n"
-    idle = 0
-    async for event in seat_events(runtime, show_id, last_event_id):
-        if event is None:
-            idle += 1
-            if idle >= 15:
-                idle = 0
-                yield b": keep-alive\n\n"
-            continue
+    `event: reset` (with the id to resume after) says changes were missed: reload the whole map."""
+    async with watch_seats(runtime, show_id, last_event_id) as updates:
+        yield b"retry: 1000\n: connected\n\n"
         idle = 0
-        yield f"id: {event.stream_id}\nevent: seats\ndata: {event.as_json()}\n\n".encode()
+        async for update in updates:
+            if update is None:
+                idle += 1
+                if idle >= 15:
+                    idle = 0
+                    yield b": keep-alive\n\n"
+                continue
+            idle = 0
+            if isinstance(update, Resync):
+                head = f"id: {update.stream_id}\n" if update.stream_id else ""
+                yield f"{head}event: reset\ndata: {{}}\n\n".encode()
+            else:
+                yield update.sse

@@ -28,12 +28,14 @@ from boxoffice.booking.rules import ShowRules
 from boxoffice.events import show_stream
 from boxoffice.redis_client import RedisClient, Script
 from boxoffice.redis_mux import MuxRedis
+from boxoffice.streams import stream_id_key
 
 log = structlog.get_logger("boxoffice.booking.shield")
 
 SOLD = "S"
 SOLD_TTL_MS = 7 * 24 * 3600 * 1000
 RULES_TTL_SECONDS = 10
+EVENTS_PAGE = 500
 # What a Redis outage looks like from redis-py (connection refused, reset, timeouts).
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
@@ -205,11 +207,6 @@ async def latest_event_id(redis: RedisClient, show_id: int) -> str:
     return str(last[0][0].decode()) if last else "0-0"
 
 
-def _id_key(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 async def resumable(redis: RedisClient, show_id: int, cursor: str) -> bool:
     """Whether a watcher that saw `cursor` can resume from it: the entry after it is still on the
     stream. False when the stream was trimmed past it, or lost and started again (Redis restarted)."""
@@ -217,21 +214,22 @@ async def resumable(redis: RedisClient, show_id: int, cursor: str) -> bool:
     last: Any = await redis.xrevrange(show_stream(show_id), count=1)
     if not first:
         return False
-    first_id, last_id = _id_key(first[0][0].decode()), _id_key(last[0][0].decode())
-    seen = _id_key(cursor)
+    first_id, last_id = stream_id_key(first[0][0].decode()), stream_id_key(last[0][0].decode())
+    seen = stream_id_key(cursor)
     return first_id <= seen <= last_id
 
 
 async def read_show_events(
-    redis: RedisClient, show_id: int, cursor: str, *, block_ms: int
+    redis: RedisClient, show_id: int, cursor: str, *, block_ms: int | None
 ) -> list[tuple[str, dict[str, str]]]:
-    """Entries after `cursor` on the show's event stream (`bo:{S}:events`, written by the relay)."""
-    reply: Any = await redis.xread({show_stream(show_id): cursor}, count=500, block=block_ms)
+    """Entries after `cursor` on the show's event stream (`bo:{S}:events`, written by the relay),
+    at most EVENTS_PAGE; block_ms=None answers at once."""
+    reply: Any = await redis.xread({show_stream(show_id): cursor}, count=EVENTS_PAGE, block=block_ms)
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         # redis-py (8.1) can swallow a cancellation that lands as a command starts and answer as if
-        # nothing came; the task still says it is being cancelled. Honour that, or a watcher that
-        # went away would loop here for ever, holding a pool connection in XREAD.
+        # nothing came; the task still says it is being cancelled. Honour that, or a stream reader
+        # being stopped would loop here for ever, holding a pool connection in XREAD.
         raise asyncio.CancelledError
     out: list[tuple[str, dict[str, str]]] = []
     for _name, entries in reply or []:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from boxoffice import errors as e
 from boxoffice.auth.dependencies import AdminUser
@@ -31,13 +30,12 @@ from boxoffice.catalog.schemas import (
 )
 from boxoffice.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.http_errors import problems
-from boxoffice.inputs import Text
+from boxoffice.inputs import Text, Timestamp, WholeNumber
 from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter()
 
 Id = PathId
-_ADMIN = problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden)
 
 
 # ---- admin -------------------------------------------------------------------------------------
@@ -49,20 +47,24 @@ _ADMIN = problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden)
     response_model=VenueOut,
     tags=["admin"],
     summary="Create a venue with its seat layout",
-    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidLayout),
+    responses=problems(e.InvalidLayout),
 )
 async def create_venue(body: VenueIn, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.create_venue(session, body)
 
 
-@router.get(
-    "/api/admin/venues", response_model=list[VenueOut], tags=["admin"], summary="All venues", responses=_ADMIN
-)
+@router.get("/api/admin/venues", response_model=list[VenueOut], tags=["admin"], summary="All venues")
 async def list_venues(_: AdminUser, session: SessionDep) -> list[dict[str, Any]]:
     return await service.list_venues(session)
 
 
-@router.get("/api/admin/venues/{venue_id}", response_model=VenueOut, tags=["admin"], responses=_ADMIN)
+@router.get(
+    "/api/admin/venues/{venue_id}",
+    response_model=VenueOut,
+    tags=["admin"],
+    summary="A venue with its sections",
+    responses=problems(e.VenueNotFound),
+)
 async def get_venue(venue_id: Id, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.get_venue(session, venue_id)
 
@@ -73,13 +75,19 @@ async def get_venue(venue_id: Id, _: AdminUser, session: SessionDep) -> dict[str
     response_model=ConcertOut,
     tags=["admin"],
     summary="Create a concert at a venue",
-    responses={**_ADMIN, 422: {"description": "VALIDATION_ERROR / VENUE_NOT_FOUND (the venue_id field)"}},
+    responses=problems((422, e.VenueNotFound)),  # the venue_id field names no venue
 )
 async def create_concert(body: ConcertIn, _: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.create_concert(session, body)
 
 
-@router.patch("/api/admin/concerts/{concert_id}", response_model=ConcertOut, tags=["admin"], responses=_ADMIN)
+@router.patch(
+    "/api/admin/concerts/{concert_id}",
+    response_model=ConcertOut,
+    tags=["admin"],
+    summary="Change a concert's name, artist or description",
+    responses=problems(e.ConcertNotFound),
+)
 async def update_concert(
     concert_id: Id, body: ConcertPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -91,13 +99,12 @@ async def update_concert(
     response_model=ConcertPage,
     tags=["admin"],
     summary="All concerts, retired ones included",
-    responses=_ADMIN,
 )
 async def admin_list_concerts(
     _: AdminUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[WholeNumber, Query(ge=1, le=100)] = 100,
+    offset: Annotated[WholeNumber, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     return await service.list_concerts(session, limit=limit, offset=offset, include_retired=True)
 
@@ -107,9 +114,7 @@ async def admin_list_concerts(
     response_model=ConcertOut,
     tags=["admin"],
     summary="Retire a concert: out of the public listing, history kept",
-    responses=problems(
-        e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.ConcertNotFound, e.ConcertHasLiveShows
-    ),
+    responses=problems(e.ConcertNotFound, e.ConcertHasLiveShows),
 )
 async def retire_concert(
     concert_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep
@@ -122,7 +127,7 @@ async def retire_concert(
     status_code=204,
     tags=["admin"],
     summary="Delete a concert and its shows (only while nothing is held or sold)",
-    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.ShowHasBookings),
+    responses=problems(e.ConcertNotFound, e.ShowHasBookings),
 )
 async def delete_concert(concert_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep) -> Response:
     await service.delete_concert(session, runtime.redis, concert_id)
@@ -135,7 +140,7 @@ async def delete_concert(concert_id: Id, _: AdminUser, session: SessionDep, runt
     response_model=ShowOut,
     tags=["admin"],
     summary="Create a show: prices per section, sale window, queue settings; generates its seats",
-    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidShow),
+    responses=problems(e.ConcertNotFound, e.InvalidShow),
 )
 async def create_show(
     concert_id: Id, body: ShowIn, _: AdminUser, session: SessionDep, runtime: RuntimeDep
@@ -152,9 +157,7 @@ async def create_show(
     summary="Change a show's date, sale window, prices, hold time, seat limit, refund policy or queue",
     description="Once the queue or the sale opened, the opening, the pre-queue, prices and the seat "
     "limit are frozen: 409 SALE_STARTED names each refused field.",
-    responses=problems(
-        e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.Unprocessable, e.InvalidShow, e.SaleStarted
-    ),
+    responses=problems(e.ShowNotFound, e.InvalidShow, e.SaleStarted),
 )
 async def update_show(
     show_id: Id, body: ShowPatch, _: AdminUser, session: SessionDep, runtime: RuntimeDep
@@ -167,7 +170,7 @@ async def update_show(
     status_code=204,
     tags=["admin"],
     summary="Delete a show (only while nothing is held or sold)",
-    responses=problems(e.AuthRequired, e.InvalidAccessToken, e.Forbidden, e.ShowHasBookings),
+    responses=problems(e.ShowNotFound, e.ShowHasBookings),
 )
 async def delete_show(show_id: Id, _: AdminUser, session: SessionDep, runtime: RuntimeDep) -> Response:
     await service.delete_show(session, runtime.redis, show_id)
@@ -183,18 +186,24 @@ async def list_concerts(
     q: Annotated[Text | None, Query(min_length=1, max_length=200, description="In name or artist")] = None,
     artist: Annotated[Text | None, Query(min_length=1, max_length=200)] = None,
     starts_from: Annotated[
-        AwareDatetime | None, Query(description="A show starts at or after (ISO 8601 with offset)")
+        Timestamp | None, Query(description="A show starts at or after (ISO 8601 with offset)")
     ] = None,
-    starts_to: Annotated[AwareDatetime | None, Query(description="A show starts before")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    starts_to: Annotated[Timestamp | None, Query(description="A show starts before")] = None,
+    limit: Annotated[WholeNumber, Query(ge=1, le=100)] = 20,
+    offset: Annotated[WholeNumber, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     return await service.list_concerts(
         session, q=q, artist=artist, starts_from=starts_from, starts_to=starts_to, limit=limit, offset=offset
     )
 
 
-@router.get("/api/concerts/{concert_id}", response_model=ConcertDetail, tags=["catalog"])
+@router.get(
+    "/api/concerts/{concert_id}",
+    response_model=ConcertDetail,
+    tags=["catalog"],
+    summary="A concert",
+    responses=problems(e.ConcertNotFound),
+)
 async def get_concert(concert_id: Id, session: SessionDep) -> dict[str, Any]:
     return await service.get_concert(session, concert_id)
 
@@ -204,12 +213,19 @@ async def get_concert(concert_id: Id, session: SessionDep) -> dict[str, Any]:
     response_model=ShowList,
     tags=["catalog"],
     summary="Shows of a concert with sale window, on_sale, total and remaining seats",
+    responses=problems(e.ConcertNotFound),
 )
 async def list_shows(concert_id: Id, session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return await service.list_shows(session, runtime.clock, concert_id)
 
 
-@router.get("/api/shows/{show_id}", response_model=ShowOut, tags=["catalog"])
+@router.get(
+    "/api/shows/{show_id}",
+    response_model=ShowOut,
+    tags=["catalog"],
+    summary="A show",
+    responses=problems(e.ShowNotFound),
+)
 async def get_show(show_id: Id, session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return await service.get_show_details(session, runtime.clock, show_id)
 
@@ -219,14 +235,7 @@ async def get_show(show_id: Id, session: SessionDep, runtime: RuntimeDep) -> dic
     response_model=SeatMapOut,
     tags=["seats"],
     summary="The seat map of a show (queue token required)",
-    responses=problems(
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.QueueTokenRequired,
-        e.QueueTokenRefused,
-        e.QueueTokenForeign,
-        e.ShowNotFound,
-    ),
+    responses=problems(e.ShowNotFound),
 )
 async def seat_map(
     show_id: Id,

@@ -74,8 +74,9 @@ def layout_problems(sections: Sequence[Section]) -> list[Problem]:
     for i, section in enumerate(sections):
         key = section.name.strip().casefold()
         if key in seen:
+            first = sections[seen[key]].name.strip()
             problems.append(
-                (("sections", i, "name"), f"duplicate section name (same as sections[{seen[key]}])")
+                (("sections", i, "name"), f'duplicate section name: the same name as section "{first}"')
             )
         else:
             seen[key] = i

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from boxoffice.booking.service import SeatEvent
 from boxoffice.grpc import ticket_pb2 as pb
+from boxoffice.streams import Resync
 from boxoffice.waiting_room.schemas import QueueStatusResponse
 
 
@@ -109,7 +110,13 @@ def queue_status(view: QueueStatusResponse) -> pb.QueueStatus:
     return message
 
 
-def seat_event(event: SeatEvent) -> pb.SeatEvent:
+RESYNC_TYPE = "seats.reset"
+
+
+def seat_event(event: SeatEvent | Resync, show_id: int) -> pb.SeatEvent:
+    """A seat change; a Resync as a `seats.reset` event (changes were missed: ListSeats again)."""
+    if isinstance(event, Resync):
+        return pb.SeatEvent(id=event.stream_id or "", type=RESYNC_TYPE, show_id=show_id)
     return pb.SeatEvent(
         id=event.stream_id,
         event_id=event.event_id or "",

@@ -228,10 +228,16 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 'last_event_id must be a SeatEvent.id ("<ms>-<seq>")',
                 errors=[{"loc": ["body", "last_event_id"]}],
             )
-        await context.send_initial_metadata(())  # the watch is established (SSE's ": connected")
-        async for event in booking.seat_events(self.runtime, show_id, resume):
-            if event is not None:
-                yield messages.seat_event(event)
+        # RESOURCE_EXHAUSTED STREAM_LIMIT past the per-user/process caps (the SSE streams' slots)
+        self.runtime.streams.acquire(claims.user_id)
+        try:
+            async with booking.watch_seats(self.runtime, show_id, resume) as updates:
+                await context.send_initial_metadata(())  # the watch is established (SSE's ": connected")
+                async for update in updates:
+                    if update is not None:
+                        yield messages.seat_event(update, show_id)
+        finally:
+            self.runtime.streams.release(claims.user_id)
 
     # ---- reservations
 

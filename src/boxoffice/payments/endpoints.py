@@ -13,37 +13,16 @@ from starlette.responses import Response
 from boxoffice import errors as e
 from boxoffice import lean
 from boxoffice.auth.dependencies import CurrentUser
+from boxoffice.booking.endpoints import RESERVATION, RESERVATION_PROBLEMS
 from boxoffice.booking.schemas import ReservationOut
 from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
 from boxoffice.http_errors import problems
+from boxoffice.idempotency import MAX_KEY_LENGTH
 from boxoffice.payments import flows, service
 from boxoffice.payments.provider import ProviderUnavailable
 from boxoffice.payments.schemas import PaymentOut, PaymentRequest
 
 router = APIRouter(tags=["payments"])
-
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    202: {
-        "model": PaymentOut,
-        "description": "Card outcome unknown yet (PENDING); reconciliation settles it",
-    },
-    **problems(
-        e.IdempotencyKeyRequired,
-        e.IdempotencyKeyInvalid,
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.InsufficientBalance,
-        e.PaymentDeclined,
-        e.ReservationNotFound,
-        e.HoldExpired,
-        e.AlreadyPaid,
-        e.PaymentInProgress,
-        e.IdempotencyInProgress,
-        e.Unprocessable,
-        e.IdempotencyKeyReused,
-        ProviderUnavailable,
-    ),
-}
 
 
 async def _pay(hot: lean.HotInput) -> Response:
@@ -70,26 +49,56 @@ PAY = lean.HotRoute(
     description="Needs only your login: a live hold stays payable after its admission token expired.",
     tags=["payments"],
     body=PaymentRequest,
-    headers=(lean.Header("Idempotency-Key", 255, "Required; the same key replays the first answer"),),
-    responses=_PROBLEMS,
+    headers=(
+        lean.Header(
+            "Idempotency-Key",
+            MAX_KEY_LENGTH,
+            "Required; the same key with the same body replays the first answer",
+            required=True,
+        ),
+    ),
+    errors=(
+        e.InsufficientBalance,
+        e.PaymentDeclined,
+        e.ReservationNotFound,
+        e.HoldExpired,
+        e.AlreadyPaid,
+        e.PaymentInProgress,
+        e.RateLimited,
+        e.UserNotFound,
+        ProviderUnavailable,
+        e.IdempotencyKeyRequired,
+        e.IdempotencyKeyInvalid,
+        e.IdempotencyKeyReused,
+        e.IdempotencyInProgress,
+    ),
+    responses={
+        202: {
+            "model": PaymentOut,
+            "description": "Card outcome unknown yet (PENDING); reconciliation settles it",
+        }
+    },
 )
 hot_routes = [PAY]
 router.routes.append(PAY.documented())
 
 
-@router.get("/api/payments/{payment_id}", response_model=PaymentOut, summary="One of my payments")
+@router.get(
+    "/api/payments/{payment_id}",
+    response_model=PaymentOut,
+    summary="One of my payments",
+    responses=problems(e.PaymentNotFound),
+)
 async def get_payment(payment_id: PathId, claims: CurrentUser, session: SessionDep) -> dict[str, Any]:
     return await service.get_payment(session, claims.user_id, payment_id)
 
 
 @router.delete(
-    "/api/reservations/{reservation_id}",
+    RESERVATION,
     tags=["reservations"],
     response_model=ReservationOut,
     responses=problems(
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.ReservationNotFound,
+        *RESERVATION_PROBLEMS,
         e.ReservationExpired,
         e.RefundClosed,
         ProviderUnavailable,

@@ -6,11 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
+from boxoffice import errors as e
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.deps import RuntimeDep
+from boxoffice.http_errors import raises
 from boxoffice.waiting_room.tokens import QueueClaims, check_queue_token
 
 
+@raises(e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign, required_headers=("X-Queue-Token",))
 async def require_queue_token_for_path(
     show_id: int,
     claims: CurrentUser,

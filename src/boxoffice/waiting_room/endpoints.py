@@ -66,15 +66,7 @@ STATUS = lean.HotRoute(
     ),
     # a ticket poll is a waiting fan's: a deny-list answer from the last second will do
     recent_auth_with="X-Queue-Ticket",
-    responses=problems(
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.QueueTicketRefused,
-        e.QueueTicketForeign,
-        e.ShowNotFound,
-        e.Unprocessable,
-        e.QueueBusy,
-    ),
+    errors=(e.QueueTicketRefused, e.QueueTicketForeign, e.ShowNotFound),
 )
 JOIN = lean.HotRoute(
     "/api/queue",
@@ -84,16 +76,7 @@ JOIN = lean.HotRoute(
     summary="Join a show's queue (twice = same place)",
     tags=["waiting room"],
     body=QueueJoinRequest,
-    responses=problems(
-        e.AuthRequired,
-        e.InvalidAccessToken,
-        e.ShowNotFound,
-        e.SaleNotOpen,
-        e.SaleClosed,
-        e.SoldOut,
-        e.Unprocessable,
-        e.QueueBusy,
-    ),
+    errors=(e.RateLimited, e.ShowNotFound, e.SaleNotOpen, e.SaleClosed, e.SoldOut),
 )
 
 
@@ -117,13 +100,15 @@ router.routes.extend([STATUS.documented(), JOIN.documented()])
     summary="The show's serving number and sale state (public, cacheable for 1 s, ETag)",
     description="Your position is `ticket_number - serving`; send If-None-Match to get a 304 while "
     "nothing changed. Served by a lean route; this twin calls the same handler.",
-    responses={304: {"description": "Not modified"}, **problems(e.ShowNotFound, e.Unprocessable)},
+    responses={304: {"description": "Not modified"}, **problems(e.ShowNotFound)},
 )
 async def queue_serving(request: Request, show_id: PathId) -> Response:
     return await _serving(request, show_id)
 
 
-@router.delete("/api/queue", status_code=204, summary="Leave the queue (idempotent)")
+@router.delete(
+    "/api/queue", status_code=204, summary="Leave the queue (idempotent)", responses=problems(e.ShowNotFound)
+)
 async def leave_queue(
     concert_id: ConcertQ, show_id: ShowQ, claims: CurrentUser, runtime: RuntimeDep
 ) -> Response:
@@ -132,7 +117,10 @@ async def leave_queue(
 
 
 @router.post(
-    "/api/reservations/token", response_model=QueueTokenResponse, summary="The admission token once READY"
+    "/api/reservations/token",
+    response_model=QueueTokenResponse,
+    summary="The admission token once READY",
+    responses=problems(e.ShowNotFound),
 )
 async def reservation_token(
     body: QueueTokenRequest, claims: CurrentUser, runtime: RuntimeDep
@@ -145,7 +133,8 @@ async def reservation_token(
     summary="Server-Sent Events: position and READY pushed to the waiting browser",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "`event: status` with a QueueStatus"}
+        200: {"content": {"text/event-stream": {}}, "description": "`event: status` with a QueueStatus"},
+        **problems(e.QueueTicketRefused, e.QueueTicketForeign, e.ShowNotFound, e.StreamLimit),
     },
 )
 async def queue_stream(
@@ -174,13 +163,21 @@ async def queue_stream(
     )
 
 
-@router.get("/api/shows/{show_id}/queue/fairness", response_model=FairnessResponse, summary="Pre-queue audit")
+@router.get(
+    "/api/shows/{show_id}/queue/fairness",
+    response_model=FairnessResponse,
+    summary="Pre-queue audit",
+    responses=problems(e.ShowNotFound),
+)
 async def queue_fairness(show_id: PathId, runtime: RuntimeDep, session: SessionDep) -> FairnessResponse:
     return await service.fairness(runtime, session, show_id)
 
 
 @router.post(
-    "/api/admin/shows/{show_id}/queue/pause", response_model=AdminQueueResponse, summary="Pause admission"
+    "/api/admin/shows/{show_id}/queue/pause",
+    response_model=AdminQueueResponse,
+    summary="Pause admission",
+    responses=problems(e.ShowNotFound),
 )
 async def pause_queue(
     show_id: PathId, _: AdminUser, runtime: RuntimeDep, session: SessionDep
@@ -189,7 +186,10 @@ async def pause_queue(
 
 
 @router.post(
-    "/api/admin/shows/{show_id}/queue/resume", response_model=AdminQueueResponse, summary="Resume admission"
+    "/api/admin/shows/{show_id}/queue/resume",
+    response_model=AdminQueueResponse,
+    summary="Resume admission",
+    responses=problems(e.ShowNotFound),
 )
 async def resume_queue(
     show_id: PathId, _: AdminUser, runtime: RuntimeDep, session: SessionDep
@@ -198,7 +198,10 @@ async def resume_queue(
 
 
 @router.patch(
-    "/api/admin/shows/{show_id}/queue", response_model=AdminQueueResponse, summary="Change rate/cap live"
+    "/api/admin/shows/{show_id}/queue",
+    response_model=AdminQueueResponse,
+    summary="Change rate/cap live",
+    responses=problems(e.ShowNotFound),
 )
 async def update_queue(
     show_id: PathId, body: QueueSettingsUpdate, _: AdminUser, runtime: RuntimeDep, session: SessionDep
@@ -207,7 +210,10 @@ async def update_queue(
 
 
 @router.get(
-    "/api/admin/shows/{show_id}/queue", response_model=AdminQueueResponse, summary="Queue dashboard numbers"
+    "/api/admin/shows/{show_id}/queue",
+    response_model=AdminQueueResponse,
+    summary="Queue dashboard numbers",
+    responses=problems(e.ShowNotFound),
 )
 async def admin_queue(
     show_id: PathId, _: AdminUser, runtime: RuntimeDep, session: SessionDep

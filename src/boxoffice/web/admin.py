@@ -27,6 +27,7 @@ from boxoffice.catalog import service as catalog
 from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch, VenueIn
 from boxoffice.deps import PathId, SessionDep
 from boxoffice.errors import DomainError
+from boxoffice.inputs import has_control_characters
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate
@@ -36,6 +37,7 @@ from boxoffice.web.session import AdminPageUser, CsrfChecked
 router = APIRouter(include_in_schema=False)
 
 MAX_FORM_SECTIONS = 100
+CONTROL_CHARACTERS = "Text may not contain control characters (such as U+0000); nothing was changed."
 NOTICES = {
     "venue": "The venue was created.",
     "concert": "The concert was saved.",
@@ -83,7 +85,11 @@ def _sentence(exc: ValidationError | DomainError) -> str:
 
 def _text(form: Any, name: str) -> str | None:
     value = form.get(name)
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    if not isinstance(value, str):
+        return None
+    if has_control_characters(value):
+        return value  # for the request model to refuse: str.strip() would trim some (U+0085) away
+    return value.strip() or None
 
 
 def _number(form: Any, name: str) -> float | str | None:
@@ -571,12 +577,16 @@ async def fans_page(
     done: str | None = None,
 ) -> Response:
     context: dict[str, Any] = {"email": email or "", "fan": None, **_notice(done)}
-    if email and email.strip():
+    status = 200
+    if email and has_control_characters(email):
+        context.update(email="", flash=CONTROL_CHARACTERS, flash_kind="error")
+        status = 422
+    elif email and email.strip():
         try:
             context["fan"] = await admin_service.fan(session, email)
         except DomainError as exc:
             context.update(flash=exc.detail, flash_kind="error")
-    return render(request, "admin/fans.html", context, title="Fans and orders")
+    return render(request, "admin/fans.html", context, status_code=status, title="Fans and orders")
 
 
 @router.post("/admin/reservations/{reservation_id}/cancel", dependencies=[CsrfChecked])
@@ -585,6 +595,7 @@ async def cancel_for_fan(
 ) -> Response:
     form = await request.form()
     email = _text(form, "email") or ""
+    email = "" if has_control_characters(email) else email  # the page's own hidden field, tampered
     reason = _text(form, "reason") or ""
     target = f"/admin/fans?email={quote(email, safe='@')}"
     try:
@@ -593,9 +604,12 @@ async def cancel_for_fan(
             _runtime(request), admin_id=user.user_id, reservation_id=reservation_id, reason=body.reason
         )
     except (ValidationError, DomainError) as exc:
-        message = (
-            "Give a reason of at least 3 characters." if isinstance(exc, ValidationError) else exc.detail
-        )
+        if isinstance(exc, DomainError):
+            message = exc.detail
+        elif has_control_characters(reason):
+            message = CONTROL_CHARACTERS
+        else:
+            message = "Give a reason of at least 3 characters."
         context: dict[str, Any] = {"email": email, "fan": None, "flash": message, "flash_kind": "error"}
         if email:
             context["fan"] = await admin_service.fan(session, email)

@@ -17,6 +17,7 @@ from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
 from boxoffice.deps import PathId
 from boxoffice.errors import DomainError
+from boxoffice.inputs import Text
 from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
@@ -37,7 +38,7 @@ def _runtime(request: Request) -> Runtime:
 async def home(
     request: Request,
     user: OptionalPageUser,
-    q: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> Response:
     runtime = _runtime(request)
     query = (q or "").strip() or None

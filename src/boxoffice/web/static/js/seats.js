@@ -48,7 +48,11 @@ let source = null;
 function listen() {
   source = new EventSource(`/web/shows/${showId}/seats/stream`);
   source.addEventListener("seats", (e) => applyChange(JSON.parse(e.data)));
-  source.addEventListener("reset", () => load()); // changes were missed: the whole map again
+  source.addEventListener("reset", () => {
+    // Changes were missed: the whole map again; what arrives meanwhile is applied on top of it.
+    loaded = false;
+    load();
+  });
   source.addEventListener("error", () => {
     if (source.readyState === EventSource.CLOSED) {
       // Refused (the admission expired) or the server is gone: check which, by reloading.

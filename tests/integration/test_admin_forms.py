@@ -1,0 +1,152 @@
+"""The console's forms refuse control characters (U+0000 and the like) in their text fields with a
+human sentence on the page (422), writing nothing; the same search and refund over the admin API
+are 422 problems. A venue with two sections of one name says which section it collides with."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from boxoffice.auth.service import ensure_account
+from boxoffice.runtime import Runtime
+from boxoffice.web.admin import CONTROL_CHARACTERS
+from tests.factories import make_user
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import gated
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+EMAIL, PASSWORD = "boss@example.test", "console-password-1"
+CONTROL = ["\x00", "\x07", "\x1b[31m", "\x7f", "\x85"]
+FIELD_MESSAGE = "must not contain control characters"
+FORM_SENTENCE = "Please correct the fields marked below."
+
+
+@pytest.fixture
+async def console(app: Any, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """A promoter's browser session, signed in through the login form."""
+    async with runtime.sessions() as session, session.begin():
+        await ensure_account(
+            session, runtime.settings, email=EMAIL, password=PASSWORD, name="B", role="ADMIN"
+        )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as c:
+        login = {
+            "csrf_token": await csrf(c, "/login"),
+            "email": EMAIL,
+            "password": PASSWORD,
+            "next": "/admin",
+        }
+        assert (await c.post("/login", data=login)).status_code == 303
+        yield c
+
+
+async def csrf(c: httpx.AsyncClient, path: str) -> str:
+    page = await c.get(path)
+    assert page.status_code == 200, page.text
+    found = CSRF_RE.search(page.text)
+    assert found, f"{path} has no CSRF token"
+    return found.group(1)
+
+
+def says(page: httpx.Response, *sentences: str) -> bool:
+    body = html.unescape(page.text)
+    return all(s in body for s in sentences)
+
+
+async def state(runtime: Runtime) -> list[Any]:
+    """What the console could write: venues, concerts, reservations, the admin's audited actions."""
+    queries = (
+        "SELECT id, name FROM venues ORDER BY id",
+        "SELECT id, name, artist, description FROM concerts ORDER BY id",
+        "SELECT id, status FROM reservations ORDER BY id",
+        "SELECT count(*) FROM admin_actions",
+    )
+    async with runtime.engine.connect() as conn:
+        return [(await conn.execute(text(sql))).all() for sql in queries]
+
+
+async def test_console_forms_refuse_control_characters_and_change_nothing(
+    console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    show = await make_show(runtime, seats=4)
+    sid, cid = show["show_id"], show["concert_id"]
+    fan = await make_user(runtime, email="fan@example.test")
+    held = await client.post(
+        "/api/reservations",
+        json={"show_id": sid, "seat_ids": show["seat_ids"][:1]},
+        headers=gated(runtime, fan, sid),
+    )
+    assert held.status_code == 201
+    rid = held.json()["reservation_id"]
+    admin = await make_user(runtime, role="ADMIN")
+    before = await state(runtime)
+    for bad in CONTROL:
+        token = await csrf(console, "/admin/venues")
+        section = {"sections-0-name": "Floor", "sections-0-rows": "2", "sections-0-seats_per_row": "3"}
+        for form in (
+            {"name": f"Hall{bad}", **section},
+            {"name": "Hall", **section, "sections-0-name": f"Fl{bad}oor"},
+        ):
+            page = await console.post("/admin/venues", data={"csrf_token": token, **form})
+            assert page.status_code == 422 and says(page, FORM_SENTENCE, FIELD_MESSAGE), (bad, form)
+        token = await csrf(console, "/admin/concerts")
+        page = await console.post(
+            "/admin/concerts", data={"csrf_token": token, "name": f"Gig{bad}", "artist": "A", "venue_id": "1"}
+        )
+        assert page.status_code == 422 and says(page, FORM_SENTENCE, FIELD_MESSAGE)
+        token = await csrf(console, f"/admin/concerts/{cid}")
+        page = await console.post(
+            f"/admin/concerts/{cid}", data={"csrf_token": token, "name": "Gig", "description": f"Line{bad}"}
+        )
+        assert page.status_code == 422 and says(page, FORM_SENTENCE, FIELD_MESSAGE)
+        page = await console.get("/admin/fans", params={"email": f"fan{bad}@example.test"})
+        assert page.status_code == 422 and says(page, CONTROL_CHARACTERS)
+        token = await csrf(console, "/admin/fans?email=fan@example.test")
+        page = await console.post(
+            f"/admin/reservations/{rid}/cancel",
+            data={"csrf_token": token, "email": f"fan{bad}@example.test", "reason": f"double {bad} order"},
+        )
+        assert page.status_code == 422 and says(page, CONTROL_CHARACTERS)
+        # The admin API: the same rule, as problem+json.
+        found = await client.get(
+            "/api/admin/fans", params={"email": f"fan{bad}@example.test"}, headers=admin["headers"]
+        )
+        assert found.status_code == 422 and found.json()["code"] == "VALIDATION_ERROR"
+        refund = await client.post(
+            f"/api/admin/reservations/{rid}/cancel",
+            json={"reason": f"double {bad} order"},
+            headers=admin["headers"],
+        )
+        assert refund.status_code == 422 and refund.json()["code"] == "VALIDATION_ERROR"
+    assert await state(runtime) == before  # nothing was written
+    # The short reason keeps its own sentence.
+    token = await csrf(console, "/admin/fans?email=fan@example.test")
+    page = await console.post(
+        f"/admin/reservations/{rid}/cancel",
+        data={"csrf_token": token, "email": "fan@example.test", "reason": "x"},
+    )
+    assert page.status_code == 422 and says(page, "Give a reason of at least 3 characters.")
+
+
+async def test_a_duplicate_section_name_names_the_section(
+    console: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    before = await state(runtime)
+    form = {
+        "csrf_token": await csrf(console, "/admin/venues"),
+        "name": "Riverside Hall",
+        **{"sections-0-name": "Floor", "sections-0-rows": "2", "sections-0-seats_per_row": "3"},
+        **{"sections-1-name": "floor ", "sections-1-rows": "1", "sections-1-seats_per_row": "4"},
+    }
+    page = await console.post("/admin/venues", data=form)
+    assert page.status_code == 422
+    assert says(page, 'duplicate section name: the same name as section "Floor"'), page.text
+    assert "sections[0]" not in page.text
+    assert await state(runtime) == before

@@ -13,6 +13,13 @@ together or not at all (exactly once):
 - errors are not stored: the claim rolls back with the work, and a retry does the work. A crashed
   process leaves nothing behind either, so no claim ever has to be taken over.
 
+`run_lean_idempotent` (one statement, for the hot writes: a winning hold, a balance payment): the
+work is ONE SQL statement on a lean unit of work that reads the stored answer (`LEAN_PRIOR`: then
+it does nothing else) and writes the key with its answer beside the effect (`lean_claim`), so
+effect and answer commit together or not at all, in one round trip. A duplicate that runs while the
+first is in flight is refused by what the first did (the seats are taken, the hold is paid), or
+runs into the key's unique index: either way it reads the key again and replays the first answer.
+
 `run_idempotent_steps` (several steps, for work that calls another system, e.g. a card charge):
 the claim commits on its own, the work then opens its own units of work (no transaction is open
 across the HTTP call, one pool connection at a time), and the answer is stored in a last one.
@@ -27,19 +34,21 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
+from boxoffice.db import LeanUnitOfWork, UnitOfWork, lean_unit_of_work, sqlstate, unit_of_work
 from boxoffice.errors import (
     Conflict,
+    DomainError,
     IdempotencyInProgress,
     IdempotencyKeyInvalid,
     IdempotencyKeyRequired,
@@ -130,7 +139,7 @@ _PURGE = text(
 )
 
 
-def _replay(row: Any, request_hash: str) -> IdempotentResult:
+def replay(row: Any, request_hash: str) -> IdempotentResult:
     if row["request_hash"] != request_hash:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request body")
     if row["state"] != "DONE":  # a one-step claim is never seen uncommitted: a multi-step one's
@@ -194,7 +203,7 @@ async def run_idempotent(
             result = IdempotentResult(status, encoded, replayed=False)
         else:
             row = (await uow.session.execute(_EXISTING, params)).mappings().one()
-            result = _replay(row, request_hash)
+            result = replay(row, request_hash)
     return result
 
 
@@ -218,7 +227,7 @@ async def run_idempotent_steps(
         claimed = await _claim(uow.session, params, request_hash, runtime)
         row = None if claimed else (await uow.session.execute(_EXISTING, params)).mappings().one()
     if row is not None and (row["request_hash"] != request_hash or row["state"] == "DONE"):
-        return _replay(row, request_hash)
+        return replay(row, request_hash)
     # Claimed now, or IN_PROGRESS: the first run is still going or died between the steps.
     try:
         status, body = await work()
@@ -230,6 +239,109 @@ async def run_idempotent_steps(
     async with unit_of_work(runtime.sessions) as uow:
         await uow.session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
     return IdempotentResult(status, encoded, replayed=False)
+
+
+# ---------------------------------------------------------------- one statement (the hot writes)
+# A lean statement's parameters $1-$6 are LeanKey.args; its CTEs include LEAN_PRIOR first and
+# lean_claim(...) last. Without a key ($3 NULL) `prior` is empty and nothing is claimed.
+LEAN_PRIOR = """prior AS (
+    SELECT request_hash, state, response_status, response_body FROM idempotency_keys
+    WHERE user_id = $1 AND scope = $2 AND key = $3 AND expires_at > $5
+)"""
+
+
+def lean_claim(answer: str) -> str:
+    """The CTEs that store `answer`'s (status, body) under the key: an expired key is taken over
+    (purged first, as the InitPlan count makes sure); a live one, committed or in flight, makes the
+    INSERT fail with a unique violation, which aborts the whole statement."""
+    return f"""purged AS (
+    DELETE FROM idempotency_keys
+    WHERE user_id = $1 AND scope = $2 AND key = $3 AND expires_at <= $5 RETURNING 1
+), claimed AS (
+    INSERT INTO idempotency_keys (user_id, scope, key, request_hash, state, response_status,
+                                  response_body, created_at, expires_at)
+    SELECT $1, $2, $3, $4, 'DONE', a.status, a.body, $5, $6 FROM {answer} a
+    WHERE $3 IS NOT NULL AND (SELECT count(*) FROM purged) >= 0
+)"""  # noqa: S608 - `answer` is a CTE name of ours; every value is bound
+
+
+_KEY_TAKEN = "idempotency_keys_pkey"
+
+
+@dataclass(frozen=True)
+class LeanKey:
+    """An Idempotency-Key (or none) as a lean statement takes it."""
+
+    user_id: int
+    scope: str
+    key: str | None
+    request_hash: str
+    now: datetime
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return (self.user_id, self.scope, self.key, self.request_hash, self.now, self.now + KEY_TTL)
+
+    def replay(self, prior: Any) -> IdempotentResult | None:
+        """The stored answer the statement read (its `prior` row), if there was one."""
+        return None if prior is None else replay(prior, self.request_hash)
+
+
+def lean_key(
+    user_id: int, scope: str, key: str | None, fingerprint: object, now: datetime, *, required: bool
+) -> LeanKey:
+    """400/422 for a missing (when required) or malformed key, before any work."""
+    params = _key_params(user_id, scope, key, required)
+    return LeanKey(
+        user_id, scope, None if params is None else params["key"], fingerprint_hash(fingerprint), now
+    )
+
+
+def key_taken(exc: asyncpg.PostgresError) -> bool:
+    """Did a lean statement fail because a request with its key committed (or is in flight)?"""
+    return isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == _KEY_TAKEN
+
+
+R = TypeVar("R")
+
+
+async def run_lean_idempotent(
+    runtime: Runtime, key: LeanKey, work: Callable[[LeanUnitOfWork], Awaitable[R]]
+) -> R | IdempotentResult:
+    """Run `work(uow)`, whose one statement claims the key (see the module docstring); a refusal or
+    a key taken meanwhile replays what the request that took it answered, once it committed."""
+    async with lean_unit_of_work(runtime.engine) as uow:
+        try:
+            return await work(uow)
+        except asyncpg.UniqueViolationError as exc:
+            if not key_taken(exc):
+                raise
+            answer = await _settled(uow.conn, key)
+            if answer is None:
+                raise _in_progress() from None
+            return answer
+        except (IdempotencyKeyReused, IdempotencyInProgress):
+            raise
+        except DomainError:
+            answer = await _settled(uow.conn, key) if key.key is not None else None
+            if answer is None:
+                raise
+            return answer
+
+
+_SETTLED = (
+    "SELECT request_hash, state, response_status, response_body::text AS body FROM idempotency_keys "
+    "WHERE user_id = $1 AND scope = $2 AND key = $3"
+)
+
+
+async def _settled(conn: asyncpg.Connection, key: LeanKey) -> IdempotentResult | None:
+    """The key's answer if a request with it has completed (a multi-step one may be in flight)."""
+    row = await conn.fetchrow(_SETTLED, key.user_id, key.scope, key.key)
+    if row is None or (row["state"] != "DONE" and row["request_hash"] == key.request_hash):
+        return None
+    stored = dict(row, response_body=json.loads(row["body"]) if row["body"] else None)
+    return replay(stored, key.request_hash)
 
 
 async def stored_answer(
@@ -246,7 +358,7 @@ async def stored_answer(
         row = (await session.execute(_EXISTING, params)).mappings().first()
     if row is None or row["state"] != "DONE":
         return None
-    return _replay(row, fingerprint_hash(fingerprint))
+    return replay(row, fingerprint_hash(fingerprint))
 
 
 async def purge_expired(runtime: Runtime) -> None:

@@ -69,10 +69,12 @@ class HotRoute:
     summary: str
     tags: list[str]
     status_code: int = 200
+    description: str | None = None
     body: type[BaseModel] | None = None
     query_ids: tuple[str, ...] = ()
     headers: tuple[Header, ...] = ()
     errors: tuple[Documented, ...] = ()  # what the call can answer besides handle's own (problems())
+    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)  # other answers (a 202)
     # When the request carries this header, a deny-list answer from the last second will do (see
     # authenticate_token's recent_ok): the waiting room's ticket polls.
     recent_auth_with: str | None = None
@@ -109,8 +111,9 @@ class HotRoute:
             response_model=self.response_model,
             status_code=self.status_code,
             summary=self.summary,
+            description=self.description,
             tags=list(self.tags),
-            responses=problems(*self._handle_errors(), *self.errors),
+            responses={**self.responses, **problems(*self._handle_errors(), *self.errors)},
             dependencies=[Depends(_bearer)],
             openapi_extra=self._openapi(),
         )

@@ -202,6 +202,25 @@ def test_burst_tiny(tmp_path: Path) -> None:
     _check_ceilings(report["ceilings"])
 
 
+def test_cost_tiny(tmp_path: Path) -> None:
+    """CPU per request of each kind, every answer the expected one, and a py-spy profile of each."""
+    proc, report, folder = _bench(tmp_path, "cost", "--requests", "100", "--rounds", "1", timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    cost = report["cost"]
+    expected = {"healthz": "200", "hold_won": "201", "hold_refused": "409 SEATS_TAKEN", "pay_balance": "201"}
+    for kind, status in expected.items():
+        assert cost["rounds"][0][kind]["statuses"] == {status: 100}
+        api = cost["summary"][kind]["api"]
+        assert api["median"] > 0 and api["min"] <= api["median"] <= api["max"]
+        assert 0 <= cost["summary"][kind]["api_system"]["median"] <= api["median"]
+        assert cost["profiles"][kind]["samples"] > 0, cost["profiles"][kind]
+        assert (folder / f"profile-{kind}.txt").stat().st_size > 0
+    assert cost["summary"]["healthz"]["api"]["vs_healthz"] == 1.0
+    assert cost["summary"]["pay_balance"]["api"]["vs_healthz"] > 1.0
+    assert report["audit"]["ok"] is True
+    assert "CPU µs per request" in proc.stderr
+
+
 def test_ceilings_alone(tmp_path: Path) -> None:
     proc, report, _ = _bench(tmp_path, "ceilings", "--seconds", "0.3", "--api-workers", "1")
     assert proc.returncode == 0, proc.stderr[-4000:]

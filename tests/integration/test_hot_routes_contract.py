@@ -16,12 +16,13 @@ from starlette.routing import Route
 from boxoffice.app import create_app
 from boxoffice.booking.endpoints import hot_routes as booking_hot
 from boxoffice.ids import ID_MAX
+from boxoffice.payments.endpoints import hot_routes as payments_hot
 from boxoffice.waiting_room.endpoints import hot_routes as queue_hot
 from tests.factories import make_user
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import queue_token
 
-HOT = {(h.method, h.path) for h in [*booking_hot, *queue_hot]}
+HOT = {(h.method, h.path) for h in [*booking_hot, *queue_hot, *payments_hot]}
 
 
 def _answer(resp: httpx.Response) -> dict[str, Any]:
@@ -73,6 +74,7 @@ async def test_the_same_bad_requests_get_the_same_answers(pair, runtime):  # typ
     gated = {**auth, "X-Queue-Token": queue_token(runtime, user["id"], sid)}
     hold = {"show_id": sid, "seat_ids": [show["seat_ids"][0]]}
     join = {"concert_id": show["concert_id"], "show_id": sid}
+    pay = {"reservation_id": ID_MAX, "method": "BALANCE"}
     json_ct = {"Content-Type": "application/json"}
     cases: list[tuple[str, str, dict[str, Any], int, str]] = [
         # (method, url, request kwargs, expected status, expected code)
@@ -161,6 +163,44 @@ async def test_the_same_bad_requests_get_the_same_answers(pair, runtime):  # typ
         ("GET", f"/api/queue/status?concert_id=x&show_id={sid}", {"headers": auth}, 422, "VALIDATION_ERROR"),
         ("GET", "/api/queue/status?show_id=1", {"headers": auth}, 422, "VALIDATION_ERROR"),
         ("GET", f"/api/queue/status?concert_id=1&show_id={sid}", {}, 401, "AUTH_REQUIRED"),
+        ("POST", "/api/payments", {"json": pay}, 401, "AUTH_REQUIRED"),
+        ("POST", "/api/payments", {"content": b"{", "headers": {**auth, **json_ct}}, 422, "VALIDATION_ERROR"),
+        (
+            "POST",
+            "/api/payments",
+            {"content": b"{}", "headers": {**auth, "Content-Type": "text/plain"}},
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "POST",
+            "/api/payments",
+            {"json": {**pay, "method": "CASH"}, "headers": {**auth, "Idempotency-Key": "k"}},
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "POST",
+            "/api/payments",
+            {"json": {**pay, "reservation_id": ID_MAX + 1}, "headers": auth},
+            422,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "POST",
+            "/api/payments",
+            {"json": pay, "headers": {**auth, "Idempotency-Key": "k" * 256}},
+            422,
+            "VALIDATION_ERROR",
+        ),
+        ("POST", "/api/payments", {"json": pay, "headers": auth}, 404, "RESERVATION_NOT_FOUND"),
+        (
+            "POST",
+            "/api/payments",
+            {"json": pay, "headers": {**auth, "Idempotency-Key": "k1"}},
+            404,
+            "RESERVATION_NOT_FOUND",
+        ),
     ]
     for method, url, kwargs, status, code in cases:
         lean = _answer(await lean_client.request(method, url, **kwargs))
@@ -186,3 +226,7 @@ async def test_the_twins_document_body_headers_and_query(pair):  # type: ignore[
     }
     assert [p["name"] for p in status["parameters"] if p["in"] == "header"] == ["X-Queue-Ticket"]
     assert "requestBody" in paths["/api/queue"]["post"]
+    payment = paths["/api/payments"]["post"]
+    assert [p["name"] for p in payment["parameters"]] == ["Idempotency-Key"]
+    assert {"201", "202", "402", "409"} <= set(payment["responses"]) and payment.get("security")
+    assert "INSUFFICIENT_BALANCE" in payment["responses"]["402"]["description"]

@@ -346,16 +346,17 @@ class CpuMeter:
 
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
-        self._start: dict[str, dict[int, float]] = {}
+        self._start: dict[str, dict[int, tuple[float, float]]] = {}
         self._client_start = 0.0
         self._wall_start = 0.0
         self.result: dict[str, Any] = {}
 
     @staticmethod
-    def _snapshot(pids: list[int]) -> dict[int, float]:
+    def _snapshot(pids: list[int]) -> dict[int, tuple[float, float]]:
+        """(user, system) CPU seconds of each process."""
         import psutil
 
-        seen: dict[int, float] = {}
+        seen: dict[int, tuple[float, float]] = {}
         for pid in pids:
             try:
                 root = psutil.Process(pid)
@@ -365,7 +366,7 @@ class CpuMeter:
             for proc in procs:
                 with contextlib.suppress(psutil.Error):
                     times = proc.cpu_times()
-                    seen[proc.pid] = times.user + times.system
+                    seen[proc.pid] = (times.user, times.system)
         return seen
 
     def start(self) -> None:
@@ -383,10 +384,13 @@ class CpuMeter:
             before = self._start.get(name, {})
             after = self._snapshot(pids)
             # Processes that ended in between are lost; new ones count from zero.
-            used = sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in after.items())
+            user = sum(max(0.0, u - before.get(pid, (0.0, 0.0))[0]) for pid, (u, _) in after.items())
+            system = sum(max(0.0, k - before.get(pid, (0.0, 0.0))[1]) for pid, (_, k) in after.items())
+            used = user + system
             total += used
             server[name] = {
                 "cpu_seconds": round(used, 2),
+                "system_seconds": round(system, 2),  # in the kernel: socket reads and writes, mostly
                 "cores_busy": round(used / wall, 2) if wall else None,
             }
         self.result = {

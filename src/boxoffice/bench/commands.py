@@ -205,6 +205,37 @@ def burst(
     _guard(lambda: burst_command(settings, stack, options, console))
 
 
+@bench_app.command("cost")
+def cost(
+    requests: Annotated[
+        int, typer.Option(min=100, max=50_000, help="Requests of each kind per round")
+    ] = 3000,
+    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Requests in flight")] = 50,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="Rounds (the figure is their median)")] = 3,
+    no_profile: Annotated[
+        bool, typer.Option("--no-profile", help="Skip the extra round under py-spy")
+    ] = False,
+    report_dir: ReportDirOpt = Path("bench-reports"),
+    data_dir: DataDirOpt = None,
+    server_log_level: LogLevelOpt = "WARNING",
+) -> None:
+    """CPU µs of one API process per request: /healthz, a winning hold, a refused hold, a balance
+    payment (server CPU from psutil; the figure that survives a shared, noisy machine)."""
+    from boxoffice.bench.cost import CostOptions
+    from boxoffice.bench.runner import StackOptions, cost_command
+
+    settings = _settings(None)
+    stack = StackOptions(
+        api_workers=1,
+        data_dir=data_dir,
+        report_dir=report_dir,
+        server_log_level=server_log_level,
+        skip_ceilings=True,
+    )
+    options = CostOptions(requests=requests, concurrency=concurrency, rounds=rounds, profile=not no_profile)
+    _guard(lambda: cost_command(settings, stack, options, console))
+
+
 @bench_app.command("ceilings")
 def ceilings(
     seconds: CeilingOpt = 3.0,

@@ -9,7 +9,7 @@ import random
 import re
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from boxoffice.audit import audit
-from boxoffice.bench import ceilings, flash_sale, repository, setup
+from boxoffice.bench import ceilings, cost, flash_sale, repository, setup
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
 from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
+from boxoffice.bench.cost import CostOptions
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
 from boxoffice.bench.stack import Stack, local_stack, remote_stack
 from boxoffice.config import Settings
@@ -322,28 +323,64 @@ def seat_map_command(
     return result
 
 
+def _command(
+    name: str,
+    settings: Settings,
+    opts: StackOptions,
+    connections: int,
+    console: Console,
+    body: Callable[[Stack, Path], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """A bench command on its stack: the report folder, `body(stack, report_dir)`, the report."""
+    report_dir = _report_dir(opts, name)
+    _raise_fd_limit(connections * 2 + 1024)
+    started = time.perf_counter()
+    with _stack(settings, opts, report_dir / "logs") as stack:
+        report: dict[str, Any] = _run(body(stack, report_dir))
+    report["duration_seconds"] = round(time.perf_counter() - started, 1)
+    return _finish(report, report_dir, console)
+
+
 def flash_sale_command(
     settings: Settings, opts: StackOptions, sale: FlashSaleOptions, console: Console
 ) -> dict[str, Any]:
-    report_dir = _report_dir(opts, "flash-sale")
-    _raise_fd_limit(sale.concurrency * 2 + 1024)
-    started = time.perf_counter()
-    with _stack(settings, opts, report_dir / "logs") as stack:
-        report: dict[str, Any] = _run(_flash_sale(settings, stack, opts, sale, report_dir, console))
-    report["duration_seconds"] = round(time.perf_counter() - started, 1)
-    return _finish(report, report_dir, console)
+    return _command(
+        "flash-sale",
+        settings,
+        opts,
+        sale.concurrency,
+        console,
+        lambda stack, report_dir: _flash_sale(settings, stack, opts, sale, report_dir, console),
+    )
 
 
 def burst_command(
     settings: Settings, opts: StackOptions, burst: BurstOptions, console: Console
 ) -> dict[str, Any]:
-    report_dir = _report_dir(opts, "burst")
-    _raise_fd_limit(burst.attempts * 2 + 1024)
-    started = time.perf_counter()
-    with _stack(settings, opts, report_dir / "logs") as stack:
-        report: dict[str, Any] = _run(_burst(settings, stack, opts, burst, console))
-    report["duration_seconds"] = round(time.perf_counter() - started, 1)
-    return _finish(report, report_dir, console)
+    return _command(
+        "burst",
+        settings,
+        opts,
+        burst.attempts,
+        console,
+        lambda stack, _: _burst(settings, stack, opts, burst, console),
+    )
+
+
+def cost_command(
+    settings: Settings, opts: StackOptions, options: CostOptions, console: Console
+) -> dict[str, Any]:
+    """CPU per request of one API process, by kind (see bench/cost.py); then the audit."""
+
+    async def body(stack: Stack, report_dir: Path) -> dict[str, Any]:
+        report = _base_report("cost", settings, stack, opts, asdict(options))
+        async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
+            report["cost"] = await cost.measure(runtime, stack, options, report_dir, console)
+            report["audit"] = await _audit(runtime, console)
+        cost.print_cost(report["cost"], console)
+        return report
+
+    return _command("cost", settings, opts, options.concurrency, console, body)
 
 
 def _finish(report: dict[str, Any], report_dir: Path, console: Console) -> dict[str, Any]:
@@ -761,5 +798,6 @@ __all__ = [
     "StackOptions",
     "burst_command",
     "ceilings_command",
+    "cost_command",
     "flash_sale_command",
 ]

@@ -7,13 +7,14 @@ refund, decided downstream in `payments/flows.py` (booking imports no payments).
 
 from __future__ import annotations
 
+import functools
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+import asyncpg
 
 from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
@@ -21,7 +22,7 @@ from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.booking.service import domain_error, load_rules
 from boxoffice.catalog.service import refresh_inventory
-from boxoffice.db import UnitOfWork, sqlstate, unit_of_work
+from boxoffice.db import LeanUnitOfWork, unit_of_work
 from boxoffice.errors import (
     DomainError,
     HoldExists,
@@ -30,7 +31,14 @@ from boxoffice.errors import (
     SeatsTaken,
     UnknownSection,
 )
-from boxoffice.idempotency import IdempotentResult, run_idempotent, stored_answer
+from boxoffice.idempotency import (
+    IdempotentResult,
+    LeanKey,
+    key_taken,
+    lean_key,
+    run_lean_idempotent,
+    stored_answer,
+)
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import check_queue_token
 
@@ -43,66 +51,42 @@ BEST_TRIES = 5  # best-available blocks tried, one after another, before answeri
 
 @dataclass
 class _HoldWork:
+    """The hold's one statement (booking.repository.hold) on a lean unit of work; None when the
+    user's own TEMP_RESERVED row for the show blocked it (the caller sorts that out)."""
+
     runtime: Runtime
     user_id: int
     show_id: int
     seat_ids: list[int]
-    now: datetime
     expires_at: datetime
-    closed: list[repository.Closed] = field(default_factory=list)
+    key: LeanKey
 
-    async def __call__(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+    async def __call__(self, uow: LeanUnitOfWork) -> IdempotentResult | None:
         try:
-            answer = await self._run(uow.session)
-        except IntegrityError:
-            # Only reachable through a race the statement cannot express (e.g. two requests of one
-            # user crossing); the seats are someone's: a clean 409, never a 500.
-            raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
-        except DBAPIError as exc:
-            if sqlstate(exc) in _RETRYABLE_SQLSTATES:
-                raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
-            raise
-        uow.after_commit(self._published)
-        return answer
-
-    async def _published(self) -> None:
-        self.runtime.metrics.holds.labels("won").inc()
-        await publish_closed(self.runtime, self.closed)
-        await publish_seat_changes(self.runtime, self.show_id, self.user_id, self.seat_ids, rules.HOLD)
-
-    async def _run(self, session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        for _attempt in range(2):
             outcome = await repository.hold(
-                session,
-                user_id=self.user_id,
+                uow.conn,
+                self.key.args,
                 show_id=self.show_id,
                 seat_ids=self.seat_ids,
-                now=self.now,
                 expires_at=self.expires_at,
             )
-            if not outcome.conflict:
-                break
-            own = await repository.lock_own_hold(session, self.user_id, self.show_id)
-            if own is not None and own[1] > self.now:
-                raise HoldExists(
-                    "You already hold seats for this show; pay for or cancel that hold first",
-                    reservation_id=own[0],
-                )
-            if own is not None:
-                # The user's own dead hold blocks the one-hold-per-show index: expire it here.
-                self.closed += await repository.close_reservations(
-                    session,
-                    [own[0]],
-                    from_status=rules.HOLD,
-                    to_status=rules.EXPIRED,
-                    event="reservation.expired",
-                    reason="expired",
-                    now=self.now,
-                )
-        else:
-            raise HoldExists("You already hold seats for this show")
-        if len(outcome.seats) < len(self.seat_ids):
-            in_show = await repository.seats_of_show(session, self.show_id, self.seat_ids)
+        except asyncpg.UniqueViolationError as exc:
+            if key_taken(exc):
+                raise
+            # Only reachable through a race the statement cannot express; the seats are someone's:
+            # a clean 409, never a 500.
+            raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate in _RETRYABLE_SQLSTATES:
+                raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
+            raise
+        replayed = self.key.replay(outcome.prior)
+        if replayed is not None:
+            return replayed
+        if outcome.conflict(self.seat_ids):
+            return None
+        if outcome.answer is None:
+            in_show = await repository.seats_of_show(uow.conn, self.show_id, self.seat_ids)
             missing = [s for s in self.seat_ids if s not in in_show]
             if missing:
                 raise SeatsNotInShow(
@@ -116,16 +100,43 @@ class _HoldWork:
                         }
                     ],
                 )
-            taken = rules.taken_seats(self.seat_ids, [s["id"] for s in outcome.seats])
-            raise SeatsTaken("Some seats are already taken", seat_ids=taken)
-        return 201, {
-            "reservation_id": outcome.reservation_id,
-            "show_id": self.show_id,
-            "status": rules.HOLD,
-            "seats": outcome.seats,
-            "total_price": outcome.total_price,
-            "expires_at": self.expires_at,
-        }
+            raise SeatsTaken(
+                "Some seats are already taken", seat_ids=rules.taken_seats(self.seat_ids, outcome.free)
+            )
+        uow.after_commit(self._published)
+        return IdempotentResult(201, json.loads(outcome.answer), replayed=False)
+
+    async def _published(self) -> None:
+        self.runtime.metrics.holds.labels("won").inc()
+        await publish_seat_changes(self.runtime, self.show_id, self.user_id, self.seat_ids, rules.HOLD)
+
+
+async def _hold_in_database(runtime: Runtime, work: _HoldWork, now: datetime) -> IdempotentResult:
+    """PostgreSQL decides; the user's own dead hold, which blocks the one-hold-per-show index, is
+    expired first (then the hold is tried once more); a live one is a 409 HOLD_EXISTS."""
+    for _attempt in range(2):
+        result = await run_lean_idempotent(runtime, work.key, work)
+        if result is not None:
+            return result
+        async with unit_of_work(runtime.sessions) as uow:
+            own = await repository.lock_own_hold(uow.session, work.user_id, work.show_id)
+            if own is not None and own[1] > now:
+                raise HoldExists(
+                    "You already hold seats for this show; pay for or cancel that hold first",
+                    reservation_id=own[0],
+                )
+            if own is not None:
+                closed = await repository.close_reservations(
+                    uow.session,
+                    [own[0]],
+                    from_status=rules.HOLD,
+                    to_status=rules.EXPIRED,
+                    event="reservation.expired",
+                    reason="expired",
+                    now=now,
+                )
+                uow.after_commit(functools.partial(publish_closed, runtime, closed))
+    raise HoldExists("You already hold seats for this show")
 
 
 async def place_hold(
@@ -257,16 +268,10 @@ async def _hold_exact(
     elif not verdict.ok:
         runtime.metrics.holds.labels("shield_refused").inc()
         raise SeatsTaken("Some seats are already taken", seat_ids=verdict.taken)
-    work = _HoldWork(runtime, user_id, show_id, wanted, now, expires_at)
+    key = lean_key(user_id, HOLD_SCOPE, idempotency_key, fingerprint, now, required=False)
     try:
-        result = await run_idempotent(
-            runtime,
-            user_id=user_id,
-            scope=HOLD_SCOPE,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            work=work,
-            required=False,
+        result = await _hold_in_database(
+            runtime, _HoldWork(runtime, user_id, show_id, wanted, expires_at, key), now
         )
     except BaseException as exc:
         if isinstance(exc, DomainError):

@@ -6,64 +6,82 @@ CONFIRM (a hold's own seats -> RESERVED) and CLOSE (a reservation's own seats ->
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking.rules import SeatSpot, ShowRules
+from boxoffice.idempotency import LEAN_PRIOR, lean_claim
 
 _SHOW_RULES = text(
     "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation "
     "FROM shows WHERE id = :show_id"
 )
 
-# One statement, all or nothing. `res` creates the hold unless the user already has one for the
-# show (ON CONFLICT on the partial unique index -> no row, the caller sorts it out). `won` takes
-# exactly the requested seats that are AVAILABLE or held by a dead hold. `dead` retires the
-# reservation_seats rows of dead holds for the seats just won; `ins` reads count(dead) first, an
-# InitPlan, so the retirement runs before the insert meets the unique (seat_id) WHERE live index.
-# If fewer seats were won than asked, nothing is inserted and the caller rolls back.
-_HOLD = text(
-    """
-    WITH res AS (
-        INSERT INTO reservations (user_id, show_id, status, total_price, seat_count, expires_at,
-                                  created_at, updated_at)
-        SELECT :user_id, :show_id, 'TEMP_RESERVED', coalesce(sum(price), 0), :n, :exp, :now, :now
-        FROM seats WHERE show_id = :show_id AND id = ANY(:ids)
-        ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
-        RETURNING id, user_id, total_price
-    ), won AS (
-        UPDATE seats s
-        SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = :exp, updated_at = :now
-        FROM res
-        WHERE s.show_id = :show_id AND s.id = ANY(:ids)
-          AND (s.status = 'AVAILABLE' OR (s.status = 'TEMP_RESERVED' AND s.hold_expires_at <= :now))
-        RETURNING s.id, s.section, s.row, s.number, s.price
-    ), dead AS (
-        UPDATE reservation_seats rs SET live = false
-        FROM won WHERE rs.seat_id = won.id AND rs.live
-        RETURNING rs.reservation_id
-    ), ins AS (
-        INSERT INTO reservation_seats (reservation_id, seat_id, show_id, price, live)
-        SELECT res.id, won.id, :show_id, won.price, true FROM res, won
-        WHERE (SELECT count(*) FROM dead) >= 0 AND (SELECT count(*) FROM won) = :n
-    ), ev AS (
-        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
-        SELECT 'seat.held', 'reservation', res.id, :show_id,
-               jsonb_build_object('reservation_id', res.id, 'user_id', res.user_id,
-                                  'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM won),
-                                  'status', 'TEMP_RESERVED', 'expires_at', CAST(:exp_iso AS text))
-        FROM res WHERE (SELECT count(*) FROM won) = :n
-    )
-    SELECT res.id AS reservation_id, res.total_price, won.id, won.section, won.row, won.number, won.price
-    FROM res LEFT JOIN won ON true
-    """
-)
+# A hold: ONE statement, all or nothing, that commits on its own (a lean unit of work), with its
+# Idempotency-Key ($1-$6, see idempotency.LEAN_PRIOR / lean_claim). Nothing is written unless every
+# requested seat can be taken: `cand` locks the requested seats that are AVAILABLE or held by a dead
+# hold (a concurrent hold of one of them waits, then re-checks it), and `res` inserts the hold only
+# if that is all of them, unless the user already has one for the show (ON CONFLICT on the partial
+# unique index -> no row, the caller sorts it out). Every later write hangs off `res`, and `won`
+# takes exactly the seats `cand` locked. `dead` retires the reservation_seats rows of dead holds for
+# those seats; `ins` reads count(dead) first, an InitPlan, so the retirement runs before the insert
+# meets the unique (seat_id) WHERE live index. `answer` is the 201 body, stored with the key and
+# returned. With a stored answer for the key (`prior`), nothing is locked or written.
+_HOLD = f"""
+WITH {LEAN_PRIOR}, cand AS (
+    SELECT id, section, row, number, price FROM seats
+    WHERE show_id = $7 AND id = ANY($8::bigint[])
+      AND (status = 'AVAILABLE' OR (status = 'TEMP_RESERVED' AND hold_expires_at <= $5))
+      AND NOT EXISTS (SELECT 1 FROM prior)
+    ORDER BY id
+    FOR UPDATE
+), res AS (
+    INSERT INTO reservations (user_id, show_id, status, total_price, seat_count, expires_at,
+                              created_at, updated_at)
+    SELECT $1, $7, 'TEMP_RESERVED', sum(price), count(*), $9, $5, $5
+    FROM cand HAVING count(*) = cardinality($8::bigint[])
+    ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
+    RETURNING id, total_price
+), won AS (
+    UPDATE seats s
+    SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = $9, updated_at = $5
+    FROM res WHERE s.id IN (SELECT id FROM cand)
+    RETURNING s.id, s.section, s.row, s.number, s.price
+), dead AS (
+    UPDATE reservation_seats rs SET live = false
+    FROM won WHERE rs.seat_id = won.id AND rs.live
+    RETURNING rs.reservation_id
+), ins AS (
+    INSERT INTO reservation_seats (reservation_id, seat_id, show_id, price, live)
+    SELECT res.id, won.id, $7, won.price, true FROM res, won
+    WHERE (SELECT count(*) FROM dead) >= 0
+), ev AS (
+    INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+    SELECT 'seat.held', 'reservation', res.id, $7,
+           jsonb_build_object('reservation_id', res.id, 'user_id', $1,
+                              'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM won),
+                              'status', 'TEMP_RESERVED', 'expires_at', $10::text)
+    FROM res
+), answer AS (
+    SELECT 201 AS status, jsonb_build_object(
+        'reservation_id', res.id, 'show_id', $7, 'status', 'TEMP_RESERVED',
+        'seats', (SELECT jsonb_agg(jsonb_build_object('id', id, 'section', section, 'row', row,
+                                                      'number', number, 'price', price) ORDER BY id)
+                  FROM won),
+        'total_price', res.total_price, 'expires_at', $10::text) AS body
+    FROM res
+), {lean_claim("answer")}
+SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
+       (SELECT body::text FROM answer) AS answer
+"""  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
-_SEATS_OF_SHOW = text("SELECT id FROM seats WHERE show_id = :show_id AND id = ANY(:ids)")
+_SEATS_OF_SHOW = "SELECT id FROM seats WHERE show_id = $1 AND id = ANY($2::bigint[])"
 
 _OWN_HOLD = text(
     "SELECT id, expires_at FROM reservations "
@@ -180,12 +198,16 @@ _SEAT_SPOTS = text(
 
 @dataclass(frozen=True, slots=True)
 class HoldOutcome:
-    """conflict: the user already has a TEMP_RESERVED row for the show (nothing was written)."""
+    """prior: the stored answer of the key (nothing was done); free: the requested seats that were
+    takeable; answer: the 201 body as JSON when the hold was written. Takeable seats but no answer:
+    the user already has a TEMP_RESERVED row for the show."""
 
-    conflict: bool
-    reservation_id: int | None
-    total_price: int
-    seats: list[dict[str, Any]]
+    prior: dict[str, Any] | None
+    free: list[int]
+    answer: str | None
+
+    def conflict(self, wanted: list[int]) -> bool:
+        return self.prior is None and self.answer is None and len(self.free) == len(wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,42 +233,24 @@ async def fetch_show_rules(session: AsyncSession, show_id: int) -> ShowRules | N
 
 
 async def hold(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
+    key_args: tuple[Any, ...],
     *,
-    user_id: int,
     show_id: int,
     seat_ids: list[int],
-    now: datetime,
     expires_at: datetime,
 ) -> HoldOutcome:
-    rows = (
-        await session.execute(
-            _HOLD,
-            {
-                "user_id": user_id,
-                "show_id": show_id,
-                "ids": seat_ids,
-                "n": len(seat_ids),
-                "exp": expires_at,
-                "exp_iso": expires_at.isoformat(),
-                "now": now,
-            },
-        )
-    ).all()
-    if not rows:
-        return HoldOutcome(conflict=True, reservation_id=None, total_price=0, seats=[])
-    seats = [
-        {"id": r[2], "section": r[3], "row": r[4], "number": r[5], "price": r[6]}
-        for r in rows
-        if r[2] is not None
-    ]
-    seats.sort(key=lambda s: s["id"])
-    return HoldOutcome(conflict=False, reservation_id=rows[0][0], total_price=int(rows[0][1]), seats=seats)
+    """The hold statement (_HOLD) on a lean unit of work; `key_args` from idempotency.LeanKey."""
+    row = await conn.fetchrow(_HOLD, *key_args, show_id, seat_ids, expires_at, expires_at.isoformat())
+    assert row is not None
+    prior = row["prior"]
+    return HoldOutcome(
+        prior=json.loads(prior) if prior else None, free=list(row["free"]), answer=row["answer"]
+    )
 
 
-async def seats_of_show(session: AsyncSession, show_id: int, seat_ids: list[int]) -> set[int]:
-    rows = await session.execute(_SEATS_OF_SHOW, {"show_id": show_id, "ids": seat_ids})
-    return {r[0] for r in rows}
+async def seats_of_show(conn: asyncpg.Connection, show_id: int, seat_ids: list[int]) -> set[int]:
+    return {r[0] for r in await conn.fetch(_SEATS_OF_SHOW, show_id, seat_ids)}
 
 
 async def lock_own_hold(session: AsyncSession, user_id: int, show_id: int) -> tuple[int, datetime] | None:

@@ -1,7 +1,8 @@
 """Payment use cases that own units of work: pay, refund, cancel a reservation, reconcile (a job).
 
 Money moves exactly once:
-- BALANCE is one transaction: debit (conditional UPDATE) + payment SUCCEEDED + seats RESERVED.
+- BALANCE is one statement (so one transaction, one round trip): debit (conditional UPDATE) +
+  ledger row + payment SUCCEEDED + seats RESERVED + events + the Idempotency-Key's answer.
 - CARD commits a PENDING payment with a provider idempotency key BEFORE calling the provider, so
   every retry (ours, the reconciler's) reuses that key and the provider never charges twice. The
   payment row moves out of PENDING only by a conditional UPDATE under the reservation's row lock.
@@ -12,11 +13,13 @@ time (idempotency's multi-step mode; house rule 3).
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import structlog
 
 from boxoffice import ratelimit
@@ -25,18 +28,28 @@ from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.service import get_reservation, reservation_of
-from boxoffice.db import UnitOfWork, unit_of_work
+from boxoffice.db import LeanUnitOfWork, unit_of_work
 from boxoffice.errors import (
     HoldExpired,
+    InsufficientBalance,
     PaymentDeclined,
+    PaymentInProgress,
     PaymentNotFound,
     PaymentRequired,
     RefundClosed,
     ReservationExpired,
     ReservationNotFound,
+    UserNotFound,
 )
 from boxoffice.events import emit
-from boxoffice.idempotency import IdempotentResult, run_idempotent, run_idempotent_steps
+from boxoffice.idempotency import (
+    IdempotentResult,
+    LeanKey,
+    key_taken,
+    lean_key,
+    run_idempotent_steps,
+    run_lean_idempotent,
+)
 from boxoffice.payments import ledger, repository
 from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable
 from boxoffice.payments.rules import PaymentMethod, PaymentStatus
@@ -46,6 +59,7 @@ from boxoffice.payments.service import (
     confirm_in,
     payment_body,
     reconcile_grace,
+    refuse_live_payment,
 )
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.service import release_lease
@@ -82,39 +96,42 @@ class _Confirmed:
 
 @dataclass
 class _BalanceWork:
+    """The balance payment's one statement (payments.repository.pay_from_balance) on a lean unit
+    of work: debit, ledger row, payment SUCCEEDED, seats and reservation RESERVED, events and the
+    key's answer, or nothing. `show_id` is known once the statement found the reservation."""
+
     runtime: Runtime
     user_id: int
     reservation_id: int
-    idempotency_key: str | None
+    key: LeanKey
+    show_id: int | None = None
 
-    async def __call__(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
-        session = uow.session
-        now = self.runtime.clock.now()
-        res = check_payable(
-            await booking_repo.lock_reservation(session, self.reservation_id), self.user_id, now
-        )
-        await check_no_live_payment(session, res["id"])
-        amount = int(res["total_price"])
-        if amount > 0:
-            await ledger.debit(session, self.user_id, amount, "PAYMENT", f"reservation:{res['id']}")
-        payment = await repository.insert_payment(
-            session,
-            reservation_id=res["id"],
-            user_id=self.user_id,
-            amount=amount,
-            method=PaymentMethod.BALANCE,
-            status=PaymentStatus.SUCCEEDED,
-            idempotency_key=self.idempotency_key,
-            provider_key=None,
-            now=now,
-        )
-        seat_ids = await confirm_in(session, res, payment["id"], now)
-        if seat_ids is None:  # unreachable while the hold is live; rolls the debit back if it happens
-            raise HoldExpired("The hold lost its seats; nothing was charged")
+    async def __call__(self, uow: LeanUnitOfWork) -> IdempotentResult:
+        try:
+            done = await repository.pay_from_balance(
+                uow.conn, self.key.args, reservation_id=self.reservation_id, now=self.key.now
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if key_taken(exc):
+                raise
+            # payments_one_live_uq: a card payment of this hold went PENDING meanwhile.
+            raise PaymentInProgress("A payment for this reservation is being processed") from None
+        replayed = self.key.replay(done.prior)
+        if replayed is not None:
+            return replayed
+        res = check_payable(done.reservation, self.user_id, self.key.now)
+        self.show_id = res["show_id"]
+        if done.answer is None:
+            refuse_live_payment(done.live_payment)
+            if done.held_seats < res["seat_count"]:
+                raise HoldExpired("The hold lost its seats; nothing was charged")
+            if not done.user_exists:
+                raise UserNotFound("User not found")
+            raise InsufficientBalance("The balance does not cover this payment")
         uow.after_commit(
-            _Confirmed(self.runtime, res["show_id"], self.user_id, seat_ids, PaymentMethod.BALANCE)
+            _Confirmed(self.runtime, res["show_id"], self.user_id, done.sold, PaymentMethod.BALANCE)
         )
-        return 201, payment_body(payment, rules.RESERVED)
+        return IdempotentResult(201, json.loads(done.answer), replayed=False)
 
 
 # ---------------------------------------------------------------- CARD
@@ -302,40 +319,41 @@ async def pay(
     Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
     await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
     started = time.perf_counter()
-    res = await reservation_of(runtime, user_id, reservation_id)  # 404 for anyone else's
-    try:
-        result = await _pay(runtime, user_id, reservation_id, method, idempotency_key)
-    except PaymentRequired:
-        elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(res["show_id"], "payments_failed", "payment", runtime.clock.now(), elapsed)
-        raise
-    if not result.replayed and result.status == 201:
-        elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(
-            res["show_id"], "payments_succeeded", "payment", runtime.clock.now(), elapsed
-        )
-    return result
-
-
-async def _pay(
-    runtime: Runtime, user_id: int, reservation_id: int, method: str, idempotency_key: str | None
-) -> IdempotentResult:
     fingerprint = {"reservation_id": reservation_id, "method": method}
-    if method == PaymentMethod.BALANCE:
-        balance = _BalanceWork(runtime, user_id, reservation_id, idempotency_key)
-        return await run_idempotent(
-            runtime,
-            user_id=user_id,
-            scope=PAY_SCOPE,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            work=balance,
-        )
-    # The key is required: run_idempotent_steps refuses before any work when it is missing.
-    card = _CardWork(runtime, user_id, reservation_id, idempotency_key or "")
-    return await run_idempotent_steps(
-        runtime, user_id=user_id, scope=PAY_SCOPE, key=idempotency_key, fingerprint=fingerprint, work=card
-    )
+    show_id: int | None = None
+    try:
+        if method != PaymentMethod.BALANCE or idempotency_key is None:
+            # 404 for anyone else's first (the balance statement finds that out itself).
+            show_id = (await reservation_of(runtime, user_id, reservation_id))["show_id"]
+        if method == PaymentMethod.BALANCE:
+            key = lean_key(
+                user_id, PAY_SCOPE, idempotency_key, fingerprint, runtime.clock.now(), required=True
+            )
+            balance = _BalanceWork(runtime, user_id, reservation_id, key)
+            try:
+                result = await run_lean_idempotent(runtime, key, balance)
+            finally:
+                show_id = balance.show_id
+        else:
+            # The key is required: run_idempotent_steps refuses before any work when it is missing.
+            card = _CardWork(runtime, user_id, reservation_id, idempotency_key or "")
+            result = await run_idempotent_steps(
+                runtime,
+                user_id=user_id,
+                scope=PAY_SCOPE,
+                key=idempotency_key,
+                fingerprint=fingerprint,
+                work=card,
+            )
+    except PaymentRequired:
+        if show_id is not None:
+            elapsed = time.perf_counter() - started
+            runtime.sale_stats.outcome(show_id, "payments_failed", "payment", runtime.clock.now(), elapsed)
+        raise
+    if not result.replayed and result.status == 201 and show_id is not None:
+        elapsed = time.perf_counter() - started
+        runtime.sale_stats.outcome(show_id, "payments_succeeded", "payment", runtime.clock.now(), elapsed)
+    return result
 
 
 # ---------------------------------------------------------------- refunds and cancelling

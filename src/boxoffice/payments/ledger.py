@@ -1,7 +1,9 @@
 """The balance ledger: every change of a balance is a ledger row written with it (SPEC I3).
 
-Both functions run inside the caller's transaction. The balance moves by a conditional UPDATE,
-so concurrent debits can never take it below zero (the CHECK constraint is the last line).
+`credit` runs inside the caller's transaction (top-ups, refunds). Debits happen only in a balance
+payment, whose one statement (payments.repository.pay_from_balance) moves the balance by a
+conditional UPDATE, so concurrent debits can never take it below zero (the CHECK constraint is the
+last line), and writes the ledger row with it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.errors import InsufficientBalance, UserNotFound
+from boxoffice.errors import UserNotFound
 
 LedgerKind = Literal["TOPUP", "PAYMENT", "REFUND", "ADJUSTMENT"]
 
@@ -19,11 +21,6 @@ _CREDIT = text(
     "UPDATE users SET balance = balance + :amount, updated_at = now() "
     "WHERE id = :user_id AND deleted_at IS NULL RETURNING balance"
 )
-_DEBIT = text(
-    "UPDATE users SET balance = balance - :amount, updated_at = now() "
-    "WHERE id = :user_id AND deleted_at IS NULL AND balance >= :amount RETURNING balance"
-)
-_USER_EXISTS = text("SELECT 1 FROM users WHERE id = :user_id AND deleted_at IS NULL")
 _ENTRY = text(
     "INSERT INTO balance_ledger (user_id, amount, kind, reference, balance_after) "
     "VALUES (:user_id, :amount, :kind, :reference, :balance_after)"
@@ -45,20 +42,4 @@ async def credit(
     if balance is None:
         raise UserNotFound("User not found")
     await session.execute(_ENTRY, {**params, "kind": kind, "reference": reference, "balance_after": balance})
-    return int(balance)
-
-
-async def debit(
-    session: AsyncSession, user_id: int, amount: int, kind: LedgerKind, reference: str | None
-) -> int:
-    """Take money; 402 INSUFFICIENT_BALANCE (and nothing changes) when the balance is short."""
-    params = {"user_id": user_id, "amount": _positive(amount)}
-    balance = (await session.execute(_DEBIT, params)).scalar()
-    if balance is None:
-        if (await session.execute(_USER_EXISTS, {"user_id": user_id})).scalar() is None:
-            raise UserNotFound("User not found")
-        raise InsufficientBalance("The balance does not cover this payment")
-    await session.execute(
-        _ENTRY, {**params, "amount": -amount, "kind": kind, "reference": reference, "balance_after": balance}
-    )
     return int(balance)

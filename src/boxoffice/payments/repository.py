@@ -1,12 +1,18 @@
-"""All payments SQL (house rule 2). The ledger's SQL lives in ledger.py."""
+"""All payments SQL (house rule 2). The ledger's SQL lives in ledger.py (the balance payment's
+one statement debits and writes its ledger row itself)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from boxoffice.idempotency import LEAN_PRIOR, lean_claim
 
 _COLUMNS = (
     "id, reservation_id, user_id, amount, method, status, idempotency_key, provider_idempotency_key, "
@@ -58,6 +64,120 @@ _LEASE_PENDING = text(
     RETURNING {_COLUMNS}
     """  # noqa: S608
 )
+
+# A balance payment: ONE statement, all or nothing, that commits on its own (a lean unit of work),
+# with its Idempotency-Key ($1-$6, see idempotency.LEAN_PRIOR / lean_claim). `r` locks the
+# reservation (a concurrent payment of it waits, then sees what that one did) and `held` its seats
+# that are still its own (in that order, as everywhere: reservation, then seats). Nothing is
+# written unless `ok` (the user's live hold, no live payment, every seat still held) and the debit
+# went through (a conditional UPDATE: concurrent debits never take the balance below zero) or
+# nothing is owed; every write hangs off `paid`/`pay`. A card payment that went PENDING meanwhile
+# makes the payment INSERT fail on payments_one_live_uq, which aborts the whole statement. The last
+# SELECT returns what the caller needs to name a refusal.
+_PAY_FROM_BALANCE = f"""
+WITH {LEAN_PRIOR}, r AS (
+    SELECT id, user_id, show_id, status, total_price, seat_count, expires_at FROM reservations
+    WHERE id = $7 AND NOT EXISTS (SELECT 1 FROM prior)
+    FOR UPDATE
+), held AS (
+    SELECT s.id FROM seats s JOIN r ON s.reservation_id = r.id
+    WHERE s.status = 'TEMP_RESERVED' ORDER BY s.id
+    FOR UPDATE OF s
+), live AS (
+    SELECT id, status FROM payments WHERE reservation_id = $7 AND status IN ('PENDING', 'SUCCEEDED')
+), ok AS (
+    SELECT r.id, r.show_id, r.total_price FROM r
+    WHERE r.user_id = $1 AND r.status = 'TEMP_RESERVED' AND r.expires_at > $5
+      AND NOT EXISTS (SELECT 1 FROM live) AND (SELECT count(*) FROM held) = r.seat_count
+), debit AS (
+    UPDATE users u SET balance = u.balance - ok.total_price, updated_at = now()
+    FROM ok
+    WHERE u.id = $1 AND u.deleted_at IS NULL AND ok.total_price > 0 AND u.balance >= ok.total_price
+    RETURNING u.balance
+), paid AS (
+    SELECT ok.* FROM ok WHERE ok.total_price = 0 OR EXISTS (SELECT 1 FROM debit)
+), ledger AS (
+    INSERT INTO balance_ledger (user_id, amount, kind, reference, balance_after)
+    SELECT $1, -paid.total_price, 'PAYMENT', $9, debit.balance FROM paid, debit
+), pay AS (
+    INSERT INTO payments (reservation_id, user_id, amount, method, status, idempotency_key,
+                          attempts, created_at, updated_at, settled_at)
+    SELECT paid.id, $1, paid.total_price, 'BALANCE', 'SUCCEEDED', $3, 0, $5, $5, $5 FROM paid
+    RETURNING id, reservation_id, amount
+), sold AS (
+    UPDATE seats s SET status = 'RESERVED', hold_expires_at = NULL, updated_at = $5
+    FROM pay WHERE s.id IN (SELECT id FROM held)
+    RETURNING s.id
+), confirmed AS (
+    UPDATE reservations res SET status = 'RESERVED', confirmed_at = $5, updated_at = $5
+    FROM pay WHERE res.id = pay.reservation_id
+    RETURNING res.id
+), ev AS (
+    INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+    SELECT e.type, e.aggregate, e.aggregate_id, paid.show_id, e.payload
+    FROM paid, pay, LATERAL (VALUES
+        ('seat.sold', 'reservation', paid.id, jsonb_build_object(
+            'reservation_id', paid.id, 'user_id', $1,
+            'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM held), 'status', 'RESERVED')),
+        ('reservation.confirmed', 'reservation', paid.id, jsonb_build_object(
+            'reservation_id', paid.id, 'user_id', $1,
+            'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM held), 'status', 'RESERVED')),
+        ('payment.succeeded', 'payment', pay.id, jsonb_build_object(
+            'payment_id', pay.id, 'reservation_id', paid.id, 'user_id', $1))
+    ) AS e(type, aggregate, aggregate_id, payload)
+), answer AS (
+    SELECT 201 AS status, jsonb_build_object(
+        'payment_id', pay.id, 'reservation_id', pay.reservation_id, 'amount', pay.amount,
+        'method', 'BALANCE', 'status', 'SUCCEEDED', 'reservation_status', 'RESERVED',
+        'provider_reference', NULL, 'failure_code', NULL,
+        'created_at', $8::text, 'settled_at', $8::text) AS body
+    FROM pay
+), {lean_claim("answer")}
+SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior,
+       r.id, r.user_id, r.show_id, r.status, r.seat_count, r.expires_at,
+       (SELECT count(*) FROM held) AS held,
+       (SELECT row_to_json(live)::text FROM live LIMIT 1) AS live,
+       EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) AS user_exists,
+       ARRAY(SELECT id FROM sold ORDER BY id) AS sold,
+       (SELECT body::text FROM answer) AS answer
+FROM (SELECT 1) AS one LEFT JOIN r ON true
+"""  # noqa: S608 - the fragments are constants; every value is a bound parameter
+
+
+@dataclass(frozen=True, slots=True)
+class BalancePayment:
+    """What the balance payment's statement did or found. answer: the 201 body as JSON (paid);
+    prior: the key's stored answer (nothing was done); else the facts that name the refusal."""
+
+    prior: dict[str, Any] | None
+    reservation: dict[str, Any] | None
+    held_seats: int
+    live_payment: dict[str, Any] | None
+    user_exists: bool
+    sold: list[int]
+    answer: str | None
+
+
+async def pay_from_balance(
+    conn: asyncpg.Connection, key_args: tuple[Any, ...], *, reservation_id: int, now: datetime
+) -> BalancePayment:
+    """The balance payment statement (_PAY_FROM_BALANCE); `key_args` from idempotency.LeanKey."""
+    reference = f"reservation:{reservation_id}"
+    row = await conn.fetchrow(_PAY_FROM_BALANCE, *key_args, reservation_id, now.isoformat(), reference)
+    assert row is not None
+    reservation = None
+    if row["id"] is not None:
+        names = ("id", "user_id", "show_id", "status", "seat_count", "expires_at")
+        reservation = {name: row[name] for name in names}
+    return BalancePayment(
+        prior=json.loads(row["prior"]) if row["prior"] else None,
+        reservation=reservation,
+        held_seats=int(row["held"]),
+        live_payment=json.loads(row["live"]) if row["live"] else None,
+        user_exists=bool(row["user_exists"]),
+        sold=list(row["sold"]),
+        answer=row["answer"],
+    )
 
 
 def _row(row: Any) -> dict[str, Any] | None:

@@ -54,7 +54,11 @@ def check_payable(res: dict[str, Any] | None, user_id: int, now: datetime) -> di
 
 
 async def check_no_live_payment(session: AsyncSession, reservation_id: int) -> None:
-    live = await repository.live_payment(session, reservation_id)
+    refuse_live_payment(await repository.live_payment(session, reservation_id))
+
+
+def refuse_live_payment(live: dict[str, Any] | None) -> None:
+    """409 when the reservation has a payment in flight (PENDING) or done (SUCCEEDED)."""
     if live is None:
         return
     if live["status"] == PaymentStatus.SUCCEEDED:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +47,14 @@ HOLD_SCOPE = "POST /api/reservations"
 # PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
 EXPIRY_BATCH = 500
-BEST_TRIES = 5  # best-available blocks tried, one after another, before answering NO_ADJACENT_SEATS
+# Best available under a crowd: every fan asking at once ranks the same blocks, so trying them in
+# the same order would make all but one lose each block in turn. The best block is tried first
+# (a fan alone always gets it), then others of the best BEST_CANDIDATES in random order; after
+# BEST_ROUNDS fresh reads of the seats the answer is SEATS_TAKEN (try again), not
+# NO_ADJACENT_SEATS, which means that no block is free together at all.
+BEST_CANDIDATES = 32
+BEST_TRIES = 6
+BEST_ROUNDS = 2
 
 
 @dataclass
@@ -221,25 +229,33 @@ async def _place_hold(
     )
     if replay is not None:
         return replay
-    async with runtime.sessions() as session:
-        spots = await repository.seat_spots(session, show_id, now, section)
-    if section is not None and not spots:
-        raise UnknownSection(
-            f"This show has no section named {section!r}",
-            errors=[{"loc": ["body", "section"], "msg": "unknown section", "type": "value_error"}],
-        )
-    for block in rules.best_blocks(spots, quantity, section=section, price=price, limit=BEST_TRIES):
-        try:
-            return await _hold_exact(
-                runtime, user_id, show, block, now, expires_at, idempotency_key, fingerprint
+    for _ in range(BEST_ROUNDS):
+        async with runtime.sessions() as session:
+            spots = await repository.seat_spots(session, show_id, now, section)
+        if section is not None and not spots:
+            raise UnknownSection(
+                f"This show has no section named {section!r}",
+                errors=[{"loc": ["body", "section"], "msg": "unknown section", "type": "value_error"}],
             )
-        except SeatsTaken:
-            continue  # taken meanwhile: the next best block
-    raise NoAdjacentSeats(
-        f"No {quantity} adjacent seats are free together right now"
-        + (f" in {section}" if section else "")
-        + "; try fewer seats or another section",
-        quantity=quantity,
+        blocks = rules.best_blocks(spots, quantity, section=section, price=price, limit=BEST_CANDIDATES)
+        if not blocks:
+            raise NoAdjacentSeats(
+                f"No {quantity} adjacent seats are free together right now"
+                + (f" in {section}" if section else "")
+                + "; try fewer seats or another section",
+                quantity=quantity,
+            )
+        others = random.sample(blocks[1:], min(BEST_TRIES - 1, len(blocks) - 1))
+        for block in [blocks[0], *others]:
+            try:
+                return await _hold_exact(
+                    runtime, user_id, show, block, now, expires_at, idempotency_key, fingerprint
+                )
+            except SeatsTaken:
+                continue  # taken meanwhile: another block
+    raise SeatsTaken(
+        "The seats picked for you were taken by other fans meanwhile; seats are still free: try again",
+        seat_ids=[],
     )
 
 

@@ -89,6 +89,9 @@ class RolesStack:
     roles: list[str] = field(default_factory=lambda: list(ROLES))
     grpc: bool = True
     per_address_limits: bool = True
+    # Scheduling niceness per entry of `roles` (0: as started). A niced queue tier yields the CPU
+    # to the buyers' processes and the databases whenever they have work (systemd: Nice=).
+    nice: dict[str, int] = field(default_factory=dict)
     groups: dict[str, RoleGroup] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -133,7 +136,7 @@ class RolesStack:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self._log(name), "ab")  # handed to the child, closed here
         try:
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "boxoffice.cli", *args],
                 env={**os.environ, "BOXOFFICE_MIGRATE_ON_START": "false", **self.env},
                 stdout=log,
@@ -142,6 +145,9 @@ class RolesStack:
             )
         finally:
             log.close()
+        if self.nice.get(name):  # before it starts any worker process: they inherit it
+            os.setpriority(os.PRIO_PROCESS, proc.pid, self.nice[name])
+        return proc
 
     def _log(self, name: str) -> Path:
         return self.run_dir / f"{name.replace(',', '+')}.log"

@@ -129,10 +129,16 @@ def flash_sale(
             " room, one for the buyers' routes, the shipped nginx gateway in front (needs nginx)"
         ),
     ] = "shared",
+    queue_nice: Annotated[
+        int,
+        typer.Option(min=0, max=19, help="tiers: run the waiting room's process at this niceness (0-19)"),
+    ] = 0,
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     if layout not in ("shared", "tiers"):
         _fail(f"--layout must be shared or tiers, not {layout!r}")
+    if queue_nice and layout != "tiers":
+        _fail("--queue-nice needs --layout tiers (the waiting room in its own process)")
     from boxoffice.bench.runner import FlashSaleOptions, StackOptions, flash_sale_command
 
     settings = _settings(target)
@@ -145,6 +151,7 @@ def flash_sale(
         ceiling_seconds=ceiling_seconds,
         skip_ceilings=no_ceilings,
         layout=layout,
+        queue_nice=queue_nice,
     )
     if fans is not None:
         users, poll_cap = fans, 60.0

@@ -53,6 +53,7 @@ class StackOptions:
     grpc: bool = False  # start (or, with --target, reach at grpc_target) the gRPC TicketService
     grpc_target: str | None = None
     layout: str = "shared"  # or "tiers": the waiting room and the buyers' routes in separate processes
+    queue_nice: int = 0  # tiers: the waiting room's process at this niceness
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def _stack(settings: Settings, opts: StackOptions, log_dir: Path) -> Iterator[St
             server_log_level=opts.server_log_level,
             grpc=opts.grpc,
             layout=opts.layout,
+            queue_nice=opts.queue_nice,
         ) as stack:
             yield stack
 
@@ -137,6 +139,7 @@ def _base_report(
             "started_here": stack.started_here,
             "api_workers": opts.api_workers if stack.started_here else None,
             "layout": opts.layout if stack.started_here else None,
+            "queue_nice": opts.queue_nice if stack.started_here else None,
             "server_log_level": opts.server_log_level if stack.started_here else None,
             "embedded_backends": settings.database_url is None and stack.started_here,
         },

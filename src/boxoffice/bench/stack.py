@@ -107,6 +107,7 @@ def local_stack(
     extra_env: dict[str, str] | None = None,
     grpc: bool = False,
     layout: str = "shared",
+    queue_nice: int = 0,
 ) -> Iterator[Stack]:
     """Backends (embedded unless URLs are configured), migrations, API processes and one worker
     (and one `boxoffice grpc` process when `grpc`). `layout` "shared": `api_workers` processes
@@ -154,6 +155,7 @@ def local_stack(
                 roles=list(TIERS.values()),
                 grpc=False,
                 per_address_limits=False,  # the bench's fans all come from 127.0.0.1
+                nice={TIERS["api-queue"]: queue_nice},
             )
             tiers.start()
             pids = {name: tiers.groups[roles].proc.pid for name, roles in TIERS.items()}

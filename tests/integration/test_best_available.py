@@ -69,17 +69,7 @@ async def test_quantity_request_validation(client: httpx.AsyncClient, runtime) -
 
 
 async def test_burst_of_best_available_never_double_sells(runtime, live_server) -> None:  # type: ignore[no-untyped-def]
-    show = await make_show(runtime, seats=10)
-    sid = show["show_id"]
-    fans = [await make_user(runtime) for _ in range(24)]
-    async with httpx.AsyncClient(base_url=live_server, timeout=30) as c:
-
-        async def attempt(fan):  # type: ignore[no-untyped-def]
-            return await c.post(
-                "/api/reservations", json={"show_id": sid, "quantity": 2}, headers=gated(runtime, fan, sid)
-            )
-
-        answers = await asyncio.gather(*(attempt(f) for f in fans))
+    sid, answers = await _best_available_at_once(runtime, live_server, seats=10, fans=24, quantity=2)
     won = [a for a in answers if a.status_code == 201]
     assert all(a.status_code in (201, 409) for a in answers), [
         a.text for a in answers if a.status_code >= 500
@@ -102,17 +92,7 @@ async def test_a_crowd_asking_for_best_available_at_once_mostly_wins(runtime, li
     blocks in the same order, all but a handful lost (409 NO_ADJACENT_SEATS with 195 seats free).
     Now each tries the best block, then others at random: nearly all win, none is told that no
     seats are free together, and no seat is held twice."""
-    show = await make_show(runtime, seats=200)
-    sid = show["show_id"]
-    fans = [await make_user(runtime) for _ in range(40)]
-    async with httpx.AsyncClient(base_url=live_server, timeout=30) as c:
-
-        async def attempt(fan):  # type: ignore[no-untyped-def]
-            return await c.post(
-                "/api/reservations", json={"show_id": sid, "quantity": 1}, headers=gated(runtime, fan, sid)
-            )
-
-        answers = await asyncio.gather(*(attempt(f) for f in fans))
+    sid, answers = await _best_available_at_once(runtime, live_server, seats=200, fans=40, quantity=1)
     assert all(a.status_code in (201, 409) for a in answers), [
         a.text for a in answers if a.status_code >= 500
     ]
@@ -125,3 +105,19 @@ async def test_a_crowd_asking_for_best_available_at_once_mostly_wins(runtime, li
     rows = await seat_rows(runtime, sid)
     assert sorted(r["id"] for r in rows if r["status"] == "TEMP_RESERVED") == sorted(taken)
     await assert_invariants(runtime)
+
+
+async def _best_available_at_once(  # type: ignore[no-untyped-def]
+    runtime, live_server: str, *, seats: int, fans: int, quantity: int
+) -> tuple[int, list[httpx.Response]]:
+    """A show of `seats` seats and `fans` fans who all ask for `quantity` best seats at once."""
+    show = await make_show(runtime, seats=seats)
+    sid = show["show_id"]
+    crowd = [await make_user(runtime) for _ in range(fans)]
+    async with httpx.AsyncClient(base_url=live_server, timeout=30) as c:
+
+        async def attempt(fan):  # type: ignore[no-untyped-def]
+            body = {"show_id": sid, "quantity": quantity}
+            return await c.post("/api/reservations", json=body, headers=gated(runtime, fan, sid))
+
+        return sid, list(await asyncio.gather(*(attempt(f) for f in crowd)))

@@ -12,6 +12,8 @@ other's data and concurrency tests can commit for real over separate connections
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +33,7 @@ from boxoffice.backends import Backends, LocalRedisCluster, start_backends
 from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
 from boxoffice.db import plain_url
+from boxoffice.observability import configure_logging
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.schema import upgrade
 from tests.helpers.server import serve
@@ -163,6 +166,22 @@ async def _isolate(request: pytest.FixtureRequest, clock: OffsetClock) -> AsyncI
         if tables:
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await rt.redis.flushdb()
+
+
+@pytest.fixture
+def json_logs(settings: Settings) -> Iterator[io.StringIO]:
+    """The app's own log output (configure_logging's JSON handler), written into a buffer."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging(settings.model_copy(update={"log_json": True, "log_level": "DEBUG"}))
+    buffer = io.StringIO()
+    for handler in root.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from boxoffice import tables
 from boxoffice.auth.tokens import issue_email_verification_token
-from boxoffice.config import Settings, secret
-from boxoffice.observability import configure_logging
+from boxoffice.config import secret
 from boxoffice.runtime import Runtime
-
-
-@pytest.fixture
-def json_logs(settings: Settings) -> Iterator[io.StringIO]:
-    """The app's own log output (configure_logging's JSON handler), written into a buffer."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    configure_logging(settings.model_copy(update={"log_json": True, "log_level": "DEBUG"}))
-    buffer = io.StringIO()
-    for handler in root.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(buffer)
-    try:
-        yield buffer
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
 
 
 async def test_no_secret_in_any_log_line(

@@ -5,35 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from boxoffice import tables
-from boxoffice.config import Settings
-from boxoffice.observability import configure_logging
 from boxoffice.runtime import Runtime
-
-
-@pytest.fixture
-def json_logs(settings: Settings) -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    configure_logging(settings.model_copy(update={"log_json": True, "log_level": "DEBUG"}))
-    buffer = io.StringIO()
-    for handler in root.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(buffer)
-    try:
-        yield buffer
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-
 
 EMAIL, PASSWORD = "pii.owner@example.com", "Pii-Secret-Passw0rd"
 PHONE, ADDRESS = "+82-10-5555-0199", "77 Piiroad, Seoul"

@@ -5,7 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from boxoffice.db import async_url
+from boxoffice.db.uow import async_url
 
 config = context.config
 

@@ -29,13 +29,14 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from boxoffice.app import create_app
-from boxoffice.backends import Backends, LocalRedisCluster, start_backends
-from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
-from boxoffice.db import plain_url
+from boxoffice.db.migrate import upgrade
+from boxoffice.db.uow import plain_url
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.observability import configure_logging
+from boxoffice.ops.backends.datadir import Backends, start_backends
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.schema import upgrade
+from tests.helpers.redis_cluster import LocalRedisCluster
 from tests.helpers.server import serve
 
 

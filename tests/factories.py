@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from boxoffice import tables
 from boxoffice.auth.tokens import issue_access_token
+from boxoffice.db import tables
 from boxoffice.runtime import Runtime
 
 _seq = itertools.count(1)

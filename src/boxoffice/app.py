@@ -24,13 +24,13 @@ from starlette.types import Scope
 
 from boxoffice.config import Settings
 from boxoffice.errors import MetricsTokenRequired, NotReady
-from boxoffice.http_errors import install_error_handlers, problem, problems
-from boxoffice.http_guard import RequestGuard
+from boxoffice.http.guard import RequestGuard
+from boxoffice.http.openapi import install_openapi
+from boxoffice.http.problems import install_error_handlers, problem, problems
+from boxoffice.http.shedding import ShedMiddleware
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
-from boxoffice.openapi import install_openapi
-from boxoffice.overload import ShedMiddleware
+from boxoffice.ops.supervisor import supervised
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.supervisor import supervised
 
 
 def create_app(
@@ -185,7 +185,7 @@ def _reservations(path: str) -> bool:
 
 
 def _domain(module: str, *, admin: bool, keep: Callable[[str], bool] = lambda path: True) -> RouteProvider:
-    """A domain's routes: its lean hot routes first (see boxoffice.lean; their FastAPI twins
+    """A domain's routes: its lean hot routes first (see boxoffice.http.hot; their FastAPI twins
     document them), then its router's; only the /api/admin ones (admin=True) or only the others,
     and of those the paths `keep` accepts."""
 

@@ -1,57 +1,36 @@
-"""The `boxoffice` command. Thin: it builds Settings, opens resources and calls services."""
+"""The `boxoffice` command. Thin: it builds Settings and calls the operator machinery in `ops/`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import multiprocessing
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 
-from boxoffice.backends import (
-    BackendError,
-    Backends,
-    DataDirLock,
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    ensure_writable,
-    publish_backends,
-    published_backends,
-    start_backends,
-    withdraw_backends,
-)
-from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
-from boxoffice.httpserver import server_config
-from boxoffice.supervisor import Supervisor
+from boxoffice.http.server import server_config
+from boxoffice.ops.backends.datadir import (
+    Backends,
+)
+from boxoffice.ops.backends.process import ensure_writable
+from boxoffice.ops.run import UserError, bind, configure_logging, console, errors_as_one_line, run
+from boxoffice.ops.up import (
+    run_everything,
+    run_worker,
+    running_backends,
+    seed,
+    selected_jobs,
+    serve_grpc,
+    up_roles,
+)
 
-T = TypeVar("T")
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
-app.add_typer(bench_app, name="bench")
-console = Console(stderr=True, width=120)
-
-
-class UserError(Exception):
-    """A problem the operator can fix; printed as one line, exit code 1."""
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[bold red]boxoffice: error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -69,136 +48,8 @@ def _settings(**overrides: object) -> Settings:
     return with_secrets(settings.model_copy(update={"data_dir": data_dir}))
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop (what uvicorn picks for its own workers): the API and the jobs are event-loop
-    bound, and the stock loop's Python-level socket transports cost a visible share of each request."""
-    import uvloop
-
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
-
-
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops everything the same way Ctrl-C does
-
-
-@contextlib.contextmanager
-def _errors_as_one_line() -> Iterator[None]:
-    try:
-        yield
-    except (UserError, BackendError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        console.print("stopped")
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno in (98, 48):
-            raise UserError(f"port {port} on {host} is already in use (set BOXOFFICE_PORT)") from exc
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-async def _check_reachable(database_url: str, redis_url: str) -> None:
-    import asyncpg
-    from redis.asyncio import Redis
-
-    from boxoffice.db import plain_url
-    from boxoffice.redis_client import plain_redis_url
-
-    try:
-        conn = await asyncpg.connect(plain_url(database_url), timeout=5)
-        await conn.close()
-    except Exception as exc:
-        raise UserError(f"cannot reach PostgreSQL at BOXOFFICE_DATABASE_URL: {_reason(exc)}") from exc
-    client = Redis.from_url(plain_redis_url(redis_url), socket_connect_timeout=3, socket_timeout=3)
-    try:
-        await client.ping()
-    except Exception as exc:
-        raise UserError(f"cannot reach Redis at BOXOFFICE_REDIS_URL: {_reason(exc)}") from exc
-    finally:
-        await client.aclose()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
-def _open_backends(settings: Settings) -> Backends:
-    backends = start_backends(settings.data_dir, settings.database_url, settings.redis_url)
-    try:
-        asyncio.run(_check_reachable(backends.database_url, backends.redis_url))
-    except BaseException:
-        backends.stop()
-        raise
-    return backends
-
-
-@contextlib.contextmanager
-def _running_backends(settings: Settings, *, migrate: bool = True, owner: bool = False) -> Iterator[Backends]:
-    """The backends, migrated. One owner per data dir: the first command to take the data dir's
-    lock starts the embedded servers (and stops them on the way out) and publishes their URLs; a
-    command that finds a live owner attaches to its servers and never starts or stops them.
-    `owner=True` (`up`) refuses to run beside another owner instead."""
-    if not (settings.embedded_database or settings.embedded_redis):
-        backends = _open_backends(settings)
-        try:
-            if migrate:
-                _migrate(backends.database_url)
-            yield backends
-        finally:
-            backends.stop()
-        return
-    lock = DataDirLock(settings.data_dir)
-    if not lock.try_acquire():
-        live = published_backends(settings.data_dir)
-        if owner or live is None:
-            # Starting our own servers would mean stopping the live ones first: refuse instead.
-            raise BackendError(f"another boxoffice process is using the data dir {settings.data_dir}")
-        pid, attached = live
-        console.print(f"attached to the backends of the running boxoffice (pid {pid})", highlight=False)
-        asyncio.run(_check_reachable(attached.database_url, attached.redis_url))
-        if migrate:
-            _migrate(attached.database_url)
-        yield attached
-        return
-    try:
-        backends = _open_backends(settings)
-        try:
-            publish_backends(settings.data_dir, backends)
-            if migrate:
-                _migrate(backends.database_url)
-            yield backends
-        finally:
-            withdraw_backends(settings.data_dir)
-            backends.stop()
-    finally:
-        lock.__exit__(None, None, None)
-
-
-def _migrate(database_url: str) -> None:
-    from boxoffice.schema import upgrade
-
-    try:
-        upgrade(database_url)
-    except Exception as exc:
-        raise UserError(f"migration failed: {_reason(exc)}") from exc
-
-
-def _configure_logging(settings: Settings) -> None:
-    from boxoffice.observability import configure_logging
-
-    configure_logging(settings)
 
 
 @app.command()
@@ -213,240 +64,15 @@ def up(
     """Everything in one command: backends (embedded unless URLs are set), migrations, demo data,
     the API, the background workers and the payment-provider simulator. Ctrl-C stops it all."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    with _errors_as_one_line():
+    with errors_as_one_line():
         settings = _settings(host=host, port=port, data_dir=data_dir)
-        _configure_logging(settings)
+        configure_logging(settings)
         if roles:
-            _up_roles(settings)
+            up_roles(settings)
             return
-        listener = _bind(settings.host, settings.port)
-        with _running_backends(settings, owner=True) as backends:
-            _run(_run_everything(settings, backends, listener))
-
-
-def _up_roles(settings: Settings) -> None:
-    from boxoffice.gateway import GatewayError, RolesStack, nginx_binary
-
-    try:
-        nginx_binary()  # before anything starts
-    except GatewayError as exc:
-        raise UserError(str(exc)) from exc
-    _bind(settings.host, settings.port).close()  # the gateway's port is free (one-line error if not)
-    with _running_backends(settings, owner=True) as backends:
-        summary = _run(_seed(settings, backends))
-        env = {
-            "BOXOFFICE_DATABASE_URL": backends.database_url,
-            "BOXOFFICE_REDIS_URL": backends.redis_url,
-            "BOXOFFICE_DATA_DIR": str(settings.data_dir),
-        }
-        simulator = None
-        if settings.payment_provider_url is None:
-            simulator = subprocess.Popen(
-                [sys.executable, "-m", "boxoffice.cli", "payment-provider"],
-                env={**os.environ, **env},
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        stack = RolesStack(settings.data_dir / "roles", env, listen_port=settings.port, host=settings.host)
-        try:
-            stack.start()
-            _print_banner(settings, backends, summary, settings.grpc_port)
-            console.print(
-                "  Roles          "
-                + ", ".join(f"{g.name}:{g.port}" if g.port else g.name for g in stack.groups.values())
-                + f" behind nginx (each role's own /docs on its port); logs in {stack.run_dir}",
-                highlight=False,
-            )
-            while all(g.proc.poll() is None for g in stack.groups.values()):
-                time.sleep(0.5)
-            raise UserError("a role process exited; see its log in " + str(stack.run_dir))
-        except GatewayError as exc:
-            raise UserError(str(exc)) from exc
-        finally:
-            stack.stop()
-            if simulator is not None:
-                simulator.terminate()
-                simulator.wait(10)
-
-
-async def _run_everything(settings: Settings, backends: Backends, listener: socket.socket) -> None:
-    """Seed the demo once, then run and supervise the children until SIGINT/SIGTERM: the API
-    processes (HTTP on the shared listener, gRPC on one SO_REUSEPORT port), the worker process, the
-    simulator and the embedded servers. `up` itself serves no request, so a child that dies is
-    restarted by a process that did not."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    settings = settings.model_copy(update={"grpc_port": _free_grpc_port(settings)})
-    _start_fork_server()
-    summary = await _seed(settings, backends)
-    sup = Supervisor(settings.data_dir, stop)
-    processes, others = _supervise(sup, settings, backends, listener)
-    _print_banner(settings, backends, summary, settings.grpc_port)
-    try:
-        await stop.wait()
-    finally:
-        stop.set()
-        await asyncio.wait(processes, timeout=20)  # each child process stops (SIGTERM, then SIGKILL)
-        for task in [*processes, *others]:
-            task.cancel()
-        await asyncio.gather(*processes, *others, return_exceptions=True)
-        sup.close()
-
-
-def _supervise(
-    sup: Supervisor, settings: Settings, backends: Backends, listener: socket.socket
-) -> tuple[list[asyncio.Task[None]], list[asyncio.Task[None]]]:
-    """(the child processes' tasks, the others'): the worker and the API processes; the simulator
-    and the embedded servers. Each is restarted if it dies."""
-    from boxoffice.payments.simulator import serve_simulator
-
-    urls = Backends(database_url=backends.database_url, redis_url=backends.redis_url)
-    child = functools.partial(_spawn, _child_main, os.getpid(), settings)
-    processes = [asyncio.create_task(sup.keep_process("worker", functools.partial(child, _run_worker, urls)))]
-    for n in range(1, settings.api_workers + 1):
-        api = functools.partial(child, _serve_front_doors, urls, listener)
-        processes.append(asyncio.create_task(sup.keep_process(f"api-{n}", api, readiness=False)))
-    others = []
-    if settings.payment_provider_url is None:
-        others.append(
-            asyncio.create_task(sup.keep_running("payment-provider", lambda: serve_simulator(settings)))
-        )
-    for name, server in (("postgres", backends.postgres), ("redis", backends.redis)):
-        if server is not None:
-            alive = functools.partial(_alive, server)
-            others.append(asyncio.create_task(sup.watch_process(name, alive, server.start)))
-    return processes, others
-
-
-# What a child of `up` imports, loaded once by multiprocessing's fork server: a restarted child is
-# a fork of that clean, single-threaded process, so it serves in a fraction of a second instead of
-# paying ~1.5 s of CPU for imports on a machine that is busy with the sale.
-_CHILD_MODULES = ["boxoffice.app", "boxoffice.worker", "boxoffice.grpc.server"]
-
-
-def _start_fork_server() -> None:
-    """Now, so that it imports while `up` seeds the demo (multiprocessing starts it again if it
-    dies)."""
-    from multiprocessing import forkserver
-
-    multiprocessing.set_forkserver_preload(_CHILD_MODULES)
-    forkserver.ensure_running()
-
-
-def _spawn(target: Callable[..., None], *args: object) -> BaseProcess:
-    """A process running target(*args), forked from the fork server: nothing of `up`'s event loop
-    or pools is inherited; the listener socket is passed along."""
-    proc = multiprocessing.get_context("forkserver").Process(target=target, args=args)
-    proc.start()
-    return proc
-
-
-def _child_main(
-    up_pid: int, settings: Settings, main: Callable[..., Coroutine[Any, Any, None]], *args: object
-) -> None:
-    """A child of `up`: main(settings, *args) on its own loop, with its own logging; an operator's
-    error is one line and exit code 1, as from a command."""
-    _stop_when_gone(up_pid)
-    try:
-        with _errors_as_one_line():
-            _configure_logging(settings)
-            _run(main(settings, *args))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-
-
-def _stop_when_gone(pid: int) -> None:
-    """SIGTERM to this process (a graceful stop) once `up` (pid) is gone, so that no API process
-    keeps the port after a kill -9 of `up`. (PR_SET_PDEATHSIG would not do: the parent is the fork
-    server, which every child keeps alive.)"""
-
-    def watch() -> None:
-        while True:
-            time.sleep(1)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    threading.Thread(target=watch, name="up-watch", daemon=True).start()
-
-
-async def _serve_front_doors(settings: Settings, backends: Backends, listener: socket.socket) -> None:
-    """One of `up`'s API processes: the HTTP API and web app on the listener `up` bound, the gRPC
-    TicketService on settings.grpc_port (shared with the other API processes: SO_REUSEPORT)."""
-    from boxoffice.app import create_app
-    from boxoffice.runtime import open_runtime
-
-    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
-        await runtime.warm_up(settings.db_pool_size)
-        api = create_app(settings, runtime=runtime)
-        grpc_server, _ = await _start_grpc(runtime, settings)
-        try:  # uvicorn stops on SIGINT/SIGTERM (open requests get 5 s)
-            await uvicorn.Server(server_config(settings, api, lifespan="off")).serve(sockets=[listener])
-        finally:
-            await grpc_server.stop(2)
-
-
-def _free_grpc_port(settings: Settings) -> int:
-    """The gRPC port the API processes will share, checked here so that a port in use is one line
-    from `up` rather than API processes dying at start; 0 picks a free one."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((settings.host, settings.grpc_port))
-        except OSError as exc:
-            from boxoffice.grpc.server import bind_error
-
-            raise UserError(str(bind_error(settings.host, settings.grpc_port))) from exc
-        return int(probe.getsockname()[1])
-
-
-def _alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
-    return server.proc is not None and server.proc.poll() is None
-
-
-async def _start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
-    from boxoffice.grpc.server import BindError, start_server
-
-    try:
-        return await start_server(runtime, settings.host, settings.grpc_port)
-    except BindError as exc:
-        raise UserError(str(exc)) from exc
-
-
-def _admin_password_shown_once(settings: Settings) -> str:
-    """A generated admin password is printed at the first start only; a configured one never."""
-    from boxoffice.config import first_time, secret
-
-    if Settings().admin_password is not None:  # configured by the operator
-        return "(BOXOFFICE_ADMIN_PASSWORD)"
-    if first_time(settings.data_dir, "admin-password-shown"):
-        return f"{secret(settings.admin_password)}   (generated; shown once, kept in secrets.json)"
-    return f"(generated at the first start; in {settings.data_dir / 'secrets.json'})"
-
-
-def _print_banner(settings: Settings, backends: Backends, summary: object, grpc_port: int) -> None:
-    base = f"http://{settings.host}:{settings.port}"
-    pg = f"embedded, {settings.data_dir}" if backends.postgres else "configured URL"
-    rd = f"embedded, {settings.data_dir}" if backends.redis else "configured URL"
-    lines = [
-        "[bold green]Boxoffice is up[/]",
-        f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
-        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
-        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
-        f"  PostgreSQL     {pg}",
-        f"  Redis          {rd}",
-        f"  Admin login    {settings.admin_email} / {_admin_password_shown_once(settings)}",
-        f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
-    ]
-    if summary:
-        lines.append(f"  Demo data      {summary}")
-    lines.append("  Ctrl-C stops everything.")
-    console.print("\n".join(lines), highlight=False)
+        listener = bind(settings.host, settings.port)
+        with running_backends(settings, owner=True) as backends:
+            run(run_everything(settings, backends, listener))
 
 
 @app.command()
@@ -463,12 +89,12 @@ def serve(
 ) -> None:
     """API processes only (no background jobs). Uses the configured URLs, or the embedded backends."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    with _errors_as_one_line():
+    with errors_as_one_line():
         settings = _settings(host=host, port=port, api_workers=workers, roles=role)
         _check_roles(settings)
-        _configure_logging(settings)
-        listener = _bind(settings.host, settings.port)
-        with _running_backends(settings, migrate=settings.migrate_on_start) as backends:
+        configure_logging(settings)
+        listener = bind(settings.host, settings.port)
+        with running_backends(settings, migrate=settings.migrate_on_start) as backends:
             # attaches to a running `up`'s backends
             _serve_api(settings, backends, listener, workers)
 
@@ -481,7 +107,7 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
     os.environ["BOXOFFICE_ROLES"] = settings.roles
     config = server_config(settings, "boxoffice.app:app_from_environment", factory=True, workers=workers)
     if workers == 1:
-        _run(uvicorn.Server(config).serve(sockets=[listener]))
+        run(uvicorn.Server(config).serve(sockets=[listener]))
     else:
         from uvicorn.supervisors import Multiprocess
 
@@ -505,35 +131,12 @@ def grpc_command(
     """The gRPC TicketService alone (no HTTP, no background jobs). Any number of processes may
     serve one port (SO_REUSEPORT). Uses the configured URLs, or the embedded backends."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    with _errors_as_one_line():
+    with errors_as_one_line():
         settings = _settings(host=host, grpc_port=port)
-        _configure_logging(settings)
-        with _running_backends(settings, migrate=settings.migrate_on_start) as backends:
+        configure_logging(settings)
+        with running_backends(settings, migrate=settings.migrate_on_start) as backends:
             # attaches to a running `up`'s backends
-            _run(_serve_grpc(settings, backends))
-
-
-def _stop_event() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (call inside the running loop): the command's clean stop."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    return stop
-
-
-async def _serve_grpc(settings: Settings, backends: Backends) -> None:
-    from boxoffice.runtime import open_runtime
-
-    stop = _stop_event()
-    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
-        await runtime.warm_up(min(8, settings.db_pool_size))
-        server, port = await _start_grpc(runtime, settings)
-        console.print(f"gRPC TicketService on {settings.host}:{port}   Ctrl-C stops it.", highlight=False)
-        try:
-            await stop.wait()
-        finally:
-            await server.stop(3)  # open streams get 3 s, then are cancelled
+            run(serve_grpc(settings, backends))
 
 
 @app.command()
@@ -544,33 +147,12 @@ def worker(
 ) -> None:
     """Background jobs only: queue admission, hold expiry, inventory, payment reconciliation, event relay."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    with _errors_as_one_line():
+    with errors_as_one_line():
         settings = _settings(jobs=jobs)
-        _selected_jobs(settings)
-        _configure_logging(settings)
-        with _running_backends(settings, migrate=settings.migrate_on_start) as backends:
-            _run(_run_worker(settings, backends))
-
-
-async def _run_worker(settings: Settings, backends: Backends) -> None:
-    from boxoffice.runtime import open_runtime
-    from boxoffice.worker import run_worker
-
-    stop = _stop_event()
-    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
-        await run_worker(runtime, stop, _selected_jobs(settings))
-
-
-def _selected_jobs(settings: Settings) -> list[Any] | None:
-    from boxoffice.worker import all_jobs
-
-    if not settings.job_list:
-        return None
-    known = {job.name: job for job in all_jobs(settings)}
-    unknown = [name for name in settings.job_list if name not in known]
-    if unknown:
-        raise UserError(f"unknown job {unknown[0]!r}; jobs: {', '.join(known)}")
-    return [known[name] for name in settings.job_list]
+        selected_jobs(settings)
+        configure_logging(settings)
+        with running_backends(settings, migrate=settings.migrate_on_start) as backends:
+            run(run_worker(settings, backends))
 
 
 @app.command()
@@ -579,15 +161,15 @@ def migrate(
     down: Annotated[bool, typer.Option("--down", help="Downgrade to the revision instead")] = False,
 ) -> None:
     """Apply (or revert) database migrations."""
-    with _errors_as_one_line():
+    with errors_as_one_line():
         settings = _settings()
-        with _running_backends(settings, migrate=False) as backends:
+        with running_backends(settings, migrate=False) as backends:
             if down:
-                from boxoffice.schema import downgrade
+                from boxoffice.db.migrate import downgrade
 
                 downgrade(backends.database_url, "base" if revision == "head" else revision)
             else:
-                from boxoffice.schema import upgrade
+                from boxoffice.db.migrate import upgrade
 
                 upgrade(backends.database_url, revision)
         console.print(f"migrated {'down to' if down else 'up to'} {revision}")
@@ -596,20 +178,12 @@ def migrate(
 @app.command("seed-demo")
 def seed_demo_command() -> None:
     """Create the demo data (admin, fan, venue, concerts, shows) unless it exists already."""
-    with _errors_as_one_line():
+    with errors_as_one_line():
         settings = _settings()
-        _configure_logging(settings)
-        with _running_backends(settings) as backends:
-            summary = _run(_seed(settings, backends))
+        configure_logging(settings)
+        with running_backends(settings) as backends:
+            summary = run(seed(settings, backends))
         console.print(f"demo data: {summary}")
-
-
-async def _seed(settings: Settings, backends: Backends) -> object:
-    from boxoffice.demo import seed_demo
-    from boxoffice.runtime import open_runtime
-
-    async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
-        return await seed_demo(runtime)
 
 
 @app.command("payment-provider")
@@ -630,11 +204,11 @@ def payment_provider(
     """The payment-provider simulator (an external card API with configurable faults)."""
     from boxoffice.payments.simulator import SimulatorConfig, serve_simulator
 
-    with _errors_as_one_line():
+    with errors_as_one_line():
         if failure_rate + timeout_rate + lost_rate > 1:
             raise UserError("--failure-rate + --timeout-rate + --lost-rate must not exceed 1")
         settings = _settings(payment_provider_port=port)
-        _configure_logging(settings)
+        configure_logging(settings)
         config = SimulatorConfig(
             latency_ms=latency_ms, failure_rate=failure_rate, timeout_rate=timeout_rate, lost_rate=lost_rate
         )

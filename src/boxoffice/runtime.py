@@ -16,16 +16,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from boxoffice.auth.passwords import PasswordWork
-from boxoffice.clock import Clock, SystemClock
 from boxoffice.config import Settings
-from boxoffice.db import create_engine, session_factory
-from boxoffice.failures import FailureLog
-from boxoffice.localcache import LocalCache, WriteBehind
+from boxoffice.db.uow import create_engine, session_factory
+from boxoffice.kit.clock import Clock, SystemClock
+from boxoffice.kit.failures import FailureLog
+from boxoffice.kit.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
-from boxoffice.redis_client import RedisClient, create_redis, detect_cluster
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.client import RedisClient, create_redis, detect_cluster
+from boxoffice.redis.mux import MuxRedis
+from boxoffice.redis.streams import StreamHub, StreamSlots
 from boxoffice.salestats.recorder import SaleStats
-from boxoffice.streams import StreamHub, StreamSlots
 
 
 @dataclass

@@ -2,21 +2,56 @@
 
 Any number of workers may run at once: every job is written so that two ticking together never do
 the same work twice (SKIP LOCKED batches in PostgreSQL, one atomic Lua step in Redis). No domain
-imports this module (the runner itself is `jobs.py`).
+imports this module. The runner below imports no domain: a Job is a name, an interval and a
+coroutine, and `run_jobs` ticks each in a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from boxoffice import events, idempotency
+import structlog
+
 from boxoffice.booking import flows as booking
 from boxoffice.catalog import flows as catalog
 from boxoffice.config import Settings
-from boxoffice.jobs import Job, run_jobs
+from boxoffice.db import idempotency
+from boxoffice.db import outbox as events
 from boxoffice.payments import flows as payments
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import flows as waiting_room
+
+log = structlog.get_logger("boxoffice.worker")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_seconds: float
+    run: Callable[[Runtime], Awaitable[object]]
+
+
+async def _loop(runtime: Runtime, job: Job, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await job.run(runtime)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A failing tick is logged (one line; a trace at most once a minute) and retried on
+            # the next one; the worker keeps going.
+            runtime.failures.report(log, "job_failed", exc, job=job.name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), job.interval_seconds)
+
+
+async def run_jobs(runtime: Runtime, stop: asyncio.Event, jobs: list[Job]) -> None:
+    log.info("worker_started", jobs=[j.name for j in jobs])
+    await asyncio.gather(*(_loop(runtime, job, stop) for job in jobs))
+    log.info("worker_stopped")
 
 
 def all_jobs(settings: Settings) -> list[Job]:

@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import text
 
 from boxoffice.app import create_app
-from boxoffice.backends import Backends, LocalRedisCluster
-from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
+from boxoffice.kit.clock import OffsetClock
+from boxoffice.ops.backends.datadir import Backends
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.waiting_room import service as queue_service
 from tests.factories import make_user
+from tests.helpers.redis_cluster import LocalRedisCluster
 from tests.helpers.server import serve
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import assert_invariants, queue_token

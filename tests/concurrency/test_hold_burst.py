@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from boxoffice.app import create_app
-from boxoffice.backends import EmbeddedRedis
+from boxoffice.ops.backends.redis import EmbeddedRedis
 from boxoffice.runtime import Runtime, open_runtime
 from tests.factories import make_user
 from tests.helpers.server import serve

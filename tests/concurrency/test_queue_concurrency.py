@@ -8,8 +8,8 @@ from contextlib import AsyncExitStack
 
 import httpx
 
-from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.waiting_room import flows, service, store
 from tests.factories import make_user

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from boxoffice import tables
-from boxoffice.audit import audit
+from boxoffice.db import tables
+from boxoffice.db.audit import audit
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 

@@ -34,10 +34,10 @@ import httpx
 import psutil
 import pytest
 
-from boxoffice.audit import audit
-from boxoffice.backends import published_backends
 from boxoffice.config import Settings
-from boxoffice.db import create_engine, plain_url, session_factory
+from boxoffice.db.audit import audit
+from boxoffice.db.uow import create_engine, plain_url, session_factory
+from boxoffice.ops.backends.datadir import published_backends
 from tests.e2e.test_cli import BOXOFFICE, _env
 from tests.e2e.test_supervision import CHILDREN, child_pid
 from tests.helpers.net import free_port

@@ -19,7 +19,7 @@ import psutil
 import pytest
 import redis
 
-from boxoffice.db import plain_url
+from boxoffice.db.uow import plain_url
 from tests.helpers.net import free_port, wait_until
 
 BOXOFFICE = [sys.executable, "-m", "boxoffice.cli"]
@@ -225,7 +225,7 @@ def test_grpc_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_two_data_dirs_run_side_by_side(tmp_path: Path) -> None:
-    from boxoffice.backends import start_backends
+    from boxoffice.ops.backends.datadir import start_backends
 
     first = start_backends(tmp_path / "a", None, None, persist_redis=False)
     try:
@@ -246,7 +246,7 @@ def test_two_data_dirs_run_side_by_side(tmp_path: Path) -> None:
 
 
 def test_a_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    from boxoffice.backends import DataDirLock
+    from boxoffice.ops.backends.datadir import DataDirLock
 
     with DataDirLock(tmp_path):
         result = _run(["up"], _env(tmp_path, BOXOFFICE_PORT=str(free_port())))

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from boxoffice.backends import Backends
 from boxoffice.config import Settings, secret
-from boxoffice.gateway import RolesStack, nginx_binary
+from boxoffice.ops.backends.datadir import Backends
+from boxoffice.ops.gateway import RolesStack, nginx_binary
 from boxoffice.runtime import Runtime
 from tests.concurrency.test_hold_burst import (
     ATTEMPTS,

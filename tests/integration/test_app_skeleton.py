@@ -11,8 +11,8 @@ from fastapi import APIRouter
 
 from boxoffice.app import create_app
 from boxoffice.config import Settings
+from boxoffice.ops.supervisor import STATE_FILE
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.supervisor import STATE_FILE
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:

@@ -12,13 +12,13 @@ import pytest
 from argon2 import PasswordHasher, Type
 from sqlalchemy import insert, select, text
 
-from boxoffice import tables
-from boxoffice.audit import audit
 from boxoffice.auth import passwords
 from boxoffice.auth.service import ensure_account, ensure_demo_accounts
 from boxoffice.auth.tokens import issue_access_token, issue_email_verification_token
-from boxoffice.clock import OffsetClock
 from boxoffice.config import secret
+from boxoffice.db import tables
+from boxoffice.db.audit import audit
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 

@@ -13,8 +13,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from boxoffice.app import create_app
-from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime, open_runtime
 from tests.helpers.net import free_port
 

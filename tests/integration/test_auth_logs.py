@@ -9,9 +9,9 @@ import uuid
 import httpx
 from sqlalchemy import select
 
-from boxoffice import tables
 from boxoffice.auth.tokens import issue_email_verification_token
 from boxoffice.config import secret
+from boxoffice.db import tables
 from boxoffice.runtime import Runtime
 
 

@@ -191,7 +191,7 @@ async def test_list_get_cancel(client, runtime):  # type: ignore[no-untyped-def]
 
 
 async def test_the_lean_hold_route_answers_like_the_documented_one(client, runtime):  # type: ignore[no-untyped-def]
-    """POST /api/reservations is served without FastAPI's DI (boxoffice.lean): same checks, same errors."""
+    """POST /api/reservations is served without FastAPI's DI (boxoffice.http.hot): same checks, same errors."""
     show = await make_show(runtime, seats=4)
     u = await make_user(runtime)
     sid = show["show_id"]

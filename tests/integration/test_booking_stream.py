@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from boxoffice.events import relay_once
+from boxoffice.db.outbox import relay_once
 from tests.factories import make_user
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import assert_invariants, gated

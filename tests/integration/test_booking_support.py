@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from boxoffice.audit import audit
 from boxoffice.booking.flows import expire_holds
 from boxoffice.catalog.service import refresh_inventory
+from boxoffice.db.audit import audit
 from boxoffice.payments.simulator import SimulatorConfig, create_simulator_app
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token

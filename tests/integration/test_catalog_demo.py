@@ -7,7 +7,7 @@ import asyncio
 
 from sqlalchemy import text
 
-from boxoffice.demo import DEMO_VENUE, seed_demo
+from boxoffice.ops.demo import DEMO_VENUE, seed_demo
 from boxoffice.runtime import Runtime
 
 COUNTS = text(

@@ -1,4 +1,4 @@
-"""The hot routes (boxoffice.lean) and their FastAPI twins give identical answers to bad requests.
+"""The hot routes (boxoffice.http.hot) and their FastAPI twins give identical answers to bad requests.
 
 Both are generated from one `HotRoute` declaration; this sends the same requests to an app that
 serves the lean routes and to one that leaves them to the twins, and compares the answers.
@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from boxoffice.app import create_app
 from boxoffice.booking.endpoints import hot_routes as booking_hot
-from boxoffice.ids import ID_MAX
+from boxoffice.kit.ids import ID_MAX
 from boxoffice.payments.endpoints import hot_routes as payments_hot
 from boxoffice.waiting_room.endpoints import hot_routes as queue_hot
 from tests.factories import make_user

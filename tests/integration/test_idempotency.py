@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from boxoffice.db import UnitOfWork
-from boxoffice.deps import respond
+from boxoffice.db.idempotency import run_idempotent
+from boxoffice.db.uow import UnitOfWork
 from boxoffice.errors import BadRequest, Conflict, InsufficientBalance, PaymentRequired, Unprocessable
-from boxoffice.idempotency import run_idempotent
+from boxoffice.http.deps import respond
 from boxoffice.payments.ledger import credit
 from boxoffice.runtime import Runtime
 from tests.factories import make_user

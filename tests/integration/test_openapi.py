@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from boxoffice.http_errors import PROBLEM_JSON, documented_codes
+from boxoffice.http.problems import PROBLEM_JSON, documented_codes
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.helpers.shows import make_show

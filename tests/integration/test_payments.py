@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from boxoffice.idempotency import fingerprint_hash
+from boxoffice.db.idempotency import fingerprint_hash
 from boxoffice.payments.flows import PAY_SCOPE, _CardWork, reconcile_once
 from tests.factories import make_user
 from tests.helpers.shows import make_show

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from boxoffice.clock import OffsetClock
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service, store
 from boxoffice.worker import all_jobs

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from boxoffice.clock import OffsetClock
-from boxoffice.localcache import LocalCache
+from boxoffice.kit.clock import OffsetClock
+from boxoffice.kit.localcache import LocalCache
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service, store
 from boxoffice.waiting_room.tokens import QueueTicket, issue_queue_ticket

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from redis.asyncio import RedisCluster
 
-from boxoffice.clock import OffsetClock
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service, store
 from tests.factories import make_user

@@ -7,7 +7,7 @@ import hashlib
 
 import httpx
 
-from boxoffice.clock import OffsetClock
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission
 from tests.factories import make_user

@@ -12,7 +12,7 @@ import httpx
 
 from boxoffice.booking.flows import expire_holds
 from boxoffice.catalog.service import refresh_inventory
-from boxoffice.clock import OffsetClock
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.helpers.shows import make_show

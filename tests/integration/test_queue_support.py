@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import delete, update
 
-from boxoffice import tables
+from boxoffice.db import tables
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import flows
 from tests.helpers import shows

@@ -12,9 +12,9 @@ from fastapi import APIRouter
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from boxoffice.app import create_app
-from boxoffice.clock import OffsetClock
 from boxoffice.config import Settings
 from boxoffice.errors import DomainError
+from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.waiting_room.dependencies import QueueGate
 from boxoffice.waiting_room.tokens import check_queue_token, issue_queue_token

@@ -10,9 +10,9 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from boxoffice.backends import LocalRedisCluster
-from boxoffice.redis_client import detect_cluster
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.client import detect_cluster
+from boxoffice.redis.mux import MuxRedis
+from tests.helpers.redis_cluster import LocalRedisCluster
 
 
 @pytest.fixture(scope="module")

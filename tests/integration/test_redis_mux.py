@@ -10,9 +10,10 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-from boxoffice.backends import Backends, EmbeddedRedis
-from boxoffice.redis_client import Script
-from boxoffice.redis_mux import MuxRedis, pack_command
+from boxoffice.ops.backends.datadir import Backends
+from boxoffice.ops.backends.redis import EmbeddedRedis
+from boxoffice.redis.client import Script
+from boxoffice.redis.mux import MuxRedis, pack_command
 from boxoffice.runtime import Runtime
 from tests.helpers.net import eventually
 

@@ -9,10 +9,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from boxoffice.backends import Backends
-from boxoffice.db import plain_url
+from boxoffice.db.migrate import downgrade, upgrade
+from boxoffice.db.uow import plain_url
+from boxoffice.ops.backends.datadir import Backends
 from boxoffice.runtime import Runtime
-from boxoffice.schema import downgrade, upgrade
 from tests.conftest import _create_database, _drop_database, _with_database
 
 

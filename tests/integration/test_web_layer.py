@@ -201,7 +201,7 @@ async def test_browser_routes_keep_admission_tokens_in_http_only_cookies(
 async def test_seat_stream_resume_and_reset(runtime, live_server) -> None:  # type: ignore[no-untyped-def]
     """A watcher reconnecting with a Last-Event-ID still on the stream resumes after it; one the
     stream no longer holds (trimmed, or Redis lost it) gets `event: reset` to reload the map."""
-    from boxoffice.events import relay_once
+    from boxoffice.db.outbox import relay_once
     from tests.factories import make_user
     from tests.helpers.shows import make_show
     from tests.integration.test_booking_support import gated

@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from boxoffice.backends import Backends, start_backends
-from boxoffice.db import plain_url
+from boxoffice.db.uow import plain_url
+from boxoffice.ops.backends.datadir import Backends, start_backends
 
 # Run as `nobody`, with no supplementary groups: try every door a local attacker would.
 PROBE = r"""

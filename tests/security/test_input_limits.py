@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from boxoffice.config import Settings
-from boxoffice.http_guard import RequestGuard
-from boxoffice.httpserver import server_config
+from boxoffice.http.guard import RequestGuard
+from boxoffice.http.server import server_config
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.helpers.shows import make_show

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from boxoffice import tables
+from boxoffice.db import tables
 from boxoffice.runtime import Runtime
 
 EMAIL, PASSWORD = "pii.owner@example.com", "Pii-Secret-Passw0rd"

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from boxoffice.app import create_app
-from boxoffice.backends import Backends
 from boxoffice.config import Settings
-from boxoffice.failures import backend_unavailable, outage_backend
+from boxoffice.kit.failures import backend_unavailable, outage_backend
 from boxoffice.observability import configure_logging
+from boxoffice.ops.backends.datadir import Backends
 from boxoffice.runtime import Runtime, open_runtime
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import queue_token

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from boxoffice import tables
 from boxoffice.app import create_app
 from boxoffice.auth.passwords import PasswordWork
+from boxoffice.db import tables
 from boxoffice.errors import TooManyRequests
 from boxoffice.runtime import Runtime
 from tests.factories import make_user

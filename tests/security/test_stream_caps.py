@@ -11,8 +11,8 @@ import time
 import httpx
 
 from boxoffice.app import create_app
+from boxoffice.redis.streams import StreamSlots
 from boxoffice.runtime import Runtime
-from boxoffice.streams import StreamSlots
 from tests.factories import make_user
 from tests.helpers.server import serve
 from tests.helpers.shows import make_show

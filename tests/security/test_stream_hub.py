@@ -20,14 +20,16 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from boxoffice.app import create_app
-from boxoffice.backends import Backends, EmbeddedRedis, LocalRedisCluster
 from boxoffice.booking import service as booking
 from boxoffice.config import Settings
-from boxoffice.events import relay_once, show_stream
-from boxoffice.redis_client import plain_redis_url
+from boxoffice.db.outbox import relay_once, show_stream
+from boxoffice.ops.backends.datadir import Backends
+from boxoffice.ops.backends.redis import EmbeddedRedis
+from boxoffice.redis.client import plain_redis_url
+from boxoffice.redis.streams import Resync, StreamHub, StreamSlots
 from boxoffice.runtime import Runtime, open_runtime
-from boxoffice.streams import Resync, StreamHub, StreamSlots
 from tests.factories import make_user
+from tests.helpers.redis_cluster import LocalRedisCluster
 from tests.helpers.server import serve
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import gated

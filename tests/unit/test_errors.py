@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from boxoffice import errors
-from boxoffice.http_errors import problems
+from boxoffice.http.problems import problems
 
 
 def test_each_code_has_one_class_with_one_status() -> None:

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from boxoffice.localcache import LocalCache
+from boxoffice.kit.localcache import LocalCache
 
 
 async def test_single_flight_loads_once_for_a_burst() -> None:
@@ -56,7 +56,7 @@ def test_stale_returns_the_last_value_after_expiry() -> None:
 
 
 async def test_write_behind_batches_per_group_and_schedules_one_flush() -> None:
-    from boxoffice.localcache import WriteBehind
+    from boxoffice.kit.localcache import WriteBehind
 
     buffer: WriteBehind[int, int, int] = WriteBehind(interval_seconds=60)
     assert buffer.add(1, 10, 100) is True  # nothing scheduled yet: the caller schedules a flush

@@ -1,6 +1,6 @@
 """The shed share: nothing below the lag threshold, MAX_SHARE (never all) at twice it, linear between."""
 
-from boxoffice.overload import MAX_SHARE, SHEDDABLE, shed_share
+from boxoffice.http.shedding import MAX_SHARE, SHEDDABLE, shed_share
 
 
 def test_shed_share_ramps_from_threshold_to_twice_it() -> None:

@@ -24,9 +24,9 @@ from boxoffice.admin.schemas import (
 )
 from boxoffice.auth.dependencies import AdminUser
 from boxoffice.catalog import service as catalog
-from boxoffice.deps import ID_MAX, PathId, RuntimeDep, SessionDep
-from boxoffice.http_errors import problems
-from boxoffice.inputs import Text, WholeNumber
+from boxoffice.http.deps import ID_MAX, PathId, RuntimeDep, SessionDep
+from boxoffice.http.problems import problems
+from boxoffice.kit.inputs import Text, WholeNumber
 from boxoffice.payments.provider import ProviderUnavailable
 
 router = APIRouter(tags=["admin"])

@@ -6,7 +6,7 @@ from typing import Any
 
 from boxoffice.admin import repository
 from boxoffice.booking import rules as booking_rules
-from boxoffice.db import unit_of_work
+from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import DomainError, NotCancellable, ReservationNotFound
 from boxoffice.payments.flows import cancel
 from boxoffice.runtime import Runtime

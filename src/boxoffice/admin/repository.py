@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice import tables
+from boxoffice.db import tables
 
 _SALES_TOTALS = text(
     """

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from boxoffice.inputs import RequestModel
+from boxoffice.kit.inputs import RequestModel
 
 Range = Literal["5m", "1h", "sale"]
 

@@ -15,8 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from boxoffice import errors as e
 from boxoffice.auth.service import authenticate_token
 from boxoffice.auth.tokens import AccessClaims
-from boxoffice.deps import RuntimeDep
-from boxoffice.http_errors import raises
+from boxoffice.http.deps import RuntimeDep
+from boxoffice.http.problems import raises
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
 

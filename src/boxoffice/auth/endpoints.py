@@ -22,10 +22,10 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, client_address, respond
-from boxoffice.email import send_email
-from boxoffice.http_errors import problems
-from boxoffice.inputs import Text
+from boxoffice.http.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, client_address, respond
+from boxoffice.http.problems import problems
+from boxoffice.kit.inputs import Text
+from boxoffice.mail.smtp import send_email
 
 router = APIRouter()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from boxoffice import ratelimit
-from boxoffice.db import UnitOfWork
+from boxoffice.db.idempotency import IdempotentResult, run_idempotent
+from boxoffice.db.uow import UnitOfWork
 from boxoffice.errors import BalanceLimit
-from boxoffice.idempotency import IdempotentResult, run_idempotent
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 

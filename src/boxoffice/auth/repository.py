@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.tables import users
+from boxoffice.db.tables import users
 
 _PROFILE_COLUMNS = (
     users.c.id,

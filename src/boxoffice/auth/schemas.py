@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from boxoffice.inputs import RequestModel
+from boxoffice.kit.inputs import RequestModel
 
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is what the
 # verification link proves; email-validator refuses special-use domains (.local, .test) we use.

@@ -39,7 +39,6 @@ from boxoffice.auth.tokens import (
     verify_email_verification_token,
 )
 from boxoffice.config import Settings, secret
-from boxoffice.email import smtp_enabled, verification_message
 from boxoffice.errors import (
     AuthRequired,
     AuthUnavailable,
@@ -53,6 +52,7 @@ from boxoffice.errors import (
     Unauthorized,
     UserNotFound,
 )
+from boxoffice.mail.smtp import smtp_enabled, verification_message
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 

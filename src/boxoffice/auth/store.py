@@ -20,8 +20,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from boxoffice.redis_client import RedisClient, Script
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.client import RedisClient, Script
+from boxoffice.redis.mux import MuxRedis
 
 # Redis keeps the key a little longer than the rule (decided by expires_at vs the injected clock).
 _TTL_SLACK_SECONDS = 3600

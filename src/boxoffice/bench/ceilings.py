@@ -47,7 +47,7 @@ async def redis_hold(
     from redis.asyncio import Redis, RedisCluster
     from redis.asyncio.connection import BlockingConnectionPool
 
-    from boxoffice.redis_client import detect_cluster, plain_redis_url
+    from boxoffice.redis.client import detect_cluster, plain_redis_url
 
     lua, source = hold_script()
     cluster = await detect_cluster(redis_url)
@@ -122,7 +122,7 @@ async def redis_hold(
 async def postgres_hold(database_url: str, seconds: float, connections: int = 16) -> dict[str, Any]:
     import asyncpg
 
-    from boxoffice.db import plain_url
+    from boxoffice.db.uow import plain_url
 
     table = f"bench_ceiling_seats_{os.getpid()}"
     per_conn = 10_000

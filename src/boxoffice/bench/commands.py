@@ -65,8 +65,8 @@ def _settings(target: str | None) -> Settings:
 
 
 def _guard(run: object) -> None:
-    from boxoffice.backends import BackendError
     from boxoffice.bench.runner import AuditFailed
+    from boxoffice.ops.backends.process import BackendError
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -410,7 +410,7 @@ def _merge_count(values: list[float]) -> int:
 async def admission_order(redis: Any, show_id: int) -> list[int]:
     """User ids in the order the admission worker admitted them: its `queue.admitted` events,
     read back from the show's event stream (the relay publishes them from the outbox)."""
-    from boxoffice.events import show_stream
+    from boxoffice.db.outbox import show_stream
 
     order: list[int] = []
     last = "-"

@@ -18,7 +18,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from boxoffice.audit import audit
 from boxoffice.bench import ceilings, cost, flash_sale, repository, setup
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
 from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
@@ -26,6 +25,7 @@ from boxoffice.bench.cost import CostOptions
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
 from boxoffice.bench.stack import Stack, local_stack, remote_stack
 from boxoffice.config import Settings
+from boxoffice.db.audit import audit
 from boxoffice.runtime import Runtime, open_runtime
 
 REQUIRED_METRICS = {

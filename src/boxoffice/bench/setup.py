@@ -16,7 +16,7 @@ from typing import Any
 from boxoffice.auth.passwords import hash_password
 from boxoffice.auth.tokens import issue_access_token
 from boxoffice.bench import repository
-from boxoffice.db import unit_of_work
+from boxoffice.db.uow import unit_of_work
 from boxoffice.runtime import Runtime
 
 BENCH_PASSWORD = "bench-password-not-secret"  # noqa: S105 - the known password of throwaway bench fans

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from boxoffice.backends import Backends, start_backends
 from boxoffice.config import Settings, secret
+from boxoffice.ops.backends.datadir import Backends, start_backends
 
 
 @dataclass
@@ -112,8 +112,8 @@ def local_stack(
     """Backends (embedded unless URLs are configured), migrations, API processes and one worker
     (and one `boxoffice grpc` process when `grpc`). `layout` "shared": `api_workers` processes
     serve every route; "tiers": see TIERS."""
-    from boxoffice.gateway import RolesStack
-    from boxoffice.schema import upgrade
+    from boxoffice.db.migrate import upgrade
+    from boxoffice.ops.gateway import RolesStack
 
     if layout not in ("shared", "tiers"):
         raise ValueError(f"unknown layout {layout!r} (shared or tiers)")

@@ -11,15 +11,15 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from boxoffice import errors as e
-from boxoffice import lean
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.booking import flows, service
 from boxoffice.booking.schemas import HoldOut, HoldRequest, ReservationOut, ReservationPage
-from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
-from boxoffice.http_errors import problems
-from boxoffice.idempotency import MAX_KEY_LENGTH
-from boxoffice.ids import ID_MAX
-from boxoffice.inputs import WholeNumber
+from boxoffice.db.idempotency import MAX_KEY_LENGTH
+from boxoffice.http import hot as lean
+from boxoffice.http.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http.problems import problems
+from boxoffice.kit.ids import ID_MAX
+from boxoffice.kit.inputs import WholeNumber
 from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter(tags=["reservations"])
@@ -47,7 +47,7 @@ async def _hold(hot: lean.HotInput) -> Response:
 
 
 # In a flash sale most holds are refusals, and FastAPI's dependency solving was a third of each
-# one's CPU: the hold is a lean route (see boxoffice.lean), declared once here.
+# one's CPU: the hold is a lean route (see boxoffice.http.hot), declared once here.
 HOLD = lean.HotRoute(
     "/api/reservations",
     "POST",

@@ -23,7 +23,15 @@ from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.booking.service import domain_error, load_rules
 from boxoffice.catalog.service import refresh_inventory
-from boxoffice.db import LeanUnitOfWork, unit_of_work
+from boxoffice.db.idempotency import (
+    IdempotentResult,
+    LeanKey,
+    key_taken,
+    lean_key,
+    run_lean_idempotent,
+    stored_answer,
+)
+from boxoffice.db.uow import LeanUnitOfWork, unit_of_work
 from boxoffice.errors import (
     DomainError,
     HoldExists,
@@ -31,14 +39,6 @@ from boxoffice.errors import (
     SeatsNotInShow,
     SeatsTaken,
     UnknownSection,
-)
-from boxoffice.idempotency import (
-    IdempotentResult,
-    LeanKey,
-    key_taken,
-    lean_key,
-    run_lean_idempotent,
-    stored_answer,
 )
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import check_queue_token

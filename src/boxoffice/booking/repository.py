@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking.rules import SeatSpot, ShowRules
-from boxoffice.idempotency import LEAN_PRIOR, lean_claim
+from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
 
 _SHOW_RULES = text(
     "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation "

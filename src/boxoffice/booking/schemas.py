@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from boxoffice.ids import Id
-from boxoffice.inputs import RequestModel
+from boxoffice.kit.ids import Id
+from boxoffice.kit.inputs import RequestModel
 
 SeatId = Id
 

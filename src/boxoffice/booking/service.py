@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.rules import RuleViolation, ShowRules
+from boxoffice.db.outbox import show_stream
 from boxoffice.errors import DomainError, ReservationNotFound, ShowNotFound, error_class
-from boxoffice.events import show_stream
-from boxoffice.redis_client import RedisClient
+from boxoffice.redis.client import RedisClient
+from boxoffice.redis.streams import Listener, Resync, stream_id_key
 from boxoffice.runtime import Runtime
-from boxoffice.streams import Listener, Resync, stream_id_key
 
 
 def domain_error(err: RuleViolation) -> DomainError:

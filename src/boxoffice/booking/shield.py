@@ -25,10 +25,10 @@ import structlog
 from redis.exceptions import RedisError
 
 from boxoffice.booking.rules import ShowRules
-from boxoffice.events import show_stream
-from boxoffice.redis_client import RedisClient, Script
-from boxoffice.redis_mux import MuxRedis
-from boxoffice.streams import stream_id_key
+from boxoffice.db.outbox import show_stream
+from boxoffice.redis.client import RedisClient, Script
+from boxoffice.redis.mux import MuxRedis
+from boxoffice.redis.streams import stream_id_key
 
 log = structlog.get_logger("boxoffice.booking.shield")
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from boxoffice.redis_client import RedisClient, Script
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.client import RedisClient, Script
+from boxoffice.redis.mux import MuxRedis
 
 FRESH_MS = 1000  # the status is re-read from PostgreSQL at most this long after the last read
 LOCK_MS = 10_000  # a crashed rebuilder blocks others for at most this long

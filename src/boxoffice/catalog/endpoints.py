@@ -28,9 +28,9 @@ from boxoffice.catalog.schemas import (
     VenueIn,
     VenueOut,
 )
-from boxoffice.deps import PathId, RuntimeDep, SessionDep
-from boxoffice.http_errors import problems
-from boxoffice.inputs import Text, Timestamp, WholeNumber
+from boxoffice.http.deps import PathId, RuntimeDep, SessionDep
+from boxoffice.http.problems import problems
+from boxoffice.kit.inputs import Text, Timestamp, WholeNumber
 from boxoffice.waiting_room.dependencies import QueueGate
 
 router = APIRouter()

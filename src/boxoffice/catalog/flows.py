@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from boxoffice.catalog import repository
 from boxoffice.catalog.service import RECOUNT_AFTER_START, refresh_inventory
-from boxoffice.db import unit_of_work
+from boxoffice.db.uow import unit_of_work
 from boxoffice.runtime import Runtime
 
 

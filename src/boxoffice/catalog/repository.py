@@ -20,8 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice import tables
 from boxoffice.catalog.layout import like_pattern
+from boxoffice.db import tables
 
 _SHOW_COLUMNS = (
     tables.shows.c.id,

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
-from boxoffice.ids import Id
-from boxoffice.inputs import RequestModel, Timestamp
+from boxoffice.kit.ids import Id
+from boxoffice.kit.inputs import RequestModel, Timestamp
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from boxoffice.catalog.schemas import (
     ShowPatch,
     VenueIn,
 )
-from boxoffice.clock import Clock
+from boxoffice.db.outbox import emit
 from boxoffice.errors import (
     ConcertHasLiveShows,
     ConcertNotFound,
@@ -39,8 +39,8 @@ from boxoffice.errors import (
     VenueNotFound,
     error_class,
 )
-from boxoffice.events import emit
-from boxoffice.redis_client import RedisClient
+from boxoffice.kit.clock import Clock
+from boxoffice.redis.client import RedisClient
 from boxoffice.runtime import Runtime
 
 __all__ = ["Show", "get_remaining", "get_show", "get_unsold", "refresh_inventory"]

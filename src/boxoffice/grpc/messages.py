@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from boxoffice.booking.service import SeatEvent
 from boxoffice.grpc import ticket_pb2 as pb
-from boxoffice.streams import Resync
+from boxoffice.redis.streams import Resync
 from boxoffice.waiting_room.schemas import QueueStatusResponse
 
 

@@ -29,11 +29,11 @@ from boxoffice.booking import service as booking
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.booking.shield import valid_stream_id
 from boxoffice.catalog import service as catalog
+from boxoffice.db.idempotency import IdempotentResult
 from boxoffice.errors import DomainError, Unprocessable
 from boxoffice.grpc import messages, status
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
-from boxoffice.idempotency import IdempotentResult
 from boxoffice.payments import flows as payments
 from boxoffice.payments.schemas import PaymentRequest
 from boxoffice.runtime import Runtime

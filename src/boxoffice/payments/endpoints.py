@@ -11,13 +11,13 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from boxoffice import errors as e
-from boxoffice import lean
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.booking.endpoints import RESERVATION, RESERVATION_PROBLEMS
 from boxoffice.booking.schemas import ReservationOut
-from boxoffice.deps import PathId, RuntimeDep, SessionDep, respond
-from boxoffice.http_errors import problems
-from boxoffice.idempotency import MAX_KEY_LENGTH
+from boxoffice.db.idempotency import MAX_KEY_LENGTH
+from boxoffice.http import hot as lean
+from boxoffice.http.deps import PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http.problems import problems
 from boxoffice.payments import flows, service
 from boxoffice.payments.provider import ProviderUnavailable
 from boxoffice.payments.schemas import PaymentOut, PaymentRequest
@@ -38,7 +38,7 @@ async def _pay(hot: lean.HotInput) -> Response:
 
 
 # Paying is the other half of a flash sale's buying, and FastAPI's dependency solving was ~18% of a
-# balance payment's CPU: a lean route (see boxoffice.lean), declared once here.
+# balance payment's CPU: a lean route (see boxoffice.http.hot), declared once here.
 PAY = lean.HotRoute(
     "/api/payments",
     "POST",

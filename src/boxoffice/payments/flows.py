@@ -28,7 +28,16 @@ from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.service import get_reservation, reservation_of
-from boxoffice.db import LeanUnitOfWork, unit_of_work
+from boxoffice.db.idempotency import (
+    IdempotentResult,
+    LeanKey,
+    key_taken,
+    lean_key,
+    run_idempotent_steps,
+    run_lean_idempotent,
+)
+from boxoffice.db.outbox import emit
+from boxoffice.db.uow import LeanUnitOfWork, unit_of_work
 from boxoffice.errors import (
     HoldExpired,
     InsufficientBalance,
@@ -40,15 +49,6 @@ from boxoffice.errors import (
     ReservationExpired,
     ReservationNotFound,
     UserNotFound,
-)
-from boxoffice.events import emit
-from boxoffice.idempotency import (
-    IdempotentResult,
-    LeanKey,
-    key_taken,
-    lean_key,
-    run_idempotent_steps,
-    run_lean_idempotent,
 )
 from boxoffice.payments import ledger, repository
 from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable

@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.idempotency import LEAN_PRIOR, lean_claim
+from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
 
 _COLUMNS = (
     "id, reservation_id, user_id, amount, method, status, idempotency_key, provider_idempotency_key, "

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from boxoffice.ids import Id
-from boxoffice.inputs import RequestModel
+from boxoffice.kit.ids import Id
+from boxoffice.kit.inputs import RequestModel
 
 
 class PaymentRequest(RequestModel):

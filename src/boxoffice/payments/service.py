@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
+from boxoffice.db.outbox import emit
 from boxoffice.errors import (
     AlreadyPaid,
     HoldExpired,
@@ -19,7 +20,6 @@ from boxoffice.errors import (
     PaymentNotFound,
     ReservationNotFound,
 )
-from boxoffice.events import emit
 from boxoffice.payments import repository
 from boxoffice.payments.rules import PaymentStatus
 from boxoffice.runtime import Runtime

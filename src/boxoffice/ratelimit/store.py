@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
-from boxoffice.redis_client import Script
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.client import Script
+from boxoffice.redis.mux import MuxRedis
 
 # -> {allowed 0/1, retry_after_seconds}
 _HIT = Script(

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import structlog
 
-from boxoffice.redis_client import RedisClient
+from boxoffice.redis.client import RedisClient
 from boxoffice.salestats import rules, store
 
 log = structlog.get_logger("boxoffice.salestats")

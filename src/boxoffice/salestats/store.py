@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from boxoffice.redis_client import RedisClient
+from boxoffice.redis.client import RedisClient
 from boxoffice.salestats.rules import SECOND_TIER_SECONDS
 
 MINUTE_TIER_SECONDS = 30 * 24 * 3600

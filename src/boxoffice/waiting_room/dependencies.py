@@ -8,8 +8,8 @@ from fastapi import Depends, Header
 
 from boxoffice import errors as e
 from boxoffice.auth.dependencies import CurrentUser
-from boxoffice.deps import RuntimeDep
-from boxoffice.http_errors import raises
+from boxoffice.http.deps import RuntimeDep
+from boxoffice.http.problems import raises
 from boxoffice.waiting_room.tokens import QueueClaims, check_queue_token
 
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from boxoffice import errors as e
-from boxoffice import lean
 from boxoffice.auth.dependencies import AdminUser, CurrentUser
-from boxoffice.deps import PathId, QueryId, RuntimeDep, SessionDep
-from boxoffice.http_errors import problems
+from boxoffice.http import hot as lean
+from boxoffice.http.deps import PathId, QueryId, RuntimeDep, SessionDep
+from boxoffice.http.problems import problems
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
@@ -47,7 +47,7 @@ async def _status(hot: lean.HotInput) -> Response:
 
 # Status polls are most of a flash sale's requests and the whole crowd joins in its first seconds;
 # FastAPI's dependency solving was a third of each one's CPU (see the README's Performance
-# section), so both are lean routes (see boxoffice.lean), declared once here.
+# section), so both are lean routes (see boxoffice.http.hot), declared once here.
 STATUS = lean.HotRoute(
     "/api/queue/status",
     "GET",

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import structlog
 
-from boxoffice.db import unit_of_work
+from boxoffice.db.outbox import emit
+from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import NotFound
-from boxoffice.events import emit
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, store
 from boxoffice.waiting_room.service import CLOSED_QUEUE_TTL_SECONDS, ShowQueueInfo, ms_of, read_show

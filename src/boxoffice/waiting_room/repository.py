@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice import tables
+from boxoffice.db import tables
 
 
 async def update_queue_settings(session: AsyncSession, show_id: int, now: Any, **values: Any) -> bool:

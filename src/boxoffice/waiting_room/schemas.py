@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from boxoffice.ids import Id
-from boxoffice.inputs import RequestModel
+from boxoffice.kit.ids import Id
+from boxoffice.kit.inputs import RequestModel
 
 QueueState = Literal["WAITING", "READY", "NOT_IN_QUEUE", "SOLD_OUT", "LAST_SEATS_HELD"]
 SaleState = Literal["NOT_OPEN", "PRE_QUEUE", "OPEN", "PAUSED", "LAST_SEATS_HELD", "SOLD_OUT", "CLOSED"]

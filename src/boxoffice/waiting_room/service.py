@@ -34,7 +34,7 @@ from boxoffice.errors import (
     ShowNotFound,
     SoldOut,
 )
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.mux import MuxRedis
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
 from boxoffice.waiting_room.schemas import (

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from boxoffice.redis_client import RedisClient, Script
-from boxoffice.redis_mux import MuxRedis
+from boxoffice.redis.client import RedisClient, Script
+from boxoffice.redis.mux import MuxRedis
 
 SHOWS_KEY = "bo:queue:shows"
 # Worker-side copy of a show's settings lives a little longer than a tick; API misses refill it.

@@ -25,9 +25,9 @@ from boxoffice.admin.live import DashboardHub
 from boxoffice.admin.schemas import CancelRequest, DashboardSnapshot, Range
 from boxoffice.catalog import service as catalog
 from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch, VenueIn
-from boxoffice.deps import PathId, SessionDep
 from boxoffice.errors import DomainError
-from boxoffice.inputs import has_control_characters
+from boxoffice.http.deps import PathId, SessionDep
+from boxoffice.kit.inputs import has_control_characters
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate

@@ -19,7 +19,7 @@ from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.catalog import service as catalog_service
-from boxoffice.deps import ID_MAX, PathId
+from boxoffice.http.deps import ID_MAX, PathId
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service

@@ -15,9 +15,9 @@ from boxoffice.auth.schemas import TopUpRequest
 from boxoffice.booking import rules as booking_rules
 from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
-from boxoffice.deps import PathId
 from boxoffice.errors import DomainError
-from boxoffice.inputs import Text
+from boxoffice.http.deps import PathId
+from boxoffice.kit.inputs import Text
 from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime

@@ -40,9 +40,9 @@ from pydantic import ValidationError
 
 from boxoffice.auth import service as auth_service
 from boxoffice.auth.schemas import LoginRequest, SignupRequest
-from boxoffice.deps import SessionDep
-from boxoffice.email import send_email
 from boxoffice.errors import DomainError
+from boxoffice.http.deps import SessionDep
+from boxoffice.mail.smtp import send_email
 from boxoffice.runtime import Runtime
 from boxoffice.web.render import STATIC_DIR, build_environment, install_page_errors, render
 from boxoffice.web.security import WebMiddleware

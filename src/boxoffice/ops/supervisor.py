@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-log = structlog.get_logger("boxoffice.supervisor")
+log = structlog.get_logger("boxoffice.ops.supervisor")
 FIRST_DELAY_SECONDS = 0.25
 MAX_DELAY_SECONDS = 30.0
 SERVER_RETRY_MAX_SECONDS = 3.0

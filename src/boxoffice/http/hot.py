@@ -27,9 +27,9 @@ from starlette.types import Scope
 from boxoffice import errors as e
 from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
-from boxoffice.http_errors import Documented, problems
-from boxoffice.ids import ID_MAX
-from boxoffice.inputs import decimal_digits
+from boxoffice.http.problems import Documented, problems
+from boxoffice.kit.ids import ID_MAX
+from boxoffice.kit.inputs import decimal_digits
 from boxoffice.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)

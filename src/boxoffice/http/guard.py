@@ -17,8 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxoffice.errors import BackendUnavailable, BodyTooLarge
-from boxoffice.failures import RETRY_AFTER_SECONDS, FailureLog, outage_backend
-from boxoffice.http_errors import problem
+from boxoffice.http.problems import problem
+from boxoffice.kit.failures import RETRY_AFTER_SECONDS, FailureLog, outage_backend
 
 log = structlog.get_logger("boxoffice.http")
 _RETRY_AFTER = str(RETRY_AFTER_SECONDS).encode()

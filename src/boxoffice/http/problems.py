@@ -229,7 +229,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def raises(*errors: Documented, required_headers: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Marks a FastAPI dependency with the errors it can answer and the headers it needs, for the
-    OpenAPI (boxoffice.openapi walks each route's dependencies). A required header is read as
+    OpenAPI (boxoffice.http.openapi walks each route's dependencies). A required header is read as
     optional so that a missing one gets its own stable code (IDEMPOTENCY_KEY_REQUIRED,
     QUEUE_TOKEN_REQUIRED, as on the gRPC door) rather than a generic 422; the schema says required."""
 

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice import tables
-from boxoffice.db import unit_of_work
+from boxoffice.db import tables
+from boxoffice.db.uow import unit_of_work
 from boxoffice.runtime import Runtime
 
 ALL_EVENTS_STREAM = "bo:events"

@@ -25,7 +25,7 @@ from boxoffice.errors import StreamLimit
 
 T = TypeVar("T")
 Item = TypeVar("Item")
-log = structlog.get_logger("boxoffice.streams")
+log = structlog.get_logger("boxoffice.redis.streams")
 
 
 class StreamSlots:

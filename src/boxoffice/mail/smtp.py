@@ -14,7 +14,7 @@ import structlog
 
 from boxoffice.config import Settings, secret
 
-log = structlog.get_logger("boxoffice.email")
+log = structlog.get_logger("boxoffice.mail.smtp")
 
 SMTP_TIMEOUT_SECONDS = 10.0
 

@@ -32,7 +32,7 @@ class ServerConfig(uvicorn.Config):
         request_read_timeout: float,
         **kwargs: Any,
     ) -> None:
-        super().__init__(app, http="boxoffice.httpserver:BoundedHttpToolsProtocol", **kwargs)
+        super().__init__(app, http="boxoffice.http.server:BoundedHttpToolsProtocol", **kwargs)
         self.max_header_bytes = max_header_bytes
         self.max_header_count = max_header_count
         self.request_read_timeout = request_read_timeout

@@ -12,7 +12,7 @@ from boxoffice.auth.service import ensure_account
 from boxoffice.catalog import service
 from boxoffice.catalog.schemas import ConcertIn, QueueSettingsIn, SectionIn, ShowIn, VenueIn
 from boxoffice.config import secret
-from boxoffice.db import unit_of_work
+from boxoffice.db.uow import unit_of_work
 from boxoffice.runtime import Runtime
 
 DEMO_VENUE = "Boxoffice Demo Arena"

@@ -19,7 +19,7 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.exceptions import NoScriptError, RedisError
 
 from boxoffice.config import Settings
-from boxoffice.redis_mux import Arg, MuxRedis
+from boxoffice.redis.mux import Arg, MuxRedis
 
 RedisClient = Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import errors as e
 from boxoffice.config import Settings
-from boxoffice.http_errors import raises
-from boxoffice.idempotency import MAX_KEY_LENGTH, IdempotentResult
-from boxoffice.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
-from boxoffice.inputs import WholeNumber
+from boxoffice.db.idempotency import MAX_KEY_LENGTH, IdempotentResult
+from boxoffice.http.problems import raises
+from boxoffice.kit.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
+from boxoffice.kit.inputs import WholeNumber
 from boxoffice.runtime import Runtime
 
 

@@ -23,7 +23,7 @@ import httpx
 
 from boxoffice.app import ROLES
 
-SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
+SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf"
 UPSTREAMS = {role: f"bo_{role}" for role in ROLES}
 
 

@@ -45,7 +45,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.db import LeanUnitOfWork, UnitOfWork, lean_unit_of_work, sqlstate, unit_of_work
+from boxoffice.db.uow import LeanUnitOfWork, UnitOfWork, lean_unit_of_work, sqlstate, unit_of_work
 from boxoffice.errors import (
     Conflict,
     DomainError,

@@ -24,7 +24,7 @@ from sqlalchemy.util import greenlet_spawn
 from boxoffice.config import Settings
 from boxoffice.errors import DomainError
 
-log = structlog.get_logger("boxoffice.db")
+log = structlog.get_logger("boxoffice.db.uow")
 
 Effect = Callable[[], Awaitable[object]]
 

@@ -22,8 +22,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from boxoffice import errors as e
-from boxoffice.http_errors import PROBLEM_SCHEMA, Documented, documented_codes, problems
-from boxoffice.overload import SHEDDABLE
+from boxoffice.http.problems import PROBLEM_SCHEMA, Documented, documented_codes, problems
+from boxoffice.http.shedding import SHEDDABLE
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test chaos lint bench proto contract clean-data lock chromium
+.PHONY: run test chaos lint bench proto contract clean-data lock chromium nginx
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ run: $(STAMP)
 	$(BIN)/boxoffice up
 
 # The suite includes the browser tests (tests/browser: Playwright's async API in the suite's own
-# event loop), which drive Debian's Chromium: installed here when missing and we are root.
-test: $(STAMP) chromium
+# event loop), which drive Debian's Chromium, and the gateway tests (roles behind Debian's nginx):
+# both installed here when missing and we are root.
+test: $(STAMP) chromium nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A flash sale under `boxoffice up` while an API process, the worker, the embedded Redis and
@@ -35,6 +36,15 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  fi; \
 	  test -x $(CHROMIUM) || { echo "Chromium is missing for the browser tests: run 'sudo apt-get install -y chromium'"; exit 1; }; \
+	}
+
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing nginx for the gateway tests (apt-get install nginx)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  fi; \
+	  command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { echo "nginx is missing for the gateway tests: run 'sudo apt-get install -y nginx'"; exit 1; }; \
 	}
 
 lint: $(STAMP)

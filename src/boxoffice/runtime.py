@@ -6,26 +6,34 @@ The API lifespan, the worker and CLI commands each open one with `open_runtime` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from boxoffice.auth.passwords import PasswordWork
 from boxoffice.config import Settings
 from boxoffice.db.uow import create_engine, session_factory
 from boxoffice.kit.clock import Clock, SystemClock
 from boxoffice.kit.failures import FailureLog
+from boxoffice.kit.limits import PasswordWork
 from boxoffice.kit.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
 from boxoffice.redis.client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.redis.streams import StreamHub, StreamSlots
-from boxoffice.salestats.recorder import SaleStats
+
+
+class Component(Protocol):
+    def discard(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=Component)
 
 
 @dataclass
@@ -41,8 +49,6 @@ class Runtime:
     hot_redis: MuxRedis
     redis_cluster: bool
     http: httpx.AsyncClient
-    # Per-show, per-second sale counters for the admin dashboard (flushed to Redis once a second).
-    sale_stats: SaleStats
     metrics: Metrics = field(default_factory=Metrics)
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
@@ -70,9 +76,20 @@ class Runtime:
         default_factory=lambda: LocalCache(ttl_seconds=300, max_entries=100_000)
     )
     queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
+    # Per-process state a domain keeps on the runtime without the runtime importing the domain
+    # (the sale statistics' in-memory counters): created on first use by `component`, discarded
+    # with the local caches, closed with the runtime.
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def component(self, name: str, create: Callable[[], C]) -> C:
+        found = self.components.get(name)
+        if found is None:
+            found = self.components[name] = create()
+        return found  # type: ignore[return-value]
 
     def clear_local_caches(self) -> None:
-        self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
+        for component in self.components.values():
+            component.discard()  # e.g. counts not flushed yet belong to data that is being wiped
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
         self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
         self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
@@ -127,7 +144,6 @@ async def open_runtime(
         hot_redis=MuxRedis(redis_url, timeout=5.0, cluster=cluster),
         redis_cluster=cluster,
         http=http,
-        sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
         password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
@@ -137,7 +153,8 @@ async def open_runtime(
         yield runtime
     finally:
         await runtime.stream_hub.aclose()
-        await runtime.sale_stats.aclose()
+        for component in runtime.components.values():
+            await component.aclose()
         await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()

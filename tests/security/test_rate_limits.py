@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import select
 
 from boxoffice.app import create_app
-from boxoffice.auth.passwords import PasswordWork
 from boxoffice.db import tables
 from boxoffice.errors import TooManyRequests
+from boxoffice.kit.limits import PasswordWork
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.helpers.shows import make_show

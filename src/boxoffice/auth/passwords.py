@@ -7,10 +7,8 @@ releases the GIL while hashing, so the event loop keeps serving other requests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import secrets
-from collections.abc import AsyncIterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -64,33 +62,3 @@ async def verify_password_async(password_hash: str | None, password: str) -> boo
         await asyncio.to_thread(_verify_dummy, password)
         return False
     return await asyncio.to_thread(verify_password, password_hash, password)
-
-
-class PasswordWork:
-    """A bound on concurrent argon2 work in this process (on the Runtime): a login flood queues
-    for `concurrency` slots instead of filling every core and starving the sale, and beyond
-    `max_waiting` queued requests it is refused at once (429 LOGIN_BUSY + Retry-After)."""
-
-    def __init__(self, concurrency: int = 1, max_waiting: int = 32) -> None:
-        self.concurrency = concurrency
-        self.max_waiting = max_waiting
-        self._slots: asyncio.Semaphore | None = None
-        self._waiting = 0
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        from boxoffice.errors import LoginBusy
-
-        if self._slots is None:  # created on first use, inside the running loop
-            self._slots = asyncio.Semaphore(self.concurrency)
-        if self._slots.locked() and self._waiting >= self.max_waiting:
-            raise LoginBusy("Too many sign-ins at once; retry shortly", headers={"Retry-After": "1"})
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            yield
-        finally:
-            self._slots.release()

@@ -41,6 +41,7 @@ from boxoffice.errors import (
     UnknownSection,
 )
 from boxoffice.runtime import Runtime
+from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room.tokens import check_queue_token
 
 HOLD_SCOPE = "POST /api/reservations"
@@ -176,11 +177,11 @@ async def place_hold(
         )
     except (SeatsTaken, NoAdjacentSeats):
         elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
+        sale_stats(runtime).outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
         raise
     if not result.replayed:
         elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
+        sale_stats(runtime).outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
     return result
 
 
@@ -347,7 +348,7 @@ async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
         await refresh_inventory(uow.session, sorted({c.show_id for c in closed}), now=now)
         runtime.metrics.expiries.inc(len(closed))
         for c in closed:
-            runtime.sale_stats.count(c.show_id, "holds_expired", now)
+            sale_stats(runtime).count(c.show_id, "holds_expired", now)
         uow.after_commit(lambda: publish_closed(runtime, closed))
     return len(ids)
 

@@ -62,6 +62,7 @@ from boxoffice.payments.service import (
     refuse_live_payment,
 )
 from boxoffice.runtime import Runtime
+from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room.service import release_lease
 
 log = structlog.get_logger("boxoffice.payments")
@@ -348,11 +349,11 @@ async def pay(
     except PaymentRequired:
         if show_id is not None:
             elapsed = time.perf_counter() - started
-            runtime.sale_stats.outcome(show_id, "payments_failed", "payment", runtime.clock.now(), elapsed)
+            sale_stats(runtime).outcome(show_id, "payments_failed", "payment", runtime.clock.now(), elapsed)
         raise
     if not result.replayed and result.status == 201 and show_id is not None:
         elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(show_id, "payments_succeeded", "payment", runtime.clock.now(), elapsed)
+        sale_stats(runtime).outcome(show_id, "payments_succeeded", "payment", runtime.clock.now(), elapsed)
     return result
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from boxoffice.bench.commands import bench_app
 from boxoffice.config import Settings, with_secrets
 from boxoffice.http.server import server_config
 from boxoffice.ops.backends.datadir import (
@@ -31,6 +32,7 @@ from boxoffice.ops.up import (
 )
 
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
+app.add_typer(bench_app, name="bench")
 
 
 def _settings(**overrides: object) -> Settings:

@@ -28,6 +28,7 @@ from boxoffice.catalog.schemas import (
     VenueIn,
 )
 from boxoffice.db.outbox import emit
+from boxoffice.db.uow import after_commit
 from boxoffice.errors import (
     ConcertHasLiveShows,
     ConcertNotFound,
@@ -245,7 +246,7 @@ async def delete_concert(session: AsyncSession, redis: RedisClient, concert_id: 
     await repository.delete_concert(session, concert_id)
     for show_id in show_ids:
         await emit(session, "show.deleted", aggregate_type="show", aggregate_id=show_id, show_id=show_id)
-        await _forget_seat_map(redis, show_id)
+        _forget_seat_map(session, redis, show_id)
 
 
 # ---- shows -----------------------------------------------------------------------------------------
@@ -427,15 +428,19 @@ async def delete_show(session: AsyncSession, redis: RedisClient, show_id: int) -
     await _ensure_untouched(session, [show_id])
     await repository.delete_shows(session, [show_id])
     await emit(session, "show.deleted", aggregate_type="show", aggregate_id=show_id, show_id=show_id)
-    await _forget_seat_map(redis, show_id)
+    _forget_seat_map(session, redis, show_id)
 
 
-async def _forget_seat_map(redis: RedisClient, show_id: int) -> None:
-    # Before our commit a reader may still cache the old map; its refresh (<= 1 s) finds no seats.
-    try:
-        await cache.invalidate_seat_map(redis, show_id)
-    except RedisError:
-        log.warning("seat_map_invalidate_failed", show_id=show_id)
+def _forget_seat_map(session: AsyncSession, redis: RedisClient, show_id: int) -> None:
+    """Once the delete has committed: before it, a reader could re-cache the old map."""
+
+    async def forget() -> None:
+        try:
+            await cache.invalidate_seat_map(redis, show_id)
+        except RedisError:
+            log.warning("seat_map_invalidate_failed", show_id=show_id)
+
+    after_commit(session, forget)
 
 
 # ---- inventory -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boxoffice import errors as e
 from boxoffice.config import Settings
 from boxoffice.db.idempotency import MAX_KEY_LENGTH, IdempotentResult
+from boxoffice.db.uow import UnitOfWork
 from boxoffice.http.problems import raises
 from boxoffice.kit.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
 from boxoffice.kit.inputs import WholeNumber
@@ -44,14 +45,18 @@ def client_address(request: Request, settings: Settings) -> str | None:
 
 
 async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: committed when the endpoint returns, rolled back if it raises.
+    """The request's transaction: committed when the endpoint returns, rolled back if it raises;
+    then the after-commit effects the services registered (db.uow.after_commit), as a flow's.
 
-    scope="function" makes FastAPI run the code after `yield` (the commit) before the response is
-    sent, so a client never sees a success whose commit failed, and a follow-up request always sees
-    the write. (The default scope for yield dependencies, "request", commits after the response.)
+    scope="function" makes FastAPI run the code after `yield` (the commit and the effects) before
+    the response is sent, so a client never sees a success whose commit failed, and a follow-up
+    request always sees the write. (The default scope, "request", commits after the response.)
     """
-    async with runtime.sessions() as session, session.begin():
-        yield session
+    async with runtime.sessions() as session:
+        uow = UnitOfWork(session)
+        async with session.begin():
+            yield session
+    await uow.run_effects()
 
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import ratelimit
 from boxoffice.catalog.service import Show, get_remaining, get_show, get_unsold
+from boxoffice.db.uow import after_commit
 from boxoffice.errors import (
     NotFound,
     QueueTicketForeign,
@@ -595,8 +596,7 @@ async def set_paused(
 ) -> AdminQueueResponse:
     if not await repository.update_queue_settings(session, show_id, runtime.clock.now(), queue_paused=paused):
         raise _show_not_found(show_id)
-    # The worker re-reads the row every tick; dropping the cache makes polls honest at once.
-    await store.drop_show_cache(runtime.redis, show_id)
+    _drop_show_cache_after_commit(runtime, session, show_id)
     return await admin_view(runtime, session, show_id)
 
 
@@ -612,8 +612,14 @@ async def update_settings(
         values["queue_max_active"] = change.max_active
     if values and not await repository.update_queue_settings(session, show_id, runtime.clock.now(), **values):
         raise _show_not_found(show_id)
-    await store.drop_show_cache(runtime.redis, show_id)
+    _drop_show_cache_after_commit(runtime, session, show_id)
     return await admin_view(runtime, session, show_id)
+
+
+def _drop_show_cache_after_commit(runtime: Runtime, session: AsyncSession, show_id: int) -> None:
+    """The worker re-reads the row every tick; dropping the cached row makes polls honest at once.
+    After the commit: dropped before it, a poll in between would re-cache the old row."""
+    after_commit(session, lambda: store.drop_show_cache(runtime.redis, show_id))
 
 
 async def fairness(runtime: Runtime, session: AsyncSession, show_id: int) -> FairnessResponse:

@@ -19,6 +19,7 @@ from boxoffice.admin import repository
 from boxoffice.admin.schemas import Range
 from boxoffice.catalog import service as catalog
 from boxoffice.errors import UserNotFound
+from boxoffice.kit.clock import iso
 from boxoffice.runtime import Runtime
 from boxoffice.salestats import rules as stats_rules
 from boxoffice.salestats import store as stats_store
@@ -159,7 +160,7 @@ def _csv_line(values: list[Any]) -> str:
 def _cell(value: Any) -> Any:
     """ISO 8601 times; cells a spreadsheet would run as a formula are quoted with a leading '."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso(value)
     if value is None:
         return ""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):

@@ -35,6 +35,7 @@ from boxoffice.errors import (
     ShowNotFound,
     SoldOut,
 )
+from boxoffice.kit.clock import iso
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
@@ -105,7 +106,7 @@ class ShowQueueInfo:
         data = asdict(self)
         for name in ("sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
             value = data[name]
-            data[name] = value.isoformat() if value is not None else None
+            data[name] = iso(value) if value is not None else None
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -187,7 +188,7 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
     phase = info.phase(now)
     if phase == "NOT_OPEN":
         opens = info.pre_queue_opens_at or info.sale_opens_at
-        raise SaleNotOpen("The queue for this show is not open yet", opens_at=opens.isoformat())
+        raise SaleNotOpen("The queue for this show is not open yet", opens_at=iso(opens))
     if phase == "CLOSED":
         raise SaleClosed("The sale for this show is closed")
     if info.sold_out():

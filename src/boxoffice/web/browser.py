@@ -20,6 +20,7 @@ from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.catalog import service as catalog_service
 from boxoffice.http.deps import ID_MAX, PathId
+from boxoffice.kit.clock import iso
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service
@@ -100,7 +101,7 @@ async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: 
         ttl = int((answer.expires_at - runtime.clock.now()).total_seconds())
         keep_queue_token(request, show_id, answer.token, max_age=max(1, ttl))
         body["seat_map_url"] = f"/shows/{show_id}/seats"
-        body["expires_at"] = answer.expires_at.isoformat()
+        body["expires_at"] = iso(answer.expires_at)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 

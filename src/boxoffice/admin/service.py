@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.admin import repository
 from boxoffice.admin.schemas import Range
+from boxoffice.catalog import seatmap
 from boxoffice.catalog import service as catalog
 from boxoffice.errors import UserNotFound
 from boxoffice.kit.clock import iso
@@ -42,7 +43,7 @@ async def frame(runtime: Runtime, show_id: int) -> dict[str, Any]:
     now = runtime.clock.now()
     async with runtime.sessions() as session:
         show = await catalog.get_show(session, show_id)
-        base, status = await catalog.seat_statuses(session, show_id)
+        base, status = await seatmap.seat_statuses(session, show_id)
         totals = await repository.sales_totals(session, show_id)
         q = await queue.admin_view(runtime, session, show_id)
     now_s = int(now.timestamp())

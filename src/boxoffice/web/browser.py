@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
-from boxoffice.catalog import service as catalog_service
+from boxoffice.catalog import seatmap
 from boxoffice.http.deps import ID_MAX, PathId
 from boxoffice.kit.clock import iso
 from boxoffice.payments import service as payments_service
@@ -112,7 +112,7 @@ async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: 
 async def seats(request: Request, show_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
     await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
-    body = await catalog_service.seat_map(runtime, show_id)
+    body = await seatmap.seat_map(runtime, show_id)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

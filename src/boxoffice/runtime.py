@@ -9,13 +9,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from boxoffice.auth.passwords import PasswordWork
+from boxoffice.auth.schemas import TokenPair
+from boxoffice.auth.tokens import AccessClaims
 from boxoffice.config import Settings
 from boxoffice.db.uow import create_engine, session_factory
 from boxoffice.kit.clock import Clock, SystemClock
@@ -26,6 +28,9 @@ from boxoffice.redis.client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.redis.streams import StreamHub, StreamSlots
 from boxoffice.salestats.recorder import SaleStats
+
+if TYPE_CHECKING:
+    from boxoffice.waiting_room.tokens import QueueClaims, QueueTicket
 
 
 @dataclass
@@ -54,7 +59,21 @@ class Runtime:
     show_rules: LocalCache[int, Any] = field(
         default_factory=lambda: LocalCache(ttl_seconds=2, max_entries=10_000)
     )
-    verified_tokens: LocalCache[str, Any] = field(
+    # Tokens whose signature this process already checked: one cache per token type, keyed by the
+    # exact token string, so a token of one kind can never be found as another kind (an admission
+    # token presented as a bearer token is just an unknown access token).
+    access_tokens: LocalCache[str, AccessClaims] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+    queue_tokens: LocalCache[str, QueueClaims] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+    queue_tickets: LocalCache[str, QueueTicket] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+    # The web layer's refresh single-flight (web/session.py): the rotation a browser's concurrent
+    # requests share, keyed by a digest of the refresh token and the browser's CSRF secret.
+    web_refreshes: LocalCache[str, TokenPair] = field(
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
     # Access tokens the deny-list let through in the last second (queue polls may rely on it).
@@ -74,7 +93,10 @@ class Runtime:
     def clear_local_caches(self) -> None:
         self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
-        self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
+        self.access_tokens = LocalCache(self.access_tokens.ttl, self.access_tokens.max_entries)
+        self.queue_tokens = LocalCache(self.queue_tokens.ttl, self.queue_tokens.max_entries)
+        self.queue_tickets = LocalCache(self.queue_tickets.ttl, self.queue_tickets.max_entries)
+        self.web_refreshes = LocalCache(self.web_refreshes.ttl, self.web_refreshes.max_entries)
         self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
         self.queue_boards = LocalCache(self.queue_boards.ttl, self.queue_boards.max_entries)
         self.queue_gone = LocalCache(self.queue_gone.ttl, self.queue_gone.max_entries)

@@ -394,10 +394,11 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
         return claims
     try:
         denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
-    except Exception as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is
         # short-lived and signed, so we accept it and log. Logout during a Redis outage is the gap.
+        # Only a backend failure opens this door: any other exception is a bug and propagates.
         denied = False
     if denied:
         raise InvalidAccessToken("Access token was revoked")
@@ -406,16 +407,17 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
 
 
 def _verified(runtime: Runtime, token: str) -> AccessClaims:
-    """Signature checked once per token and process (the cache keys on the exact string); the
-    expiry is checked on every request against the injected clock."""
+    """Signature checked once per token and process (the access-token cache keys on the exact
+    string and holds access claims only); the expiry is checked on every request against the
+    injected clock."""
     now = runtime.clock.now()
-    claims: AccessClaims | None = runtime.verified_tokens.get(token)
+    claims = runtime.access_tokens.get(token)
     if claims is None:
         try:
             claims = verify_access_token(runtime.settings, token, now=now)
         except InvalidToken:
             raise InvalidAccessToken("Invalid or expired access token") from None
-        runtime.verified_tokens.put(token, claims)
+        runtime.access_tokens.put(token, claims)
     elif claims.expires_at <= int(now.timestamp()):
         raise InvalidAccessToken("Invalid or expired access token")
     return claims

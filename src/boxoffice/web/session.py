@@ -128,7 +128,7 @@ async def _refreshed(runtime: Runtime, refresh_token: str) -> TokenPair:
             return await auth_service.refresh(session, runtime, refresh_token)
 
     digest = hashlib.sha256(refresh_token.encode()).hexdigest()
-    pair: TokenPair = await runtime.verified_tokens.get_or_load("web-refresh:" + digest, rotate)
+    pair: TokenPair = await runtime.web_refreshes.get_or_load(digest, rotate)
     return pair
 
 

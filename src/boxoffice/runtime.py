@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from boxoffice.auth.passwords import PasswordWork
+from boxoffice.auth.passwords import PasswordWork, hasher
 from boxoffice.auth.schemas import TokenPair
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.config import Settings
@@ -152,7 +152,11 @@ async def open_runtime(
         sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
-        password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
+        password_work=PasswordWork(
+            settings.argon2_concurrency,
+            settings.argon2_max_waiting,
+            hasher(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism),
+        ),
         streams=StreamSlots(settings.max_streams_per_user, settings.max_streams_per_process),
     )
     try:

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
 
     # Booking
     default_hold_seconds: int = Field(default=300, ge=5, le=3600)
+    # Seats a fan's hold let go of (cancelled, expired, refunded) are back on sale for everyone
+    # else at once, and for that fan only after this long (0 = off).
+    rehold_cooldown_seconds: int = Field(default=300, ge=0, le=86_400)
 
     # Payment provider (the simulator is started by `boxoffice up` when this is unset).
     payment_provider_url: str | None = None

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
-    environment: Literal["dev", "test", "prod"] = "dev"
+    # prod (the default: a deployment that forgets to say is a real sale): top-ups are off and no
+    # demo fan is seeded. dev (what `boxoffice up` runs unless told otherwise) and test (the
+    # suite's): free top-ups and the demo fan, for trying the product out.
+    environment: Literal["dev", "test", "prod"] = "prod"
 
     # HTTP limits (see httpserver.py and http_guard.py): bodies, request heads, slow or idle clients.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -142,6 +145,16 @@ class Settings(BaseSettings):
         return [j.strip() for j in self.jobs.split(",") if j.strip()]
 
     @property
+    def free_topups(self) -> bool:
+        """A top-up credits the balance with no payment behind it: never in production."""
+        return self.environment != "prod"
+
+    @property
+    def demo_fan(self) -> bool:
+        """The demo fan (a known password and a balance) is seeded: never in production."""
+        return self.environment != "prod"
+
+    @property
     def embedded_database(self) -> bool:
         return self.database_url is None
 
@@ -188,6 +201,13 @@ def with_secrets(settings: Settings) -> Settings:
     return settings.model_copy(
         update={name: getattr(settings, name) or SecretStr(stored[name]) for name in names}
     )
+
+
+def environment_configured() -> bool:
+    """Whether the operator chose BOXOFFICE_ENVIRONMENT (`up` runs dev otherwise)."""
+    import os
+
+    return bool(os.environ.get("BOXOFFICE_ENVIRONMENT"))
 
 
 def first_time(data_dir: Path, flag: str) -> bool:

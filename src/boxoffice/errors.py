@@ -194,6 +194,10 @@ class EmailNotVerified(Forbidden):
     code = "EMAIL_NOT_VERIFIED"
 
 
+class TopUpDisabled(Forbidden):
+    code = "TOPUP_DISABLED"
+
+
 class CsrfFailed(Forbidden):
     code = "CSRF_FAILED"
 

@@ -129,7 +129,7 @@ async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDe
     response_model=BalanceResponse,
     tags=["users"],
     summary="Charge my balance (Idempotency-Key required)",
-    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound),
+    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound, e.TopUpDisabled),
 )
 async def top_up(
     body: TopUpRequest,

@@ -22,7 +22,8 @@ from boxoffice.auth.schemas import (
     TopUpRequest,
     VerifyResponse,
 )
-from boxoffice.http.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, client_address, respond
+from boxoffice.http.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http.peer import client_address
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text
 from boxoffice.mail.smtp import send_email
@@ -36,12 +37,16 @@ router = APIRouter()
     response_model=SignupResponse,
     tags=["auth"],
     summary="Create an account",
-    responses=problems(e.EmailTaken, e.LoginBusy),
+    responses=problems(e.EmailTaken, e.LoginBusy, e.TooManyAttempts),
 )
 async def signup(
-    body: SignupRequest, session: SessionDep, runtime: RuntimeDep, background: BackgroundTasks
+    body: SignupRequest,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
 ) -> SignupResponse:
-    created, mail = await service.signup(session, runtime, body)
+    created, mail = await service.signup(session, runtime, body, client_address(request, runtime.settings))
     if mail is not None:
         # Background tasks run after the response, i.e. after the unit of work has committed.
         background.add_task(send_email, runtime.settings, mail)
@@ -124,7 +129,7 @@ async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDe
     response_model=BalanceResponse,
     tags=["users"],
     summary="Charge my balance (Idempotency-Key required)",
-    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound),
+    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound, e.TopUpDisabled),
 )
 async def top_up(
     body: TopUpRequest,

@@ -20,8 +20,8 @@ from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
 from boxoffice.kit.clock import iso
 
 _SHOW_RULES = text(
-    "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation "
-    "FROM shows WHERE id = :show_id"
+    "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation, "
+    "hold_requires_verified_email FROM shows WHERE id = :show_id"
 )
 
 # A hold: ONE statement, all or nothing, that commits on its own (a lean unit of work), with its
@@ -209,7 +209,16 @@ async def fetch_show_rules(session: AsyncSession, show_id: int) -> ShowRules | N
         sale_closes_at=row[3],
         hold_seconds=row[4],
         max_seats=row[5],
+        verified_email_required=bool(row[6]),
     )
+
+
+_EMAIL_VERIFIED = text("SELECT email_verified FROM users WHERE id = :user_id AND deleted_at IS NULL")
+
+
+async def email_verified(session: AsyncSession, user_id: int) -> bool:
+    """Whether the (live) user confirmed their email address."""
+    return bool((await session.execute(_EMAIL_VERIFIED, {"user_id": user_id})).scalar())
 
 
 async def hold(

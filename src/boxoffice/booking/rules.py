@@ -37,6 +37,7 @@ class ShowRules:
     sale_closes_at: datetime | None
     hold_seconds: int
     max_seats: int
+    verified_email_required: bool = False
 
 
 class RuleViolation(Exception):

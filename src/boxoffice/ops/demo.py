@@ -43,17 +43,19 @@ async def seed_demo(runtime: Runtime) -> str:
             name="Administrator",
             role="ADMIN",
         )
-        await ensure_account(
-            session,
-            settings,
-            email=settings.demo_fan_email,
-            password=secret(settings.demo_fan_password),
-            name="Demo Fan",
-            initial_balance=settings.demo_fan_balance,
-        )
+        accounts = f"{settings.admin_email} (admin)"
+        if settings.demo_fan:  # a known password and a balance: never in production
+            await ensure_account(
+                session,
+                settings,
+                email=settings.demo_fan_email,
+                password=secret(settings.demo_fan_password),
+                name="Demo Fan",
+                initial_balance=settings.demo_fan_balance,
+            )
+            accounts += f", {settings.demo_fan_email} (fan)"
         existing = await service.find_venue_id(session, DEMO_VENUE)
         if existing is not None:
-            accounts = f"{settings.admin_email}, {settings.demo_fan_email}"
             return f"already seeded (venue #{existing}); accounts {accounts}"
 
         venue = await service.create_venue(session, VenueIn(name=DEMO_VENUE, sections=SECTIONS))
@@ -78,7 +80,7 @@ async def seed_demo(runtime: Runtime) -> str:
         return (
             f"venue '{DEMO_VENUE}' ({venue['seat_count']:,} seats in {len(SECTIONS)} sections), "
             f"{len(CONCERTS)} concerts, {shows} shows; show #{on_sale_show} is on sale now; "
-            f"accounts {settings.admin_email} (admin), {settings.demo_fan_email} (fan)"
+            f"accounts {accounts}"
         )
 
 

@@ -282,13 +282,14 @@ def served_on_board(runtime: Runtime, show_id: int, number: int) -> bool:
 
 
 def _ticket_of(runtime: Runtime, raw: str, user_id: int, show_id: int) -> QueueTicket:
-    parsed: QueueTicket | None = runtime.verified_tokens.get("ticket:" + raw)
+    parsed = runtime.queue_tickets.get(raw)
     if parsed is None:
         try:
             parsed = verify_queue_ticket(runtime.settings, raw)
         except QueueTicketInvalid:
             raise QueueTicketRefused("The queue ticket is not one we issued") from None
-        runtime.verified_tokens.put("ticket:" + raw, parsed)
+        if parsed.user_id == user_id and parsed.show_id == show_id:
+            runtime.queue_tickets.put(raw, parsed)
     if parsed.user_id != user_id or parsed.show_id != show_id:
         raise QueueTicketForeign("The queue ticket belongs to another user or show")
     return parsed

@@ -216,6 +216,18 @@ class VenueNotFound(NotFound):
     code = "VENUE_NOT_FOUND"
 
 
+class TicketNotFound(NotFound):
+    code = "TICKET_NOT_FOUND"
+
+
+class DoorStaffOnly(Forbidden):
+    code = "DOOR_ROLE_REQUIRED"
+
+
+class ReentryNotAllowed(Conflict):
+    code = "REENTRY_NOT_ALLOWED"
+
+
 class InsufficientBalance(PaymentRequired):
     code = "INSUFFICIENT_BALANCE"
 

@@ -122,6 +122,9 @@ class Metrics:
         self.holds = Counter("boxoffice_holds_total", "Hold attempts by outcome", ["outcome"], registry=r)
         self.confirmations = Counter("boxoffice_confirmations_total", "Reservations confirmed", registry=r)
         self.expiries = Counter("boxoffice_expiries_total", "Holds expired", registry=r)
+        self.checkins = Counter(
+            "boxoffice_checkins_total", "Ticket scans at the gates by answer", ["result"], registry=r
+        )
         self.payments = Counter(
             "boxoffice_payments_total", "Payments by method and status", ["method", "status"], registry=r
         )

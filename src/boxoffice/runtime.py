@@ -26,6 +26,7 @@ from boxoffice.redis.client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.redis.streams import StreamHub, StreamSlots
 from boxoffice.salestats.recorder import SaleStats
+from boxoffice.tickets.keys import Keyring
 
 
 @dataclass
@@ -70,6 +71,14 @@ class Runtime:
         default_factory=lambda: LocalCache(ttl_seconds=300, max_entries=100_000)
     )
     queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
+    # The ticket signing keys (tickets/keys.py), loaded once by open_runtime.
+    ticket_keys: Keyring | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        if self.ticket_keys is None:
+            self.ticket_keys = Keyring.from_settings(self.settings)
+        return self.ticket_keys
 
     def clear_local_caches(self) -> None:
         self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
@@ -132,6 +141,7 @@ async def open_runtime(
         clock=clock or SystemClock(),
         password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
         streams=StreamSlots(settings.max_streams_per_user, settings.max_streams_per_process),
+        ticket_keys=Keyring.from_settings(settings),
     )
     try:
         yield runtime

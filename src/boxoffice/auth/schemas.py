@@ -91,7 +91,7 @@ class Profile(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["USER", "ADMIN"]
+    role: Literal["USER", "ADMIN", "DOOR"]
     balance: int
     phone: str | None
     address: str | None

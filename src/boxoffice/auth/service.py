@@ -59,7 +59,7 @@ from boxoffice.runtime import Runtime
 log = structlog.get_logger("boxoffice.auth")
 
 LOGIN_WINDOW_SECONDS = 15 * 60
-ROLES = ("USER", "ADMIN")
+ROLES = ("USER", "ADMIN", "DOOR")  # DOOR: gate staff (scan tickets, nothing else)
 
 # Refresh token = "<family>.<secret>": the family id (public, names the login) and 256 random bits.
 _FAMILY_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")

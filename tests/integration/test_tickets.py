@@ -66,7 +66,7 @@ async def test_balance_payment_issues_one_signed_ticket_per_seat(client, runtime
     items = resp.json()["items"]
     assert len(items) == 2 and resp.json()["next_before"] is None
     assert sorted(t["seat_id"] for t in items) == sorted(show["seat_ids"][:2])
-    keys = (await client.get("/api/tickets/keys")).json()["keys"]
+    keys = (await client.get(f"/api/shows/{show['show_id']}/ticket-keys")).json()["keys"]
     public = {k["key_id"]: k["public_key"] for k in keys}
     for t in items:
         assert t["status"] == "VALID" and t["status_text"] == "Valid" and t["holder"] == "Kim Minji"
@@ -281,7 +281,7 @@ async def test_rotated_keys_still_verify_old_tickets(client, runtime):  # type: 
         new_id = rotate(data_dir)
         runtime.ticket_keys = Keyring.from_settings(runtime.settings)
         assert runtime.keyring.signing_key_id == new_id != saved.signing_key_id  # type: ignore[union-attr]
-        keys = (await client.get("/api/tickets/keys")).json()["keys"]
+        keys = (await client.get(f"/api/shows/{show['show_id']}/ticket-keys")).json()["keys"]
         assert {k["key_id"] for k in keys} == {new_id, saved.signing_key_id}  # type: ignore[union-attr]
         fan2, show2, _ = await bought(client, runtime, seats=1)
         new = (await client.get("/api/tickets", headers=fan2["headers"])).json()["items"][0]
@@ -367,3 +367,41 @@ async def test_reentry_only_where_the_show_allows_it(client, runtime):  # type: 
         f"/api/shows/{sid}/checkouts", json={"gate": "A", "code": "bad"}, headers=staff["headers"]
     )
     assert again.status_code == 409
+
+
+async def test_grpc_tickets_and_check_in_match_the_http_api(client, runtime, grpc_target):  # type: ignore[no-untyped-def]
+    import grpc
+
+    from boxoffice.grpc import ticket_pb2 as pb
+    from tests.integration.grpc_support import error_info, meta, ticket_stub
+
+    fan, show, _rid = await bought(client, runtime, seats=2)
+    http_items = (await client.get("/api/tickets", headers=fan["headers"])).json()["items"]
+    staff = await door(runtime)
+    other = await make_user(runtime)
+    async with ticket_stub(grpc_target) as stub:
+        page = await stub.ListTickets(pb.ListTicketsRequest(limit=1), metadata=meta(fan))
+        assert len(page.items) == 1 and page.next_before == page.items[0].ticket_id
+        rest = await stub.ListTickets(pb.ListTicketsRequest(before=page.next_before), metadata=meta(fan))
+        got = [*page.items, *rest.items]
+        assert [t.ticket_id for t in got] == [t["ticket_id"] for t in http_items] and rest.next_before == 0
+        one = await stub.GetTicket(pb.TicketRef(ticket_id=got[0].ticket_id), metadata=meta(fan))
+        assert one.payload == http_items[0]["payload"] and one.status == pb.TICKET_STATUS_VALID
+        assert one.code == http_items[0]["code"] and one.time_zone == "Asia/Seoul"
+        for stranger in (other, staff):
+            try:
+                await stub.GetTicket(pb.TicketRef(ticket_id=got[0].ticket_id), metadata=meta(stranger))
+                raise AssertionError("a stranger read the ticket")
+            except grpc.aio.AioRpcError as exc:
+                assert (
+                    exc.code() == grpc.StatusCode.NOT_FOUND and error_info(exc).reason == "TICKET_NOT_FOUND"
+                )
+        scan_ = pb.CheckInRequest(show_id=show["show_id"], payload=one.payload, gate="gRPC gate")
+        first = await stub.CheckIn(scan_, metadata=meta(staff))
+        assert first.result == pb.SCAN_RESULT_VALID and first.seat == http_items[0]["seat"]
+        second = await stub.CheckIn(scan_, metadata=meta(staff))
+        assert second.result == pb.SCAN_RESULT_ALREADY_USED and second.used_gate == "gRPC gate"
+        typed = pb.CheckInRequest(show_id=show["show_id"], code="nope", gate="gRPC gate")
+        assert (await stub.CheckIn(typed, metadata=meta(staff))).result == pb.SCAN_RESULT_NOT_A_TICKET
+        used = await stub.GetTicket(pb.TicketRef(ticket_id=got[0].ticket_id), metadata=meta(fan))
+        assert used.status == pb.TICKET_STATUS_USED and used.status_text.startswith("Used at ")

@@ -21,6 +21,7 @@ from boxoffice.kit.inputs import WholeNumber
 from boxoffice.tickets import flows
 from boxoffice.tickets.pdf import tickets_pdf
 from boxoffice.tickets.qr import qr_png, qr_svg
+from boxoffice.tickets.rules import DOOR_ROLES
 from boxoffice.tickets.schemas import (
     CheckOutRequest,
     DoorList,
@@ -36,7 +37,6 @@ from boxoffice.tickets.schemas import (
 
 router = APIRouter(tags=["tickets"])
 TICKET = "/api/tickets/{ticket_id:int}"
-DOOR_ROLES = ("DOOR", "ADMIN")
 
 
 @raises(e.DoorStaffOnly)
@@ -61,12 +61,13 @@ async def my_tickets(
 
 
 @router.get(
-    "/api/tickets/keys",
+    "/api/shows/{show_id}/ticket-keys",
     response_model=KeysOut,
-    summary="The public keys that verify ticket signatures (Ed25519), for gates and anyone",
+    responses=problems(e.ShowNotFound),
+    summary="The public keys that verify the show's ticket signatures (Ed25519): for gates, for anyone",
 )
-async def ticket_keys(runtime: RuntimeDep) -> dict[str, Any]:
-    return flows.public_keys(runtime)
+async def ticket_keys(show_id: PathId, runtime: RuntimeDep) -> dict[str, Any]:
+    return await flows.public_keys(runtime, show_id)
 
 
 @router.get(

@@ -131,7 +131,11 @@ async def door_list(runtime: Runtime, show_id: int) -> dict[str, Any]:
     return listing
 
 
-def public_keys(runtime: Runtime) -> dict[str, Any]:
+async def public_keys(runtime: Runtime, show_id: int) -> dict[str, Any]:
+    """Every key that verifies (the newest signs); the same for every show today."""
+    async with lean_unit_of_work(runtime.engine) as uow:
+        if not await repository.show_exists(uow.conn, show_id):
+            raise ShowNotFound("Show not found")
     return {
         "keys": [
             {"key_id": k.key_id, "public_key": k.b64, "algorithm": "Ed25519"}

@@ -29,6 +29,8 @@ PAYLOAD_PREFIX = "BO1"
 # A real payload is ~250 characters; anything much longer is not one of ours (and is not parsed).
 MAX_PAYLOAD_LENGTH = 1024
 MAX_GATE_LENGTH = 40
+# Who may scan at the gates (and read a show's door list and entries).
+DOOR_ROLES = ("DOOR", "ADMIN")
 _TYPO = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 

@@ -1,5 +1,5 @@
 """Tickets and the door: one signed ticket per sold seat, the scans at the gates, the gate staff
-role (DOOR), the venue's time zone and a show's re-entry setting.
+role (DOOR), the venue's time zone, a show's re-entry setting, and the mails to send.
 
 The database refuses a second live ticket for a seat (tickets_one_live_per_seat), a ticket whose
 status and timestamps disagree, and a second online admission: a ticket leaves VALID only by a
@@ -67,9 +67,28 @@ CREATE TABLE checkins (
 );
 CREATE INDEX checkins_show_idx ON checkins (show_id, scanned_at);
 CREATE INDEX checkins_ticket_idx ON checkins (ticket_id) WHERE ticket_id IS NOT NULL;
+
+-- Mails to send, written in the transaction of what they announce (the tickets issued, the refund,
+-- the reset asked for) and sent after commit by the mail_sender job, with retries; DEAD after the
+-- last attempt (counted on /metrics). Nothing secret is stored: a reset link is minted at sending.
+CREATE TABLE mail_outbox (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('ORDER_CONFIRMED', 'REFUNDED', 'PASSWORD_RESET')),
+    user_id         bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    reservation_id  bigint REFERENCES reservations (id) ON DELETE CASCADE,
+    status          text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'SENT', 'DEAD', 'SKIPPED')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text,
+    subject         text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    sent_at         timestamptz
+);
+CREATE INDEX mail_outbox_due_idx ON mail_outbox (next_attempt_at) WHERE status = 'PENDING';
 """
 
 DOWNGRADE = """
+DROP TABLE IF EXISTS mail_outbox;
 DROP TABLE IF EXISTS checkins;
 DROP TABLE IF EXISTS tickets;
 ALTER TABLE shows DROP COLUMN IF EXISTS reentry;

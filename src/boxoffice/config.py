@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     outbox_relay_interval_seconds: float = Field(default=0.1, gt=0)
     idempotency_purge_interval_seconds: float = Field(default=300.0, gt=0)
+    # The mail_sender job (order confirmations, refunds, password resets): how often it looks for
+    # due mails, and how many attempts (backing off) before a mail is DEAD (counted on /metrics).
+    mail_interval_seconds: float = Field(default=1.0, gt=0)
+    mail_max_attempts: int = Field(default=6, ge=1, le=50)
+    mail_retry_base_seconds: float = Field(default=5.0, gt=0)
+    # A password-reset link is valid this long (and once: it dies with the password it resets).
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60, le=24 * 3600)
 
     @field_validator("database_url", "redis_url", "payment_provider_url", "smtp_host", mode="before")
     @classmethod

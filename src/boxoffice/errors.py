@@ -108,6 +108,10 @@ class QueueTicketRefused(BadRequest):
     code = "QUEUE_TICKET_INVALID"
 
 
+class InvalidResetToken(BadRequest):
+    code = "INVALID_RESET_TOKEN"
+
+
 class InvalidVerificationToken(BadRequest):
     code = "INVALID_VERIFICATION_TOKEN"
 

@@ -270,3 +270,19 @@ checkins = Table(
     _ts("recorded_at", False),
     Column("by_user", BigInteger),
 )
+
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    _id(),
+    Column("kind", Text, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("reservation_id", BigInteger),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    _ts("next_attempt_at", False),
+    Column("last_error", Text),
+    Column("subject", Text),
+    _ts("created_at", False),
+    _ts("sent_at"),
+)

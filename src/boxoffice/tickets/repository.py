@@ -31,18 +31,33 @@ WHERE r.id = $1 AND r.status = 'RESERVED'
 ORDER BY s.id
 """
 
+# The tickets, and the order confirmation mail queued for after commit (mail_outbox: the
+# mail_sender job sends it; see mail/flows.py), in one statement.
 _INSERT = """
-INSERT INTO tickets (code, reservation_id, seat_id, show_id, user_id, holder_name, key_id, payload,
-                     issued_at)
-SELECT code, $2, seat_id, $3, $4, holder, $5, payload, $6
-FROM unnest($1::text[], $7::bigint[], $8::text[], $9::text[]) AS t(code, seat_id, holder, payload)
-RETURNING id, code, seat_id
+WITH issued AS (
+    INSERT INTO tickets (code, reservation_id, seat_id, show_id, user_id, holder_name, key_id, payload,
+                         issued_at)
+    SELECT code, $2, seat_id, $3, $4, holder, $5, payload, $6
+    FROM unnest($1::text[], $7::bigint[], $8::text[], $9::text[]) AS t(code, seat_id, holder, payload)
+    RETURNING id, code, seat_id
+), mail AS (
+    INSERT INTO mail_outbox (kind, user_id, reservation_id, next_attempt_at, created_at)
+    SELECT 'ORDER_CONFIRMED', $4, $2, $6, $6 WHERE EXISTS (SELECT 1 FROM issued)
+)
+SELECT id, code, seat_id FROM issued
 """
 
+# Void a reservation's tickets, and queue the refund mail, in one statement.
 _VOID = """
-UPDATE tickets SET status = 'VOID', voided_at = $2, used_at = NULL
-WHERE reservation_id = $1 AND status <> 'VOID'
-RETURNING id
+WITH voided AS (
+    UPDATE tickets SET status = 'VOID', voided_at = $2, used_at = NULL
+    WHERE reservation_id = $1 AND status <> 'VOID'
+    RETURNING id
+), mail AS (
+    INSERT INTO mail_outbox (kind, user_id, reservation_id, next_attempt_at, created_at)
+    SELECT 'REFUNDED', r.user_id, r.id, $2, $2 FROM reservations r WHERE r.id = $1
+)
+SELECT id FROM voided
 """
 
 _VIEW = """

@@ -29,7 +29,8 @@ MAX_PAGE = 100
 async def issue(conn: asyncpg.Connection, keyring: Keyring, reservation_id: int, now: datetime) -> list[int]:
     """One signed ticket per seat the reservation just bought; call it inside the transaction that
     confirmed the reservation (the seats must read RESERVED). Returns the new tickets' ids. The
-    database refuses a second live ticket for a seat (tickets_one_live_per_seat)."""
+    database refuses a second live ticket for a seat (tickets_one_live_per_seat). The order
+    confirmation mail is queued by the same statement."""
     seats = await repository.sold_seats(conn, reservation_id)
     if not seats:
         return []
@@ -67,7 +68,8 @@ async def issue(conn: asyncpg.Connection, keyring: Keyring, reservation_id: int,
 
 
 async def void(conn: asyncpg.Connection, reservation_id: int, now: datetime) -> list[int]:
-    """Void every live ticket of a reservation (cancelled or refunded): they never scan VALID again."""
+    """Void every live ticket of a reservation (cancelled or refunded): they never scan VALID again.
+    Queues the refund mail in the same statement."""
     return await repository.void_of_reservation(conn, reservation_id, now)
 
 

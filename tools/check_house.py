@@ -3,7 +3,7 @@
 Every rule denies by default: what is not named as allowed is a violation.
 
   layout        the top level holds only the seven roots (app cli worker config runtime errors
-                observability) and the known folders: machinery (kit db redis http ops mail), the
+                observability) and the known folders: machinery (kit db redis http ops), the
                 domains, the front doors (web grpc) and bench
   sql           SQL (sqlalchemy statement builders, text(), raw driver calls, SQL string literals)
                 only in */repository.py and db/, plus the named allow-list below; a driver imported
@@ -18,7 +18,7 @@ Every rule denies by default: what is not named as allowed is a violation.
                 */endpoints.py and */dependencies.py, plus the named allow-list
   imports       ops/ only from cli.py (and ops/ itself, and bench, which starts its own stacks); the
                 worker only from cli.py and ops/up.py; kit/ imports nothing of ours but errors,
-                config and kit/; the machinery (db redis mail) imports no domain and no front door;
+                config and kit/; the machinery (db redis) imports no domain and no front door;
                 no domain module imports a front door (web, grpc, http, app, cli, ops, bench) but its
                 own endpoints.py / dependencies.py
   cycles        no import cycle among src/boxoffice modules (lazy imports inside functions count;
@@ -49,7 +49,7 @@ ROOT_FILES = (
     "errors.py",
     "observability.py",
 )
-MACHINERY = ("kit", "db", "redis", "http", "ops", "mail")
+MACHINERY = ("kit", "db", "redis", "http", "ops")
 DOMAINS = (
     "auth",
     "catalog",
@@ -60,6 +60,7 @@ DOMAINS = (
     "admin",
     "salestats",
     "ratelimit",
+    "mail",
 )
 FRONT_DOORS = ("web", "grpc")
 FOLDERS = (*MACHINERY, *DOMAINS, *FRONT_DOORS, "bench")
@@ -266,7 +267,7 @@ def _import_rules(rel: str, top_dir: str, name: str, target: str) -> str | None:
         return f"{rel} imports the worker (only the CLI and ops/up.py may)"
     if top_dir == "kit" and first not in KIT_MAY_IMPORT:
         return f"{rel} imports {target} (kit/ imports nothing of ours but errors, config and kit/)"
-    if top_dir in ("db", "redis", "mail") and first in (*DOMAINS, *ABOVE_DOMAINS):
+    if top_dir in ("db", "redis") and first in (*DOMAINS, *ABOVE_DOMAINS):
         return f"{rel} imports {target} (the machinery imports no domain and no front door)"
     front_door_file = name in ("endpoints.py", "dependencies.py")
     if top_dir in DOMAINS and not front_door_file and first in ABOVE_DOMAINS:

@@ -207,6 +207,7 @@ _DOMAINS = {
     "queue": "boxoffice.waiting_room.endpoints",
     "booking": "boxoffice.booking.endpoints",
     "payments": "boxoffice.payments.endpoints",
+    "tickets": "boxoffice.tickets.endpoints",  # tickets, QR, PDF; the door's check-ins
 }
 # role -> what it mounts. A new front door (the web pages, say) adds its provider to a role here.
 # The gateway routes by path, so a role owns whole paths: cancelling (DELETE /api/reservations/{id},

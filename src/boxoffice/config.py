@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # /metrics: open to direct loopback clients (a local Prometheus, the bench); from anywhere
     # else (or through a proxy, which adds X-Forwarded-For) only with `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None
+    # Ed25519 ticket signing keys (comma-separated secrets, newest first: it signs, all verify);
+    # unset -> generated into data_dir/secrets.json (see tickets/keys.py; rotate-ticket-key).
+    ticket_signing_keys: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -130,6 +133,13 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=5.0, gt=0)
     outbox_relay_interval_seconds: float = Field(default=0.1, gt=0)
     idempotency_purge_interval_seconds: float = Field(default=300.0, gt=0)
+    # The mail_sender job (order confirmations, refunds, password resets): how often it looks for
+    # due mails, and how many attempts (backing off) before a mail is DEAD (counted on /metrics).
+    mail_interval_seconds: float = Field(default=1.0, gt=0)
+    mail_max_attempts: int = Field(default=6, ge=1, le=50)
+    mail_retry_base_seconds: float = Field(default=5.0, gt=0)
+    # A password-reset link is valid this long (and once: it dies with the password it resets).
+    password_reset_ttl_seconds: int = Field(default=30 * 60, ge=60, le=24 * 3600)
 
     @field_validator("database_url", "redis_url", "payment_provider_url", "smtp_host", mode="before")
     @classmethod
@@ -188,6 +198,30 @@ def data_dir_secrets(data_dir: Path, names: tuple[str, ...]) -> dict[str, str]:
             tmp.chmod(0o600)
             tmp.replace(path)
         return stored
+    finally:
+        os.close(lock_fd)
+
+
+def rotate_data_dir_secret(data_dir: Path, name: str) -> str:
+    """Put a freshly generated secret in front of the data dir's comma-separated list `name` (the
+    ticket signing keys: the new one signs, the old ones keep verifying); returns the new list."""
+    import fcntl
+    import json
+    import os
+
+    data_dir_secrets(data_dir, (name,))  # exists, so there is something to keep
+    path = data_dir / "secrets.json"
+    lock_fd = os.open(data_dir / "secrets.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        stored: dict[str, str] = json.loads(path.read_text())
+        stored[name] = ",".join([secrets.token_urlsafe(48), stored[name]])
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(stored))
+        tmp.replace(path)
+        return stored[name]
     finally:
         os.close(lock_fd)
 

@@ -108,6 +108,10 @@ class QueueTicketRefused(BadRequest):
     code = "QUEUE_TICKET_INVALID"
 
 
+class InvalidResetToken(BadRequest):
+    code = "INVALID_RESET_TOKEN"
+
+
 class InvalidVerificationToken(BadRequest):
     code = "INVALID_VERIFICATION_TOKEN"
 
@@ -228,6 +232,18 @@ class UserNotFound(NotFound):
 
 class VenueNotFound(NotFound):
     code = "VENUE_NOT_FOUND"
+
+
+class TicketNotFound(NotFound):
+    code = "TICKET_NOT_FOUND"
+
+
+class DoorStaffOnly(Forbidden):
+    code = "DOOR_ROLE_REQUIRED"
+
+
+class ReentryNotAllowed(Conflict):
+    code = "REENTRY_NOT_ALLOWED"
 
 
 class InsufficientBalance(PaymentRequired):

@@ -122,6 +122,19 @@ class Metrics:
         self.holds = Counter("boxoffice_holds_total", "Hold attempts by outcome", ["outcome"], registry=r)
         self.confirmations = Counter("boxoffice_confirmations_total", "Reservations confirmed", registry=r)
         self.expiries = Counter("boxoffice_expiries_total", "Holds expired", registry=r)
+        self.checkins = Counter(
+            "boxoffice_checkins_total", "Ticket scans at the gates by answer", ["result"], registry=r
+        )
+        self.mail_sent = Counter("boxoffice_mail_sent_total", "Mails sent by kind", ["kind"], registry=r)
+        self.mail_retries = Counter(
+            "boxoffice_mail_retries_total",
+            "Mail attempts that failed and will be retried",
+            ["kind"],
+            registry=r,
+        )
+        self.mail_dead_letters = Counter(
+            "boxoffice_mail_dead_letters_total", "Mails given up after the last attempt", ["kind"], registry=r
+        )
         self.payments = Counter(
             "boxoffice_payments_total", "Payments by method and status", ["method", "status"], registry=r
         )

@@ -96,7 +96,6 @@ class Runtime:
         default_factory=lambda: LocalCache(ttl_seconds=300, max_entries=100_000)
     )
     queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
-
     # Per-process state a domain keeps on the runtime without the runtime importing the domain
     # (the sale statistics' in-memory counters): created on first use by `component`, discarded
     # with the local caches, closed with the runtime.

@@ -20,6 +20,7 @@ from boxoffice.catalog import flows as catalog
 from boxoffice.config import Settings
 from boxoffice.db import idempotency
 from boxoffice.db import outbox as events
+from boxoffice.mail import flows as mail
 from boxoffice.payments import flows as payments
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import flows as waiting_room
@@ -62,6 +63,7 @@ def all_jobs(settings: Settings) -> list[Job]:
         Job("payment_reconciliation", settings.reconcile_interval_seconds, payments.reconcile),
         Job("outbox_relay", settings.outbox_relay_interval_seconds, events.relay),
         Job("idempotency_purge", settings.idempotency_purge_interval_seconds, idempotency.purge_expired),
+        Job("mail_sender", settings.mail_interval_seconds, mail.send_due),
     ]
 
 

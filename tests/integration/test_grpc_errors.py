@@ -71,6 +71,7 @@ async def world(runtime: Runtime, grpc_target: str) -> dict[str, Any]:
         "fan": fan,
         "rich": rich,
         "rich_reservation": theirs.reservation_id,
+        "door": await make_user(runtime, role="DOOR"),
     }
 
 
@@ -354,6 +355,62 @@ async def test_bad_input_on_every_method(runtime: Runtime, grpc_target: str, wor
             "VALIDATION_ERROR",
         ),
         ("ListReservations", pb.ListReservationsRequest(), bad_bearer, C.UNAUTHENTICATED, "INVALID_TOKEN"),
+        # tickets and the door
+        ("ListTickets", pb.ListTicketsRequest(), (), C.UNAUTHENTICATED, "AUTH_REQUIRED"),
+        ("ListTickets", pb.ListTicketsRequest(limit=101), meta(fan), C.INVALID_ARGUMENT, "VALIDATION_ERROR"),
+        ("ListTickets", pb.ListTicketsRequest(before=-1), meta(fan), C.INVALID_ARGUMENT, "VALIDATION_ERROR"),
+        ("GetTicket", pb.TicketRef(ticket_id=1), (), C.UNAUTHENTICATED, "AUTH_REQUIRED"),
+        ("GetTicket", pb.TicketRef(), meta(fan), C.INVALID_ARGUMENT, "VALIDATION_ERROR"),
+        ("GetTicket", pb.TicketRef(ticket_id=999_999), meta(fan), C.NOT_FOUND, "TICKET_NOT_FOUND"),
+        (
+            "CheckIn",
+            pb.CheckInRequest(show_id=sid, code="X", gate="A"),
+            (),
+            C.UNAUTHENTICATED,
+            "AUTH_REQUIRED",
+        ),
+        (
+            "CheckIn",
+            pb.CheckInRequest(show_id=sid, code="X", gate="A"),
+            meta(fan),
+            C.PERMISSION_DENIED,
+            "DOOR_ROLE_REQUIRED",
+        ),
+        (
+            "CheckIn",
+            pb.CheckInRequest(show_id=sid, gate="A"),
+            meta(world["door"]),
+            C.INVALID_ARGUMENT,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "CheckIn",
+            pb.CheckInRequest(show_id=sid, code="X", payload="Y", gate="A"),
+            meta(world["door"]),
+            C.INVALID_ARGUMENT,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "CheckIn",
+            pb.CheckInRequest(show_id=sid, payload="x" * 5000, gate="A"),
+            meta(world["door"]),
+            C.INVALID_ARGUMENT,
+            "VALIDATION_ERROR",
+        ),
+        (
+            "CheckIn",
+            pb.CheckInRequest(show_id=999_999, code="X", gate="A"),
+            meta(world["door"]),
+            C.NOT_FOUND,
+            "SHOW_NOT_FOUND",
+        ),
+        (
+            "CheckIn",
+            pb.CheckInRequest(code="X", gate="A"),
+            meta(world["door"]),
+            C.INVALID_ARGUMENT,
+            "VALIDATION_ERROR",
+        ),
     ]
     methods = {m.name for m in pb.DESCRIPTOR.services_by_name["TicketService"].methods}
     assert {c[0] for c in cases} == methods  # every method is tried

@@ -47,5 +47,5 @@ async def test_a_role_does_not_serve_another_roles_routes(settings: Settings, ru
 
 
 def test_an_unknown_role_is_refused_with_the_list(settings: Settings, runtime: Runtime) -> None:
-    with pytest.raises(ValueError, match=r"unknown role 'tickets'.*queue"):
-        create_app(settings, runtime=runtime, roles=["tickets"])
+    with pytest.raises(ValueError, match=r"unknown role 'merch'.*queue"):
+        create_app(settings, runtime=runtime, roles=["merch"])

@@ -8,11 +8,15 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from boxoffice import errors as e
+from boxoffice import ratelimit
 from boxoffice.auth import flows, service
 from boxoffice.auth.dependencies import AdminUser, CurrentUser
 from boxoffice.auth.schemas import (
     BalanceResponse,
     LoginRequest,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     Profile,
     ProfileUpdate,
     RefreshRequest,
@@ -21,12 +25,14 @@ from boxoffice.auth.schemas import (
     TokenPair,
     TopUpRequest,
     VerifyResponse,
+    normalize_email,
 )
 from boxoffice.http.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, respond
 from boxoffice.http.peer import client_address
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text
-from boxoffice.mail.smtp import send_email
+from boxoffice.mail import flows as mail_flows
+from boxoffice.mail.smtp import send_verification
 
 router = APIRouter()
 
@@ -46,10 +52,9 @@ async def signup(
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> SignupResponse:
-    created, mail = await service.signup(session, runtime, body, client_address(request, runtime.settings))
-    if mail is not None:
-        # Background tasks run after the response, i.e. after the unit of work has committed.
-        background.add_task(send_email, runtime.settings, mail)
+    created, link = await service.signup(session, runtime, body, client_address(request, runtime.settings))
+    # Background tasks run after the response, i.e. after the unit of work has committed.
+    background.add_task(send_verification, runtime.settings, to=created.email, name=created.name, link=link)
     return created
 
 
@@ -152,3 +157,39 @@ async def top_up(
 )
 async def admin_get_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> dict[str, Any]:
     return await service.admin_get_user(session, user_id)
+
+
+@router.post(
+    "/api/auth/password-reset",
+    status_code=202,
+    response_model=PasswordResetAccepted,
+    tags=["auth"],
+    summary="Mail a password-reset link (the same answer whether the address has an account or not)",
+    responses=problems(e.RateLimited),
+)
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, runtime: RuntimeDep
+) -> PasswordResetAccepted:
+    address = client_address(request, runtime.settings) or "unknown"
+    await ratelimit.enforce(  # each request may send a mail: throttled per address as signups are
+        runtime,
+        "password-reset",
+        address,
+        limit=runtime.settings.limit_signups_per_address_per_hour,
+        window_seconds=3600,
+    )
+    await mail_flows.request_password_reset(runtime, normalize_email(body.email))
+    return PasswordResetAccepted()
+
+
+@router.post(
+    "/api/auth/password-reset/confirm",
+    status_code=204,
+    response_class=Response,
+    tags=["auth"],
+    summary="Choose a new password with the link's token (signed, short-lived, works once)",
+    responses=problems(e.InvalidResetToken),
+)
+async def confirm_password_reset(body: PasswordResetConfirm, runtime: RuntimeDep) -> Response:
+    await flows.reset_password(runtime, token=body.token, password=body.password)
+    return Response(status_code=204)

@@ -1,11 +1,14 @@
-"""Account use cases that own a unit of work: the balance top-up (idempotent per key)."""
+"""Account use cases that own a unit of work: the balance top-up (idempotent per key), a password
+reset's new password."""
 
 from __future__ import annotations
 
 from boxoffice import ratelimit
+from boxoffice.auth import passwords, repository, reset
+from boxoffice.config import secret
 from boxoffice.db.idempotency import IdempotentResult, run_idempotent
-from boxoffice.db.uow import UnitOfWork
-from boxoffice.errors import BalanceLimit, TopUpDisabled
+from boxoffice.db.uow import UnitOfWork, unit_of_work
+from boxoffice.errors import BalanceLimit, InvalidResetToken, TopUpDisabled
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
@@ -42,3 +45,19 @@ async def top_up(
         work=work,
         required=True,
     )
+
+
+async def reset_password(runtime: Runtime, *, token: str, password: str) -> None:
+    """A reset link's new password: the link must be authentic, unexpired, and minted for the
+    password the account has now (so it works once: the new hash kills it, and every other link).
+    The new hash is computed before the transaction (argon2 holds no row lock)."""
+    now = runtime.clock.now()
+    claims = reset.read(secret(runtime.settings.jwt_secret), token, now=int(now.timestamp()))
+    if claims is None:
+        raise InvalidResetToken("This reset link is invalid or has expired; ask for a new one")
+    new_hash = await passwords.hash_password_async(password)
+    async with unit_of_work(runtime.sessions) as uow:
+        current = await repository.password_hash_for_update(uow.session, claims.user_id)
+        if current is None or reset.fingerprint(current) != claims.fingerprint:
+            raise InvalidResetToken("This reset link was used already, or the password changed since")
+        await repository.update_password_hash(uow.session, claims.user_id, new_hash, now)

@@ -139,3 +139,14 @@ async def mark_email_verified(session: AsyncSession, user_id: int, email: str, n
         .returning(users.c.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def password_hash_for_update(session: AsyncSession, user_id: int) -> str | None:
+    """A live user's password hash, the row locked (a reset link is used once, even twice at once)."""
+    stmt = (
+        select(users.c.password_hash)
+        .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+        .with_for_update()
+    )
+    found: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found

@@ -91,7 +91,7 @@ class Profile(BaseModel):
     id: int
     email: str
     name: str
-    role: Literal["USER", "ADMIN"]
+    role: Literal["USER", "ADMIN", "DOOR"]
     balance: int
     phone: str | None
     address: str | None
@@ -109,3 +109,18 @@ class BalanceResponse(BaseModel):
 class VerifyResponse(BaseModel):
     email: str
     email_verified: bool
+
+
+class PasswordResetRequest(_Strict):
+    # Any address is accepted: whether it has an account is exactly what the answer must not say.
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class PasswordResetAccepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    detail: str = "If an account uses this address, a link to choose a new password is on its way."
+
+
+class PasswordResetConfirm(_Strict):
+    token: Annotated[str, Field(min_length=1, max_length=512)]
+    password: Password

@@ -12,7 +12,6 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 
 import structlog
@@ -53,14 +52,13 @@ from boxoffice.errors import (
     Unauthorized,
     UserNotFound,
 )
-from boxoffice.mail.smtp import smtp_enabled, verification_message
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.auth")
 
 LOGIN_WINDOW_SECONDS = 15 * 60
-ROLES = ("USER", "ADMIN")
+ROLES = ("USER", "ADMIN", "DOOR")  # DOOR: gate staff (scan tickets, nothing else)
 
 # Refresh token = "<family>.<secret>": the family id (public, names the login) and 256 random bits.
 _FAMILY_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
@@ -81,8 +79,8 @@ async def _auth_store() -> AsyncIterator[None]:
 
 async def signup(
     session: AsyncSession, runtime: Runtime, data: SignupRequest, address: str
-) -> tuple[SignupResponse, EmailMessage | None]:
-    """Create the account; returns it and the verification mail to send after commit (or None).
+) -> tuple[SignupResponse, str]:
+    """Create the account; returns it and the verification link to mail after the commit.
 
     Throttled per client address (accounts are what a seat hoarder multiplies: each holds seats)."""
     now = runtime.clock.now()
@@ -112,13 +110,10 @@ async def signup(
     if user_id is None:
         raise EmailTaken("An account with this email already exists")
     log.info("account_created", user_id=user_id)
-    mail = None
     settings = runtime.settings
-    if smtp_enabled(settings):
-        token = issue_email_verification_token(settings, user_id=user_id, email=data.email, now=now)
-        link = f"{settings.public_base_url.rstrip('/')}/api/auth/verify?token={token}"
-        mail = verification_message(settings, to=data.email, name=data.name, link=link)
-    return SignupResponse(id=user_id, email=data.email, name=data.name, role="USER"), mail
+    token = issue_email_verification_token(settings, user_id=user_id, email=data.email, now=now)
+    link = f"{settings.public_base_url.rstrip('/')}/api/auth/verify?token={token}"
+    return SignupResponse(id=user_id, email=data.email, name=data.name, role="USER"), link
 
 
 async def verify_email(session: AsyncSession, runtime: Runtime, token: str) -> VerifyResponse:

@@ -87,7 +87,7 @@ def verify_access_token(settings: Settings, token: str, *, now: datetime) -> Acc
         )
         exp = int(payload["exp"])
         role = payload["role"]
-        if role not in ("USER", "ADMIN"):
+        if role not in ("USER", "ADMIN", "DOOR"):
             raise InvalidToken("unknown role")
         sid = payload.get("sid")
         if sid is not None and not isinstance(sid, str):

@@ -65,6 +65,27 @@ CHECKS: dict[str, str] = {
         FROM reservations r LEFT JOIN payments p ON p.reservation_id = r.id AND p.status = 'SUCCEEDED'
         WHERE r.status = 'RESERVED' GROUP BY r.id HAVING count(p.id) <> 1
     """,
+    # I7: every sold seat has exactly one live (not VOID) ticket, of the reservation that bought it.
+    "I7_sold_seat_tickets": """
+        SELECT s.id AS seat_id, s.reservation_id, count(t.id) AS live_tickets
+        FROM seats s LEFT JOIN tickets t
+            ON t.seat_id = s.id AND t.reservation_id = s.reservation_id AND t.status <> 'VOID'
+        WHERE s.status = 'RESERVED' GROUP BY s.id, s.reservation_id HAVING count(t.id) <> 1
+    """,
+    # I7: a live ticket's reservation is RESERVED (a cancelled or refunded one's are VOID).
+    "I7_live_ticket_unsold": """
+        SELECT t.id AS ticket_id, t.status, r.status AS reservation_status
+        FROM tickets t JOIN reservations r ON r.id = t.reservation_id
+        WHERE t.status <> 'VOID' AND r.status <> 'RESERVED'
+    """,
+    # I7: a ticket is admitted online at most once per entry (re-entry: once more per check-out).
+    "I7_ticket_admitted_twice": """
+        SELECT ticket_id, count(*) FILTER (WHERE result = 'VALID') AS admitted,
+               count(*) FILTER (WHERE result = 'CHECKED_OUT') AS checked_out
+        FROM checkins WHERE ticket_id IS NOT NULL AND NOT offline GROUP BY ticket_id
+        HAVING count(*) FILTER (WHERE result = 'VALID')
+               > 1 + count(*) FILTER (WHERE result = 'CHECKED_OUT')
+    """,
 }
 
 
@@ -78,7 +99,7 @@ class AuditReport:
 
     def summary(self) -> str:
         if self.ok:
-            return "all invariants hold (I1-I4)"
+            return "all invariants hold (I1-I4, I7)"
         return "; ".join(f"{name}: {len(rows)} rows" for name, rows in self.violations.items() if rows)
 
 

@@ -64,6 +64,7 @@ venues = Table(
     metadata,
     _id(),
     Column("name", Text, nullable=False),
+    Column("time_zone", Text, nullable=False),
     _ts("created_at", False),
 )
 
@@ -111,6 +112,7 @@ shows = Table(
     Column("queue_paused", Boolean, nullable=False),
     Column("refund_cutoff_hours", Integer),
     Column("hold_requires_verified_email", Boolean, nullable=False),
+    Column("reentry", Boolean, nullable=False),
     _ts("created_at", False),
     _ts("updated_at", False),
 )
@@ -235,4 +237,53 @@ admin_actions = Table(
     Column("details", JSONB, nullable=False),
     Column("outcome", Text, nullable=False),
     _ts("created_at", False),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    _id(),
+    Column("code", Text, nullable=False),
+    Column("reservation_id", BigInteger, nullable=False),
+    Column("seat_id", BigInteger, nullable=False),
+    Column("show_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("holder_name", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    _ts("issued_at", False),
+    _ts("used_at"),
+    Column("used_gate", Text),
+    _ts("voided_at"),
+)
+
+checkins = Table(
+    "checkins",
+    metadata,
+    _id(),
+    Column("show_id", BigInteger, nullable=False),
+    Column("ticket_id", BigInteger),
+    Column("gate", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("offline", Boolean, nullable=False),
+    _ts("scanned_at", False),
+    _ts("recorded_at", False),
+    Column("by_user", BigInteger),
+)
+
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    _id(),
+    Column("kind", Text, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("reservation_id", BigInteger),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    _ts("next_attempt_at", False),
+    Column("last_error", Text),
+    Column("subject", Text),
+    _ts("created_at", False),
+    _ts("sent_at"),
 )

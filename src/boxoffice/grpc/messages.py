@@ -127,3 +127,44 @@ def seat_event(event: SeatEvent | Resync, show_id: int) -> pb.SeatEvent:
         reservation_id=event.reservation_id or 0,
         created_at=timestamp(event.created_at),
     )
+
+
+def ticket(body: dict[str, Any]) -> pb.Ticket:
+    return pb.Ticket(
+        ticket_id=int(body["ticket_id"]),
+        code=str(body["code"]),
+        status=enum_value(pb.TicketStatus, "TICKET_STATUS_", body["status"]),  # type: ignore[arg-type]
+        status_text=str(body["status_text"]),
+        reservation_id=int(body["reservation_id"]),
+        show_id=int(body["show_id"]),
+        seat_id=int(body["seat_id"]),
+        section=str(body["section"]),
+        row=int(body["row"]),
+        number=int(body["number"]),
+        holder=str(body["holder"]),
+        concert=str(body["concert"]),
+        artist=str(body["artist"]),
+        venue=str(body["venue"]),
+        time_zone=str(body["time_zone"]),
+        starts_at=timestamp(body["starts_at"]),
+        starts_at_local=str(body["starts_at_local"]),
+        issued_at=timestamp(body["issued_at"]),
+        used_at=timestamp(body.get("used_at")),
+        used_gate=body.get("used_gate") or "",
+        voided_at=timestamp(body.get("voided_at")),
+        payload=str(body["payload"]),
+    )
+
+
+def check_in(body: dict[str, Any]) -> pb.CheckInResult:
+    return pb.CheckInResult(
+        result=enum_value(pb.ScanResult, "SCAN_RESULT_", body["result"]),  # type: ignore[arg-type]
+        show_id=int(body["show_id"]),
+        gate=str(body["gate"]),
+        scanned_at=timestamp(body["scanned_at"]),
+        ticket_id=int(body.get("ticket_id") or 0),
+        seat=body.get("seat") or "",
+        holder=body.get("holder") or "",
+        used_at=timestamp(body.get("used_at")),
+        used_gate=body.get("used_gate") or "",
+    )

@@ -30,13 +30,16 @@ from boxoffice.booking.schemas import HoldRequest
 from boxoffice.booking.shield import valid_stream_id
 from boxoffice.catalog import seatmap
 from boxoffice.db.idempotency import IdempotentResult
-from boxoffice.errors import DomainError, Unprocessable
+from boxoffice.errors import DomainError, DoorStaffOnly, Unprocessable
 from boxoffice.grpc import messages, status
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
 from boxoffice.payments import flows as payments
 from boxoffice.payments.schemas import PaymentRequest
 from boxoffice.runtime import Runtime
+from boxoffice.tickets import flows as tickets
+from boxoffice.tickets.rules import DOOR_ROLES
+from boxoffice.tickets.schemas import ScanRequest
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueJoinRequest
 from boxoffice.waiting_room.tokens import check_queue_token
@@ -312,6 +315,49 @@ class TicketService(pb_grpc.TicketServiceServicer):
         return pb.ListReservationsResponse(
             items=[messages.reservation(r) for r in page["items"]], next_before=page["next_before"] or 0
         )
+
+    # ---- tickets and the door
+
+    @_unary
+    async def ListTickets(self, request: pb.ListTicketsRequest, context: Context) -> pb.ListTicketsResponse:
+        claims = await self._user(context)
+        if request.before:
+            _require_id("before", request.before)
+        if not 0 <= request.limit <= 100:
+            raise Unprocessable(
+                "limit must be 1-100 (0: the default)",
+                errors=[{"loc": ["body", "limit"], "msg": "Input should be between 1 and 100"}],
+            )
+        page = await tickets.my_tickets(
+            self.runtime, claims.user_id, before=request.before or None, limit=request.limit or 20
+        )
+        return pb.ListTicketsResponse(
+            items=[messages.ticket(t) for t in page["items"]], next_before=page["next_before"] or 0
+        )
+
+    @_unary
+    async def GetTicket(self, request: pb.TicketRef, context: Context) -> pb.Ticket:
+        claims = await self._user(context)
+        ticket_id = _require_id("ticket_id", request.ticket_id)
+        body = await tickets.ticket(self.runtime, ticket_id, user_id=claims.user_id, role=claims.role)
+        return messages.ticket(body)
+
+    @_unary
+    async def CheckIn(self, request: pb.CheckInRequest, context: Context) -> pb.CheckInResult:
+        claims = await self._user(context)
+        if claims.role not in DOOR_ROLES:
+            raise DoorStaffOnly("Gate staff (role DOOR) or an administrator only")
+        show_id = _require_id("show_id", request.show_id)
+        body = ScanRequest(payload=request.payload or None, code=request.code or None, gate=request.gate)
+        answer = await tickets.scan(
+            self.runtime,
+            show_id=show_id,
+            code=body.code,
+            payload=body.payload,
+            gate=body.gate,
+            by_user=claims.user_id,
+        )
+        return messages.check_in(answer)
 
 
 # ---------------------------------------------------------------- the server

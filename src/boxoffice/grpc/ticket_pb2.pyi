@@ -47,6 +47,23 @@ class PaymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAYMENT_STATUS_SUCCEEDED: _ClassVar[PaymentStatus]
     PAYMENT_STATUS_FAILED: _ClassVar[PaymentStatus]
     PAYMENT_STATUS_REFUNDED: _ClassVar[PaymentStatus]
+
+class TicketStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TICKET_STATUS_UNSPECIFIED: _ClassVar[TicketStatus]
+    TICKET_STATUS_VALID: _ClassVar[TicketStatus]
+    TICKET_STATUS_USED: _ClassVar[TicketStatus]
+    TICKET_STATUS_VOID: _ClassVar[TicketStatus]
+
+class ScanResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCAN_RESULT_UNSPECIFIED: _ClassVar[ScanResult]
+    SCAN_RESULT_VALID: _ClassVar[ScanResult]
+    SCAN_RESULT_ALREADY_USED: _ClassVar[ScanResult]
+    SCAN_RESULT_VOID: _ClassVar[ScanResult]
+    SCAN_RESULT_WRONG_SHOW: _ClassVar[ScanResult]
+    SCAN_RESULT_NOT_A_TICKET: _ClassVar[ScanResult]
+    SCAN_RESULT_CONFLICT: _ClassVar[ScanResult]
 QUEUE_STATE_UNSPECIFIED: QueueState
 QUEUE_STATE_WAITING: QueueState
 QUEUE_STATE_READY: QueueState
@@ -70,6 +87,17 @@ PAYMENT_STATUS_PENDING: PaymentStatus
 PAYMENT_STATUS_SUCCEEDED: PaymentStatus
 PAYMENT_STATUS_FAILED: PaymentStatus
 PAYMENT_STATUS_REFUNDED: PaymentStatus
+TICKET_STATUS_UNSPECIFIED: TicketStatus
+TICKET_STATUS_VALID: TicketStatus
+TICKET_STATUS_USED: TicketStatus
+TICKET_STATUS_VOID: TicketStatus
+SCAN_RESULT_UNSPECIFIED: ScanResult
+SCAN_RESULT_VALID: ScanResult
+SCAN_RESULT_ALREADY_USED: ScanResult
+SCAN_RESULT_VOID: ScanResult
+SCAN_RESULT_WRONG_SHOW: ScanResult
+SCAN_RESULT_NOT_A_TICKET: ScanResult
+SCAN_RESULT_CONFLICT: ScanResult
 
 class QueueRequest(_message.Message):
     __slots__ = ("concert_id", "show_id")
@@ -256,3 +284,107 @@ class Payment(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     settled_at: _timestamp_pb2.Timestamp
     def __init__(self, payment_id: _Optional[int] = ..., reservation_id: _Optional[int] = ..., amount: _Optional[int] = ..., method: _Optional[_Union[PaymentMethod, str]] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., reservation_status: _Optional[_Union[ReservationStatus, str]] = ..., provider_reference: _Optional[str] = ..., failure_code: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Ticket(_message.Message):
+    __slots__ = ("ticket_id", "code", "status", "status_text", "reservation_id", "show_id", "seat_id", "section", "row", "number", "holder", "concert", "artist", "venue", "time_zone", "starts_at", "starts_at_local", "issued_at", "used_at", "used_gate", "voided_at", "payload")
+    TICKET_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_TEXT_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    SEAT_ID_FIELD_NUMBER: _ClassVar[int]
+    SECTION_FIELD_NUMBER: _ClassVar[int]
+    ROW_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    CONCERT_FIELD_NUMBER: _ClassVar[int]
+    ARTIST_FIELD_NUMBER: _ClassVar[int]
+    VENUE_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_LOCAL_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    USED_AT_FIELD_NUMBER: _ClassVar[int]
+    USED_GATE_FIELD_NUMBER: _ClassVar[int]
+    VOIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    ticket_id: int
+    code: str
+    status: TicketStatus
+    status_text: str
+    reservation_id: int
+    show_id: int
+    seat_id: int
+    section: str
+    row: int
+    number: int
+    holder: str
+    concert: str
+    artist: str
+    venue: str
+    time_zone: str
+    starts_at: _timestamp_pb2.Timestamp
+    starts_at_local: str
+    issued_at: _timestamp_pb2.Timestamp
+    used_at: _timestamp_pb2.Timestamp
+    used_gate: str
+    voided_at: _timestamp_pb2.Timestamp
+    payload: str
+    def __init__(self, ticket_id: _Optional[int] = ..., code: _Optional[str] = ..., status: _Optional[_Union[TicketStatus, str]] = ..., status_text: _Optional[str] = ..., reservation_id: _Optional[int] = ..., show_id: _Optional[int] = ..., seat_id: _Optional[int] = ..., section: _Optional[str] = ..., row: _Optional[int] = ..., number: _Optional[int] = ..., holder: _Optional[str] = ..., concert: _Optional[str] = ..., artist: _Optional[str] = ..., venue: _Optional[str] = ..., time_zone: _Optional[str] = ..., starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., starts_at_local: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., used_gate: _Optional[str] = ..., voided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payload: _Optional[str] = ...) -> None: ...
+
+class TicketRef(_message.Message):
+    __slots__ = ("ticket_id",)
+    TICKET_ID_FIELD_NUMBER: _ClassVar[int]
+    ticket_id: int
+    def __init__(self, ticket_id: _Optional[int] = ...) -> None: ...
+
+class ListTicketsRequest(_message.Message):
+    __slots__ = ("before", "limit")
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    before: int
+    limit: int
+    def __init__(self, before: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListTicketsResponse(_message.Message):
+    __slots__ = ("items", "next_before")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Ticket]
+    next_before: int
+    def __init__(self, items: _Optional[_Iterable[_Union[Ticket, _Mapping]]] = ..., next_before: _Optional[int] = ...) -> None: ...
+
+class CheckInRequest(_message.Message):
+    __slots__ = ("show_id", "payload", "code", "gate")
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    show_id: int
+    payload: str
+    code: str
+    gate: str
+    def __init__(self, show_id: _Optional[int] = ..., payload: _Optional[str] = ..., code: _Optional[str] = ..., gate: _Optional[str] = ...) -> None: ...
+
+class CheckInResult(_message.Message):
+    __slots__ = ("result", "show_id", "gate", "scanned_at", "ticket_id", "seat", "holder", "used_at", "used_gate")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    SCANNED_AT_FIELD_NUMBER: _ClassVar[int]
+    TICKET_ID_FIELD_NUMBER: _ClassVar[int]
+    SEAT_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    USED_AT_FIELD_NUMBER: _ClassVar[int]
+    USED_GATE_FIELD_NUMBER: _ClassVar[int]
+    result: ScanResult
+    show_id: int
+    gate: str
+    scanned_at: _timestamp_pb2.Timestamp
+    ticket_id: int
+    seat: str
+    holder: str
+    used_at: _timestamp_pb2.Timestamp
+    used_gate: str
+    def __init__(self, result: _Optional[_Union[ScanResult, str]] = ..., show_id: _Optional[int] = ..., gate: _Optional[str] = ..., scanned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ticket_id: _Optional[int] = ..., seat: _Optional[str] = ..., holder: _Optional[str] = ..., used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., used_gate: _Optional[str] = ...) -> None: ...

@@ -84,6 +84,21 @@ class TicketServiceStub:
                 request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.ListReservationsRequest.SerializeToString,
                 response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.ListReservationsResponse.FromString,
                 _registered_method=True)
+        self.ListTickets = channel.unary_unary(
+                '/boxoffice.v1.TicketService/ListTickets',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.ListTicketsRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.ListTicketsResponse.FromString,
+                _registered_method=True)
+        self.GetTicket = channel.unary_unary(
+                '/boxoffice.v1.TicketService/GetTicket',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.TicketRef.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.Ticket.FromString,
+                _registered_method=True)
+        self.CheckIn = channel.unary_unary(
+                '/boxoffice.v1.TicketService/CheckIn',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.CheckInResult.FromString,
+                _registered_method=True)
 
 
 class TicketServiceServicer:
@@ -158,6 +173,29 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTickets(self, request, context):
+        """My tickets (one Ed25519-signed e-ticket per seat of a paid reservation), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTicket(self, request, context):
+        """One ticket: the owner's (an administrator: anyone's); anyone else gets NOT_FOUND
+        TICKET_NOT_FOUND, as if it did not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckIn(self, request, context):
+        """A scan at a gate (role DOOR or ADMIN; others PERMISSION_DENIED DOOR_ROLE_REQUIRED): exactly one
+        scan of a ticket is VALID, decided by the database.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +248,21 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.ListReservations,
                     request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.ListReservationsRequest.FromString,
                     response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.ListReservationsResponse.SerializeToString,
+            ),
+            'ListTickets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTickets,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.ListTicketsRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.ListTicketsResponse.SerializeToString,
+            ),
+            'GetTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTicket,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.TicketRef.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.Ticket.SerializeToString,
+            ),
+            'CheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckIn,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.CheckInRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.CheckInResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -482,6 +535,87 @@ class TicketService:
             '/boxoffice.v1.TicketService/ListReservations',
             boxoffice_dot_grpc_dot_ticket__pb2.ListReservationsRequest.SerializeToString,
             boxoffice_dot_grpc_dot_ticket__pb2.ListReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTickets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/ListTickets',
+            boxoffice_dot_grpc_dot_ticket__pb2.ListTicketsRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.ListTicketsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/GetTicket',
+            boxoffice_dot_grpc_dot_ticket__pb2.TicketRef.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.Ticket.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/CheckIn',
+            boxoffice_dot_grpc_dot_ticket__pb2.CheckInRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.CheckInResult.FromString,
             options,
             channel_credentials,
             insecure,

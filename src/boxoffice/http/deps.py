@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import errors as e
-from boxoffice.config import Settings
 from boxoffice.db.idempotency import MAX_KEY_LENGTH, IdempotentResult
 from boxoffice.db.uow import UnitOfWork
 from boxoffice.http.problems import raises
@@ -30,18 +29,6 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 PathId = Annotated[WholeNumber, Path(ge=1, le=ID_MAX)]
 QueryId = Annotated[WholeNumber, Query(ge=1, le=ID_MAX)]
-
-
-def client_address(request: Request, settings: Settings) -> str | None:
-    """The client's address: the peer, or the last X-Forwarded-For hop added by a trusted proxy."""
-    peer = request.client.host if request.client else None
-    if peer is None or peer not in settings.trusted_proxies:
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if hop not in settings.trusted_proxies:
-            return hop[:64]
-    return peer
 
 
 async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

@@ -63,6 +63,9 @@ from boxoffice.payments.service import (
 )
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
+from boxoffice.tickets import repository as tickets_repo
+from boxoffice.tickets import service as tickets_service
+from boxoffice.tickets.keys import keyring
 from boxoffice.waiting_room.service import release_lease
 
 log = structlog.get_logger("boxoffice.payments")
@@ -108,6 +111,12 @@ class _BalanceWork:
     show_id: int | None = None
 
     async def __call__(self, uow: LeanUnitOfWork) -> IdempotentResult:
+        # The statement and the tickets it sold commit together (one transaction: BEGIN, the
+        # statement, the tickets, COMMIT); any refusal below rolls both back.
+        async with uow.conn.transaction():
+            return await self._pay(uow)
+
+    async def _pay(self, uow: LeanUnitOfWork) -> IdempotentResult:
         try:
             done = await repository.pay_from_balance(
                 uow.conn, self.key.args, reservation_id=self.reservation_id, now=self.key.now
@@ -129,6 +138,8 @@ class _BalanceWork:
             if not done.user_exists:
                 raise UserNotFound("User not found")
             raise InsufficientBalance("The balance does not cover this payment")
+        # TICKETS: one signed ticket per sold seat, in the confirming transaction.
+        await tickets_service.issue(uow.conn, keyring(self.runtime), self.reservation_id, self.key.now)
         uow.after_commit(
             _Confirmed(self.runtime, res["show_id"], self.user_id, done.sold, PaymentMethod.BALANCE)
         )
@@ -201,6 +212,10 @@ async def settle_charged(runtime: Runtime, payment_id: int, charge: Charge) -> d
                 reference=charge.id,
             )
             assert settled is not None  # we hold the row lock and saw PENDING
+            # TICKETS: one signed ticket per sold seat, in the confirming transaction.
+            await tickets_service.issue(
+                await tickets_repo.driver(uow.session), keyring(runtime), res["id"], now
+            )
             uow.after_commit(
                 _Confirmed(runtime, res["show_id"], res["user_id"], seat_ids, PaymentMethod.CARD)
             )
@@ -415,6 +430,8 @@ async def refund_reservation(
             reason="refunded",
             now=now,
         )
+        # TICKETS: the refunded reservation's tickets are void at once (same transaction).
+        await tickets_service.void(await tickets_repo.driver(session), reservation_id, now)
         await emit(
             session,
             "payment.refunded",

@@ -22,6 +22,9 @@ from boxoffice.kit.inputs import Text
 from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
+from boxoffice.tickets import flows as tickets_flows
+from boxoffice.tickets.pdf import tickets_pdf
+from boxoffice.tickets.qr import qr_svg
 from boxoffice.waiting_room import service as queue_service
 from boxoffice.waiting_room.tokens import check_queue_token
 from boxoffice.web.render import render
@@ -301,6 +304,10 @@ async def _tickets(
     runtime = _runtime(request)
     async with runtime.sessions() as session:
         page = await booking_service.list_reservations(session, user.user_id, before=None, limit=50)
+    mine = await tickets_flows.my_tickets(runtime, user.user_id, before=None, limit=100)
+    by_order: dict[int, list[dict[str, Any]]] = {}
+    for ticket in reversed(mine["items"]):  # seat order within an order
+        by_order.setdefault(ticket["reservation_id"], []).append(ticket)
     shows: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     for r in page["items"]:
         if r["show_id"] not in shows:
@@ -320,6 +327,7 @@ async def _tickets(
                 and booking_rules.refund_allowed(show["starts_at"], now, show["refund_cutoff_hours"]),
                 "show": show,
                 "concert": concert,
+                "tickets": by_order.get(r["reservation_id"], []),
             }
         )
     return render(
@@ -328,4 +336,33 @@ async def _tickets(
         {"items": items, "flash": flash, "flash_kind": kind},
         status_code=status,
         title="My tickets",
+    )
+
+
+@router.get("/tickets/{ticket_id}")
+async def ticket_page(request: Request, ticket_id: PathId, user: PageUser) -> Response:
+    """One ticket, phone-sized and printable: what the fan shows at the door."""
+    ticket = await tickets_flows.ticket(_runtime(request), ticket_id, user_id=user.user_id, role=user.role)
+    return render(request, "ticket.html", {"t": ticket}, title=f"Ticket · {ticket['seat']}")
+
+
+@router.get("/tickets/{ticket_id}/qr.svg")
+async def ticket_qr(request: Request, ticket_id: PathId, user: PageUser) -> Response:
+    ticket = await tickets_flows.ticket(_runtime(request), ticket_id, user_id=user.user_id, role=user.role)
+    return Response(
+        qr_svg(ticket["payload"]), media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"}
+    )
+
+
+@router.get("/reservations/{reservation_id}/tickets.pdf")
+async def order_pdf(request: Request, reservation_id: PathId, user: PageUser) -> Response:
+    runtime = _runtime(request)
+    tickets = await tickets_flows.order_tickets(runtime, reservation_id, user_id=user.user_id, role=user.role)
+    return Response(
+        tickets_pdf(tickets, title=f"Boxoffice order {reservation_id}"),
+        media_type="application/pdf",
+        headers={
+            "Cache-Control": "private, no-store",
+            "Content-Disposition": f'inline; filename="tickets-{reservation_id}.pdf"',
+        },
     )

@@ -43,7 +43,7 @@ from boxoffice.auth.schemas import LoginRequest, SignupRequest
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import SessionDep
 from boxoffice.http.peer import client_address
-from boxoffice.mail.smtp import send_email
+from boxoffice.mail.smtp import send_verification
 from boxoffice.runtime import Runtime
 from boxoffice.web.render import STATIC_DIR, build_environment, install_page_errors, render
 from boxoffice.web.security import WebMiddleware
@@ -146,9 +146,11 @@ async def signup_submit(request: Request, session: SessionDep, background: Backg
     try:
         data = SignupRequest(email=fields["email"], password=fields["password"], name=fields["name"])
         address = client_address(request, runtime.settings)
-        _, mail = await auth_service.signup(session, runtime, data, address)
-        if mail is not None:  # background tasks run after the response, i.e. after the commit
-            background.add_task(send_email, runtime.settings, mail)
+        created, link = await auth_service.signup(session, runtime, data, address)
+        # background tasks run after the response, i.e. after the commit
+        background.add_task(
+            send_verification, runtime.settings, to=created.email, name=created.name, link=link
+        )
         pair = await auth_service.login(
             session, runtime, LoginRequest(email=data.email, password=fields["password"]), address
         )

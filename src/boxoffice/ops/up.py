@@ -184,7 +184,11 @@ async def run_everything(settings: Settings, backends: Backends, listener: socke
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    settings = settings.model_copy(update={"grpc_port": free_grpc_port(settings)})
+    from boxoffice.observability import reset_multiprocess_dir
+
+    metrics_dir = settings.data_dir / "metrics" / "up"
+    reset_multiprocess_dir(metrics_dir)  # the children's metrics: any API process reports them all
+    settings = settings.model_copy(update={"grpc_port": free_grpc_port(settings), "metrics_dir": metrics_dir})
     start_fork_server()
     summary = await seed(settings, backends)
     sup = Supervisor(settings.data_dir, stop)
@@ -258,6 +262,10 @@ def child_main(
     try:
         with errors_as_one_line():
             configure_logging(settings)
+            if settings.metrics_dir is not None:
+                from boxoffice.observability import enable_multiprocess
+
+                enable_multiprocess(settings.metrics_dir)
             run(main(settings, *args))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -362,6 +370,7 @@ async def serve_grpc(settings: Settings, backends: Backends) -> None:
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await runtime.warm_up(min(8, settings.db_pool_size))
         server, port = await start_grpc(runtime, settings)
+        serve_own_metrics(runtime, settings)
         console.print(f"gRPC TicketService on {settings.host}:{port}   Ctrl-C stops it.", highlight=False)
         try:
             await stop.wait()
@@ -375,7 +384,23 @@ async def run_worker(settings: Settings, backends: Backends) -> None:
 
     stop = stop_event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        serve_own_metrics(runtime, settings)
         await run_worker(runtime, stop, selected_jobs(settings))
+
+
+def serve_own_metrics(runtime: Any, settings: Settings) -> None:
+    """/metrics on BOXOFFICE_METRICS_PORT for a process without an HTTP port (worker, grpc)."""
+    if settings.metrics_port is None:
+        return
+    from boxoffice.observability import serve_metrics
+
+    try:
+        serve_metrics(runtime.metrics, settings.host, settings.metrics_port)
+    except OSError as exc:
+        raise UserError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port} (BOXOFFICE_METRICS_PORT): "
+            f"{exc.strerror or exc}"
+        ) from exc
 
 
 def selected_jobs(settings: Settings) -> list[Any] | None:

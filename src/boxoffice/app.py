@@ -11,6 +11,7 @@ and mounts the operations routes (/healthz, /readyz, /metrics).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -160,6 +161,12 @@ def _mount_operations(app: FastAPI) -> None:
             from boxoffice.catalog.flows import seat_counts_on_sale
             from boxoffice.waiting_room.service import refresh_queue_gauges
 
+            for backend, check in (("postgres", runtime.check_database), ("redis", runtime.check_redis)):
+                try:
+                    await asyncio.wait_for(check(), 2)
+                    runtime.metrics.backend_up.labels(backend).set(1)
+                except Exception:
+                    runtime.metrics.backend_up.labels(backend).set(0)
             with contextlib.suppress(Exception):  # a scrape must not fail because Redis is down
                 await refresh_queue_gauges(runtime)
             with contextlib.suppress(Exception):  # nor because PostgreSQL is

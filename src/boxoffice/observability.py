@@ -37,6 +37,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -187,6 +188,13 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.backend_up = Gauge(
+            "boxoffice_backend_up",
+            "1 when the backend answered this process's last scrape, else 0",
+            ["backend"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.db_pool_in_use = Gauge(
             "boxoffice_db_pool_in_use", "Checked-out DB connections", registry=r, multiprocess_mode="livesum"
         )
@@ -288,12 +296,34 @@ class Metrics:
 
         forget_dead_processes(self.multiprocess)
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=str(self.multiprocess))  # type: ignore[no-untyped-call]
+        declared = [v for v in vars(self).values() if isinstance(v, MetricWrapperBase)]
+        everyone = MultiProcessCollector(None, path=str(self.multiprocess))  # type: ignore[no-untyped-call]
+        merged.register(_Declared(declared, everyone))
         merged.register(self.child_restarts)
         merged.register(BuildInfo())
         merged.register(LiveProcesses(self.multiprocess))
         GCCollector(registry=merged)  # Python's collector of the process answering
         return generate_latest(merged)
+
+
+class _Declared(Collector):
+    """The merged families of every process, and (HELP and TYPE, no sample yet) every family this
+    process declares that no process has a value for: a labelled metric nobody used yet exists,
+    as it does in single-process mode."""
+
+    def __init__(self, declared: list[MetricWrapperBase], merged: Collector) -> None:
+        self.declared, self.merged = declared, merged
+
+    def collect(self) -> Iterator[Metric]:
+        seen = set()
+        for family in self.merged.collect():
+            seen.add(family.name)
+            yield family
+        for metric in self.declared:
+            for family in metric.describe():
+                if family.name not in seen:
+                    seen.add(family.name)
+                    yield Metric(family.name, family.documentation, family.type)
 
 
 class BuildInfo(Collector):

@@ -70,6 +70,9 @@ async def check_reachable(database_url: str, redis_url: str) -> None:
 
 
 def open_backends(settings: Settings) -> Backends:
+    from boxoffice.ops.backends.postgres import initialised
+
+    say_what_starts(settings, first=settings.embedded_database and not initialised(settings.data_dir))
     backends = start_backends(settings.data_dir, settings.database_url, settings.redis_url)
     try:
         asyncio.run(check_reachable(backends.database_url, backends.redis_url))
@@ -121,10 +124,31 @@ def running_backends(settings: Settings, *, migrate: bool = True, owner: bool = 
         lock.__exit__(None, None, None)
 
 
+def say_what_starts(settings: Settings, *, first: bool) -> None:
+    """One line before the backends start, so a first start (initdb: seconds) is not silent."""
+    embedded = [
+        name
+        for name, on in (("PostgreSQL", settings.embedded_database), ("Redis", settings.embedded_redis))
+        if on
+    ]
+    if not embedded:
+        return
+    if first:
+        console.print(
+            f"first start: initialising {' and '.join(embedded)} in {settings.data_dir} (a few seconds)",
+            highlight=False,
+        )
+    else:
+        console.print(f"starting {' and '.join(embedded)} (embedded, {settings.data_dir})", highlight=False)
+
+
 def migrate_to_head(database_url: str) -> None:
-    from boxoffice.db.migrate import upgrade
+    from boxoffice.db.migrate import current, head, upgrade
 
     try:
+        at, latest = asyncio.run(current(database_url)), head()
+        if at != latest:
+            console.print(f"migrating the database: {at or 'empty'} -> {latest}", highlight=False)
         upgrade(database_url)
     except Exception as exc:
         raise UserError(f"migration failed: {reason(exc)}") from exc
@@ -190,6 +214,7 @@ async def run_everything(settings: Settings, backends: Backends, listener: socke
     reset_multiprocess_dir(metrics_dir)  # the children's metrics: any API process reports them all
     settings = settings.model_copy(update={"grpc_port": free_grpc_port(settings), "metrics_dir": metrics_dir})
     start_fork_server()
+    console.print("loading the demo data (created once, then kept)", highlight=False)
     summary = await seed(settings, backends)
     sup = Supervisor(settings.data_dir, stop)
     processes, others = supervise(sup, settings, backends, listener)
@@ -349,13 +374,15 @@ def print_banner(settings: Settings, backends: Backends, summary: object, grpc_p
     rd = f"embedded, {settings.data_dir}" if backends.redis else "configured URL"
     lines = [
         "[bold green]Boxoffice is up[/]",
-        f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
-        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
-        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
-        f"  PostgreSQL     {pg}",
-        f"  Redis          {rd}",
+        f"  Web app        {base}/        (fans: concerts, waiting room, seat map, checkout)",
+        f"  Console        {base}/admin   (promoters: venues, shows, live sale dashboard)",
         f"  Admin login    {settings.admin_email} / {admin_password_shown_once(settings)}",
         f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
+        f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
+        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
+        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
+        f"  PostgreSQL     {pg}",
+        f"  Redis          {rd}",
     ]
     if summary:
         lines.append(f"  Demo data      {summary}")

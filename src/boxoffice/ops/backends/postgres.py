@@ -66,6 +66,11 @@ def _make_traversable(path: Path) -> None:
                 parent.chmod(mode | 0o011)
 
 
+def initialised(data_dir: Path) -> bool:
+    """Has the data dir a PostgreSQL cluster already (else the first start runs initdb)?"""
+    return (data_dir / "postgres" / "PG_VERSION").exists()
+
+
 @dataclass
 class EmbeddedPostgres:
     data_dir: Path

@@ -27,7 +27,7 @@ from boxoffice import __version__
 from boxoffice.config import Settings
 from boxoffice.errors import MetricsTokenRequired, NotReady
 from boxoffice.http.guard import RequestGuard
-from boxoffice.http.openapi import install_openapi
+from boxoffice.http.openapi import install_docs, install_openapi
 from boxoffice.http.problems import install_error_handlers, problem, problems
 from boxoffice.http.shedding import ShedMiddleware
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
@@ -67,6 +67,8 @@ def create_app(
         version=__version__,
         description="Flash-sale concert ticketing: waiting room, live seat map, holds, payments.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets: http/openapi.py install_docs
+        redoc_url=None,
     )
     metrics = runtime.metrics if runtime is not None else None
     if metrics is None:
@@ -96,6 +98,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     _mount_operations(app)
     # The domains' routes go straight onto the app's router rather than through include_router:
     # FastAPI wraps included routers and re-derives their routes' context while matching, which

@@ -21,6 +21,8 @@ from boxoffice.ops.backends.datadir import (
 from boxoffice.ops.backends.process import ensure_writable
 from boxoffice.ops.run import UserError, bind, configure_logging, console, errors_as_one_line, run
 from boxoffice.ops.up import (
+    GRPC_MISSING,
+    grpc_installed,
     run_everything,
     run_worker,
     running_backends,
@@ -158,6 +160,8 @@ def grpc_command(
     serve one port (SO_REUSEPORT). Uses the configured URLs, or the embedded backends."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     with errors_as_one_line():
+        if not grpc_installed():
+            raise UserError(GRPC_MISSING)
         settings = _settings(host=host, grpc_port=port)
         configure_logging(settings)
         with running_backends(settings, migrate=settings.migrate_on_start) as backends:

@@ -37,15 +37,17 @@ class Settings(BaseSettings):
 
     # Where the embedded backends keep their data, and where generated secrets live.
     data_dir: Path = Path(".boxoffice")
-    # None -> start the embedded server from the Python wheel.
+    # PostgreSQL and Redis (`redis://`, `rediss://`, `unix://`, any node of a Redis Cluster or
+    # `redis+cluster://host:port`); unset: started embedded from the wheels (the `embedded` extra).
     database_url: str | None = None
     redis_url: str | None = None
 
+    # Where the API (and the web app) listens.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # The gRPC TicketService (`boxoffice up` serves it beside HTTP; `boxoffice grpc` alone).
     grpc_port: int = Field(default=50051, ge=0, le=65535)
-    api_workers: int = Field(default=1, ge=1, le=64)
+    api_workers: int = Field(default=1, ge=1, le=64)  # API processes `up` runs (sharing the port)
     # Which parts of the API this process serves (comma-separated, see app.ROLES), and which
     # background jobs `boxoffice worker` runs (comma-separated job names; empty = all).
     roles: str = "all"
@@ -53,14 +55,14 @@ class Settings(BaseSettings):
     # serve/worker apply migrations first; off where a supervisor migrated once for all its
     # processes (concurrent upgrades race on PostgreSQL's catalog).
     migrate_on_start: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # DEBUG, INFO, WARNING or ERROR
     # auto: a readable console renderer when stderr is a terminal, JSON (ECS fields) otherwise.
     log_format: Literal["auto", "console", "json"] = "auto"
     log_json: bool | None = None  # older switch: true = json, false = console (wins over log_format)
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
-    environment: Literal["dev", "test", "prod"] = "dev"
+    environment: Literal["dev", "test", "prod"] = "dev"  # dev, test or prod
 
-    # HTTP limits (see httpserver.py and http_guard.py): bodies, request heads, slow or idle clients.
+    # HTTP limits (http/server.py, http/guard.py): bodies, request heads, slow or idle clients.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
@@ -75,18 +77,24 @@ class Settings(BaseSettings):
     limit_payments_per_minute: int = Field(default=30, ge=0)
     limit_topups_per_minute: int = Field(default=10, ge=0)
     limit_logins_per_address_per_minute: int = Field(default=30, ge=0)
-    limit_failed_logins_per_account_and_address: int = Field(default=5, ge=1)  # per 15 minutes
-    max_balance: int = Field(default=100_000_000, ge=1)  # a top-up may not take a balance past this
+    limit_failed_logins_per_account_and_address: int = Field(
+        default=5, ge=1
+    )  # failed logins per 15 min, then 429 for that address only
+    max_balance: int = Field(
+        default=100_000_000, ge=1
+    )  # a top-up may not take a balance past this (minor units)
     # Live SSE streams (seat map, queue position) per user and per API process. They hold no Redis
     # connection of their own (seat streams share one read per show per process: streams.py).
     max_streams_per_user: int = Field(default=4, ge=1)
     max_streams_per_process: int = Field(default=32, ge=1)
+    # Password hashing (argon2) per process: hashes at once, and logins waiting (then 429 LOGIN_BUSY).
     argon2_concurrency: int = Field(default=1, ge=1)
     argon2_max_waiting: int = Field(default=32, ge=0)
     # Client addresses: X-Forwarded-For is believed only from these peers (the gateway).
     # Addresses or CIDR ranges, comma-separated (`10.0.0.1,10.1.0.0/16`) or a JSON list.
     trusted_proxies: Annotated[list[str], NoDecode] = TrustedProxies(["127.0.0.1", "::1"])
 
+    # Connection pools per process (PostgreSQL pool + overflow, Redis).
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
     redis_pool_size: int = Field(default=64, ge=1)
@@ -103,13 +111,16 @@ class Settings(BaseSettings):
     # Processes that share one port keep their metrics in one directory, so any of them reports
     # all (set by `up` and `serve --workers N` for their children; not an operator setting).
     metrics_dir: Path | None = None
+    # Access tokens: signing algorithm and lifetimes (refresh tokens rotate on use).
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
+    # The admin account the demo seeding creates; its password, unset, is generated on the first
+    # start, kept in data_dir/secrets.json and shown once by `up`.
     admin_email: str = "admin@boxoffice.local"
-    # None -> generated on first start, kept in data_dir/secrets.json, shown once by `up`.
     admin_password: SecretStr | None = None
+    # The demo fan the seeding creates (balance in minor units).
     demo_fan_email: str = "fan@boxoffice.local"
     demo_fan_password: SecretStr = SecretStr("fan-password")
     demo_fan_balance: int = 5_000_000
@@ -123,7 +134,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Booking
+    # How long a hold lasts when the show sets no hold time of its own.
     default_hold_seconds: int = Field(default=300, ge=5, le=3600)
 
     # Payment provider (the simulator is started by `boxoffice up` when this is unset).

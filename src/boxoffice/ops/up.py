@@ -322,11 +322,13 @@ async def serve_front_doors(settings: Settings, backends: Backends, listener: so
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await runtime.warm_up(settings.db_pool_size)
         api = create_app(settings, runtime=runtime)
-        grpc_server, _ = await start_grpc(runtime, settings)
+        # Without the `grpc` extra, `up` serves HTTP alone (its banner says so).
+        grpc_server = (await start_grpc(runtime, settings))[0] if grpc_installed() else None
         try:  # uvicorn stops on SIGINT/SIGTERM (open requests get 5 s)
             await uvicorn.Server(server_config(settings, api, lifespan="off")).serve(sockets=[listener])
         finally:
-            await grpc_server.stop(2)
+            if grpc_server is not None:
+                await grpc_server.stop(2)
 
 
 def free_grpc_port(settings: Settings) -> int:
@@ -338,6 +340,8 @@ def free_grpc_port(settings: Settings) -> int:
         try:
             probe.bind((settings.host, settings.grpc_port))
         except OSError as exc:
+            if not grpc_installed():  # nothing will listen there
+                return settings.grpc_port
             from boxoffice.grpc.server import bind_error
 
             raise UserError(str(bind_error(settings.host, settings.grpc_port))) from exc
@@ -348,7 +352,23 @@ def server_alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
     return server.proc is not None and server.proc.poll() is None
 
 
+def grpc_installed() -> bool:
+    """Is the `grpc` extra installed (grpcio and its health/reflection/status packages)?"""
+    import importlib.util
+
+    needed = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.protobuf")
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in needed)
+    except ModuleNotFoundError:  # a parent package (google) is missing
+        return False
+
+
+GRPC_MISSING = "gRPC is not installed: pip install 'boxoffice[grpc]'"
+
+
 async def start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
+    if not grpc_installed():
+        raise UserError(GRPC_MISSING)
     from boxoffice.grpc.server import BindError, start_server
 
     try:
@@ -379,7 +399,9 @@ def print_banner(settings: Settings, backends: Backends, summary: object, grpc_p
         f"  Admin login    {settings.admin_email} / {admin_password_shown_once(settings)}",
         f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
         f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
-        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
+        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)"
+        if grpc_installed()
+        else f"  gRPC           off: {GRPC_MISSING}",
         f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
         f"  PostgreSQL     {pg}",
         f"  Redis          {rd}",

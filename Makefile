@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test chaos lint bench proto contract clean-data lock chromium nginx
+.PHONY: run test chaos lint bench proto contract clean-data lock test-programs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,11 @@ run: $(RUN_STAMP)
 	$(BIN)/boxoffice up
 
 # The suite includes the browser tests (tests/browser: Playwright's async API in the suite's own
-# event loop), which drive Debian's Chromium, and the gateway tests (roles behind Debian's nginx):
-# both installed here when missing and we are root.
-test: $(STAMP) chromium nginx
+# event loop), which drive Debian's Chromium, the gateway tests (roles behind Debian's nginx) and
+# the README's commands (tests/e2e/test_readme.py: curl and jq). `make test` installs each program
+# the suite runs when it is missing and we are root (Debian packages), else stops with one line
+# naming the command. tests/e2e/test_bare_machine.py checks this list against what the tests run.
+test: $(STAMP) test-programs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A flash sale under `boxoffice up` while an API process, the worker, the embedded Redis and
@@ -40,23 +42,21 @@ test: $(STAMP) chromium nginx
 chaos: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e/test_chaos.py -m chaos -s -q
 
-chromium:
-	@test -x $(CHROMIUM) || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Chromium for the browser tests (apt-get install chromium)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  fi; \
-	  test -x $(CHROMIUM) || { echo "Chromium is missing for the browser tests: run 'sudo apt-get install -y chromium'"; exit 1; }; \
-	}
+# program:Debian package; a program is found as an executable path, on PATH, or in $(SBIN).
+SBIN ?= /usr/sbin
+TEST_PROGRAMS := $(CHROMIUM):chromium nginx:nginx curl:curl jq:jq
 
-nginx:
-	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing nginx for the gateway tests (apt-get install nginx)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
-	  fi; \
-	  command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { echo "nginx is missing for the gateway tests: run 'sudo apt-get install -y nginx'"; exit 1; }; \
-	}
+test-programs:
+	@found() { [ -x "$$1" ] || command -v "$$1" >/dev/null 2>&1 || [ -x "$(SBIN)/$$1" ]; }; \
+	missing=""; for spec in $(TEST_PROGRAMS); do \
+	  found "$${spec%%:*}" || missing="$$missing $${spec##*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing what the tests run (apt-get install -y$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi; \
+	status=0; for spec in $(TEST_PROGRAMS); do \
+	  found "$${spec%%:*}" || { echo "$${spec##*:} is missing for the tests: run 'sudo apt-get install -y $${spec##*:}'"; status=1; }; \
+	done; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations tools

@@ -56,7 +56,10 @@ async def test_polls_are_shed_and_holds_and_payments_never(
     q = {"concert_id": cid, "show_id": sid}
     buyers = [await make_user(runtime, balance=1_000_000) for _ in range(BUYERS)]
     pollers = [await make_user(runtime) for _ in range(POLLERS)]
-    async with httpx.AsyncClient(base_url=shedding_server, timeout=60) as c:
+    # Idle connections are dropped by the client well before the server's keep-alive timeout
+    # (5 s): on a loaded machine a reused connection could otherwise meet the server's close.
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(base_url=shedding_server, timeout=60, limits=limits) as c:
         tickets = []
         for fan in pollers:
             joined = await c.post("/api/queue", json=q, headers=fan["headers"])

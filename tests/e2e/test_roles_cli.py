@@ -21,7 +21,7 @@ def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["serve", "--role", "tickets"], "unknown role 'tickets'"),
+        (["serve", "--role", "merch"], "unknown role 'merch'"),
         (["serve", "--role", "queue,nope"], "unknown role 'nope'"),
         (["worker", "--jobs", "outbox_relay,sweep"], "unknown job 'sweep'; jobs: queue_admission"),
     ],

@@ -333,6 +333,13 @@ async def test_offline_gates_verify_locally_and_sync_conflicts(client, runtime):
     results = b.json()["results"]
     assert [r["result"] for r in results] == ["CONFLICT", "VALID"] and b.json()["conflicts"] == 1
     assert results[0]["used_gate"] == "Offline A"
+    # gate A sends its batch again (its answer was lost): the same admission, no conflict, no new row
+    replay = await client.post(
+        f"/api/shows/{sid}/checkins/sync",
+        json={"gate": "Offline A", "scans": [{"payload": tickets[0]["payload"], "scanned_at": at}]},
+        headers=staff["headers"],
+    )
+    assert [r["result"] for r in replay.json()["results"]] == ["VALID"] and replay.json()["conflicts"] == 0
     entries = (await client.get(f"/api/shows/{sid}/entries", headers=staff["headers"])).json()
     assert entries["conflicts"] == 1 and entries["inside"] == 2
     conflict = entries["recent_conflicts"][0]

@@ -89,11 +89,14 @@ WITH show AS (
     UPDATE tickets SET status = 'USED', used_at = $3, used_gate = $4
     FROM t WHERE tickets.id = t.id AND t.show_id = $2 AND t.status = 'VALID'
     RETURNING tickets.id
+), replay AS (
+    -- an offline gate sending a scan it synced before (its answer was lost): the same admission
+    SELECT 1 FROM t WHERE $6 AND t.status = 'USED' AND t.used_gate = $4 AND t.used_at = $3
 ), answer AS (
     SELECT CASE
         WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'NOT_A_TICKET'
         WHEN (SELECT show_id FROM t) <> $2 THEN 'WRONG_SHOW'
-        WHEN EXISTS (SELECT 1 FROM admit) THEN 'VALID'
+        WHEN EXISTS (SELECT 1 FROM admit) OR EXISTS (SELECT 1 FROM replay) THEN 'VALID'
         WHEN (SELECT status FROM t) = 'VOID' THEN 'VOID'
         WHEN $6 THEN 'CONFLICT'
         ELSE 'ALREADY_USED'
@@ -101,7 +104,7 @@ WITH show AS (
 ), logged AS (
     INSERT INTO checkins (show_id, ticket_id, gate, result, offline, scanned_at, by_user)
     SELECT $2, (SELECT id FROM t WHERE show_id = $2), $4, answer.result, $6, $3, $5
-    FROM answer, show
+    FROM answer, show WHERE NOT EXISTS (SELECT 1 FROM replay)
     RETURNING id
 )
 SELECT (SELECT result FROM answer) AS result,

@@ -54,9 +54,10 @@ router = APIRouter(include_in_schema=False)
 def page_routers() -> list[APIRouter]:
     from boxoffice.web.admin import router as admin_router
     from boxoffice.web.browser import router as browser_router
+    from boxoffice.web.door import router as door_router
     from boxoffice.web.fan import router as fan_router
 
-    return [router, fan_router, browser_router, admin_router]
+    return [router, fan_router, browser_router, admin_router, door_router]
 
 
 def mount_web(app: FastAPI) -> None:

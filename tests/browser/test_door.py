@@ -218,4 +218,21 @@ async def test_offline_gates_keep_admitting_and_report_the_conflict(  # type: ig
         entries = (await c.get(f"/api/shows/{sid}/entries", headers=staff["headers"])).json()
     assert entries["conflicts"] == 1 and entries["admitted"] == 2
     assert entries["recent_conflicts"][0]["gate"] == "Offline B"
+    # the console shows it
+    async with runtime.sessions() as s, s.begin():
+        await ensure_account(
+            s,
+            runtime.settings,
+            email="promoter@example.test",
+            password=PASSWORD,
+            name="Promoter",
+            role="ADMIN",
+        )
+    console = await fans()
+    await console.login("promoter@example.test", then=f"/admin/shows/{sid}/entries")
+    assert await console.page.locator("#entries-conflicts").inner_text() == "1"
+    assert await console.page.locator("#entries-inside").inner_text() == "2"
+    assert "Offline B" in await console.page.locator("#entries-conflict-list").inner_text()
+    await console.shot("console-entries")
+    assert await console.axe() == []
     await assert_invariants(runtime)

@@ -266,7 +266,16 @@ async def test_scan_answers_each_case_and_admits_once(client, runtime):  # type:
     entries = (await client.get(f"/api/shows/{sid}/entries", headers=staff["headers"])).json()
     assert entries["admitted"] == 2 and entries["inside"] == 2 and entries["conflicts"] == 0
     assert {g["gate"]: g["admitted"] for g in entries["gates"]}["North 1"] == 1
+    assert sum(m["admitted"] for m in entries["per_minute"]) == 2
     assert (await client.get(f"/api/shows/{sid}/entries", headers=fan["headers"])).status_code == 403
+    # the sales CSV says when each order came in
+    admin = await make_user(runtime, role="ADMIN")
+    sales = await client.get(f"/api/admin/shows/{sid}/sales.csv", headers=admin["headers"])
+    import csv
+
+    (row,) = list(csv.DictReader(io.StringIO(sales.text)))
+    (earliest,) = await rows(runtime, "SELECT min(used_at) AS at FROM tickets WHERE show_id = :s", s=sid)
+    assert row["tickets_used"] == "2" and row["checked_in_at"] == earliest["at"].isoformat()
 
 
 async def test_rotated_keys_still_verify_old_tickets(client, runtime):  # type: ignore[no-untyped-def]

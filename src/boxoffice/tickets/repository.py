@@ -157,6 +157,13 @@ SELECT gate, count(*) FILTER (WHERE result = 'VALID') AS admitted, count(*) AS s
 FROM checkins WHERE show_id = $1 GROUP BY gate ORDER BY gate
 """
 
+_ENTRIES_PER_MINUTE = """
+SELECT date_trunc('minute', scanned_at) AS minute,
+       count(*) FILTER (WHERE result = 'VALID') AS admitted, count(*) AS scanned
+FROM checkins WHERE show_id = $1 AND scanned_at >= $2
+GROUP BY 1 ORDER BY 1
+"""
+
 _SHOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM shows WHERE id = $1)"
 
 
@@ -234,8 +241,9 @@ async def conflicts(conn: asyncpg.Connection, show_id: int, limit: int) -> list[
     return [dict(r) for r in await conn.fetch(_CONFLICTS, show_id, limit)]
 
 
-async def entries(conn: asyncpg.Connection, show_id: int) -> dict[str, Any]:
+async def entries(conn: asyncpg.Connection, show_id: int, since: datetime) -> dict[str, Any]:
     totals = await conn.fetchrow(_ENTRIES, show_id)
     gates = await conn.fetch(_ENTRIES_BY_GATE, show_id)
+    minutes = await conn.fetch(_ENTRIES_PER_MINUTE, show_id, since)
     assert totals is not None
-    return {**dict(totals), "gates": [dict(g) for g in gates]}
+    return {**dict(totals), "gates": [dict(g) for g in gates], "per_minute": [dict(m) for m in minutes]}

@@ -28,7 +28,7 @@ from boxoffice.tickets import flows as tickets_flows
 from boxoffice.tickets.rules import DOOR_ROLES
 from boxoffice.tickets.schemas import ScanRequest, SyncRequest
 from boxoffice.web.render import render
-from boxoffice.web.session import CsrfChecked, OptionalPageUser, PageUser, WebUser
+from boxoffice.web.session import AdminPageUser, CsrfChecked, OptionalPageUser, PageUser, WebUser
 
 router = APIRouter(include_in_schema=False)
 # The one page that may use the camera (every other page sends camera=()).
@@ -116,6 +116,18 @@ def _parse(model: type[M], data: Any) -> M:
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors()[:5])
         raise Unprocessable(f"Invalid request: {fields}" if fields else "Invalid request") from None
+
+
+@router.get("/admin/shows/{show_id}/entries")
+async def entries_page(request: Request, show_id: PathId, user: AdminPageUser) -> Response:
+    """The console's entries: scanned, admitted, inside now, per gate, per minute, conflicts."""
+    runtime = _runtime(request)
+    entries = await tickets_flows.entries(runtime, show_id)
+    async with runtime.sessions() as session:
+        show = await catalog_service.get_show(session, show_id)
+        concert = await catalog_service.get_concert(session, show.concert_id)
+    context = {"show": show, "concert": concert, "e": entries}
+    return render(request, "admin/entries.html", context, title=f"Entries · show {show_id}")
 
 
 def _json(value: Any) -> Any:

@@ -235,4 +235,7 @@ async def test_offline_gates_keep_admitting_and_report_the_conflict(  # type: ig
     assert "Offline B" in await console.page.locator("#entries-conflict-list").inner_text()
     await console.shot("console-entries")
     assert await console.axe() == []
+    await console.goto("/admin/mail")  # the order confirmation is queued (no SMTP in this test)
+    assert "ORDER_CONFIRMED" in await console.page.locator("#mail-list").inner_text()
+    assert await console.axe() == []
     await assert_invariants(runtime)

@@ -130,6 +130,13 @@ async def entries_page(request: Request, show_id: PathId, user: AdminPageUser) -
     return render(request, "admin/entries.html", context, title=f"Entries · show {show_id}")
 
 
+@router.get("/admin/mail")
+async def mail_page(request: Request, user: AdminPageUser) -> Response:
+    """The mails the product queued: sent, waiting (with retries), dead, skipped (SMTP off)."""
+    view = await mail_flows.outbox_view(_runtime(request), limit=100)
+    return render(request, "admin/mail.html", {"mail": view}, title="Mail")
+
+
 def _json(value: Any) -> Any:
     from fastapi.encoders import jsonable_encoder
 

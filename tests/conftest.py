@@ -123,7 +123,11 @@ def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Se
         limit_holds_per_minute=0,
         limit_payments_per_minute=0,
         limit_topups_per_minute=0,
-        limit_logins_per_address_per_minute=0,
+        limit_failed_logins_per_address=0,
+        limit_signups_per_address_per_hour=0,
+        # Off for the suite (booking tests cancel and hold the same seats again); the security
+        # tests turn it on.
+        rehold_cooldown_seconds=0,
         argon2_max_waiting=100_000,
         log_json=True,
         db_pool_size=30,

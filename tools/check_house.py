@@ -1,17 +1,29 @@
-"""The house rules `make lint` checks (ARCHITECTURE.md): an AST pass over src/boxoffice.
+"""The house rules `make lint` checks (docs/architecture.md): an AST pass over src/boxoffice.
 
-  sql           SQL (sqlalchemy statement builders, text(), raw driver calls) only in repository.py
-                files, plus the named allow-list below
-  transactions  units of work (.begin(), unit_of_work(), run_idempotent*(), .commit()) opened only
-                in flows.py files, the request dependency and the machinery named below
-  redis-keys    "bo:" key literals only in store.py / shield.py / cache.py
-  framework     no web-framework import (fastapi, starlette, uvicorn) in services, rules, stores,
-                repositories, flows and the shared machinery
-  worker        no module imports the worker but the CLI; jobs.py imports no domain
+Every rule denies by default: what is not named as allowed is a violation.
+
+  layout        the top level holds only the seven roots (app cli worker config runtime errors
+                observability) and the known folders: machinery (kit db redis http ops), the
+                domains, the front doors (web grpc) and bench
+  sql           SQL (sqlalchemy statement builders, text(), raw driver calls, SQL string literals)
+                only in */repository.py and db/, plus the named allow-list below; a driver imported
+                only under TYPE_CHECKING still counts
+  transactions  units of work (.begin(), .transaction(), unit_of_work(), lean_unit_of_work(),
+                run_idempotent*(), .commit()) only in */flows.py, http/deps.py (the request's unit of
+                work), db/ (the machinery) and the named allow-list
+  redis-keys    Redis keys only in stores (store.py / shield.py / cache.py) and redis/: no "bo:" key
+                literal nor a "bo" prefix to build one elsewhere, and no Redis command called on a
+                runtime's client outside them
+  framework     web frameworks (fastapi, starlette, uvicorn) only in app.py, http/, web/,
+                */endpoints.py and */dependencies.py, plus the named allow-list
+  imports       ops/ only from cli.py (and ops/ itself, and bench, which starts its own stacks); the
+                worker only from cli.py and ops/up.py; kit/ imports nothing of ours but errors,
+                config and kit/; the machinery (db redis) imports no domain and no front door;
+                no domain module imports a front door (web, grpc, http, app, cli, ops, bench) but its
+                own endpoints.py / dependencies.py
   cycles        no import cycle among src/boxoffice modules (lazy imports inside functions count;
                 `if TYPE_CHECKING:` imports do not), and none among the domain packages once
-                their front doors (endpoints.py, dependencies.py) are left out: the domains
-                layer (today catalog <- waiting_room <- booking <- payments <- auth)
+                their front doors (endpoints.py, dependencies.py) are left out
 
 Prints file:line: rule: message for each violation and exits 1 if there is any.
 Usage: python tools/check_house.py [src/boxoffice]
@@ -20,13 +32,41 @@ Usage: python tools/check_house.py [src/boxoffice]
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = "boxoffice"
-DOMAINS = ("auth", "catalog", "booking", "payments", "waiting_room")
+ROOT_FILES = (
+    "__init__.py",
+    "app.py",
+    "cli.py",
+    "worker.py",
+    "config.py",
+    "runtime.py",
+    "errors.py",
+    "observability.py",
+)
+MACHINERY = ("kit", "db", "redis", "http", "ops")
+DOMAINS = (
+    "auth",
+    "catalog",
+    "waiting_room",
+    "booking",
+    "payments",
+    "tickets",
+    "admin",
+    "salestats",
+    "ratelimit",
+    "mail",
+)
+FRONT_DOORS = ("web", "grpc")
+FOLDERS = (*MACHINERY, *DOMAINS, *FRONT_DOORS, "bench")
+# What a domain module must not import (its own endpoints.py / dependencies.py may).
+ABOVE_DOMAINS = ("web", "grpc", "http", "app", "cli", "ops", "bench", "worker")
+KIT_MAY_IMPORT = ("errors", "config", "kit")
 FRAMEWORKS = ("fastapi", "starlette", "uvicorn")
 SQL_BUILDERS = {
     "text",
@@ -40,67 +80,50 @@ SQL_BUILDERS = {
     "union_all",
 }
 RAW_DRIVER_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "executemany", "copy_records_to_table"}
-TRANSACTION_CALLS = {"unit_of_work", "run_idempotent", "run_idempotent_steps"}
-TRANSACTION_METHODS = {"begin", "begin_nested", "commit"}
+SQL_LITERAL = re.compile(
+    r"^\s*(SELECT\s.+\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|WITH\s+\w+\s+AS\s*\()",
+    re.S,
+)
+TRANSACTION_CALLS = {"unit_of_work", "lean_unit_of_work", "run_idempotent", "run_idempotent_steps"}
+TRANSACTION_METHODS = {"begin", "begin_nested", "commit", "transaction"}
+REDIS_CLIENTS = {"redis", "hot_redis"}  # a runtime's clients: runtime.redis, runtime.hot_redis
+REDIS_COMMANDS = set(
+    "get set mget mset setex setnx getdel getset incr incrby decr decrby delete unlink exists expire"
+    " pexpire expireat ttl pttl hget hset hmget hgetall hdel hincrby hexists hlen eval evalsha fcall"
+    " script_load zadd zrem zrange zrangebyscore zrevrange zcard zscore zrank zincrby zpopmin sadd srem"
+    " smembers sismember scard lpush rpush lpop rpop lrange llen ltrim xadd xread xreadgroup xrange"
+    " xrevrange xlen xtrim xdel publish pipeline keys scan scan_iter flushdb flushall execute_command".split()
+)
+REDIS_KEY_MODULES = ("store.py", "shield.py", "cache.py")
 
 # Named exceptions (module path relative to src/boxoffice), each with its reason.
 SQL_ALLOWED = {
-    "db/audit.py": "the audit's read model (SPEC invariants over all tables)",
-    "db/outbox.py": "the outbox: written in the caller's transaction, relayed by its job",
-    "db/idempotency.py": "the idempotency_keys table is the machinery's own",
     "payments/ledger.py": "the balance ledger's conditional debit/credit",
     "runtime.py": "the readiness probe's SELECT 1",
     "bench/ceilings.py": "raw ceilings measured with the driver directly",
+    "ops/backends/postgres.py": "the embedded server's bootstrap through psql (its database)",
 }
 TRANSACTIONS_ALLOWED = {
-    "db/uow.py": "defines the unit of work",
-    "http/deps.py": "the request's unit of work (SessionDep)",
-    "db/idempotency.py": "claims, stores and purges keys in its own units of work",
-    "db/outbox.py": "the outbox_relay job",
+    "bench/ceilings.py": "the raw PostgreSQL ceiling's transactions on the driver",
     "ops/demo.py": "the seed-demo CLI command's one unit of work",
     "bench/setup.py": "the bench's data set-up",
     "bench/repository.py": "the bench's pg_stat_statements reset (a savepoint)",
     "bench/runner.py": "the bench's audit and snapshots after a run",
 }
-REDIS_KEY_MODULES = ("store.py", "shield.py", "cache.py")
-REDIS_KEYS_ALLOWED = {
-    "db/outbox.py": "the stream names of the outbox relay",
+REDIS_ALLOWED = {
+    "db/outbox.py": "the stream names the outbox relay publishes to",
     "bench/ceilings.py": "the raw Redis ceiling's scratch keys",
+    "bench/flash_sale.py": "the bench reads the admission order back from a show's event stream",
 }
-FRAMEWORK_FREE_ROLES = (
-    "service.py",
-    "rules.py",
-    "store.py",
-    "shield.py",
-    "cache.py",
-    "repository.py",
-    "flows.py",
-    "effects.py",
-    "admission.py",
-    "layout.py",
-    "tokens.py",
-    "ledger.py",
-    "provider.py",
-)
-FRAMEWORK_FREE_MODULES = (
-    "errors.py",
-    "db/uow.py",
-    "worker.py",
-    "db/outbox.py",
-    "db/idempotency.py",
-    "kit/ids.py",
-    "runtime.py",
-    "kit/clock.py",
-    "config.py",
-    "kit/localcache.py",
-    "redis/mux.py",
-    "redis/client.py",
-    "db/audit.py",
-    "mail/smtp.py",
-)
-FRAMEWORK_ALLOWED = {"payments/simulator.py": "the payment-provider simulator's own app (its own process)"}
-# The gRPC front door calls the same flows as HTTP without FastAPI.
-FRAMEWORK_FREE_DIRS = ("grpc/",)
+FRAMEWORK_ALLOWED = {
+    "payments/simulator.py": "the payment-provider simulator's own app (its own process)",
+    "cli.py": "`serve` runs uvicorn's multi-process supervisor",
+    "ops/up.py": "up's API processes run uvicorn on the shared listener",
+}
+IMPORTS_ALLOWED = {
+    "bench/stack.py": "the bench starts its own stacks (embedded backends, roles behind nginx)",
+    "bench/commands.py": "the bench's CLI reports a backend that cannot start in one line",
+}
 
 
 _USED: set[tuple[int, str]] = set()
@@ -129,6 +152,7 @@ class Import:
     target: str
     line: int
     names: tuple[str, ...]
+    type_only: bool = False
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -159,13 +183,12 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
 
 
 def imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[Import]:
-    skip = _type_checking_lines(tree)
+    type_only = _type_checking_lines(tree)
     for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skip:
-            continue
+        only = getattr(node, "lineno", None) in type_only
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield Import(alias.name, node.lineno, ())
+                yield Import(alias.name, node.lineno, (), only)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = module.split(".") if is_package else module.split(".")[:-1]
@@ -173,7 +196,7 @@ def imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[Import]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            yield Import(target, node.lineno, tuple(a.name for a in node.names))
+            yield Import(target, node.lineno, tuple(a.name for a in node.names), only)
 
 
 def _call_name(node: ast.Call) -> tuple[str | None, str | None]:
@@ -183,6 +206,16 @@ def _call_name(node: ast.Call) -> tuple[str | None, str | None]:
     if isinstance(node.func, ast.Attribute):
         return None, node.func.attr
     return None, None
+
+
+def _redis_command(node: ast.Call) -> str | None:
+    """`x.redis.get(...)`, `runtime.hot_redis.evalsha(...)`, `redis.set(...)`: the command's name."""
+    func = node.func
+    if not isinstance(func, ast.Attribute):
+        return None
+    owner = func.value
+    name = owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
+    return func.attr if name in REDIS_CLIENTS and func.attr in REDIS_COMMANDS else None
 
 
 def _strings(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -195,32 +228,80 @@ def _strings(tree: ast.AST) -> Iterator[tuple[int, str]]:
                 yield node.lineno, head.value
 
 
+def _docstring_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                lines.add(body[0].lineno)
+    return lines
+
+
+def check_layout(root: Path) -> list[Violation]:
+    found = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith((".", "__pycache__")) or entry.name == "py.typed":
+            continue
+        if entry.is_dir():
+            if entry.name not in FOLDERS:
+                found.append(
+                    Violation(entry, 1, "layout", f"unknown folder {entry.name}/ (see docs/architecture.md)")
+                )
+        elif entry.suffix == ".py" and entry.name not in ROOT_FILES:
+            found.append(
+                Violation(
+                    entry, 1, "layout", f"{entry.name} at the top level: put it in the folder it belongs to"
+                )
+            )
+    return found
+
+
+def _import_rules(rel: str, top_dir: str, name: str, target: str) -> str | None:
+    """Why importing `target` (a boxoffice module) from `rel` breaks a house rule, or None."""
+    parts = target.split(".")[1:]
+    first = parts[0] if parts else ""
+    if first == "ops" and top_dir != "ops" and rel != "cli.py" and not _allowed(IMPORTS_ALLOWED, rel):
+        return f"{rel} imports {target} (ops/ is the CLI's: only cli.py imports it)"
+    if target == f"{PACKAGE}.worker" and rel not in ("cli.py", "ops/up.py"):
+        return f"{rel} imports the worker (only the CLI and ops/up.py may)"
+    if top_dir == "kit" and first not in KIT_MAY_IMPORT:
+        return f"{rel} imports {target} (kit/ imports nothing of ours but errors, config and kit/)"
+    if top_dir in ("db", "redis") and first in (*DOMAINS, *ABOVE_DOMAINS):
+        return f"{rel} imports {target} (the machinery imports no domain and no front door)"
+    front_door_file = name in ("endpoints.py", "dependencies.py")
+    if top_dir in DOMAINS and not front_door_file and first in ABOVE_DOMAINS:
+        return f"{rel} imports {target} (a domain imports no front door)"
+    return None
+
+
 def check_file(root: Path, path: Path, modules: set[str]) -> tuple[list[Violation], list[tuple[str, int]]]:
     rel = path.relative_to(root).as_posix()
     name = path.name
+    top_dir = rel.split("/")[0] if "/" in rel else ""
     module = module_name(root, path)
     tree = ast.parse(path.read_text(), filename=str(path))
     found: list[Violation] = []
     edges: list[tuple[str, int]] = []
     sql_names: set[str] = set()
-    talks_sql = False  # raw .execute()/.fetch() count only where a database driver is imported
-    is_repository = name == "repository.py"
+    talks_sql = False  # raw .execute()/.fetch() count where a database driver is imported at all
+    sql_home = name == "repository.py" or top_dir == "db"
+    redis_home = name in REDIS_KEY_MODULES or top_dir == "redis"
+    framework_home = (
+        rel == "app.py" or top_dir in ("http", "web") or name in ("endpoints.py", "dependencies.py")
+    )
 
     for imp in imports(tree, module, name == "__init__.py"):
         top = imp.target.split(".")[0]
         if top in ("sqlalchemy", "asyncpg"):
             talks_sql = True
             sql_names |= set(imp.names) & SQL_BUILDERS
-        if top in FRAMEWORKS and not _allowed(FRAMEWORK_ALLOWED, rel):
-            domain_role = (
-                "/" in rel
-                and not rel.startswith(("bench/", "web/", "grpc/"))
-                and name in FRAMEWORK_FREE_ROLES
+        if imp.type_only:
+            continue
+        if top in FRAMEWORKS and not framework_home and not _allowed(FRAMEWORK_ALLOWED, rel):
+            found.append(
+                Violation(path, imp.line, "framework", f"{rel} imports {imp.target} (a web framework)")
             )
-            if domain_role or rel in FRAMEWORK_FREE_MODULES or rel.startswith(FRAMEWORK_FREE_DIRS):
-                found.append(
-                    Violation(path, imp.line, "framework", f"{rel} imports {imp.target} (a web framework)")
-                )
         if top != PACKAGE:
             continue
         # Edges: `from pkg import sub` is an edge to the submodule when it is one.
@@ -230,26 +311,22 @@ def check_file(root: Path, path: Path, modules: set[str]) -> tuple[list[Violatio
         for target in targets:
             if target in modules and target != module:
                 edges.append((target, imp.line))
-            if target == f"{PACKAGE}.worker" and rel not in ("cli.py", "ops/up.py"):
-                found.append(
-                    Violation(path, imp.line, "worker", f"{rel} imports the worker (only the CLI and ops/up.py may)")
-                )
-            if rel == "jobs.py" and target.split(".")[1:2] and target.split(".")[1] in DOMAINS:
-                found.append(
-                    Violation(path, imp.line, "worker", f"jobs.py imports the domain module {target}")
-                )
+            why = _import_rules(rel, top_dir, name, target)
+            if why:
+                found.append(Violation(path, imp.line, "imports", why))
 
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func, method = _call_name(node)
         sql = func in sql_names or (talks_sql and method in RAW_DRIVER_CALLS)
-        if sql and not is_repository and not _allowed(SQL_ALLOWED, rel):
+        if sql and not sql_home and not _allowed(SQL_ALLOWED, rel):
             found.append(
                 Violation(path, node.lineno, "sql", f"SQL outside a repository module: {func or method}()")
             )
         tx = func in TRANSACTION_CALLS or method in TRANSACTION_METHODS
-        if tx and name != "flows.py" and not _allowed(TRANSACTIONS_ALLOWED, rel):
+        tx_home = name == "flows.py" or rel == "http/deps.py" or top_dir == "db"
+        if tx and not tx_home and not _allowed(TRANSACTIONS_ALLOWED, rel):
             what = func or f".{method}"
             found.append(
                 Violation(
@@ -259,14 +336,22 @@ def check_file(root: Path, path: Path, modules: set[str]) -> tuple[list[Violatio
                     f"unit of work opened outside a flow/job/request dependency: {what}()",
                 )
             )
-    if name not in REDIS_KEY_MODULES:
-        for line, value in _strings(tree):
-            if value.startswith("bo:") and not _allowed(REDIS_KEYS_ALLOWED, rel):
-                found.append(
-                    Violation(
-                        path, line, "redis-keys", f"Redis key literal {value!r} outside store/shield/cache"
-                    )
-                )
+        command = _redis_command(node)
+        if command and not redis_home and not _allowed(REDIS_ALLOWED, rel):
+            found.append(
+                Violation(path, node.lineno, "redis-keys", f"Redis command {command}() outside a store")
+            )
+    docstrings = _docstring_lines(tree)
+    for line, value in _strings(tree):
+        if line in docstrings:
+            continue
+        if SQL_LITERAL.match(value) and not sql_home and not _allowed(SQL_ALLOWED, rel):
+            found.append(Violation(path, line, "sql", "SQL string outside a repository module"))
+        key = value.startswith("bo:") or value == "bo"
+        if key and not redis_home and not _allowed(REDIS_ALLOWED, rel):
+            found.append(
+                Violation(path, line, "redis-keys", f"Redis key part {value[:20]!r} outside a store")
+            )
     return found, edges
 
 
@@ -315,7 +400,7 @@ def find_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return cycles
 
 
-FRONT_DOORS = ("endpoints", "dependencies")
+FRONT_DOOR_FILES = ("endpoints", "dependencies")
 
 
 def _domain_of(module: str) -> str | None:
@@ -328,7 +413,7 @@ def _domain_cycles(graph: dict[str, dict[str, int]], paths: dict[str, Path]) -> 
     witness: dict[tuple[str, str], tuple[str, int]] = {}
     for module, edges in graph.items():
         source = _domain_of(module)
-        if source is None or module.rsplit(".", 1)[-1] in FRONT_DOORS:
+        if source is None or module.rsplit(".", 1)[-1] in FRONT_DOOR_FILES:
             continue
         for target, line in edges.items():
             dest = _domain_of(target)
@@ -354,7 +439,7 @@ def main(argv: list[str]) -> int:
     files = sorted(p for p in root.rglob("*.py") if "_pb2" not in p.name)
     modules = {module_name(root, p) for p in files}
     paths = {module_name(root, p): p for p in files}
-    violations: list[Violation] = []
+    violations: list[Violation] = check_layout(root)
     graph: dict[str, dict[str, int]] = {}
     for path in files:
         found, edges = check_file(root, path, modules)
@@ -375,7 +460,8 @@ def main(argv: list[str]) -> int:
                     )
     violations += _domain_cycles(graph, paths)
     lists = {"SQL_ALLOWED": SQL_ALLOWED, "TRANSACTIONS_ALLOWED": TRANSACTIONS_ALLOWED}
-    lists |= {"REDIS_KEYS_ALLOWED": REDIS_KEYS_ALLOWED, "FRAMEWORK_ALLOWED": FRAMEWORK_ALLOWED}
+    lists |= {"REDIS_ALLOWED": REDIS_ALLOWED, "FRAMEWORK_ALLOWED": FRAMEWORK_ALLOWED}
+    lists |= {"IMPORTS_ALLOWED": IMPORTS_ALLOWED}
     for list_name, allow_list in lists.items():
         for rel in sorted(allow_list):
             # Keep the allow-lists short and true (a tree without the file, as in the checker's own

@@ -28,8 +28,8 @@ from boxoffice.http.guard import RequestGuard
 from boxoffice.http.openapi import install_openapi
 from boxoffice.http.problems import install_error_handlers, problem, problems
 from boxoffice.http.shedding import ShedMiddleware
+from boxoffice.kit.supervision import supervised
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
-from boxoffice.ops.supervisor import supervised
 from boxoffice.runtime import Runtime, open_runtime
 
 
@@ -72,6 +72,9 @@ def create_app(
 
         metrics = Metrics()
     app.state.metrics = metrics
+    from boxoffice.auth.dependencies import authenticate_header
+
+    app.state.authenticate = authenticate_header  # the hot routes' token check (http/ imports no domain)
     app.state.metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     from boxoffice.admin.live import DashboardHub
 

@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from boxoffice.config import Settings, with_secrets
+from boxoffice.bench.commands import bench_app
+from boxoffice.config import Settings, environment_configured, with_secrets
 from boxoffice.http.server import server_config
 from boxoffice.ops.backends.datadir import (
     Backends,
@@ -31,6 +32,7 @@ from boxoffice.ops.up import (
 )
 
 app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_help=True, add_completion=False)
+app.add_typer(bench_app, name="bench")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -65,7 +67,12 @@ def up(
     the API, the background workers and the payment-provider simulator. Ctrl-C stops it all."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     with errors_as_one_line():
-        settings = _settings(host=host, port=port, data_dir=data_dir)
+        # `up` is the one-command try-out: dev (free top-ups, the demo fan) unless the operator
+        # chose BOXOFFICE_ENVIRONMENT; every other command defaults to prod.
+        environment = None if environment_configured() else "dev"
+        settings = _settings(host=host, port=port, data_dir=data_dir, environment=environment)
+        # Child processes (workers, roles) rebuild Settings from the environment: the same mode.
+        os.environ["BOXOFFICE_ENVIRONMENT"] = settings.environment
         configure_logging(settings)
         if roles:
             up_roles(settings)

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
-    environment: Literal["dev", "test", "prod"] = "dev"
+    # prod (the default: a deployment that forgets to say is a real sale): top-ups are off and no
+    # demo fan is seeded. dev (what `boxoffice up` runs unless told otherwise) and test (the
+    # suite's): free top-ups and the demo fan, for trying the product out.
+    environment: Literal["dev", "test", "prod"] = "prod"
 
     # HTTP limits (see httpserver.py and http_guard.py): bodies, request heads, slow or idle clients.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
@@ -46,15 +49,18 @@ class Settings(BaseSettings):
     keep_alive_timeout_seconds: float = Field(default=5, gt=0)
     request_read_timeout_seconds: float = Field(default=15, gt=0)
 
-    # Rate limits (per minute; 0 = off): per user on the write paths, per address and per
-    # address+account on logins. Failed logins never lock an account: the owner, from any other
-    # address, still gets in. Password hashing (argon2) is bounded per process.
+    # Rate limits (per minute; 0 = off): per user on the write paths. Logins count FAILURES only
+    # (per address, and per account+address, in 15-minute windows): a crowd behind one NAT that
+    # types its passwords right is never refused, and failed logins never lock an account: the
+    # owner, from any other address, still gets in. Password hashing (argon2) is bounded per
+    # process (argon2_concurrency, argon2_max_waiting) for floods.
     limit_joins_per_minute: int = Field(default=30, ge=0)
     limit_holds_per_minute: int = Field(default=60, ge=0)
     limit_payments_per_minute: int = Field(default=30, ge=0)
     limit_topups_per_minute: int = Field(default=10, ge=0)
-    limit_logins_per_address_per_minute: int = Field(default=30, ge=0)
+    limit_failed_logins_per_address: int = Field(default=100, ge=0)  # per 15 minutes; 0 = off
     limit_failed_logins_per_account_and_address: int = Field(default=5, ge=1)  # per 15 minutes
+    limit_signups_per_address_per_hour: int = Field(default=20, ge=0)  # 0 = off
     max_balance: int = Field(default=100_000_000, ge=1)  # a top-up may not take a balance past this
     # Live SSE streams (seat map, queue position) per user and per API process. They hold no Redis
     # connection of their own (seat streams share one read per show per process: streams.py).
@@ -62,6 +68,11 @@ class Settings(BaseSettings):
     max_streams_per_process: int = Field(default=32, ge=1)
     argon2_concurrency: int = Field(default=1, ge=1)
     argon2_max_waiting: int = Field(default=32, ge=0)
+    # argon2id cost (RFC 9106 low-memory profile by default: ~100 ms a hash on one core). Stored
+    # hashes with other parameters are rehashed at their next successful login.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
     # Client addresses: X-Forwarded-For is believed only from these peers (the gateway).
     trusted_proxies: list[str] = ["127.0.0.1", "::1"]
 
@@ -103,6 +114,9 @@ class Settings(BaseSettings):
 
     # Booking
     default_hold_seconds: int = Field(default=300, ge=5, le=3600)
+    # Seats a fan's hold let go of (cancelled, expired, refunded) are back on sale for everyone
+    # else at once, and for that fan only after this long (0 = off).
+    rehold_cooldown_seconds: int = Field(default=300, ge=0, le=86_400)
 
     # Payment provider (the simulator is started by `boxoffice up` when this is unset).
     payment_provider_url: str | None = None
@@ -142,6 +156,16 @@ class Settings(BaseSettings):
     @property
     def job_list(self) -> list[str]:
         return [j.strip() for j in self.jobs.split(",") if j.strip()]
+
+    @property
+    def free_topups(self) -> bool:
+        """A top-up credits the balance with no payment behind it: never in production."""
+        return self.environment != "prod"
+
+    @property
+    def demo_fan(self) -> bool:
+        """The demo fan (a known password and a balance) is seeded: never in production."""
+        return self.environment != "prod"
 
     @property
     def embedded_database(self) -> bool:
@@ -214,6 +238,13 @@ def with_secrets(settings: Settings) -> Settings:
     return settings.model_copy(
         update={name: getattr(settings, name) or SecretStr(stored[name]) for name in names}
     )
+
+
+def environment_configured() -> bool:
+    """Whether the operator chose BOXOFFICE_ENVIRONMENT (`up` runs dev otherwise)."""
+    import os
+
+    return bool(os.environ.get("BOXOFFICE_ENVIRONMENT"))
 
 
 def first_time(data_dir: Path, flag: str) -> bool:

@@ -160,6 +160,12 @@ class SeatsTaken(Conflict):
     code = "SEATS_TAKEN"
 
 
+class SeatsCoolingDown(SeatsTaken):
+    """Seats the same fan let go of a moment ago (the re-hold cool-down); free for everyone else."""
+
+    code = "SEATS_COOLING_DOWN"
+
+
 class NoAdjacentSeats(Conflict):
     code = "NO_ADJACENT_SEATS"
 
@@ -186,6 +192,14 @@ class SoldOut(Conflict):
 
 class QueueTokenForeign(Forbidden):
     code = "QUEUE_TOKEN_MISMATCH"
+
+
+class EmailNotVerified(Forbidden):
+    code = "EMAIL_NOT_VERIFIED"
+
+
+class TopUpDisabled(Forbidden):
+    code = "TOPUP_DISABLED"
 
 
 class CsrfFailed(Forbidden):

@@ -6,27 +6,40 @@ The API lifespan, the worker and CLI commands each open one with `open_runtime` 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from boxoffice.auth.passwords import PasswordWork
 from boxoffice.config import Settings
 from boxoffice.db.uow import create_engine, session_factory
 from boxoffice.kit.clock import Clock, SystemClock
 from boxoffice.kit.failures import FailureLog
+from boxoffice.kit.limits import PasswordWork
 from boxoffice.kit.localcache import LocalCache, WriteBehind
 from boxoffice.observability import Metrics
 from boxoffice.redis.client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.redis.streams import StreamHub, StreamSlots
-from boxoffice.salestats.recorder import SaleStats
-from boxoffice.tickets.keys import Keyring
+
+if TYPE_CHECKING:  # the caches' value types only: the runtime imports no domain
+    from boxoffice.auth.schemas import TokenPair
+    from boxoffice.auth.tokens import AccessClaims
+    from boxoffice.waiting_room.tokens import QueueClaims, QueueTicket
+
+
+class Component(Protocol):
+    def discard(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=Component)
 
 
 @dataclass
@@ -42,8 +55,6 @@ class Runtime:
     hot_redis: MuxRedis
     redis_cluster: bool
     http: httpx.AsyncClient
-    # Per-show, per-second sale counters for the admin dashboard (flushed to Redis once a second).
-    sale_stats: SaleStats
     metrics: Metrics = field(default_factory=Metrics)
     failures: FailureLog = field(default_factory=FailureLog)
     password_work: PasswordWork = field(default_factory=PasswordWork)
@@ -55,7 +66,21 @@ class Runtime:
     show_rules: LocalCache[int, Any] = field(
         default_factory=lambda: LocalCache(ttl_seconds=2, max_entries=10_000)
     )
-    verified_tokens: LocalCache[str, Any] = field(
+    # Tokens whose signature this process already checked: one cache per token type, keyed by the
+    # exact token string, so a token of one kind can never be found as another kind (an admission
+    # token presented as a bearer token is just an unknown access token).
+    access_tokens: LocalCache[str, AccessClaims] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+    queue_tokens: LocalCache[str, QueueClaims] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+    queue_tickets: LocalCache[str, QueueTicket] = field(
+        default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
+    )
+    # The web layer's refresh single-flight (web/session.py): the rotation a browser's concurrent
+    # requests share, keyed by a digest of the refresh token and the browser's CSRF secret.
+    web_refreshes: LocalCache[str, TokenPair] = field(
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
     # Access tokens the deny-list let through in the last second (queue polls may rely on it).
@@ -71,19 +96,25 @@ class Runtime:
         default_factory=lambda: LocalCache(ttl_seconds=300, max_entries=100_000)
     )
     queue_seen: WriteBehind[int, int, tuple[int, int]] = field(default_factory=lambda: WriteBehind(1.0))
-    # The ticket signing keys (tickets/keys.py), loaded once by open_runtime.
-    ticket_keys: Keyring | None = None
+    # Per-process state a domain keeps on the runtime without the runtime importing the domain
+    # (the sale statistics' in-memory counters): created on first use by `component`, discarded
+    # with the local caches, closed with the runtime.
+    components: dict[str, Component] = field(default_factory=dict)
 
-    @property
-    def keyring(self) -> Keyring:
-        if self.ticket_keys is None:
-            self.ticket_keys = Keyring.from_settings(self.settings)
-        return self.ticket_keys
+    def component(self, name: str, create: Callable[[], C]) -> C:
+        found = self.components.get(name)
+        if found is None:
+            found = self.components[name] = create()
+        return found  # type: ignore[return-value]
 
     def clear_local_caches(self) -> None:
-        self.sale_stats.discard()  # counts not flushed yet belong to data that is being wiped
+        for component in self.components.values():
+            component.discard()  # e.g. counts not flushed yet belong to data that is being wiped
         self.show_rules = LocalCache(self.show_rules.ttl, self.show_rules.max_entries)
-        self.verified_tokens = LocalCache(self.verified_tokens.ttl, self.verified_tokens.max_entries)
+        self.access_tokens = LocalCache(self.access_tokens.ttl, self.access_tokens.max_entries)
+        self.queue_tokens = LocalCache(self.queue_tokens.ttl, self.queue_tokens.max_entries)
+        self.queue_tickets = LocalCache(self.queue_tickets.ttl, self.queue_tickets.max_entries)
+        self.web_refreshes = LocalCache(self.web_refreshes.ttl, self.web_refreshes.max_entries)
         self.recently_allowed = LocalCache(self.recently_allowed.ttl, self.recently_allowed.max_entries)
         self.queue_boards = LocalCache(self.queue_boards.ttl, self.queue_boards.max_entries)
         self.queue_gone = LocalCache(self.queue_gone.ttl, self.queue_gone.max_entries)
@@ -136,18 +167,25 @@ async def open_runtime(
         hot_redis=MuxRedis(redis_url, timeout=5.0, cluster=cluster),
         redis_cluster=cluster,
         http=http,
-        sale_stats=SaleStats(redis),
         metrics=metrics or Metrics(),
         clock=clock or SystemClock(),
-        password_work=PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting),
+        password_work=PasswordWork(
+            settings.argon2_concurrency,
+            settings.argon2_max_waiting,
+            PasswordHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_cost=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+        ),
         streams=StreamSlots(settings.max_streams_per_user, settings.max_streams_per_process),
-        ticket_keys=Keyring.from_settings(settings),
     )
     try:
         yield runtime
     finally:
         await runtime.stream_hub.aclose()
-        await runtime.sale_stats.aclose()
+        for component in runtime.components.values():
+            await component.aclose()
         await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from boxoffice.ops.supervisor import supervised
+from boxoffice.kit.supervision import supervised
 from tests.e2e.test_cli import _backend_processes, _start_up, _stop
 from tests.helpers.net import free_port, wait_until
 

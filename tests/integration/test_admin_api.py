@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from boxoffice.booking.flows import expire_holds
 from boxoffice.runtime import Runtime
+from boxoffice.salestats.recorder import sale_stats
 from tests.factories import make_user
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import assert_invariants, balance, gated
@@ -124,7 +125,7 @@ async def test_dashboard_counts_expired_holds(
     assert (await _hold(client, runtime, fan, show["show_id"], show["seat_ids"][:2])).status_code == 201
     clock.advance(10)
     assert await expire_holds(runtime) == 1
-    await runtime.sale_stats.flush()
+    await sale_stats(runtime).flush()
     body = (
         await client.get(f"/api/admin/shows/{show['show_id']}/dashboard", headers=admin["headers"])
     ).json()

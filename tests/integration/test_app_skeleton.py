@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from boxoffice.app import create_app
 from boxoffice.config import Settings
-from boxoffice.ops.supervisor import STATE_FILE
+from boxoffice.kit.supervision import STATE_FILE
 from boxoffice.runtime import Runtime, open_runtime
 
 

@@ -128,7 +128,7 @@ async def test_expired_access_cookie_is_refreshed_server_side_with_rotation(
     async with other:
         other.cookies.set("bo_refresh", old_refresh)
         clock.advance(runtime.settings.access_token_ttl_seconds + 5)
-        runtime.verified_tokens = type(runtime.verified_tokens)(60, 1000)  # another process
+        runtime.web_refreshes = type(runtime.web_refreshes)(60, 1000)  # another process
         stolen = await other.get("/account")
         assert stolen.status_code == 303
 

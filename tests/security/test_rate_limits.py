@@ -14,9 +14,10 @@ import httpx
 from sqlalchemy import select
 
 from boxoffice.app import create_app
-from boxoffice.auth.passwords import PasswordWork
+from boxoffice.auth.passwords import hasher
 from boxoffice.db import tables
 from boxoffice.errors import TooManyRequests
+from boxoffice.kit.limits import PasswordWork
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.helpers.shows import make_show
@@ -29,7 +30,11 @@ PASSWORD = "Rate-Limit-Passw0rd"
 async def limited(runtime: Runtime, **limits: Any) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
     """An app over the shared backends whose settings carry `limits`; clients from any address."""
     settings = runtime.settings.model_copy(update=limits)
-    work = PasswordWork(settings.argon2_concurrency, settings.argon2_max_waiting)
+    work = PasswordWork(
+        settings.argon2_concurrency,
+        settings.argon2_max_waiting,
+        hasher(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism),
+    )
     rt = dataclasses.replace(runtime, settings=settings, password_work=work)
     app = create_app(settings, runtime=rt)
     clients: list[httpx.AsyncClient] = []
@@ -58,7 +63,7 @@ def _problem(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 async def test_failed_logins_slow_the_attacker_but_never_lock_the_owner_out(runtime: Runtime) -> None:
-    async with limited(runtime, limit_logins_per_address_per_minute=100) as client_from:
+    async with limited(runtime, limit_failed_logins_per_address=100) as client_from:
         attacker, owner = client_from("203.0.113.66"), client_from("198.51.100.10")
         email = "owner@example.com"
         signup = {"email": email, "password": PASSWORD, "name": "Owner"}
@@ -92,7 +97,7 @@ async def test_failed_logins_slow_the_attacker_but_never_lock_the_owner_out(runt
 
 
 async def test_password_spraying_from_one_address_is_refused(runtime: Runtime) -> None:
-    async with limited(runtime, limit_logins_per_address_per_minute=8) as client_from:
+    async with limited(runtime, limit_failed_logins_per_address=8) as client_from:
         sprayer, bystander = client_from("203.0.113.77"), client_from("198.51.100.20")
         codes = []
         for n in range(12):
@@ -129,7 +134,7 @@ async def test_argon2_work_is_bounded() -> None:
 
 async def test_a_login_flood_gets_login_busy_not_a_starved_process(runtime: Runtime) -> None:
     async with limited(
-        runtime, argon2_concurrency=1, argon2_max_waiting=2, limit_logins_per_address_per_minute=0
+        runtime, argon2_concurrency=1, argon2_max_waiting=2, limit_failed_logins_per_address=0
     ) as client_from:
         clients = [client_from(f"192.0.2.{n}") for n in range(1, 21)]
         responses = await asyncio.gather(

@@ -7,7 +7,6 @@ import hmac
 import random
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,19 +25,6 @@ def test_active_cap_takes_the_tighter_bound() -> None:
     assert admission.active_cap(500, 10, 1.5) == 15
     assert admission.active_cap(None, 10, None) is None
     assert admission.active_cap(None, 10, 2.0) == 20
-
-
-def test_admissions_allowed_is_min_of_credit_and_room() -> None:
-    assert admission.admissions_allowed(5.9, 0, None) == 5
-    assert admission.admissions_allowed(5.0, 8, 10) == 2
-    assert admission.admissions_allowed(5.0, 12, 10) == 0
-
-
-def test_ewma_moves_by_time_weight() -> None:
-    assert admission.ewma(None, 7.0, 0.5) == 7.0
-    after_tau = admission.ewma(0.0, 10.0, admission.RATE_TAU_SECONDS)
-    assert after_tau == pytest.approx(10 * (1 - 2.718281828**-1), rel=1e-6)
-    assert admission.ewma(4.0, 10.0, 0.0) == 4.0
 
 
 def test_eta_is_honest() -> None:

@@ -23,7 +23,7 @@ from boxoffice.admin.schemas import (
     Range,
 )
 from boxoffice.auth.dependencies import AdminUser
-from boxoffice.catalog import service as catalog
+from boxoffice.catalog import seatmap
 from boxoffice.http.deps import ID_MAX, PathId, RuntimeDep, SessionDep
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text, WholeNumber
@@ -78,7 +78,7 @@ async def dashboard_stream(
     responses=_SHOW,
 )
 async def seat_map(show_id: PathId, _: AdminUser, runtime: RuntimeDep) -> Response:
-    body = await catalog.seat_map(runtime, show_id)
+    body = await seatmap.seat_map(runtime, show_id)
     return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

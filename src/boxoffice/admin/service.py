@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.admin import repository
 from boxoffice.admin.schemas import Range
+from boxoffice.catalog import seatmap
 from boxoffice.catalog import service as catalog
 from boxoffice.errors import UserNotFound
+from boxoffice.kit.clock import iso
 from boxoffice.runtime import Runtime
 from boxoffice.salestats import rules as stats_rules
 from boxoffice.salestats import store as stats_store
@@ -41,7 +43,7 @@ async def frame(runtime: Runtime, show_id: int) -> dict[str, Any]:
     now = runtime.clock.now()
     async with runtime.sessions() as session:
         show = await catalog.get_show(session, show_id)
-        base, status = await catalog.seat_statuses(session, show_id)
+        base, status = await seatmap.seat_statuses(session, show_id)
         totals = await repository.sales_totals(session, show_id)
         q = await queue.admin_view(runtime, session, show_id)
     now_s = int(now.timestamp())
@@ -161,7 +163,7 @@ def _csv_line(values: list[Any]) -> str:
 def _cell(value: Any) -> Any:
     """ISO 8601 times; cells a spreadsheet would run as a formula are quoted with a leading '."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso(value)
     if value is None:
         return ""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):

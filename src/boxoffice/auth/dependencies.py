@@ -13,10 +13,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from boxoffice import errors as e
-from boxoffice.auth.service import authenticate_token
+from boxoffice.auth.service import authenticate_token, bearer_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.http.deps import RuntimeDep
 from boxoffice.http.problems import raises
+from boxoffice.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
 
@@ -44,3 +45,8 @@ async def require_admin(claims: CurrentUser) -> AccessClaims:
 
 
 AdminUser = Annotated[AccessClaims, Depends(require_admin)]
+
+
+async def authenticate_header(runtime: Runtime, authorization: str | None, recent_ok: bool) -> AccessClaims:
+    """The hot routes' token check (http.hot.Authenticate), installed by the app."""
+    return await authenticate_token(runtime, bearer_token(authorization), recent_ok=recent_ok)

@@ -27,11 +27,12 @@ from boxoffice.auth.schemas import (
     VerifyResponse,
     normalize_email,
 )
-from boxoffice.http.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, client_address, respond
+from boxoffice.http.deps import IdempotencyKey, PathId, RuntimeDep, SessionDep, respond
+from boxoffice.http.peer import client_address
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text
 from boxoffice.mail import flows as mail_flows
-from boxoffice.mail.smtp import send_email
+from boxoffice.mail.smtp import send_verification
 
 router = APIRouter()
 
@@ -42,15 +43,18 @@ router = APIRouter()
     response_model=SignupResponse,
     tags=["auth"],
     summary="Create an account",
-    responses=problems(e.EmailTaken, e.LoginBusy),
+    responses=problems(e.EmailTaken, e.LoginBusy, e.TooManyAttempts),
 )
 async def signup(
-    body: SignupRequest, session: SessionDep, runtime: RuntimeDep, background: BackgroundTasks
+    body: SignupRequest,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
 ) -> SignupResponse:
-    created, mail = await service.signup(session, runtime, body)
-    if mail is not None:
-        # Background tasks run after the response, i.e. after the unit of work has committed.
-        background.add_task(send_email, runtime.settings, mail)
+    created, link = await service.signup(session, runtime, body, client_address(request, runtime.settings))
+    # Background tasks run after the response, i.e. after the unit of work has committed.
+    background.add_task(send_verification, runtime.settings, to=created.email, name=created.name, link=link)
     return created
 
 
@@ -130,7 +134,7 @@ async def delete_me(claims: CurrentUser, session: SessionDep, runtime: RuntimeDe
     response_model=BalanceResponse,
     tags=["users"],
     summary="Charge my balance (Idempotency-Key required)",
-    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound),
+    responses=problems(e.BalanceLimit, e.RateLimited, e.UserNotFound, e.TopUpDisabled),
 )
 async def top_up(
     body: TopUpRequest,
@@ -167,8 +171,12 @@ async def request_password_reset(
     body: PasswordResetRequest, request: Request, runtime: RuntimeDep
 ) -> PasswordResetAccepted:
     address = client_address(request, runtime.settings) or "unknown"
-    await ratelimit.enforce(
-        runtime, "password-reset", address, limit=runtime.settings.limit_logins_per_address_per_minute
+    await ratelimit.enforce(  # each request may send a mail: throttled per address as signups are
+        runtime,
+        "password-reset",
+        address,
+        limit=runtime.settings.limit_signups_per_address_per_hour,
+        window_seconds=3600,
     )
     await mail_flows.request_password_reset(runtime, normalize_email(body.email))
     return PasswordResetAccepted()

@@ -8,7 +8,7 @@ from boxoffice.auth import passwords, repository, reset
 from boxoffice.config import secret
 from boxoffice.db.idempotency import IdempotentResult, run_idempotent
 from boxoffice.db.uow import UnitOfWork, unit_of_work
-from boxoffice.errors import BalanceLimit, InvalidResetToken
+from boxoffice.errors import BalanceLimit, InvalidResetToken, TopUpDisabled
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
@@ -19,7 +19,12 @@ async def top_up(
     runtime: Runtime, *, user_id: int, amount: int, idempotency_key: str | None
 ) -> IdempotentResult:
     """Charge the balance once per Idempotency-Key: one ledger row + the balance, one transaction.
-    A balance never grows past settings.max_balance (the whole top-up is refused)."""
+    A balance never grows past settings.max_balance (the whole top-up is refused).
+
+    A top-up has no payment behind it, so it exists only outside production (settings.free_topups:
+    BOXOFFICE_ENVIRONMENT=dev or test); in production fans pay for their tickets by card."""
+    if not runtime.settings.free_topups:
+        raise TopUpDisabled("Top-ups are not available here; pay for your tickets by card at checkout")
     await ratelimit.enforce(runtime, "topup", user_id, limit=runtime.settings.limit_topups_per_minute)
 
     async def work(uow: UnitOfWork) -> tuple[int, dict[str, int]]:

@@ -7,10 +7,8 @@ releases the GIL while hashing, so the event loop keeps serving other requests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import secrets
-from collections.abc import AsyncIterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -20,77 +18,58 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 HASHER = PasswordHasher()
 
 
-def hash_password(password: str) -> str:
-    return HASHER.hash(password)
+def hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    """An argon2id hasher with other parameters (settings.argon2_*: tuned to the hardware)."""
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
 
 
-def verify_password(password_hash: str, password: str) -> bool:
+def hash_password(password: str, with_hasher: PasswordHasher = HASHER) -> str:
+    return with_hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str, with_hasher: PasswordHasher = HASHER) -> bool:
     """True when the password matches; False for a mismatch or an unreadable stored hash."""
     try:
-        return HASHER.verify(password_hash, password)
+        return with_hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-def needs_rehash(password_hash: str) -> bool:
+def needs_rehash(password_hash: str, with_hasher: PasswordHasher = HASHER) -> bool:
     try:
-        return HASHER.check_needs_rehash(password_hash)
+        return with_hasher.check_needs_rehash(password_hash)
     except (InvalidHashError, ValueError):
         return True
 
 
-@functools.cache
-def dummy_hash() -> str:
-    """A hash of a random password with the current parameters.
+def dummy_hash(with_hasher: PasswordHasher = HASHER) -> str:
+    """A hash of a random password with the hasher's parameters.
 
     Logins for unknown emails verify against it, so they cost the same time as a wrong password
     (no account enumeration by timing). Cached: computing it is as slow as any hash.
     """
-    return HASHER.hash(secrets.token_urlsafe(24))
+    return _dummy_hash(with_hasher.time_cost, with_hasher.memory_cost, with_hasher.parallelism)
 
 
-def _verify_dummy(password: str) -> None:
+@functools.cache
+def _dummy_hash(time_cost: int, memory_kib: int, parallelism: int) -> str:
+    return hasher(time_cost, memory_kib, parallelism).hash(secrets.token_urlsafe(24))
+
+
+def _verify_dummy(password: str, with_hasher: PasswordHasher) -> None:
     # dummy_hash() is computed here, in the thread, the first time: never on the event loop.
-    verify_password(dummy_hash(), password)
+    verify_password(dummy_hash(with_hasher), password, with_hasher)
 
 
-async def hash_password_async(password: str) -> str:
-    return await asyncio.to_thread(hash_password, password)
+async def hash_password_async(password: str, with_hasher: PasswordHasher = HASHER) -> str:
+    return await asyncio.to_thread(hash_password, password, with_hasher)
 
 
-async def verify_password_async(password_hash: str | None, password: str) -> bool:
+async def verify_password_async(
+    password_hash: str | None, password: str, with_hasher: PasswordHasher = HASHER
+) -> bool:
     """Verify against the stored hash, or against the dummy hash when there is no account."""
     if password_hash is None:
-        await asyncio.to_thread(_verify_dummy, password)
+        await asyncio.to_thread(_verify_dummy, password, with_hasher)
         return False
-    return await asyncio.to_thread(verify_password, password_hash, password)
-
-
-class PasswordWork:
-    """A bound on concurrent argon2 work in this process (on the Runtime): a login flood queues
-    for `concurrency` slots instead of filling every core and starving the sale, and beyond
-    `max_waiting` queued requests it is refused at once (429 LOGIN_BUSY + Retry-After)."""
-
-    def __init__(self, concurrency: int = 1, max_waiting: int = 32) -> None:
-        self.concurrency = concurrency
-        self.max_waiting = max_waiting
-        self._slots: asyncio.Semaphore | None = None
-        self._waiting = 0
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        from boxoffice.errors import LoginBusy
-
-        if self._slots is None:  # created on first use, inside the running loop
-            self._slots = asyncio.Semaphore(self.concurrency)
-        if self._slots.locked() and self._waiting >= self.max_waiting:
-            raise LoginBusy("Too many sign-ins at once; retry shortly", headers={"Retry-After": "1"})
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            yield
-        finally:
-            self._slots.release()
+    return await asyncio.to_thread(verify_password, password_hash, password, with_hasher)

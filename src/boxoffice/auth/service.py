@@ -6,12 +6,12 @@ Redis holds the short-lived auth state (store.py); PostgreSQL holds the accounts
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 
 import structlog
@@ -52,7 +52,6 @@ from boxoffice.errors import (
     Unauthorized,
     UserNotFound,
 )
-from boxoffice.mail.smtp import smtp_enabled, verification_message
 from boxoffice.payments import ledger
 from boxoffice.runtime import Runtime
 
@@ -79,12 +78,24 @@ async def _auth_store() -> AsyncIterator[None]:
 
 
 async def signup(
-    session: AsyncSession, runtime: Runtime, data: SignupRequest
-) -> tuple[SignupResponse, EmailMessage | None]:
-    """Create the account; returns it and the verification mail to send after commit (or None)."""
+    session: AsyncSession, runtime: Runtime, data: SignupRequest, address: str
+) -> tuple[SignupResponse, str]:
+    """Create the account; returns it and the verification link to mail after the commit.
+
+    Throttled per client address (accounts are what a seat hoarder multiplies: each holds seats)."""
     now = runtime.clock.now()
-    async with runtime.password_work.slot():
-        password_hash = await passwords.hash_password_async(data.password)
+    await ratelimit.enforce(
+        runtime,
+        "signup",
+        address,
+        limit=runtime.settings.limit_signups_per_address_per_hour,
+        window_seconds=3600,
+        error=TooManyAttempts,
+        detail="Too many new accounts from this address; try again later",
+    )
+    work = runtime.password_work
+    async with work.slot():
+        password_hash = await passwords.hash_password_async(data.password, work.hasher)
     user_id = await repository.insert_user(
         session,
         email=data.email,
@@ -99,13 +110,10 @@ async def signup(
     if user_id is None:
         raise EmailTaken("An account with this email already exists")
     log.info("account_created", user_id=user_id)
-    mail = None
     settings = runtime.settings
-    if smtp_enabled(settings):
-        token = issue_email_verification_token(settings, user_id=user_id, email=data.email, now=now)
-        link = f"{settings.public_base_url.rstrip('/')}/api/auth/verify?token={token}"
-        mail = verification_message(settings, to=data.email, name=data.name, link=link)
-    return SignupResponse(id=user_id, email=data.email, name=data.name, role="USER"), mail
+    token = issue_email_verification_token(settings, user_id=user_id, email=data.email, now=now)
+    link = f"{settings.public_base_url.rstrip('/')}/api/auth/verify?token={token}"
+    return SignupResponse(id=user_id, email=data.email, name=data.name, role="USER"), link
 
 
 async def verify_email(session: AsyncSession, runtime: Runtime, token: str) -> VerifyResponse:
@@ -145,53 +153,82 @@ def _invalid_credentials() -> Unauthorized:
     return InvalidCredentials("Wrong email or password")
 
 
-async def login(
-    session: AsyncSession, runtime: Runtime, data: LoginRequest, address: str | None = None
-) -> TokenPair:
+def _login_subjects(email: str, address: str) -> tuple[str, str]:
+    """The failure counters of one attempt: its address, and its account from that address."""
+    return f"addr:{address}", f"acct:{email}|{address}"
+
+
+async def login(session: AsyncSession, runtime: Runtime, data: LoginRequest, address: str) -> TokenPair:
     """Same answer and similar time for an unknown email and a wrong password.
 
-    Throttled per address (spraying many accounts) and per account *and* address (guessing one
-    password): an attacker's failures never lock the owner out from their own address."""
+    Every front door passes the client's real address (the peer, or the trusted gateway's
+    X-Forwarded-For). Only FAILURES are limited: per address (spraying many accounts) and per
+    account and address (guessing one password); an attempt is counted before its password is
+    checked (concurrent guesses cannot slip past) and given back when it was not a failure. So a
+    crowd behind one NAT that types its passwords right is never refused, and an attacker's
+    failures never lock the owner out from another address. Floods are bounded by the argon2 slots."""
     email = normalize_email(data.email)
     settings = runtime.settings
-    await ratelimit.enforce(
-        runtime,
-        "login",
-        address or "unknown",
-        limit=settings.limit_logins_per_address_per_minute,
-        error=TooManyAttempts,
-        detail="Too many login attempts from this address; try again shortly",
-    )
-    attempts_key = f"{email}|{address or ''}"
-    async with _auth_store():
-        gate = await store.register_login_attempt(
-            runtime.redis,
-            attempts_key,
-            limit=settings.limit_failed_logins_per_account_and_address,
-            window_seconds=LOGIN_WINDOW_SECONDS,
-        )
-    if not gate.allowed:
-        runtime.metrics.logins.labels("throttled").inc()
-        raise TooManyAttempts(
-            "Too many failed logins for this account from this address; try again later",
-            headers={"Retry-After": str(gate.retry_after_seconds)},
-            retry_after_seconds=gate.retry_after_seconds,
-        )
-    creds = await repository.credentials_by_email(session, email)
-    async with runtime.password_work.slot():
-        ok = await passwords.verify_password_async(creds.password_hash if creds else None, data.password)
-    if creds is None or not ok:
-        runtime.metrics.logins.labels("failure").inc()
-        log.info("login_failed", user_id=creds.id if creds else None)
-        raise _invalid_credentials()
-    if passwords.needs_rehash(creds.password_hash):
-        async with runtime.password_work.slot():
-            new_hash = await passwords.hash_password_async(data.password)
+    work = runtime.password_work
+    by_address, by_account = _login_subjects(email, address)
+    counted: list[str] = []
+    failed = False
+    try:
+        if settings.limit_failed_logins_per_address > 0:
+            async with _auth_store():
+                gate = await store.register_login_attempt(
+                    runtime.redis,
+                    by_address,
+                    limit=settings.limit_failed_logins_per_address,
+                    window_seconds=LOGIN_WINDOW_SECONDS,
+                )
+            if not gate.allowed:
+                runtime.metrics.logins.labels("throttled").inc()
+                runtime.metrics.rate_limited.labels("login").inc()
+                raise TooManyAttempts(
+                    "Too many failed logins from this address; try again later",
+                    headers={"Retry-After": str(gate.retry_after_seconds)},
+                    retry_after_seconds=gate.retry_after_seconds,
+                )
+            counted.append(by_address)
+        async with _auth_store():
+            gate = await store.register_login_attempt(
+                runtime.redis,
+                by_account,
+                limit=settings.limit_failed_logins_per_account_and_address,
+                window_seconds=LOGIN_WINDOW_SECONDS,
+            )
+        if not gate.allowed:
+            runtime.metrics.logins.labels("throttled").inc()
+            raise TooManyAttempts(
+                "Too many failed logins for this account from this address; try again later",
+                headers={"Retry-After": str(gate.retry_after_seconds)},
+                retry_after_seconds=gate.retry_after_seconds,
+            )
+        counted.append(by_account)
+        creds = await repository.credentials_by_email(session, email)
+        async with work.slot():
+            ok = await passwords.verify_password_async(
+                creds.password_hash if creds else None, data.password, work.hasher
+            )
+        if creds is None or not ok:
+            failed = True
+            runtime.metrics.logins.labels("failure").inc()
+            log.info("login_failed", user_id=creds.id if creds else None)
+            raise _invalid_credentials()
+    finally:
+        if not failed and counted:  # a success or a refusal: not a failure, give the counts back
+            with contextlib.suppress(RedisError):
+                for subject in counted:
+                    await store.refund_login_attempt(runtime.redis, subject)
+    if passwords.needs_rehash(creds.password_hash, work.hasher):
+        async with work.slot():
+            new_hash = await passwords.hash_password_async(data.password, work.hasher)
         await repository.update_password_hash(session, creds.id, new_hash, runtime.clock.now())
     token, family, digest = _new_refresh_token()
     ttl = runtime.settings.refresh_token_ttl_seconds
     async with _auth_store():
-        await store.clear_login_attempts(runtime.redis, attempts_key)
+        await store.clear_login_attempts(runtime.redis, by_account)
         await store.create_refresh_family(
             runtime.redis,
             family,
@@ -394,10 +431,11 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
         return claims
     try:
         denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
-    except Exception as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is
         # short-lived and signed, so we accept it and log. Logout during a Redis outage is the gap.
+        # Only a backend failure opens this door: any other exception is a bug and propagates.
         denied = False
     if denied:
         raise InvalidAccessToken("Access token was revoked")
@@ -406,16 +444,17 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
 
 
 def _verified(runtime: Runtime, token: str) -> AccessClaims:
-    """Signature checked once per token and process (the cache keys on the exact string); the
-    expiry is checked on every request against the injected clock."""
+    """Signature checked once per token and process (the access-token cache keys on the exact
+    string and holds access claims only); the expiry is checked on every request against the
+    injected clock."""
     now = runtime.clock.now()
-    claims: AccessClaims | None = runtime.verified_tokens.get(token)
+    claims = runtime.access_tokens.get(token)
     if claims is None:
         try:
             claims = verify_access_token(runtime.settings, token, now=now)
         except InvalidToken:
             raise InvalidAccessToken("Invalid or expired access token") from None
-        runtime.verified_tokens.put(token, claims)
+        runtime.access_tokens.put(token, claims)
     elif claims.expires_at <= int(now.timestamp()):
         raise InvalidAccessToken("Invalid or expired access token")
     return claims

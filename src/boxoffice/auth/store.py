@@ -6,7 +6,8 @@ Keys (all under bo:auth:):
 - bo:auth:{u<user_id>}:revoked             every access token of a soft-deleted user is refused
 - bo:auth:{u<user_id>}:ended:<session_id>  every access token of one login is refused (logout, reuse)
 - bo:auth:refresh:<family>        one login: hash {user_id, current, expires_at, revoked, r:<sha256>...}
-- bo:auth:login-fail:<sha256>     failed-login counter per email (hashed: no addresses in key names)
+- bo:auth:login-fail:<sha256>     failed-login counters, one per address and one per account+address
+                                  (hashed: no addresses or emails in key names)
 
 Refresh tokens are never stored: only their SHA-256 (the token has 256 random bits, so a plain
 hash is enough). A user's two deny-list keys share the hash tag `{u<user_id>}`, so one EXISTS
@@ -107,17 +108,34 @@ class AttemptGate:
     retry_after_seconds: int
 
 
+# An attempt that turned out not to be a failure (a success, a busy refusal) gives its count back.
+_REFUND = Script(
+    """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+"""
+)
+
+
 async def register_login_attempt(
-    redis: RedisClient, email: str, *, limit: int, window_seconds: int
+    redis: RedisClient, subject: str, *, limit: int, window_seconds: int
 ) -> AttemptGate:
-    allowed, value = await _ATTEMPT(redis, [_login_fail_key(email)], [limit, window_seconds])
+    """Count one attempt of `subject` (an address, or an account+address) before the password is
+    checked; refused once `limit` attempts that were not given back are in the window."""
+    allowed, value = await _ATTEMPT(redis, [_login_fail_key(subject)], [limit, window_seconds])
     if int(allowed) == 1:
         return AttemptGate(True, 0)
     return AttemptGate(False, max(1, int(value)))
 
 
-async def clear_login_attempts(redis: RedisClient, email: str) -> None:
-    await redis.delete(_login_fail_key(email))
+async def refund_login_attempt(redis: RedisClient, subject: str) -> None:
+    """The attempt was not a failure: it no longer counts."""
+    await _REFUND(redis, [_login_fail_key(subject)], [])
+
+
+async def clear_login_attempts(redis: RedisClient, subject: str) -> None:
+    await redis.delete(_login_fail_key(subject))
 
 
 # --- refresh-token families --------------------------------------------------------------------

@@ -463,6 +463,21 @@ async def _ceilings_for(stack: Stack, opts: StackOptions, console: Console) -> d
         )
 
 
+@dataclass
+class _Crowd:
+    """What the timed phase of a flash sale measured (the client's side)."""
+
+    timed: Timed
+    state: flash_sale.SaleState
+    fans: list[flash_sale.Fan]
+    seconds: float
+    cpu: dict[str, Any]
+    memory: MemoryMeter
+    frames: list[int]
+    mid_scrape: dict[str, Any]
+    final_metrics: str | None
+
+
 async def _flash_sale(
     settings: Settings,
     stack: Stack,
@@ -471,9 +486,9 @@ async def _flash_sale(
     report_dir: Path,
     console: Console,
 ) -> dict[str, Any]:
+    """Set up a show and its fans, run the crowd at t=0, then audit and report: one step each."""
     admit = sale.admit_per_second or float(max(500, sale.users // 2))
-    config = {**asdict(sale), "admit_per_second": admit}
-    report = _base_report("flash-sale", settings, stack, opts, config)
+    report = _base_report("flash-sale", settings, stack, opts, {**asdict(sale), "admit_per_second": admit})
     notes: list[str] = [
         "status polls honour the server's poll_after_seconds, capped at "
         f"{sale.poll_cap_seconds} s for the bench",
@@ -482,189 +497,228 @@ async def _flash_sale(
     ]
     async with open_runtime(stack.settings, stack.database_url, stack.redis_url) as runtime:
         report["ceilings"] = await _ceilings_for(stack, opts, console)
-        with console.status(f"setting up {sale.users:,} fans and a show of {sale.seats:,} seats..."):
-            show = await setup.create_show(
-                runtime,
-                seats=sale.seats,
-                hold_seconds=sale.hold_seconds,
-                admit_per_second=admit,
-                max_active=None,
-                oversubscription=1.5,
-                token_ttl_seconds=max(30, sale.hold_seconds + 45),
-            )
-            fans_data = await setup.create_fans(runtime, sale.users, balance=show.price * show.max_seats * 2)
-        async with runtime.sessions() as session, session.begin():
-            await repository.reset_pg_stat_statements(session)
-
-        pool = HttpPool(stack.base_url, size=sale.concurrency)
-        await _login_sample(pool, fans_data, notes)
-        t0 = time.perf_counter()
-        timed = Timed(pool, t0)
-        state = flash_sale.SaleState(seats_total=sale.seats, t0=t0)
-        plan = flash_sale.FanPlan(
-            pay_ratio=sale.pay_ratio,
-            poll_cap_seconds=sale.poll_cap_seconds,
-            max_seats=show.max_seats,
-            hopeful_seconds=sale.hold_seconds + 15.0,
-        )
-        fans = [
-            flash_sale.Fan(i, uid, tok)
-            for i, (uid, tok) in enumerate(zip(fans_data.user_ids, fans_data.tokens, strict=True))
-        ]
-        rng = random.Random(sale.seed)
-        meter = CpuMeter(stack.cpu_groups)
-        memory = MemoryMeter(stack.api_pids)
-        metrics_pools = [HttpPool(url, size=1) for url in stack.metrics_urls or [stack.base_url]]
-        mid_scrape: dict[str, Any] = {}
-
-        async def scraper() -> None:
-            every = 0.5  # first scrape early: a tiny sale may sell out within seconds
-            while not state.stop.is_set():
-                await flash_sale.sleep_or_stop(state, every)
-                every = 1.5
-                if state.stop.is_set():
-                    break
-                text = await _scrape_metrics(metrics_pools)
-                if text is not None:
-                    mid_scrape.update({"t": round(time.perf_counter() - t0, 2), "text": text})
-
-        viewers = []
-        if sale.dashboards:
-            admin_token = await setup.admin_token(runtime, fans_data.user_ids[-1])
-            viewers = [
-                asyncio.create_task(
-                    flash_sale.watch_dashboard(stack.base_url, show.show_id, admin_token, state)
-                )
-                for _ in range(sale.dashboards)
-            ]
-            notes.append(f"{sale.dashboards} admin dashboard streams open during the sale")
-        meter.start()
-        sampler = asyncio.create_task(flash_sale.sample_progress(state))
-        scrape_task = asyncio.create_task(scraper())
-        tasks = [
-            asyncio.create_task(
-                flash_sale.run_fan(
-                    f,
-                    timed=timed,
-                    state=state,
-                    plan=plan,
-                    concert_id=show.concert_id,
-                    show_id=show.show_id,
-                    rng=random.Random(rng.random()),
-                )
-            )
-            for f in fans
-        ]
-        all_done = asyncio.gather(*tasks, return_exceptions=True)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            joined = progress.add_task("fans joined  ", total=sale.users)
-            admitted = progress.add_task("fans admitted", total=sale.users)
-            sold = progress.add_task("seats sold   ", total=sale.seats)
-            finished = progress.add_task("fans done    ", total=sale.users)
-            while not all_done.done():
-                elapsed = time.perf_counter() - t0
-                if elapsed > sale.max_seconds and not state.abort.is_set():
-                    notes.append(f"stopped after --max-seconds {sale.max_seconds:.0f} s")
-                    state.stop.set()
-                    state.abort.set()
-                memory.sample()
-                progress.update(joined, completed=state.joined)
-                progress.update(admitted, completed=state.admitted)
-                progress.update(sold, completed=min(state.sold, sale.seats))
-                progress.update(finished, completed=sum(t.done() for t in tasks))
-                if sum(t.done() for t in tasks) == len(tasks):
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(all_done), 0.25)
-            progress.update(finished, completed=len(tasks))
-        results = await all_done
-        timed_seconds = time.perf_counter() - t0
-        state.stop.set()
-        state.abort.set()
-        cpu = meter.stop()
-        memory.sample()
-        await sampler
-        await scrape_task
-        frames = [r for r in await asyncio.gather(*viewers, return_exceptions=True) if isinstance(r, int)]
-        crashed = [r for r in results if isinstance(r, BaseException)]
-        if crashed:
-            notes.append(f"{len(crashed)} fan tasks crashed: {crashed[0]!r}")
-        final_metrics = await _scrape_metrics(metrics_pools)
-        await pool.close()
-        for metrics_pool in metrics_pools:
-            await metrics_pool.close()
-
+        show, fans_data = await _prepare_sale(runtime, sale, admit, console)
+        crowd = await _run_crowd(runtime, stack, sale, show, fans_data, notes, console)
         audit_report = await _audit(runtime, console)
         async with runtime.sessions() as session, session.begin():
             counts = await repository.seat_counts(session, show.show_id)
             reservations = await repository.reservation_counts(session, show.show_id)
             top = await repository.top_statements(session)
         admitted_order = await flash_sale.admission_order(runtime.redis, show.show_id)
+    report.update(_sale_report(report, sale, crowd, counts, reservations, admitted_order))
+    report.update({"audit": audit_report, "postgres_top_statements": top, "notes": notes})
+    report["metrics_scrape"] = _metrics_report(crowd.mid_scrape, crowd.final_metrics, report_dir)
+    seconds = int(crowd.seconds) + 1
+    report["timeline"] = {
+        "steps": {name: crowd.timed.steps[name].timeline(seconds) for name in report["steps"]},
+        "queue": crowd.state.samples,
+    }
+    report["targets"] = _sale_targets(report)
+    return report
 
+
+async def _prepare_sale(
+    runtime: Runtime, sale: FlashSaleOptions, admit: float, console: Console
+) -> tuple[Any, Any]:
+    """The show (its queue admitting `admit` fans a second) and the fans, logged in, with money."""
+    with console.status(f"setting up {sale.users:,} fans and a show of {sale.seats:,} seats..."):
+        show = await setup.create_show(
+            runtime,
+            seats=sale.seats,
+            hold_seconds=sale.hold_seconds,
+            admit_per_second=admit,
+            max_active=None,
+            oversubscription=1.5,
+            token_ttl_seconds=max(30, sale.hold_seconds + 45),
+        )
+        fans_data = await setup.create_fans(runtime, sale.users, balance=show.price * show.max_seats * 2)
+    async with runtime.sessions() as session, session.begin():
+        await repository.reset_pg_stat_statements(session)
+    return show, fans_data
+
+
+async def _run_crowd(
+    runtime: Runtime,
+    stack: Stack,
+    sale: FlashSaleOptions,
+    show: Any,
+    fans_data: Any,
+    notes: list[str],
+    console: Console,
+) -> _Crowd:
+    """The timed phase: every fan at t=0 (plus dashboard viewers and a metrics scraper), with a
+    progress display, bounded by --max-seconds."""
+    pool = HttpPool(stack.base_url, size=sale.concurrency)
+    await _login_sample(pool, fans_data, notes)
+    t0 = time.perf_counter()
+    timed = Timed(pool, t0)
+    state = flash_sale.SaleState(seats_total=sale.seats, t0=t0)
+    plan = flash_sale.FanPlan(
+        pay_ratio=sale.pay_ratio,
+        poll_cap_seconds=sale.poll_cap_seconds,
+        max_seats=show.max_seats,
+        hopeful_seconds=sale.hold_seconds + 15.0,
+    )
+    fans = [
+        flash_sale.Fan(i, uid, tok)
+        for i, (uid, tok) in enumerate(zip(fans_data.user_ids, fans_data.tokens, strict=True))
+    ]
+    rng = random.Random(sale.seed)
+    meter = CpuMeter(stack.cpu_groups)
+    memory = MemoryMeter(stack.api_pids)
+    metrics_pools = [HttpPool(url, size=1) for url in stack.metrics_urls or [stack.base_url]]
+    mid_scrape: dict[str, Any] = {}
+
+    async def scraper() -> None:
+        every = 0.5  # first scrape early: a tiny sale may sell out within seconds
+        while not state.stop.is_set():
+            await flash_sale.sleep_or_stop(state, every)
+            every = 1.5
+            if state.stop.is_set():
+                break
+            text = await _scrape_metrics(metrics_pools)
+            if text is not None:
+                mid_scrape.update({"t": round(time.perf_counter() - t0, 2), "text": text})
+
+    viewers = []
+    if sale.dashboards:
+        admin_token = await setup.admin_token(runtime, fans_data.user_ids[-1])
+        viewers = [
+            asyncio.create_task(flash_sale.watch_dashboard(stack.base_url, show.show_id, admin_token, state))
+            for _ in range(sale.dashboards)
+        ]
+        notes.append(f"{sale.dashboards} admin dashboard streams open during the sale")
+    meter.start()
+    sampler = asyncio.create_task(flash_sale.sample_progress(state))
+    scrape_task = asyncio.create_task(scraper())
+    tasks = [
+        asyncio.create_task(
+            flash_sale.run_fan(
+                f,
+                timed=timed,
+                state=state,
+                plan=plan,
+                concert_id=show.concert_id,
+                show_id=show.show_id,
+                rng=random.Random(rng.random()),
+            )
+        )
+        for f in fans
+    ]
+    all_done = asyncio.gather(*tasks, return_exceptions=True)
+    await _show_progress(sale, state, tasks, all_done, memory, notes, t0, console)
+    results = await all_done
+    timed_seconds = time.perf_counter() - t0
+    state.stop.set()
+    state.abort.set()
+    cpu = meter.stop()
+    memory.sample()
+    await sampler
+    await scrape_task
+    frames = [r for r in await asyncio.gather(*viewers, return_exceptions=True) if isinstance(r, int)]
+    crashed = [r for r in results if isinstance(r, BaseException)]
+    if crashed:
+        notes.append(f"{len(crashed)} fan tasks crashed: {crashed[0]!r}")
+    final_metrics = await _scrape_metrics(metrics_pools)
+    await pool.close()
+    for metrics_pool in metrics_pools:
+        await metrics_pool.close()
+    return _Crowd(timed, state, fans, timed_seconds, cpu, memory, frames, mid_scrape, final_metrics)
+
+
+async def _show_progress(
+    sale: FlashSaleOptions,
+    state: flash_sale.SaleState,
+    tasks: list[asyncio.Task[Any]],
+    all_done: asyncio.Future[Any],
+    memory: MemoryMeter,
+    notes: list[str],
+    t0: float,
+    console: Console,
+) -> None:
+    """Joined / admitted / sold / done bars until every fan is done; stops the sale at --max-seconds."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        joined = progress.add_task("fans joined  ", total=sale.users)
+        admitted = progress.add_task("fans admitted", total=sale.users)
+        sold = progress.add_task("seats sold   ", total=sale.seats)
+        finished = progress.add_task("fans done    ", total=sale.users)
+        while not all_done.done():
+            elapsed = time.perf_counter() - t0
+            if elapsed > sale.max_seconds and not state.abort.is_set():
+                notes.append(f"stopped after --max-seconds {sale.max_seconds:.0f} s")
+                state.stop.set()
+                state.abort.set()
+            memory.sample()
+            progress.update(joined, completed=state.joined)
+            progress.update(admitted, completed=state.admitted)
+            progress.update(sold, completed=min(state.sold, sale.seats))
+            progress.update(finished, completed=sum(t.done() for t in tasks))
+            if sum(t.done() for t in tasks) == len(tasks):
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(all_done), 0.25)
+        progress.update(finished, completed=len(tasks))
+
+
+def _sale_report(
+    report: dict[str, Any],
+    sale: FlashSaleOptions,
+    crowd: _Crowd,
+    counts: dict[str, int],
+    reservations: Any,
+    admitted_order: list[int],
+) -> dict[str, Any]:
+    """The report's sections from what the crowd measured and what the database holds."""
+    timed, state, frames = crowd.timed, crowd.state, crowd.frames
     steps = {
         name: timed.steps[name].summary()
         for name in (*flash_sale.STEPS, "hold_won", "hold_refused")
         if name in timed.steps
     }
     outcomes: dict[str, int] = {}
-    for f in fans:
+    for f in crowd.fans:
         outcomes[f.outcome] = outcomes.get(f.outcome, 0) + 1
     sold_seats = counts.get("RESERVED", 0)
-    report.update(
-        {
-            "steps": steps,
-            "sale": {
-                "seats_total": sale.seats,
-                "sold": sold_seats,
-                "held": counts.get("TEMP_RESERVED", 0),
-                "available": counts.get("AVAILABLE", 0),
-                "sold_out": sold_seats == sale.seats,
-                "time_to_sell_out_seconds": None
-                if state.sold_out_at is None
-                else round(state.sold_out_at, 2),
-                "timed_phase_seconds": round(timed_seconds, 2),
-                "reservations": reservations,
-                "fans": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
-                "client_view": {"sold": state.sold, "holds_won": state.holds_won, "admitted": state.admitted},
-                # How long waiting fans kept polling once the client saw the last seat sold: they
-                # stop only when the server says SOLD_OUT (or its ticket is served).
-                "fans_told_sold_out": state.told_sold_out,
-                "queue_drained_after_sold_out_seconds": None
-                if state.sold_out_at is None
-                else round(max(0.0, state.last_left_queue - state.sold_out_at), 2),
-            },
-            "api_memory": memory.report(),
-            "fairness": flash_sale.fairness(fans, admitted_order),
-            "dashboards": {
-                "streams": sale.dashboards,
-                "streams_ok": len(frames),
-                "frames_received": sum(frames),
-                "frames_per_stream_per_second": round(sum(frames) / len(frames) / timed_seconds, 2)
-                if frames
-                else None,
-            },
-            "cpu": cpu,
-            "ratios": _ratios(steps, report.get("ceilings")),
-            "audit": audit_report,
-            "postgres_top_statements": top,
-            "notes": notes,
-        }
-    )
-    report["metrics_scrape"] = _metrics_report(mid_scrape, final_metrics, report_dir)
-    seconds = int(timed_seconds) + 1
-    report["timeline"] = {
-        "steps": {name: timed.steps[name].timeline(seconds) for name in steps},
-        "queue": state.samples,
+    return {
+        "steps": steps,
+        "sale": {
+            "seats_total": sale.seats,
+            "sold": sold_seats,
+            "held": counts.get("TEMP_RESERVED", 0),
+            "available": counts.get("AVAILABLE", 0),
+            "sold_out": sold_seats == sale.seats,
+            "time_to_sell_out_seconds": None if state.sold_out_at is None else round(state.sold_out_at, 2),
+            "timed_phase_seconds": round(crowd.seconds, 2),
+            "reservations": reservations,
+            "fans": dict(sorted(outcomes.items(), key=lambda kv: -kv[1])),
+            "client_view": {"sold": state.sold, "holds_won": state.holds_won, "admitted": state.admitted},
+            # How long waiting fans kept polling once the client saw the last seat sold: they
+            # stop only when the server says SOLD_OUT (or its ticket is served).
+            "fans_told_sold_out": state.told_sold_out,
+            "queue_drained_after_sold_out_seconds": None
+            if state.sold_out_at is None
+            else round(max(0.0, state.last_left_queue - state.sold_out_at), 2),
+        },
+        "api_memory": crowd.memory.report(),
+        "fairness": flash_sale.fairness(crowd.fans, admitted_order),
+        "dashboards": {
+            "streams": sale.dashboards,
+            "streams_ok": len(frames),
+            "frames_received": sum(frames),
+            "frames_per_stream_per_second": round(sum(frames) / len(frames) / crowd.seconds, 2)
+            if frames
+            else None,
+        },
+        "cpu": crowd.cpu,
+        "ratios": _ratios(steps, report.get("ceilings")),
     }
-    report["targets"] = _sale_targets(report)
-    return report
 
 
 def _metrics_report(mid: dict[str, Any], final: str | None, report_dir: Path) -> dict[str, Any]:

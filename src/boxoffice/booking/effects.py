@@ -25,7 +25,17 @@ async def publish_seat_changes(
     if status == SeatStatus.RESERVED:
         await shield.mark_sold(runtime.hot_redis, show_id, user_id, seat_ids)
     elif status == SeatStatus.AVAILABLE:
-        await shield.release(runtime.hot_redis, show_id, user_id, seat_ids)
+        # The fan's hold (or order) ended: the seats go back on sale for everyone else at once,
+        # and to this fan only after the re-hold cool-down (no holding seats for ever by
+        # cancelling and holding them again).
+        await shield.release(
+            runtime.hot_redis,
+            show_id,
+            user_id,
+            seat_ids,
+            now=runtime.clock.now(),
+            cool_seconds=runtime.settings.rehold_cooldown_seconds,
+        )
     try:
         await apply_seat_changes(runtime.hot_redis, show_id, [(s, str(status)) for s in seat_ids])
     except Exception as exc:  # the map rebuilds from PostgreSQL; a stale patch is not an error

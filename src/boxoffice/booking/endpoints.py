@@ -68,6 +68,8 @@ HOLD = lean.HotRoute(
         e.RateLimited,
         e.ShowNotFound,
         e.SeatsTaken,
+        e.SeatsCoolingDown,
+        e.EmailNotVerified,
         e.NoAdjacentSeats,
         e.UnknownSection,
         e.HoldExists,

@@ -34,13 +34,16 @@ from boxoffice.db.idempotency import (
 from boxoffice.db.uow import LeanUnitOfWork, unit_of_work
 from boxoffice.errors import (
     DomainError,
+    EmailNotVerified,
     HoldExists,
     NoAdjacentSeats,
+    SeatsCoolingDown,
     SeatsNotInShow,
     SeatsTaken,
     UnknownSection,
 )
 from boxoffice.runtime import Runtime
+from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room.tokens import check_queue_token
 
 HOLD_SCOPE = "POST /api/reservations"
@@ -176,11 +179,11 @@ async def place_hold(
         )
     except (SeatsTaken, NoAdjacentSeats):
         elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
+        sale_stats(runtime).outcome(show_id, "holds_refused", "hold", runtime.clock.now(), elapsed)
         raise
     if not result.replayed:
         elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
+        sale_stats(runtime).outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
     return result
 
 
@@ -207,6 +210,14 @@ async def _place_hold(
     await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
     show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
+    if show.verified_email_required:
+        async with runtime.sessions() as session:
+            verified = await repository.email_verified(session, user_id)
+        if not verified:
+            raise EmailNotVerified(
+                "This show sells only to fans with a verified email: confirm yours (the link we "
+                "mailed you) and try again"
+            )
     try:
         rules.check_sale_open(show, now)
         if seat_ids is not None:
@@ -278,9 +289,17 @@ async def _hold_exact(
         now=now,
         expires_at=expires_at,
         ttl_ms=rules.shield_ttl_ms(show),
+        cool_seconds=runtime.settings.rehold_cooldown_seconds,
     )
     if not verdict.available:
         runtime.metrics.holds.labels("shield_skipped").inc()
+    elif verdict.cooling:
+        runtime.metrics.holds.labels("shield_refused").inc()
+        raise SeatsCoolingDown(
+            "You let go of these seats a moment ago; they are offered to other fans for "
+            f"{runtime.settings.rehold_cooldown_seconds} s. Choose other seats or try again later",
+            seat_ids=verdict.cooling,
+        )
     elif not verdict.ok:
         runtime.metrics.holds.labels("shield_refused").inc()
         raise SeatsTaken("Some seats are already taken", seat_ids=verdict.taken)
@@ -347,7 +366,7 @@ async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
         await refresh_inventory(uow.session, sorted({c.show_id for c in closed}), now=now)
         runtime.metrics.expiries.inc(len(closed))
         for c in closed:
-            runtime.sale_stats.count(c.show_id, "holds_expired", now)
+            sale_stats(runtime).count(c.show_id, "holds_expired", now)
         uow.after_commit(lambda: publish_closed(runtime, closed))
     return len(ids)
 

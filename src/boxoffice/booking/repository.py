@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking.rules import SeatSpot, ShowRules
 from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
+from boxoffice.kit.clock import iso
 
 _SHOW_RULES = text(
-    "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation "
-    "FROM shows WHERE id = :show_id"
+    "SELECT id, starts_at, sale_opens_at, sale_closes_at, hold_seconds, max_seats_per_reservation, "
+    "hold_requires_verified_email FROM shows WHERE id = :show_id"
 )
 
 # A hold: ONE statement, all or nothing, that commits on its own (a lean unit of work), with its
@@ -132,27 +133,6 @@ _PICK_EXPIRED = text(
 )
 
 # A hold's own seats become RESERVED; the reservation follows only if every seat was still its own.
-_CONFIRM = text(
-    """
-    WITH sold AS (
-        UPDATE seats SET status = 'RESERVED', hold_expires_at = NULL, updated_at = :now
-        WHERE reservation_id = :rid AND status = 'TEMP_RESERVED'
-        RETURNING id
-    ), r AS (
-        UPDATE reservations SET status = 'RESERVED', confirmed_at = :now, updated_at = :now
-        WHERE id = :rid AND status = 'TEMP_RESERVED' AND seat_count = (SELECT count(*) FROM sold)
-        RETURNING id, user_id, show_id
-    ), ev AS (
-        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
-        SELECT e.type, 'reservation', r.id, r.show_id,
-               jsonb_build_object('reservation_id', r.id, 'user_id', r.user_id,
-                                  'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM sold),
-                                  'status', 'RESERVED')
-        FROM r, (VALUES ('seat.sold'), ('reservation.confirmed')) AS e(type)
-    )
-    SELECT (SELECT count(*) FROM r) AS confirmed, ARRAY(SELECT id FROM sold ORDER BY id) AS seat_ids
-    """
-)
 
 _LOCK_RESERVATION = text(
     "SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at, "
@@ -229,7 +209,16 @@ async def fetch_show_rules(session: AsyncSession, show_id: int) -> ShowRules | N
         sale_closes_at=row[3],
         hold_seconds=row[4],
         max_seats=row[5],
+        verified_email_required=bool(row[6]),
     )
+
+
+_EMAIL_VERIFIED = text("SELECT email_verified FROM users WHERE id = :user_id AND deleted_at IS NULL")
+
+
+async def email_verified(session: AsyncSession, user_id: int) -> bool:
+    """Whether the (live) user confirmed their email address."""
+    return bool((await session.execute(_EMAIL_VERIFIED, {"user_id": user_id})).scalar())
 
 
 async def hold(
@@ -241,7 +230,7 @@ async def hold(
     expires_at: datetime,
 ) -> HoldOutcome:
     """The hold statement (_HOLD) on a lean unit of work; `key_args` from idempotency.LeanKey."""
-    row = await conn.fetchrow(_HOLD, *key_args, show_id, seat_ids, expires_at, expires_at.isoformat())
+    row = await conn.fetchrow(_HOLD, *key_args, show_id, seat_ids, expires_at, iso(expires_at))
     assert row is not None
     prior = row["prior"]
     return HoldOutcome(
@@ -291,12 +280,6 @@ async def close_reservations(
 
 async def pick_expired(session: AsyncSession, now: datetime, limit: int) -> list[int]:
     return [r[0] for r in await session.execute(_PICK_EXPIRED, {"now": now, "limit": limit})]
-
-
-async def confirm(session: AsyncSession, reservation_id: int, now: datetime) -> list[int] | None:
-    """Seats of the hold -> RESERVED and the reservation -> RESERVED; None if any seat was lost."""
-    row = (await session.execute(_CONFIRM, {"rid": reservation_id, "now": now})).one()
-    return list(row[1]) if row[0] == 1 else None
 
 
 async def lock_reservation(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:

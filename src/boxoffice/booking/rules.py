@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from boxoffice.catalog.layout import SeatStatus
+from boxoffice.kit.clock import iso
 
 __all__ = ["ReservationStatus", "SeatStatus"]
 
@@ -36,6 +37,7 @@ class ShowRules:
     sale_closes_at: datetime | None
     hold_seconds: int
     max_seats: int
+    verified_email_required: bool = False
 
 
 class RuleViolation(Exception):
@@ -78,7 +80,7 @@ def check_sale_open(show: ShowRules, now: datetime) -> None:
             "SALE_CLOSED",
             409,
             "The sale for this show has not opened yet",
-            opens_at=show.sale_opens_at.isoformat(),
+            opens_at=iso(show.sale_opens_at),
         )
     if show.sale_closes_at is not None and now >= show.sale_closes_at:
         raise RuleViolation("SALE_CLOSED", 409, "The sale for this show has closed")

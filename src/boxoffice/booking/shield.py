@@ -5,6 +5,10 @@ Keys, per show (the braces keep a show's keys in one cluster slot):
                         sold. The deadline is the hold's expires_at by the app clock, compared with
                         the caller's `now` (not Redis time), so a hold is dead here exactly when it
                         is dead in PostgreSQL. PX TTL only reclaims memory.
+                        After a fan's hold of the seat ends (cancelled, expired, refunded):
+                        "<user_id>:C<until_ms>", free for everyone but that fan until then (the
+                        re-hold cool-down: a fan cannot keep seats off sale by cancelling and
+                        holding them again).
 - `bo:{S}:booking:rules` a few seconds' cache of the show's hold rules (no PostgreSQL on refusals).
 
 The shield may only say "no" early (house rule 4): a mark it misses (Redis flushed, restarted,
@@ -17,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -48,19 +52,29 @@ def rules_key(show_id: int) -> str:
     return f"bo:{{{show_id}}}:booking:rules"
 
 
-# KEYS: seat keys. ARGV: owner, now_ms, deadline_ms, ttl_ms.
-# -> {1, newly_marked_indexes} or {0, taken_indexes}. All or nothing: nothing is marked on refusal.
+# KEYS: seat keys. ARGV: owner, now_ms, deadline_ms, ttl_ms, cool_ms.
+# -> {1, newly_marked_indexes}, {0, taken_indexes} or {2, cooling_indexes} (seats this owner let go
+# of a moment ago: released, or held by the owner's own hold that died less than cool_ms ago and
+# is not swept yet). All or nothing: nothing is marked on refusal.
 MARK = Script(
     """
-local owner, now = ARGV[1], tonumber(ARGV[2])
-local taken, fresh = {}, {}
+local owner, now, cool_ms = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[5] or '0')
+local taken, fresh, cooling = {}, {}, {}
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
   if v then
     local sep = string.find(v, ':', 1, true)
     local who, deadline = string.sub(v, 1, sep - 1), string.sub(v, sep + 1)
-    if deadline == 'S' or tonumber(deadline) > now then
+    if string.sub(deadline, 1, 1) == 'C' then
+      if who == owner and tonumber(string.sub(deadline, 2)) > now then
+        cooling[#cooling + 1] = i
+      else
+        fresh[#fresh + 1] = i
+      end
+    elseif deadline == 'S' or tonumber(deadline) > now then
       if who ~= owner then taken[#taken + 1] = i end
+    elseif who == owner and tonumber(deadline) + cool_ms > now then
+      cooling[#cooling + 1] = i
     else
       fresh[#fresh + 1] = i
     end
@@ -69,21 +83,28 @@ for i, key in ipairs(KEYS) do
   end
 end
 if #taken > 0 then return {0, taken} end
+if #cooling > 0 then return {2, cooling} end
 local value = owner .. ':' .. ARGV[3]
 for _, i in ipairs(fresh) do redis.call('SET', KEYS[i], value, 'PX', ARGV[4]) end
 return {1, fresh}
 """
 )
 
-# KEYS: seat keys. ARGV: owner. Deletes only marks that owner still holds (a newer hold keeps its own).
+# KEYS: seat keys. ARGV: owner, cool_until_ms (0: none), cool_ttl_ms. Only marks that owner still
+# holds (a newer hold keeps its own): deleted, or turned into the owner's cool-down mark.
 _RELEASE = Script(
     """
 local n = 0
 local prefix = ARGV[1] .. ':'
+local cool = tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
   if v and string.sub(v, 1, #prefix) == prefix then
-    redis.call('DEL', key)
+    if cool > 0 then
+      redis.call('SET', key, prefix .. 'C' .. ARGV[2], 'PX', ARGV[3])
+    else
+      redis.call('DEL', key)
+    end
     n = n + 1
   end
 end
@@ -108,6 +129,7 @@ class ShieldVerdict:
     ok: bool
     taken: list[int]
     marked: list[int]
+    cooling: list[int] = field(default_factory=list)  # seats this fan released a moment ago
 
 
 def _ms(at: datetime) -> int:
@@ -123,26 +145,48 @@ async def try_mark(
     now: datetime,
     expires_at: datetime,
     ttl_ms: int,
+    cool_seconds: int = 0,
 ) -> ShieldVerdict:
-    """Check and mark all seats atomically, or name the taken ones (nothing marked then)."""
+    """Check and mark all seats atomically, or name the taken (or, for this user, cooling) ones
+    (nothing marked then)."""
     keys = [seat_key(show_id, s) for s in seat_ids]
     try:
-        ok, idx = await MARK(redis, keys, [user_id, _ms(now), _ms(expires_at), ttl_ms])
+        # The mark outlives its hold by the cool-down: the owner's dead hold keeps cooling until
+        # the sweep turns it into a cool-down mark.
+        cool_ms = cool_seconds * 1000
+        ok, idx = await MARK(redis, keys, [user_id, _ms(now), _ms(expires_at), ttl_ms + cool_ms, cool_ms])
     except REDIS_ERRORS as exc:
         log.warning("shield_unavailable", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return ShieldVerdict(available=False, ok=True, taken=[], marked=[])
     picked = [seat_ids[int(i) - 1] for i in idx]
     if int(ok) == 1:
         return ShieldVerdict(available=True, ok=True, taken=[], marked=picked)
+    if int(ok) == 2:
+        return ShieldVerdict(available=True, ok=False, taken=[], marked=[], cooling=sorted(picked))
     return ShieldVerdict(available=True, ok=False, taken=sorted(picked), marked=[])
 
 
-async def release(redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
-    """Clear the marks `user_id` holds on these seats (hold refused, cancelled, expired, refunded)."""
+async def release(
+    redis: MuxRedis,
+    show_id: int,
+    user_id: int,
+    seat_ids: Sequence[int],
+    *,
+    now: datetime | None = None,
+    cool_seconds: int = 0,
+) -> bool:
+    """Clear the marks `user_id` holds on these seats (hold refused, cancelled, expired, refunded).
+    With `cool_seconds` (a hold that existed has ended) the seats stay refused to that user, and
+    to that user only, for that long after `now`."""
     if not seat_ids:
         return True
+    cool_until = _ms(now) + cool_seconds * 1000 if now is not None and cool_seconds > 0 else 0
     try:
-        await _RELEASE(redis, [seat_key(show_id, s) for s in seat_ids], [user_id])
+        await _RELEASE(
+            redis,
+            [seat_key(show_id, s) for s in seat_ids],
+            [user_id, cool_until, max(1, cool_seconds * 1000)],
+        )
     except REDIS_ERRORS as exc:
         log.warning("shield_release_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return False
@@ -175,6 +219,7 @@ async def cached_rules(redis: MuxRedis, show_id: int) -> ShowRules | None:
         sale_closes_at=datetime.fromisoformat(data["sale_closes_at"]) if data["sale_closes_at"] else None,
         hold_seconds=int(data["hold_seconds"]),
         max_seats=int(data["max_seats"]),
+        verified_email_required=bool(data.get("verified_email_required", False)),
     )
 
 
@@ -185,6 +230,7 @@ async def cache_rules(redis: MuxRedis, rules: ShowRules) -> None:
         "sale_closes_at": rules.sale_closes_at.isoformat() if rules.sale_closes_at else None,
         "hold_seconds": rules.hold_seconds,
         "max_seats": rules.max_seats,
+        "verified_email_required": rules.verified_email_required,
     }
     try:
         await redis.set(rules_key(rules.show_id), json.dumps(data), ex=RULES_TTL_SECONDS)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from boxoffice import errors as e
 from boxoffice.auth.dependencies import AdminUser
-from boxoffice.catalog import service
+from boxoffice.catalog import seatmap, service
 from boxoffice.catalog.schemas import (
     ConcertDetail,
     ConcertIn,
@@ -244,5 +244,5 @@ async def seat_map(
     status: Annotated[SeatStatus | None, Query(description="Only seats with this status")] = None,
 ) -> Response:
     # Served as pre-rendered JSON from the Redis copy (no per-seat model validation on the hot path).
-    body = await service.seat_map(runtime, show_id, status)
+    body = await seatmap.seat_map(runtime, show_id, status)
     return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})

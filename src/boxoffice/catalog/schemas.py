@@ -32,6 +32,7 @@ class Show:
     queue_oversubscription: float | None
     queue_paused: bool
     refund_cutoff_hours: int | None = 24
+    hold_requires_verified_email: bool = False
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -179,6 +180,9 @@ class ShowIn(RequestModel):
         le=8760,
         description="Fans get a full refund until this many hours before; null: none",
     )
+    hold_requires_verified_email: bool = Field(
+        default=False, description="Only fans with a verified email may hold seats"
+    )
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
@@ -191,6 +195,7 @@ class ShowPatch(RequestModel):
     hold_seconds: int | None = Field(default=None, ge=5, le=3600)
     max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
     refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")
+    hold_requires_verified_email: bool | None = None
     prices: dict[SectionName, Money] | None = Field(
         default=None,
         max_length=layout.MAX_SECTIONS,
@@ -200,7 +205,14 @@ class ShowPatch(RequestModel):
 
     @model_validator(mode="after")
     def _required_not_null(self) -> ShowPatch:
-        for field in ("starts_at", "sale_opens_at", "hold_seconds", "max_seats_per_reservation", "prices"):
+        for field in (
+            "starts_at",
+            "sale_opens_at",
+            "hold_seconds",
+            "max_seats_per_reservation",
+            "prices",
+            "hold_requires_verified_email",
+        ):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
         return self
@@ -224,6 +236,7 @@ class ShowOut(BaseModel):
     hold_seconds: int
     max_seats_per_reservation: int
     refund_cutoff_hours: int | None
+    hold_requires_verified_email: bool
     queue: QueueSettingsOut
     prices: dict[str, int]
     on_sale: bool

@@ -54,6 +54,7 @@ from boxoffice.errors import (
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
 )
+from boxoffice.kit.clock import iso
 from boxoffice.runtime import Runtime
 
 KEY_TTL = timedelta(hours=24)
@@ -78,6 +79,8 @@ class IdempotentResult:
 
 def _json_default(value: object) -> object:
     # The same JSON FastAPI's jsonable_encoder gave (what stored answers have always looked like).
+    if isinstance(value, datetime):
+        return iso(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -118,9 +121,11 @@ _CLAIM = text(
     RETURNING 1
     """
 )
+# A key is live until it expires: an expired row (not purged yet) is absent everywhere — never
+# replayed, and taken over by the next request that uses the key (_CLAIM, lean_claim).
 _EXISTING = text(
     "SELECT request_hash, state, response_status, response_body FROM idempotency_keys "
-    "WHERE user_id = :user_id AND scope = :scope AND key = :key"
+    "WHERE user_id = :user_id AND scope = :scope AND key = :key AND expires_at > :now"
 )
 _STORE = text(
     """
@@ -202,7 +207,10 @@ async def run_idempotent(
             await uow.session.execute(_STORE, {**params, "status": status, "body": json.dumps(encoded)})
             result = IdempotentResult(status, encoded, replayed=False)
         else:
-            row = (await uow.session.execute(_EXISTING, params)).mappings().one()
+            live = {**params, "now": runtime.clock.now()}
+            row = (await uow.session.execute(_EXISTING, live)).mappings().first()
+            if row is None:  # it expired the instant after our claim found it live: retry
+                raise _in_progress()
             result = replay(row, request_hash)
     return result
 
@@ -225,7 +233,10 @@ async def run_idempotent_steps(
     request_hash = fingerprint_hash(fingerprint)
     async with unit_of_work(runtime.sessions) as uow:
         claimed = await _claim(uow.session, params, request_hash, runtime)
-        row = None if claimed else (await uow.session.execute(_EXISTING, params)).mappings().one()
+        live = {**params, "now": runtime.clock.now()}
+        row = None if claimed else (await uow.session.execute(_EXISTING, live)).mappings().first()
+        if not claimed and row is None:  # it expired the instant after our claim found it live
+            raise _in_progress()
     if row is not None and (row["request_hash"] != request_hash or row["state"] == "DONE"):
         return replay(row, request_hash)
     # Claimed now, or IN_PROGRESS: the first run is still going or died between the steps.
@@ -331,13 +342,13 @@ async def run_lean_idempotent(
 
 _SETTLED = (
     "SELECT request_hash, state, response_status, response_body::text AS body FROM idempotency_keys "
-    "WHERE user_id = $1 AND scope = $2 AND key = $3"
+    "WHERE user_id = $1 AND scope = $2 AND key = $3 AND expires_at > $4"
 )
 
 
 async def _settled(conn: asyncpg.Connection, key: LeanKey) -> IdempotentResult | None:
     """The key's answer if a request with it has completed (a multi-step one may be in flight)."""
-    row = await conn.fetchrow(_SETTLED, key.user_id, key.scope, key.key)
+    row = await conn.fetchrow(_SETTLED, key.user_id, key.scope, key.key, key.now)
     if row is None or (row["state"] != "DONE" and row["request_hash"] == key.request_hash):
         return None
     stored = dict(row, response_body=json.loads(row["body"]) if row["body"] else None)
@@ -353,7 +364,7 @@ async def stored_answer(
     first answer even when the state it would choose from has changed since (by that answer)."""
     if key is None:
         return None
-    params = {"user_id": user_id, "scope": scope, "key": validate_key(key)}
+    params = {"user_id": user_id, "scope": scope, "key": validate_key(key), "now": runtime.clock.now()}
     async with runtime.sessions() as session:
         row = (await session.execute(_EXISTING, params)).mappings().first()
     if row is None or row["state"] != "DONE":

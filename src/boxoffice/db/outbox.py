@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.db import tables
 from boxoffice.db.uow import unit_of_work
+from boxoffice.kit.clock import iso
 from boxoffice.runtime import Runtime
 
 ALL_EVENTS_STREAM = "bo:events"
@@ -29,6 +30,12 @@ RELAY_BATCH = 500
 
 def show_stream(show_id: int) -> str:
     return f"bo:{{{show_id}}}:events"
+
+
+def outbox_rows(events: str) -> str:
+    """The one SQL form of outbox rows written inside a larger statement (the payments' confirm):
+    `events` is a SELECT of (event_type, aggregate_type, aggregate_id, show_id, payload)."""
+    return f"INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload) {events}"
 
 
 async def emit(
@@ -82,7 +89,7 @@ async def relay_once(runtime: Runtime, limit: int = RELAY_BATCH) -> int:
                 "aggregate_id": str(row["aggregate_id"]),
                 "show_id": "" if row["show_id"] is None else str(row["show_id"]),
                 "payload": json.dumps(row["payload"], separators=(",", ":")),
-                "created_at": row["created_at"].isoformat(),
+                "created_at": iso(row["created_at"]),
             }
             pipe.xadd(ALL_EVENTS_STREAM, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
             if row["show_id"] is not None:

@@ -111,6 +111,7 @@ shows = Table(
     Column("queue_oversubscription", Float),
     Column("queue_paused", Boolean, nullable=False),
     Column("refund_cutoff_hours", Integer),
+    Column("hold_requires_verified_email", Boolean, nullable=False),
     Column("reentry", Boolean, nullable=False),
     _ts("created_at", False),
     _ts("updated_at", False),

@@ -95,11 +95,23 @@ class _Effects:
 
 
 class UnitOfWork(_Effects):
-    """One transaction's session plus the effects to run after it commits."""
+    """One transaction's session plus the effects to run after it commits. Both owners of a unit
+    of work (the flows' `unit_of_work` and the request dependency, http/deps.py) build one, so a
+    service handed only the session still defers its effects: `after_commit(session, effect)`."""
 
     def __init__(self, session: AsyncSession) -> None:
         super().__init__()
         self.session = session
+        session.info["uow"] = self
+
+
+def after_commit(session: AsyncSession, effect: Effect) -> None:
+    """Run `effect` once the session's transaction has committed (dropped on rollback): cache
+    invalidations and publishes, so no reader re-caches the old state in between."""
+    uow = session.info.get("uow")
+    if not isinstance(uow, UnitOfWork):
+        raise RuntimeError("after_commit needs a session opened by a unit of work")
+    uow.after_commit(effect)
 
 
 class LeanUnitOfWork(_Effects):

@@ -28,7 +28,7 @@ from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import service as booking
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.booking.shield import valid_stream_id
-from boxoffice.catalog import service as catalog
+from boxoffice.catalog import seatmap
 from boxoffice.db.idempotency import IdempotentResult
 from boxoffice.errors import DomainError, DoorStaffOnly, Unprocessable
 from boxoffice.grpc import messages, status
@@ -213,7 +213,7 @@ class TicketService(pb_grpc.TicketServiceServicer):
         only = messages.enum_name(pb.SeatStatus, "SEAT_STATUS_", request.status) or None
         if request.status and only is None:
             raise Unprocessable("status is not a seat status", errors=[{"loc": ["body", "status"]}])
-        raw = json.loads(await catalog.seat_map(self.runtime, show_id, only))  # type: ignore[arg-type]
+        raw = json.loads(await seatmap.seat_map(self.runtime, show_id, only))  # type: ignore[arg-type]
         return pb.ListSeatsResponse(
             show_id=raw["show_id"], version=raw["version"], seats=[messages.seat(s) for s in raw["seats"]]
         )

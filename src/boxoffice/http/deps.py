@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import errors as e
-from boxoffice.config import Settings
 from boxoffice.db.idempotency import MAX_KEY_LENGTH, IdempotentResult
+from boxoffice.db.uow import UnitOfWork
 from boxoffice.http.problems import raises
 from boxoffice.kit.ids import ID_MAX as ID_MAX  # defined in ids.py; re-exported for existing importers
 from boxoffice.kit.inputs import WholeNumber
@@ -31,27 +31,19 @@ PathId = Annotated[WholeNumber, Path(ge=1, le=ID_MAX)]
 QueryId = Annotated[WholeNumber, Query(ge=1, le=ID_MAX)]
 
 
-def client_address(request: Request, settings: Settings) -> str | None:
-    """The client's address: the peer, or the last X-Forwarded-For hop added by a trusted proxy."""
-    peer = request.client.host if request.client else None
-    if peer is None or peer not in settings.trusted_proxies:
-        return peer
-    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if hop not in settings.trusted_proxies:
-            return hop[:64]
-    return peer
-
-
 async def unit_of_work(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: committed when the endpoint returns, rolled back if it raises.
+    """The request's transaction: committed when the endpoint returns, rolled back if it raises;
+    then the after-commit effects the services registered (db.uow.after_commit), as a flow's.
 
-    scope="function" makes FastAPI run the code after `yield` (the commit) before the response is
-    sent, so a client never sees a success whose commit failed, and a follow-up request always sees
-    the write. (The default scope for yield dependencies, "request", commits after the response.)
+    scope="function" makes FastAPI run the code after `yield` (the commit and the effects) before
+    the response is sent, so a client never sees a success whose commit failed, and a follow-up
+    request always sees the write. (The default scope, "request", commits after the response.)
     """
-    async with runtime.sessions() as session, session.begin():
-        yield session
+    async with runtime.sessions() as session:
+        uow = UnitOfWork(session)
+        async with session.begin():
+            yield session
+    await uow.run_effects()
 
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

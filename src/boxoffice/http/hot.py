@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Depends
 from fastapi.exceptions import RequestValidationError
@@ -25,14 +25,28 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from boxoffice import errors as e
-from boxoffice.auth.service import authenticate_token, bearer_token
-from boxoffice.auth.tokens import AccessClaims
 from boxoffice.http.problems import Documented, problems
 from boxoffice.kit.ids import ID_MAX
 from boxoffice.kit.inputs import decimal_digits
 from boxoffice.runtime import Runtime
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Caller(Protocol):
+    """Who the request's bearer token names (the auth domain's claims)."""
+
+    @property
+    def user_id(self) -> int: ...
+
+
+class Authenticate(Protocol):
+    """The token check, handed to the hot routes by the app (`app.state.authenticate`): http/
+    imports no domain. `recent_ok`: a deny-list answer from the last second will do."""
+
+    def __call__(self, runtime: Runtime, authorization: str | None, recent_ok: bool) -> Awaitable[Caller]: ...
+
+
 # Documents the bearer scheme on the twin; never refuses (the handler authenticates).
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/auth/login")
 
@@ -43,7 +57,7 @@ class HotInput:
 
     request: Request
     runtime: Runtime
-    claims: AccessClaims
+    claims: Caller
     body: Any = None
     ids: list[int] = field(default_factory=list)
     headers: dict[str, str | None] = field(default_factory=dict)
@@ -82,9 +96,8 @@ class HotRoute:
     async def handle(self, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         recent_ok = self.recent_auth_with is not None and self.recent_auth_with in request.headers
-        claims = await authenticate_token(
-            runtime, bearer_token(request.headers.get("authorization")), recent_ok=recent_ok
-        )
+        authenticate: Authenticate = request.app.state.authenticate
+        claims = await authenticate(runtime, request.headers.get("authorization"), recent_ok)
         request.state.user_id = claims.user_id
         headers = {h.name: header(request, h.name, h.max_length) for h in self.headers}
         ids = query_ids(request, *self.query_ids) if self.query_ids else []

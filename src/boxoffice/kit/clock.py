@@ -30,3 +30,9 @@ class OffsetClock:
 
     def reset(self) -> None:
         self.offset = timedelta(0)
+
+
+def iso(value: datetime) -> str:
+    """The one timestamp format of every answer (API, stored idempotent replays, events, CSV):
+    ISO 8601 in UTC with a `Z`, as pydantic writes the models' datetimes."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -58,3 +58,9 @@ async def send_email(settings: Settings, msg: EmailMessage) -> bool:
         return False
     log.info("email_sent", subject=str(msg["Subject"]))
     return True
+
+
+async def send_verification(settings: Settings, *, to: str, name: str, link: str) -> None:
+    """The signup's verification mail (a background task of the response: after the commit)."""
+    if smtp_enabled(settings):
+        await send_email(settings, verification_message(settings, to=to, name=name, link=link))

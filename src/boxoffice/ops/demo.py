@@ -43,25 +43,27 @@ async def seed_demo(runtime: Runtime) -> str:
             name="Administrator",
             role="ADMIN",
         )
-        await ensure_account(
-            session,
-            settings,
-            email=settings.demo_fan_email,
-            password=secret(settings.demo_fan_password),
-            name="Demo Fan",
-            initial_balance=settings.demo_fan_balance,
-        )
-        await ensure_account(
-            session,
-            settings,
-            email=settings.demo_door_email,
-            password=secret(settings.demo_door_password),
-            name="Gate Staff",
-            role="DOOR",
-        )
+        accounts = f"{settings.admin_email} (admin)"
+        if settings.demo_fan:  # known passwords (and a balance): never in production
+            await ensure_account(
+                session,
+                settings,
+                email=settings.demo_fan_email,
+                password=secret(settings.demo_fan_password),
+                name="Demo Fan",
+                initial_balance=settings.demo_fan_balance,
+            )
+            await ensure_account(
+                session,
+                settings,
+                email=settings.demo_door_email,
+                password=secret(settings.demo_door_password),
+                name="Gate Staff",
+                role="DOOR",
+            )
+            accounts += f", {settings.demo_fan_email} (fan), {settings.demo_door_email} (door)"
         existing = await service.find_venue_id(session, DEMO_VENUE)
         if existing is not None:
-            accounts = f"{settings.admin_email}, {settings.demo_fan_email}, {settings.demo_door_email}"
             return f"already seeded (venue #{existing}); accounts {accounts}"
 
         venue = await service.create_venue(session, VenueIn(name=DEMO_VENUE, sections=SECTIONS))
@@ -86,8 +88,7 @@ async def seed_demo(runtime: Runtime) -> str:
         return (
             f"venue '{DEMO_VENUE}' ({venue['seat_count']:,} seats in {len(SECTIONS)} sections), "
             f"{len(CONCERTS)} concerts, {shows} shows; show #{on_sale_show} is on sale now; "
-            f"accounts {settings.admin_email} (admin), {settings.demo_fan_email} (fan), "
-            f"{settings.demo_door_email} (door)"
+            f"accounts {accounts}"
         )
 
 

@@ -16,11 +16,12 @@ import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import structlog
+
+from boxoffice.kit.supervision import STATE_FILE
 
 log = structlog.get_logger("boxoffice.ops.supervisor")
 FIRST_DELAY_SECONDS = 0.25
@@ -29,32 +30,6 @@ SERVER_RETRY_MAX_SECONDS = 3.0
 HEALTHY_AFTER_SECONDS = 60.0
 POLL_SECONDS = 0.2  # how soon a death is seen (a waitpid or a poll() each time: cheap)
 STOP_SECONDS = 10.0  # a child process asked to stop (SIGTERM) is killed after this
-STATE_FILE = "supervision.json"
-
-
-@dataclass(frozen=True)
-class Supervision:
-    """What the live `up` of a data dir reports: each child's state ("ok" or why not; the API
-    processes are left out, see Supervisor.siblings), restart counts and child process ids."""
-
-    children: dict[str, str] = field(default_factory=dict)
-    restarts: dict[str, int] = field(default_factory=dict)
-    pids: dict[str, int] = field(default_factory=dict)
-
-
-def supervised(data_dir: Path) -> Supervision:
-    """The live `up`'s report on this data dir; empty without one (a file left by a killed `up`
-    names a dead pid and is ignored)."""
-    try:
-        found = json.loads((data_dir / STATE_FILE).read_text())
-        os.kill(int(found["pid"]), 0)
-        return Supervision(
-            children={str(k): str(v) for k, v in found["children"].items()},
-            restarts={str(k): int(v) for k, v in found["restarts"].items()},
-            pids={str(k): int(v) for k, v in found["pids"].items()},
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return Supervision()
 
 
 def _exit_reason(proc: BaseProcess) -> str:

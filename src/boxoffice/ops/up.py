@@ -335,6 +335,16 @@ def admin_password_shown_once(settings: Settings) -> str:
     return f"(generated at the first start; in {settings.data_dir / 'secrets.json'})"
 
 
+def mode_line(settings: Settings) -> str:
+    """What BOXOFFICE_ENVIRONMENT means for this run, in one line."""
+    if settings.environment == "prod":
+        return "prod: a real sale (no free top-ups, no demo fan; fans pay by card)"
+    return (
+        f"{settings.environment}: for trying it out (free balance top-ups and the demo fan); "
+        "BOXOFFICE_ENVIRONMENT=prod for a real sale"
+    )
+
+
 def print_banner(settings: Settings, backends: Backends, summary: object, grpc_port: int) -> None:
     base = f"http://{settings.host}:{settings.port}"
     pg = f"embedded, {settings.data_dir}" if backends.postgres else "configured URL"
@@ -347,8 +357,12 @@ def print_banner(settings: Settings, backends: Backends, summary: object, grpc_p
         f"  PostgreSQL     {pg}",
         f"  Redis          {rd}",
         f"  Admin login    {settings.admin_email} / {admin_password_shown_once(settings)}",
-        f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}",
     ]
+    if settings.demo_fan:
+        lines.append(
+            f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}"
+        )
+    lines.append(f"  Mode           {mode_line(settings)}")
     if summary:
         lines.append(f"  Demo data      {summary}")
     lines.append("  Ctrl-C stops everything.")

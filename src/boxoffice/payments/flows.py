@@ -62,8 +62,10 @@ from boxoffice.payments.service import (
     refuse_live_payment,
 )
 from boxoffice.runtime import Runtime
+from boxoffice.salestats.recorder import sale_stats
 from boxoffice.tickets import repository as tickets_repo
 from boxoffice.tickets import service as tickets_service
+from boxoffice.tickets.keys import keyring
 from boxoffice.waiting_room.service import release_lease
 
 log = structlog.get_logger("boxoffice.payments")
@@ -137,7 +139,7 @@ class _BalanceWork:
                 raise UserNotFound("User not found")
             raise InsufficientBalance("The balance does not cover this payment")
         # TICKETS: one signed ticket per sold seat, in the confirming transaction.
-        await tickets_service.issue(uow.conn, self.runtime.keyring, self.reservation_id, self.key.now)
+        await tickets_service.issue(uow.conn, keyring(self.runtime), self.reservation_id, self.key.now)
         uow.after_commit(
             _Confirmed(self.runtime, res["show_id"], self.user_id, done.sold, PaymentMethod.BALANCE)
         )
@@ -212,7 +214,7 @@ async def settle_charged(runtime: Runtime, payment_id: int, charge: Charge) -> d
             assert settled is not None  # we hold the row lock and saw PENDING
             # TICKETS: one signed ticket per sold seat, in the confirming transaction.
             await tickets_service.issue(
-                await tickets_repo.driver(uow.session), runtime.keyring, res["id"], now
+                await tickets_repo.driver(uow.session), keyring(runtime), res["id"], now
             )
             uow.after_commit(
                 _Confirmed(runtime, res["show_id"], res["user_id"], seat_ids, PaymentMethod.CARD)
@@ -362,11 +364,11 @@ async def pay(
     except PaymentRequired:
         if show_id is not None:
             elapsed = time.perf_counter() - started
-            runtime.sale_stats.outcome(show_id, "payments_failed", "payment", runtime.clock.now(), elapsed)
+            sale_stats(runtime).outcome(show_id, "payments_failed", "payment", runtime.clock.now(), elapsed)
         raise
     if not result.replayed and result.status == 201 and show_id is not None:
         elapsed = time.perf_counter() - started
-        runtime.sale_stats.outcome(show_id, "payments_succeeded", "payment", runtime.clock.now(), elapsed)
+        sale_stats(runtime).outcome(show_id, "payments_succeeded", "payment", runtime.clock.now(), elapsed)
     return result
 
 

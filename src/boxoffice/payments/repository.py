@@ -13,6 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
+from boxoffice.db.outbox import outbox_rows
+from boxoffice.kit.clock import iso
 
 _COLUMNS = (
     "id, reservation_id, user_id, amount, method, status, idempotency_key, provider_idempotency_key, "
@@ -65,6 +67,53 @@ _LEASE_PENDING = text(
     """  # noqa: S608
 )
 
+
+def _confirm(*, gate: str, held: str, now: str) -> str:
+    """The one "confirm the reservation" of both payment paths, as CTEs of a larger statement:
+    `sold` (the hold's seats -> RESERVED), `confirmed` (the reservation -> RESERVED) and
+    `announced` (the outbox rows seat.sold, reservation.confirmed, payment.succeeded). `gate` names
+    a CTE with one row (reservation_id, user_id, show_id, payment_id) when the payment confirms the
+    hold and none otherwise; `held`, a CTE of the hold's seat ids; `now`, the time parameter."""
+    seat_ids = f"(SELECT jsonb_agg(id ORDER BY id) FROM {held})"  # noqa: S608 - a CTE name of ours
+    events = f"""SELECT e.type, e.aggregate, e.aggregate_id, g.show_id, e.payload
+        FROM {gate} g, LATERAL (VALUES
+            ('seat.sold', 'reservation', g.reservation_id, jsonb_build_object(
+                'reservation_id', g.reservation_id, 'user_id', g.user_id, 'seat_ids', {seat_ids},
+                'status', 'RESERVED')),
+            ('reservation.confirmed', 'reservation', g.reservation_id, jsonb_build_object(
+                'reservation_id', g.reservation_id, 'user_id', g.user_id, 'seat_ids', {seat_ids},
+                'status', 'RESERVED')),
+            ('payment.succeeded', 'payment', g.payment_id, jsonb_build_object(
+                'payment_id', g.payment_id, 'reservation_id', g.reservation_id, 'user_id', g.user_id))
+        ) AS e(type, aggregate, aggregate_id, payload)"""  # noqa: S608 - CTE names of ours
+    return f"""sold AS (
+    UPDATE seats s SET status = 'RESERVED', hold_expires_at = NULL, updated_at = {now}
+    FROM {gate} g WHERE s.id IN (SELECT id FROM {held})
+    RETURNING s.id
+), confirmed AS (
+    UPDATE reservations res SET status = 'RESERVED', confirmed_at = {now}, updated_at = {now}
+    FROM {gate} g WHERE res.id = g.reservation_id
+    RETURNING res.id
+), announced AS (
+    {outbox_rows(events)}
+)"""  # noqa: S608 - CTE names and parameter markers of ours; every value is bound
+
+
+# A card payment the provider accepted: the hold's seats and the reservation -> RESERVED, with the
+# events, if every seat is still the hold's (else nothing is written and the caller refunds).
+_CONFIRM_CARD = text(
+    f"""
+    WITH held AS (
+        SELECT id FROM seats WHERE reservation_id = :rid AND status = 'TEMP_RESERVED'
+    ), gate AS (
+        SELECT r.id AS reservation_id, r.user_id, r.show_id, CAST(:pid AS bigint) AS payment_id
+        FROM reservations r
+        WHERE r.id = :rid AND r.status = 'TEMP_RESERVED' AND r.seat_count = (SELECT count(*) FROM held)
+    ), {_confirm(gate="gate", held="held", now=":now")}
+    SELECT (SELECT count(*) FROM confirmed) AS confirmed, ARRAY(SELECT id FROM sold ORDER BY id) AS seat_ids
+    """  # noqa: S608
+)
+
 # A balance payment: ONE statement, all or nothing, that commits on its own (a lean unit of work),
 # with its Idempotency-Key ($1-$6, see idempotency.LEAN_PRIOR / lean_claim). `r` locks the
 # reservation (a concurrent payment of it waits, then sees what that one did) and `held` its seats
@@ -86,7 +135,7 @@ WITH {LEAN_PRIOR}, r AS (
 ), live AS (
     SELECT id, status FROM payments WHERE reservation_id = $7 AND status IN ('PENDING', 'SUCCEEDED')
 ), ok AS (
-    SELECT r.id, r.show_id, r.total_price FROM r
+    SELECT r.id, r.user_id, r.show_id, r.total_price FROM r
     WHERE r.user_id = $1 AND r.status = 'TEMP_RESERVED' AND r.expires_at > $5
       AND NOT EXISTS (SELECT 1 FROM live) AND (SELECT count(*) FROM held) = r.seat_count
 ), debit AS (
@@ -104,28 +153,9 @@ WITH {LEAN_PRIOR}, r AS (
                           attempts, created_at, updated_at, settled_at)
     SELECT paid.id, $1, paid.total_price, 'BALANCE', 'SUCCEEDED', $3, 0, $5, $5, $5 FROM paid
     RETURNING id, reservation_id, amount
-), sold AS (
-    UPDATE seats s SET status = 'RESERVED', hold_expires_at = NULL, updated_at = $5
-    FROM pay WHERE s.id IN (SELECT id FROM held)
-    RETURNING s.id
-), confirmed AS (
-    UPDATE reservations res SET status = 'RESERVED', confirmed_at = $5, updated_at = $5
-    FROM pay WHERE res.id = pay.reservation_id
-    RETURNING res.id
-), ev AS (
-    INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
-    SELECT e.type, e.aggregate, e.aggregate_id, paid.show_id, e.payload
-    FROM paid, pay, LATERAL (VALUES
-        ('seat.sold', 'reservation', paid.id, jsonb_build_object(
-            'reservation_id', paid.id, 'user_id', $1,
-            'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM held), 'status', 'RESERVED')),
-        ('reservation.confirmed', 'reservation', paid.id, jsonb_build_object(
-            'reservation_id', paid.id, 'user_id', $1,
-            'seat_ids', (SELECT jsonb_agg(id ORDER BY id) FROM held), 'status', 'RESERVED')),
-        ('payment.succeeded', 'payment', pay.id, jsonb_build_object(
-            'payment_id', pay.id, 'reservation_id', paid.id, 'user_id', $1))
-    ) AS e(type, aggregate, aggregate_id, payload)
-), answer AS (
+), gate AS (
+    SELECT pay.reservation_id, paid.user_id, paid.show_id, pay.id AS payment_id FROM paid, pay
+), {_confirm(gate="gate", held="held", now="$5")}, answer AS (
     SELECT 201 AS status, jsonb_build_object(
         'payment_id', pay.id, 'reservation_id', pay.reservation_id, 'amount', pay.amount,
         'method', 'BALANCE', 'status', 'SUCCEEDED', 'reservation_status', 'RESERVED',
@@ -163,7 +193,7 @@ async def pay_from_balance(
 ) -> BalancePayment:
     """The balance payment statement (_PAY_FROM_BALANCE); `key_args` from idempotency.LeanKey."""
     reference = f"reservation:{reservation_id}"
-    row = await conn.fetchrow(_PAY_FROM_BALANCE, *key_args, reservation_id, now.isoformat(), reference)
+    row = await conn.fetchrow(_PAY_FROM_BALANCE, *key_args, reservation_id, iso(now), reference)
     assert row is not None
     reservation = None
     if row["id"] is not None:
@@ -182,6 +212,15 @@ async def pay_from_balance(
 
 def _row(row: Any) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
+
+
+async def confirm(
+    session: AsyncSession, reservation_id: int, payment_id: int, now: datetime
+) -> list[int] | None:
+    """Confirm a card-paid hold (_CONFIRM_CARD): its seat ids, or None if any seat was lost."""
+    params = {"rid": reservation_id, "pid": payment_id, "now": now}
+    row = (await session.execute(_CONFIRM_CARD, params)).one()
+    return list(row[1]) if row[0] == 1 else None
 
 
 async def live_payment(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:

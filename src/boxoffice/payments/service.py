@@ -10,9 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
-from boxoffice.db.outbox import emit
 from boxoffice.errors import (
     AlreadyPaid,
     HoldExpired,
@@ -72,18 +70,9 @@ def refuse_live_payment(live: dict[str, Any] | None) -> None:
 async def confirm_in(
     session: AsyncSession, res: dict[str, Any], payment_id: int, now: datetime
 ) -> list[int] | None:
-    seat_ids = await booking_repo.confirm(session, res["id"], now)
-    if seat_ids is None:
-        return None
-    await emit(
-        session,
-        "payment.succeeded",
-        aggregate_type="payment",
-        aggregate_id=payment_id,
-        show_id=res["show_id"],
-        payload={"payment_id": payment_id, "reservation_id": res["id"], "user_id": res["user_id"]},
-    )
-    return seat_ids
+    """The hold's seats and the reservation -> RESERVED with their events (the same SQL as the
+    balance payment's statement); None if any seat was lost."""
+    return await repository.confirm(session, res["id"], payment_id, now)
 
 
 async def get_payment(session: AsyncSession, user_id: int, payment_id: int) -> dict[str, Any]:

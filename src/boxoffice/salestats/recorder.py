@@ -15,6 +15,7 @@ from datetime import datetime
 import structlog
 
 from boxoffice.redis.client import RedisClient
+from boxoffice.runtime import Runtime
 from boxoffice.salestats import rules, store
 
 log = structlog.get_logger("boxoffice.salestats")
@@ -75,3 +76,8 @@ class SaleStats:
                 await self._task
             self._task = None
         await self.flush()
+
+
+def sale_stats(runtime: Runtime) -> SaleStats:
+    """This process's recorder (one per runtime, flushed when the runtime closes)."""
+    return runtime.component("sale_stats", lambda: SaleStats(runtime.redis))

@@ -95,7 +95,7 @@ async def order_pdf(
 @router.get(
     TICKET,
     response_model=TicketOut,
-    responses=problems(e.TicketNotFound),
+    responses=problems(e.NotFound, e.TicketNotFound),
     summary="One of my tickets (an administrator: anyone's)",
 )
 async def get_ticket(ticket_id: PathId, claims: CurrentUser, runtime: RuntimeDep) -> dict[str, Any]:
@@ -107,7 +107,7 @@ async def get_ticket(ticket_id: PathId, claims: CurrentUser, runtime: RuntimeDep
     response_class=Response,
     responses={
         200: {"content": {"image/svg+xml": {}}, "description": "QR code"},
-        **problems(e.TicketNotFound),
+        **problems(e.NotFound, e.TicketNotFound),
     },
     summary="The ticket's QR code as SVG",
 )
@@ -119,7 +119,10 @@ async def ticket_qr_svg(ticket_id: PathId, claims: CurrentUser, runtime: Runtime
 @router.get(
     TICKET + "/qr.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "QR code"}, **problems(e.TicketNotFound)},
+    responses={
+        200: {"content": {"image/png": {}}, "description": "QR code"},
+        **problems(e.NotFound, e.TicketNotFound),
+    },
     summary="The ticket's QR code as PNG",
 )
 async def ticket_qr_png(ticket_id: PathId, claims: CurrentUser, runtime: RuntimeDep) -> Response:

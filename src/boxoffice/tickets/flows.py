@@ -16,6 +16,7 @@ from boxoffice.db.uow import lean_unit_of_work
 from boxoffice.errors import ReentryNotAllowed, ShowNotFound, TicketNotFound
 from boxoffice.runtime import Runtime
 from boxoffice.tickets import repository, service
+from boxoffice.tickets.keys import keyring
 from boxoffice.tickets.rules import ScanResult, seat_label
 
 CONFLICTS_SHOWN = 50
@@ -71,7 +72,7 @@ async def scan(
     async with lean_unit_of_work(runtime.engine) as uow:
         answer = await service.scan(
             uow.conn,
-            runtime.keyring,
+            keyring(runtime),
             show_id=show_id,
             code=code,
             payload=payload,
@@ -96,7 +97,7 @@ async def sync_offline(
         for scan_ in scans:
             answer = await service.scan(
                 uow.conn,
-                runtime.keyring,
+                keyring(runtime),
                 show_id=show_id,
                 code=scan_.get("code"),
                 payload=scan_.get("payload"),
@@ -127,7 +128,7 @@ async def check_out(runtime: Runtime, *, show_id: int, code: str, gate: str, by_
 
 async def door_list(runtime: Runtime, show_id: int) -> dict[str, Any]:
     async with lean_unit_of_work(runtime.engine) as uow:
-        listing = await service.door_list(uow.conn, runtime.keyring, show_id)
+        listing = await service.door_list(uow.conn, keyring(runtime), show_id)
     if listing is None:
         raise ShowNotFound("Show not found")
     return listing
@@ -141,7 +142,7 @@ async def public_keys(runtime: Runtime, show_id: int) -> dict[str, Any]:
     return {
         "keys": [
             {"key_id": k.key_id, "public_key": k.b64, "algorithm": "Ed25519"}
-            for k in runtime.keyring.public_keys()
+            for k in keyring(runtime).public_keys()
         ]
     }
 

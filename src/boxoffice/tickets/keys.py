@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from boxoffice.config import Settings, data_dir_secrets, rotate_data_dir_secret, secret
+from boxoffice.runtime import Runtime
 from boxoffice.tickets.rules import ParsedPayload, TicketClaims, assemble, parse_payload, signing_input
 
 SECRET_NAME = "ticket_signing_keys"  # noqa: S105 - the name in secrets.json, not a secret
@@ -76,6 +77,12 @@ class Keyring:
             for key_id, key in self._verifying.items()
         ]
 
+    def discard(self) -> None:
+        """A runtime component: the keys are not data a test wipes."""
+
+    async def aclose(self) -> None:
+        """A runtime component: nothing to close."""
+
     def sign(self, claims: TicketClaims) -> str:
         """The payload (`BO1.<body>.<signature>`); `claims.key_id` must be the signing key's."""
         if claims.key_id != self._signing_id:
@@ -90,6 +97,17 @@ class Keyring:
         if parsed is None:
             return None
         return verify_parsed(parsed, {k.key_id: k.raw for k in self.public_keys()})
+
+
+def keyring(runtime: Runtime) -> Keyring:
+    """This process's keyring, loaded on first use (a runtime component)."""
+    return runtime.component(SECRET_NAME, lambda: Keyring.from_settings(runtime.settings))
+
+
+def reload_keyring(runtime: Runtime) -> Keyring:
+    """Read the keys again (after a rotation in this process)."""
+    runtime.components.pop(SECRET_NAME, None)
+    return keyring(runtime)
 
 
 def verify_parsed(parsed: ParsedPayload, public_keys: dict[str, bytes]) -> TicketClaims | None:

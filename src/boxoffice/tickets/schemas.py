@@ -105,10 +105,12 @@ class OfflineScan(RequestModel):
 
 
 class SyncRequest(RequestModel):
-    """What an offline gate admitted while the network was down, in the order it scanned."""
+    """What an offline gate admitted while the network was down, in the order it scanned. At most
+    50 scans a request, so that the largest valid body fits the request limit (64 KiB): a gate
+    with more sends them in batches, in order."""
 
     gate: str = Field(min_length=1, max_length=MAX_GATE_LENGTH)
-    scans: list[OfflineScan] = Field(min_length=1, max_length=500)
+    scans: list[OfflineScan] = Field(min_length=1, max_length=50)
 
 
 class SyncOut(BaseModel):

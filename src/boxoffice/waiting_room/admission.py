@@ -1,7 +1,9 @@
 """Pure waiting-room rules: admission caps, the ETA, poll spacing and the pre-queue permutation.
 
-No I/O here (house rule 9). The admission step itself runs as one Lua script in store.py; the
-numbers it is given (the active-user cap, the EWMA time constant) come from these functions.
+No I/O here (house rule 9). The admission step itself (k = min(floor(credit), cap - active), the
+credit, the measured rate's EWMA) exists once, as the Lua script in store.py, and is tested there by
+driving it (tests/integration/test_admission_lua.py); the numbers it is given (the active-user cap,
+the EWMA time constant, the credit bound) come from here.
 """
 
 from __future__ import annotations
@@ -37,22 +39,6 @@ def active_cap(max_active: int | None, remaining: int, oversubscription: float |
     """The bound on concurrently admitted users: the tighter of max_active and the inventory cap."""
     caps = [c for c in (max_active, inventory_cap(remaining, oversubscription)) if c is not None]
     return min(caps) if caps else None
-
-
-def admissions_allowed(credit: float, active: int, cap: int | None) -> int:
-    """k = min(rate budget, cap - active); the Lua step applies the same rule atomically."""
-    k = math.floor(credit)
-    if cap is not None:
-        k = min(k, cap - active)
-    return max(0, k)
-
-
-def ewma(previous: float | None, sample: float, dt: float, tau: float = RATE_TAU_SECONDS) -> float:
-    """Time-weighted EWMA: a sample over dt seconds moves the mean by 1 - e^(-dt/tau)."""
-    if previous is None:
-        return sample
-    alpha = 1.0 - math.exp(-max(dt, 0.0) / tau)
-    return previous + alpha * (sample - previous)
 
 
 def eta_seconds(

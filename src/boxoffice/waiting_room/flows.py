@@ -11,6 +11,7 @@ from boxoffice.db.outbox import emit
 from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import NotFound
 from boxoffice.runtime import Runtime
+from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room import admission, store
 from boxoffice.waiting_room.service import CLOSED_QUEUE_TTL_SECONDS, ShowQueueInfo, ms_of, read_show
 
@@ -70,7 +71,7 @@ async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
         result = await _tick_step(runtime, info, now)
     label = str(show_id)
     runtime.metrics.queue_admissions.inc(result.admitted)
-    runtime.sale_stats.count(show_id, "admitted", now, result.admitted)
+    sale_stats(runtime).count(show_id, "admitted", now, result.admitted)
     runtime.metrics.queue_waiting.labels(label).set(max(0, result.next - result.serving))
     runtime.metrics.queue_active.labels(label).set(result.active)
     runtime.metrics.queue_admission_rate.labels(label).set(result.rate or 0.0)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import ratelimit
 from boxoffice.catalog.service import Show, get_remaining, get_show, get_unsold
+from boxoffice.db.uow import after_commit
 from boxoffice.errors import (
     NotFound,
     QueueTicketForeign,
@@ -34,6 +35,7 @@ from boxoffice.errors import (
     ShowNotFound,
     SoldOut,
 )
+from boxoffice.kit.clock import iso
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import admission, repository, store
@@ -104,7 +106,7 @@ class ShowQueueInfo:
         data = asdict(self)
         for name in ("sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
             value = data[name]
-            data[name] = value.isoformat() if value is not None else None
+            data[name] = iso(value) if value is not None else None
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -186,7 +188,7 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
     phase = info.phase(now)
     if phase == "NOT_OPEN":
         opens = info.pre_queue_opens_at or info.sale_opens_at
-        raise SaleNotOpen("The queue for this show is not open yet", opens_at=opens.isoformat())
+        raise SaleNotOpen("The queue for this show is not open yet", opens_at=iso(opens))
     if phase == "CLOSED":
         raise SaleClosed("The sale for this show is closed")
     if info.sold_out():
@@ -280,13 +282,14 @@ def served_on_board(runtime: Runtime, show_id: int, number: int) -> bool:
 
 
 def _ticket_of(runtime: Runtime, raw: str, user_id: int, show_id: int) -> QueueTicket:
-    parsed: QueueTicket | None = runtime.verified_tokens.get("ticket:" + raw)
+    parsed = runtime.queue_tickets.get(raw)
     if parsed is None:
         try:
             parsed = verify_queue_ticket(runtime.settings, raw)
         except QueueTicketInvalid:
             raise QueueTicketRefused("The queue ticket is not one we issued") from None
-        runtime.verified_tokens.put("ticket:" + raw, parsed)
+        if parsed.user_id == user_id and parsed.show_id == show_id:
+            runtime.queue_tickets.put(raw, parsed)
     if parsed.user_id != user_id or parsed.show_id != show_id:
         raise QueueTicketForeign("The queue ticket belongs to another user or show")
     return parsed
@@ -595,8 +598,7 @@ async def set_paused(
 ) -> AdminQueueResponse:
     if not await repository.update_queue_settings(session, show_id, runtime.clock.now(), queue_paused=paused):
         raise _show_not_found(show_id)
-    # The worker re-reads the row every tick; dropping the cache makes polls honest at once.
-    await store.drop_show_cache(runtime.redis, show_id)
+    _drop_show_cache_after_commit(runtime, session, show_id)
     return await admin_view(runtime, session, show_id)
 
 
@@ -612,8 +614,14 @@ async def update_settings(
         values["queue_max_active"] = change.max_active
     if values and not await repository.update_queue_settings(session, show_id, runtime.clock.now(), **values):
         raise _show_not_found(show_id)
-    await store.drop_show_cache(runtime.redis, show_id)
+    _drop_show_cache_after_commit(runtime, session, show_id)
     return await admin_view(runtime, session, show_id)
+
+
+def _drop_show_cache_after_commit(runtime: Runtime, session: AsyncSession, show_id: int) -> None:
+    """The worker re-reads the row every tick; dropping the cached row makes polls honest at once.
+    After the commit: dropped before it, a poll in between would re-cache the old row."""
+    after_commit(session, lambda: store.drop_show_cache(runtime.redis, show_id))
 
 
 async def fairness(runtime: Runtime, session: AsyncSession, show_id: int) -> FairnessResponse:

@@ -121,12 +121,11 @@ async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token:
             outcome = "missing"
             raise QueueTokenRequired("This show is queue-gated: send X-Queue-Token")
         try:
-            cache_key = "queue:" + token
-            claims: QueueClaims | None = runtime.verified_tokens.get(cache_key)
-            if claims is None:
-                claims = decode_queue_token(runtime.settings, token)
-                runtime.verified_tokens.put(cache_key, claims)
+            cached = runtime.queue_tokens.get(token)
+            claims = cached or decode_queue_token(runtime.settings, token)
             checked = _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
+            if cached is None:  # remembered only once it passed its owner and show check
+                runtime.queue_tokens.put(token, claims)
             try:
                 ended = await store.admission_ended_at(runtime.hot_redis, show_id, user_id)
             except RedisError:

@@ -23,6 +23,7 @@ from boxoffice.admin import flows as admin_flows
 from boxoffice.admin import service as admin_service
 from boxoffice.admin.live import DashboardHub
 from boxoffice.admin.schemas import CancelRequest, DashboardSnapshot, Range
+from boxoffice.catalog import seatmap
 from boxoffice.catalog import service as catalog
 from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch, VenueIn
 from boxoffice.errors import DomainError
@@ -550,7 +551,7 @@ async def dashboard_stream(request: Request, show_id: PathId, user: AdminPageUse
 
 @router.get("/web/admin/shows/{show_id}/seats")
 async def seat_map(request: Request, show_id: PathId, user: AdminPageUser) -> Response:
-    body = await catalog.seat_map(_runtime(request), show_id)
+    body = await seatmap.seat_map(_runtime(request), show_id)
     return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

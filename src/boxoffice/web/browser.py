@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
-from boxoffice.catalog import service as catalog_service
+from boxoffice.catalog import seatmap
 from boxoffice.http.deps import ID_MAX, PathId
+from boxoffice.kit.clock import iso
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue_service
@@ -100,7 +101,7 @@ async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: 
         ttl = int((answer.expires_at - runtime.clock.now()).total_seconds())
         keep_queue_token(request, show_id, answer.token, max_age=max(1, ttl))
         body["seat_map_url"] = f"/shows/{show_id}/seats"
-        body["expires_at"] = answer.expires_at.isoformat()
+        body["expires_at"] = iso(answer.expires_at)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
@@ -111,7 +112,7 @@ async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: 
 async def seats(request: Request, show_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
     await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
-    body = await catalog_service.seat_map(runtime, show_id)
+    body = await seatmap.seat_map(runtime, show_id)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

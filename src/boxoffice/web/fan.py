@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Annotated, Any
 
@@ -79,13 +80,22 @@ async def account_page(request: Request, user: PageUser, welcome: int = 0, toppe
     runtime = _runtime(request)
     async with runtime.sessions() as session:
         profile = await auth_service.get_profile(session, user.user_id)
-    flash = "Welcome to Boxoffice! Top up your balance to pay for tickets." if welcome else None
+    topups = runtime.settings.free_topups
+    flash = "Welcome to Boxoffice! Top up your balance to pay for tickets." if welcome and topups else None
+    if welcome and not topups:
+        flash = "Welcome to Boxoffice!"
     if topped:
         flash = "Your balance was topped up."
     return render(
         request,
         "account.html",
-        {"profile": profile, "flash": flash, "flash_kind": "ok", "topup_key": uuid.uuid4().hex},
+        {
+            "profile": profile,
+            "flash": flash,
+            "flash_kind": "ok",
+            "topup_key": uuid.uuid4().hex,
+            "topups": topups,
+        },
         title="My account",
     )
 
@@ -96,9 +106,11 @@ async def top_up(request: Request, user: PageUser) -> Response:
     form = await request.form()
     key = str(form.get("idempotency_key") or "")[:255] or None
     try:
-        amount = round(float(str(form.get("amount") or "0")) * 100)
-        body = TopUpRequest(amount=amount)
-    except (ValueError, ValidationError):
+        value = float(str(form.get("amount") or "0")[:32])
+        if not math.isfinite(value):  # inf and nan are floats too, and round(inf) is an OverflowError
+            raise ValueError("not a finite amount")
+        body = TopUpRequest(amount=round(value * 100))
+    except (ValueError, OverflowError, ValidationError):
         return await _account_error(request, user, "Enter an amount between 0.01 and 100,000.00.", 422)
     try:
         await auth_flows.top_up(runtime, user_id=user.user_id, amount=body.amount, idempotency_key=key)
@@ -114,7 +126,13 @@ async def _account_error(request: Request, user: WebUser, message: str, status: 
     return render(
         request,
         "account.html",
-        {"profile": profile, "flash": message, "flash_kind": "error", "topup_key": uuid.uuid4().hex},
+        {
+            "profile": profile,
+            "flash": message,
+            "flash_kind": "error",
+            "topup_key": uuid.uuid4().hex,
+            "topups": runtime.settings.free_topups,
+        },
         status_code=status,
         title="My account",
     )
@@ -213,6 +231,7 @@ async def _checkout_context(runtime: Runtime, user: WebUser, reservation_id: int
         "show": show,
         "concert": concert,
         "live": live,
+        "topups": runtime.settings.free_topups,
     }
 
 

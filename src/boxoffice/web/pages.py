@@ -42,7 +42,8 @@ from boxoffice.auth import service as auth_service
 from boxoffice.auth.schemas import LoginRequest, SignupRequest
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import SessionDep
-from boxoffice.mail.smtp import send_email
+from boxoffice.http.peer import client_address
+from boxoffice.mail.smtp import send_verification
 from boxoffice.runtime import Runtime
 from boxoffice.web.render import STATIC_DIR, build_environment, install_page_errors, render
 from boxoffice.web.security import WebMiddleware
@@ -118,7 +119,8 @@ async def login_submit(request: Request, session: SessionDep) -> Response:
     context: dict[str, Any] = {"next": target, "email": fields["email"]}
     try:
         data = LoginRequest(email=fields["email"], password=fields["password"])
-        pair = await auth_service.login(session, runtime_of(request), data)
+        runtime = runtime_of(request)
+        pair = await auth_service.login(session, runtime, data, client_address(request, runtime.settings))
     except ValidationError:
         context["error"] = "Please enter your email and password."
         return render(request, "login.html", context, status_code=422, title="Log in")
@@ -144,11 +146,14 @@ async def signup_submit(request: Request, session: SessionDep, background: Backg
     runtime = runtime_of(request)
     try:
         data = SignupRequest(email=fields["email"], password=fields["password"], name=fields["name"])
-        _, mail = await auth_service.signup(session, runtime, data)
-        if mail is not None:  # background tasks run after the response, i.e. after the commit
-            background.add_task(send_email, runtime.settings, mail)
+        address = client_address(request, runtime.settings)
+        created, link = await auth_service.signup(session, runtime, data, address)
+        # background tasks run after the response, i.e. after the commit
+        background.add_task(
+            send_verification, runtime.settings, to=created.email, name=created.name, link=link
+        )
         pair = await auth_service.login(
-            session, runtime, LoginRequest(email=data.email, password=fields["password"])
+            session, runtime, LoginRequest(email=data.email, password=fields["password"]), address
         )
     except ValidationError as exc:
         context["error"] = form_error(exc)

@@ -26,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from boxoffice.errors import DomainError
+from boxoffice.kit.clock import iso as iso_utc
 from boxoffice.web.security import SECURITY_HEADERS
 from boxoffice.web.session import csrf_token
 
@@ -52,7 +53,7 @@ def when(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
 
 
 def iso(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).isoformat()
+    return "" if value is None else iso_utc(value)
 
 
 def build_environment() -> Environment:

@@ -3,9 +3,10 @@
 - `bo_access` holds the access JWT, `bo_refresh` the rotating refresh token. Both are HttpOnly (no
   script ever reads a token) and never appear in a URL or in localStorage. When the access token is
   missing, expired or about to expire, the server rotates the refresh token itself and sets both
-  cookies on the response. Requests of one process that present the same refresh token at once
-  share one rotation (single-flight, remembered for a minute), so a page and its own fetches
-  racing at expiry do not look like a replayed token (which would revoke the login).
+  cookies on the response. Requests of one process that present the same refresh token from the
+  same browser (the same `bo_csrf` secret) share one rotation (single-flight, remembered for a
+  minute), so a page and its own fetches racing at expiry do not look like a replayed token;
+  the same refresh token from any other browser is a replay and revokes the login.
 - `bo_q_<show_id>` holds the waiting room's admission token for that show (HttpOnly too).
 - CSRF: `bo_csrf` is a random per-browser value (HttpOnly); a page write must carry
   HMAC(jwt_secret, that value) in the form field `csrf_token` or the `X-CSRF-Token` header
@@ -121,14 +122,22 @@ def end_session(request: Request) -> None:
     request.state.bo_user = None
 
 
-async def _refreshed(runtime: Runtime, refresh_token: str) -> TokenPair:
+async def _refreshed(runtime: Runtime, refresh_token: str, browser_secret: str | None) -> TokenPair:
+    """Rotate the refresh token. The owner's own requests racing at expiry (a page and its
+    fetches, two tabs) share one rotation: they present the same refresh token AND the same
+    browser secret (the HttpOnly CSRF cookie). Anyone else presenting that refresh token, a
+    replay from another browser, rotates on its own and gets the reuse answer, which revokes
+    the login."""
+
     async def rotate() -> TokenPair:
         # The rotation itself is in Redis; PostgreSQL is only read (is the account still live?).
         async with runtime.sessions() as session:
             return await auth_service.refresh(session, runtime, refresh_token)
 
-    digest = hashlib.sha256(refresh_token.encode()).hexdigest()
-    pair: TokenPair = await runtime.verified_tokens.get_or_load("web-refresh:" + digest, rotate)
+    if not browser_secret:
+        return await rotate()
+    digest = hmac.new(browser_secret.encode(), refresh_token.encode(), hashlib.sha256).hexdigest()
+    pair: TokenPair = await runtime.web_refreshes.get_or_load(digest, rotate)
     return pair
 
 
@@ -152,7 +161,8 @@ async def _resolve(request: Request) -> WebUser | None:
             clear_cookie(request, ACCESS_COOKIE)
         return None
     try:
-        pair = await _refreshed(runtime, refresh_token)
+        browser = request.cookies.get(CSRF_COOKIE)
+        pair = await _refreshed(runtime, refresh_token, browser if browser and len(browser) <= 100 else None)
         fresh = await authenticate_token(runtime, pair.access_token)
     except DomainError as exc:
         log.info("web_refresh_refused", code=exc.code)

@@ -21,6 +21,7 @@ const WORDS = {
   CONFLICT: "CONFLICT",
 };
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const SYNC_BATCH = 50; // the server's limit per sync request (its largest body fits 64 KiB)
 
 const state = loadState();
 const door = { state, online: true, lastAnswer: null, answers: 0, synced: null, decoder: null };
@@ -207,7 +208,7 @@ async function syncOnce() {
     return { results: [], conflicts: 0 };
   }
   const gate = gateInput.value.trim() || "Gate 1";
-  const batch = state.pending.slice(0, 500);
+  const batch = state.pending.slice(0, SYNC_BATCH);
   const result = await postJSON(`/web/door/${showId}/sync`, { gate, scans: batch });
   state.pending.splice(0, batch.length);
   if (!state.pending.length) state.used = {};
@@ -225,6 +226,7 @@ async function syncOnce() {
     $("door-detail").textContent = said;
   }
   refreshEntries();
+  if (state.pending.length) return syncOnce(); // more batches: the answer is the last one's
   await loadList();
   return result;
 }

@@ -5,14 +5,14 @@ The database refuses a second live ticket for a seat (tickets_one_live_per_seat)
 status and timestamps disagree, and a second online admission: a ticket leaves VALID only by a
 conditional UPDATE (see tickets/repository.py).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -371,8 +371,11 @@ async def test_reentry_only_where_the_show_allows_it(client, runtime):  # type: 
         f"/api/shows/{sid}/checkouts", json={"gate": "A", "code": ticket["code"]}, headers=staff["headers"]
     )
     assert out.status_code == 409 and out.json()["code"] == "REENTRY_NOT_ALLOWED"
-    async with runtime.sessions() as s, s.begin():
-        await s.execute(text("UPDATE shows SET reentry = true WHERE id = :s"), {"s": sid})
+    admin = await make_user(runtime, role="ADMIN")
+    patched = await client.patch(f"/api/admin/shows/{sid}", json={"reentry": True}, headers=admin["headers"])
+    assert patched.status_code == 200 and patched.json()["reentry"] is True, patched.text
+    bad = await client.patch(f"/api/admin/shows/{sid}", json={"reentry": None}, headers=admin["headers"])
+    assert bad.status_code == 422
     out = await client.post(
         f"/api/shows/{sid}/checkouts", json={"gate": "A", "code": ticket["code"]}, headers=staff["headers"]
     )

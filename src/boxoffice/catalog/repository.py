@@ -39,6 +39,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.queue_paused,
     tables.shows.c.refund_cutoff_hours,
     tables.shows.c.hold_requires_verified_email,
+    tables.shows.c.reentry,
 )
 
 

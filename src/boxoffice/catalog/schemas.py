@@ -33,6 +33,7 @@ class Show:
     queue_paused: bool
     refund_cutoff_hours: int | None = 24
     hold_requires_verified_email: bool = False
+    reentry: bool = False
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -183,6 +184,7 @@ class ShowIn(RequestModel):
     hold_requires_verified_email: bool = Field(
         default=False, description="Only fans with a verified email may hold seats"
     )
+    reentry: bool = Field(default=False, description="At the door: a ticket may check out and in again")
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
@@ -196,6 +198,7 @@ class ShowPatch(RequestModel):
     max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
     refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")
     hold_requires_verified_email: bool | None = None
+    reentry: bool | None = None
     prices: dict[SectionName, Money] | None = Field(
         default=None,
         max_length=layout.MAX_SECTIONS,
@@ -212,6 +215,7 @@ class ShowPatch(RequestModel):
             "max_seats_per_reservation",
             "prices",
             "hold_requires_verified_email",
+            "reentry",
         ):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
@@ -237,6 +241,7 @@ class ShowOut(BaseModel):
     max_seats_per_reservation: int
     refund_cutoff_hours: int | None
     hold_requires_verified_email: bool
+    reentry: bool = Field(description="At the door: a ticket may check out and in again")
     queue: QueueSettingsOut
     prices: dict[str, int]
     on_sale: bool

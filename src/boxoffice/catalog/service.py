@@ -258,6 +258,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "max_seats_per_reservation": row["max_seats_per_reservation"],
         "refund_cutoff_hours": row["refund_cutoff_hours"],
         "hold_requires_verified_email": row["hold_requires_verified_email"],
+        "reentry": row["reentry"],
         "queue": {
             "admit_per_second": row["queue_admit_per_second"],
             "max_active": row["queue_max_active"],
@@ -325,6 +326,7 @@ async def create_show(
             "max_seats_per_reservation": data.max_seats_per_reservation,
             "refund_cutoff_hours": data.refund_cutoff_hours,
             "hold_requires_verified_email": data.hold_requires_verified_email,
+            "reentry": data.reentry,
             "queue_admit_per_second": data.queue.admit_per_second,
             "queue_max_active": data.queue.max_active,
             "queue_token_ttl_seconds": data.queue.token_ttl_seconds,

@@ -154,6 +154,12 @@ async def test_only_the_owner_or_an_admin_reads_a_ticket(client, runtime):  # ty
             assert resp.status_code == 404 and resp.json()["code"] == "TICKET_NOT_FOUND", (path, resp.text)
         assert (await client.get("/api/tickets", headers=stranger["headers"])).json()["items"] == []
     assert (await client.get(url, headers=admin["headers"])).json()["ticket_id"] == ticket["ticket_id"]
+    # gate staff scan; they do not read fans' orders or the console
+    assert (await client.get(f"/api/reservations/{rid}", headers=staff["headers"])).status_code == 404
+    fans_page = await client.get("/api/admin/fans", params={"email": "x@example.test"}, headers=staff["headers"])
+    assert fans_page.status_code == 403
+    sales = await client.get(f"/api/admin/shows/{ticket['show_id']}/sales.csv", headers=staff["headers"])
+    assert sales.status_code == 403
     assert (await client.get(url)).status_code == 401
     assert (await client.get("/api/tickets/999999", headers=fan["headers"])).json()[
         "code"

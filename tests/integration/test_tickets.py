@@ -156,7 +156,9 @@ async def test_only_the_owner_or_an_admin_reads_a_ticket(client, runtime):  # ty
     assert (await client.get(url, headers=admin["headers"])).json()["ticket_id"] == ticket["ticket_id"]
     # gate staff scan; they do not read fans' orders or the console
     assert (await client.get(f"/api/reservations/{rid}", headers=staff["headers"])).status_code == 404
-    fans_page = await client.get("/api/admin/fans", params={"email": "x@example.test"}, headers=staff["headers"])
+    fans_page = await client.get(
+        "/api/admin/fans", params={"email": "x@example.test"}, headers=staff["headers"]
+    )
     assert fans_page.status_code == 403
     sales = await client.get(f"/api/admin/shows/{ticket['show_id']}/sales.csv", headers=staff["headers"])
     assert sales.status_code == 403
@@ -430,3 +432,23 @@ async def test_grpc_tickets_and_check_in_match_the_http_api(client, runtime, grp
         assert (await stub.CheckIn(typed, metadata=meta(staff))).result == pb.SCAN_RESULT_NOT_A_TICKET
         used = await stub.GetTicket(pb.TicketRef(ticket_id=got[0].ticket_id), metadata=meta(fan))
         assert used.status == pb.TICKET_STATUS_USED and used.status_text.startswith("Used at ")
+
+
+async def test_pdf_embeds_a_font_for_names_outside_latin1(client, runtime):  # type: ignore[no-untyped-def]
+    """A Greek name is drawn with an embedded font (DejaVu here; Nanum/Noto CJK for Hangul where
+    installed), so the page shows it on any viewer: dark pixels right of "Holder:"."""
+    from boxoffice.tickets.pdf import UNICODE_FONTS
+
+    if not any(Path(path).exists() for _, path, _ in UNICODE_FONTS):
+        pytest.skip("no Unicode TTF font on this machine (Debian: fonts-dejavu-core)")
+    fan, _show, rid = await bought(client, runtime, seats=1, name="Ελένη Παπαδοπούλου")
+    resp = await client.get(f"/api/tickets/pdf?reservation_id={rid}", headers=fan["headers"])
+    assert b"DejaVuSans" in resp.content or b"Nanum" in resp.content or b"NotoSans" in resp.content
+    page = pypdfium2.PdfDocument(resp.content)[0]
+    assert "Ελένη Παπαδοπούλου" in page.get_textpage().get_text_range()
+    image = page.render(scale=2).to_pil().convert("L")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image.save(ARTIFACTS / "order-greek-holder.png")
+    # the holder's name: right of the "Holder:" label, on its line (A4 at 144 dpi)
+    region = image.crop((230, 410, 700, 460))
+    assert sum(region.histogram()[:100]) > 200, "the name is not drawn"

@@ -7,7 +7,7 @@ Every test ends with the invariants (I1-I4, I7) checked against the database."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pypdfium2
@@ -452,3 +452,32 @@ async def test_pdf_embeds_a_font_for_names_outside_latin1(client, runtime):  # t
     # the holder's name: right of the "Holder:" label, on its line (A4 at 144 dpi)
     region = image.crop((230, 410, 700, 460))
     assert sum(region.histogram()[:100]) > 200, "the name is not drawn"
+
+
+async def test_times_are_shown_in_the_venue_time_zone(client, runtime):  # type: ignore[no-untyped-def]
+    admin = await make_user(runtime, role="ADMIN")
+    venue = {"name": "Salle", "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}
+    bad = await client.post(
+        "/api/admin/venues", json={**venue, "time_zone": "Mars/Olympus"}, headers=admin["headers"]
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "time_zone"]
+    made = await client.post(
+        "/api/admin/venues", json={**venue, "time_zone": "Europe/Paris"}, headers=admin["headers"]
+    )
+    assert made.status_code == 201 and made.json()["time_zone"] == "Europe/Paris", made.text
+    fan, show, _rid = await bought(client, runtime, seats=1)
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(
+            text(
+                "UPDATE venues SET time_zone = 'Europe/Paris' WHERE id = (SELECT venue_id FROM concerts c "
+                "JOIN shows sh ON sh.concert_id = c.id WHERE sh.id = :s)"
+            ),
+            {"s": show["show_id"]},
+        )
+    ticket = (await client.get("/api/tickets", headers=fan["headers"])).json()["items"][0]
+    local = datetime.fromisoformat(ticket["starts_at_local"])
+    assert ticket["time_zone"] == "Europe/Paris" and local.utcoffset() in (
+        timedelta(hours=1),
+        timedelta(hours=2),
+    )
+    assert local == datetime.fromisoformat(ticket["starts_at"].replace("Z", "+00:00"))

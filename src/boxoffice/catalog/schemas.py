@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
@@ -63,10 +63,26 @@ class SectionIn(RequestModel):
     row_lengths: list[RowLength] | None = Field(default=None, min_length=1, max_length=layout.MAX_ROWS)
 
 
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone (e.g. Asia/Seoul)") from None
+    return value
+
+
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)]
+
+
 class VenueIn(RequestModel):
     model_config = _STRICT
     name: Name
     sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
+    time_zone: TimeZone = Field(
+        default="Asia/Seoul", description="IANA time zone: people (tickets, mails, .ics) see times in it"
+    )
 
 
 class SectionOut(BaseModel):
@@ -84,6 +100,7 @@ class VenueOut(BaseModel):
     name: str
     sections: list[SectionOut]
     seat_count: int
+    time_zone: str = Field(description="IANA time zone of the venue")
     created_at: datetime
 
 

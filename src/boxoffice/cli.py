@@ -22,6 +22,8 @@ from boxoffice.ops.backends.datadir import (
 from boxoffice.ops.backends.process import ensure_writable
 from boxoffice.ops.run import UserError, bind, configure_logging, console, errors_as_one_line, run
 from boxoffice.ops.up import (
+    GRPC_MISSING,
+    grpc_installed,
     run_everything,
     run_worker,
     running_backends,
@@ -35,11 +37,31 @@ app = typer.Typer(help="Boxoffice: flash-sale concert ticketing.", no_args_is_he
 app.add_typer(bench_app, name="bench")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from boxoffice import __version__
+
+        typer.echo(f"boxoffice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """Boxoffice: flash-sale concert ticketing."""
+
+
 def _settings(**overrides: object) -> Settings:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except SettingsError as exc:  # a value the settings source could not even parse (bad JSON)
+        raise UserError(f"invalid setting: {str(exc).splitlines()[0]}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UserError(
@@ -112,6 +134,12 @@ def _serve_api(settings: Settings, backends: Backends, listener: socket.socket, 
     os.environ["BOXOFFICE_REDIS_URL"] = backends.redis_url
     os.environ["BOXOFFICE_DATA_DIR"] = str(settings.data_dir)
     os.environ["BOXOFFICE_ROLES"] = settings.roles
+    if workers > 1:  # they share the port: one metrics directory, so any of them reports all
+        from boxoffice.observability import reset_multiprocess_dir
+
+        metrics_dir = settings.data_dir / "metrics" / f"serve-{settings.port}"
+        reset_multiprocess_dir(metrics_dir)
+        os.environ["BOXOFFICE_METRICS_DIR"] = str(metrics_dir)
     config = server_config(settings, "boxoffice.app:app_from_environment", factory=True, workers=workers)
     if workers == 1:
         run(uvicorn.Server(config).serve(sockets=[listener]))
@@ -139,6 +167,8 @@ def grpc_command(
     serve one port (SO_REUSEPORT). Uses the configured URLs, or the embedded backends."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     with errors_as_one_line():
+        if not grpc_installed():
+            raise UserError(GRPC_MISSING)
         settings = _settings(host=host, grpc_port=port)
         configure_logging(settings)
         with running_backends(settings, migrate=settings.migrate_on_start) as backends:
@@ -164,22 +194,52 @@ def worker(
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
-    down: Annotated[bool, typer.Option("--down", help="Downgrade to the revision instead")] = False,
+    revision: Annotated[
+        str | None,
+        typer.Argument(help="Target revision (default: head); 'status' shows where the database is"),
+    ] = None,
+    down: Annotated[
+        bool, typer.Option("--down", help="Downgrade to REVISION (required; 'base' drops every table)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm a downgrade to base (drops all data)")] = False,
 ) -> None:
-    """Apply (or revert) database migrations."""
+    """Apply database migrations (to head by default), revert them with --down REVISION, or show
+    where the database is with `boxoffice migrate status`."""
+    from boxoffice.db import migrate as migrations
+
     with errors_as_one_line():
+        if revision == "status":
+            if down:
+                raise UserError("migrate status takes no --down")
+            settings = _settings()
+            with running_backends(settings, migrate=False) as backends:
+                at = asyncio.run(migrations.current(backends.database_url))
+            latest = migrations.head()
+            for rev, doc in migrations.revisions():
+                mark = "->" if rev == at else "  "
+                console.print(f"{mark} {rev}  {doc}", highlight=False)
+            state = "up to date" if at == latest else f"behind: head is {latest}"
+            console.print(f"database at {at or 'nothing (never migrated)'}: {state}", highlight=False)
+            return
+        if down:
+            if revision is None or revision == "head":
+                raise UserError(
+                    "migrate --down needs the revision to go down to (see 'boxoffice migrate status'); "
+                    "'base' drops every table and needs --yes"
+                )
+            if revision == "base" and not yes:
+                raise UserError("migrate --down base drops every table and all data: add --yes to confirm")
+        target = revision or "head"
+        known = {rev for rev, _ in migrations.revisions()} | {"head", "base"}
+        if target not in known:
+            raise UserError(f"unknown revision {target!r} (see 'boxoffice migrate status')")
         settings = _settings()
         with running_backends(settings, migrate=False) as backends:
             if down:
-                from boxoffice.db.migrate import downgrade
-
-                downgrade(backends.database_url, "base" if revision == "head" else revision)
+                migrations.downgrade(backends.database_url, target)
             else:
-                from boxoffice.db.migrate import upgrade
-
-                upgrade(backends.database_url, revision)
-        console.print(f"migrated {'down to' if down else 'up to'} {revision}")
+                migrations.upgrade(backends.database_url, target)
+        console.print(f"migrated {'down to' if down else 'up to'} {target}", highlight=False)
 
 
 @app.command("rotate-ticket-key")

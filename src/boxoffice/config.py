@@ -5,28 +5,49 @@ Built once by each entrypoint (CLI command, test fixture) and passed down.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TrustedProxies(list[str]):
+    """Addresses and CIDR ranges; `address in proxies` matches an address inside any of them."""
+
+    def __init__(self, entries: list[str]) -> None:
+        super().__init__(entries)
+        self._networks = [ipaddress.ip_network(entry, strict=False) for entry in entries]
+
+    def __contains__(self, item: object) -> bool:
+        try:
+            address = ipaddress.ip_address(str(item))
+        except ValueError:
+            return False
+        return any(address.version == net.version and address in net for net in self._networks)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore")
+    # The environment, and a `.env` file in the working directory when there is one (the
+    # environment wins). `.env.example` lists every setting with its default.
+    model_config = SettingsConfigDict(env_prefix="BOXOFFICE_", extra="ignore", env_file=".env")
 
     # Where the embedded backends keep their data, and where generated secrets live.
     data_dir: Path = Path(".boxoffice")
-    # None -> start the embedded server from the Python wheel.
+    # PostgreSQL and Redis (`redis://`, `rediss://`, `unix://`, any node of a Redis Cluster or
+    # `redis+cluster://host:port`); unset: started embedded from the wheels (the `embedded` extra).
     database_url: str | None = None
     redis_url: str | None = None
 
+    # Where the API (and the web app) listens.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # The gRPC TicketService (`boxoffice up` serves it beside HTTP; `boxoffice grpc` alone).
     grpc_port: int = Field(default=50051, ge=0, le=65535)
-    api_workers: int = Field(default=1, ge=1, le=64)
+    api_workers: int = Field(default=1, ge=1, le=64)  # API processes `up` runs (sharing the port)
     # Which parts of the API this process serves (comma-separated, see app.ROLES), and which
     # background jobs `boxoffice worker` runs (comma-separated job names; empty = all).
     roles: str = "all"
@@ -34,15 +55,17 @@ class Settings(BaseSettings):
     # serve/worker apply migrations first; off where a supervisor migrated once for all its
     # processes (concurrent upgrades race on PostgreSQL's catalog).
     migrate_on_start: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    # auto: a readable console renderer when stderr is a terminal, JSON (ECS fields) otherwise.
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_json: bool | None = None  # older switch: true = json, false = console (wins over log_format)
     access_log: bool = True  # one JSON line per request (not for /metrics and /healthz)
     # prod (the default: a deployment that forgets to say is a real sale): top-ups are off and no
     # demo fan is seeded. dev (what `boxoffice up` runs unless told otherwise) and test (the
     # suite's): free top-ups and the demo fan, for trying the product out.
     environment: Literal["dev", "test", "prod"] = "prod"
 
-    # HTTP limits (see httpserver.py and http_guard.py): bodies, request heads, slow or idle clients.
+    # HTTP limits (http/server.py, http/guard.py): bodies, request heads, slow or idle clients.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
@@ -63,9 +86,10 @@ class Settings(BaseSettings):
     limit_signups_per_address_per_hour: int = Field(default=20, ge=0)  # 0 = off
     max_balance: int = Field(default=100_000_000, ge=1)  # a top-up may not take a balance past this
     # Live SSE streams (seat map, queue position) per user and per API process. They hold no Redis
-    # connection of their own (seat streams share one read per show per process: streams.py).
+    # connection of their own (seat streams share one read per show per process: redis/streams.py).
     max_streams_per_user: int = Field(default=4, ge=1)
     max_streams_per_process: int = Field(default=32, ge=1)
+    # Password hashing (argon2) per process: hashes at once, and logins waiting (then 429 LOGIN_BUSY).
     argon2_concurrency: int = Field(default=1, ge=1)
     argon2_max_waiting: int = Field(default=32, ge=0)
     # argon2id cost (RFC 9106 low-memory profile by default: ~100 ms a hash on one core). Stored
@@ -74,8 +98,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=64 * 1024, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
     # Client addresses: X-Forwarded-For is believed only from these peers (the gateway).
-    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    # Addresses or CIDR ranges, comma-separated (`10.0.0.1,10.1.0.0/16`) or a JSON list.
+    trusted_proxies: Annotated[list[str], NoDecode] = TrustedProxies(["127.0.0.1", "::1"])
 
+    # Connection pools per process (PostgreSQL pool + overflow, Redis).
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_overflow: int = Field(default=10, ge=0)
     redis_pool_size: int = Field(default=64, ge=1)
@@ -89,13 +115,22 @@ class Settings(BaseSettings):
     # Ed25519 ticket signing keys (comma-separated secrets, newest first: it signs, all verify);
     # unset -> generated into data_dir/secrets.json (see tickets/keys.py; rotate-ticket-key).
     ticket_signing_keys: SecretStr | None = None
+    # /metrics of a process that has no HTTP port of its own (`boxoffice worker`, `boxoffice grpc`
+    # run alone): served on this port of BOXOFFICE_HOST when set (unset: none).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # Processes that share one port keep their metrics in one directory, so any of them reports
+    # all (set by `up` and `serve --workers N` for their children; not an operator setting).
+    metrics_dir: Path | None = None
+    # Access tokens: signing algorithm and lifetimes (refresh tokens rotate on use).
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
 
+    # The admin account the demo seeding creates; its password, unset, is generated on the first
+    # start, kept in data_dir/secrets.json and shown once by `up`.
     admin_email: str = "admin@boxoffice.local"
-    # None -> generated on first start, kept in data_dir/secrets.json, shown once by `up`.
     admin_password: SecretStr | None = None
+    # The demo fan the seeding creates (balance in minor units).
     demo_fan_email: str = "fan@boxoffice.local"
     demo_fan_password: SecretStr = SecretStr("fan-password")
     demo_fan_balance: int = 5_000_000
@@ -112,7 +147,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # Booking
+    # How long a hold lasts when the show sets no hold time of its own.
     default_hold_seconds: int = Field(default=300, ge=5, le=3600)
     # Seats a fan's hold let go of (cancelled, expired, refunded) are back on sale for everyone
     # else at once, and for that fan only after this long (0 = off).
@@ -148,6 +183,42 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [v.strip() for v in text.split(",") if v.strip()]
+            )
+        if not isinstance(value, list):
+            raise ValueError("a comma-separated list of addresses or CIDR ranges")
+        entries = [str(v) for v in value]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return entries
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _proxies_match_ranges(cls, value: list[str]) -> list[str]:
+        return TrustedProxies(value)
+
+    @property
+    def json_logs(self) -> bool:
+        """JSON log lines (else the console renderer): BOXOFFICE_LOG_JSON, else BOXOFFICE_LOG_FORMAT."""
+        import sys
+
+        if self.log_json is not None:
+            return self.log_json
+        if self.log_format == "auto":
+            return not sys.stderr.isatty()
+        return self.log_format == "json"
 
     @property
     def role_list(self) -> list[str]:

@@ -119,18 +119,23 @@ async def test_every_request_writes_one_json_access_line_with_its_request_id() -
     try:
         stream = io.BytesIO()
         inner = Starlette(routes=[Route("/hello/{name}", hello), Route("/healthz", hello)])
-        app = RequestContextMiddleware(inner, Metrics(), AccessLog(enabled=True, stream=stream))
+        access = AccessLog(enabled=True, stream=stream, console=False)
+        app = RequestContextMiddleware(inner, Metrics(), access)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            resp = await c.get("/hello/world", headers={"X-Request-ID": "rid-1"})
+            trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            resp = await c.get("/hello/world", headers={"X-Request-ID": "rid-1", "traceparent": trace})
             await c.get("/healthz")  # probes are not logged
     finally:
         logging.getLogger("boxoffice.http").setLevel(logging.NOTSET)
     assert resp.text == "hi"
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     first = lines[0]
-    assert first["request_id"] == "rid-1" and first["http.route"] == "/hello/{name}"
+    assert first["http.request.id"] == "rid-1" and first["http.route"] == "/hello/{name}"
+    assert first["trace.id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert first["url.path"] == "/hello/world" and first["http.response.status_code"] == 200
     assert first["log.level"] == "info" and first["@timestamp"].endswith("Z")
+    assert first["log.logger"] == "boxoffice.http" and first["ecs.version"].startswith("8.")
+    assert isinstance(first["event.duration"], int) and first["event.duration"] > 0  # nanoseconds
     assert len(lines) == 1
 
 

@@ -47,7 +47,7 @@ async def test_no_secret_in_any_log_line(
     lines = [line for line in json_logs.getvalue().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON event
     # The test client's own library (httpx) logs the URLs it calls; that is not the app's log.
-    app_lines = [line for line, rec in zip(lines, records, strict=True) if rec.get("logger") != "httpx"]
+    app_lines = [line for line, rec in zip(lines, records, strict=True) if rec.get("log.logger") != "httpx"]
     assert any(json.loads(line)["message"] == "login_succeeded" for line in app_lines)
     assert any(json.loads(line)["message"] == "refresh_token_reused" for line in app_lines)
     secrets = {

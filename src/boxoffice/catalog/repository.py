@@ -438,6 +438,17 @@ async def recount_candidates(session: AsyncSession, now: datetime, since: dateti
     return [int(v) for v in (await session.execute(stmt)).scalars()]
 
 
+async def seat_status_counts(session: AsyncSession, show_ids: list[int]) -> dict[tuple[int, str], int]:
+    """(show, seat status) -> seats, for the operators' gauges (/metrics)."""
+    seats = tables.seats
+    stmt = (
+        select(seats.c.show_id, seats.c.status, func.count())
+        .where(seats.c.show_id.in_(show_ids))
+        .group_by(seats.c.show_id, seats.c.status)
+    )
+    return {(int(show), str(status)): int(n) for show, status, n in (await session.execute(stmt)).all()}
+
+
 # ---- demo seeding ------------------------------------------------------------------------------
 
 _DEMO_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boxoffice.demo_seed'))")

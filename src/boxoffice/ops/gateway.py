@@ -22,8 +22,9 @@ from pathlib import Path
 import httpx
 
 from boxoffice.app import ROLES
+from boxoffice.kit.shipped import shipped
 
-SHIPPED_CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "nginx.conf"
+SHIPPED_CONFIG = shipped("deploy") / "nginx.conf"
 UPSTREAMS = {role: f"bo_{role}" for role in ROLES}
 
 

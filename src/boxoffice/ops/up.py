@@ -70,6 +70,9 @@ async def check_reachable(database_url: str, redis_url: str) -> None:
 
 
 def open_backends(settings: Settings) -> Backends:
+    from boxoffice.ops.backends.postgres import initialised
+
+    say_what_starts(settings, first=settings.embedded_database and not initialised(settings.data_dir))
     backends = start_backends(settings.data_dir, settings.database_url, settings.redis_url)
     try:
         asyncio.run(check_reachable(backends.database_url, backends.redis_url))
@@ -121,10 +124,31 @@ def running_backends(settings: Settings, *, migrate: bool = True, owner: bool = 
         lock.__exit__(None, None, None)
 
 
+def say_what_starts(settings: Settings, *, first: bool) -> None:
+    """One line before the backends start, so a first start (initdb: seconds) is not silent."""
+    embedded = [
+        name
+        for name, on in (("PostgreSQL", settings.embedded_database), ("Redis", settings.embedded_redis))
+        if on
+    ]
+    if not embedded:
+        return
+    if first:
+        console.print(
+            f"first start: initialising {' and '.join(embedded)} in {settings.data_dir} (a few seconds)",
+            highlight=False,
+        )
+    else:
+        console.print(f"starting {' and '.join(embedded)} (embedded, {settings.data_dir})", highlight=False)
+
+
 def migrate_to_head(database_url: str) -> None:
-    from boxoffice.db.migrate import upgrade
+    from boxoffice.db.migrate import current, head, upgrade
 
     try:
+        at, latest = asyncio.run(current(database_url)), head()
+        if at != latest:
+            console.print(f"migrating the database: {at or 'empty'} -> {latest}", highlight=False)
         upgrade(database_url)
     except Exception as exc:
         raise UserError(f"migration failed: {reason(exc)}") from exc
@@ -184,8 +208,13 @@ async def run_everything(settings: Settings, backends: Backends, listener: socke
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    settings = settings.model_copy(update={"grpc_port": free_grpc_port(settings)})
+    from boxoffice.observability import reset_multiprocess_dir
+
+    metrics_dir = settings.data_dir / "metrics" / "up"
+    reset_multiprocess_dir(metrics_dir)  # the children's metrics: any API process reports them all
+    settings = settings.model_copy(update={"grpc_port": free_grpc_port(settings), "metrics_dir": metrics_dir})
     start_fork_server()
+    console.print("loading the demo data (created once, then kept)", highlight=False)
     summary = await seed(settings, backends)
     sup = Supervisor(settings.data_dir, stop)
     processes, others = supervise(sup, settings, backends, listener)
@@ -258,6 +287,10 @@ def child_main(
     try:
         with errors_as_one_line():
             configure_logging(settings)
+            if settings.metrics_dir is not None:
+                from boxoffice.observability import enable_multiprocess
+
+                enable_multiprocess(settings.metrics_dir)
             run(main(settings, *args))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -289,11 +322,13 @@ async def serve_front_doors(settings: Settings, backends: Backends, listener: so
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await runtime.warm_up(settings.db_pool_size)
         api = create_app(settings, runtime=runtime)
-        grpc_server, _ = await start_grpc(runtime, settings)
+        # Without the `grpc` extra, `up` serves HTTP alone (its banner says so).
+        grpc_server = (await start_grpc(runtime, settings))[0] if grpc_installed() else None
         try:  # uvicorn stops on SIGINT/SIGTERM (open requests get 5 s)
             await uvicorn.Server(server_config(settings, api, lifespan="off")).serve(sockets=[listener])
         finally:
-            await grpc_server.stop(2)
+            if grpc_server is not None:
+                await grpc_server.stop(2)
 
 
 def free_grpc_port(settings: Settings) -> int:
@@ -305,6 +340,8 @@ def free_grpc_port(settings: Settings) -> int:
         try:
             probe.bind((settings.host, settings.grpc_port))
         except OSError as exc:
+            if not grpc_installed():  # nothing will listen there
+                return settings.grpc_port
             from boxoffice.grpc.server import bind_error
 
             raise UserError(str(bind_error(settings.host, settings.grpc_port))) from exc
@@ -315,7 +352,23 @@ def server_alive(server: EmbeddedPostgres | EmbeddedRedis) -> bool:
     return server.proc is not None and server.proc.poll() is None
 
 
+def grpc_installed() -> bool:
+    """Is the `grpc` extra installed (grpcio and its health/reflection/status packages)?"""
+    import importlib.util
+
+    needed = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.protobuf")
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in needed)
+    except ModuleNotFoundError:  # a parent package (google) is missing
+        return False
+
+
+GRPC_MISSING = "gRPC is not installed: pip install 'boxoffice[grpc]'"
+
+
 async def start_grpc(runtime: Any, settings: Settings) -> tuple[Any, int]:
+    if not grpc_installed():
+        raise UserError(GRPC_MISSING)
     from boxoffice.grpc.server import BindError, start_server
 
     try:
@@ -351,17 +404,23 @@ def print_banner(settings: Settings, backends: Backends, summary: object, grpc_p
     rd = f"embedded, {settings.data_dir}" if backends.redis else "configured URL"
     lines = [
         "[bold green]Boxoffice is up[/]",
-        f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
-        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
-        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)",
-        f"  PostgreSQL     {pg}",
-        f"  Redis          {rd}",
+        f"  Web app        {base}/        (fans: concerts, waiting room, seat map, checkout)",
+        f"  Console        {base}/admin   (promoters: venues, shows, live sale dashboard)",
         f"  Admin login    {settings.admin_email} / {admin_password_shown_once(settings)}",
     ]
     if settings.demo_fan:
         lines.append(
             f"  Demo fan       {settings.demo_fan_email} / {settings.demo_fan_password.get_secret_value()}"
         )
+    lines += [
+        f"  API            {base}/api   (docs {base}/docs, OpenAPI {base}/openapi.json)",
+        f"  gRPC           {settings.host}:{grpc_port}   (boxoffice.v1.TicketService, health, reflection)"
+        if grpc_installed()
+        else f"  gRPC           off: {GRPC_MISSING}",
+        f"  Health         {base}/healthz  {base}/readyz  {base}/metrics",
+        f"  PostgreSQL     {pg}",
+        f"  Redis          {rd}",
+    ]
     lines.append(f"  Mode           {mode_line(settings)}")
     if summary:
         lines.append(f"  Demo data      {summary}")
@@ -376,6 +435,7 @@ async def serve_grpc(settings: Settings, backends: Backends) -> None:
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         await runtime.warm_up(min(8, settings.db_pool_size))
         server, port = await start_grpc(runtime, settings)
+        serve_own_metrics(runtime, settings)
         console.print(f"gRPC TicketService on {settings.host}:{port}   Ctrl-C stops it.", highlight=False)
         try:
             await stop.wait()
@@ -389,7 +449,23 @@ async def run_worker(settings: Settings, backends: Backends) -> None:
 
     stop = stop_event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
+        serve_own_metrics(runtime, settings)
         await run_worker(runtime, stop, selected_jobs(settings))
+
+
+def serve_own_metrics(runtime: Any, settings: Settings) -> None:
+    """/metrics on BOXOFFICE_METRICS_PORT for a process without an HTTP port (worker, grpc)."""
+    if settings.metrics_port is None:
+        return
+    from boxoffice.observability import serve_metrics
+
+    try:
+        serve_metrics(runtime.metrics, settings.host, settings.metrics_port)
+    except OSError as exc:
+        raise UserError(
+            f"cannot serve metrics on {settings.host}:{settings.metrics_port} (BOXOFFICE_METRICS_PORT): "
+            f"{exc.strerror or exc}"
+        ) from exc
 
 
 def selected_jobs(settings: Settings) -> list[Any] | None:

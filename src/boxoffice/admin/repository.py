@@ -135,7 +135,10 @@ _SALES_PAGE = text(
            (SELECT string_agg(st.section || ' ' || st.row || '-' || st.number, '; ' ORDER BY st.id)
               FROM reservation_seats rs JOIN seats st ON st.id = rs.seat_id
              WHERE rs.reservation_id = r.id) AS seats,
-           p.method, p.status AS payment_status, p.amount AS paid_amount, p.settled_at AS paid_at
+           p.method, p.status AS payment_status, p.amount AS paid_amount, p.settled_at AS paid_at,
+           (SELECT count(*) FROM tickets t
+             WHERE t.reservation_id = r.id AND t.status = 'USED') AS tickets_used,
+           (SELECT min(t.used_at) FROM tickets t WHERE t.reservation_id = r.id) AS checked_in_at
     FROM reservations r
     JOIN users u ON u.id = r.user_id
     LEFT JOIN LATERAL (

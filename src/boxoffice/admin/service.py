@@ -149,6 +149,8 @@ CSV_COLUMNS = (
     "created_at",
     "paid_at",
     "closed_at",
+    "tickets_used",
+    "checked_in_at",
 )
 
 
@@ -197,6 +199,8 @@ async def sales_csv(runtime: Runtime, show_id: int) -> AsyncIterator[str]:
                         r["created_at"],
                         r["paid_at"],
                         r["closed_at"],
+                        r["tickets_used"],
+                        r["checked_in_at"],
                     )
                 ]
             )

@@ -212,6 +212,43 @@ def burst(
     _guard(lambda: burst_command(settings, stack, options, console))
 
 
+@bench_app.command("door")
+def door(
+    tickets: Annotated[
+        int, typer.Option(min=4, max=200_000, help="Tickets (seats sold through the API)")
+    ] = 20_000,
+    gates: Annotated[int, typer.Option(min=1, max=256, help="Gates scanning in parallel")] = 8,
+    lanes: Annotated[int, typer.Option(min=1, max=64, help="Scans in flight per gate")] = 4,
+    duplicates: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of tickets scanned again at another gate")
+    ] = 0.1,
+    void: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of orders refunded first")] = 0.01,
+    api_workers: WorkersOpt = 2,
+    target: TargetOpt = None,
+    report_dir: ReportDirOpt = Path("bench-reports"),
+    data_dir: DataDirOpt = None,
+    server_log_level: LogLevelOpt = "WARNING",
+) -> None:
+    """N gates scanning every ticket of a sold-out show: scans/s and p99 per scan, and the audit
+    (nobody entered twice, no void ticket entered)."""
+    from boxoffice.bench.door import DoorOptions
+    from boxoffice.bench.runner import StackOptions, door_command
+
+    settings = _settings(target)
+    stack = StackOptions(
+        api_workers=api_workers,
+        target=target,
+        data_dir=data_dir,
+        report_dir=report_dir,
+        server_log_level=server_log_level,
+        skip_ceilings=True,
+    )
+    options = DoorOptions(
+        tickets=tickets, gates=gates, per_gate=lanes, duplicate_share=duplicates, void_share=void
+    )
+    _guard(lambda: door_command(settings, stack, options, console))
+
+
 @bench_app.command("cost")
 def cost(
     requests: Annotated[

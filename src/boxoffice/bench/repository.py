@@ -142,3 +142,48 @@ async def drop_scratch_seats(conn: asyncpg.Connection, table: str) -> None:
 
 async def make_admin(session: AsyncSession, user_id: int) -> None:
     await session.execute(text("UPDATE users SET role = 'ADMIN' WHERE id = :id"), {"id": user_id})
+
+
+# ---- the door bench ---------------------------------------------------------------------------
+
+_SHOW_SEAT_IDS = text("SELECT id FROM seats WHERE show_id = :s ORDER BY section_id, row, number")
+_SHOW_TICKETS = text("SELECT id, payload, status FROM tickets WHERE show_id = :s ORDER BY id")
+_DOOR_STAFF = text(
+    """
+    INSERT INTO users (email, password_hash, name, role, balance, email_verified)
+    VALUES ('door-' || gen_random_uuid() || '@bench.invalid', 'not-a-hash', 'Bench Gate', 'DOOR', 0, true)
+    RETURNING id
+    """
+)
+# After the doors: no ticket admitted twice online, no void ticket admitted, USED = admitted.
+_DOOR_AUDIT = text(
+    """
+    SELECT
+      (SELECT count(*) FROM (SELECT ticket_id FROM checkins
+                             WHERE show_id = :s AND result = 'VALID' AND NOT offline
+                             GROUP BY ticket_id HAVING count(*) > 1) twice) AS entered_twice,
+      (SELECT count(*) FROM tickets t WHERE t.show_id = :s AND t.status = 'VOID'
+         AND EXISTS (SELECT 1 FROM checkins c WHERE c.ticket_id = t.id AND c.result = 'VALID'))
+        AS void_entered,
+      abs((SELECT count(*) FROM tickets WHERE show_id = :s AND status = 'USED')
+          - (SELECT count(DISTINCT ticket_id) FROM checkins WHERE show_id = :s AND result = 'VALID'))
+        AS used_vs_admitted_mismatch
+    """
+)
+
+
+async def show_seat_ids(session: AsyncSession, show_id: int) -> list[int]:
+    return [int(r[0]) for r in await session.execute(_SHOW_SEAT_IDS, {"s": show_id})]
+
+
+async def show_tickets(session: AsyncSession, show_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in (await session.execute(_SHOW_TICKETS, {"s": show_id})).mappings()]
+
+
+async def insert_door_staff(session: AsyncSession) -> int:
+    return int((await session.execute(_DOOR_STAFF)).scalar_one())
+
+
+async def door_audit(session: AsyncSession, show_id: int) -> dict[str, int]:
+    row = (await session.execute(_DOOR_AUDIT, {"s": show_id})).mappings().one()
+    return {k: int(v) for k, v in row.items()}

@@ -151,3 +151,9 @@ async def admin_token(runtime: Runtime, user_id: int) -> str:
     async with unit_of_work(runtime.sessions) as uow:
         await repository.make_admin(uow.session, user_id)
     return issue_access_token(runtime.settings, user_id=user_id, role="ADMIN", now=runtime.clock.now())[0]
+
+
+async def create_door_staff(runtime: Runtime) -> int:
+    """A gate account (role DOOR) for the door bench's scans."""
+    async with unit_of_work(runtime.sessions) as uow:
+        return await repository.insert_door_staff(uow.session)

@@ -39,6 +39,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.queue_paused,
     tables.shows.c.refund_cutoff_hours,
     tables.shows.c.hold_requires_verified_email,
+    tables.shows.c.reentry,
 )
 
 
@@ -64,8 +65,12 @@ async def fetch_unsold(session: AsyncSession, show_id: int) -> int:
 # ---- venues ------------------------------------------------------------------------------------
 
 
-async def insert_venue(session: AsyncSession, name: str) -> dict[str, Any]:
-    stmt = insert(tables.venues).values(name=name).returning(tables.venues.c.id, tables.venues.c.created_at)
+async def insert_venue(session: AsyncSession, name: str, time_zone: str) -> dict[str, Any]:
+    stmt = (
+        insert(tables.venues)
+        .values(name=name, time_zone=time_zone)
+        .returning(tables.venues.c.id, tables.venues.c.created_at)
+    )
     row = (await session.execute(stmt)).mappings().one()
     return dict(row)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
@@ -33,6 +33,7 @@ class Show:
     queue_paused: bool
     refund_cutoff_hours: int | None = 24
     hold_requires_verified_email: bool = False
+    reentry: bool = False
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -62,10 +63,26 @@ class SectionIn(RequestModel):
     row_lengths: list[RowLength] | None = Field(default=None, min_length=1, max_length=layout.MAX_ROWS)
 
 
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone (e.g. Asia/Seoul)") from None
+    return value
+
+
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)]
+
+
 class VenueIn(RequestModel):
     model_config = _STRICT
     name: Name
     sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
+    time_zone: TimeZone = Field(
+        default="Asia/Seoul", description="IANA time zone: people (tickets, mails, .ics) see times in it"
+    )
 
 
 class SectionOut(BaseModel):
@@ -83,6 +100,7 @@ class VenueOut(BaseModel):
     name: str
     sections: list[SectionOut]
     seat_count: int
+    time_zone: str = Field(description="IANA time zone of the venue")
     created_at: datetime
 
 
@@ -183,6 +201,7 @@ class ShowIn(RequestModel):
     hold_requires_verified_email: bool = Field(
         default=False, description="Only fans with a verified email may hold seats"
     )
+    reentry: bool = Field(default=False, description="At the door: a ticket may check out and in again")
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
@@ -196,6 +215,7 @@ class ShowPatch(RequestModel):
     max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
     refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")
     hold_requires_verified_email: bool | None = None
+    reentry: bool | None = None
     prices: dict[SectionName, Money] | None = Field(
         default=None,
         max_length=layout.MAX_SECTIONS,
@@ -212,6 +232,7 @@ class ShowPatch(RequestModel):
             "max_seats_per_reservation",
             "prices",
             "hold_requires_verified_email",
+            "reentry",
         ):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
@@ -237,6 +258,7 @@ class ShowOut(BaseModel):
     max_seats_per_reservation: int
     refund_cutoff_hours: int | None
     hold_requires_verified_email: bool
+    reentry: bool = Field(description="At the door: a ticket may check out and in again")
     queue: QueueSettingsOut
     prices: dict[str, int]
     on_sale: bool

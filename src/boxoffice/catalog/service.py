@@ -92,6 +92,7 @@ def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[st
         "name": venue["name"],
         "sections": out_sections,
         "seat_count": sum(s["seat_count"] for s in out_sections),
+        "time_zone": venue["time_zone"],
         "created_at": venue["created_at"],
     }
 
@@ -113,7 +114,7 @@ def venue_layout(data: VenueIn) -> list[layout.Section]:
 
 async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
     sections = venue_layout(data)
-    venue = await repository.insert_venue(session, data.name)
+    venue = await repository.insert_venue(session, data.name, data.time_zone)
     rows = [
         {
             "name": s.name,
@@ -258,6 +259,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "max_seats_per_reservation": row["max_seats_per_reservation"],
         "refund_cutoff_hours": row["refund_cutoff_hours"],
         "hold_requires_verified_email": row["hold_requires_verified_email"],
+        "reentry": row["reentry"],
         "queue": {
             "admit_per_second": row["queue_admit_per_second"],
             "max_active": row["queue_max_active"],
@@ -325,6 +327,7 @@ async def create_show(
             "max_seats_per_reservation": data.max_seats_per_reservation,
             "refund_cutoff_hours": data.refund_cutoff_hours,
             "hold_requires_verified_email": data.hold_requires_verified_email,
+            "reentry": data.reentry,
             "queue_admit_per_second": data.queue.admit_per_second,
             "queue_max_active": data.queue.max_active,
             "queue_token_ttl_seconds": data.queue.token_ttl_seconds,

@@ -44,7 +44,7 @@ async def seed_demo(runtime: Runtime) -> str:
             role="ADMIN",
         )
         accounts = f"{settings.admin_email} (admin)"
-        if settings.demo_fan:  # a known password and a balance: never in production
+        if settings.demo_fan:  # known passwords (and a balance): never in production
             await ensure_account(
                 session,
                 settings,
@@ -53,7 +53,15 @@ async def seed_demo(runtime: Runtime) -> str:
                 name="Demo Fan",
                 initial_balance=settings.demo_fan_balance,
             )
-            accounts += f", {settings.demo_fan_email} (fan)"
+            await ensure_account(
+                session,
+                settings,
+                email=settings.demo_door_email,
+                password=secret(settings.demo_door_password),
+                name="Gate Staff",
+                role="DOOR",
+            )
+            accounts += f", {settings.demo_fan_email} (fan), {settings.demo_door_email} (door)"
         existing = await service.find_venue_id(session, DEMO_VENUE)
         if existing is not None:
             return f"already seeded (venue #{existing}); accounts {accounts}"

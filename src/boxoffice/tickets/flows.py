@@ -9,6 +9,7 @@ ticket at once get one VALID and one ALREADY_USED from PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from boxoffice.db.uow import lean_unit_of_work
@@ -19,6 +20,7 @@ from boxoffice.tickets.keys import keyring
 from boxoffice.tickets.rules import ScanResult, seat_label
 
 CONFLICTS_SHOWN = 50
+PER_MINUTE_WINDOW = 60  # minutes of entries per minute the console shows
 
 
 def _links(view: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +151,8 @@ async def entries(runtime: Runtime, show_id: int) -> dict[str, Any]:
     async with lean_unit_of_work(runtime.engine) as uow:
         if not await repository.show_exists(uow.conn, show_id):
             raise ShowNotFound("Show not found")
-        counts = await repository.entries(uow.conn, show_id)
+        since = runtime.clock.now() - timedelta(minutes=PER_MINUTE_WINDOW)
+        counts = await repository.entries(uow.conn, show_id, since)
         conflicts = await repository.conflicts(uow.conn, show_id, CONFLICTS_SHOWN)
     return {
         "show_id": show_id,

@@ -6,6 +6,7 @@ code to type. Pure: ticket views in, bytes out.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 from reportlab.lib.pagesizes import A4
@@ -13,22 +14,50 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from boxoffice.tickets.qr import qr_png
 
 LATIN = "Helvetica"
 LATIN_BOLD = "Helvetica-Bold"
-# One of reportlab's built-in CID fonts (Hangul, no file to ship): the PDF names it and the
-# viewer supplies the glyphs (Acrobat, macOS, Windows and Android viewers do; a bare Linux box
+# Names and titles outside Latin-1 (Hangul, Greek, Cyrillic...) use the first of these fonts that
+# has every glyph, embedded (subset) in the PDF; Debian: fonts-nanum or fonts-noto-cjk for Hangul,
+# fonts-dejavu-core (usually there) for most other scripts.
+UNICODE_FONTS = (
+    ("NanumGothic", "/usr/share/fonts/truetype/nanum/NanumGothic.ttf", 0),
+    ("NotoSansCJK", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 0),
+    ("DejaVuSans", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0),
+)
+# Else Hangul falls back to one of reportlab's built-in CID fonts (no file to ship): the PDF names
+# it and the viewer supplies the glyphs (Acrobat, macOS, Windows and Android viewers do; a Linux box
 # without a CJK font shows the text layer only).
 KOREAN = "HYGothic-Medium"
+
+
+def _embedded(name: str, path: str, index: int) -> TTFont | None:
+    if name in pdfmetrics.getRegisteredFontNames():
+        font = pdfmetrics.getFont(name)
+        return font if isinstance(font, TTFont) else None
+    if not Path(path).exists():
+        return None
+    try:
+        font = TTFont(name, path, subfontIndex=index)
+    except Exception:  # a broken or unsupported font file: try the next one
+        return None
+    pdfmetrics.registerFont(font)
+    return font
 
 
 def _font(text: str, bold: bool = False) -> str:
     try:
         text.encode("latin-1")
     except UnicodeEncodeError:
+        wanted = {ord(ch) for ch in text}
+        for name, path, index in UNICODE_FONTS:
+            font = _embedded(name, path, index)
+            if font is not None and wanted <= set(font.face.charToGlyph):
+                return name
         if KOREAN not in pdfmetrics.getRegisteredFontNames():
             pdfmetrics.registerFont(UnicodeCIDFont(KOREAN))
         return KOREAN

@@ -89,11 +89,14 @@ WITH show AS (
     UPDATE tickets SET status = 'USED', used_at = $3, used_gate = $4
     FROM t WHERE tickets.id = t.id AND t.show_id = $2 AND t.status = 'VALID'
     RETURNING tickets.id
+), replay AS (
+    -- an offline gate sending a scan it synced before (its answer was lost): the same admission
+    SELECT 1 FROM t WHERE $6 AND t.status = 'USED' AND t.used_gate = $4 AND t.used_at = $3
 ), answer AS (
     SELECT CASE
         WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'NOT_A_TICKET'
         WHEN (SELECT show_id FROM t) <> $2 THEN 'WRONG_SHOW'
-        WHEN EXISTS (SELECT 1 FROM admit) THEN 'VALID'
+        WHEN EXISTS (SELECT 1 FROM admit) OR EXISTS (SELECT 1 FROM replay) THEN 'VALID'
         WHEN (SELECT status FROM t) = 'VOID' THEN 'VOID'
         WHEN $6 THEN 'CONFLICT'
         ELSE 'ALREADY_USED'
@@ -101,7 +104,7 @@ WITH show AS (
 ), logged AS (
     INSERT INTO checkins (show_id, ticket_id, gate, result, offline, scanned_at, by_user)
     SELECT $2, (SELECT id FROM t WHERE show_id = $2), $4, answer.result, $6, $3, $5
-    FROM answer, show
+    FROM answer, show WHERE NOT EXISTS (SELECT 1 FROM replay)
     RETURNING id
 )
 SELECT (SELECT result FROM answer) AS result,
@@ -152,6 +155,13 @@ FROM checkins WHERE show_id = $1
 _ENTRIES_BY_GATE = """
 SELECT gate, count(*) FILTER (WHERE result = 'VALID') AS admitted, count(*) AS scanned
 FROM checkins WHERE show_id = $1 GROUP BY gate ORDER BY gate
+"""
+
+_ENTRIES_PER_MINUTE = """
+SELECT date_trunc('minute', scanned_at) AS minute,
+       count(*) FILTER (WHERE result = 'VALID') AS admitted, count(*) AS scanned
+FROM checkins WHERE show_id = $1 AND scanned_at >= $2
+GROUP BY 1 ORDER BY 1
 """
 
 _SHOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM shows WHERE id = $1)"
@@ -231,8 +241,9 @@ async def conflicts(conn: asyncpg.Connection, show_id: int, limit: int) -> list[
     return [dict(r) for r in await conn.fetch(_CONFLICTS, show_id, limit)]
 
 
-async def entries(conn: asyncpg.Connection, show_id: int) -> dict[str, Any]:
+async def entries(conn: asyncpg.Connection, show_id: int, since: datetime) -> dict[str, Any]:
     totals = await conn.fetchrow(_ENTRIES, show_id)
     gates = await conn.fetch(_ENTRIES_BY_GATE, show_id)
+    minutes = await conn.fetch(_ENTRIES_PER_MINUTE, show_id, since)
     assert totals is not None
-    return {**dict(totals), "gates": [dict(g) for g in gates]}
+    return {**dict(totals), "gates": [dict(g) for g in gates], "per_minute": [dict(m) for m in minutes]}

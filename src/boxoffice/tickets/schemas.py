@@ -160,6 +160,12 @@ class GateEntries(BaseModel):
     scanned: int
 
 
+class MinuteEntries(BaseModel):
+    minute: datetime
+    admitted: int
+    scanned: int
+
+
 class EntriesOut(BaseModel):
     show_id: int
     scanned: int
@@ -167,4 +173,5 @@ class EntriesOut(BaseModel):
     inside: int
     conflicts: int
     gates: list[GateEntries]
+    per_minute: list[MinuteEntries] = Field(description="The last hour, minute by minute")
     recent_conflicts: list[ConflictOut]

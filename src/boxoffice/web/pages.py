@@ -55,9 +55,10 @@ router = APIRouter(include_in_schema=False)
 def page_routers() -> list[APIRouter]:
     from boxoffice.web.admin import router as admin_router
     from boxoffice.web.browser import router as browser_router
+    from boxoffice.web.door import router as door_router
     from boxoffice.web.fan import router as fan_router
 
-    return [router, fan_router, browser_router, admin_router]
+    return [router, fan_router, browser_router, admin_router, door_router]
 
 
 def mount_web(app: FastAPI) -> None:
@@ -105,10 +106,15 @@ async def form_fields(request: Request, *names: str) -> dict[str, str]:
 
 
 @router.get("/login")
-async def login_page(request: Request, user: OptionalPageUser, next: str | None = None) -> Response:
+async def login_page(
+    request: Request, user: OptionalPageUser, next: str | None = None, reset: int = 0
+) -> Response:
     if user is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", {"next": safe_next(next), "email": ""}, title="Log in")
+    context: dict[str, Any] = {"next": safe_next(next), "email": ""}
+    if reset:  # back from /reset-password
+        context.update(flash="Your password is changed: log in with the new one.", flash_kind="ok")
+    return render(request, "login.html", context, title="Log in")
 
 
 @router.post("/login", dependencies=[CsrfChecked])

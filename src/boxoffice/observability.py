@@ -134,6 +134,12 @@ class Metrics:
         self.queue_admission_rate = Gauge(
             "boxoffice_queue_admission_rate", "Measured admissions per second", ["show_id"], registry=r
         )
+        self.queue_toll = Counter(
+            "boxoffice_queue_toll_total",
+            "Queue-join toll checks by outcome (paid, required, invalid, expired, foreign, replayed)",
+            ["outcome"],
+            registry=r,
+        )
         self.queue_token_checks = Counter(
             "boxoffice_queue_token_verifications_total", "Queue token checks", ["outcome"], registry=r
         )

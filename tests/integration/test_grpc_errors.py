@@ -122,6 +122,15 @@ async def test_bad_input_on_every_method(runtime: Runtime, grpc_target: str, wor
             C.INVALID_ARGUMENT,
             "VALIDATION_ERROR",
         ),
+        ("GetQueueChallenge", pb.QueueChallengeRequest(show_id=sid), (), C.UNAUTHENTICATED, "AUTH_REQUIRED"),
+        (
+            "GetQueueChallenge",
+            pb.QueueChallengeRequest(show_id=999_999),
+            meta(fan),
+            C.NOT_FOUND,
+            "SHOW_NOT_FOUND",
+        ),
+        ("GetQueueChallenge", pb.QueueChallengeRequest(), meta(fan), C.INVALID_ARGUMENT, "VALIDATION_ERROR"),
         ("GetQueueStatus", q, (), C.UNAUTHENTICATED, "AUTH_REQUIRED"),
         (
             "GetQueueStatus",

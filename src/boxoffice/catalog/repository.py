@@ -38,6 +38,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.queue_oversubscription,
     tables.shows.c.queue_paused,
     tables.shows.c.refund_cutoff_hours,
+    tables.shows.c.queue_pow_difficulty,
 )
 
 

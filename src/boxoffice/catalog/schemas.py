@@ -32,6 +32,7 @@ class Show:
     queue_oversubscription: float | None
     queue_paused: bool
     refund_cutoff_hours: int | None = 24
+    queue_pow_difficulty: int = 0
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -144,6 +145,14 @@ class QueueSettingsIn(RequestModel):
     token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     oversubscription: float | None = Field(default=1.5, gt=0, le=100, description="null = off")
     paused: bool = False
+    pow_difficulty: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description="The toll at the queue's door: the proof-of-work difficulty (ALTCHA's maxnumber; "
+        "a client tries half of it on average, about a second on a phone at 100,000; it rises with the "
+        "crowd up to 10x). 0 switches it off",
+    )
 
 
 class QueueSettingsPatch(RequestModel):
@@ -153,10 +162,11 @@ class QueueSettingsPatch(RequestModel):
     token_ttl_seconds: int | None = Field(default=None, ge=30, le=86_400)
     oversubscription: float | None = Field(default=None, gt=0, le=100)
     paused: bool | None = None
+    pow_difficulty: int | None = Field(default=None, ge=0, le=10_000_000, description="0 = toll off")
 
     @model_validator(mode="after")
     def _required_not_null(self) -> QueueSettingsPatch:
-        for field in ("admit_per_second", "token_ttl_seconds", "paused"):
+        for field in ("admit_per_second", "token_ttl_seconds", "paused", "pow_difficulty"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
         return self
@@ -212,6 +222,7 @@ class QueueSettingsOut(BaseModel):
     token_ttl_seconds: int
     oversubscription: float | None
     paused: bool
+    pow_difficulty: int = Field(description="The toll's base difficulty (ALTCHA maxnumber); 0 = off")
 
 
 class ShowOut(BaseModel):

@@ -269,6 +269,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
             "token_ttl_seconds": row["queue_token_ttl_seconds"],
             "oversubscription": row["queue_oversubscription"],
             "paused": row["queue_paused"],
+            "pow_difficulty": row["queue_pow_difficulty"],
         },
         "prices": row["prices"],
         "on_sale": layout.is_on_sale(now, row["sale_opens_at"], row["sale_closes_at"]),
@@ -334,6 +335,7 @@ async def create_show(
             "queue_token_ttl_seconds": data.queue.token_ttl_seconds,
             "queue_oversubscription": data.queue.oversubscription,
             "queue_paused": data.queue.paused,
+            "queue_pow_difficulty": data.queue.pow_difficulty,
             "created_at": now,
             "updated_at": now,
         },
@@ -351,6 +353,7 @@ _QUEUE_COLUMNS = {
     "token_ttl_seconds": "queue_token_ttl_seconds",
     "oversubscription": "queue_oversubscription",
     "paused": "queue_paused",
+    "pow_difficulty": "queue_pow_difficulty",
 }
 
 

@@ -110,6 +110,7 @@ shows = Table(
     Column("queue_oversubscription", Float),
     Column("queue_paused", Boolean, nullable=False),
     Column("refund_cutoff_hours", Integer),
+    Column("queue_pow_difficulty", Integer, nullable=False),
     _ts("created_at", False),
     _ts("updated_at", False),
 )

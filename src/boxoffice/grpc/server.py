@@ -45,6 +45,7 @@ log = structlog.get_logger("boxoffice.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TicketService"].full_name
 QUEUE_TOKEN_MAX = 4096  # the HTTP API's X-Queue-Token bound
+ALTCHA_MAX = 1024  # the HTTP API's X-Altcha bound
 REPLAYED = ("idempotent-replayed", "true")
 
 R = TypeVar("R")
@@ -179,10 +180,20 @@ class TicketService(pb_grpc.TicketServiceServicer):
     # ---- queue
 
     @_unary
+    async def GetQueueChallenge(
+        self, request: pb.QueueChallengeRequest, context: Context
+    ) -> pb.QueueChallenge:
+        claims = await self._user(context)
+        show_id = _require_id("show_id", request.show_id)
+        found = await queue.challenge(self.runtime, claims.user_id, show_id)
+        return pb.QueueChallenge(**found.model_dump())
+
+    @_unary
     async def JoinQueue(self, request: pb.QueueRequest, context: Context) -> pb.QueueStatus:
         claims = await self._user(context)
         body = QueueJoinRequest(concert_id=request.concert_id, show_id=request.show_id)
-        view = await queue.join(self.runtime, claims.user_id, body.concert_id, body.show_id)
+        solution = _metadata(context, "x-altcha", ALTCHA_MAX)
+        view = await queue.join(self.runtime, claims.user_id, body.concert_id, body.show_id, solution)
         return messages.queue_status(view)
 
     @_unary

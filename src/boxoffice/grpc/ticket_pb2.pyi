@@ -79,6 +79,26 @@ class QueueRequest(_message.Message):
     show_id: int
     def __init__(self, concert_id: _Optional[int] = ..., show_id: _Optional[int] = ...) -> None: ...
 
+class QueueChallengeRequest(_message.Message):
+    __slots__ = ("show_id",)
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    show_id: int
+    def __init__(self, show_id: _Optional[int] = ...) -> None: ...
+
+class QueueChallenge(_message.Message):
+    __slots__ = ("algorithm", "challenge", "maxnumber", "salt", "signature")
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    MAXNUMBER_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    algorithm: str
+    challenge: str
+    maxnumber: int
+    salt: str
+    signature: str
+    def __init__(self, algorithm: _Optional[str] = ..., challenge: _Optional[str] = ..., maxnumber: _Optional[int] = ..., salt: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
+
 class QueueStatus(_message.Message):
     __slots__ = ("user_id", "concert_id", "show_id", "status", "position", "estimated_wait_seconds", "estimate_basis", "poll_after_seconds", "pre_queue", "token", "expires_at")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -12,7 +12,7 @@ from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import NotFound
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
-from boxoffice.waiting_room import admission, store
+from boxoffice.waiting_room import admission, store, toll
 from boxoffice.waiting_room.service import CLOSED_QUEUE_TTL_SECONDS, ShowQueueInfo, ms_of, read_show
 
 log = structlog.get_logger("boxoffice.waiting_room")
@@ -63,6 +63,9 @@ async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
         await store.untrack_show(runtime.redis, show_id)
         await store.expire_show(runtime.redis, show_id, CLOSED_QUEUE_TTL_SECONDS)
         return None
+    if phase in ("PRE_QUEUE", "OPEN"):
+        # the toll's crowd factor: how fast fans join against how fast the line moves
+        await store.sample_crowd(runtime.redis, show_id, ms_of(now), toll.JOIN_RATE_TAU_SECONDS)
     if phase != "OPEN":
         return None
     result = await _tick_step(runtime, info, now)

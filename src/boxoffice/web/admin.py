@@ -282,6 +282,7 @@ def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
             "token_ttl_seconds": _integer(form, "queue-token_ttl_seconds"),
             "oversubscription": _number(form, "queue-oversubscription"),
             "paused": form.get("queue-paused") == "on",
+            "pow_difficulty": _integer(form, "queue-pow_difficulty"),
         },
     }
     body["prices"] = {k: v for k, v in body["prices"].items() if v is not None}
@@ -306,6 +307,7 @@ async def concert_page(
         "queue-admit_per_second": "11",
         "queue-token_ttl_seconds": "600",
         "queue-oversubscription": "1.5",
+        "queue-pow_difficulty": "100000",
     }
     context.update(values=values, errors={}, show_values=show_values, show_errors={}, **_notice(done))
     return render(request, "admin/concert.html", context, title=c["name"])
@@ -399,6 +401,7 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         "queue-token_ttl_seconds": str(q["token_ttl_seconds"]),
         "queue-oversubscription": "" if q["oversubscription"] is None else f"{q['oversubscription']:g}",
         "queue-paused": "on" if q["paused"] else "",
+        "queue-pow_difficulty": str(q["pow_difficulty"]),
     }
     values.update({f"prices-{name}": f"{price / 100:.2f}" for name, price in show["prices"].items()})
     return values
@@ -499,6 +502,9 @@ async def queue_settings(
     body: dict[str, Any] = {"admit_per_second": _number(form, "admit_per_second")}
     cap = _integer(form, "max_active")
     body.update({"max_active": cap} if cap is not None else {"clear_max_active": True})
+    toll = _integer(form, "pow_difficulty")
+    if toll is not None:
+        body["pow_difficulty"] = toll
     try:
         await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
     except (ValidationError, DomainError) as exc:

@@ -90,6 +90,13 @@ async def _without_tokens(events: AsyncIterator[str]) -> AsyncIterator[str]:
         yield chunk
 
 
+@router.get("/web/queue/{show_id}/challenge")
+async def queue_challenge(request: Request, show_id: PathId, user: PageUser) -> JSONResponse:
+    """The toll's challenge for the page's solver (the same as GET /api/shows/{id}/queue/challenge)."""
+    found = await queue_service.challenge(_runtime(request), user.user_id, show_id)
+    return JSONResponse(found.model_dump(), headers={"Cache-Control": "no-store"})
+
+
 @router.post("/web/queue/{show_id}/admit", dependencies=[CsrfChecked])
 async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser) -> JSONResponse:
     """READY: the admission token goes into this browser's HttpOnly cookie for the show."""

@@ -129,6 +129,12 @@ async def _show_and_concert(runtime: Runtime, show_id: int) -> tuple[dict[str, A
 
 @router.get("/shows/{show_id}/queue")
 async def waiting_room(request: Request, show_id: PathId, user: PageUser) -> Response:
+    return await _waiting_room(request, show_id, user)
+
+
+async def _waiting_room(
+    request: Request, show_id: int, user: WebUser, *, error: DomainError | None = None
+) -> Response:
     runtime = _runtime(request)
     show, concert = await _show_and_concert(runtime, show_id)
     view = await queue_service.status(runtime, user.user_id, concert["id"], show_id)
@@ -136,25 +142,49 @@ async def waiting_room(request: Request, show_id: PathId, user: PageUser) -> Res
     if view.pre_queue or runtime.clock.now() < show["sale_opens_at"]:
         async with runtime.sessions() as session:
             commitment = (await queue_service.fairness(runtime, session, show_id)).commitment
+    context: dict[str, Any] = {
+        "show": show,
+        "concert": concert,
+        "view": view,
+        "commitment": commitment,
+        "now": runtime.clock.now(),
+        "toll": show["queue"]["pow_difficulty"] > 0,
+    }
+    if error is not None:
+        sentence = _JOIN_SENTENCES.get(error.code, error.detail)
+        context.update(flash=sentence, flash_kind="error", error_code=error.code)
     return render(
         request,
         "waiting.html",
-        {
-            "show": show,
-            "concert": concert,
-            "view": view,
-            "commitment": commitment,
-            "now": runtime.clock.now(),
-        },
+        context,
+        status_code=error.status if error is not None else 200,
         title=f"Waiting room · {concert['name']}",
     )
 
 
+# The toll's refusals in a fan's words (the page solves the challenge by itself; these are rare).
+_JOIN_SENTENCES = {
+    "QUEUE_CHALLENGE_REQUIRED": "Joining needs a quick check that your browser runs (JavaScript): "
+    "please enable JavaScript and press Join again.",
+    "QUEUE_CHALLENGE_INVALID": "The check before joining did not work out. Press Join to try again.",
+    "QUEUE_CHALLENGE_EXPIRED": "The check before joining took too long and expired. Press Join to try again.",
+    "QUEUE_CHALLENGE_MISMATCH": "That check was made for another show or account. Press Join to try again.",
+    "QUEUE_CHALLENGE_REPLAYED": "That check was already used. Press Join to try again.",
+}
+ALTCHA_FIELD_MAX = 1024
+
+
 @router.post("/shows/{show_id}/queue", dependencies=[CsrfChecked])
 async def join_queue(request: Request, show_id: PathId, user: PageUser) -> Response:
+    """The form's field `altcha` carries the same payload as the API's X-Altcha header (the page's
+    script solves the challenge in a Web Worker first)."""
     runtime = _runtime(request)
     _, concert = await _show_and_concert(runtime, show_id)
-    await queue_service.join(runtime, user.user_id, concert["id"], show_id)
+    solution = str((await request.form()).get("altcha") or "")[: ALTCHA_FIELD_MAX + 1] or None
+    try:
+        await queue_service.join(runtime, user.user_id, concert["id"], show_id, solution)
+    except DomainError as exc:
+        return await _waiting_room(request, show_id, user, error=exc)
     return RedirectResponse(f"/shows/{show_id}/queue", status_code=303)
 
 

@@ -1,0 +1,107 @@
+"""Fair to fans, hard for bots, in Chromium: a fan on a phone-sized page joins through the solved
+challenge (ALTCHA's solver in Web Workers, progress shown, the time it took reported); a script
+that skips or replays the challenge gets no place in line."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from boxoffice.catalog.schemas import QueueSettingsIn
+from boxoffice.runtime import Runtime
+from tests.browser.conftest import FanFactory, make_concert, make_fan, map_ready
+
+
+async def _place(runtime: Runtime, show_id: int, user_email: str) -> str | None:
+    from boxoffice.waiting_room import store
+
+    async with runtime.sessions() as s:
+        user_id = (
+            await s.execute(text("SELECT id FROM users WHERE email = :e"), {"e": user_email})
+        ).scalar_one()
+    raw = await runtime.redis.hget(store.keys(show_id).members, str(user_id))  # type: ignore[misc]
+    return None if raw is None else raw.decode()
+
+
+async def test_a_fan_on_a_phone_joins_through_the_solved_challenge(  # type: ignore[no-untyped-def]
+    runtime, workers, fans: FanFactory
+) -> None:
+    # The toll a real show has: the default difficulty (100,000: ~50,000 hashes on average).
+    made = await make_concert(
+        runtime, name="Toll Night", queue=QueueSettingsIn(admit_per_second=100, oversubscription=None)
+    )
+    sid = made["show_id"]
+    email = await make_fan(runtime)
+    fan = await fans(width=390, height=844)  # a phone
+    await fan.login(email)
+    await fan.goto(f"/concerts/{made['concert_id']}")
+    started = time.perf_counter()
+    async with fan.page.expect_navigation():
+        await fan.page.click("button:has-text('Get tickets')")
+    # the waiting room solves the challenge by itself (progress shown), joins, and moves on when READY
+    await fan.page.wait_for_url(f"**/shows/{sid}/seats", timeout=60_000)
+    await map_ready(fan)
+    wall = time.perf_counter() - started
+    solve_ms = await fan.page.evaluate(f"() => Number(sessionStorage.getItem('bo-toll-ms-{sid}'))")
+    print(
+        f"\ntoll: solved a 100,000 challenge in {solve_ms} ms on a 390x844 page; joined to seat map in {wall:.1f} s"
+    )
+    assert 0 < solve_ms < 30_000
+    assert await _place(runtime, sid, email) is not None
+    assert fan.problems() == []
+
+
+async def test_a_script_that_skips_or_replays_the_challenge_is_refused(  # type: ignore[no-untyped-def]
+    runtime, workers, fans: FanFactory
+) -> None:
+    made = await make_concert(
+        runtime,
+        name="Bot Night",
+        queue=QueueSettingsIn(
+            admit_per_second=100, oversubscription=None, pow_difficulty=20_000, paused=True
+        ),
+    )
+    sid = made["show_id"]
+    email = await make_fan(runtime)
+    fan = await fans(width=390, height=844)
+    fan.expected_statuses.update({409, 428})
+    await fan.login(email)
+    await fan.goto(f"/shows/{sid}/queue")
+    await fan.page.locator("#toll-progress").wait_for(state="attached")
+    # a bot posts the join form straight away, skipping the challenge
+    skipped = await fan.page.evaluate(
+        """async (sid) => {
+            const csrf = document.querySelector('input[name=csrf_token]').value;
+            const r = await fetch(`/shows/${sid}/queue`, {method: 'POST', body: new URLSearchParams({csrf_token: csrf})});
+            return [r.status, await r.text()];
+        }""",
+        sid,
+    )
+    assert skipped[0] == 428 and "enable JavaScript" in skipped[1]
+    assert await _place(runtime, sid, email) is None
+    # the fan's page pays the toll and joins (the progress bar fills as the workers search)
+    async with fan.page.expect_navigation(timeout=60_000):
+        await fan.page.click("button:has-text('Join the queue')")
+    await fan.page.wait_for_selector("#position")
+    assert await _place(runtime, sid, email) is not None
+    took = await fan.page.locator("#toll-time").inner_text()
+    assert took.startswith("The check before joining took")
+    await fan.shot("joined-after-toll")
+    # the bot replays a solution it watched go by: refused, the line unchanged
+    replayed = await fan.page.evaluate(
+        """async (sid) => {
+            const csrf = document.querySelector('meta[name=csrf-token]').content;
+            const c = await (await fetch(`/web/queue/${sid}/challenge`)).json();
+            const { solve, payload } = await import('/static/js/toll.js');
+            const solved = await solve(c, '/static/vendor/altcha/worker.js');
+            const body = () => new URLSearchParams({csrf_token: csrf, altcha: payload(c, solved)});
+            const first = await fetch(`/shows/${sid}/queue`, {method: 'POST', body: body(), redirect: 'manual'});
+            const again = await fetch(`/shows/${sid}/queue`, {method: 'POST', body: body()});
+            return [first.type, again.status, await again.text()];
+        }""",
+        sid,
+    )
+    assert replayed[0] == "opaqueredirect"  # the first use joins (already in line: same place)
+    assert replayed[1] == 409 and "already used" in replayed[2]
+    assert fan.problems() == []

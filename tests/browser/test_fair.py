@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import time
 
+import httpx
 from sqlalchemy import text
 
+from boxoffice.auth.tokens import issue_access_token
 from boxoffice.catalog.schemas import QueueSettingsIn
 from boxoffice.runtime import Runtime
-from tests.browser.conftest import FanFactory, make_concert, make_fan, map_ready
+from tests.browser.conftest import FanFactory, admitted, click_seat, make_concert, make_fan, map_ready
+from tests.integration.test_booking_support import gated
+
+
+async def _rows(runtime: Runtime, sql: str, **params: object) -> list[tuple[object, ...]]:
+    async with runtime.sessions() as s:
+        return [tuple(r) for r in await s.execute(text(sql), params)]
 
 
 async def _place(runtime: Runtime, show_id: int, user_email: str) -> str | None:
@@ -104,4 +112,52 @@ async def test_a_script_that_skips_or_replays_the_challenge_is_refused(  # type:
     )
     assert replayed[0] == "opaqueredirect"  # the first use joins (already in line: same place)
     assert replayed[1] == 409 and "already used" in replayed[2]
+    assert fan.problems() == []
+
+
+async def test_the_5th_ticket_for_a_fan_with_a_limit_of_4_is_refused_in_words(  # type: ignore[no-untyped-def]
+    runtime, workers, fans: FanFactory, live_server
+) -> None:
+    made = await make_concert(
+        runtime,
+        name="Fair Share",
+        queue=QueueSettingsIn(admit_per_second=100, oversubscription=None, pow_difficulty=0),
+    )
+    sid = made["show_id"]
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(
+            text("UPDATE concerts SET max_tickets_per_fan = 4 WHERE id = :c"), {"c": made["concert_id"]}
+        )
+    email = await make_fan(runtime)
+    user_id = (await _rows(runtime, "SELECT id FROM users WHERE email = :e", e=email))[0][0]
+    token, _ = issue_access_token(
+        runtime.settings, user_id=int(user_id), role="USER", now=runtime.clock.now()
+    )
+    fan_api = {"id": user_id, "headers": {"Authorization": f"Bearer {token}"}}
+    seats = [r[0] for r in await _rows(runtime, "SELECT id FROM seats WHERE show_id = :s ORDER BY id", s=sid)]
+    async with httpx.AsyncClient(base_url=live_server) as api:  # four tickets bought earlier
+        held = await api.post(
+            "/api/reservations",
+            json={"show_id": sid, "seat_ids": seats[:4]},
+            headers=gated(runtime, fan_api, sid),
+        )
+        assert held.status_code == 201, held.text
+        paid = await api.post(
+            "/api/payments",
+            json={"reservation_id": held.json()["reservation_id"], "method": "BALANCE"},
+            headers={**fan_api["headers"], "Idempotency-Key": "four"},
+        )
+        assert paid.status_code == 201, paid.text
+    fan = await fans(width=390, height=844)
+    fan.expected_statuses.add(409)
+    await fan.login(email)
+    await admitted(fan, sid)
+    await click_seat(fan, seats[10])
+    await fan.page.click("#hold-button")
+    notice = fan.page.locator("main .notice.error")
+    await notice.filter(has_text="at most 4 tickets").wait_for(timeout=15_000)
+    assert "You already have 4" in await notice.inner_text()
+    await fan.shot("ticket-limit")
+    held_rows = await _rows(runtime, "SELECT count(*) FROM reservations WHERE show_id = :s", s=sid)
+    assert held_rows[0][0] == 1  # nothing of the refused hold was written
     assert fan.problems() == []

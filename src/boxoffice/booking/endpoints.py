@@ -71,6 +71,7 @@ HOLD = lean.HotRoute(
         e.NoAdjacentSeats,
         e.UnknownSection,
         e.HoldExists,
+        e.TicketLimitReached,
         e.SaleClosed,
         e.SeatsNotInShow,
         e.DuplicateSeats,

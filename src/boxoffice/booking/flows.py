@@ -38,6 +38,7 @@ from boxoffice.errors import (
     NoAdjacentSeats,
     SeatsNotInShow,
     SeatsTaken,
+    TicketLimitReached,
     UnknownSection,
 )
 from boxoffice.runtime import Runtime
@@ -56,6 +57,21 @@ EXPIRY_BATCH = 500
 BEST_CANDIDATES = 32
 BEST_TRIES = 6
 BEST_ROUNDS = 2
+
+
+# The hold statement's refusal when it would take a fan past a per-fan limit (migration 0004).
+TICKET_LIMIT_SQLSTATE = "BO001"
+
+
+class _OverLimit(Exception):
+    """The hold would take the fan past a limit; `detail`: the statement's JSON (limits, counted)."""
+
+    def __init__(self, detail: str | None) -> None:
+        super().__init__(detail)
+        try:
+            self.detail: dict[str, Any] = json.loads(detail or "{}")
+        except ValueError:
+            self.detail = {}
 
 
 @dataclass
@@ -86,6 +102,8 @@ class _HoldWork:
             # a clean 409, never a 500.
             raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
         except asyncpg.PostgresError as exc:
+            if exc.sqlstate == TICKET_LIMIT_SQLSTATE:
+                raise _OverLimit(getattr(exc, "detail", None)) from None
             if exc.sqlstate in _RETRYABLE_SQLSTATES:
                 raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
             raise
@@ -122,9 +140,18 @@ class _HoldWork:
 
 async def _hold_in_database(runtime: Runtime, work: _HoldWork, now: datetime) -> IdempotentResult:
     """PostgreSQL decides; the user's own dead hold, which blocks the one-hold-per-show index, is
-    expired first (then the hold is tried once more); a live one is a 409 HOLD_EXISTS."""
-    for _attempt in range(2):
-        result = await run_lean_idempotent(runtime, work.key, work)
+    expired first (then the hold is tried once more); a live one is a 409 HOLD_EXISTS. A hold past
+    the fan's limit is a 409 TICKET_LIMIT_REACHED, unless lapsed holds the sweep has not closed
+    yet still counted: those are closed and the hold is tried once more."""
+    swept = False
+    for _attempt in range(3):
+        try:
+            result = await run_lean_idempotent(runtime, work.key, work)
+        except _OverLimit as over:
+            if swept or not await _close_dead_holds_in_concert(runtime, work, now):
+                raise await _limit_error(runtime, work, over) from None
+            swept = True
+            continue
         if result is not None:
             return result
         async with unit_of_work(runtime.sessions) as uow:
@@ -146,6 +173,46 @@ async def _hold_in_database(runtime: Runtime, work: _HoldWork, now: datetime) ->
                 )
                 uow.after_commit(functools.partial(publish_closed, runtime, closed))
     raise HoldExists("You already hold seats for this show")
+
+
+async def _close_dead_holds_in_concert(runtime: Runtime, work: _HoldWork, now: datetime) -> bool:
+    async with unit_of_work(runtime.sessions) as uow:
+        dead = await repository.lock_dead_holds_in_concert(uow.session, work.user_id, work.show_id, now)
+        if not dead:
+            return False
+        closed = await repository.close_reservations(
+            uow.session,
+            dead,
+            from_status=rules.HOLD,
+            to_status=rules.EXPIRED,
+            event="reservation.expired",
+            reason="expired",
+            now=now,
+        )
+        uow.after_commit(functools.partial(publish_closed, runtime, closed))
+    return True
+
+
+async def _limit_error(runtime: Runtime, work: _HoldWork, over: _OverLimit) -> TicketLimitReached:
+    """The refusal in a fan's words: which limit, and how many tickets they have already."""
+    async with runtime.sessions() as session:
+        counts = await repository.fan_counts(session, work.user_id, work.show_id)
+    counted = set(over.detail.get("counted") or [])
+    scope = "concert" if "concert" not in counted else "show"
+    limit = over.detail.get(f"{scope}_limit")
+    has = counts.get(scope, 0)
+    wanted = len(work.seat_ids)
+    where = "this concert (all its shows together)" if scope == "concert" else "this show"
+    left = max(0, int(limit or 0) - has)
+    advice = f"You can still choose {left}." if left else "You cannot add more."
+    return TicketLimitReached(
+        f"Each fan can have at most {limit} tickets for {where}. You already have {has}, "
+        f"so {wanted} more would be too many. {advice}",
+        scope=scope,
+        limit=limit,
+        held=has,
+        requested=wanted,
+    )
 
 
 async def place_hold(

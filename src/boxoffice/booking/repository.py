@@ -33,6 +33,13 @@ _SHOW_RULES = text(
 # those seats; `ins` reads count(dead) first, an InitPlan, so the retirement runs before the insert
 # meets the unique (seat_id) WHERE live index. `answer` is the 201 body, stored with the key and
 # returned. With a stored answer for the key (`prior`), nothing is locked or written.
+#
+# The per-fan limits: `fan` adds the hold's seats to the fan's two rows of fan_tickets (the concert
+# first, then the show: one lock order for everyone) only while each stays within its limit; a fan's
+# concurrent holds queue on those rows and each re-checks the count it finds (ON CONFLICT DO
+# UPDATE ... WHERE sees the latest row). A hold written (`res`) with fewer than two rows counted is
+# over a limit: `refused` raises SQLSTATE BO001 (bo_ticket_limit_reached, migration 0004) and the
+# whole statement, hold and all, is undone.
 _HOLD = f"""
 WITH {LEAN_PRIOR}, cand AS (
     SELECT id, section, row, number, price FROM seats
@@ -47,7 +54,28 @@ WITH {LEAN_PRIOR}, cand AS (
     SELECT $1, $7, 'TEMP_RESERVED', sum(price), count(*), $9, $5, $5
     FROM cand HAVING count(*) = cardinality($8::bigint[])
     ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
-    RETURNING id, total_price
+    RETURNING id, total_price, seat_count
+), lim AS (
+    SELECT sh.concert_id, sh.max_tickets_per_fan AS show_max, c.max_tickets_per_fan AS concert_max
+    FROM shows sh JOIN concerts c ON c.id = sh.concert_id WHERE sh.id = $7
+), fan AS (
+    INSERT INTO fan_tickets AS f (user_id, scope, scope_id, seats)
+    SELECT $1, v.scope, v.scope_id, res.seat_count
+    FROM res, lim,
+         LATERAL (VALUES (1, 'concert', lim.concert_id, lim.concert_max),
+                         (2, 'show', $7::bigint, lim.show_max)) AS v(ord, scope, scope_id, cap)
+    WHERE v.cap IS NULL OR res.seat_count <= v.cap
+    ORDER BY v.ord
+    ON CONFLICT (user_id, scope, scope_id) DO UPDATE SET seats = f.seats + EXCLUDED.seats
+    WHERE f.seats + EXCLUDED.seats <= coalesce(
+        CASE f.scope WHEN 'concert' THEN (SELECT concert_max FROM lim) ELSE (SELECT show_max FROM lim) END,
+        2147483647)
+    RETURNING f.scope, f.seats
+), refused AS (
+    SELECT bo_ticket_limit_reached(jsonb_build_object(
+        'concert_limit', lim.concert_max, 'show_limit', lim.show_max,
+        'counted', (SELECT jsonb_agg(scope) FROM fan))::text) AS raised
+    FROM res, lim WHERE (SELECT count(*) FROM fan) < 2
 ), won AS (
     UPDATE seats s
     SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = $9, updated_at = $5
@@ -78,10 +106,30 @@ WITH {LEAN_PRIOR}, cand AS (
     FROM res
 ), {lean_claim("answer")}
 SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
-       (SELECT body::text FROM answer) AS answer
+       (SELECT body::text FROM answer) AS answer, (SELECT count(*) FROM refused) AS refused
 """  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
 _SEATS_OF_SHOW = "SELECT id FROM seats WHERE show_id = $1 AND id = ANY($2::bigint[])"
+
+# The fan's lapsed holds in the show's concert that the sweep has not closed yet: they still count
+# toward the fan's limits until closed (booking.flows closes them when a limit refuses a hold).
+_DEAD_HOLDS_IN_CONCERT = text(
+    """
+    SELECT r.id FROM reservations r JOIN shows sh ON sh.id = r.show_id
+    WHERE r.user_id = :user_id AND r.status = 'TEMP_RESERVED' AND r.expires_at <= :now
+      AND sh.concert_id = (SELECT concert_id FROM shows WHERE id = :show_id)
+    ORDER BY r.id
+    FOR UPDATE OF r SKIP LOCKED
+    """
+)
+
+_FAN_COUNTS = text(
+    """
+    SELECT f.scope, f.seats FROM fan_tickets f JOIN shows sh ON sh.id = :show_id
+    WHERE f.user_id = :user_id
+      AND ((f.scope = 'concert' AND f.scope_id = sh.concert_id) OR (f.scope = 'show' AND f.scope_id = sh.id))
+    """
+)
 
 _OWN_HOLD = text(
     "SELECT id, expires_at FROM reservations "
@@ -95,7 +143,22 @@ _CLOSE = text(
     WITH r AS (
         UPDATE reservations SET status = :to_status, closed_at = :now, updated_at = :now
         WHERE id = ANY(:ids) AND status = :from_status
-        RETURNING id, user_id, show_id
+        RETURNING id, user_id, show_id, seat_count
+    ), back AS (
+        SELECT r.user_id, v.scope, v.scope_id, sum(r.seat_count)::int AS n
+        FROM r JOIN shows sh ON sh.id = r.show_id,
+             LATERAL (VALUES ('concert', sh.concert_id), ('show', r.show_id)) AS v(scope, scope_id)
+        WHERE CAST(:to_status AS text) NOT IN ('TEMP_RESERVED', 'RESERVED')
+        GROUP BY r.user_id, v.scope, v.scope_id
+    ), fan_locked AS (
+        SELECT f.user_id, f.scope, f.scope_id FROM fan_tickets f JOIN back b USING (user_id, scope, scope_id)
+        ORDER BY f.user_id, f.scope, f.scope_id
+        FOR UPDATE OF f
+    ), fan_back AS (
+        -- the fan's limits count live reservations only; locked in one order (no deadlock)
+        UPDATE fan_tickets f SET seats = greatest(0, f.seats - b.n)
+        FROM back b JOIN fan_locked l USING (user_id, scope, scope_id)
+        WHERE f.user_id = b.user_id AND f.scope = b.scope AND f.scope_id = b.scope_id
     ), freed AS (
         UPDATE seats s
         SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL, updated_at = :now
@@ -251,6 +314,19 @@ async def hold(
 
 async def seats_of_show(conn: asyncpg.Connection, show_id: int, seat_ids: list[int]) -> set[int]:
     return {r[0] for r in await conn.fetch(_SEATS_OF_SHOW, show_id, seat_ids)}
+
+
+async def lock_dead_holds_in_concert(
+    session: AsyncSession, user_id: int, show_id: int, now: datetime
+) -> list[int]:
+    rows = await session.execute(_DEAD_HOLDS_IN_CONCERT, {"user_id": user_id, "show_id": show_id, "now": now})
+    return [r[0] for r in rows]
+
+
+async def fan_counts(session: AsyncSession, user_id: int, show_id: int) -> dict[str, int]:
+    """The fan's counted seats for the show's concert and the show: {"concert": n, "show": m}."""
+    rows = await session.execute(_FAN_COUNTS, {"user_id": user_id, "show_id": show_id})
+    return {r[0]: int(r[1]) for r in rows}
 
 
 async def lock_own_hold(session: AsyncSession, user_id: int, show_id: int) -> tuple[int, datetime] | None:

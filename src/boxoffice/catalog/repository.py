@@ -39,6 +39,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.queue_paused,
     tables.shows.c.refund_cutoff_hours,
     tables.shows.c.queue_pow_difficulty,
+    tables.shows.c.max_tickets_per_fan,
 )
 
 
@@ -134,6 +135,7 @@ _CONCERT_COLUMNS = (
     _c.c.created_at,
     _c.c.updated_at,
     _c.c.retired_at,
+    _c.c.max_tickets_per_fan,
 )
 
 

@@ -33,6 +33,7 @@ class Show:
     queue_paused: bool
     refund_cutoff_hours: int | None = 24
     queue_pow_difficulty: int = 0
+    max_tickets_per_fan: int | None = None
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -93,6 +94,13 @@ class ConcertIn(RequestModel):
     venue_id: Id
     description: str | None = Field(default=None, max_length=5000)
     poster_url: Url | None = None
+    max_tickets_per_fan: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tickets one fan may hold or buy across all their orders for all shows of the "
+        "concert; null: no limit",
+    )
 
 
 class ConcertPatch(RequestModel):
@@ -103,6 +111,13 @@ class ConcertPatch(RequestModel):
     artist: Name | None = None
     description: str | None = Field(default=None, max_length=5000)
     poster_url: Url | None = None
+    max_tickets_per_fan: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tickets one fan may hold or buy across all their orders for all shows of the "
+        "concert; null: no limit",
+    )
 
     @model_validator(mode="after")
     def _required_not_null(self) -> ConcertPatch:
@@ -125,6 +140,9 @@ class ConcertOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None = Field(default=None, description="Retired: out of the public listing")
+    max_tickets_per_fan: int | None = Field(
+        default=None, description="Per-fan limit for the concert; null: none"
+    )
 
 
 class ConcertDetail(ConcertOut):
@@ -189,6 +207,12 @@ class ShowIn(RequestModel):
         le=8760,
         description="Fans get a full refund until this many hours before; null: none",
     )
+    max_tickets_per_fan: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tickets one fan may hold or buy across all their orders for this show; null: no limit",
+    )
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
@@ -201,6 +225,7 @@ class ShowPatch(RequestModel):
     hold_seconds: int | None = Field(default=None, ge=5, le=3600)
     max_seats_per_reservation: int | None = Field(default=None, ge=1, le=10)
     refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")
+    max_tickets_per_fan: int | None = Field(default=None, ge=1, le=1000, description="null: no limit")
     prices: dict[SectionName, Money] | None = Field(
         default=None,
         max_length=layout.MAX_SECTIONS,
@@ -235,6 +260,9 @@ class ShowOut(BaseModel):
     hold_seconds: int
     max_seats_per_reservation: int
     refund_cutoff_hours: int | None
+    max_tickets_per_fan: int | None = Field(
+        default=None, description="Per-fan limit for the show; null: none"
+    )
     queue: QueueSettingsOut
     prices: dict[str, int]
     on_sale: bool

@@ -263,6 +263,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "hold_seconds": row["hold_seconds"],
         "max_seats_per_reservation": row["max_seats_per_reservation"],
         "refund_cutoff_hours": row["refund_cutoff_hours"],
+        "max_tickets_per_fan": row["max_tickets_per_fan"],
         "queue": {
             "admit_per_second": row["queue_admit_per_second"],
             "max_active": row["queue_max_active"],
@@ -330,6 +331,7 @@ async def create_show(
             "hold_seconds": data.hold_seconds or default_hold_seconds,
             "max_seats_per_reservation": data.max_seats_per_reservation,
             "refund_cutoff_hours": data.refund_cutoff_hours,
+            "max_tickets_per_fan": data.max_tickets_per_fan,
             "queue_admit_per_second": data.queue.admit_per_second,
             "queue_max_active": data.queue.max_active,
             "queue_token_ttl_seconds": data.queue.token_ttl_seconds,

@@ -91,6 +91,7 @@ concerts = Table(
     _ts("created_at", False),
     _ts("updated_at", False),
     _ts("retired_at"),
+    Column("max_tickets_per_fan", Integer),
 )
 
 shows = Table(
@@ -111,6 +112,7 @@ shows = Table(
     Column("queue_paused", Boolean, nullable=False),
     Column("refund_cutoff_hours", Integer),
     Column("queue_pow_difficulty", Integer, nullable=False),
+    Column("max_tickets_per_fan", Integer),
     _ts("created_at", False),
     _ts("updated_at", False),
 )
@@ -235,4 +237,14 @@ admin_actions = Table(
     Column("details", JSONB, nullable=False),
     Column("outcome", Text, nullable=False),
     _ts("created_at", False),
+)
+
+# Seats of a fan's live reservations per concert and per show (the per-fan limits; booking's hold).
+fan_tickets = Table(
+    "fan_tickets",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("scope", Text, primary_key=True),
+    Column("scope_id", BigInteger, primary_key=True),
+    Column("seats", Integer, nullable=False),
 )

@@ -275,6 +275,7 @@ def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
         "hold_seconds": _integer(form, "hold_seconds"),
         "max_seats_per_reservation": _integer(form, "max_seats_per_reservation"),
         "refund_cutoff_hours": _integer(form, "refund_cutoff_hours"),
+        "max_tickets_per_fan": _integer(form, "max_tickets_per_fan"),
         "prices": {name: _minor(form, f"prices-{name}") for name in sections},
         "queue": {
             "admit_per_second": _number(form, "queue-admit_per_second"),
@@ -289,6 +290,10 @@ def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
     return body
 
 
+def _blank_or(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
 def _typed(form: Any) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
@@ -300,6 +305,7 @@ async def concert_page(
     context = await _concert_context(request, session, concert_id)
     c = context["concert"]
     values = {k: c[k] or "" for k in ("name", "artist", "description", "poster_url")}
+    values["max_tickets_per_fan"] = _blank_or(c["max_tickets_per_fan"])
     show_values = {
         "hold_seconds": "300",
         "max_seats_per_reservation": "4",
@@ -318,7 +324,8 @@ async def update_concert(
     request: Request, concert_id: PathId, user: AdminPageUser, session: SessionDep
 ) -> Response:
     form = await request.form()
-    body = {k: _text(form, k) for k in ("name", "artist", "description", "poster_url")}
+    body: dict[str, Any] = {k: _text(form, k) for k in ("name", "artist", "description", "poster_url")}
+    body["max_tickets_per_fan"] = _integer(form, "max_tickets_per_fan")  # blank: no limit
     try:
         await catalog.update_concert(
             session, _runtime(request).clock, concert_id, ConcertPatch.model_validate(body)
@@ -396,6 +403,7 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         "refund_cutoff_hours": ""
         if show["refund_cutoff_hours"] is None
         else str(show["refund_cutoff_hours"]),
+        "max_tickets_per_fan": _blank_or(show["max_tickets_per_fan"]),
         "queue-admit_per_second": f"{q['admit_per_second']:g}",
         "queue-max_active": "" if q["max_active"] is None else str(q["max_active"]),
         "queue-token_ttl_seconds": str(q["token_ttl_seconds"]),

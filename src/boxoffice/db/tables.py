@@ -190,6 +190,7 @@ payments = Table(
     Column("provider_idempotency_key", Text),
     Column("provider_reference", Text),
     Column("failure_code", Text),
+    Column("card_fingerprint", Text),
     Column("attempts", Integer, nullable=False),
     _ts("created_at", False),
     _ts("updated_at", False),
@@ -247,4 +248,14 @@ fan_tickets = Table(
     Column("scope", Text, primary_key=True),
     Column("scope_id", BigInteger, primary_key=True),
     Column("seats", Integer, nullable=False),
+)
+
+# The browsers (hashed device cookie) each account logged in from: a console signal (admin domain).
+fan_devices = Table(
+    "fan_devices",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("device_hash", Text, primary_key=True),
+    _ts("first_seen", False),
+    _ts("last_seen", False),
 )

@@ -261,9 +261,12 @@ def pay_key(reservation_id: int, method: str) -> str:
 @router.post("/reservations/{reservation_id}/pay", dependencies=[CsrfChecked])
 async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
-    method = str((await request.form()).get("method") or "")
+    form = await request.form()
+    method = str(form.get("method") or "")
     if method not in ("BALANCE", "CARD"):
         method = "BALANCE"
+    digits = str(form.get("card_number") or "")[:40].replace(" ", "")
+    card_number = digits if method == "CARD" and digits.isdigit() and 12 <= len(digits) <= 19 else None
     try:
         result = await payments_flows.pay(
             runtime,
@@ -271,6 +274,7 @@ async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Respo
             reservation_id=reservation_id,
             method=method,
             idempotency_key=pay_key(reservation_id, method),
+            card_number=card_number,
         )
     except DomainError as exc:
         context = await _checkout_context(runtime, user, reservation_id)

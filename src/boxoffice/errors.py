@@ -132,6 +132,10 @@ class QueueChallengeRequired(DomainError):
     status, code = 428, "QUEUE_CHALLENGE_REQUIRED"
 
 
+class WaitlistNotOpen(Conflict):
+    code = "WAITLIST_NOT_OPEN"  # the show is not sold out (or its sale is closed): buy instead
+
+
 class TicketLimitReached(Conflict):
     code = "TICKET_LIMIT_REACHED"  # the per-fan limit of the show or the concert
 

@@ -13,6 +13,7 @@ from boxoffice.auth.tokens import issue_access_token
 from boxoffice.catalog.schemas import QueueSettingsIn
 from boxoffice.runtime import Runtime
 from tests.browser.conftest import FanFactory, admitted, click_seat, make_concert, make_fan, map_ready
+from tests.factories import make_user
 from tests.integration.test_booking_support import gated
 
 
@@ -160,4 +161,57 @@ async def test_the_5th_ticket_for_a_fan_with_a_limit_of_4_is_refused_in_words(  
     await fan.shot("ticket-limit")
     held_rows = await _rows(runtime, "SELECT count(*) FROM reservations WHERE show_id = :s", s=sid)
     assert held_rows[0][0] == 1  # nothing of the refused hold was written
+    assert fan.problems() == []
+
+
+async def test_a_sold_out_fan_gets_a_returned_seat_live_from_the_waitlist(  # type: ignore[no-untyped-def]
+    runtime, workers, fans: FanFactory, live_server
+) -> None:
+    made = await make_concert(
+        runtime,
+        name="Waitlist Night",
+        sections=[("Tiny", 1, 1, 5_000)],
+        hold_seconds=5,
+        queue=QueueSettingsIn(admit_per_second=100, oversubscription=None, pow_difficulty=0),
+    )
+    sid = made["show_id"]
+    (seat,) = [r[0] for r in await _rows(runtime, "SELECT id FROM seats WHERE show_id = :s", s=sid)]
+    holder = await make_user(runtime)
+    async with httpx.AsyncClient(base_url=live_server) as api:  # another fan holds the only seat
+        held = await api.post(
+            "/api/reservations",
+            json={"show_id": sid, "seat_ids": [seat]},
+            headers=gated(runtime, holder, sid),
+        )
+        assert held.status_code == 201
+    email = await make_fan(runtime)
+    fan = await fans(width=390, height=844)
+    await fan.login(email)
+    await fan.goto(f"/shows/{sid}/queue")
+    join = fan.page.locator("#join-waitlist")
+    for _ in range(20):  # the inventory recount (0.5 s) says sold out
+        if await join.count():
+            break
+        await fan.page.wait_for_timeout(500)
+        await fan.goto(f"/shows/{sid}/queue")
+    async with fan.page.expect_navigation():
+        await join.click()
+    assert "number" in await fan.page.locator("#waitlist-position").inner_text()
+    await fan.shot("waitlist-waiting")
+    # the holder's hold lapses (5 s): the expiry job offers the seat, the page shows it by itself
+    offer = fan.page.locator("#waitlist-offer")
+    await offer.wait_for(timeout=30_000)
+    await fan.shot("waitlist-offer")
+    async with fan.page.expect_navigation():
+        await offer.locator("a").click()
+    async with fan.page.expect_navigation():
+        await fan.page.click("#pay-balance")
+    assert "/tickets" in fan.page.url
+    owner = await _rows(
+        runtime,
+        "SELECT u.email, r.status FROM seats s JOIN reservations r ON r.id = s.reservation_id "
+        "JOIN users u ON u.id = r.user_id WHERE s.id = :s",
+        s=seat,
+    )
+    assert owner == [(email, "RESERVED")]
     assert fan.problems() == []

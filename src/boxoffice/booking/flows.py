@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import structlog
 
 from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
@@ -45,6 +46,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room.tokens import check_queue_token
 
+log = structlog.get_logger("boxoffice.booking")
 HOLD_SCOPE = "POST /api/reservations"
 # PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -421,10 +423,66 @@ async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
 
 
 async def expire_holds(runtime: Runtime) -> int:
-    """Sweep until no dead hold is left (one tick of the job)."""
+    """Sweep until no dead hold is left, then offer the returned seats to waitlisted fans (one
+    tick of the job)."""
     total = 0
     while True:
         n = await expire_once(runtime)
         total += n
         if n < EXPIRY_BATCH:
-            return total
+            break
+    await offer_returned_seats(runtime)
+    return total
+
+
+OFFER_BATCH = 100
+
+
+async def offer_returned_seats(runtime: Runtime) -> int:
+    """The waitlist's second chance, in order: settle the offers that ended (paid: TAKEN; released
+    or lapsed: LAPSED), then, per show with fans waiting, hold each returned seat for the next
+    waitlisted fan (seats in id order, fans in join order) for the show's hold time. The crowd's
+    holds cannot take those seats meanwhile (the hold statement refuses them while anyone waits).
+    Returns the offers made."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.settle_offers(uow.session, now)
+    made = 0
+    async with runtime.sessions() as session:
+        shows = await repository.waitlist_shows(session)
+    for show_id in shows:
+        try:
+            made += await _offer_for_show(runtime, show_id, now)
+        except Exception as exc:
+            runtime.failures.report(log, "waitlist_offer_failed", exc, show_id=show_id)
+    return made
+
+
+async def _offer_for_show(runtime: Runtime, show_id: int, now: datetime) -> int:
+    show = await load_rules(runtime, show_id)
+    expires_at = rules.hold_expires_at(show, now)
+    offered: list[tuple[int, int]] = []
+    async with unit_of_work(runtime.sessions) as uow:
+        seats = await repository.returned_seats(uow.session, show_id, OFFER_BATCH)
+        fans = await repository.next_waiting(uow.session, show_id, len(seats)) if seats else []
+        for seat_id, (entry_id, user_id) in zip(seats, fans, strict=False):
+            reservation_id = await repository.offer_seat(
+                uow.session,
+                entry_id=entry_id,
+                user_id=user_id,
+                show_id=show_id,
+                seat_id=seat_id,
+                expires_at=expires_at,
+                now=now,
+            )
+            if reservation_id is not None:
+                offered.append((user_id, seat_id))
+        if offered:
+            await refresh_inventory(uow.session, [show_id], now=now)
+
+            async def published() -> None:
+                for user_id, seat_id in offered:
+                    await publish_seat_changes(runtime, show_id, user_id, [seat_id], rules.HOLD)
+
+            uow.after_commit(published)
+    return len(offered)

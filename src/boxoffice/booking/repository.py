@@ -46,6 +46,8 @@ WITH {LEAN_PRIOR}, cand AS (
     WHERE show_id = $7 AND id = ANY($8::bigint[])
       AND (status = 'AVAILABLE' OR (status = 'TEMP_RESERVED' AND hold_expires_at <= $5))
       AND NOT EXISTS (SELECT 1 FROM prior)
+      -- while fans wait on the show's waitlist, returned seats are offered to them, not the crowd
+      AND NOT EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING')
     ORDER BY id
     FOR UPDATE
 ), res AS (
@@ -422,3 +424,118 @@ async def seat_spots(
 ) -> list[SeatSpot]:
     rows = await session.execute(_SEAT_SPOTS, {"show_id": show_id, "now": now, "section": section})
     return [SeatSpot(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+
+# ---- the waitlist's offers (waiting_room keeps the list; returned seats become holds here) -------
+
+_WAITLIST_SHOWS = text("SELECT DISTINCT show_id FROM waitlist WHERE status = 'WAITING' ORDER BY show_id")
+
+# An offer that ended: paid (TAKEN), or its hold closed or lapsed (LAPSED; the seat returns again).
+_SETTLE_OFFERS = text(
+    """
+    UPDATE waitlist w
+    SET status = CASE WHEN r.status = 'RESERVED' THEN 'TAKEN' ELSE 'LAPSED' END, closed_at = :now
+    FROM reservations r
+    WHERE w.status = 'OFFERED' AND r.id = w.reservation_id AND r.status <> 'TEMP_RESERVED'
+    RETURNING w.id, w.show_id, w.status
+    """
+)
+
+_RETURNED_SEATS = text(
+    """
+    SELECT id FROM seats WHERE show_id = :show_id AND status = 'AVAILABLE'
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+
+_NEXT_WAITING = text(
+    """
+    SELECT id, user_id FROM waitlist WHERE show_id = :show_id AND status = 'WAITING'
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+
+# One returned seat held for one waitlisted fan (the seat is locked by the caller): the reservation,
+# the seat, its reservation_seats row, the fan's counts (closing it gives them back), the event, and
+# the entry OFFERED; nothing when the fan has a live hold for the show already.
+_OFFER = text(
+    """
+    WITH seat AS (
+        SELECT id, section, row, number, price FROM seats
+        WHERE id = :seat_id AND show_id = :show_id AND status = 'AVAILABLE'
+    ), res AS (
+        INSERT INTO reservations (user_id, show_id, status, total_price, seat_count, expires_at,
+                                  created_at, updated_at)
+        SELECT :user_id, :show_id, 'TEMP_RESERVED', price, 1, :expires_at, :now, :now FROM seat
+        ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
+        RETURNING id
+    ), won AS (
+        UPDATE seats s SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = :expires_at,
+                           updated_at = :now
+        FROM res WHERE s.id = :seat_id
+        RETURNING s.id
+    ), ins AS (
+        INSERT INTO reservation_seats (reservation_id, seat_id, show_id, price, live)
+        SELECT res.id, seat.id, :show_id, seat.price, true FROM res, seat
+    ), fan AS (
+        INSERT INTO fan_tickets AS f (user_id, scope, scope_id, seats)
+        SELECT :user_id, v.scope, v.scope_id, 1
+        FROM res, shows sh,
+             LATERAL (VALUES (1, 'concert', sh.concert_id), (2, 'show', sh.id)) AS v(ord, scope, scope_id)
+        WHERE sh.id = :show_id
+        ORDER BY v.ord
+        ON CONFLICT (user_id, scope, scope_id) DO UPDATE SET seats = f.seats + 1
+    ), ev AS (
+        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+        SELECT 'seat.held', 'reservation', res.id, :show_id,
+               jsonb_build_object('reservation_id', res.id, 'user_id', CAST(:user_id AS bigint),
+                                  'seat_ids', jsonb_build_array(CAST(:seat_id AS bigint)),
+                                  'status', 'TEMP_RESERVED', 'reason', 'waitlist_offer')
+        FROM res
+    ), entry AS (
+        UPDATE waitlist SET status = 'OFFERED', offered_at = :now, reservation_id = res.id
+        FROM res WHERE waitlist.id = :entry_id
+    )
+    SELECT id FROM res
+    """
+)
+
+
+async def waitlist_shows(session: AsyncSession) -> list[int]:
+    return [int(r[0]) for r in await session.execute(_WAITLIST_SHOWS)]
+
+
+async def settle_offers(session: AsyncSession, now: datetime) -> list[tuple[int, int, str]]:
+    return [(r[0], r[1], r[2]) for r in await session.execute(_SETTLE_OFFERS, {"now": now})]
+
+
+async def returned_seats(session: AsyncSession, show_id: int, limit: int) -> list[int]:
+    return [int(r[0]) for r in await session.execute(_RETURNED_SEATS, {"show_id": show_id, "limit": limit})]
+
+
+async def next_waiting(session: AsyncSession, show_id: int, limit: int) -> list[tuple[int, int]]:
+    rows = await session.execute(_NEXT_WAITING, {"show_id": show_id, "limit": limit})
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+async def offer_seat(
+    session: AsyncSession,
+    *,
+    entry_id: int,
+    user_id: int,
+    show_id: int,
+    seat_id: int,
+    expires_at: datetime,
+    now: datetime,
+) -> int | None:
+    """The reservation holding the seat for the fan, or None (the fan holds seats of the show)."""
+    params = {
+        "entry_id": entry_id,
+        "user_id": user_id,
+        "show_id": show_id,
+        "seat_id": seat_id,
+        "expires_at": expires_at,
+        "now": now,
+    }
+    value = (await session.execute(_OFFER, params)).scalar_one_or_none()
+    return None if value is None else int(value)

@@ -259,3 +259,17 @@ fan_devices = Table(
     _ts("first_seen", False),
     _ts("last_seen", False),
 )
+
+# A show's waitlist (waiting_room: join / status; booking: offers of returned seats).
+waitlist = Table(
+    "waitlist",
+    metadata,
+    _id(),
+    Column("show_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    _ts("joined_at", False),
+    _ts("offered_at"),
+    Column("reservation_id", BigInteger),
+    _ts("closed_at"),
+)

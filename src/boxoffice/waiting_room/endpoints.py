@@ -23,6 +23,7 @@ from boxoffice.waiting_room.schemas import (
     QueueTokenRequest,
     QueueTokenResponse,
     ServingResponse,
+    WaitlistStatus,
 )
 
 router = APIRouter(tags=["waiting room"])
@@ -157,6 +158,46 @@ async def queue_challenge(
 ) -> ChallengeResponse:
     response.headers["Cache-Control"] = "no-store"
     return await service.challenge(runtime, claims.user_id, show_id)
+
+
+WAITLIST_HOWTO = (
+    "A second chance in order: when the show says SOLD_OUT or LAST_SEATS_HELD, join its waitlist. "
+    "Every seat that returns (a hold that lapses or is released, a refund) is offered to the next "
+    "waitlisted fan: it is held for you for the show's hold time (status OFFERED, reservation_id, "
+    "offer_expires_at); pay for it like any hold (POST /api/payments) or let it go to the next fan. "
+    "While anyone waits, returned seats are not open to other holds."
+)
+
+
+@router.post(
+    "/api/shows/{show_id}/waitlist",
+    response_model=WaitlistStatus,
+    summary="Join the show's waitlist (sold out only; twice = the same place)",
+    description=WAITLIST_HOWTO,
+    responses=problems(e.ShowNotFound, e.WaitlistNotOpen),
+)
+async def join_waitlist(
+    show_id: PathId, claims: CurrentUser, runtime: RuntimeDep, session: SessionDep
+) -> WaitlistStatus:
+    return await service.join_waitlist(runtime, session, claims.user_id, show_id)
+
+
+@router.get(
+    "/api/shows/{show_id}/waitlist",
+    response_model=WaitlistStatus,
+    summary="Where you stand on the waitlist; your offer when a seat came back",
+    description=WAITLIST_HOWTO,
+)
+async def waitlist_status(show_id: PathId, claims: CurrentUser, session: SessionDep) -> WaitlistStatus:
+    return await service.waitlist_status(session, claims.user_id, show_id)
+
+
+@router.delete("/api/shows/{show_id}/waitlist", status_code=204, summary="Leave the waitlist (idempotent)")
+async def leave_waitlist(
+    show_id: PathId, claims: CurrentUser, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    await service.leave_waitlist(runtime, session, claims.user_id, show_id)
+    return Response(status_code=204)
 
 
 @router.delete(

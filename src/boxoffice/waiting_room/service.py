@@ -40,6 +40,7 @@ from boxoffice.errors import (
     SaleNotOpen,
     ShowNotFound,
     SoldOut,
+    WaitlistNotOpen,
 )
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.runtime import Runtime
@@ -52,6 +53,7 @@ from boxoffice.waiting_room.schemas import (
     QueueStatusResponse,
     QueueTokenResponse,
     ServingResponse,
+    WaitlistStatus,
 )
 from boxoffice.waiting_room.tokens import (
     QueueTicket,
@@ -638,6 +640,7 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
     remaining = await get_remaining(session, show_id)
     stats = await store.stats(runtime.redis, show_id, ms_of(runtime.clock.now()))
     _, join_rate, _ = await store.toll_inputs(runtime.hot_redis, show_id)
+    counts = await repository.waitlist_counts(session, show_id)
     finished = stats.no_shows + stats.converted + stats.left_active
     return AdminQueueResponse(
         show_id=show_id,
@@ -662,6 +665,7 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
             toll.crowd_factor(join_rate, stats.rate, show.queue_admit_per_second),
         ),
         join_rate=join_rate,
+        **{f"waitlist_{k}": v for k, v in counts.items() if k in ("waiting", "offers", "taken", "lapsed")},
     )
 
 
@@ -720,3 +724,39 @@ async def fairness(runtime: Runtime, session: AsyncSession, show_id: int) -> Fai
         join_list=joins,
         order=admission.prequeue_order(seed, joins),
     )
+
+
+# ---------------------------------------------------------------------------- the waitlist
+
+
+async def join_waitlist(
+    runtime: Runtime, session: AsyncSession, user_id: int, show_id: int
+) -> WaitlistStatus:
+    """Only when the show says SOLD_OUT or LAST_SEATS_HELD (otherwise: join the queue and buy).
+    Twice = the same place. Returned seats are then offered in join order (booking.flows)."""
+    info = await _load_show(runtime, show_id)
+    now = runtime.clock.now()
+    state = info.sale_state(now)
+    if state not in ("SOLD_OUT", "LAST_SEATS_HELD"):
+        raise WaitlistNotOpen(
+            "The waitlist opens when the show is sold out; seats are still on sale", sale_state=state
+        )
+    await repository.join_waitlist(session, show_id, user_id, now)
+    return await waitlist_status(session, user_id, show_id)
+
+
+async def waitlist_status(session: AsyncSession, user_id: int, show_id: int) -> WaitlistStatus:
+    entry = await repository.waitlist_entry(session, show_id, user_id)
+    if entry is None:
+        return WaitlistStatus(show_id=show_id, status="NOT_ON_WAITLIST", position=None)
+    return WaitlistStatus(
+        show_id=show_id,
+        status=entry["status"],
+        position=None if entry["ahead"] is None else int(entry["ahead"]) + 1,
+        reservation_id=entry["reservation_id"] if entry["status"] == "OFFERED" else None,
+        offer_expires_at=entry["offer_expires_at"] if entry["status"] == "OFFERED" else None,
+    )
+
+
+async def leave_waitlist(runtime: Runtime, session: AsyncSession, user_id: int, show_id: int) -> None:
+    await repository.leave_waitlist(session, show_id, user_id, runtime.clock.now())

@@ -16,7 +16,7 @@ from boxoffice.booking import rules as booking_rules
 from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
 from boxoffice.errors import DomainError
-from boxoffice.http.deps import PathId
+from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import Text
 from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
@@ -142,6 +142,8 @@ async def _waiting_room(
     if view.pre_queue or runtime.clock.now() < show["sale_opens_at"]:
         async with runtime.sessions() as session:
             commitment = (await queue_service.fairness(runtime, session, show_id)).commitment
+    async with runtime.sessions() as session:
+        waitlist = await queue_service.waitlist_status(session, user.user_id, show_id)
     context: dict[str, Any] = {
         "show": show,
         "concert": concert,
@@ -149,6 +151,8 @@ async def _waiting_room(
         "commitment": commitment,
         "now": runtime.clock.now(),
         "toll": show["queue"]["pow_difficulty"] > 0,
+        "waitlist": waitlist,
+        "sold_out": show["on_sale"] and show["remaining"] <= 0,
     }
     if error is not None:
         sentence = _JOIN_SENTENCES.get(error.code, error.detail)
@@ -160,6 +164,16 @@ async def _waiting_room(
         status_code=error.status if error is not None else 200,
         title=f"Waiting room · {concert['name']}",
     )
+
+
+@router.post("/shows/{show_id}/waitlist", dependencies=[CsrfChecked])
+async def join_waitlist(request: Request, show_id: PathId, user: PageUser, session: SessionDep) -> Response:
+    runtime = _runtime(request)
+    try:
+        await queue_service.join_waitlist(runtime, session, user.user_id, show_id)
+    except DomainError as exc:
+        return await _waiting_room(request, show_id, user, error=exc)
+    return RedirectResponse(f"/shows/{show_id}/queue", status_code=303)
 
 
 # The toll's refusals in a fan's words (the page solves the challenge by itself; these are rare).

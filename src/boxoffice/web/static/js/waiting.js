@@ -182,6 +182,38 @@ if (tollTime && sessionStorage.getItem(tollKey)) {
   tollTime.hidden = false;
 }
 
+// The waitlist: a waiting fan's page asks every few seconds; an offer shows up by itself.
+const waitBox = document.getElementById("waitlist");
+if (waitBox && waitBox.dataset.status === "WAITING") {
+  const ask = async () => {
+    try {
+      const w = await getJSON(`/web/shows/${waitBox.dataset.showId}/waitlist`);
+      if (w.status === "OFFERED") {
+        waitBox.dataset.status = "OFFERED";
+        const when = new Date(w.offer_expires_at).toLocaleTimeString();
+        waitBox.innerHTML = "";
+        const p = document.createElement("p");
+        p.className = "notice ok";
+        p.id = "waitlist-offer";
+        p.textContent = `A seat came back for you! It is held for you until ${when}. `;
+        const a = document.createElement("a");
+        a.className = "button primary";
+        a.href = w.checkout_url;
+        a.textContent = "Pay for it";
+        p.append(a);
+        waitBox.append(p);
+        return;
+      }
+      const pos = document.querySelector("#waitlist-position strong");
+      if (pos && w.position) pos.textContent = String(w.position);
+    } catch {
+      // a failed ask is retried on the next round
+    }
+    setTimeout(ask, 3000);
+  };
+  setTimeout(ask, 3000);
+}
+
 if (box && box.dataset.status !== "NOT_IN_QUEUE") {
   if (box.dataset.status === "READY") admit();
   else listen();

@@ -1,0 +1,138 @@
+"""The waitlist: a second chance in order. Joinable only when the show is sold out (or its last
+seats held); every returned seat is held for the next waitlisted fan for the show's hold time;
+taken or lapsed, the next seat goes to the next fan; while anyone waits, no other hold can take a
+returned seat; the console counts it all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from boxoffice.booking.flows import expire_holds, offer_returned_seats
+from boxoffice.catalog.service import refresh_inventory
+from boxoffice.kit.clock import OffsetClock
+from boxoffice.runtime import Runtime
+from boxoffice.waiting_room import store
+from tests.factories import make_user
+from tests.helpers.shows import make_show
+from tests.integration.test_booking_support import assert_invariants, gated
+
+
+async def settle_inventory(runtime: Runtime, show_id: int) -> None:
+    """What the recount job and the worker's tick do: inventory from the seats, the cached show dropped."""
+    async with runtime.sessions() as s, s.begin():
+        await refresh_inventory(s, [show_id], now=runtime.clock.now())
+    await store.drop_show_cache(runtime.redis, show_id)
+
+
+async def hold(
+    client: httpx.AsyncClient, runtime: Runtime, fan: dict[str, Any], show: dict[str, Any], seat: int
+) -> httpx.Response:
+    return await client.post(
+        "/api/reservations",
+        json={"show_id": show["show_id"], "seat_ids": [seat]},
+        headers=gated(runtime, fan, show["show_id"]),
+    )
+
+
+async def entry(client: httpx.AsyncClient, fan: dict[str, Any], show_id: int) -> dict[str, Any]:
+    r = await client.get(f"/api/shows/{show_id}/waitlist", headers=fan["headers"])
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def offers_in_order(runtime: Runtime, show_id: int) -> list[tuple[int, str]]:
+    async with runtime.sessions() as s:
+        rows = await s.execute(
+            text(
+                "SELECT user_id, status FROM waitlist WHERE show_id = :s AND offered_at IS NOT NULL ORDER BY offered_at, id"
+            ),
+            {"s": show_id},
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+async def test_returned_seats_go_to_the_waitlist_in_order(
+    client: httpx.AsyncClient, runtime: Runtime, clock: OffsetClock
+) -> None:
+    show = await make_show(runtime, seats=2, hold_seconds=60)
+    sid = show["show_id"]
+    x, y = await make_user(runtime, balance=10**7), await make_user(runtime, balance=10**7)
+    waiters = [await make_user(runtime, balance=10**7) for _ in range(3)]
+    crowd = await make_user(runtime, balance=10**7)
+    admin = await make_user(runtime, role="ADMIN")
+
+    early = await client.post(f"/api/shows/{sid}/waitlist", headers=waiters[0]["headers"])
+    assert early.status_code == 409 and early.json()["code"] == "WAITLIST_NOT_OPEN"  # seats on sale: buy
+    held_x = await hold(client, runtime, x, show, show["seat_ids"][0])
+    held_y = await hold(client, runtime, y, show, show["seat_ids"][1])
+    assert held_x.status_code == 201 and held_y.status_code == 201
+    await settle_inventory(runtime, sid)  # LAST_SEATS_HELD
+    for i, w in enumerate(waiters):
+        joined = await client.post(f"/api/shows/{sid}/waitlist", headers=w["headers"])
+        assert (
+            joined.status_code == 200
+            and joined.json()["status"] == "WAITING"
+            and joined.json()["position"] == i + 1
+        )
+    again = await client.post(f"/api/shows/{sid}/waitlist", headers=waiters[0]["headers"])
+    assert again.json()["position"] == 1  # twice = the same place
+
+    # x releases the hold: the seat is the waitlist's, not the crowd's
+    assert (
+        await client.delete(f"/api/reservations/{held_x.json()['reservation_id']}", headers=x["headers"])
+    ).status_code in (200, 204)
+    grab = await hold(client, runtime, crowd, show, show["seat_ids"][0])
+    assert grab.status_code == 409 and grab.json()["code"] == "SEATS_TAKEN"
+    assert await offer_returned_seats(runtime) == 1
+    first = await entry(client, waiters[0], sid)
+    assert first["status"] == "OFFERED" and first["reservation_id"] and first["offer_expires_at"]
+    assert (await entry(client, waiters[1], sid))["position"] == 1
+    paid = await client.post(
+        "/api/payments",
+        json={"reservation_id": first["reservation_id"], "method": "BALANCE"},
+        headers={**waiters[0]["headers"], "Idempotency-Key": "wl-1"},
+    )
+    assert paid.status_code == 201, paid.text
+
+    # y's hold lapses: offered to the 2nd waiter, who lets it lapse too: then the 3rd
+    clock.advance(61)
+    await expire_holds(runtime)
+    second = await entry(client, waiters[1], sid)
+    assert second["status"] == "OFFERED"
+    assert (await hold(client, runtime, crowd, show, show["seat_ids"][1])).status_code == 409
+    clock.advance(61)
+    await expire_holds(runtime)
+    assert (await entry(client, waiters[1], sid))["status"] == "LAPSED"
+    assert (await entry(client, waiters[2], sid))["status"] == "OFFERED"
+    assert (await entry(client, waiters[0], sid))["status"] == "TAKEN"
+    assert [u for u, _ in await offers_in_order(runtime, sid)] == [w["id"] for w in waiters]
+
+    view = (await client.get(f"/api/admin/shows/{sid}/queue", headers=admin["headers"])).json()
+    assert (
+        view["waitlist_waiting"],
+        view["waitlist_offers"],
+        view["waitlist_taken"],
+        view["waitlist_lapsed"],
+    ) == (0, 3, 1, 1)
+    # nobody waits any more: a returned seat is open to everyone again
+    clock.advance(61)
+    await expire_holds(runtime)
+    assert (await hold(client, runtime, crowd, show, show["seat_ids"][1])).status_code == 201
+    await assert_invariants(runtime)
+
+
+async def test_leave_and_the_waitlist_page(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    show = await make_show(runtime, seats=1)
+    sid = show["show_id"]
+    buyer, fan = await make_user(runtime), await make_user(runtime)
+    assert (await hold(client, runtime, buyer, show, show["seat_ids"][0])).status_code == 201
+    await settle_inventory(runtime, sid)
+    assert (await entry(client, fan, sid))["status"] == "NOT_ON_WAITLIST"
+    assert (await client.post(f"/api/shows/{sid}/waitlist", headers=fan["headers"])).status_code == 200
+    assert (await client.delete(f"/api/shows/{sid}/waitlist", headers=fan["headers"])).status_code == 204
+    assert (await entry(client, fan, sid))["status"] == "LEFT"
+    missing = await client.post("/api/shows/999999999/waitlist", headers=fan["headers"])
+    assert missing.status_code == 404 and missing.json()["code"] == "SHOW_NOT_FOUND"

@@ -132,3 +132,36 @@ async def test_same_browser_is_flagged_on_the_console(  # type: ignore[no-untype
     assert "not blocked" in page.text
     calm = await console.get("/admin/fans", params={"email": emails[2]})
     assert "No other account shares" in calm.text
+
+
+async def test_a_card_paid_over_grpc_is_fingerprinted_too(
+    client: httpx.AsyncClient, runtime: Runtime, grpc_target: str
+) -> None:
+    from boxoffice.grpc import ticket_pb2 as pb
+    from tests.integration.grpc_support import meta, ticket_stub
+
+    show = await make_show(runtime, seats=2)
+    fan = await make_user(runtime)
+    held = await client.post(
+        "/api/reservations",
+        json={"show_id": show["show_id"], "seat_ids": show["seat_ids"][:1]},
+        headers=gated(runtime, fan, show["show_id"]),
+    )
+    assert held.status_code == 201
+    async with simulator(runtime), ticket_stub(grpc_target) as stub:
+        paid = await stub.Pay(
+            pb.PayRequest(
+                reservation_id=held.json()["reservation_id"],
+                method=pb.PAYMENT_METHOD_CARD,
+                card_number="4000056655665556",
+            ),
+            metadata=meta(fan, key="grpc-card"),
+        )
+    assert paid.status == pb.PAYMENT_STATUS_SUCCEEDED
+    async with runtime.sessions() as s:
+        fp = (
+            await s.execute(
+                text("SELECT card_fingerprint FROM payments WHERE user_id = :u"), {"u": fan["id"]}
+            )
+        ).scalar_one()
+    assert fp.startswith("fp_")

@@ -131,6 +131,17 @@ async def test_bad_input_on_every_method(runtime: Runtime, grpc_target: str, wor
             "SHOW_NOT_FOUND",
         ),
         ("GetQueueChallenge", pb.QueueChallengeRequest(), meta(fan), C.INVALID_ARGUMENT, "VALIDATION_ERROR"),
+        ("JoinWaitlist", pb.WaitlistRequest(show_id=sid), (), C.UNAUTHENTICATED, "AUTH_REQUIRED"),
+        (
+            "JoinWaitlist",
+            pb.WaitlistRequest(show_id=sid),
+            meta(fan),
+            C.FAILED_PRECONDITION,
+            "WAITLIST_NOT_OPEN",
+        ),
+        ("JoinWaitlist", pb.WaitlistRequest(show_id=999_999), meta(fan), C.NOT_FOUND, "SHOW_NOT_FOUND"),
+        ("GetWaitlist", pb.WaitlistRequest(), meta(fan), C.INVALID_ARGUMENT, "VALIDATION_ERROR"),
+        ("GetWaitlist", pb.WaitlistRequest(show_id=sid), bad_bearer, C.UNAUTHENTICATED, "INVALID_TOKEN"),
         ("GetQueueStatus", q, (), C.UNAUTHENTICATED, "AUTH_REQUIRED"),
         (
             "GetQueueStatus",

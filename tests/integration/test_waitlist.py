@@ -136,3 +136,27 @@ async def test_leave_and_the_waitlist_page(client: httpx.AsyncClient, runtime: R
     assert (await entry(client, fan, sid))["status"] == "LEFT"
     missing = await client.post("/api/shows/999999999/waitlist", headers=fan["headers"])
     assert missing.status_code == 404 and missing.json()["code"] == "SHOW_NOT_FOUND"
+
+
+async def test_the_waitlist_over_grpc(client: httpx.AsyncClient, runtime: Runtime, grpc_target: str) -> None:
+    from boxoffice.grpc import ticket_pb2 as pb
+    from tests.integration.grpc_support import meta, ticket_stub
+
+    show = await make_show(runtime, seats=1)
+    sid = show["show_id"]
+    buyer, fan = await make_user(runtime), await make_user(runtime)
+    held = await hold(client, runtime, buyer, show, show["seat_ids"][0])
+    assert held.status_code == 201
+    await settle_inventory(runtime, sid)
+    async with ticket_stub(grpc_target) as stub:
+        joined = await stub.JoinWaitlist(pb.WaitlistRequest(show_id=sid), metadata=meta(fan))
+        assert joined.status == pb.WAITLIST_STATE_WAITING and joined.position == 1
+        assert (
+            await client.delete(
+                f"/api/reservations/{held.json()['reservation_id']}", headers=buyer["headers"]
+            )
+        ).status_code in (200, 204)
+        await offer_returned_seats(runtime)
+        offered = await stub.GetWaitlist(pb.WaitlistRequest(show_id=sid), metadata=meta(fan))
+        assert offered.status == pb.WAITLIST_STATE_OFFERED and offered.reservation_id > 0
+        assert offered.offer_expires_at.seconds > 0 and not offered.HasField("position")

@@ -37,6 +37,7 @@ from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
 from boxoffice.payments import flows as payments
 from boxoffice.payments.schemas import PaymentRequest
 from boxoffice.runtime import Runtime
+from boxoffice.waiting_room import flows as queue_flows
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueJoinRequest
 from boxoffice.waiting_room.tokens import check_queue_token
@@ -279,15 +280,34 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def Pay(self, request: pb.PayRequest, context: Context) -> pb.Payment:
         claims = await self._user(context)
         method = messages.enum_name(pb.PaymentMethod, "PAYMENT_METHOD_", request.method)
-        body = PaymentRequest.model_validate({"reservation_id": request.reservation_id, "method": method})
+        fields: dict[str, Any] = {"reservation_id": request.reservation_id, "method": method}
+        if request.HasField("card_number"):
+            fields["card_number"] = request.card_number
+        body = PaymentRequest.model_validate(fields)
         result = await payments.pay(
             self.runtime,
             user_id=claims.user_id,
             reservation_id=body.reservation_id,
             method=body.method,
             idempotency_key=_metadata(context, "idempotency-key"),
+            card_number=body.card_number,
         )
         return messages.payment(_answer(result, context))
+
+    @_unary
+    async def JoinWaitlist(self, request: pb.WaitlistRequest, context: Context) -> pb.WaitlistEntry:
+        claims = await self._user(context)
+        show_id = _require_id("show_id", request.show_id)
+        found = await queue_flows.join_waitlist(self.runtime, claims.user_id, show_id)
+        return messages.waitlist_entry(found)
+
+    @_unary
+    async def GetWaitlist(self, request: pb.WaitlistRequest, context: Context) -> pb.WaitlistEntry:
+        claims = await self._user(context)
+        show_id = _require_id("show_id", request.show_id)
+        async with self.runtime.sessions() as session:
+            found = await queue.waitlist_status(session, claims.user_id, show_id)
+        return messages.waitlist_entry(found)
 
     @_unary
     async def Cancel(self, request: pb.ReservationRef, context: Context) -> pb.Reservation:

@@ -74,6 +74,16 @@ class TicketServiceStub:
                 request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.PayRequest.SerializeToString,
                 response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.Payment.FromString,
                 _registered_method=True)
+        self.JoinWaitlist = channel.unary_unary(
+                '/boxoffice.v1.TicketService/JoinWaitlist',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
+                _registered_method=True)
+        self.GetWaitlist = channel.unary_unary(
+                '/boxoffice.v1.TicketService/GetWaitlist',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
+                _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/boxoffice.v1.TicketService/Cancel',
                 request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.ReservationRef.SerializeToString,
@@ -159,6 +169,22 @@ class TicketServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JoinWaitlist(self, request, context):
+        """The waitlist of a sold-out show (SOLD_OUT or LAST_SEATS_HELD; else WAITLIST_NOT_OPEN): every
+        returned seat is held for the next waitlisted fan, in join order, for the show's hold time
+        (WAITLIST_STATE_OFFERED with reservation_id: Pay it, or it goes to the next fan). Twice = the
+        same place.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWaitlist(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Cancel(self, request, context):
         """Cancel a hold, or refund a paid reservation (until 24 h before the show).
         """
@@ -221,6 +247,16 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.Pay,
                     request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.PayRequest.FromString,
                     response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.Payment.SerializeToString,
+            ),
+            'JoinWaitlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinWaitlist,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.SerializeToString,
+            ),
+            'GetWaitlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWaitlist,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.SerializeToString,
             ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
@@ -454,6 +490,60 @@ class TicketService:
             '/boxoffice.v1.TicketService/Pay',
             boxoffice_dot_grpc_dot_ticket__pb2.PayRequest.SerializeToString,
             boxoffice_dot_grpc_dot_ticket__pb2.Payment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinWaitlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/JoinWaitlist',
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWaitlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/GetWaitlist',
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
             options,
             channel_credentials,
             insecure,

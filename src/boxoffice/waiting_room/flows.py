@@ -13,7 +13,16 @@ from boxoffice.errors import NotFound
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room import admission, store, toll
-from boxoffice.waiting_room.service import CLOSED_QUEUE_TTL_SECONDS, ShowQueueInfo, ms_of, read_show
+from boxoffice.waiting_room.schemas import WaitlistStatus
+from boxoffice.waiting_room.service import (
+    CLOSED_QUEUE_TTL_SECONDS,
+    ShowQueueInfo,
+    ms_of,
+    read_show,
+)
+from boxoffice.waiting_room.service import (
+    join_waitlist as join_waitlist_in,
+)
 
 log = structlog.get_logger("boxoffice.waiting_room")
 
@@ -104,3 +113,9 @@ async def tick_all(runtime: Runtime) -> int:
         if result is not None:
             admitted += result.admitted
     return admitted
+
+
+async def join_waitlist(runtime: Runtime, user_id: int, show_id: int) -> WaitlistStatus:
+    """The waitlist join in its own unit of work (the gRPC door; HTTP uses the request's)."""
+    async with unit_of_work(runtime.sessions) as uow:
+        return await join_waitlist_in(runtime, uow.session, user_id, show_id)

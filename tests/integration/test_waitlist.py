@@ -160,3 +160,29 @@ async def test_the_waitlist_over_grpc(client: httpx.AsyncClient, runtime: Runtim
         offered = await stub.GetWaitlist(pb.WaitlistRequest(show_id=sid), metadata=meta(fan))
         assert offered.status == pb.WAITLIST_STATE_OFFERED and offered.reservation_id > 0
         assert offered.offer_expires_at.seconds > 0 and not offered.HasField("position")
+
+
+async def test_the_queue_does_not_move_for_seats_the_waitlist_is_owed(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from boxoffice.waiting_room.flows import tick_show
+
+    show = await make_show(runtime, seats=1, admit_per_second=100, pow_difficulty=0)
+    sid = show["show_id"]
+    buyer, queued, waiter = await make_user(runtime), await make_user(runtime), await make_user(runtime)
+    held = await hold(client, runtime, buyer, show, show["seat_ids"][0])
+    assert held.status_code == 201
+    await settle_inventory(runtime, sid)
+    in_line = await client.post("/api/queue", json=show["body"], headers=queued["headers"])
+    assert in_line.status_code == 200 and in_line.json()["status"] == "LAST_SEATS_HELD"
+    assert (await client.post(f"/api/shows/{sid}/waitlist", headers=waiter["headers"])).status_code == 200
+    assert (
+        await client.delete(f"/api/reservations/{held.json()['reservation_id']}", headers=buyer["headers"])
+    ).status_code in (200, 204)
+    await settle_inventory(runtime, sid)
+    result = await tick_show(runtime, sid)
+    assert result is not None and result.admitted == 0  # the returned seat is the waitlist's
+    view = await client.get("/api/queue/status", params=show["body"], headers=queued["headers"])
+    assert view.json()["status"] == "LAST_SEATS_HELD"
+    assert await offer_returned_seats(runtime) == 1
+    assert (await entry(client, waiter, sid))["status"] == "OFFERED"

@@ -80,3 +80,10 @@ async def leave_waitlist(session: AsyncSession, show_id: int, user_id: int, now:
 async def waitlist_counts(session: AsyncSession, show_id: int) -> dict[str, int]:
     row = (await session.execute(_WAITLIST_COUNTS, {"show_id": show_id})).mappings().one()
     return {k: int(v) for k, v in row.items()}
+
+
+_WAITLIST_WAITING = text("SELECT count(*) FROM waitlist WHERE show_id = :show_id AND status = 'WAITING'")
+
+
+async def waitlist_waiting(session: AsyncSession, show_id: int) -> int:
+    return int((await session.execute(_WAITLIST_WAITING, {"show_id": show_id})).scalar_one())

@@ -159,11 +159,15 @@ def _show_not_found(show_id: int) -> NotFound:
 
 
 async def read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
+    """The show as the queue sees it. Seats that return while fans wait on the waitlist are theirs
+    (booking offers them in order): they are not counted as remaining, so the line does not move
+    for them and nobody is admitted to find them refused."""
     async with runtime.sessions() as session:
         show = await get_show(session, show_id)
         remaining = await get_remaining(session, show_id)
         unsold = await get_unsold(session, show_id)
-    return ShowQueueInfo.from_show(show, remaining, unsold)
+        waitlisted = await repository.waitlist_waiting(session, show_id) if remaining > 0 else 0
+    return ShowQueueInfo.from_show(show, max(0, remaining - waitlisted), unsold)
 
 
 async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) -> ShowQueueInfo:

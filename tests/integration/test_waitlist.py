@@ -17,6 +17,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import store
 from tests.factories import make_user
 from tests.helpers.shows import make_show
+from tests.integration.test_auth_email import inbox  # noqa: F401 - an in-process SMTP server
 from tests.integration.test_booking_support import assert_invariants, gated
 
 
@@ -186,3 +187,32 @@ async def test_the_queue_does_not_move_for_seats_the_waitlist_is_owed(
     assert view.json()["status"] == "LAST_SEATS_HELD"
     assert await offer_returned_seats(runtime) == 1
     assert (await entry(client, waiter, sid))["status"] == "OFFERED"
+
+
+async def test_the_offer_is_mailed_after_it_committed(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    inbox: tuple[Any, int],  # noqa: F811 - the SMTP server fixture imported above
+) -> None:
+    handler, port = inbox
+    show = await make_show(runtime, seats=1)
+    sid = show["show_id"]
+    buyer, waiter = await make_user(runtime), await make_user(runtime)
+    held = await hold(client, runtime, buyer, show, show["seat_ids"][0])
+    await settle_inventory(runtime, sid)
+    assert (await client.post(f"/api/shows/{sid}/waitlist", headers=waiter["headers"])).status_code == 200
+    await client.delete(f"/api/reservations/{held.json()['reservation_id']}", headers=buyer["headers"])
+    original = runtime.settings
+    runtime.settings = original.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port, "public_base_url": "https://tickets.example"}
+    )
+    try:
+        assert await offer_returned_seats(runtime) == 1
+    finally:
+        runtime.settings = original
+    offer = await entry(client, waiter, sid)
+    assert len(handler.messages) == 1
+    rcpt, msg = handler.messages[0]
+    assert rcpt == [waiter["email"]] and msg["Subject"].startswith("A seat came back for you")
+    body = msg.get_payload(decode=True).decode()
+    assert f"https://tickets.example/reservations/{offer['reservation_id']}/checkout" in body

@@ -42,6 +42,7 @@ from boxoffice.errors import (
     TicketLimitReached,
     UnknownSection,
 )
+from boxoffice.mail.smtp import send_email, smtp_enabled, waitlist_offer_message
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room.tokens import check_queue_token
@@ -462,6 +463,7 @@ async def _offer_for_show(runtime: Runtime, show_id: int, now: datetime) -> int:
     show = await load_rules(runtime, show_id)
     expires_at = rules.hold_expires_at(show, now)
     offered: list[tuple[int, int]] = []
+    reservations: list[int] = []
     async with unit_of_work(runtime.sessions) as uow:
         seats = await repository.returned_seats(uow.session, show_id, OFFER_BATCH)
         fans = await repository.next_waiting(uow.session, show_id, len(seats)) if seats else []
@@ -477,12 +479,33 @@ async def _offer_for_show(runtime: Runtime, show_id: int, now: datetime) -> int:
             )
             if reservation_id is not None:
                 offered.append((user_id, seat_id))
+                reservations.append(reservation_id)
         if offered:
             await refresh_inventory(uow.session, [show_id], now=now)
 
             async def published() -> None:
                 for user_id, seat_id in offered:
                     await publish_seat_changes(runtime, show_id, user_id, [seat_id], rules.HOLD)
+                await _mail_offers(runtime, reservations)
 
             uow.after_commit(published)
     return len(offered)
+
+
+async def _mail_offers(runtime: Runtime, reservation_ids: list[int]) -> None:
+    """Tell each offered fan by mail too (when SMTP is set up), after the offers committed."""
+    if not smtp_enabled(runtime.settings):
+        return
+    async with runtime.sessions() as session:
+        contacts = await repository.offer_contacts(session, reservation_ids)
+    base = runtime.settings.public_base_url.rstrip("/")
+    for c in contacts:
+        message = waitlist_offer_message(
+            runtime.settings,
+            to=c["email"],
+            name=c["name"],
+            concert=c["concert"],
+            link=f"{base}/reservations/{c['reservation_id']}/checkout",
+            until=c["expires_at"].strftime("%Y-%m-%d %H:%M"),
+        )
+        await send_email(runtime.settings, message)

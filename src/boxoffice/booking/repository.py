@@ -539,3 +539,19 @@ async def offer_seat(
     }
     value = (await session.execute(_OFFER, params)).scalar_one_or_none()
     return None if value is None else int(value)
+
+
+_OFFER_CONTACTS = text(
+    """
+    SELECT r.id AS reservation_id, r.expires_at, u.email, u.name, c.name AS concert
+    FROM reservations r JOIN users u ON u.id = r.user_id
+    JOIN shows sh ON sh.id = r.show_id JOIN concerts c ON c.id = sh.concert_id
+    WHERE r.id = ANY(:ids)
+    """
+)
+
+
+async def offer_contacts(session: AsyncSession, reservation_ids: list[int]) -> list[dict[str, Any]]:
+    """Whom to tell about their offers (the waitlist's mail)."""
+    rows = await session.execute(_OFFER_CONTACTS, {"ids": reservation_ids})
+    return [dict(r) for r in rows.mappings()]

@@ -37,6 +37,22 @@ def verification_message(settings: Settings, *, to: str, name: str, link: str) -
     return msg
 
 
+def waitlist_offer_message(
+    settings: Settings, *, to: str, name: str, concert: str, link: str, until: str
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = f"A seat came back for you: {concert}"
+    msg["From"] = settings.smtp_from
+    msg["To"] = to
+    msg.set_content(
+        f"Hello {name},\n\n"
+        f"you are next on the waitlist for {concert}, and a seat came back. It is held for you until "
+        f"{until} (UTC). Pay for it here:\n\n{link}\n\n"
+        "If you do not, it goes to the next fan on the waitlist.\n"
+    )
+    return msg
+
+
 def _send_blocking(settings: Settings, msg: EmailMessage) -> None:
     assert settings.smtp_host is not None
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:

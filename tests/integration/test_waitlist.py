@@ -87,6 +87,7 @@ async def test_returned_seats_go_to_the_waitlist_in_order(
     ).status_code in (200, 204)
     grab = await hold(client, runtime, crowd, show, show["seat_ids"][0])
     assert grab.status_code == 409 and grab.json()["code"] == "SEATS_TAKEN"
+    assert grab.json()["waitlist"] is True and "waitlist first" in grab.json()["detail"]
     assert await offer_returned_seats(runtime) == 1
     first = await entry(client, waiters[0], sid)
     assert first["status"] == "OFFERED" and first["reservation_id"] and first["offer_expires_at"]

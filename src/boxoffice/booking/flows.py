@@ -130,6 +130,13 @@ class _HoldWork:
                         }
                     ],
                 )
+            if outcome.waitlisted:
+                raise SeatsTaken(
+                    "These seats are not free: seats that come back go to the fans on this show's "
+                    "waitlist first, in the order they joined it",
+                    seat_ids=self.seat_ids,
+                    waitlist=True,
+                )
             raise SeatsTaken(
                 "Some seats are already taken", seat_ids=rules.taken_seats(self.seat_ids, outcome.free)
             )

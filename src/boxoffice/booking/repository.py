@@ -108,7 +108,8 @@ WITH {LEAN_PRIOR}, cand AS (
     FROM res
 ), {lean_claim("answer")}
 SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
-       (SELECT body::text FROM answer) AS answer, (SELECT count(*) FROM refused) AS refused
+       (SELECT body::text FROM answer) AS answer, (SELECT count(*) FROM refused) AS refused,
+       EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING') AS waitlisted
 """  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
 _SEATS_OF_SHOW = "SELECT id FROM seats WHERE show_id = $1 AND id = ANY($2::bigint[])"
@@ -270,6 +271,7 @@ class HoldOutcome:
     prior: dict[str, Any] | None
     free: list[int]
     answer: str | None
+    waitlisted: bool = False  # fans wait on the show's waitlist: returned seats are theirs
 
     def conflict(self, wanted: list[int]) -> bool:
         return self.prior is None and self.answer is None and len(self.free) == len(wanted)
@@ -310,7 +312,10 @@ async def hold(
     assert row is not None
     prior = row["prior"]
     return HoldOutcome(
-        prior=json.loads(prior) if prior else None, free=list(row["free"]), answer=row["answer"]
+        prior=json.loads(prior) if prior else None,
+        free=list(row["free"]),
+        answer=row["answer"],
+        waitlisted=bool(row["waitlisted"]),
     )
 
 

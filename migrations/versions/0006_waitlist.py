@@ -18,7 +18,8 @@ CREATE TABLE waitlist (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     show_id         bigint NOT NULL REFERENCES shows (id) ON DELETE CASCADE,
     user_id         bigint NOT NULL REFERENCES users (id),
-    status          text NOT NULL CHECK (status IN ('WAITING', 'OFFERED', 'TAKEN', 'LAPSED', 'LEFT')),
+    -- SKIPPED: passed over, the fan being at a per-fan ticket limit when a seat came back
+    status          text NOT NULL CHECK (status IN ('WAITING', 'OFFERED', 'TAKEN', 'LAPSED', 'LEFT', 'SKIPPED')),
     joined_at       timestamptz NOT NULL,
     offered_at      timestamptz,
     reservation_id  bigint REFERENCES reservations (id),

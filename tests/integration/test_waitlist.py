@@ -217,3 +217,58 @@ async def test_the_offer_is_mailed_after_it_committed(
     assert rcpt == [waiter["email"]] and msg["Subject"].startswith("A seat came back for you")
     body = msg.get_payload(decode=True).decode()
     assert f"https://tickets.example/reservations/{offer['reservation_id']}/checkout" in body
+
+
+async def test_a_waitlisted_fan_at_the_ticket_limit_is_passed_over(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    show = await make_show(runtime, seats=2)
+    sid = show["show_id"]
+    async with runtime.sessions() as s, s.begin():
+        await s.execute(text("UPDATE shows SET max_tickets_per_fan = 1 WHERE id = :s"), {"s": sid})
+    full = await make_user(runtime, balance=10**7)
+    buyer, next_fan = await make_user(runtime), await make_user(runtime)
+    mine = await hold(client, runtime, full, show, show["seat_ids"][0])
+    assert mine.status_code == 201
+    paid = await client.post(  # 1 of 1, paid
+        "/api/payments",
+        json={"reservation_id": mine.json()["reservation_id"], "method": "BALANCE"},
+        headers={**full["headers"], "Idempotency-Key": "full"},
+    )
+    assert paid.status_code == 201
+    held = await hold(client, runtime, buyer, show, show["seat_ids"][1])
+    await settle_inventory(runtime, sid)
+    for fan in (full, next_fan):
+        assert (await client.post(f"/api/shows/{sid}/waitlist", headers=fan["headers"])).status_code == 200
+    await client.delete(f"/api/reservations/{held.json()['reservation_id']}", headers=buyer["headers"])
+    assert await offer_returned_seats(runtime) == 1
+    assert (await entry(client, full, sid))["status"] == "SKIPPED"
+    assert (await entry(client, next_fan, sid))["status"] == "OFFERED"
+    async with runtime.sessions() as s:
+        counted = (
+            await s.execute(
+                text("SELECT seats FROM fan_tickets WHERE user_id = :u AND scope = 'show' AND scope_id = :s"),
+                {"u": full["id"], "s": sid},
+            )
+        ).scalar_one()
+    assert counted == 1  # the refused offer left nothing behind
+    await assert_invariants(runtime)
+
+
+async def test_a_waiter_holding_seats_now_keeps_the_place_and_the_seat_goes_on(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    show = await make_show(runtime, seats=2)
+    sid = show["show_id"]
+    w1, buyer, w2 = await make_user(runtime), await make_user(runtime), await make_user(runtime)
+    assert (await hold(client, runtime, w1, show, show["seat_ids"][0])).status_code == 201  # a live hold
+    held = await hold(client, runtime, buyer, show, show["seat_ids"][1])
+    await settle_inventory(runtime, sid)
+    for fan in (w1, w2):
+        assert (await client.post(f"/api/shows/{sid}/waitlist", headers=fan["headers"])).status_code == 200
+    await client.delete(f"/api/reservations/{held.json()['reservation_id']}", headers=buyer["headers"])
+    assert await offer_returned_seats(runtime) == 1  # not stuck behind w1
+    assert (await entry(client, w2, sid))["status"] == "OFFERED"
+    first = await entry(client, w1, sid)
+    assert first["status"] == "WAITING" and first["position"] == 1
+    await assert_invariants(runtime)

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
@@ -32,7 +33,7 @@ from boxoffice.db.idempotency import (
     run_lean_idempotent,
     stored_answer,
 )
-from boxoffice.db.uow import LeanUnitOfWork, unit_of_work
+from boxoffice.db.uow import LeanUnitOfWork, sqlstate, unit_of_work
 from boxoffice.errors import (
     DomainError,
     HoldExists,
@@ -473,20 +474,33 @@ async def _offer_for_show(runtime: Runtime, show_id: int, now: datetime) -> int:
     reservations: list[int] = []
     async with unit_of_work(runtime.sessions) as uow:
         seats = await repository.returned_seats(uow.session, show_id, OFFER_BATCH)
-        fans = await repository.next_waiting(uow.session, show_id, len(seats)) if seats else []
-        for seat_id, (entry_id, user_id) in zip(seats, fans, strict=False):
-            reservation_id = await repository.offer_seat(
-                uow.session,
-                entry_id=entry_id,
-                user_id=user_id,
-                show_id=show_id,
-                seat_id=seat_id,
-                expires_at=expires_at,
-                now=now,
-            )
-            if reservation_id is not None:
+        # a few more fans than seats: some may be passed over (at a limit, or holding seats now)
+        fans = await repository.next_waiting(uow.session, show_id, 2 * len(seats) + 8) if seats else []
+        queue = list(fans)
+        for seat_id in seats:
+            while queue:
+                entry_id, user_id = queue.pop(0)
+                try:
+                    async with uow.session.begin_nested():  # a refused offer undoes only itself
+                        reservation_id = await repository.offer_seat(
+                            uow.session,
+                            entry_id=entry_id,
+                            user_id=user_id,
+                            show_id=show_id,
+                            seat_id=seat_id,
+                            expires_at=expires_at,
+                            now=now,
+                        )
+                except DBAPIError as exc:
+                    if sqlstate(exc) != TICKET_LIMIT_SQLSTATE:
+                        raise
+                    await repository.skip_waiting(uow.session, entry_id, now)  # at a limit: the next fan
+                    continue
+                if reservation_id is None:
+                    continue  # the fan holds seats of the show right now: keeps their place, the next fan
                 offered.append((user_id, seat_id))
                 reservations.append(reservation_id)
+                break
         if offered:
             await refresh_inventory(uow.session, [show_id], now=now)
 

@@ -482,14 +482,28 @@ _OFFER = text(
     ), ins AS (
         INSERT INTO reservation_seats (reservation_id, seat_id, show_id, price, live)
         SELECT res.id, seat.id, :show_id, seat.price, true FROM res, seat
+    ), lim AS (
+        SELECT sh.concert_id, sh.max_tickets_per_fan AS show_max, c.max_tickets_per_fan AS concert_max
+        FROM shows sh JOIN concerts c ON c.id = sh.concert_id WHERE sh.id = :show_id
     ), fan AS (
+        -- the per-fan limits hold for offers too (as in _HOLD): past one, BO001 undoes the offer
         INSERT INTO fan_tickets AS f (user_id, scope, scope_id, seats)
         SELECT :user_id, v.scope, v.scope_id, 1
-        FROM res, shows sh,
-             LATERAL (VALUES (1, 'concert', sh.concert_id), (2, 'show', sh.id)) AS v(ord, scope, scope_id)
-        WHERE sh.id = :show_id
+        FROM res, lim,
+             LATERAL (VALUES (1, 'concert', lim.concert_id, lim.concert_max),
+                             (2, 'show', CAST(:show_id AS bigint), lim.show_max))
+                 AS v(ord, scope, scope_id, cap)
+        WHERE v.cap IS NULL OR 1 <= v.cap
         ORDER BY v.ord
         ON CONFLICT (user_id, scope, scope_id) DO UPDATE SET seats = f.seats + 1
+        WHERE f.seats + 1 <= coalesce(
+            CASE f.scope WHEN 'concert' THEN (SELECT concert_max FROM lim)
+                         ELSE (SELECT show_max FROM lim) END,
+            2147483647)
+        RETURNING f.scope
+    ), refused AS (
+        SELECT bo_ticket_limit_reached('{"offer": true}') AS raised
+        FROM res WHERE (SELECT count(*) FROM fan) < 2
     ), ev AS (
         INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
         SELECT 'seat.held', 'reservation', res.id, :show_id,
@@ -501,9 +515,16 @@ _OFFER = text(
         UPDATE waitlist SET status = 'OFFERED', offered_at = :now, reservation_id = res.id
         FROM res WHERE waitlist.id = :entry_id
     )
-    SELECT id FROM res
+    SELECT (SELECT id FROM res) AS id, (SELECT count(*) FROM refused) AS refused
     """
 )
+
+# A waitlisted fan already at a per-fan limit is passed over: the seat goes to the next fan.
+_SKIP_ENTRY = text("UPDATE waitlist SET status = 'SKIPPED', closed_at = :now WHERE id = :entry_id")
+
+
+async def skip_waiting(session: AsyncSession, entry_id: int, now: datetime) -> None:
+    await session.execute(_SKIP_ENTRY, {"entry_id": entry_id, "now": now})
 
 
 async def waitlist_shows(session: AsyncSession) -> list[int]:
@@ -542,8 +563,8 @@ async def offer_seat(
         "expires_at": expires_at,
         "now": now,
     }
-    value = (await session.execute(_OFFER, params)).scalar_one_or_none()
-    return None if value is None else int(value)
+    value = (await session.execute(_OFFER, params)).first()
+    return None if value is None or value[0] is None else int(value[0])
 
 
 _OFFER_CONTACTS = text(

@@ -19,6 +19,7 @@ class WaitlistState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WAITLIST_STATE_TAKEN: _ClassVar[WaitlistState]
     WAITLIST_STATE_LAPSED: _ClassVar[WaitlistState]
     WAITLIST_STATE_LEFT: _ClassVar[WaitlistState]
+    WAITLIST_STATE_SKIPPED: _ClassVar[WaitlistState]
 
 class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +65,7 @@ WAITLIST_STATE_OFFERED: WaitlistState
 WAITLIST_STATE_TAKEN: WaitlistState
 WAITLIST_STATE_LAPSED: WaitlistState
 WAITLIST_STATE_LEFT: WaitlistState
+WAITLIST_STATE_SKIPPED: WaitlistState
 QUEUE_STATE_UNSPECIFIED: QueueState
 QUEUE_STATE_WAITING: QueueState
 QUEUE_STATE_READY: QueueState

@@ -141,9 +141,10 @@ class ChallengeResponse(BaseModel):
 
 class WaitlistStatus(BaseModel):
     show_id: int
-    status: Literal["NOT_ON_WAITLIST", "WAITING", "OFFERED", "TAKEN", "LAPSED", "LEFT"] = Field(
+    status: Literal["NOT_ON_WAITLIST", "WAITING", "OFFERED", "TAKEN", "LAPSED", "LEFT", "SKIPPED"] = Field(
         description="OFFERED: a returned seat is held for you: pay for reservation_id before "
-        "offer_expires_at, or it goes to the next fan"
+        "offer_expires_at, or it goes to the next fan. SKIPPED: passed over, being at the show's or "
+        "concert's per-fan ticket limit"
     )
     position: int | None = Field(description="1 = the next returned seat is yours (WAITING only)")
     reservation_id: int | None = None

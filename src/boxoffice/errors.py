@@ -116,6 +116,34 @@ class InvalidVerificationToken(BadRequest):
     code = "INVALID_VERIFICATION_TOKEN"
 
 
+class QueueChallengeInvalid(BadRequest):
+    code = "QUEUE_CHALLENGE_INVALID"  # unreadable, not signed by us, or the number is wrong
+
+
+class QueueChallengeReplayed(Conflict):
+    code = "QUEUE_CHALLENGE_REPLAYED"  # a solution already spent on a join
+
+
+class QueueChallengeExpired(Forbidden):
+    code = "QUEUE_CHALLENGE_EXPIRED"
+
+
+class QueueChallengeForeign(Forbidden):
+    code = "QUEUE_CHALLENGE_MISMATCH"  # issued for another show or another account
+
+
+class QueueChallengeRequired(DomainError):
+    status, code = 428, "QUEUE_CHALLENGE_REQUIRED"
+
+
+class WaitlistNotOpen(Conflict):
+    code = "WAITLIST_NOT_OPEN"  # the show is not sold out (or its sale is closed): buy instead
+
+
+class TicketLimitReached(Conflict):
+    code = "TICKET_LIMIT_REACHED"  # the per-fan limit of the show or the concert
+
+
 class AlreadyPaid(Conflict):
     code = "ALREADY_PAID"
 

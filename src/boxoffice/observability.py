@@ -248,6 +248,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.queue_toll = Counter(
+            "boxoffice_queue_toll_total",
+            "Queue-join toll checks by outcome (paid, required, invalid, expired, foreign, replayed)",
+            ["outcome"],
+            registry=r,
+        )
         self.queue_token_checks = Counter(
             "boxoffice_queue_token_verifications_total", "Queue token checks", ["outcome"], registry=r
         )

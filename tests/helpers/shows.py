@@ -27,9 +27,14 @@ async def make_show(
     max_active: int | None = _UNSET,
     oversubscription: float | None = _UNSET,
     token_ttl: int = _UNSET,
+    pow_difficulty: int = 0,
 ) -> dict[str, Any]:
     """`opens_in`/`closes_in`/`pre_queue_in` are seconds from now (negative: in the past); queue
-    settings left unset keep the schema's defaults. Returns the ids, and the queue request body."""
+    settings left unset keep the schema's defaults. Returns the ids, and the queue request body.
+
+    The toll at the queue's door is off here unless `pow_difficulty` says otherwise (real shows
+    have it on: the column's default): most tests are about what happens after the join, and
+    tests/integration/test_queue_toll.py pays the real toll (tests/helpers/toll.py solves it)."""
     now = runtime.clock.now()
     queue = {
         "queue_admit_per_second": admit_per_second,
@@ -45,6 +50,7 @@ async def make_show(
         "pre_queue_opens_at": None if pre_queue_in is None else now + timedelta(seconds=pre_queue_in),
         "hold_seconds": hold_seconds,
         "max_seats_per_reservation": max_seats,
+        "queue_pow_difficulty": pow_difficulty,
         **queue,
     }
     columns = ", ".join(show_values)

@@ -378,6 +378,7 @@ async def test_create_show_generates_seats_and_inventory(
         "token_ttl_seconds": 600,
         "oversubscription": 1.5,
         "paused": False,
+        "pow_difficulty": 100_000,  # the toll at the queue's door is on for real shows
     }
     async with runtime.sessions() as s:
         rows = (

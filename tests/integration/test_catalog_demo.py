@@ -46,6 +46,10 @@ async def test_seed_demo_once(runtime: Runtime) -> None:
     assert venue_seats[0] >= 2000 and venue_seats[1] >= 3
     assert first["seats"] == 6 * venue_seats[0] and first["inventory"] == 6
     assert on_sale == 1
+    async with runtime.sessions() as s:
+        tolls = (await s.execute(text("SELECT queue_pow_difficulty FROM shows ORDER BY id"))).scalars().all()
+    # the show on sale now is the quickstart's (curl joins it without solving); the rest pay the toll
+    assert tolls[0] == 0 and all(t == 100_000 for t in tolls[1:])
     settings = runtime.settings
     assert [(u.email, u.role) for u in users] == [
         (settings.admin_email, "ADMIN"),

@@ -1,10 +1,11 @@
-"""Admin use cases that write: the audited cancel-and-refund on a fan's behalf."""
+"""Admin use cases that write: the audited cancel-and-refund on a fan's behalf; the browsers a fan
+logs in from (a console signal)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from boxoffice.admin import repository
+from boxoffice.admin import repository, rules
 from boxoffice.booking import rules as booking_rules
 from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import DomainError, NotCancellable, ReservationNotFound
@@ -73,3 +74,10 @@ async def cancel_for_fan(
 async def _finish(runtime: Runtime, action_id: int, outcome: str, details: dict[str, Any]) -> None:
     async with unit_of_work(runtime.sessions) as uow:
         await repository.finish_action(uow.session, action_id, outcome, details)
+
+
+async def note_device(runtime: Runtime, user_id: int, device_id: str) -> None:
+    """A fan logged in from this browser (its device cookie): kept hashed, for the console's
+    signals of one person behind several accounts."""
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.note_device(uow.session, user_id, rules.device_hash(device_id), runtime.clock.now())

@@ -161,3 +161,59 @@ async def ledger_sum(session: AsyncSession, user_id: int) -> int:
     bl = tables.balance_ledger
     stmt = select(func.coalesce(func.sum(bl.c.amount), 0)).where(bl.c.user_id == user_id)
     return int((await session.execute(stmt)).scalar_one())
+
+
+# ---- signals of one person behind many accounts (admin.rules) -------------------------------------
+
+# admin.rules.email_pattern in SQL: the local part without its +tag, dots and trailing digits.
+EMAIL_PATTERN = (
+    "lower(coalesce(nullif(regexp_replace(regexp_replace(split_part({col}, '@', 1), '\\+.*$', ''),"
+    " '\\.|[0-9]+$', '', 'g'), ''), split_part({col}, '@', 1))) || '@' || lower(split_part({col}, '@', 2))"
+)
+
+_SIGNALS = text(
+    f"""
+    WITH me AS (SELECT id, {EMAIL_PATTERN.format(col="email")} AS pattern FROM users WHERE id = :user_id)
+    SELECT DISTINCT 'device' AS kind, d2.user_id AS other_id, u.email
+    FROM fan_devices d1
+    JOIN fan_devices d2 ON d2.device_hash = d1.device_hash AND d2.user_id <> d1.user_id
+    JOIN users u ON u.id = d2.user_id
+    WHERE d1.user_id = :user_id
+    UNION
+    SELECT DISTINCT 'card', p2.user_id, u.email
+    FROM payments p1
+    JOIN payments p2 ON p2.card_fingerprint = p1.card_fingerprint AND p2.user_id <> p1.user_id
+    JOIN users u ON u.id = p2.user_id
+    WHERE p1.user_id = :user_id AND p1.card_fingerprint IS NOT NULL
+    UNION
+    SELECT 'email', u.id, u.email
+    FROM users u, me
+    WHERE u.id <> me.id AND {EMAIL_PATTERN.format(col="u.email")} = me.pattern
+    ORDER BY 1, 2
+    LIMIT :limit
+    """  # noqa: S608 - the pattern is a constant; every value is a bound parameter
+)
+
+_EMAIL_PATTERN_OF = text(f"SELECT {EMAIL_PATTERN.format(col='CAST(:email AS text)')}")
+
+_NOTE_DEVICE = text(
+    """
+    INSERT INTO fan_devices (user_id, device_hash, first_seen, last_seen)
+    VALUES (:user_id, :device_hash, :now, :now)
+    ON CONFLICT (user_id, device_hash) DO UPDATE SET last_seen = EXCLUDED.last_seen
+    """
+)
+
+
+async def signals(session: AsyncSession, user_id: int, limit: int) -> list[dict[str, Any]]:
+    """Other accounts sharing a device, a card fingerprint or the email pattern with this one."""
+    rows = await session.execute(_SIGNALS, {"user_id": user_id, "limit": limit})
+    return [dict(r) for r in rows.mappings()]
+
+
+async def email_pattern_in_sql(session: AsyncSession, email: str) -> str:
+    return str((await session.execute(_EMAIL_PATTERN_OF, {"email": email})).scalar_one())
+
+
+async def note_device(session: AsyncSession, user_id: int, device_hash: str, now: Any) -> None:
+    await session.execute(_NOTE_DEVICE, {"user_id": user_id, "device_hash": device_hash, "now": now})

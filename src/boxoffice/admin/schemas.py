@@ -149,6 +149,16 @@ class AuditEntry(BaseModel):
     created_at: datetime
 
 
+class FanSignal(BaseModel):
+    kind: Literal["device", "card", "email"] = Field(
+        description="device: logged in from the same browser; card: paid with the same card "
+        "(the provider's fingerprint); email: the same address once +tags, dots and trailing digits "
+        "are taken out"
+    )
+    other_id: int
+    email: str
+
+
 class FanOut(BaseModel):
     user: FanUser
     ledger_balance: int = Field(description="Sum of the ledger (equals balance, SPEC I3)")
@@ -156,6 +166,10 @@ class FanOut(BaseModel):
     payments: list[FanPayment]
     ledger: list[LedgerEntry]
     audit: list[AuditEntry]
+    email_pattern: str = Field(description="The address as the email signal compares it")
+    signals: list[FanSignal] = Field(
+        description="Other accounts that may be the same person: flagged for the promoter, never blocked"
+    )
 
 
 class CancelRequest(RequestModel):

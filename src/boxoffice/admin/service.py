@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from boxoffice.admin import repository
+from boxoffice.admin import repository, rules
 from boxoffice.admin.schemas import Range
 from boxoffice.catalog import seatmap
 from boxoffice.catalog import service as catalog
@@ -127,6 +127,8 @@ async def fan(session: AsyncSession, email: str) -> dict[str, Any]:
         "payments": await repository.fan_payments(session, uid, FAN_ROWS),
         "ledger": await repository.fan_ledger(session, uid, FAN_ROWS),
         "audit": await repository.list_actions(session, user_id=uid, target_id=None, limit=FAN_ROWS),
+        "email_pattern": rules.email_pattern(user["email"]),
+        "signals": await repository.signals(session, uid, FAN_ROWS),
     }
 
 

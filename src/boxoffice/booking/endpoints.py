@@ -73,6 +73,7 @@ HOLD = lean.HotRoute(
         e.NoAdjacentSeats,
         e.UnknownSection,
         e.HoldExists,
+        e.TicketLimitReached,
         e.SaleClosed,
         e.SeatsNotInShow,
         e.DuplicateSeats,

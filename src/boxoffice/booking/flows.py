@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import structlog
+from sqlalchemy.exc import DBAPIError
 
 from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
@@ -31,7 +33,7 @@ from boxoffice.db.idempotency import (
     run_lean_idempotent,
     stored_answer,
 )
-from boxoffice.db.uow import LeanUnitOfWork, unit_of_work
+from boxoffice.db.uow import LeanUnitOfWork, sqlstate, unit_of_work
 from boxoffice.errors import (
     DomainError,
     EmailNotVerified,
@@ -40,12 +42,14 @@ from boxoffice.errors import (
     SeatsCoolingDown,
     SeatsNotInShow,
     SeatsTaken,
+    TicketLimitReached,
     UnknownSection,
 )
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room.tokens import check_queue_token
 
+log = structlog.get_logger("boxoffice.booking")
 HOLD_SCOPE = "POST /api/reservations"
 # PostgreSQL said "try again" (deadlock between two overlapping holds, serialization): a clean 409.
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}
@@ -58,6 +62,21 @@ EXPIRY_BATCH = 500
 BEST_CANDIDATES = 32
 BEST_TRIES = 6
 BEST_ROUNDS = 2
+
+
+# The hold statement's refusal when it would take a fan past a per-fan limit (migration 0004).
+TICKET_LIMIT_SQLSTATE = "BO001"
+
+
+class _OverLimit(Exception):
+    """The hold would take the fan past a limit; `detail`: the statement's JSON (limits, counted)."""
+
+    def __init__(self, detail: str | None) -> None:
+        super().__init__(detail)
+        try:
+            self.detail: dict[str, Any] = json.loads(detail or "{}")
+        except ValueError:
+            self.detail = {}
 
 
 @dataclass
@@ -88,6 +107,8 @@ class _HoldWork:
             # a clean 409, never a 500.
             raise SeatsTaken("Seats were taken meanwhile", seat_ids=self.seat_ids) from None
         except asyncpg.PostgresError as exc:
+            if exc.sqlstate == TICKET_LIMIT_SQLSTATE:
+                raise _OverLimit(getattr(exc, "detail", None)) from None
             if exc.sqlstate in _RETRYABLE_SQLSTATES:
                 raise SeatsTaken("Seats are being taken right now", seat_ids=self.seat_ids) from None
             raise
@@ -111,6 +132,13 @@ class _HoldWork:
                         }
                     ],
                 )
+            if outcome.waitlisted:
+                raise SeatsTaken(
+                    "These seats are not free: seats that come back go to the fans on this show's "
+                    "waitlist first, in the order they joined it",
+                    seat_ids=self.seat_ids,
+                    waitlist=True,
+                )
             raise SeatsTaken(
                 "Some seats are already taken", seat_ids=rules.taken_seats(self.seat_ids, outcome.free)
             )
@@ -124,9 +152,18 @@ class _HoldWork:
 
 async def _hold_in_database(runtime: Runtime, work: _HoldWork, now: datetime) -> IdempotentResult:
     """PostgreSQL decides; the user's own dead hold, which blocks the one-hold-per-show index, is
-    expired first (then the hold is tried once more); a live one is a 409 HOLD_EXISTS."""
-    for _attempt in range(2):
-        result = await run_lean_idempotent(runtime, work.key, work)
+    expired first (then the hold is tried once more); a live one is a 409 HOLD_EXISTS. A hold past
+    the fan's limit is a 409 TICKET_LIMIT_REACHED, unless lapsed holds the sweep has not closed
+    yet still counted: those are closed and the hold is tried once more."""
+    swept = False
+    for _attempt in range(3):
+        try:
+            result = await run_lean_idempotent(runtime, work.key, work)
+        except _OverLimit as over:
+            if swept or not await _close_dead_holds_in_concert(runtime, work, now):
+                raise await _limit_error(runtime, work, over) from None
+            swept = True
+            continue
         if result is not None:
             return result
         async with unit_of_work(runtime.sessions) as uow:
@@ -148,6 +185,46 @@ async def _hold_in_database(runtime: Runtime, work: _HoldWork, now: datetime) ->
                 )
                 uow.after_commit(functools.partial(publish_closed, runtime, closed))
     raise HoldExists("You already hold seats for this show")
+
+
+async def _close_dead_holds_in_concert(runtime: Runtime, work: _HoldWork, now: datetime) -> bool:
+    async with unit_of_work(runtime.sessions) as uow:
+        dead = await repository.lock_dead_holds_in_concert(uow.session, work.user_id, work.show_id, now)
+        if not dead:
+            return False
+        closed = await repository.close_reservations(
+            uow.session,
+            dead,
+            from_status=rules.HOLD,
+            to_status=rules.EXPIRED,
+            event="reservation.expired",
+            reason="expired",
+            now=now,
+        )
+        uow.after_commit(functools.partial(publish_closed, runtime, closed))
+    return True
+
+
+async def _limit_error(runtime: Runtime, work: _HoldWork, over: _OverLimit) -> TicketLimitReached:
+    """The refusal in a fan's words: which limit, and how many tickets they have already."""
+    async with runtime.sessions() as session:
+        counts = await repository.fan_counts(session, work.user_id, work.show_id)
+    counted = set(over.detail.get("counted") or [])
+    scope = "concert" if "concert" not in counted else "show"
+    limit = over.detail.get(f"{scope}_limit")
+    has = counts.get(scope, 0)
+    wanted = len(work.seat_ids)
+    where = "this concert (all its shows together)" if scope == "concert" else "this show"
+    left = max(0, int(limit or 0) - has)
+    advice = f"You can still choose {left}." if left else "You cannot add more."
+    return TicketLimitReached(
+        f"Each fan can have at most {limit} tickets for {where}. You already have {has}, "
+        f"so {wanted} more would be too many. {advice}",
+        scope=scope,
+        limit=limit,
+        held=has,
+        requested=wanted,
+    )
 
 
 async def place_hold(
@@ -372,10 +449,82 @@ async def expire_once(runtime: Runtime, limit: int = EXPIRY_BATCH) -> int:
 
 
 async def expire_holds(runtime: Runtime) -> int:
-    """Sweep until no dead hold is left (one tick of the job)."""
+    """Sweep until no dead hold is left, then offer the returned seats to waitlisted fans (one
+    tick of the job)."""
     total = 0
     while True:
         n = await expire_once(runtime)
         total += n
         if n < EXPIRY_BATCH:
-            return total
+            break
+    await offer_returned_seats(runtime)
+    return total
+
+
+OFFER_BATCH = 100
+
+
+async def offer_returned_seats(runtime: Runtime) -> int:
+    """The waitlist's second chance, in order: settle the offers that ended (paid: TAKEN; released
+    or lapsed: LAPSED), then, per show with fans waiting, hold each returned seat for the next
+    waitlisted fan (seats in id order, fans in join order) for the show's hold time. The crowd's
+    holds cannot take those seats meanwhile (the hold statement refuses them while anyone waits).
+    Returns the offers made."""
+    now = runtime.clock.now()
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.settle_offers(uow.session, now)
+    made = 0
+    async with runtime.sessions() as session:
+        shows = await repository.waitlist_shows(session)
+    for show_id in shows:
+        try:
+            made += await _offer_for_show(runtime, show_id, now)
+        except Exception as exc:
+            runtime.failures.report(log, "waitlist_offer_failed", exc, show_id=show_id)
+    return made
+
+
+async def _offer_for_show(runtime: Runtime, show_id: int, now: datetime) -> int:
+    show = await load_rules(runtime, show_id)
+    expires_at = rules.hold_expires_at(show, now)
+    offered: list[tuple[int, int]] = []
+    reservations: list[int] = []
+    async with unit_of_work(runtime.sessions) as uow:
+        seats = await repository.returned_seats(uow.session, show_id, OFFER_BATCH)
+        # a few more fans than seats: some may be passed over (at a limit, or holding seats now)
+        fans = await repository.next_waiting(uow.session, show_id, 2 * len(seats) + 8) if seats else []
+        queue = list(fans)
+        for seat_id in seats:
+            while queue:
+                entry_id, user_id = queue.pop(0)
+                try:
+                    async with uow.session.begin_nested():  # a refused offer undoes only itself
+                        reservation_id = await repository.offer_seat(
+                            uow.session,
+                            entry_id=entry_id,
+                            user_id=user_id,
+                            show_id=show_id,
+                            seat_id=seat_id,
+                            expires_at=expires_at,
+                            now=now,
+                        )
+                except DBAPIError as exc:
+                    if sqlstate(exc) != TICKET_LIMIT_SQLSTATE:
+                        raise
+                    await repository.skip_waiting(uow.session, entry_id, now)  # at a limit: the next fan
+                    continue
+                if reservation_id is None:
+                    continue  # the fan holds seats of the show right now: keeps their place, the next fan
+                offered.append((user_id, seat_id))
+                reservations.append(reservation_id)
+                break
+        if offered:
+            await refresh_inventory(uow.session, [show_id], now=now)
+            await repository.queue_offer_mails(uow.session, reservations, now)
+
+            async def published() -> None:
+                for user_id, seat_id in offered:
+                    await publish_seat_changes(runtime, show_id, user_id, [seat_id], rules.HOLD)
+
+            uow.after_commit(published)
+    return len(offered)

@@ -34,12 +34,21 @@ _SHOW_RULES = text(
 # those seats; `ins` reads count(dead) first, an InitPlan, so the retirement runs before the insert
 # meets the unique (seat_id) WHERE live index. `answer` is the 201 body, stored with the key and
 # returned. With a stored answer for the key (`prior`), nothing is locked or written.
+#
+# The per-fan limits: `fan` adds the hold's seats to the fan's two rows of fan_tickets (the concert
+# first, then the show: one lock order for everyone) only while each stays within its limit; a fan's
+# concurrent holds queue on those rows and each re-checks the count it finds (ON CONFLICT DO
+# UPDATE ... WHERE sees the latest row). A hold written (`res`) with fewer than two rows counted is
+# over a limit: `refused` raises SQLSTATE BO001 (bo_ticket_limit_reached, migration 0004) and the
+# whole statement, hold and all, is undone.
 _HOLD = f"""
 WITH {LEAN_PRIOR}, cand AS (
     SELECT id, section, row, number, price FROM seats
     WHERE show_id = $7 AND id = ANY($8::bigint[])
       AND (status = 'AVAILABLE' OR (status = 'TEMP_RESERVED' AND hold_expires_at <= $5))
       AND NOT EXISTS (SELECT 1 FROM prior)
+      -- while fans wait on the show's waitlist, returned seats are offered to them, not the crowd
+      AND NOT EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING')
     ORDER BY id
     FOR UPDATE
 ), res AS (
@@ -48,7 +57,28 @@ WITH {LEAN_PRIOR}, cand AS (
     SELECT $1, $7, 'TEMP_RESERVED', sum(price), count(*), $9, $5, $5
     FROM cand HAVING count(*) = cardinality($8::bigint[])
     ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
-    RETURNING id, total_price
+    RETURNING id, total_price, seat_count
+), lim AS (
+    SELECT sh.concert_id, sh.max_tickets_per_fan AS show_max, c.max_tickets_per_fan AS concert_max
+    FROM shows sh JOIN concerts c ON c.id = sh.concert_id WHERE sh.id = $7
+), fan AS (
+    INSERT INTO fan_tickets AS f (user_id, scope, scope_id, seats)
+    SELECT $1, v.scope, v.scope_id, res.seat_count
+    FROM res, lim,
+         LATERAL (VALUES (1, 'concert', lim.concert_id, lim.concert_max),
+                         (2, 'show', $7::bigint, lim.show_max)) AS v(ord, scope, scope_id, cap)
+    WHERE v.cap IS NULL OR res.seat_count <= v.cap
+    ORDER BY v.ord
+    ON CONFLICT (user_id, scope, scope_id) DO UPDATE SET seats = f.seats + EXCLUDED.seats
+    WHERE f.seats + EXCLUDED.seats <= coalesce(
+        CASE f.scope WHEN 'concert' THEN (SELECT concert_max FROM lim) ELSE (SELECT show_max FROM lim) END,
+        2147483647)
+    RETURNING f.scope, f.seats
+), refused AS (
+    SELECT bo_ticket_limit_reached(jsonb_build_object(
+        'concert_limit', lim.concert_max, 'show_limit', lim.show_max,
+        'counted', (SELECT jsonb_agg(scope) FROM fan))::text) AS raised
+    FROM res, lim WHERE (SELECT count(*) FROM fan) < 2
 ), won AS (
     UPDATE seats s
     SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = $9, updated_at = $5
@@ -79,10 +109,31 @@ WITH {LEAN_PRIOR}, cand AS (
     FROM res
 ), {lean_claim("answer")}
 SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
-       (SELECT body::text FROM answer) AS answer
+       (SELECT body::text FROM answer) AS answer, (SELECT count(*) FROM refused) AS refused,
+       EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING') AS waitlisted
 """  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
 _SEATS_OF_SHOW = "SELECT id FROM seats WHERE show_id = $1 AND id = ANY($2::bigint[])"
+
+# The fan's lapsed holds in the show's concert that the sweep has not closed yet: they still count
+# toward the fan's limits until closed (booking.flows closes them when a limit refuses a hold).
+_DEAD_HOLDS_IN_CONCERT = text(
+    """
+    SELECT r.id FROM reservations r JOIN shows sh ON sh.id = r.show_id
+    WHERE r.user_id = :user_id AND r.status = 'TEMP_RESERVED' AND r.expires_at <= :now
+      AND sh.concert_id = (SELECT concert_id FROM shows WHERE id = :show_id)
+    ORDER BY r.id
+    FOR UPDATE OF r SKIP LOCKED
+    """
+)
+
+_FAN_COUNTS = text(
+    """
+    SELECT f.scope, f.seats FROM fan_tickets f JOIN shows sh ON sh.id = :show_id
+    WHERE f.user_id = :user_id
+      AND ((f.scope = 'concert' AND f.scope_id = sh.concert_id) OR (f.scope = 'show' AND f.scope_id = sh.id))
+    """
+)
 
 _OWN_HOLD = text(
     "SELECT id, expires_at FROM reservations "
@@ -96,7 +147,22 @@ _CLOSE = text(
     WITH r AS (
         UPDATE reservations SET status = :to_status, closed_at = :now, updated_at = :now
         WHERE id = ANY(:ids) AND status = :from_status
-        RETURNING id, user_id, show_id
+        RETURNING id, user_id, show_id, seat_count
+    ), back AS (
+        SELECT r.user_id, v.scope, v.scope_id, sum(r.seat_count)::int AS n
+        FROM r JOIN shows sh ON sh.id = r.show_id,
+             LATERAL (VALUES ('concert', sh.concert_id), ('show', r.show_id)) AS v(scope, scope_id)
+        WHERE CAST(:to_status AS text) NOT IN ('TEMP_RESERVED', 'RESERVED')
+        GROUP BY r.user_id, v.scope, v.scope_id
+    ), fan_locked AS (
+        SELECT f.user_id, f.scope, f.scope_id FROM fan_tickets f JOIN back b USING (user_id, scope, scope_id)
+        ORDER BY f.user_id, f.scope, f.scope_id
+        FOR UPDATE OF f
+    ), fan_back AS (
+        -- the fan's limits count live reservations only; locked in one order (no deadlock)
+        UPDATE fan_tickets f SET seats = greatest(0, f.seats - b.n)
+        FROM back b JOIN fan_locked l USING (user_id, scope, scope_id)
+        WHERE f.user_id = b.user_id AND f.scope = b.scope AND f.scope_id = b.scope_id
     ), freed AS (
         UPDATE seats s
         SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL, updated_at = :now
@@ -185,6 +251,7 @@ class HoldOutcome:
     prior: dict[str, Any] | None
     free: list[int]
     answer: str | None
+    waitlisted: bool = False  # fans wait on the show's waitlist: returned seats are theirs
 
     def conflict(self, wanted: list[int]) -> bool:
         return self.prior is None and self.answer is None and len(self.free) == len(wanted)
@@ -234,12 +301,28 @@ async def hold(
     assert row is not None
     prior = row["prior"]
     return HoldOutcome(
-        prior=json.loads(prior) if prior else None, free=list(row["free"]), answer=row["answer"]
+        prior=json.loads(prior) if prior else None,
+        free=list(row["free"]),
+        answer=row["answer"],
+        waitlisted=bool(row["waitlisted"]),
     )
 
 
 async def seats_of_show(conn: asyncpg.Connection, show_id: int, seat_ids: list[int]) -> set[int]:
     return {r[0] for r in await conn.fetch(_SEATS_OF_SHOW, show_id, seat_ids)}
+
+
+async def lock_dead_holds_in_concert(
+    session: AsyncSession, user_id: int, show_id: int, now: datetime
+) -> list[int]:
+    rows = await session.execute(_DEAD_HOLDS_IN_CONCERT, {"user_id": user_id, "show_id": show_id, "now": now})
+    return [r[0] for r in rows]
+
+
+async def fan_counts(session: AsyncSession, user_id: int, show_id: int) -> dict[str, int]:
+    """The fan's counted seats for the show's concert and the show: {"concert": n, "show": m}."""
+    rows = await session.execute(_FAN_COUNTS, {"user_id": user_id, "show_id": show_id})
+    return {r[0]: int(r[1]) for r in rows}
 
 
 async def lock_own_hold(session: AsyncSession, user_id: int, show_id: int) -> tuple[int, datetime] | None:
@@ -329,3 +412,153 @@ async def seat_spots(
 ) -> list[SeatSpot]:
     rows = await session.execute(_SEAT_SPOTS, {"show_id": show_id, "now": now, "section": section})
     return [SeatSpot(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+
+# ---- the waitlist's offers (waiting_room keeps the list; returned seats become holds here) -------
+
+_WAITLIST_SHOWS = text("SELECT DISTINCT show_id FROM waitlist WHERE status = 'WAITING' ORDER BY show_id")
+
+# An offer that ended: paid (TAKEN), or its hold closed or lapsed (LAPSED; the seat returns again).
+_SETTLE_OFFERS = text(
+    """
+    UPDATE waitlist w
+    SET status = CASE WHEN r.status = 'RESERVED' THEN 'TAKEN' ELSE 'LAPSED' END, closed_at = :now
+    FROM reservations r
+    WHERE w.status = 'OFFERED' AND r.id = w.reservation_id AND r.status <> 'TEMP_RESERVED'
+    RETURNING w.id, w.show_id, w.status
+    """
+)
+
+_RETURNED_SEATS = text(
+    """
+    SELECT id FROM seats WHERE show_id = :show_id AND status = 'AVAILABLE'
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+
+_NEXT_WAITING = text(
+    """
+    SELECT id, user_id FROM waitlist WHERE show_id = :show_id AND status = 'WAITING'
+    ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+)
+
+# One returned seat held for one waitlisted fan (the seat is locked by the caller): the reservation,
+# the seat, its reservation_seats row, the fan's counts (closing it gives them back), the event, and
+# the entry OFFERED; nothing when the fan has a live hold for the show already.
+_OFFER = text(
+    """
+    WITH seat AS (
+        SELECT id, section, row, number, price FROM seats
+        WHERE id = :seat_id AND show_id = :show_id AND status = 'AVAILABLE'
+    ), res AS (
+        INSERT INTO reservations (user_id, show_id, status, total_price, seat_count, expires_at,
+                                  created_at, updated_at)
+        SELECT :user_id, :show_id, 'TEMP_RESERVED', price, 1, :expires_at, :now, :now FROM seat
+        ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
+        RETURNING id
+    ), won AS (
+        UPDATE seats s SET status = 'TEMP_RESERVED', reservation_id = res.id, hold_expires_at = :expires_at,
+                           updated_at = :now
+        FROM res WHERE s.id = :seat_id
+        RETURNING s.id
+    ), ins AS (
+        INSERT INTO reservation_seats (reservation_id, seat_id, show_id, price, live)
+        SELECT res.id, seat.id, :show_id, seat.price, true FROM res, seat
+    ), lim AS (
+        SELECT sh.concert_id, sh.max_tickets_per_fan AS show_max, c.max_tickets_per_fan AS concert_max
+        FROM shows sh JOIN concerts c ON c.id = sh.concert_id WHERE sh.id = :show_id
+    ), fan AS (
+        -- the per-fan limits hold for offers too (as in _HOLD): past one, BO001 undoes the offer
+        INSERT INTO fan_tickets AS f (user_id, scope, scope_id, seats)
+        SELECT :user_id, v.scope, v.scope_id, 1
+        FROM res, lim,
+             LATERAL (VALUES (1, 'concert', lim.concert_id, lim.concert_max),
+                             (2, 'show', CAST(:show_id AS bigint), lim.show_max))
+                 AS v(ord, scope, scope_id, cap)
+        WHERE v.cap IS NULL OR 1 <= v.cap
+        ORDER BY v.ord
+        ON CONFLICT (user_id, scope, scope_id) DO UPDATE SET seats = f.seats + 1
+        WHERE f.seats + 1 <= coalesce(
+            CASE f.scope WHEN 'concert' THEN (SELECT concert_max FROM lim)
+                         ELSE (SELECT show_max FROM lim) END,
+            2147483647)
+        RETURNING f.scope
+    ), refused AS (
+        SELECT bo_ticket_limit_reached('{"offer": true}') AS raised
+        FROM res WHERE (SELECT count(*) FROM fan) < 2
+    ), ev AS (
+        INSERT INTO outbox (event_type, aggregate_type, aggregate_id, show_id, payload)
+        SELECT 'seat.held', 'reservation', res.id, :show_id,
+               jsonb_build_object('reservation_id', res.id, 'user_id', CAST(:user_id AS bigint),
+                                  'seat_ids', jsonb_build_array(CAST(:seat_id AS bigint)),
+                                  'status', 'TEMP_RESERVED', 'reason', 'waitlist_offer')
+        FROM res
+    ), entry AS (
+        UPDATE waitlist SET status = 'OFFERED', offered_at = :now, reservation_id = res.id
+        FROM res WHERE waitlist.id = :entry_id
+    )
+    SELECT (SELECT id FROM res) AS id, (SELECT count(*) FROM refused) AS refused
+    """
+)
+
+# A waitlisted fan already at a per-fan limit is passed over: the seat goes to the next fan.
+_SKIP_ENTRY = text("UPDATE waitlist SET status = 'SKIPPED', closed_at = :now WHERE id = :entry_id")
+
+
+async def skip_waiting(session: AsyncSession, entry_id: int, now: datetime) -> None:
+    await session.execute(_SKIP_ENTRY, {"entry_id": entry_id, "now": now})
+
+
+async def waitlist_shows(session: AsyncSession) -> list[int]:
+    return [int(r[0]) for r in await session.execute(_WAITLIST_SHOWS)]
+
+
+async def settle_offers(session: AsyncSession, now: datetime) -> list[tuple[int, int, str]]:
+    return [(r[0], r[1], r[2]) for r in await session.execute(_SETTLE_OFFERS, {"now": now})]
+
+
+async def returned_seats(session: AsyncSession, show_id: int, limit: int) -> list[int]:
+    return [int(r[0]) for r in await session.execute(_RETURNED_SEATS, {"show_id": show_id, "limit": limit})]
+
+
+async def next_waiting(session: AsyncSession, show_id: int, limit: int) -> list[tuple[int, int]]:
+    rows = await session.execute(_NEXT_WAITING, {"show_id": show_id, "limit": limit})
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+async def offer_seat(
+    session: AsyncSession,
+    *,
+    entry_id: int,
+    user_id: int,
+    show_id: int,
+    seat_id: int,
+    expires_at: datetime,
+    now: datetime,
+) -> int | None:
+    """The reservation holding the seat for the fan, or None (the fan holds seats of the show)."""
+    params = {
+        "entry_id": entry_id,
+        "user_id": user_id,
+        "show_id": show_id,
+        "seat_id": seat_id,
+        "expires_at": expires_at,
+        "now": now,
+    }
+    value = (await session.execute(_OFFER, params)).first()
+    return None if value is None or value[0] is None else int(value[0])
+
+
+# The offers' mails, queued with them (the mail domain's sender job composes and sends them).
+_QUEUE_OFFER_MAILS = text(
+    """
+    INSERT INTO mail_outbox (kind, user_id, reservation_id, next_attempt_at, created_at)
+    SELECT 'WAITLIST_OFFER', r.user_id, r.id, :now, :now FROM reservations r WHERE r.id = ANY(:ids)
+    """
+)
+
+
+async def queue_offer_mails(session: AsyncSession, reservation_ids: list[int], now: datetime) -> None:
+    """Tell each offered fan by mail, once the offers commit (a row each in the mail outbox)."""
+    await session.execute(_QUEUE_OFFER_MAILS, {"ids": reservation_ids, "now": now})

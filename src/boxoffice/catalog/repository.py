@@ -40,6 +40,8 @@ _SHOW_COLUMNS = (
     tables.shows.c.refund_cutoff_hours,
     tables.shows.c.hold_requires_verified_email,
     tables.shows.c.reentry,
+    tables.shows.c.queue_pow_difficulty,
+    tables.shows.c.max_tickets_per_fan,
 )
 
 
@@ -139,6 +141,7 @@ _CONCERT_COLUMNS = (
     _c.c.created_at,
     _c.c.updated_at,
     _c.c.retired_at,
+    _c.c.max_tickets_per_fan,
 )
 
 

@@ -34,6 +34,8 @@ class Show:
     refund_cutoff_hours: int | None = 24
     hold_requires_verified_email: bool = False
     reentry: bool = False
+    queue_pow_difficulty: int = 0
+    max_tickets_per_fan: int | None = None
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -111,6 +113,13 @@ class ConcertIn(RequestModel):
     venue_id: Id
     description: str | None = Field(default=None, max_length=5000)
     poster_url: Url | None = None
+    max_tickets_per_fan: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tickets one fan may hold or buy across all their orders for all shows of the "
+        "concert; null: no limit",
+    )
 
 
 class ConcertPatch(RequestModel):
@@ -121,6 +130,13 @@ class ConcertPatch(RequestModel):
     artist: Name | None = None
     description: str | None = Field(default=None, max_length=5000)
     poster_url: Url | None = None
+    max_tickets_per_fan: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tickets one fan may hold or buy across all their orders for all shows of the "
+        "concert; null: no limit",
+    )
 
     @model_validator(mode="after")
     def _required_not_null(self) -> ConcertPatch:
@@ -143,6 +159,9 @@ class ConcertOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None = Field(default=None, description="Retired: out of the public listing")
+    max_tickets_per_fan: int | None = Field(
+        default=None, description="Per-fan limit for the concert; null: none"
+    )
 
 
 class ConcertDetail(ConcertOut):
@@ -163,6 +182,14 @@ class QueueSettingsIn(RequestModel):
     token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     oversubscription: float | None = Field(default=1.5, gt=0, le=100, description="null = off")
     paused: bool = False
+    pow_difficulty: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description="The toll at the queue's door: the proof-of-work difficulty (ALTCHA's maxnumber; "
+        "a client tries half of it on average, about a second on a phone at 100,000; it rises with the "
+        "crowd up to 10x). 0 switches it off",
+    )
 
 
 class QueueSettingsPatch(RequestModel):
@@ -172,10 +199,11 @@ class QueueSettingsPatch(RequestModel):
     token_ttl_seconds: int | None = Field(default=None, ge=30, le=86_400)
     oversubscription: float | None = Field(default=None, gt=0, le=100)
     paused: bool | None = None
+    pow_difficulty: int | None = Field(default=None, ge=0, le=10_000_000, description="0 = toll off")
 
     @model_validator(mode="after")
     def _required_not_null(self) -> QueueSettingsPatch:
-        for field in ("admit_per_second", "token_ttl_seconds", "paused"):
+        for field in ("admit_per_second", "token_ttl_seconds", "paused", "pow_difficulty"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
         return self
@@ -202,6 +230,12 @@ class ShowIn(RequestModel):
         default=False, description="Only fans with a verified email may hold seats"
     )
     reentry: bool = Field(default=False, description="At the door: a ticket may check out and in again")
+    max_tickets_per_fan: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Tickets one fan may hold or buy across all their orders for this show; null: no limit",
+    )
     queue: QueueSettingsIn = Field(default_factory=QueueSettingsIn)
 
 
@@ -216,6 +250,7 @@ class ShowPatch(RequestModel):
     refund_cutoff_hours: int | None = Field(default=None, ge=0, le=8760, description="null: no refunds")
     hold_requires_verified_email: bool | None = None
     reentry: bool | None = None
+    max_tickets_per_fan: int | None = Field(default=None, ge=1, le=1000, description="null: no limit")
     prices: dict[SectionName, Money] | None = Field(
         default=None,
         max_length=layout.MAX_SECTIONS,
@@ -245,6 +280,7 @@ class QueueSettingsOut(BaseModel):
     token_ttl_seconds: int
     oversubscription: float | None
     paused: bool
+    pow_difficulty: int = Field(description="The toll's base difficulty (ALTCHA maxnumber); 0 = off")
 
 
 class ShowOut(BaseModel):
@@ -259,6 +295,9 @@ class ShowOut(BaseModel):
     refund_cutoff_hours: int | None
     hold_requires_verified_email: bool
     reentry: bool = Field(description="At the door: a ticket may check out and in again")
+    max_tickets_per_fan: int | None = Field(
+        default=None, description="Per-fan limit for the show; null: none"
+    )
     queue: QueueSettingsOut
     prices: dict[str, int]
     on_sale: bool

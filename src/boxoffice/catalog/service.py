@@ -260,12 +260,14 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "refund_cutoff_hours": row["refund_cutoff_hours"],
         "hold_requires_verified_email": row["hold_requires_verified_email"],
         "reentry": row["reentry"],
+        "max_tickets_per_fan": row["max_tickets_per_fan"],
         "queue": {
             "admit_per_second": row["queue_admit_per_second"],
             "max_active": row["queue_max_active"],
             "token_ttl_seconds": row["queue_token_ttl_seconds"],
             "oversubscription": row["queue_oversubscription"],
             "paused": row["queue_paused"],
+            "pow_difficulty": row["queue_pow_difficulty"],
         },
         "prices": row["prices"],
         "on_sale": layout.is_on_sale(now, row["sale_opens_at"], row["sale_closes_at"]),
@@ -328,11 +330,13 @@ async def create_show(
             "refund_cutoff_hours": data.refund_cutoff_hours,
             "hold_requires_verified_email": data.hold_requires_verified_email,
             "reentry": data.reentry,
+            "max_tickets_per_fan": data.max_tickets_per_fan,
             "queue_admit_per_second": data.queue.admit_per_second,
             "queue_max_active": data.queue.max_active,
             "queue_token_ttl_seconds": data.queue.token_ttl_seconds,
             "queue_oversubscription": data.queue.oversubscription,
             "queue_paused": data.queue.paused,
+            "queue_pow_difficulty": data.queue.pow_difficulty,
             "created_at": now,
             "updated_at": now,
         },
@@ -350,6 +354,7 @@ _QUEUE_COLUMNS = {
     "token_ttl_seconds": "queue_token_ttl_seconds",
     "oversubscription": "queue_oversubscription",
     "paused": "queue_paused",
+    "pow_difficulty": "queue_pow_difficulty",
 }
 
 

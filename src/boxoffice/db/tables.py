@@ -92,6 +92,7 @@ concerts = Table(
     _ts("created_at", False),
     _ts("updated_at", False),
     _ts("retired_at"),
+    Column("max_tickets_per_fan", Integer),
 )
 
 shows = Table(
@@ -113,6 +114,8 @@ shows = Table(
     Column("refund_cutoff_hours", Integer),
     Column("hold_requires_verified_email", Boolean, nullable=False),
     Column("reentry", Boolean, nullable=False),
+    Column("queue_pow_difficulty", Integer, nullable=False),
+    Column("max_tickets_per_fan", Integer),
     _ts("created_at", False),
     _ts("updated_at", False),
 )
@@ -190,6 +193,7 @@ payments = Table(
     Column("provider_idempotency_key", Text),
     Column("provider_reference", Text),
     Column("failure_code", Text),
+    Column("card_fingerprint", Text),
     Column("attempts", Integer, nullable=False),
     _ts("created_at", False),
     _ts("updated_at", False),
@@ -286,4 +290,38 @@ mail_outbox = Table(
     Column("subject", Text),
     _ts("created_at", False),
     _ts("sent_at"),
+)
+
+# Seats of a fan's live reservations per concert and per show (the per-fan limits; booking's hold).
+fan_tickets = Table(
+    "fan_tickets",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("scope", Text, primary_key=True),
+    Column("scope_id", BigInteger, primary_key=True),
+    Column("seats", Integer, nullable=False),
+)
+
+# The browsers (hashed device cookie) each account logged in from: a console signal (admin domain).
+fan_devices = Table(
+    "fan_devices",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("device_hash", Text, primary_key=True),
+    _ts("first_seen", False),
+    _ts("last_seen", False),
+)
+
+# A show's waitlist (waiting_room: join / status; booking: offers of returned seats).
+waitlist = Table(
+    "waitlist",
+    metadata,
+    _id(),
+    Column("show_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    _ts("joined_at", False),
+    _ts("offered_at"),
+    Column("reservation_id", BigInteger),
+    _ts("closed_at"),
 )

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from boxoffice.booking.service import SeatEvent
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.redis.streams import Resync
-from boxoffice.waiting_room.schemas import QueueStatusResponse
+from boxoffice.waiting_room.schemas import QueueStatusResponse, WaitlistStatus
 
 
 def timestamp(value: datetime | str | None) -> Timestamp | None:
@@ -107,6 +107,19 @@ def queue_status(view: QueueStatusResponse) -> pb.QueueStatus:
         message.estimated_wait_seconds = view.estimated_wait_seconds
     if view.poll_after_seconds is not None:
         message.poll_after_seconds = view.poll_after_seconds
+    return message
+
+
+def waitlist_entry(entry: WaitlistStatus) -> pb.WaitlistEntry:
+    message = pb.WaitlistEntry(
+        show_id=entry.show_id,
+        status=enum_value(pb.WaitlistState, "WAITLIST_STATE_", entry.status),  # type: ignore[arg-type]
+        offer_expires_at=timestamp(entry.offer_expires_at),
+    )
+    if entry.position is not None:
+        message.position = entry.position
+    if entry.reservation_id is not None:
+        message.reservation_id = entry.reservation_id
     return message
 
 

@@ -40,6 +40,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.tickets import flows as tickets
 from boxoffice.tickets.rules import DOOR_ROLES
 from boxoffice.tickets.schemas import ScanRequest
+from boxoffice.waiting_room import flows as queue_flows
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueJoinRequest
 from boxoffice.waiting_room.tokens import check_queue_token
@@ -48,6 +49,7 @@ log = structlog.get_logger("boxoffice.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TicketService"].full_name
 QUEUE_TOKEN_MAX = 4096  # the HTTP API's X-Queue-Token bound
+ALTCHA_MAX = 1024  # the HTTP API's X-Altcha bound
 REPLAYED = ("idempotent-replayed", "true")
 
 R = TypeVar("R")
@@ -182,10 +184,20 @@ class TicketService(pb_grpc.TicketServiceServicer):
     # ---- queue
 
     @_unary
+    async def GetQueueChallenge(
+        self, request: pb.QueueChallengeRequest, context: Context
+    ) -> pb.QueueChallenge:
+        claims = await self._user(context)
+        show_id = _require_id("show_id", request.show_id)
+        found = await queue.challenge(self.runtime, claims.user_id, show_id)
+        return pb.QueueChallenge(**found.model_dump())
+
+    @_unary
     async def JoinQueue(self, request: pb.QueueRequest, context: Context) -> pb.QueueStatus:
         claims = await self._user(context)
         body = QueueJoinRequest(concert_id=request.concert_id, show_id=request.show_id)
-        view = await queue.join(self.runtime, claims.user_id, body.concert_id, body.show_id)
+        solution = _metadata(context, "x-altcha", ALTCHA_MAX)
+        view = await queue.join(self.runtime, claims.user_id, body.concert_id, body.show_id, solution)
         return messages.queue_status(view)
 
     @_unary
@@ -271,15 +283,34 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def Pay(self, request: pb.PayRequest, context: Context) -> pb.Payment:
         claims = await self._user(context)
         method = messages.enum_name(pb.PaymentMethod, "PAYMENT_METHOD_", request.method)
-        body = PaymentRequest.model_validate({"reservation_id": request.reservation_id, "method": method})
+        fields: dict[str, Any] = {"reservation_id": request.reservation_id, "method": method}
+        if request.HasField("card_number"):
+            fields["card_number"] = request.card_number
+        body = PaymentRequest.model_validate(fields)
         result = await payments.pay(
             self.runtime,
             user_id=claims.user_id,
             reservation_id=body.reservation_id,
             method=body.method,
             idempotency_key=_metadata(context, "idempotency-key"),
+            card_number=body.card_number,
         )
         return messages.payment(_answer(result, context))
+
+    @_unary
+    async def JoinWaitlist(self, request: pb.WaitlistRequest, context: Context) -> pb.WaitlistEntry:
+        claims = await self._user(context)
+        show_id = _require_id("show_id", request.show_id)
+        found = await queue_flows.join_waitlist(self.runtime, claims.user_id, show_id)
+        return messages.waitlist_entry(found)
+
+    @_unary
+    async def GetWaitlist(self, request: pb.WaitlistRequest, context: Context) -> pb.WaitlistEntry:
+        claims = await self._user(context)
+        show_id = _require_id("show_id", request.show_id)
+        async with self.runtime.sessions() as session:
+            found = await queue.waitlist_status(session, claims.user_id, show_id)
+        return messages.waitlist_entry(found)
 
     @_unary
     async def Cancel(self, request: pb.ReservationRef, context: Context) -> pb.Reservation:

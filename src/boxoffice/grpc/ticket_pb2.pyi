@@ -10,6 +10,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WaitlistState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WAITLIST_STATE_UNSPECIFIED: _ClassVar[WaitlistState]
+    WAITLIST_STATE_NOT_ON_WAITLIST: _ClassVar[WaitlistState]
+    WAITLIST_STATE_WAITING: _ClassVar[WaitlistState]
+    WAITLIST_STATE_OFFERED: _ClassVar[WaitlistState]
+    WAITLIST_STATE_TAKEN: _ClassVar[WaitlistState]
+    WAITLIST_STATE_LAPSED: _ClassVar[WaitlistState]
+    WAITLIST_STATE_LEFT: _ClassVar[WaitlistState]
+    WAITLIST_STATE_SKIPPED: _ClassVar[WaitlistState]
+
 class QueueState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     QUEUE_STATE_UNSPECIFIED: _ClassVar[QueueState]
@@ -64,6 +75,14 @@ class ScanResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCAN_RESULT_WRONG_SHOW: _ClassVar[ScanResult]
     SCAN_RESULT_NOT_A_TICKET: _ClassVar[ScanResult]
     SCAN_RESULT_CONFLICT: _ClassVar[ScanResult]
+WAITLIST_STATE_UNSPECIFIED: WaitlistState
+WAITLIST_STATE_NOT_ON_WAITLIST: WaitlistState
+WAITLIST_STATE_WAITING: WaitlistState
+WAITLIST_STATE_OFFERED: WaitlistState
+WAITLIST_STATE_TAKEN: WaitlistState
+WAITLIST_STATE_LAPSED: WaitlistState
+WAITLIST_STATE_LEFT: WaitlistState
+WAITLIST_STATE_SKIPPED: WaitlistState
 QUEUE_STATE_UNSPECIFIED: QueueState
 QUEUE_STATE_WAITING: QueueState
 QUEUE_STATE_READY: QueueState
@@ -106,6 +125,46 @@ class QueueRequest(_message.Message):
     concert_id: int
     show_id: int
     def __init__(self, concert_id: _Optional[int] = ..., show_id: _Optional[int] = ...) -> None: ...
+
+class WaitlistRequest(_message.Message):
+    __slots__ = ("show_id",)
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    show_id: int
+    def __init__(self, show_id: _Optional[int] = ...) -> None: ...
+
+class WaitlistEntry(_message.Message):
+    __slots__ = ("show_id", "status", "position", "reservation_id", "offer_expires_at")
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFER_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    show_id: int
+    status: WaitlistState
+    position: int
+    reservation_id: int
+    offer_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, show_id: _Optional[int] = ..., status: _Optional[_Union[WaitlistState, str]] = ..., position: _Optional[int] = ..., reservation_id: _Optional[int] = ..., offer_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueueChallengeRequest(_message.Message):
+    __slots__ = ("show_id",)
+    SHOW_ID_FIELD_NUMBER: _ClassVar[int]
+    show_id: int
+    def __init__(self, show_id: _Optional[int] = ...) -> None: ...
+
+class QueueChallenge(_message.Message):
+    __slots__ = ("algorithm", "challenge", "maxnumber", "salt", "signature")
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    MAXNUMBER_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    algorithm: str
+    challenge: str
+    maxnumber: int
+    salt: str
+    signature: str
+    def __init__(self, algorithm: _Optional[str] = ..., challenge: _Optional[str] = ..., maxnumber: _Optional[int] = ..., salt: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class QueueStatus(_message.Message):
     __slots__ = ("user_id", "concert_id", "show_id", "status", "position", "estimated_wait_seconds", "estimate_basis", "poll_after_seconds", "pre_queue", "token", "expires_at")
@@ -254,12 +313,14 @@ class ListReservationsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., next_before: _Optional[int] = ...) -> None: ...
 
 class PayRequest(_message.Message):
-    __slots__ = ("reservation_id", "method")
+    __slots__ = ("reservation_id", "method", "card_number")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    CARD_NUMBER_FIELD_NUMBER: _ClassVar[int]
     reservation_id: int
     method: PaymentMethod
-    def __init__(self, reservation_id: _Optional[int] = ..., method: _Optional[_Union[PaymentMethod, str]] = ...) -> None: ...
+    card_number: str
+    def __init__(self, reservation_id: _Optional[int] = ..., method: _Optional[_Union[PaymentMethod, str]] = ..., card_number: _Optional[str] = ...) -> None: ...
 
 class Payment(_message.Message):
     __slots__ = ("payment_id", "reservation_id", "amount", "method", "status", "reservation_status", "provider_reference", "failure_code", "created_at", "settled_at")

@@ -34,6 +34,11 @@ class TicketServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetQueueChallenge = channel.unary_unary(
+                '/boxoffice.v1.TicketService/GetQueueChallenge',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.QueueChallengeRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.QueueChallenge.FromString,
+                _registered_method=True)
         self.JoinQueue = channel.unary_unary(
                 '/boxoffice.v1.TicketService/JoinQueue',
                 request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.QueueRequest.SerializeToString,
@@ -68,6 +73,16 @@ class TicketServiceStub:
                 '/boxoffice.v1.TicketService/Pay',
                 request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.PayRequest.SerializeToString,
                 response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.Payment.FromString,
+                _registered_method=True)
+        self.JoinWaitlist = channel.unary_unary(
+                '/boxoffice.v1.TicketService/JoinWaitlist',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
+                _registered_method=True)
+        self.GetWaitlist = channel.unary_unary(
+                '/boxoffice.v1.TicketService/GetWaitlist',
+                request_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+                response_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
                 _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/boxoffice.v1.TicketService/Cancel',
@@ -104,8 +119,24 @@ class TicketServiceStub:
 class TicketServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def GetQueueChallenge(self, request, context):
+        """A proof-of-work challenge for joining the show's queue (ALTCHA's format, protocol v1).
+        How a client pays the toll: find the integer n in [0, maxnumber] such that
+        hex(SHA-256(salt + decimal(n))) == challenge, trying n = 0, 1, 2, ... (maxnumber / 2 hashes on
+        average), then send base64(JSON {"algorithm", "challenge", "number": n, "salt", "signature"})
+        as the x-altcha metadata of JoinQueue. Any ALTCHA solver does this. A challenge is bound to the
+        caller and the show, lives 5 minutes and is spent by one join; maxnumber rises with the crowd
+        (join rate against admission rate, up to 10x the show's setting) and is 0 when the toll is off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def JoinQueue(self, request, context):
-        """Join a show's queue (twice = the same place).
+        """Join a show's queue (twice = the same place). Needs x-altcha (a solved GetQueueChallenge)
+        unless the show's toll is off. Refusals (ErrorInfo.reason): QUEUE_CHALLENGE_REQUIRED (none
+        sent), QUEUE_CHALLENGE_INVALID (unreadable, not ours, wrong number), QUEUE_CHALLENGE_EXPIRED,
+        QUEUE_CHALLENGE_MISMATCH (another show or account), QUEUE_CHALLENGE_REPLAYED (already spent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,6 +180,22 @@ class TicketServiceServicer:
     def Pay(self, request, context):
         """Pay a hold from the balance or by card; confirms it in the same step (needs idempotency-key).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinWaitlist(self, request, context):
+        """The waitlist of a sold-out show (SOLD_OUT or LAST_SEATS_HELD; else WAITLIST_NOT_OPEN): every
+        returned seat is held for the next waitlisted fan, in join order, for the show's hold time
+        (WAITLIST_STATE_OFFERED with reservation_id: Pay it, or it goes to the next fan). Twice = the
+        same place.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWaitlist(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -199,6 +246,11 @@ class TicketServiceServicer:
 
 def add_TicketServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetQueueChallenge': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueChallenge,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.QueueChallengeRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.QueueChallenge.SerializeToString,
+            ),
             'JoinQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.JoinQueue,
                     request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.QueueRequest.FromString,
@@ -233,6 +285,16 @@ def add_TicketServiceServicer_to_server(servicer, server):
                     servicer.Pay,
                     request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.PayRequest.FromString,
                     response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.Payment.SerializeToString,
+            ),
+            'JoinWaitlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinWaitlist,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.SerializeToString,
+            ),
+            'GetWaitlist': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWaitlist,
+                    request_deserializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.FromString,
+                    response_serializer=boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.SerializeToString,
             ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
@@ -274,6 +336,33 @@ def add_TicketServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TicketService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetQueueChallenge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/GetQueueChallenge',
+            boxoffice_dot_grpc_dot_ticket__pb2.QueueChallengeRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.QueueChallenge.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def JoinQueue(request,
@@ -454,6 +543,60 @@ class TicketService:
             '/boxoffice.v1.TicketService/Pay',
             boxoffice_dot_grpc_dot_ticket__pb2.PayRequest.SerializeToString,
             boxoffice_dot_grpc_dot_ticket__pb2.Payment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinWaitlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/JoinWaitlist',
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWaitlist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/boxoffice.v1.TicketService/GetWaitlist',
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistRequest.SerializeToString,
+            boxoffice_dot_grpc_dot_ticket__pb2.WaitlistEntry.FromString,
             options,
             channel_credentials,
             insecure,

@@ -156,3 +156,17 @@ def password_reset(settings: Settings, *, to: str, name: str, link: str, ttl_min
         "If you did not ask for this, ignore this message: your password stays as it is.\n"
     )
     return msg
+
+
+def waitlist_offer(
+    settings: Settings, *, to: str, name: str, concert: str, link: str, until: str
+) -> EmailMessage:
+    """A returned seat held for the next fan on the waitlist: pay by `until`, or it moves on."""
+    msg = _base(settings, to=to, subject=f"A seat came back for you: {concert}")
+    msg.set_content(
+        f"Hello {name},\n\n"
+        f"you are next on the waitlist for {concert}, and a seat came back. It is held for you until "
+        f"{until}. Pay for it here:\n\n{link}\n\n"
+        "If you do not, it goes to the next fan on the waitlist.\n"
+    )
+    return msg

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
@@ -111,6 +112,20 @@ async def _compose(
         link = f"{settings.public_base_url.rstrip('/')}/reset-password?token={token}"
         return compose.password_reset(
             settings, to=to["email"], name=to["name"], link=link, ttl_minutes=ttl // 60
+        )
+    if mail["kind"] == "WAITLIST_OFFER":
+        offer = await repository.offer(conn, mail["reservation_id"])
+        if offer is None:  # taken, released or lapsed before the mail went out
+            return None
+        zone = ZoneInfo(offer["time_zone"] or "UTC")
+        until = offer["expires_at"].astimezone(zone)
+        return compose.waitlist_offer(
+            settings,
+            to=to["email"],
+            name=to["name"],
+            concert=offer["concert"],
+            link=f"{settings.public_base_url.rstrip('/')}/reservations/{mail['reservation_id']}/checkout",
+            until=f"{until:%Y-%m-%d %H:%M} {until.tzname()}",
         )
     return None
 

@@ -74,6 +74,14 @@ ORDER BY m.id DESC LIMIT $1
 
 _COUNTS = "SELECT status, count(*) AS n FROM mail_outbox GROUP BY status"
 
+# A waitlist offer (a hold the expiry job made for the next fan): while it is still open.
+_OFFER = """
+SELECT r.id AS reservation_id, r.expires_at, c.name AS concert, v.time_zone
+FROM reservations r JOIN shows sh ON sh.id = r.show_id JOIN concerts c ON c.id = sh.concert_id
+JOIN venues v ON v.id = c.venue_id
+WHERE r.id = $1 AND r.status = 'TEMP_RESERVED'
+"""
+
 
 async def enqueue(
     conn: asyncpg.Connection, *, kind: str, user_id: int, reservation_id: int | None, now: datetime
@@ -121,6 +129,11 @@ async def refund(conn: asyncpg.Connection, reservation_id: int) -> dict[str, Any
         return None
     seats = await conn.fetch(_REFUND_SEATS, reservation_id)
     return {**dict(row), "seats": [dict(s) for s in seats]}
+
+
+async def offer(conn: asyncpg.Connection, reservation_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_OFFER, reservation_id)
+    return dict(row) if row is not None else None
 
 
 async def recent(conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:

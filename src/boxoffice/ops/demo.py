@@ -98,7 +98,10 @@ def _show(now: datetime, *, concert_index: int, night: int) -> ShowIn:
     starts = now + timedelta(days=14 + 7 * concert_index + night)
     if concert_index == 0 and night == 0:
         opens = now - timedelta(minutes=10)
-        queue = QueueSettingsIn(admit_per_second=200, max_active=None)
+        # The toll at the door is off on this one show: the README's curl quickstart and the chaos
+        # test join it without solving. Every other show (and any show made through the API or the
+        # console) has the default toll on.
+        queue = QueueSettingsIn(admit_per_second=200, max_active=None, pow_difficulty=0)
     elif concert_index == 0:
         opens = now + timedelta(minutes=15)
         queue = QueueSettingsIn(admit_per_second=50)

@@ -33,6 +33,7 @@ async def _pay(hot: lean.HotInput) -> Response:
         reservation_id=body.reservation_id,
         method=body.method,
         idempotency_key=hot.headers["Idempotency-Key"],
+        card_number=body.card_number,
     )
     return respond(result)
 

@@ -265,6 +265,7 @@ class _CardWork:
     user_id: int
     reservation_id: int
     idempotency_key: str
+    card_number: str | None = None
 
     async def _pending(self) -> dict[str, Any]:
         """1. The PENDING row and its provider key, committed before the provider hears of it."""
@@ -297,9 +298,12 @@ class _CardWork:
             # 2. The provider, outside any transaction. An unclear answer (not a timeout) is retried
             #    once with the same key: the provider returns the charge it made, never a second one.
             client = ProviderClient(self.runtime.http, self.runtime.settings)
-            attempt = await client.charge(payment["provider_idempotency_key"], payment["amount"])
+            key, amount, card = payment["provider_idempotency_key"], payment["amount"], self.card_number
+            attempt = await client.charge(key, amount, card)
             if attempt.status == "UNKNOWN" and not attempt.timed_out:
-                attempt = await client.charge(payment["provider_idempotency_key"], payment["amount"])
+                attempt = await client.charge(key, amount, card)
+            if attempt.charge is not None and attempt.charge.card_fingerprint:
+                await _note_card(self.runtime, payment["id"], attempt.charge.card_fingerprint)
             # 3. Settle.
             if attempt.status == "FAILED":
                 await _mark_failed(
@@ -322,6 +326,13 @@ class _CardWork:
         )
 
 
+async def _note_card(runtime: Runtime, payment_id: int, fingerprint: str) -> None:
+    """The provider's fingerprint of the card (declined or not): a console signal of one person
+    behind several accounts."""
+    async with unit_of_work(runtime.sessions) as uow:
+        await repository.set_card_fingerprint(uow.session, payment_id, fingerprint)
+
+
 async def pay(
     runtime: Runtime,
     *,
@@ -329,6 +340,7 @@ async def pay(
     reservation_id: int,
     method: str,
     idempotency_key: str | None,
+    card_number: str | None = None,
 ) -> IdempotentResult:
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
     a fan's own live hold stays payable for as long as it lives, even after that token expired.
@@ -352,7 +364,7 @@ async def pay(
                 show_id = balance.show_id
         else:
             # The key is required: run_idempotent_steps refuses before any work when it is missing.
-            card = _CardWork(runtime, user_id, reservation_id, idempotency_key or "")
+            card = _CardWork(runtime, user_id, reservation_id, idempotency_key or "", card_number)
             result = await run_idempotent_steps(
                 runtime,
                 user_id=user_id,

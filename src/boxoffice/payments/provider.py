@@ -34,6 +34,7 @@ class Charge:
     idempotency_key: str
     amount: int
     status: str  # SUCCEEDED | FAILED | REFUNDED
+    card_fingerprint: str | None = None  # when the request named a card
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,13 @@ def _charge(data: dict[str, Any]) -> Charge:
         idempotency_key=str(data["idempotency_key"]),
         amount=int(data["amount"]),
         status=str(data["status"]),
+        card_fingerprint=_fingerprint(data.get("card")),
     )
+
+
+def _fingerprint(card: Any) -> str | None:
+    value = card.get("fingerprint") if isinstance(card, dict) else None
+    return str(value)[:64] if value else None
 
 
 class ProviderClient:
@@ -59,11 +66,14 @@ class ProviderClient:
         self.http = http
         self.base = provider_url(settings)
 
-    async def charge(self, idempotency_key: str, amount: int) -> ChargeAttempt:
+    async def charge(
+        self, idempotency_key: str, amount: int, card_number: str | None = None
+    ) -> ChargeAttempt:
+        body: dict[str, Any] = {"idempotency_key": idempotency_key, "amount": amount}
+        if card_number is not None:
+            body["card_number"] = card_number
         try:
-            resp = await self.http.post(
-                f"{self.base}/charges", json={"idempotency_key": idempotency_key, "amount": amount}
-            )
+            resp = await self.http.post(f"{self.base}/charges", json=body)
         except httpx.TimeoutException:
             return ChargeAttempt("UNKNOWN", timed_out=True)
         except httpx.HTTPError:

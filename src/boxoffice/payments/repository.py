@@ -317,3 +317,10 @@ async def lease_pending(
 ) -> list[dict[str, Any]]:
     rows = await session.execute(_LEASE_PENDING, {"before": before, "now": now, "limit": limit})
     return [dict(r) for r in rows.mappings()]
+
+
+_SET_CARD_FINGERPRINT = text("UPDATE payments SET card_fingerprint = :fp WHERE id = :id")
+
+
+async def set_card_fingerprint(session: AsyncSession, payment_id: int, fingerprint: str) -> None:
+    await session.execute(_SET_CARD_FINGERPRINT, {"id": payment_id, "fp": fingerprint[:64]})

@@ -14,6 +14,12 @@ from boxoffice.kit.inputs import RequestModel
 class PaymentRequest(RequestModel):
     reservation_id: Id
     method: Literal["BALANCE", "CARD"]
+    card_number: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{12,19}$",
+        description="CARD: the (test) card number, handed to the provider and never stored; its "
+        "answer's card fingerprint is kept (the console flags accounts paying with one card)",
+    )
 
 
 class PaymentOut(BaseModel):

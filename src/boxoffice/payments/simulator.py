@@ -10,6 +10,8 @@ paying flows import no web framework.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import random
 import uuid
 from collections import deque
@@ -62,6 +64,17 @@ class ChargeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     idempotency_key: str = Field(min_length=1, max_length=255)
     amount: int = Field(ge=0, le=10**12)
+    # A (test) card number: the answer carries the card's fingerprint (the same card, the same
+    # fingerprint, like a real provider's) and its last four digits; never the number itself.
+    card_number: str | None = Field(default=None, pattern=r"^[0-9]{12,19}$")
+
+
+_FINGERPRINT_KEY = b"boxoffice-simulator-card-fingerprint"
+
+
+def card_of(number: str) -> dict[str, str]:
+    digest = hmac.new(_FINGERPRINT_KEY, number.encode(), hashlib.sha256).hexdigest()
+    return {"fingerprint": f"fp_{digest[:24]}", "last4": number[-4:]}
 
 
 class ForceIn(BaseModel):
@@ -97,6 +110,8 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
             "amount": body.amount,
             "status": "FAILED" if outcome == "fail" else "SUCCEEDED",
         }
+        if body.card_number is not None:
+            charge["card"] = card_of(body.card_number)
         # Recorded on arrival: a timed-out or lost answer still means the card was charged.
         state.by_key[body.idempotency_key] = charge
         state.by_id[charge["id"]] = charge

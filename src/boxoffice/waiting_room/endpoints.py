@@ -15,6 +15,7 @@ from boxoffice.http.problems import problems
 from boxoffice.waiting_room import service
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
+    ChallengeResponse,
     FairnessResponse,
     QueueJoinRequest,
     QueueSettingsUpdate,
@@ -22,6 +23,7 @@ from boxoffice.waiting_room.schemas import (
     QueueTokenRequest,
     QueueTokenResponse,
     ServingResponse,
+    WaitlistStatus,
 )
 
 router = APIRouter(tags=["waiting room"])
@@ -29,12 +31,30 @@ router = APIRouter(tags=["waiting room"])
 ConcertQ = QueryId
 ShowQ = QueryId
 TICKET_MAX = 160
+ALTCHA_MAX = 1024
+TOLL_HOWTO = (
+    "The toll at the door: unless the show's `queue.pow_difficulty` is 0, a join needs a solved "
+    "proof-of-work challenge, in ALTCHA's wire format (any ALTCHA client or widget solves it). "
+    "1. `GET /api/shows/{show_id}/queue/challenge` answers `{algorithm, challenge, maxnumber, salt, "
+    "signature}`. 2. Find the integer n in [0, maxnumber] with hex(SHA-256(salt + decimal n)) == "
+    "challenge (try n = 0, 1, 2, ...: maxnumber / 2 hashes on average; about a second in a phone's "
+    "Web Worker at the default 100,000). 3. Send base64(JSON {algorithm, challenge, number: n, salt, "
+    "signature}) as the `X-Altcha` header of this request. A challenge is bound to your account and "
+    "the show, lives 5 minutes and is spent by one join; the difficulty rises with the crowd (the "
+    "join rate against the admission rate, up to 10x). Refusals: 428 QUEUE_CHALLENGE_REQUIRED (no "
+    "solution), 400 QUEUE_CHALLENGE_INVALID (unreadable, not ours, or the wrong number), 403 "
+    "QUEUE_CHALLENGE_EXPIRED, 403 QUEUE_CHALLENGE_MISMATCH (another show or account), 409 "
+    "QUEUE_CHALLENGE_REPLAYED (already spent). Solving fast buys nothing: the pre-queue's order is "
+    "drawn at random, and afterwards the line keeps join order."
+)
 TicketHeader = Annotated[str | None, Header(max_length=TICKET_MAX, description="Your queue_ticket")]
 
 
 async def _join(hot: lean.HotInput) -> Response:
     body: QueueJoinRequest = hot.body
-    result = await service.join(hot.runtime, hot.claims.user_id, body.concert_id, body.show_id)
+    result = await service.join(
+        hot.runtime, hot.claims.user_id, body.concert_id, body.show_id, hot.headers["X-Altcha"]
+    )
     return Response(result.model_dump_json(), media_type="application/json")
 
 
@@ -76,7 +96,27 @@ JOIN = lean.HotRoute(
     summary="Join a show's queue (twice = same place)",
     tags=["waiting room"],
     body=QueueJoinRequest,
-    errors=(e.RateLimited, e.ShowNotFound, e.SaleNotOpen, e.SaleClosed, e.SoldOut),
+    description=TOLL_HOWTO,
+    headers=(
+        lean.Header(
+            "X-Altcha",
+            ALTCHA_MAX,
+            "The solved challenge: base64 of ALTCHA's JSON payload {algorithm, challenge, number, salt, "
+            "signature} (see the description); needed unless the show's pow_difficulty is 0",
+        ),
+    ),
+    errors=(
+        e.RateLimited,
+        e.ShowNotFound,
+        e.SaleNotOpen,
+        e.SaleClosed,
+        e.SoldOut,
+        e.QueueChallengeRequired,
+        e.QueueChallengeInvalid,
+        e.QueueChallengeExpired,
+        e.QueueChallengeForeign,
+        e.QueueChallengeReplayed,
+    ),
 )
 
 
@@ -104,6 +144,60 @@ router.routes.extend([STATUS.documented(), JOIN.documented()])
 )
 async def queue_serving(request: Request, show_id: PathId) -> Response:
     return await _serving(request, show_id)
+
+
+@router.get(
+    "/api/shows/{show_id}/queue/challenge",
+    response_model=ChallengeResponse,
+    summary="A proof-of-work challenge to join the show's queue (ALTCHA format)",
+    description=TOLL_HOWTO,
+    responses={**problems(e.ShowNotFound), 200: {"headers": {"Cache-Control": {"description": "no-store"}}}},
+)
+async def queue_challenge(
+    show_id: PathId, claims: CurrentUser, runtime: RuntimeDep, response: Response
+) -> ChallengeResponse:
+    response.headers["Cache-Control"] = "no-store"
+    return await service.challenge(runtime, claims.user_id, show_id)
+
+
+WAITLIST_HOWTO = (
+    "A second chance in order: when the show says SOLD_OUT or LAST_SEATS_HELD, join its waitlist. "
+    "Every seat that returns (a hold that lapses or is released, a refund) is offered to the next "
+    "waitlisted fan: it is held for you for the show's hold time (status OFFERED, reservation_id, "
+    "offer_expires_at); pay for it like any hold (POST /api/payments) or let it go to the next fan. "
+    "While anyone waits, returned seats are not open to other holds."
+)
+
+
+@router.post(
+    "/api/shows/{show_id}/waitlist",
+    response_model=WaitlistStatus,
+    summary="Join the show's waitlist (sold out only; twice = the same place)",
+    description=WAITLIST_HOWTO,
+    responses=problems(e.ShowNotFound, e.WaitlistNotOpen),
+)
+async def join_waitlist(
+    show_id: PathId, claims: CurrentUser, runtime: RuntimeDep, session: SessionDep
+) -> WaitlistStatus:
+    return await service.join_waitlist(runtime, session, claims.user_id, show_id)
+
+
+@router.get(
+    "/api/shows/{show_id}/waitlist",
+    response_model=WaitlistStatus,
+    summary="Where you stand on the waitlist; your offer when a seat came back",
+    description=WAITLIST_HOWTO,
+)
+async def waitlist_status(show_id: PathId, claims: CurrentUser, session: SessionDep) -> WaitlistStatus:
+    return await service.waitlist_status(session, claims.user_id, show_id)
+
+
+@router.delete("/api/shows/{show_id}/waitlist", status_code=204, summary="Leave the waitlist (idempotent)")
+async def leave_waitlist(
+    show_id: PathId, claims: CurrentUser, runtime: RuntimeDep, session: SessionDep
+) -> Response:
+    await service.leave_waitlist(runtime, session, claims.user_id, show_id)
+    return Response(status_code=204)
 
 
 @router.delete(

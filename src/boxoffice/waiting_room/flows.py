@@ -12,8 +12,17 @@ from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import NotFound
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
-from boxoffice.waiting_room import admission, store
-from boxoffice.waiting_room.service import CLOSED_QUEUE_TTL_SECONDS, ShowQueueInfo, ms_of, read_show
+from boxoffice.waiting_room import admission, store, toll
+from boxoffice.waiting_room.schemas import WaitlistStatus
+from boxoffice.waiting_room.service import (
+    CLOSED_QUEUE_TTL_SECONDS,
+    ShowQueueInfo,
+    ms_of,
+    read_show,
+)
+from boxoffice.waiting_room.service import (
+    join_waitlist as join_waitlist_in,
+)
 
 log = structlog.get_logger("boxoffice.waiting_room")
 
@@ -63,6 +72,9 @@ async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
         await store.untrack_show(runtime.redis, show_id)
         await store.expire_show(runtime.redis, show_id, CLOSED_QUEUE_TTL_SECONDS)
         return None
+    if phase in ("PRE_QUEUE", "OPEN"):
+        # the toll's crowd factor: how fast fans join against how fast the line moves
+        await store.sample_crowd(runtime.redis, show_id, ms_of(now), toll.JOIN_RATE_TAU_SECONDS)
     if phase != "OPEN":
         return None
     result = await _tick_step(runtime, info, now)
@@ -101,3 +113,9 @@ async def tick_all(runtime: Runtime) -> int:
         if result is not None:
             admitted += result.admitted
     return admitted
+
+
+async def join_waitlist(runtime: Runtime, user_id: int, show_id: int) -> WaitlistStatus:
+    """The waitlist join in its own unit of work (the gRPC door; HTTP uses the request's)."""
+    async with unit_of_work(runtime.sessions) as uow:
+        return await join_waitlist_in(runtime, uow.session, user_id, show_id)

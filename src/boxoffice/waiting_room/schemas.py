@@ -98,6 +98,9 @@ class QueueSettingsUpdate(_Strict):
     admit_per_second: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
     max_active: int | None = Field(default=None, ge=0, le=10_000_000)
     clear_max_active: bool = Field(default=False, description="true removes the active-user cap")
+    pow_difficulty: int | None = Field(
+        default=None, ge=0, le=10_000_000, description="The toll's base difficulty; 0 switches it off"
+    )
 
 
 class AdminQueueResponse(BaseModel):
@@ -117,3 +120,32 @@ class AdminQueueResponse(BaseModel):
     stale_skipped: int
     serving: int
     next_ticket: int
+    pow_difficulty: int = Field(description="The toll's base difficulty (ALTCHA maxnumber); 0 = off")
+    pow_effective: int = Field(description="What a challenge asks now: the base times the crowd factor")
+    join_rate: float | None = Field(description="Measured (EWMA) joins per second")
+    waitlist_waiting: int = Field(default=0, description="Fans on the waitlist now")
+    waitlist_offers: int = Field(default=0, description="Returned seats offered to waitlisted fans")
+    waitlist_taken: int = Field(default=0, description="Offers paid for")
+    waitlist_lapsed: int = Field(default=0, description="Offers released or let lapse (the seat went on)")
+
+
+class ChallengeResponse(BaseModel):
+    """ALTCHA's challenge (protocol v1), as any ALTCHA client reads it."""
+
+    algorithm: str = Field(description='Always "SHA-256"')
+    challenge: str = Field(description="hex SHA-256 of salt + the secret number")
+    maxnumber: int = Field(description="The number is in [0, maxnumber]; 0 when the toll is off")
+    salt: str = Field(description="Random hex and the bound parameters: ?expires=&show=&user=&")
+    signature: str = Field(description="hex HMAC-SHA-256 of the challenge, by the server")
+
+
+class WaitlistStatus(BaseModel):
+    show_id: int
+    status: Literal["NOT_ON_WAITLIST", "WAITING", "OFFERED", "TAKEN", "LAPSED", "LEFT", "SKIPPED"] = Field(
+        description="OFFERED: a returned seat is held for you: pay for reservation_id before "
+        "offer_expires_at, or it goes to the next fan. SKIPPED: passed over, being at the show's or "
+        "concert's per-fan ticket limit"
+    )
+    position: int | None = Field(description="1 = the next returned seat is yours (WAITING only)")
+    reservation_id: int | None = None
+    offer_expires_at: datetime | None = None

@@ -25,27 +25,36 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice import ratelimit
 from boxoffice.catalog.service import Show, get_remaining, get_show, get_unsold
+from boxoffice.config import secret
 from boxoffice.db.uow import after_commit
 from boxoffice.errors import (
     NotFound,
+    QueueChallengeExpired,
+    QueueChallengeForeign,
+    QueueChallengeInvalid,
+    QueueChallengeReplayed,
+    QueueChallengeRequired,
     QueueTicketForeign,
     QueueTicketRefused,
     SaleClosed,
     SaleNotOpen,
     ShowNotFound,
     SoldOut,
+    WaitlistNotOpen,
 )
 from boxoffice.kit.clock import iso
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.runtime import Runtime
-from boxoffice.waiting_room import admission, repository, store
+from boxoffice.waiting_room import admission, repository, store, toll
 from boxoffice.waiting_room.schemas import (
     AdminQueueResponse,
+    ChallengeResponse,
     FairnessResponse,
     QueueSettingsUpdate,
     QueueStatusResponse,
     QueueTokenResponse,
     ServingResponse,
+    WaitlistStatus,
 )
 from boxoffice.waiting_room.tokens import (
     QueueTicket,
@@ -84,6 +93,8 @@ class ShowQueueInfo:
     remaining: int
     # Seats not RESERVED (available or held): 0 with remaining 0 is SOLD_OUT, >0 LAST_SEATS_HELD.
     unsold: int = 0
+    # The toll's base difficulty (0 = off); the crowd's factor is measured by the worker's tick.
+    pow_difficulty: int = 0
 
     @classmethod
     def from_show(cls, show: Show, remaining: int, unsold: int) -> ShowQueueInfo:
@@ -100,6 +111,7 @@ class ShowQueueInfo:
             paused=bool(show.queue_paused),
             remaining=int(remaining),
             unsold=int(unsold),
+            pow_difficulty=int(show.queue_pow_difficulty),
         )
 
     def to_json(self) -> str:
@@ -148,11 +160,15 @@ def _show_not_found(show_id: int) -> NotFound:
 
 
 async def read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
+    """The show as the queue sees it. Seats that return while fans wait on the waitlist are theirs
+    (booking offers them in order): they are not counted as remaining, so the line does not move
+    for them and nobody is admitted to find them refused."""
     async with runtime.sessions() as session:
         show = await get_show(session, show_id)
         remaining = await get_remaining(session, show_id)
         unsold = await get_unsold(session, show_id)
-    return ShowQueueInfo.from_show(show, remaining, unsold)
+        waitlisted = await repository.waitlist_waiting(session, show_id) if remaining > 0 else 0
+    return ShowQueueInfo.from_show(show, max(0, remaining - waitlisted), unsold)
 
 
 async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) -> ShowQueueInfo:
@@ -180,7 +196,11 @@ def _check_concert(info: ShowQueueInfo, concert_id: int) -> None:
 # ---------------------------------------------------------------------------- fans
 
 
-async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -> QueueStatusResponse:
+async def join(
+    runtime: Runtime, user_id: int, concert_id: int, show_id: int, solution: str | None = None
+) -> QueueStatusResponse:
+    """A place in line; with the toll on (the show's pow_difficulty > 0), only for a solved,
+    unspent challenge of this user and show (`solution`: ALTCHA's base64 payload)."""
     await ratelimit.enforce(runtime, "join", user_id, limit=runtime.settings.limit_joins_per_minute)
     info = await _load_show(runtime, show_id)
     _check_concert(info, concert_id)
@@ -193,6 +213,8 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
         raise SaleClosed("The sale for this show is closed")
     if info.sold_out():
         raise SoldOut("This show is sold out")
+    if info.pow_difficulty > 0:
+        await _pay_toll(runtime, user_id, show_id, solution, now)
     seed = secrets.token_hex(32) if phase == "PRE_QUEUE" else ""
     result = await store.join(
         runtime.hot_redis, show_id, user_id, ms_of(now), pre_queue=phase == "PRE_QUEUE", seed=seed
@@ -202,6 +224,57 @@ async def join(runtime: Runtime, user_id: int, concert_id: int, show_id: int) ->
         await store.track_show(runtime.hot_redis, show_id)
     # The exact answer (one Lua call, once per fan), carrying the signed ticket for the polls.
     return await status(runtime, user_id, concert_id, show_id)
+
+
+_TOLL_ERRORS: dict[str, type[Exception]] = {
+    "required": QueueChallengeRequired,
+    "invalid": QueueChallengeInvalid,
+    "expired": QueueChallengeExpired,
+    "foreign": QueueChallengeForeign,
+}
+
+
+def _toll_key(runtime: Runtime) -> bytes:
+    return toll.toll_key(secret(runtime.settings.queue_token_secret))
+
+
+async def _pay_toll(
+    runtime: Runtime, user_id: int, show_id: int, solution: str | None, now: datetime
+) -> None:
+    """O(1): one HMAC and one SHA-256 (toll.verify), then one SET NX that spends the solution."""
+    now_s = int(now.timestamp())
+    try:
+        solved = toll.verify(_toll_key(runtime), solution, user_id=user_id, show_id=show_id, now_s=now_s)
+    except toll.TollRefused as refused:
+        runtime.metrics.queue_toll.labels(refused.reason).inc()
+        raise _TOLL_ERRORS[refused.reason](refused.message) from None
+    ttl_ms = (solved.expires - now_s) * 1000 + 1000
+    if not await store.spend_solution(runtime.hot_redis, show_id, solved.challenge, user_id, ttl_ms):
+        runtime.metrics.queue_toll.labels("replayed").inc()
+        raise QueueChallengeReplayed("This challenge solution was already used; fetch a new challenge")
+    runtime.metrics.queue_toll.labels("paid").inc()
+
+
+async def challenge(runtime: Runtime, user_id: int, show_id: int) -> ChallengeResponse:
+    """A fresh challenge for this user and show: the show's difficulty times the crowd's factor
+    (the join rate against the admission rate, as the worker last measured them). One Redis call."""
+    show_json, join_rate, admission_rate = await store.toll_inputs(runtime.hot_redis, show_id)
+    info = await _load_show(runtime, show_id, show_json)
+    factor = toll.crowd_factor(join_rate, admission_rate, info.admit_per_second)
+    issued = toll.issue(
+        _toll_key(runtime),
+        user_id=user_id,
+        show_id=show_id,
+        maxnumber=toll.effective_maxnumber(info.pow_difficulty, factor),
+        now_s=int(runtime.clock.now().timestamp()),
+    )
+    return ChallengeResponse(
+        algorithm=issued.algorithm,
+        challenge=issued.challenge,
+        maxnumber=issued.maxnumber,
+        salt=issued.salt,
+        signature=issued.signature,
+    )
 
 
 async def status(
@@ -572,6 +645,8 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
     show = await get_show(session, show_id)
     remaining = await get_remaining(session, show_id)
     stats = await store.stats(runtime.redis, show_id, ms_of(runtime.clock.now()))
+    _, join_rate, _ = await store.toll_inputs(runtime.hot_redis, show_id)
+    counts = await repository.waitlist_counts(session, show_id)
     finished = stats.no_shows + stats.converted + stats.left_active
     return AdminQueueResponse(
         show_id=show_id,
@@ -590,6 +665,13 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
         stale_skipped=stats.stale_skipped,
         serving=stats.serving,
         next_ticket=stats.next,
+        pow_difficulty=show.queue_pow_difficulty,
+        pow_effective=toll.effective_maxnumber(
+            show.queue_pow_difficulty,
+            toll.crowd_factor(join_rate, stats.rate, show.queue_admit_per_second),
+        ),
+        join_rate=join_rate,
+        **{f"waitlist_{k}": v for k, v in counts.items() if k in ("waiting", "offers", "taken", "lapsed")},
     )
 
 
@@ -612,6 +694,8 @@ async def update_settings(
         values["queue_max_active"] = None
     elif change.max_active is not None:
         values["queue_max_active"] = change.max_active
+    if change.pow_difficulty is not None:
+        values["queue_pow_difficulty"] = change.pow_difficulty
     if values and not await repository.update_queue_settings(session, show_id, runtime.clock.now(), **values):
         raise _show_not_found(show_id)
     _drop_show_cache_after_commit(runtime, session, show_id)
@@ -646,3 +730,39 @@ async def fairness(runtime: Runtime, session: AsyncSession, show_id: int) -> Fai
         join_list=joins,
         order=admission.prequeue_order(seed, joins),
     )
+
+
+# ---------------------------------------------------------------------------- the waitlist
+
+
+async def join_waitlist(
+    runtime: Runtime, session: AsyncSession, user_id: int, show_id: int
+) -> WaitlistStatus:
+    """Only when the show says SOLD_OUT or LAST_SEATS_HELD (otherwise: join the queue and buy).
+    Twice = the same place. Returned seats are then offered in join order (booking.flows)."""
+    info = await _load_show(runtime, show_id)
+    now = runtime.clock.now()
+    state = info.sale_state(now)
+    if state not in ("SOLD_OUT", "LAST_SEATS_HELD"):
+        raise WaitlistNotOpen(
+            "The waitlist opens when the show is sold out; seats are still on sale", sale_state=state
+        )
+    await repository.join_waitlist(session, show_id, user_id, now)
+    return await waitlist_status(session, user_id, show_id)
+
+
+async def waitlist_status(session: AsyncSession, user_id: int, show_id: int) -> WaitlistStatus:
+    entry = await repository.waitlist_entry(session, show_id, user_id)
+    if entry is None:
+        return WaitlistStatus(show_id=show_id, status="NOT_ON_WAITLIST", position=None)
+    return WaitlistStatus(
+        show_id=show_id,
+        status=entry["status"],
+        position=None if entry["ahead"] is None else int(entry["ahead"]) + 1,
+        reservation_id=entry["reservation_id"] if entry["status"] == "OFFERED" else None,
+        offer_expires_at=entry["offer_expires_at"] if entry["status"] == "OFFERED" else None,
+    )
+
+
+async def leave_waitlist(runtime: Runtime, session: AsyncSession, user_id: int, show_id: int) -> None:
+    await repository.leave_waitlist(session, show_id, user_id, runtime.clock.now())

@@ -12,6 +12,7 @@ One show's keys share the hash tag `{<show_id>}` so every script runs in one clu
     bo:{S}:q:pre          list of pre-queue joins in join order (the published join list)
     bo:{S}:q:pre_members  hash user -> join index, until the pre-queue is sealed
     bo:{S}:q:show         JSON cache of the show's queue settings and remaining seats
+    bo:{S}:q:toll:<hex>   a spent toll solution (SET NX, until the challenge expires): single use
     bo:queue:shows        set of show ids with a live queue (what the admission worker ticks)
 
 Join, status, leave and release touch a fixed number of hash fields: O(1) whatever the queue length.
@@ -641,3 +642,67 @@ async def stats(redis: RedisClient, show_id: int, now_ms: int) -> QueueStats:
 async def active_users(redis: RedisClient, show_id: int) -> list[int]:
     """Admitted users by lease expiry (admin / tests; the active set is bounded by the caps)."""
     return [int(_s(u)) for u in await redis.zrange(keys(show_id).active, 0, -1)]
+
+
+# ---------------------------------------------------------------------------- the toll (toll.py)
+
+# KEYS: meta next pre ; ARGV: now_ms tau_seconds
+# The join rate (EWMA over joins counted as max(next, pre-queue length)), next to the admission
+# rate the tick measures -> {join_rate|'', admission_rate|''}
+_CROWD = Script(
+    """
+local now = tonumber(ARGV[1])
+local joins = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('LLEN', KEYS[3]))
+local m = redis.call('HMGET', KEYS[1], 'join_last_n', 'join_last_ms', 'join_rate', 'rate')
+local last_n, last_ms, rate = tonumber(m[1]), tonumber(m[2]), m[3]
+if last_n and last_ms and now > last_ms then
+  local dt = (now - last_ms) / 1000
+  local sample = math.max(0, joins - last_n) / dt
+  if rate then
+    local r = tonumber(rate)
+    rate = r + (1 - math.exp(-dt / tonumber(ARGV[2]))) * (sample - r)
+  else
+    rate = sample
+  end
+  rate = string.format('%.6f', rate)
+  redis.call('HSET', KEYS[1], 'join_rate', rate)
+end
+if not last_ms or now > last_ms then
+  redis.call('HSET', KEYS[1], 'join_last_n', joins, 'join_last_ms', now)
+end
+return {rate or '', m[4] or ''}
+"""
+)
+
+
+async def sample_crowd(
+    redis: RedisClient, show_id: int, now_ms: int, tau_seconds: float
+) -> tuple[float | None, float | None]:
+    """(join rate, admission rate) per second; the join rate moves once per call (a worker tick)."""
+    k = keys(show_id)
+    join_rate, admission_rate = await _CROWD(redis, [k.meta, k.next, k.pre], [now_ms, tau_seconds])
+    return _float_or_none(join_rate), _float_or_none(admission_rate)
+
+
+# KEYS: show meta -> {show_json|'', join_rate|'', admission_rate|''}: what issuing a challenge needs
+_TOLL = Script(
+    """
+local m = redis.call('HMGET', KEYS[2], 'join_rate', 'rate')
+return {redis.call('GET', KEYS[1]) or '', m[1] or '', m[2] or ''}
+"""
+)
+
+
+async def toll_inputs(redis: MuxRedis, show_id: int) -> tuple[str | None, float | None, float | None]:
+    k = keys(show_id)
+    show_json, join_rate, admission_rate = await _TOLL(redis, [k.show, k.meta], [])
+    return _s(show_json) or None, _float_or_none(join_rate), _float_or_none(admission_rate)
+
+
+async def spend_solution(redis: MuxRedis, show_id: int, challenge: str, user_id: int, ttl_ms: int) -> bool:
+    """Single use: True the first time a solved challenge is spent, False ever after (until it
+    expires, when the signature refuses it anyway)."""
+    ok = await redis.execute(
+        "SET", _k(show_id, f"toll:{challenge[:64]}"), user_id, "NX", "PX", max(1000, ttl_ms)
+    )
+    return ok is not None

@@ -276,6 +276,7 @@ def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
         "hold_seconds": _integer(form, "hold_seconds"),
         "max_seats_per_reservation": _integer(form, "max_seats_per_reservation"),
         "refund_cutoff_hours": _integer(form, "refund_cutoff_hours"),
+        "max_tickets_per_fan": _integer(form, "max_tickets_per_fan"),
         "prices": {name: _minor(form, f"prices-{name}") for name in sections},
         "queue": {
             "admit_per_second": _number(form, "queue-admit_per_second"),
@@ -283,10 +284,15 @@ def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
             "token_ttl_seconds": _integer(form, "queue-token_ttl_seconds"),
             "oversubscription": _number(form, "queue-oversubscription"),
             "paused": form.get("queue-paused") == "on",
+            "pow_difficulty": _integer(form, "queue-pow_difficulty"),
         },
     }
     body["prices"] = {k: v for k, v in body["prices"].items() if v is not None}
     return body
+
+
+def _blank_or(value: int | None) -> str:
+    return "" if value is None else str(value)
 
 
 def _typed(form: Any) -> dict[str, str]:
@@ -300,6 +306,7 @@ async def concert_page(
     context = await _concert_context(request, session, concert_id)
     c = context["concert"]
     values = {k: c[k] or "" for k in ("name", "artist", "description", "poster_url")}
+    values["max_tickets_per_fan"] = _blank_or(c["max_tickets_per_fan"])
     show_values = {
         "hold_seconds": "300",
         "max_seats_per_reservation": "4",
@@ -307,6 +314,7 @@ async def concert_page(
         "queue-admit_per_second": "11",
         "queue-token_ttl_seconds": "600",
         "queue-oversubscription": "1.5",
+        "queue-pow_difficulty": "100000",
     }
     context.update(values=values, errors={}, show_values=show_values, show_errors={}, **_notice(done))
     return render(request, "admin/concert.html", context, title=c["name"])
@@ -317,7 +325,8 @@ async def update_concert(
     request: Request, concert_id: PathId, user: AdminPageUser, session: SessionDep
 ) -> Response:
     form = await request.form()
-    body = {k: _text(form, k) for k in ("name", "artist", "description", "poster_url")}
+    body: dict[str, Any] = {k: _text(form, k) for k in ("name", "artist", "description", "poster_url")}
+    body["max_tickets_per_fan"] = _integer(form, "max_tickets_per_fan")  # blank: no limit
     try:
         await catalog.update_concert(
             session, _runtime(request).clock, concert_id, ConcertPatch.model_validate(body)
@@ -395,11 +404,13 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         "refund_cutoff_hours": ""
         if show["refund_cutoff_hours"] is None
         else str(show["refund_cutoff_hours"]),
+        "max_tickets_per_fan": _blank_or(show["max_tickets_per_fan"]),
         "queue-admit_per_second": f"{q['admit_per_second']:g}",
         "queue-max_active": "" if q["max_active"] is None else str(q["max_active"]),
         "queue-token_ttl_seconds": str(q["token_ttl_seconds"]),
         "queue-oversubscription": "" if q["oversubscription"] is None else f"{q['oversubscription']:g}",
         "queue-paused": "on" if q["paused"] else "",
+        "queue-pow_difficulty": str(q["pow_difficulty"]),
     }
     values.update({f"prices-{name}": f"{price / 100:.2f}" for name, price in show["prices"].items()})
     return values
@@ -500,6 +511,9 @@ async def queue_settings(
     body: dict[str, Any] = {"admit_per_second": _number(form, "admit_per_second")}
     cap = _integer(form, "max_active")
     body.update({"max_active": cap} if cap is not None else {"clear_max_active": True})
+    toll = _integer(form, "pow_difficulty")
+    if toll is not None:
+        body["pow_difficulty"] = toll
     try:
         await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
     except (ValidationError, DomainError) as exc:

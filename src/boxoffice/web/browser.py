@@ -91,6 +91,24 @@ async def _without_tokens(events: AsyncIterator[str]) -> AsyncIterator[str]:
         yield chunk
 
 
+@router.get("/web/queue/{show_id}/challenge")
+async def queue_challenge(request: Request, show_id: PathId, user: PageUser) -> JSONResponse:
+    """The toll's challenge for the page's solver (the same as GET /api/shows/{id}/queue/challenge)."""
+    found = await queue_service.challenge(_runtime(request), user.user_id, show_id)
+    return JSONResponse(found.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/web/shows/{show_id}/waitlist")
+async def waitlist(request: Request, show_id: PathId, user: PageUser) -> JSONResponse:
+    """The waitlisted fan's page polls this: WAITING with a position, then OFFERED (pay by then)."""
+    async with _runtime(request).sessions() as session:
+        found = await queue_service.waitlist_status(session, user.user_id, show_id)
+    body = found.model_dump(mode="json")
+    if found.reservation_id is not None:
+        body["checkout_url"] = f"/reservations/{found.reservation_id}/checkout"
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
 @router.post("/web/queue/{show_id}/admit", dependencies=[CsrfChecked])
 async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser) -> JSONResponse:
     """READY: the admission token goes into this browser's HttpOnly cookie for the show."""

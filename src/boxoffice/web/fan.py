@@ -17,7 +17,7 @@ from boxoffice.booking import rules as booking_rules
 from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
 from boxoffice.errors import DomainError
-from boxoffice.http.deps import PathId
+from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import Text
 from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
@@ -150,6 +150,12 @@ async def _show_and_concert(runtime: Runtime, show_id: int) -> tuple[dict[str, A
 
 @router.get("/shows/{show_id}/queue")
 async def waiting_room(request: Request, show_id: PathId, user: PageUser) -> Response:
+    return await _waiting_room(request, show_id, user)
+
+
+async def _waiting_room(
+    request: Request, show_id: int, user: WebUser, *, error: DomainError | None = None
+) -> Response:
     runtime = _runtime(request)
     show, concert = await _show_and_concert(runtime, show_id)
     view = await queue_service.status(runtime, user.user_id, concert["id"], show_id)
@@ -157,25 +163,63 @@ async def waiting_room(request: Request, show_id: PathId, user: PageUser) -> Res
     if view.pre_queue or runtime.clock.now() < show["sale_opens_at"]:
         async with runtime.sessions() as session:
             commitment = (await queue_service.fairness(runtime, session, show_id)).commitment
+    async with runtime.sessions() as session:
+        waitlist = await queue_service.waitlist_status(session, user.user_id, show_id)
+    context: dict[str, Any] = {
+        "show": show,
+        "concert": concert,
+        "view": view,
+        "commitment": commitment,
+        "now": runtime.clock.now(),
+        "toll": show["queue"]["pow_difficulty"] > 0,
+        "waitlist": waitlist,
+        "sold_out": show["on_sale"] and show["remaining"] <= 0,
+    }
+    if error is not None:
+        sentence = _JOIN_SENTENCES.get(error.code, error.detail)
+        context.update(flash=sentence, flash_kind="error", error_code=error.code)
     return render(
         request,
         "waiting.html",
-        {
-            "show": show,
-            "concert": concert,
-            "view": view,
-            "commitment": commitment,
-            "now": runtime.clock.now(),
-        },
+        context,
+        status_code=error.status if error is not None else 200,
         title=f"Waiting room · {concert['name']}",
     )
 
 
+@router.post("/shows/{show_id}/waitlist", dependencies=[CsrfChecked])
+async def join_waitlist(request: Request, show_id: PathId, user: PageUser, session: SessionDep) -> Response:
+    runtime = _runtime(request)
+    try:
+        await queue_service.join_waitlist(runtime, session, user.user_id, show_id)
+    except DomainError as exc:
+        return await _waiting_room(request, show_id, user, error=exc)
+    return RedirectResponse(f"/shows/{show_id}/queue", status_code=303)
+
+
+# The toll's refusals in a fan's words (the page solves the challenge by itself; these are rare).
+_JOIN_SENTENCES = {
+    "QUEUE_CHALLENGE_REQUIRED": "Joining needs a quick check that your browser runs (JavaScript): "
+    "please enable JavaScript and press Join again.",
+    "QUEUE_CHALLENGE_INVALID": "The check before joining did not work out. Press Join to try again.",
+    "QUEUE_CHALLENGE_EXPIRED": "The check before joining took too long and expired. Press Join to try again.",
+    "QUEUE_CHALLENGE_MISMATCH": "That check was made for another show or account. Press Join to try again.",
+    "QUEUE_CHALLENGE_REPLAYED": "That check was already used. Press Join to try again.",
+}
+ALTCHA_FIELD_MAX = 1024
+
+
 @router.post("/shows/{show_id}/queue", dependencies=[CsrfChecked])
 async def join_queue(request: Request, show_id: PathId, user: PageUser) -> Response:
+    """The form's field `altcha` carries the same payload as the API's X-Altcha header (the page's
+    script solves the challenge in a Web Worker first)."""
     runtime = _runtime(request)
     _, concert = await _show_and_concert(runtime, show_id)
-    await queue_service.join(runtime, user.user_id, concert["id"], show_id)
+    solution = str((await request.form()).get("altcha") or "")[: ALTCHA_FIELD_MAX + 1] or None
+    try:
+        await queue_service.join(runtime, user.user_id, concert["id"], show_id, solution)
+    except DomainError as exc:
+        return await _waiting_room(request, show_id, user, error=exc)
     return RedirectResponse(f"/shows/{show_id}/queue", status_code=303)
 
 
@@ -253,9 +297,12 @@ def pay_key(reservation_id: int, method: str) -> str:
 @router.post("/reservations/{reservation_id}/pay", dependencies=[CsrfChecked])
 async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Response:
     runtime = _runtime(request)
-    method = str((await request.form()).get("method") or "")
+    form = await request.form()
+    method = str(form.get("method") or "")
     if method not in ("BALANCE", "CARD"):
         method = "BALANCE"
+    digits = str(form.get("card_number") or "")[:40].replace(" ", "")
+    card_number = digits if method == "CARD" and digits.isdigit() and 12 <= len(digits) <= 19 else None
     try:
         result = await payments_flows.pay(
             runtime,
@@ -263,6 +310,7 @@ async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Respo
             reservation_id=reservation_id,
             method=method,
             idempotency_key=pay_key(reservation_id, method),
+            card_number=card_number,
         )
     except DomainError as exc:
         context = await _checkout_context(runtime, user, reservation_id)

@@ -33,13 +33,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from boxoffice.admin import flows as admin_flows
 from boxoffice.auth import service as auth_service
-from boxoffice.auth.schemas import LoginRequest, SignupRequest
+from boxoffice.auth.schemas import LoginRequest, SignupRequest, TokenPair
+from boxoffice.auth.tokens import verify_access_token
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import SessionDep
 from boxoffice.http.peer import client_address
@@ -47,9 +50,10 @@ from boxoffice.mail.smtp import send_verification
 from boxoffice.runtime import Runtime
 from boxoffice.web.render import STATIC_DIR, build_environment, install_page_errors, render
 from boxoffice.web.security import WebMiddleware
-from boxoffice.web.session import CsrfChecked, OptionalPageUser, end_session, start_session
+from boxoffice.web.session import CsrfChecked, OptionalPageUser, device_id, end_session, start_session
 
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger("boxoffice.web")
 
 
 def page_routers() -> list[APIRouter]:
@@ -133,6 +137,7 @@ async def login_submit(request: Request, session: SessionDep) -> Response:
         context["error"] = exc.detail
         return render(request, "login.html", context, status_code=exc.status, title="Log in")
     start_session(request, pair)
+    await _note_device(request, pair)
     return RedirectResponse(target, status_code=303)
 
 
@@ -167,7 +172,18 @@ async def signup_submit(request: Request, session: SessionDep, background: Backg
         context["error"] = exc.detail
         return render(request, "signup.html", context, status_code=exc.status, title="Sign up")
     start_session(request, pair)
+    await _note_device(request, pair)
     return RedirectResponse(target if target != "/" else "/account?welcome=1", status_code=303)
+
+
+async def _note_device(request: Request, pair: TokenPair) -> None:
+    """The browser this account logged in from (a console signal; never in the way of a login)."""
+    runtime = runtime_of(request)
+    try:
+        claims = verify_access_token(runtime.settings, pair.access_token, now=runtime.clock.now())
+        await admin_flows.note_device(runtime, claims.user_id, device_id(request))
+    except Exception as exc:
+        runtime.failures.report(log, "device_note_failed", exc)
 
 
 @router.post("/logout", dependencies=[CsrfChecked])

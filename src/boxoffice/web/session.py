@@ -102,6 +102,22 @@ def cookie(request: Request, name: str) -> str | None:
     return request.cookies.get(name) or None
 
 
+# ---------------------------------------------------------------- the device cookie
+
+DEVICE_COOKIE = "bo_dev"
+DEVICE_MAX_AGE = 2 * 365 * 24 * 3600
+
+
+def device_id(request: Request) -> str:
+    """This browser's random id (set on first use, kept two years): the console's "same device"
+    signal compares the hashes of the ids each account logged in with."""
+    current = cookie(request, DEVICE_COOKIE)
+    if current is None or not (16 <= len(current) <= 64) or not current.isalnum():
+        current = secrets.token_hex(16)
+        set_cookie(request, DEVICE_COOKIE, current, max_age=DEVICE_MAX_AGE)
+    return current
+
+
 # ---------------------------------------------------------------- login state
 
 

@@ -1,6 +1,7 @@
 // The waiting room: live position from the queue's SSE stream, a polling fallback that honours
 // poll_after_seconds, and READY -> the admission cookie -> the seat map, by itself.
 import { getJSON, postJSON, show } from "./app.js";
+import { fetchChallenge, payload, solve } from "./toll.js";
 
 const box = document.getElementById("queue");
 const showId = box && box.dataset.showId;
@@ -134,6 +135,83 @@ function listen() {
       poll();
     }
   });
+}
+
+// The join form with the toll on: solve the challenge first (progress shown), then submit it
+// with ALTCHA's payload in the `altcha` field.
+const joinForm = document.getElementById("join-form");
+const tollKey = `bo-toll-ms-${showId}`;
+if (joinForm && "toll" in joinForm.dataset) {
+  joinForm.addEventListener("submit", async (event) => {
+    if (joinForm.elements.altcha.value) return;
+    event.preventDefault();
+    const button = joinForm.querySelector("button[type=submit]");
+    const panel = document.getElementById("toll");
+    const bar = document.getElementById("toll-progress");
+    const status = document.getElementById("toll-status");
+    button.disabled = true;
+    panel.hidden = false;
+    try {
+      const challenge = await fetchChallenge(showId);
+      const solved = await solve(challenge, joinForm.dataset.solver, (share) => {
+        const pct = Math.round(share * 100);
+        bar.value = pct;
+        bar.textContent = `${pct}%`;
+      });
+      status.textContent = `Checked in ${(solved.took / 1000).toFixed(1)} s. Joining…`;
+      sessionStorage.setItem(tollKey, String(solved.took));
+      joinForm.elements.altcha.value = payload(challenge, solved);
+      joinForm.submit();
+    } catch (err) {
+      button.disabled = false;
+      panel.hidden = true;
+      show(message, err.message, "error");
+    }
+  });
+}
+// Arrived from "Get tickets" (…/queue?join=1): join at once, paying the toll on the way.
+if (joinForm && new URLSearchParams(window.location.search).get("join") === "1") {
+  history.replaceState(null, "", window.location.pathname);
+  joinForm.requestSubmit();
+}
+const tollTime = document.getElementById("toll-time");
+if (tollTime && sessionStorage.getItem(tollKey)) {
+  const ms = Number(sessionStorage.getItem(tollKey));
+  tollTime.textContent = `The check before joining took ${(ms / 1000).toFixed(1)} s.`;
+  tollTime.dataset.ms = String(ms);
+  tollTime.hidden = false;
+}
+
+// The waitlist: a waiting fan's page asks every few seconds; an offer shows up by itself.
+const waitBox = document.getElementById("waitlist");
+if (waitBox && waitBox.dataset.status === "WAITING") {
+  const ask = async () => {
+    try {
+      const w = await getJSON(`/web/shows/${waitBox.dataset.showId}/waitlist`);
+      if (w.status === "OFFERED") {
+        waitBox.dataset.status = "OFFERED";
+        const when = new Date(w.offer_expires_at).toLocaleTimeString();
+        waitBox.innerHTML = "";
+        const p = document.createElement("p");
+        p.className = "notice ok";
+        p.id = "waitlist-offer";
+        p.textContent = `A seat came back for you! It is held for you until ${when}. `;
+        const a = document.createElement("a");
+        a.className = "button primary";
+        a.href = w.checkout_url;
+        a.textContent = "Pay for it";
+        p.append(a);
+        waitBox.append(p);
+        return;
+      }
+      const pos = document.querySelector("#waitlist-position strong");
+      if (pos && w.position) pos.textContent = String(w.position);
+    } catch {
+      // a failed ask is retried on the next round
+    }
+    setTimeout(ask, 3000);
+  };
+  setTimeout(ask, 3000);
 }
 
 if (box && box.dataset.status !== "NOT_IN_QUEUE") {

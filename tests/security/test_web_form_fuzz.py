@@ -103,7 +103,10 @@ async def admin_browser(app, runtime: Runtime):  # type: ignore[no-untyped-def]
         csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', account.text)
         assert csrf
         # the token works (the fuzz is not just refused at the CSRF check)
-        ok = await c.post("/account/top-up", data={"csrf_token": csrf.group(1), "amount": "1.00"})
+        ok = await c.post(
+            "/account/top-up",
+            data={"csrf_token": csrf.group(1), "amount": "1.00", "idempotency_key": "fuzz-ok"},
+        )
         assert ok.status_code == 303, ok.text
         yield c, csrf.group(1)
 

@@ -61,12 +61,12 @@ async def dashboard(
     },
 )
 async def dashboard_stream(
-    request: Request, show_id: PathId, _: AdminUser, runtime: RuntimeDep
+    request: Request, show_id: PathId, admin: AdminUser, runtime: RuntimeDep
 ) -> StreamingResponse:
     await service.ensure_show(runtime, show_id)  # errors before the stream starts are problem+json
     hub: DashboardHub = request.app.state.dashboards
     return StreamingResponse(
-        hub.frames(runtime, show_id, request.is_disconnected),
+        runtime.streams.open(admin.user_id, hub.frames(runtime, show_id, request.is_disconnected)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -93,7 +93,11 @@ async def sales_csv(show_id: PathId, _: AdminUser, runtime: RuntimeDep) -> Strea
     return StreamingResponse(
         service.sales_csv(runtime, show_id),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="show-{show_id}-sales.csv"'},
+        # every buyer's email: never kept by a browser or a shared cache
+        headers={
+            "Content-Disposition": f'attachment; filename="show-{show_id}-sales.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -127,9 +127,9 @@ async def seat_stream(
     runtime: RuntimeDep,
     last_event_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> StreamingResponse:
-    runtime.streams.acquire(gate.user_id)  # 429 STREAM_LIMIT past the per-user/process caps
     return StreamingResponse(
-        runtime.streams.hold(gate.user_id, service.seat_event_stream(runtime, show_id, last_event_id)),
+        # 429 STREAM_LIMIT past the per-user/process caps
+        runtime.streams.open(gate.user_id, service.seat_event_stream(runtime, show_id, last_event_id)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

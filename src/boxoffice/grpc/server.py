@@ -211,9 +211,10 @@ class TicketService(pb_grpc.TicketServiceServicer):
     async def WatchQueue(self, request: pb.QueueRequest, context: Context) -> AsyncIterator[pb.QueueStatus]:
         claims = await self._user(context)
         body = QueueJoinRequest(concert_id=request.concert_id, show_id=request.show_id)
-        async for view in queue.watch(self.runtime, claims.user_id, body.concert_id, body.show_id):
-            if view is not None:  # HTTP/2 keeps the stream alive; no keep-alive messages needed
-                yield messages.queue_status(view)
+        with self.runtime.streams.slot(claims.user_id):  # RESOURCE_EXHAUSTED STREAM_LIMIT past the caps
+            async for view in queue.watch(self.runtime, claims.user_id, body.concert_id, body.show_id):
+                if view is not None:  # HTTP/2 keeps the stream alive; no keep-alive messages needed
+                    yield messages.queue_status(view)
 
     # ---- seats
 
@@ -244,15 +245,12 @@ class TicketService(pb_grpc.TicketServiceServicer):
                 errors=[{"loc": ["body", "last_event_id"]}],
             )
         # RESOURCE_EXHAUSTED STREAM_LIMIT past the per-user/process caps (the SSE streams' slots)
-        self.runtime.streams.acquire(claims.user_id)
-        try:
+        with self.runtime.streams.slot(claims.user_id):
             async with booking.watch_seats(self.runtime, show_id, resume) as updates:
                 await context.send_initial_metadata(())  # the watch is established (SSE's ": connected")
                 async for update in updates:
                     if update is not None:
                         yield messages.seat_event(update, show_id)
-        finally:
-            self.runtime.streams.release(claims.user_id)
 
     # ---- reservations
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import contextvars
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -55,6 +55,21 @@ class StreamSlots:
         else:
             self._by_user.pop(user_id, None)
         self.total = max(0, self.total - 1)
+
+    def open(self, user_id: int, events: AsyncIterator[T]) -> AsyncIterator[T]:
+        """The one way a route streams: take the user's slot now (StreamLimit, a 429 or a
+        RESOURCE_EXHAUSTED, before the stream starts) and give it back when the stream ends."""
+        self.acquire(user_id)
+        return self.hold(user_id, events)
+
+    @contextlib.contextmanager
+    def slot(self, user_id: int) -> Iterator[None]:
+        """A slot for the duration of a block (the gRPC server streams)."""
+        self.acquire(user_id)
+        try:
+            yield
+        finally:
+            self.release(user_id)
 
     async def hold(self, user_id: int, events: AsyncIterator[T]) -> AsyncIterator[T]:
         """`events`, with the slot (taken already by `acquire`) given back when the stream ends."""

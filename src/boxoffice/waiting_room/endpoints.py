@@ -249,9 +249,8 @@ async def queue_stream(
     events = service.stream(
         runtime, claims.user_id, concert_id, show_id, request.is_disconnected, ticket=ticket
     )
-    runtime.streams.acquire(claims.user_id)  # 429 STREAM_LIMIT past the per-user/process caps
     return StreamingResponse(
-        runtime.streams.hold(claims.user_id, events),
+        runtime.streams.open(claims.user_id, events),  # 429 STREAM_LIMIT past the per-user/process caps
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -557,7 +557,7 @@ async def dashboard_stream(request: Request, show_id: PathId, user: AdminPageUse
     await admin_service.ensure_show(runtime, show_id)
     hub: DashboardHub = request.app.state.dashboards
     return StreamingResponse(
-        hub.frames(runtime, show_id, request.is_disconnected),
+        runtime.streams.open(user.user_id, hub.frames(runtime, show_id, request.is_disconnected)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -576,7 +576,11 @@ async def sales_csv(request: Request, show_id: PathId, user: AdminPageUser) -> S
     return StreamingResponse(
         admin_service.sales_csv(runtime, show_id),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="show-{show_id}-sales.csv"'},
+        # every buyer's email: never kept by a browser or a shared cache
+        headers={
+            "Content-Disposition": f'attachment; filename="show-{show_id}-sales.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

@@ -76,7 +76,11 @@ async def queue_stream(
     runtime = _runtime(request)
     await queue_service.status(runtime, user.user_id, concert_id, show_id, touch=False)
     events = queue_service.stream(runtime, user.user_id, concert_id, show_id, request.is_disconnected)
-    return StreamingResponse(_without_tokens(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
+    return StreamingResponse(
+        runtime.streams.open(user.user_id, _without_tokens(events)),  # 429 STREAM_LIMIT past the caps
+        media_type="text/event-stream",
+        headers=_STREAM_HEADERS,
+    )
 
 
 async def _without_tokens(events: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -144,9 +148,10 @@ async def seat_stream(
     runtime = _runtime(request)
     await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
     events = booking_service.seat_event_stream(runtime, show_id, last_event_id)
-    runtime.streams.acquire(user.user_id)  # 429 STREAM_LIMIT past the per-user/process caps
     return StreamingResponse(
-        runtime.streams.hold(user.user_id, events), media_type="text/event-stream", headers=_STREAM_HEADERS
+        runtime.streams.open(user.user_id, events),  # 429 STREAM_LIMIT past the per-user/process caps
+        media_type="text/event-stream",
+        headers=_STREAM_HEADERS,
     )
 
 

@@ -37,6 +37,7 @@ from boxoffice.auth.service import authenticate_token
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.config import secret
 from boxoffice.errors import AuthRequired, CsrfFailed, DomainError, Forbidden, Unauthorized
+from boxoffice.http.peer import is_https
 from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.web")
@@ -69,8 +70,11 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _secure(runtime: Runtime) -> bool:
-    return runtime.settings.public_base_url.startswith("https://")
+def _secure(request: Request) -> bool:
+    """Secure cookies whenever the browser reached us over HTTPS: the request's own scheme or the
+    trusted gateway's X-Forwarded-Proto (or a public URL that says https)."""
+    settings = _runtime(request).settings
+    return is_https(request, settings) or settings.public_base_url.startswith("https://")
 
 
 def _pending(request: Request) -> dict[str, tuple[str, str]]:
@@ -85,7 +89,7 @@ def _pending(request: Request) -> dict[str, tuple[str, str]]:
 
 def set_cookie(request: Request, name: str, value: str, *, max_age: int) -> None:
     """Queue an HttpOnly, SameSite=Lax cookie for the response (written by the web middleware)."""
-    flags = "; Secure" if _secure(_runtime(request)) else ""
+    flags = "; Secure" if _secure(request) else ""
     header = f"{name}={value}; Path=/; Max-Age={max(0, max_age)}; HttpOnly; SameSite=Lax{flags}"
     _pending(request)[name] = (value, header)
 

@@ -370,11 +370,11 @@ async def test_screenshots_of_orders_and_fans(admin: Fan, live_server: str, runt
         )
         assert paid.status_code == 201
     await page.goto(f"{live_server}/admin/fans?email=buyer@example.test")
-    assert await page.text_content("#fan-balance") == "420.00"
+    assert await page.text_content("#fan-balance") == "₩42,000"
     await page.fill(f"#reason-{rid}", "Customer asked by phone")
     await page.click(f"tr[data-reservation='{rid}'] button[type=submit]")
     await page.wait_for_url("**done=cancelled")
-    assert await page.text_content("#fan-balance") == "500.00"
+    assert await page.text_content("#fan-balance") == "₩50,000"
     audit = await page.text_content("#fan-audit")
     assert "boss@example.test" in audit and "Customer asked by phone" in audit and "DONE" in audit
     await admin.shot("fans")

@@ -27,6 +27,7 @@ async def make_show(
     max_active: int | None = _UNSET,
     oversubscription: float | None = _UNSET,
     token_ttl: int = _UNSET,
+    currency: str = "KRW",
 ) -> dict[str, Any]:
     """`opens_in`/`closes_in`/`pre_queue_in` are seconds from now (negative: in the past); queue
     settings left unset keep the schema's defaults. Returns the ids, and the queue request body."""
@@ -45,6 +46,7 @@ async def make_show(
         "pre_queue_opens_at": None if pre_queue_in is None else now + timedelta(seconds=pre_queue_in),
         "hold_seconds": hold_seconds,
         "max_seats_per_reservation": max_seats,
+        "currency": currency,
         **queue,
     }
     columns = ", ".join(show_values)

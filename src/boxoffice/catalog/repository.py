@@ -32,6 +32,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.pre_queue_opens_at,
     tables.shows.c.hold_seconds,
     tables.shows.c.max_seats_per_reservation,
+    tables.shows.c.currency,
     tables.shows.c.queue_admit_per_second,
     tables.shows.c.queue_max_active,
     tables.shows.c.queue_token_ttl_seconds,

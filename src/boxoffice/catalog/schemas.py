@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from boxoffice.catalog import layout
 from boxoffice.kit.ids import Id
 from boxoffice.kit.inputs import RequestModel, Timestamp
+from boxoffice.kit.money import DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Show:
     queue_paused: bool
     refund_cutoff_hours: int | None = 24
     hold_requires_verified_email: bool = False
+    currency: str = DEFAULT_CURRENCY  # ISO 4217; prices are integers in its minor unit
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -44,7 +46,14 @@ _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 SectionName = Annotated[str, Field(min_length=1, max_length=100)]
-Money = Annotated[int, Field(ge=0, le=10**12, description="Integer minor units (e.g. cents)")]
+Money = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=10**12,
+        description="Integer minor units of the show's currency (ISO 4217: KRW none, EUR cents)",
+    ),
+]
 Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://\S+$")]
 SeatStatus = Literal["AVAILABLE", "TEMP_RESERVED", "RESERVED"]
 
@@ -163,9 +172,16 @@ class QueueSettingsPatch(RequestModel):
         return self
 
 
+Currency = Literal["EUR", "GBP", "JPY", "KRW", "USD"]  # kit.money.CURRENCIES (a test keeps them equal)
+
+
 class ShowIn(RequestModel):
     model_config = _STRICT
     starts_at: Timestamp
+    currency: Currency = Field(
+        default=DEFAULT_CURRENCY,
+        description="ISO 4217 code; prices are integers in its minor unit (KRW: won)",
+    )
     sale_opens_at: Timestamp
     sale_closes_at: Timestamp | None = None
     pre_queue_opens_at: Timestamp | None = None
@@ -238,6 +254,7 @@ class ShowOut(BaseModel):
     refund_cutoff_hours: int | None
     hold_requires_verified_email: bool
     queue: QueueSettingsOut
+    currency: str = Field(description="ISO 4217 code of the prices")
     prices: dict[str, int]
     on_sale: bool
     total: int

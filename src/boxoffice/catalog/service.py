@@ -265,6 +265,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
             "oversubscription": row["queue_oversubscription"],
             "paused": row["queue_paused"],
         },
+        "currency": row["currency"],
         "prices": row["prices"],
         "on_sale": layout.is_on_sale(now, row["sale_opens_at"], row["sale_closes_at"]),
         "total": row["total"],
@@ -318,6 +319,7 @@ async def create_show(
         {
             "concert_id": concert_id,
             "starts_at": data.starts_at,
+            "currency": data.currency,
             "sale_opens_at": data.sale_opens_at,
             "sale_closes_at": data.sale_closes_at,
             "pre_queue_opens_at": data.pre_queue_opens_at,

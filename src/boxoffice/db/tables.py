@@ -39,6 +39,7 @@ users = Table(
     Column("name", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("balance", BigInteger, nullable=False),
+    Column("balance_currency", Text, nullable=False, server_default="KRW"),
     Column("phone", Text),
     Column("address", Text),
     Column("email_verified", Boolean, nullable=False),
@@ -113,6 +114,7 @@ shows = Table(
     Column("refund_cutoff_hours", Integer),
     Column("hold_requires_verified_email", Boolean, nullable=False),
     Column("reentry", Boolean, nullable=False),
+    Column("currency", Text, nullable=False, server_default="KRW"),
     _ts("created_at", False),
     _ts("updated_at", False),
 )

@@ -59,6 +59,7 @@ PAY = lean.HotRoute(
     ),
     errors=(
         e.InsufficientBalance,
+        e.CurrencyMismatch,
         e.PaymentDeclined,
         e.ReservationNotFound,
         e.HoldExpired,

@@ -29,6 +29,7 @@ from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import has_control_characters
+from boxoffice.kit.money import DEFAULT_CURRENCY, to_major, to_minor
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate
@@ -110,10 +111,16 @@ def _integer(form: Any, name: str) -> int | float | str | None:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _minor(form: Any, name: str) -> int | str | None:
-    """A price typed in major units (12.50) as integer minor units (1250)."""
-    value = _number(form, name)
-    return round(value * 100) if isinstance(value, float) else value
+def _minor(form: Any, name: str, currency: str) -> int | str | None:
+    """A price typed in the currency's major units (12.50 EUR, 220000 KRW) as integer minor units
+    (kit.money.to_minor); a text that is not such an amount is left for validation to refuse."""
+    raw = _text(form, name)
+    if raw is None:
+        return None
+    try:
+        return to_minor(raw, currency)
+    except (ValueError, KeyError):
+        return raw
 
 
 def _when(form: Any, name: str) -> datetime | str | None:
@@ -267,7 +274,7 @@ async def _concert_context(request: Request, session: AsyncSession, concert_id: 
     return {"concert": concert, "shows": shows["items"], "now": runtime.clock.now()}
 
 
-def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
+def _show_form(form: Any, sections: list[str], currency: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "starts_at": _when(form, "starts_at"),
         "sale_opens_at": _when(form, "sale_opens_at"),
@@ -276,7 +283,7 @@ def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
         "hold_seconds": _integer(form, "hold_seconds"),
         "max_seats_per_reservation": _integer(form, "max_seats_per_reservation"),
         "refund_cutoff_hours": _integer(form, "refund_cutoff_hours"),
-        "prices": {name: _minor(form, f"prices-{name}") for name in sections},
+        "prices": {name: _minor(form, f"prices-{name}", currency) for name in sections},
         "queue": {
             "admit_per_second": _number(form, "queue-admit_per_second"),
             "max_active": _integer(form, "queue-max_active"),
@@ -353,7 +360,9 @@ async def create_show(
     runtime = _runtime(request)
     form = await request.form()
     concert = await catalog.get_concert(session, concert_id)
-    body = _show_form(form, [s["name"] for s in concert["venue"]["sections"]])
+    currency = _text(form, "currency") or DEFAULT_CURRENCY
+    body = _show_form(form, [s["name"] for s in concert["venue"]["sections"]], currency)
+    body["currency"] = currency
     # A new show: blank fields take the defaults (in an edit, blank clears an optional field).
     body = {k: v for k, v in body.items() if v is not None}
     body["queue"] = {k: v for k, v in body["queue"].items() if v is not None}
@@ -401,7 +410,9 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         "queue-oversubscription": "" if q["oversubscription"] is None else f"{q['oversubscription']:g}",
         "queue-paused": "on" if q["paused"] else "",
     }
-    values.update({f"prices-{name}": f"{price / 100:.2f}" for name, price in show["prices"].items()})
+    values.update(
+        {f"prices-{name}": str(to_major(price, show["currency"])) for name, price in show["prices"].items()}
+    )
     return values
 
 
@@ -428,7 +439,7 @@ async def update_show(
     runtime = _runtime(request)
     form = await request.form()
     current = await catalog.get_show_details(session, runtime.clock, show_id)
-    body = _show_form(form, list(current["prices"]))
+    body = _show_form(form, list(current["prices"]), current["currency"])
     # Times come back from the form to the second: an unchanged field keeps its stored value.
     for name in ("starts_at", "sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
         stored = current[name]

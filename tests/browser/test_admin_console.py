@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -51,8 +52,9 @@ async def _until(check: Any, what: str, seconds: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def _local(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def _local(dt: datetime, zone: str = "Asia/Seoul") -> str:
+    """What a promoter types: the venue's wall clock (the form says so)."""
+    return dt.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: str, runtime: Runtime) -> None:
@@ -96,6 +98,8 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
     now = datetime.now(UTC)
     await page.fill("#f-starts_at", _local(now + timedelta(days=10)))
     await page.fill("#f-sale_opens_at", _local(now - timedelta(minutes=5)))
+    assert "Asia/Seoul (KST)" in await page.text_content("form[action$='/shows'] legend")
+    await page.select_option("#f-currency", "EUR")
     await page.fill("#f-prices-Stalls", "45.50")
     await page.fill("#f-prices-Balcony", "30")
     await page.fill("#f-queue-admit_per_second", "25")
@@ -104,6 +108,7 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
     await admin.shot("show")
     async with runtime.sessions() as s:
         show = (await s.execute(text("SELECT id, queue_admit_per_second FROM shows"))).one()
+        stored = (await s.execute(text("SELECT currency, starts_at FROM shows"))).one()
         seats = (
             await s.execute(
                 text(
@@ -112,6 +117,7 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
             )
         ).all()
     assert show[1] == 25
+    assert stored[0] == "EUR" and abs((stored[1] - (now + timedelta(days=10))).total_seconds()) < 2
     assert [tuple(r) for r in seats] == [
         ("Balcony", 1, 5, 3000, 3000),
         ("Balcony", 2, 5, 3000, 3000),

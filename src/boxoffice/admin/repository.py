@@ -55,11 +55,12 @@ async def find_user(session: AsyncSession, email: str) -> dict[str, Any] | None:
 _FAN_RESERVATIONS = text(
     """
     SELECT r.id, r.show_id, s.concert_id, c.name AS concert_name, s.starts_at, r.status, r.total_price,
-           s.currency, r.seat_count, r.expires_at, r.created_at, r.confirmed_at, r.closed_at,
+           s.currency, v.time_zone, r.seat_count, r.expires_at, r.created_at, r.confirmed_at, r.closed_at,
            (SELECT string_agg(st.section || ' ' || st.row || '-' || st.number, ', ' ORDER BY st.id)
               FROM reservation_seats rs JOIN seats st ON st.id = rs.seat_id
              WHERE rs.reservation_id = r.id) AS seats
     FROM reservations r JOIN shows s ON s.id = r.show_id JOIN concerts c ON c.id = s.concert_id
+    JOIN venues v ON v.id = c.venue_id
     WHERE r.user_id = :user_id
     ORDER BY r.id DESC LIMIT :limit
     """

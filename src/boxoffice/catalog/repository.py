@@ -65,8 +65,12 @@ async def fetch_unsold(session: AsyncSession, show_id: int) -> int:
 # ---- venues ------------------------------------------------------------------------------------
 
 
-async def insert_venue(session: AsyncSession, name: str) -> dict[str, Any]:
-    stmt = insert(tables.venues).values(name=name).returning(tables.venues.c.id, tables.venues.c.created_at)
+async def insert_venue(session: AsyncSession, name: str, time_zone: str) -> dict[str, Any]:
+    stmt = (
+        insert(tables.venues)
+        .values(name=name, time_zone=time_zone)
+        .returning(tables.venues.c.id, tables.venues.c.created_at)
+    )
     row = (await session.execute(stmt)).mappings().one()
     return dict(row)
 
@@ -266,6 +270,7 @@ _SHOW_LIST_COLUMNS = (
     *_SHOW_COLUMNS,
     func.coalesce(tables.inventory.c.total, 0).label("total"),
     func.coalesce(tables.inventory.c.remaining, 0).label("remaining"),
+    tables.venues.c.time_zone,
 )
 
 
@@ -273,7 +278,12 @@ async def fetch_show_listing(
     session: AsyncSession, *, show_id: int | None = None, concert_id: int | None = None
 ) -> list[dict[str, Any]]:
     """Shows with inventory totals and prices (section name -> price), ordered by start."""
-    stmt = select(*_SHOW_LIST_COLUMNS).outerjoin(tables.inventory, tables.inventory.c.show_id == _s.c.id)
+    stmt = (
+        select(*_SHOW_LIST_COLUMNS)
+        .join(tables.concerts, tables.concerts.c.id == _s.c.concert_id)
+        .join(tables.venues, tables.venues.c.id == tables.concerts.c.venue_id)
+        .outerjoin(tables.inventory, tables.inventory.c.show_id == _s.c.id)
+    )
     if show_id is not None:
         stmt = stmt.where(_s.c.id == show_id)
     if concert_id is not None:

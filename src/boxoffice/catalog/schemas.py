@@ -6,13 +6,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from boxoffice.catalog import layout
 from boxoffice.kit.ids import Id
 from boxoffice.kit.inputs import RequestModel, Timestamp
 from boxoffice.kit.money import DEFAULT_CURRENCY
+from boxoffice.kit.timefmt import DEFAULT_ZONE, is_zone
+
+
+def _iana_zone(value: str) -> str:
+    if not is_zone(value):
+        raise PydanticCustomError("time_zone", "not an IANA time zone (e.g. Asia/Seoul, Europe/Berlin)")
+    return value
+
+
+TimeZone = Annotated[
+    str, Field(min_length=1, max_length=64, description="IANA time zone"), AfterValidator(_iana_zone)
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,7 @@ class SectionIn(RequestModel):
 class VenueIn(RequestModel):
     model_config = _STRICT
     name: Name
+    time_zone: TimeZone = DEFAULT_ZONE
     sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
 
 
@@ -90,6 +103,7 @@ class SectionOut(BaseModel):
 class VenueOut(BaseModel):
     id: int
     name: str
+    time_zone: str = Field(description="IANA time zone; people see the venue's show times in it")
     sections: list[SectionOut]
     seat_count: int
     created_at: datetime
@@ -255,6 +269,7 @@ class ShowOut(BaseModel):
     hold_requires_verified_email: bool
     queue: QueueSettingsOut
     currency: str = Field(description="ISO 4217 code of the prices")
+    time_zone: str = Field(description="The venue's IANA time zone; people see the show's times in it")
     prices: dict[str, int]
     on_sale: bool
     total: int

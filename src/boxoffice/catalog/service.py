@@ -38,6 +38,7 @@ from boxoffice.errors import (
     error_class,
 )
 from boxoffice.kit.clock import Clock
+from boxoffice.kit.timefmt import DEFAULT_ZONE
 from boxoffice.redis.client import RedisClient
 
 __all__ = ["Show", "get_remaining", "get_show", "get_unsold", "refresh_inventory"]
@@ -90,6 +91,7 @@ def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[st
     return {
         "id": venue["id"],
         "name": venue["name"],
+        "time_zone": venue.get("time_zone", DEFAULT_ZONE),
         "sections": out_sections,
         "seat_count": sum(s["seat_count"] for s in out_sections),
         "created_at": venue["created_at"],
@@ -113,7 +115,7 @@ def venue_layout(data: VenueIn) -> list[layout.Section]:
 
 async def create_venue(session: AsyncSession, data: VenueIn) -> dict[str, Any]:
     sections = venue_layout(data)
-    venue = await repository.insert_venue(session, data.name)
+    venue = await repository.insert_venue(session, data.name, data.time_zone)
     rows = [
         {
             "name": s.name,
@@ -266,6 +268,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
             "paused": row["queue_paused"],
         },
         "currency": row["currency"],
+        "time_zone": row["time_zone"],
         "prices": row["prices"],
         "on_sale": layout.is_on_sale(now, row["sale_opens_at"], row["sale_closes_at"]),
         "total": row["total"],

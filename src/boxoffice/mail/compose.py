@@ -19,6 +19,7 @@ import icalendar
 
 from boxoffice.config import Settings
 from boxoffice.kit.money import format_money
+from boxoffice.kit.timefmt import local_time
 from boxoffice.tickets.pdf import tickets_pdf
 from boxoffice.tickets.qr import qr_png
 
@@ -137,7 +138,7 @@ def refunded(settings: Settings, *, to: str, name: str, refund: dict[str, Any]) 
     msg.set_content(
         f"Hello {name},\n\n"
         f"your order #{refund['reservation_id']} for {refund['concert']} "
-        f"({starts:%a %d %b %Y, %H:%M} {tz.key}, {refund['venue']}) is cancelled.\n\n"
+        f"({local_time(starts, tz.key, MAIL_LOCALE)}, {refund['venue']}) is cancelled.\n\n"
         f"Refunded: {format_money(int(amount), refund['currency'], MAIL_LOCALE)} {how}.\n"
         f"Seats released:\n{seats}\n\n"
         "The tickets of this order are void and will not be admitted.\n"

@@ -10,7 +10,7 @@ routes with the same cookie session.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -30,6 +30,7 @@ from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import has_control_characters
 from boxoffice.kit.money import DEFAULT_CURRENCY, to_major, to_minor
+from boxoffice.kit.timefmt import parse_local, to_local_input
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate
@@ -123,21 +124,21 @@ def _minor(form: Any, name: str, currency: str) -> int | str | None:
         return raw
 
 
-def _when(form: Any, name: str) -> datetime | str | None:
-    """A datetime-local field, read as UTC (the console shows every time in UTC)."""
+def _when(form: Any, name: str, time_zone: str) -> datetime | str | None:
+    """A datetime-local field, typed in the venue's zone (the form says which); a time the zone
+    skips (the spring-forward gap) or no time at all is left for validation to refuse."""
     raw = _text(form, name)
     if raw is None:
         return None
     try:
-        parsed = datetime.fromisoformat(raw)
+        return parse_local(raw, time_zone)
     except ValueError:
         return raw
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def local(value: datetime | None) -> str:
-    """A time for a datetime-local input (UTC, to the second)."""
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def local(value: datetime | None, time_zone: str) -> str:
+    """A time for a datetime-local input, in the venue's zone, to the second."""
+    return to_local_input(value, time_zone)
 
 
 # ---------------------------------------------------------------- home
@@ -274,12 +275,12 @@ async def _concert_context(request: Request, session: AsyncSession, concert_id: 
     return {"concert": concert, "shows": shows["items"], "now": runtime.clock.now()}
 
 
-def _show_form(form: Any, sections: list[str], currency: str) -> dict[str, Any]:
+def _show_form(form: Any, sections: list[str], currency: str, time_zone: str) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "starts_at": _when(form, "starts_at"),
-        "sale_opens_at": _when(form, "sale_opens_at"),
-        "sale_closes_at": _when(form, "sale_closes_at"),
-        "pre_queue_opens_at": _when(form, "pre_queue_opens_at"),
+        "starts_at": _when(form, "starts_at", time_zone),
+        "sale_opens_at": _when(form, "sale_opens_at", time_zone),
+        "sale_closes_at": _when(form, "sale_closes_at", time_zone),
+        "pre_queue_opens_at": _when(form, "pre_queue_opens_at", time_zone),
         "hold_seconds": _integer(form, "hold_seconds"),
         "max_seats_per_reservation": _integer(form, "max_seats_per_reservation"),
         "refund_cutoff_hours": _integer(form, "refund_cutoff_hours"),
@@ -361,7 +362,8 @@ async def create_show(
     form = await request.form()
     concert = await catalog.get_concert(session, concert_id)
     currency = _text(form, "currency") or DEFAULT_CURRENCY
-    body = _show_form(form, [s["name"] for s in concert["venue"]["sections"]], currency)
+    venue = concert["venue"]
+    body = _show_form(form, [s["name"] for s in venue["sections"]], currency, venue["time_zone"])
     body["currency"] = currency
     # A new show: blank fields take the defaults (in an edit, blank clears an optional field).
     body = {k: v for k, v in body.items() if v is not None}
@@ -395,10 +397,10 @@ async def create_show(
 def _show_values(show: dict[str, Any]) -> dict[str, str]:
     q = show["queue"]
     values = {
-        "starts_at": local(show["starts_at"]),
-        "sale_opens_at": local(show["sale_opens_at"]),
-        "sale_closes_at": local(show["sale_closes_at"]),
-        "pre_queue_opens_at": local(show["pre_queue_opens_at"]),
+        "starts_at": local(show["starts_at"], show["time_zone"]),
+        "sale_opens_at": local(show["sale_opens_at"], show["time_zone"]),
+        "sale_closes_at": local(show["sale_closes_at"], show["time_zone"]),
+        "pre_queue_opens_at": local(show["pre_queue_opens_at"], show["time_zone"]),
         "hold_seconds": str(show["hold_seconds"]),
         "max_seats_per_reservation": str(show["max_seats_per_reservation"]),
         "refund_cutoff_hours": ""
@@ -439,7 +441,7 @@ async def update_show(
     runtime = _runtime(request)
     form = await request.form()
     current = await catalog.get_show_details(session, runtime.clock, show_id)
-    body = _show_form(form, list(current["prices"]), current["currency"])
+    body = _show_form(form, list(current["prices"]), current["currency"], current["time_zone"])
     # Times come back from the form to the second: an unchanged field keeps its stored value.
     for name in ("starts_at", "sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
         stored = current[name]

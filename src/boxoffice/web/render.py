@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from boxoffice.errors import DomainError
 from boxoffice.kit.clock import iso as iso_utc
 from boxoffice.kit.money import CURRENCIES, DEFAULT_CURRENCY, format_money, minor_digits
+from boxoffice.kit.timefmt import local_time, zone_label
 from boxoffice.web.security import SECURITY_HEADERS
 from boxoffice.web.session import csrf_token
 
@@ -48,10 +49,10 @@ def money(amount: int | None, currency: str) -> str:
     return format_money(amount, currency, PAGE_LOCALE)
 
 
-def when(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime(fmt)
+def when(value: datetime | None, time_zone: str | None = None, *, short: bool = False) -> str:
+    """A time in the venue's zone with the zone named ("Sun 20 Dec 2026, 19:00 KST"); times that
+    belong to no venue (audit rows, sign-ups) in UTC."""
+    return local_time(value, time_zone or "UTC", PAGE_LOCALE, short=short)
 
 
 def iso(value: datetime | None) -> str:
@@ -68,6 +69,7 @@ def build_environment() -> Environment:
     env.globals.update(
         money=money,
         currency_digits=minor_digits,
+        zone_label=zone_label,
         currencies=CURRENCIES,
         default_currency=DEFAULT_CURRENCY,
         when=when,

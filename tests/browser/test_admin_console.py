@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from boxoffice.auth.service import ensure_account
+from boxoffice.kit.money import format_money
 from boxoffice.runtime import Runtime
 from tests.browser.conftest import PASSWORD, Fan, FanFactory
 from tests.factories import make_user
@@ -170,7 +171,7 @@ async def _db_numbers(runtime: Runtime, show_id: int) -> dict[str, str]:
         "seats.sold": f"{counts.get('RESERVED', 0):,}",
         "seats.held": f"{counts.get('TEMP_RESERVED', 0):,}",
         "seats.available": f"{counts.get('AVAILABLE', 0):,}",
-        "sales.revenue": f"{revenue / 100:,.2f}",
+        "sales.revenue": format_money(revenue, "KRW", "en"),  # the show's currency, as kit.money writes it
     }
 
 

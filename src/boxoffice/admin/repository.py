@@ -99,9 +99,11 @@ async def fan_ledger(session: AsyncSession, user_id: int, limit: int) -> list[di
 
 
 async def reservation_owner(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:
-    r = tables.reservations
-    stmt = select(r.c.id, r.c.user_id, r.c.show_id, r.c.status, r.c.total_price).where(
-        r.c.id == reservation_id
+    r, s = tables.reservations, tables.shows
+    stmt = (
+        select(r.c.id, r.c.user_id, r.c.show_id, r.c.status, r.c.total_price, s.c.currency)
+        .join(s, s.c.id == r.c.show_id)
+        .where(r.c.id == reservation_id)
     )
     row = (await session.execute(stmt)).mappings().first()
     return dict(row) if row is not None else None

@@ -136,6 +136,25 @@ def _when(form: Any, name: str, time_zone: str) -> datetime | str | None:
         return raw
 
 
+TIME_FIELDS = ("starts_at", "sale_opens_at", "sale_closes_at", "pre_queue_opens_at")
+
+
+def _skipped_times(form: Any, time_zone: str) -> dict[str, str]:
+    """The time fields whose wall-clock time the venue's zone skips, each with its sentence (the
+    validation's own words, "timezone info required", would not tell a promoter why)."""
+    errors: dict[str, str] = {}
+    for name in TIME_FIELDS:
+        raw = _text(form, name)
+        if raw is None:
+            continue
+        try:
+            parse_local(raw, time_zone)
+        except ValueError as exc:
+            if "does not exist" in str(exc):
+                errors[name] = f"{exc}: choose a time before or after the change"
+    return errors
+
+
 def local(value: datetime | None, time_zone: str) -> str:
     """A time for a datetime-local input, in the venue's zone, to the second."""
     return to_local_input(value, time_zone)
@@ -383,7 +402,7 @@ async def create_show(
             values={k: c[k] or "" for k in ("name", "artist", "description", "poster_url")},
             errors={},
             show_values=_typed(form),
-            show_errors=_field_errors(exc),
+            show_errors=_field_errors(exc) | _skipped_times(form, venue["time_zone"]),
             flash=_sentence(exc),
             flash_kind="error",
         )
@@ -443,7 +462,7 @@ async def update_show(
     current = await catalog.get_show_details(session, runtime.clock, show_id)
     body = _show_form(form, list(current["prices"]), current["currency"], current["time_zone"])
     # Times come back from the form to the second: an unchanged field keeps its stored value.
-    for name in ("starts_at", "sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
+    for name in TIME_FIELDS:
         stored = current[name]
         if (
             isinstance(body[name], datetime)
@@ -456,7 +475,10 @@ async def update_show(
     except (ValidationError, DomainError) as exc:
         context = await _show_context(request, session, show_id)
         context.update(
-            values=_typed(form), errors=_field_errors(exc), flash=_sentence(exc), flash_kind="error"
+            values=_typed(form),
+            errors=_field_errors(exc) | _skipped_times(form, current["time_zone"]),
+            flash=_sentence(exc),
+            flash_kind="error",
         )
         return render(
             request,

@@ -21,6 +21,7 @@ async def make_user(
     balance: int = 0,
     email: str | None = None,
     name: str = "Test Fan",
+    currency: str = "KRW",
 ) -> dict[str, Any]:
     """A user with a valid access token; a balance is written through the ledger (I3 holds)."""
     email = email or f"user{next(_seq)}@example.test"
@@ -28,7 +29,14 @@ async def make_user(
         user_id = (
             await session.execute(
                 insert(tables.users)
-                .values(email=email, password_hash="not-a-real-hash", name=name, role=role, balance=balance)
+                .values(
+                    email=email,
+                    password_hash="not-a-real-hash",
+                    name=name,
+                    role=role,
+                    balance=balance,
+                    balance_currency=currency,
+                )
                 .returning(tables.users.c.id)
             )
         ).scalar_one()

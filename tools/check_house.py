@@ -238,6 +238,43 @@ def _docstring_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
+# Money is formatted and parsed once, in kit/money.py (ISO 4217 minor units: KRW has none). A
+# division or multiplication by 100 anywhere else, in Python, a template or our JS, is the old
+# "minor/100 with two decimals" habit the rule `money` refuses.
+MONEY_HOME = "kit/money.py"
+MONEY_TEXT = re.compile(
+    r"(?<![\w.])(?:minor|amount|price|balance|total|value|v)\w*\s*(?:/|\*)\s*100\b(?!\.\d*[1-9])"
+)
+MONEY_TEXT_ANY = re.compile(r"/\s*100(?:\.0*)?\b")
+
+
+def _hundredth(node: ast.AST) -> bool:
+    """`x / 100`, `x // 100`, `x * 100`, `100 * x` (a float or an int hundred)."""
+    if not isinstance(node, ast.BinOp) or not isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mult)):
+        return False
+    sides = (node.right,) if not isinstance(node.op, ast.Mult) else (node.left, node.right)
+    return any(
+        isinstance(s, ast.Constant) and type(s.value) in (int, float) and s.value == 100 for s in sides
+    )
+
+
+def check_money_text(root: Path) -> list[Violation]:
+    """Templates and our JS: no `/ 100` (percentages are `* 100`, and only of non-money names)."""
+    found: list[Violation] = []
+    web = root / "web"
+    texts = [
+        *web.glob("templates/**/*.html"),
+        *(p for p in web.glob("static/js/**/*.js") if "vendor" not in p.parts),
+    ]
+    for path in sorted(texts):
+        for number, text in enumerate(path.read_text().splitlines(), 1):
+            if MONEY_TEXT_ANY.search(text) or MONEY_TEXT.search(text):
+                found.append(
+                    Violation(path, number, "money", f"money scaled by 100 by hand: use {MONEY_HOME}")
+                )
+    return found
+
+
 def check_layout(root: Path) -> list[Violation]:
     found = []
     for entry in sorted(root.iterdir()):
@@ -341,6 +378,12 @@ def check_file(root: Path, path: Path, modules: set[str]) -> tuple[list[Violatio
             found.append(
                 Violation(path, node.lineno, "redis-keys", f"Redis command {command}() outside a store")
             )
+    if rel != MONEY_HOME:
+        for node in ast.walk(tree):
+            if _hundredth(node):
+                found.append(
+                    Violation(path, node.lineno, "money", f"money scaled by 100 by hand: use {MONEY_HOME}")
+                )
     docstrings = _docstring_lines(tree)
     for line, value in _strings(tree):
         if line in docstrings:
@@ -439,7 +482,7 @@ def main(argv: list[str]) -> int:
     files = sorted(p for p in root.rglob("*.py") if "_pb2" not in p.name)
     modules = {module_name(root, p) for p in files}
     paths = {module_name(root, p): p for p in files}
-    violations: list[Violation] = check_layout(root)
+    violations: list[Violation] = check_layout(root) + check_money_text(root)
     graph: dict[str, dict[str, int]] = {}
     for path in files:
         found, edges = check_file(root, path, modules)

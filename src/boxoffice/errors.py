@@ -278,6 +278,12 @@ class InsufficientBalance(PaymentRequired):
     code = "INSUFFICIENT_BALANCE"
 
 
+class CurrencyMismatch(Conflict):
+    """A balance pays only for shows in its own currency (no silent conversion)."""
+
+    code = "CURRENCY_MISMATCH"
+
+
 class PaymentDeclined(PaymentRequired):
     code = "PAYMENT_DECLINED"
 

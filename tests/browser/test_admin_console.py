@@ -10,12 +10,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from boxoffice.auth.service import ensure_account
+from boxoffice.kit.money import format_money
 from boxoffice.runtime import Runtime
 from tests.browser.conftest import PASSWORD, Fan, FanFactory
 from tests.factories import make_user
@@ -51,8 +53,9 @@ async def _until(check: Any, what: str, seconds: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def _local(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def _local(dt: datetime, zone: str = "Asia/Seoul") -> str:
+    """What a promoter types: the venue's wall clock (the form says so)."""
+    return dt.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: str, runtime: Runtime) -> None:
@@ -96,6 +99,8 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
     now = datetime.now(UTC)
     await page.fill("#f-starts_at", _local(now + timedelta(days=10)))
     await page.fill("#f-sale_opens_at", _local(now - timedelta(minutes=5)))
+    assert "Asia/Seoul (KST)" in await page.text_content("form[action$='/shows'] legend")
+    await page.select_option("#f-currency", "EUR")
     await page.fill("#f-prices-Stalls", "45.50")
     await page.fill("#f-prices-Balcony", "30")
     await page.fill("#f-queue-admit_per_second", "25")
@@ -104,6 +109,7 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
     await admin.shot("show")
     async with runtime.sessions() as s:
         show = (await s.execute(text("SELECT id, queue_admit_per_second FROM shows"))).one()
+        stored = (await s.execute(text("SELECT currency, starts_at FROM shows"))).one()
         seats = (
             await s.execute(
                 text(
@@ -112,6 +118,7 @@ async def test_admin_sets_up_a_show_through_the_pages(admin: Fan, live_server: s
             )
         ).all()
     assert show[1] == 25
+    assert stored[0] == "EUR" and abs((stored[1] - (now + timedelta(days=10))).total_seconds()) < 2
     assert [tuple(r) for r in seats] == [
         ("Balcony", 1, 5, 3000, 3000),
         ("Balcony", 2, 5, 3000, 3000),
@@ -164,7 +171,7 @@ async def _db_numbers(runtime: Runtime, show_id: int) -> dict[str, str]:
         "seats.sold": f"{counts.get('RESERVED', 0):,}",
         "seats.held": f"{counts.get('TEMP_RESERVED', 0):,}",
         "seats.available": f"{counts.get('AVAILABLE', 0):,}",
-        "sales.revenue": f"{revenue / 100:,.2f}",
+        "sales.revenue": format_money(revenue, "KRW", "en"),  # the show's currency, as kit.money writes it
     }
 
 
@@ -370,11 +377,11 @@ async def test_screenshots_of_orders_and_fans(admin: Fan, live_server: str, runt
         )
         assert paid.status_code == 201
     await page.goto(f"{live_server}/admin/fans?email=buyer@example.test")
-    assert await page.text_content("#fan-balance") == "420.00"
+    assert await page.text_content("#fan-balance") == "₩42,000"
     await page.fill(f"#reason-{rid}", "Customer asked by phone")
     await page.click(f"tr[data-reservation='{rid}'] button[type=submit]")
     await page.wait_for_url("**done=cancelled")
-    assert await page.text_content("#fan-balance") == "500.00"
+    assert await page.text_content("#fan-balance") == "₩50,000"
     audit = await page.text_content("#fan-audit")
     assert "boss@example.test" in audit and "Customer asked by phone" in audit and "DONE" in audit
     await admin.shot("fans")

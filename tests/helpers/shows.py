@@ -28,6 +28,7 @@ async def make_show(
     oversubscription: float | None = _UNSET,
     token_ttl: int = _UNSET,
     pow_difficulty: int = 0,
+    currency: str = "KRW",
 ) -> dict[str, Any]:
     """`opens_in`/`closes_in`/`pre_queue_in` are seconds from now (negative: in the past); queue
     settings left unset keep the schema's defaults. Returns the ids, and the queue request body.
@@ -51,6 +52,7 @@ async def make_show(
         "hold_seconds": hold_seconds,
         "max_seats_per_reservation": max_seats,
         "queue_pow_difficulty": pow_difficulty,
+        "currency": currency,
         **queue,
     }
     columns = ", ".join(show_values)

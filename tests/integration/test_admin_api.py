@@ -302,6 +302,7 @@ async def test_fan_lookup_and_audited_refund(
     assert entry["admin_id"] == admin["id"] and entry["admin_email"] == admin["email"]
     assert entry["reason"] == "Fan is ill (ticket #42)" and entry["outcome"] == "DONE"
     assert entry["details"]["previous_status"] == "RESERVED" and entry["details"]["refunded"] == 10_000
+    assert entry["details"]["currency"] == "KRW"  # the refunded amount names its currency
     assert datetime.fromisoformat(entry["created_at"]) > datetime.now(UTC) - timedelta(minutes=1)
     again = (await client.get("/api/admin/fans", params={"email": fan["email"]}, headers=h)).json()
     assert again["audit"][0]["id"] == entry["id"] and again["reservations"][0]["status"] == "CANCELLED"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -150,3 +151,42 @@ async def test_a_duplicate_section_name_names_the_section(
     assert says(page, 'duplicate section name: the same name as section "Floor"'), page.text
     assert "sections[0]" not in page.text
     assert await state(runtime) == before
+
+
+async def test_the_show_form_reads_times_in_the_venue_zone_across_the_march_change(
+    console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    h = (await make_user(runtime, role="ADMIN"))["headers"]
+    section = {"name": "Floor", "rows": 1, "seats_per_row": 2}
+    venue = await client.post(
+        "/api/admin/venues",
+        json={"name": "Berlin Hall", "time_zone": "Europe/Berlin", "sections": [section]},
+        headers=h,
+    )
+    concert = await client.post(
+        "/api/admin/concerts",
+        json={"name": "Clocks", "artist": "DST", "venue_id": venue.json()["id"]},
+        headers=h,
+    )
+    cid = concert.json()["id"]
+    page = await console.get(f"/admin/concerts/{cid}")
+    assert says(page, "Dates in the venue's time zone: Europe/Berlin (C")  # CET or CEST, named
+    form = {"sale_opens_at": "2026-12-01T10:00:00", "currency": "EUR", "prices-Floor": "45.50"}
+    token = await csrf(console, f"/admin/concerts/{cid}")
+    skipped = await console.post(
+        f"/admin/concerts/{cid}/shows", data={"csrf_token": token, "starts_at": "2027-03-28T02:30:00", **form}
+    )
+    assert skipped.status_code == 422 and 'id="e-starts_at"' in skipped.text
+    assert says(skipped, "2027-03-28 02:30 does not exist in Europe/Berlin (the clocks skip it)")
+    async with runtime.sessions() as s:
+        assert (await s.execute(text("SELECT count(*) FROM shows"))).scalar_one() == 0
+    made = await console.post(
+        f"/admin/concerts/{cid}/shows", data={"csrf_token": token, "starts_at": "2027-03-28T03:30:00", **form}
+    )
+    assert made.status_code == 303, made.text
+    async with runtime.sessions() as s:
+        row = (await s.execute(text("SELECT starts_at, sale_opens_at, currency FROM shows"))).one()
+        prices = (await s.execute(text("SELECT DISTINCT price FROM seats"))).scalars().all()
+    assert row[0] == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)  # 03:30 CEST
+    assert row[1] == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # 10:00 CET
+    assert row[2] == "EUR" and prices == [4550]

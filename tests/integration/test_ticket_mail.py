@@ -124,7 +124,7 @@ async def test_refund_mail_says_what_was_refunded(client, runtime, inbox):  # ty
     subjects = {m["Subject"]: m for _, m in handler.messages}
     refund = subjects[f"Refunded: order #{rid} (Gig)"]
     body = refund.get_payload(decode=True).decode()
-    assert "Refunded: 20,000 to your Boxoffice balance." in body
+    assert "Refunded: ₩20,000 to your Boxoffice balance." in body
     assert "A · Row 1 · Seat 1" in body and "A · Row 1 · Seat 2" in body and "void" in body
 
 

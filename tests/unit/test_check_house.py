@@ -221,3 +221,31 @@ def test_import_rules_ops_kit_machinery_and_front_doors(tmp_path: Path) -> None:
 def test_the_project_passes() -> None:
     code, out = _check(CHECKER.parents[1] / "src" / "boxoffice")
     assert code == 0, out
+
+
+def test_money_scaled_by_hand_outside_kit_money(tmp_path: Path) -> None:
+    package = _tree(
+        tmp_path,
+        {
+            "kit/__init__.py": "",
+            "kit/money.py": "def f(x):\n    return x / 100\n",
+            "web/__init__.py": "",
+            "web/render.py": "def money(minor):\n    return f'{minor / 100:,.2f}'\n",
+            "web/templates/a.html": "<p>{{ '%.2f' % (price / 100) }}</p>\n",
+            "web/static/js/app.js": "export const f = (minor) => (minor / 100).toFixed(2);\n",
+            "web/static/js/vendor/lib.js": "const half = x / 100;\n",
+            "web/static/js/ok.js": "const pct = Math.round((a / b) * 100); const s = ms / 1000;\n",
+            "admin/__init__.py": "",
+            "admin/forms.py": "def cents(value):\n    return round(value * 100)\n",
+        },
+    )
+    code, out = _check(package)
+    money = [line for line in out if "[money]" in line or " money " in line or "money:" in line]
+    assert code == 1
+    assert any("web/render.py:2" in line for line in money), out
+    assert any("admin/forms.py:2" in line for line in money), out
+    assert any("a.html:1" in line for line in money), out
+    assert any("js/app.js:1" in line for line in money), out
+    where = [line.split(": ")[0] for line in money]
+    assert not any("kit/money.py" in w or "vendor" in w or "ok.js" in w for w in where), out
+    assert len(money) == 4, out

@@ -42,7 +42,11 @@ async def cancel_for_fan(
                 "target_id": reservation_id,
                 "user_id": res["user_id"],
                 "reason": reason,
-                "details": {"previous_status": res["status"], "total_price": res["total_price"]},
+                "details": {
+                    "previous_status": res["status"],
+                    "total_price": res["total_price"],
+                    "currency": res["currency"],
+                },
             },
         )
     try:

@@ -34,7 +34,16 @@ _u = tables.users
 async def find_user(session: AsyncSession, email: str) -> dict[str, Any] | None:
     """A user by exact email (emails are stored lower-cased), soft-deleted ones included."""
     stmt = (
-        select(_u.c.id, _u.c.email, _u.c.name, _u.c.role, _u.c.balance, _u.c.created_at, _u.c.deleted_at)
+        select(
+            _u.c.id,
+            _u.c.email,
+            _u.c.name,
+            _u.c.role,
+            _u.c.balance,
+            _u.c.balance_currency,
+            _u.c.created_at,
+            _u.c.deleted_at,
+        )
         .where(_u.c.email == email)
         .order_by(_u.c.deleted_at.is_not(None), _u.c.id.desc())
         .limit(1)
@@ -46,11 +55,12 @@ async def find_user(session: AsyncSession, email: str) -> dict[str, Any] | None:
 _FAN_RESERVATIONS = text(
     """
     SELECT r.id, r.show_id, s.concert_id, c.name AS concert_name, s.starts_at, r.status, r.total_price,
-           r.seat_count, r.expires_at, r.created_at, r.confirmed_at, r.closed_at,
+           s.currency, v.time_zone, r.seat_count, r.expires_at, r.created_at, r.confirmed_at, r.closed_at,
            (SELECT string_agg(st.section || ' ' || st.row || '-' || st.number, ', ' ORDER BY st.id)
               FROM reservation_seats rs JOIN seats st ON st.id = rs.seat_id
              WHERE rs.reservation_id = r.id) AS seats
     FROM reservations r JOIN shows s ON s.id = r.show_id JOIN concerts c ON c.id = s.concert_id
+    JOIN venues v ON v.id = c.venue_id
     WHERE r.user_id = :user_id
     ORDER BY r.id DESC LIMIT :limit
     """
@@ -58,9 +68,10 @@ _FAN_RESERVATIONS = text(
 
 _FAN_PAYMENTS = text(
     """
-    SELECT id, reservation_id, amount, method, status, provider_reference, failure_code, created_at,
-           settled_at
-    FROM payments WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit
+    SELECT p.id, p.reservation_id, p.amount, s.currency, p.method, p.status, p.provider_reference,
+           p.failure_code, p.created_at, p.settled_at
+    FROM payments p JOIN reservations r ON r.id = p.reservation_id JOIN shows s ON s.id = r.show_id
+    WHERE p.user_id = :user_id ORDER BY p.id DESC LIMIT :limit
     """
 )
 
@@ -88,9 +99,11 @@ async def fan_ledger(session: AsyncSession, user_id: int, limit: int) -> list[di
 
 
 async def reservation_owner(session: AsyncSession, reservation_id: int) -> dict[str, Any] | None:
-    r = tables.reservations
-    stmt = select(r.c.id, r.c.user_id, r.c.show_id, r.c.status, r.c.total_price).where(
-        r.c.id == reservation_id
+    r, s = tables.reservations, tables.shows
+    stmt = (
+        select(r.c.id, r.c.user_id, r.c.show_id, r.c.status, r.c.total_price, s.c.currency)
+        .join(s, s.c.id == r.c.show_id)
+        .where(r.c.id == reservation_id)
     )
     row = (await session.execute(stmt)).mappings().first()
     return dict(row) if row is not None else None
@@ -130,7 +143,7 @@ async def list_actions(
 
 _SALES_PAGE = text(
     """
-    SELECT r.id AS reservation_id, u.email, r.status, r.seat_count, r.total_price, r.created_at,
+    SELECT r.id AS reservation_id, u.email, r.status, r.seat_count, r.total_price, s.currency, r.created_at,
            r.confirmed_at, r.closed_at,
            (SELECT string_agg(st.section || ' ' || st.row || '-' || st.number, '; ' ORDER BY st.id)
               FROM reservation_seats rs JOIN seats st ON st.id = rs.seat_id
@@ -141,6 +154,7 @@ _SALES_PAGE = text(
            (SELECT min(t.used_at) FROM tickets t WHERE t.reservation_id = r.id) AS checked_in_at
     FROM reservations r
     JOIN users u ON u.id = r.user_id
+    JOIN shows s ON s.id = r.show_id
     LEFT JOIN LATERAL (
         SELECT method, status, amount, settled_at FROM payments
         WHERE reservation_id = r.id ORDER BY id DESC LIMIT 1

@@ -21,6 +21,7 @@ from boxoffice.catalog import seatmap
 from boxoffice.catalog import service as catalog
 from boxoffice.errors import UserNotFound
 from boxoffice.kit.clock import iso
+from boxoffice.kit.money import format_money
 from boxoffice.runtime import Runtime
 from boxoffice.salestats import rules as stats_rules
 from boxoffice.salestats import store as stats_store
@@ -31,6 +32,9 @@ RECENT_SECONDS = 10  # every frame repeats the last seconds: late flushes (<= 1 
 LATENCY_SECONDS = 60
 FAN_ROWS = 100
 CSV_PAGE = 1000
+# The CSV's `amount` is the integer in the currency's minor unit (for machines); `amount_display`
+# the same amount as kit.money formats it for an English-reading spreadsheet.
+CSV_LOCALE = "en"
 
 
 # ---- the dashboard ---------------------------------------------------------------------------------
@@ -153,6 +157,8 @@ CSV_COLUMNS = (
     "closed_at",
     "tickets_used",
     "checked_in_at",
+    "currency",
+    "amount_display",
 )
 
 
@@ -203,6 +209,8 @@ async def sales_csv(runtime: Runtime, show_id: int) -> AsyncIterator[str]:
                         r["closed_at"],
                         r["tickets_used"],
                         r["checked_in_at"],
+                        r["currency"],
+                        format_money(r["total_price"], r["currency"], CSV_LOCALE),
                     )
                 ]
             )

@@ -18,6 +18,7 @@ _PROFILE_COLUMNS = (
     users.c.name,
     users.c.role,
     users.c.balance,
+    users.c.balance_currency,
     users.c.phone,
     users.c.address,
     users.c.email_verified,

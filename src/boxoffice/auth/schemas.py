@@ -69,8 +69,11 @@ class ProfileUpdate(_Strict):
         return value
 
 
+TOP_UP_MAX = 10_000_000  # minor units of the balance's currency in one top-up
+
+
 class TopUpRequest(_Strict):
-    amount: Annotated[int, Field(ge=1, le=10_000_000, description="Minor currency units")]
+    amount: Annotated[int, Field(ge=1, le=TOP_UP_MAX, description="Minor units of the balance's currency")]
 
 
 class SignupResponse(BaseModel):
@@ -93,6 +96,7 @@ class Profile(BaseModel):
     name: str
     role: Literal["USER", "ADMIN", "DOOR"]
     balance: int
+    balance_currency: str = Field(description="ISO 4217 code of the balance (integer minor units)")
     phone: str | None
     address: str | None
     email_verified: bool

@@ -32,6 +32,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.pre_queue_opens_at,
     tables.shows.c.hold_seconds,
     tables.shows.c.max_seats_per_reservation,
+    tables.shows.c.currency,
     tables.shows.c.queue_admit_per_second,
     tables.shows.c.queue_max_active,
     tables.shows.c.queue_token_ttl_seconds,
@@ -273,6 +274,7 @@ _SHOW_LIST_COLUMNS = (
     *_SHOW_COLUMNS,
     func.coalesce(tables.inventory.c.total, 0).label("total"),
     func.coalesce(tables.inventory.c.remaining, 0).label("remaining"),
+    tables.venues.c.time_zone,
 )
 
 
@@ -280,7 +282,12 @@ async def fetch_show_listing(
     session: AsyncSession, *, show_id: int | None = None, concert_id: int | None = None
 ) -> list[dict[str, Any]]:
     """Shows with inventory totals and prices (section name -> price), ordered by start."""
-    stmt = select(*_SHOW_LIST_COLUMNS).outerjoin(tables.inventory, tables.inventory.c.show_id == _s.c.id)
+    stmt = (
+        select(*_SHOW_LIST_COLUMNS)
+        .join(tables.concerts, tables.concerts.c.id == _s.c.concert_id)
+        .join(tables.venues, tables.venues.c.id == tables.concerts.c.venue_id)
+        .outerjoin(tables.inventory, tables.inventory.c.show_id == _s.c.id)
+    )
     if show_id is not None:
         stmt = stmt.where(_s.c.id == show_id)
     if concert_id is not None:

@@ -12,6 +12,19 @@ from pydantic_core import PydanticCustomError
 from boxoffice.catalog import layout
 from boxoffice.kit.ids import Id
 from boxoffice.kit.inputs import RequestModel, Timestamp
+from boxoffice.kit.money import DEFAULT_CURRENCY
+from boxoffice.kit.timefmt import DEFAULT_ZONE, is_zone
+
+
+def _iana_zone(value: str) -> str:
+    if not is_zone(value):
+        raise PydanticCustomError("time_zone", "not an IANA time zone (e.g. Asia/Seoul, Europe/Berlin)")
+    return value
+
+
+TimeZone = Annotated[
+    str, Field(min_length=1, max_length=64, description="IANA time zone"), AfterValidator(_iana_zone)
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,7 @@ class Show:
     reentry: bool = False
     queue_pow_difficulty: int = 0
     max_tickets_per_fan: int | None = None
+    currency: str = DEFAULT_CURRENCY  # ISO 4217; prices are integers in its minor unit
 
     def on_sale(self, now: datetime) -> bool:
         return self.sale_opens_at <= now and (self.sale_closes_at is None or now < self.sale_closes_at)
@@ -47,7 +61,14 @@ _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 SectionName = Annotated[str, Field(min_length=1, max_length=100)]
-Money = Annotated[int, Field(ge=0, le=10**12, description="Integer minor units (e.g. cents)")]
+Money = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=10**12,
+        description="Integer minor units of the show's currency (ISO 4217: KRW none, EUR cents)",
+    ),
+]
 Url = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://\S+$")]
 SeatStatus = Literal["AVAILABLE", "TEMP_RESERVED", "RESERVED"]
 
@@ -65,26 +86,14 @@ class SectionIn(RequestModel):
     row_lengths: list[RowLength] | None = Field(default=None, min_length=1, max_length=layout.MAX_ROWS)
 
 
-def _time_zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("not an IANA time zone (e.g. Asia/Seoul)") from None
-    return value
-
-
-TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_time_zone)]
-
-
 class VenueIn(RequestModel):
     model_config = _STRICT
     name: Name
-    sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
     time_zone: TimeZone = Field(
-        default="Asia/Seoul", description="IANA time zone: people (tickets, mails, .ics) see times in it"
+        default=DEFAULT_ZONE,
+        description="IANA time zone: people see times in it (pages, tickets, mails, .ics)",
     )
+    sections: list[SectionIn] = Field(min_length=1, max_length=layout.MAX_SECTIONS)
 
 
 class SectionOut(BaseModel):
@@ -100,9 +109,9 @@ class SectionOut(BaseModel):
 class VenueOut(BaseModel):
     id: int
     name: str
+    time_zone: str = Field(description="IANA time zone; people see the venue's show times in it")
     sections: list[SectionOut]
     seat_count: int
-    time_zone: str = Field(description="IANA time zone of the venue")
     created_at: datetime
 
 
@@ -209,9 +218,16 @@ class QueueSettingsPatch(RequestModel):
         return self
 
 
+Currency = Literal["EUR", "GBP", "JPY", "KRW", "USD"]  # kit.money.CURRENCIES (a test keeps them equal)
+
+
 class ShowIn(RequestModel):
     model_config = _STRICT
     starts_at: Timestamp
+    currency: Currency = Field(
+        default=DEFAULT_CURRENCY,
+        description="ISO 4217 code; prices are integers in its minor unit (KRW: won)",
+    )
     sale_opens_at: Timestamp
     sale_closes_at: Timestamp | None = None
     pre_queue_opens_at: Timestamp | None = None
@@ -299,6 +315,8 @@ class ShowOut(BaseModel):
         default=None, description="Per-fan limit for the show; null: none"
     )
     queue: QueueSettingsOut
+    currency: str = Field(description="ISO 4217 code of the prices")
+    time_zone: str = Field(description="The venue's IANA time zone; people see the show's times in it")
     prices: dict[str, int]
     on_sale: bool
     total: int

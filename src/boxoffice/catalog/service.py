@@ -38,6 +38,7 @@ from boxoffice.errors import (
     error_class,
 )
 from boxoffice.kit.clock import Clock
+from boxoffice.kit.timefmt import DEFAULT_ZONE
 from boxoffice.redis.client import RedisClient
 
 __all__ = ["Show", "get_remaining", "get_show", "get_unsold", "refresh_inventory"]
@@ -90,9 +91,9 @@ def _venue_out(venue: dict[str, Any], sections: list[dict[str, Any]]) -> dict[st
     return {
         "id": venue["id"],
         "name": venue["name"],
+        "time_zone": venue.get("time_zone", DEFAULT_ZONE),
         "sections": out_sections,
         "seat_count": sum(s["seat_count"] for s in out_sections),
-        "time_zone": venue["time_zone"],
         "created_at": venue["created_at"],
     }
 
@@ -269,6 +270,8 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
             "paused": row["queue_paused"],
             "pow_difficulty": row["queue_pow_difficulty"],
         },
+        "currency": row["currency"],
+        "time_zone": row["time_zone"],
         "prices": row["prices"],
         "on_sale": layout.is_on_sale(now, row["sale_opens_at"], row["sale_closes_at"]),
         "total": row["total"],
@@ -322,6 +325,7 @@ async def create_show(
         {
             "concert_id": concert_id,
             "starts_at": data.starts_at,
+            "currency": data.currency,
             "sale_opens_at": data.sale_opens_at,
             "sale_closes_at": data.sale_closes_at,
             "pre_queue_opens_at": data.pre_queue_opens_at,

@@ -39,6 +39,7 @@ users = Table(
     Column("name", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("balance", BigInteger, nullable=False),
+    Column("balance_currency", Text, nullable=False, server_default="KRW"),
     Column("phone", Text),
     Column("address", Text),
     Column("email_verified", Boolean, nullable=False),
@@ -116,6 +117,7 @@ shows = Table(
     Column("reentry", Boolean, nullable=False),
     Column("queue_pow_difficulty", Integer, nullable=False),
     Column("max_tickets_per_fan", Integer),
+    Column("currency", Text, nullable=False, server_default="KRW"),
     _ts("created_at", False),
     _ts("updated_at", False),
 )

@@ -18,11 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 
 from boxoffice.config import Settings
+from boxoffice.kit.money import format_money
+from boxoffice.kit.timefmt import local_time
 from boxoffice.tickets.pdf import tickets_pdf
 from boxoffice.tickets.qr import qr_png
 
 # A show's length is not in the catalog: the calendar entry blocks three hours.
 SHOW_LENGTH = timedelta(hours=3)
+MAIL_LOCALE = "en"  # the mails' language until they are translated (issue 22, step 3)
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -124,10 +127,6 @@ def order_confirmed(
     return msg
 
 
-def _money(amount: int) -> str:
-    return f"{amount:,}"
-
-
 def refunded(settings: Settings, *, to: str, name: str, refund: dict[str, Any]) -> EmailMessage:
     tz = _zone(refund["time_zone"])
     starts = refund["starts_at"].astimezone(tz)
@@ -139,8 +138,8 @@ def refunded(settings: Settings, *, to: str, name: str, refund: dict[str, Any]) 
     msg.set_content(
         f"Hello {name},\n\n"
         f"your order #{refund['reservation_id']} for {refund['concert']} "
-        f"({starts:%a %d %b %Y, %H:%M} {tz.key}, {refund['venue']}) is cancelled.\n\n"
-        f"Refunded: {_money(int(amount))} {how}.\n"
+        f"({local_time(starts, tz.key, MAIL_LOCALE)}, {refund['venue']}) is cancelled.\n\n"
+        f"Refunded: {format_money(int(amount), refund['currency'], MAIL_LOCALE)} {how}.\n"
         f"Seats released:\n{seats}\n\n"
         "The tickets of this order are void and will not be admitted.\n"
     )

@@ -48,7 +48,7 @@ _USER_BY_EMAIL = "SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL"
 _REFUND = """
 SELECT r.id AS reservation_id, r.show_id, r.total_price, r.seat_count, r.status,
        p.amount, p.method, p.settled_at,
-       c.name AS concert, sh.starts_at, v.name AS venue, v.time_zone
+       sh.currency, c.name AS concert, sh.starts_at, v.name AS venue, v.time_zone
 FROM reservations r
 JOIN shows sh ON sh.id = r.show_id
 JOIN concerts c ON c.id = sh.concert_id

@@ -7,6 +7,7 @@ is a no-op when they exist).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Final
 
 from boxoffice.auth.service import ensure_account
 from boxoffice.catalog import service
@@ -22,7 +23,8 @@ SECTIONS = [
     SectionIn(name="Floor B", rows=20, seats_per_row=30),
     SectionIn(name="Balcony", rows=20, seats_per_row=40),
 ]
-PRICES = {"VIP": 220_000, "Floor A": 150_000, "Floor B": 150_000, "Balcony": 80_000}  # minor units
+CURRENCY: Final = "KRW"  # a Seoul arena: won, which has no minor unit (the VIP seat reads ₩220,000)
+PRICES = {"VIP": 220_000, "Floor A": 150_000, "Floor B": 150_000, "Balcony": 80_000}  # won
 CONCERTS = [
     ("Midnight Signals", "Aurora Lane", "The arena tour: two nights only."),
     ("Paper Planets", "The Quiet Engines", "Songs from the new record, front to back."),
@@ -112,6 +114,7 @@ def _show(now: datetime, *, concert_index: int, night: int) -> ShowIn:
         starts_at=starts,
         sale_opens_at=opens,
         pre_queue_opens_at=opens - timedelta(minutes=10),
+        currency=CURRENCY,
         prices=PRICES,
         queue=queue,
     )

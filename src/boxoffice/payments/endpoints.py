@@ -60,6 +60,7 @@ PAY = lean.HotRoute(
     ),
     errors=(
         e.InsufficientBalance,
+        e.CurrencyMismatch,
         e.PaymentDeclined,
         e.ReservationNotFound,
         e.HoldExpired,

@@ -39,6 +39,7 @@ from boxoffice.db.idempotency import (
 from boxoffice.db.outbox import emit
 from boxoffice.db.uow import LeanUnitOfWork, unit_of_work
 from boxoffice.errors import (
+    CurrencyMismatch,
     HoldExpired,
     InsufficientBalance,
     PaymentDeclined,
@@ -137,6 +138,10 @@ class _BalanceWork:
                 raise HoldExpired("The hold lost its seats; nothing was charged")
             if not done.user_exists:
                 raise UserNotFound("User not found")
+            if not done.same_currency:
+                raise CurrencyMismatch(
+                    "The show is priced in another currency than your balance; nothing was charged"
+                )
             raise InsufficientBalance("The balance does not cover this payment")
         # TICKETS: one signed ticket per sold seat, in the confirming transaction.
         await tickets_service.issue(uow.conn, keyring(self.runtime), self.reservation_id, self.key.now)

@@ -134,10 +134,14 @@ WITH {LEAN_PRIOR}, r AS (
     FOR UPDATE OF s
 ), live AS (
     SELECT id, status FROM payments WHERE reservation_id = $7 AND status IN ('PENDING', 'SUCCEEDED')
+), same_currency AS (
+    SELECT sh.currency = u.balance_currency AS same FROM r JOIN shows sh ON sh.id = r.show_id
+    JOIN users u ON u.id = $1
 ), ok AS (
     SELECT r.id, r.user_id, r.show_id, r.total_price FROM r
     WHERE r.user_id = $1 AND r.status = 'TEMP_RESERVED' AND r.expires_at > $5
       AND NOT EXISTS (SELECT 1 FROM live) AND (SELECT count(*) FROM held) = r.seat_count
+      AND (SELECT same FROM same_currency)  -- no silent conversion: the balance pays its own currency
 ), debit AS (
     UPDATE users u SET balance = u.balance - ok.total_price, updated_at = now()
     FROM ok
@@ -168,6 +172,7 @@ SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior,
        (SELECT count(*) FROM held) AS held,
        (SELECT row_to_json(live)::text FROM live LIMIT 1) AS live,
        EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) AS user_exists,
+       coalesce((SELECT same FROM same_currency), true) AS same_currency,
        ARRAY(SELECT id FROM sold ORDER BY id) AS sold,
        (SELECT body::text FROM answer) AS answer
 FROM (SELECT 1) AS one LEFT JOIN r ON true
@@ -184,6 +189,7 @@ class BalancePayment:
     held_seats: int
     live_payment: dict[str, Any] | None
     user_exists: bool
+    same_currency: bool
     sold: list[int]
     answer: str | None
 
@@ -205,6 +211,7 @@ async def pay_from_balance(
         held_seats=int(row["held"]),
         live_payment=json.loads(row["live"]) if row["live"] else None,
         user_exists=bool(row["user_exists"]),
+        same_currency=bool(row["same_currency"]),
         sold=list(row["sold"]),
         answer=row["answer"],
     )

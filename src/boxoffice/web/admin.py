@@ -10,7 +10,7 @@ routes with the same cookie session.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -29,6 +29,8 @@ from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import has_control_characters
+from boxoffice.kit.money import DEFAULT_CURRENCY, to_major, to_minor
+from boxoffice.kit.timefmt import parse_local, to_local_input
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate
@@ -110,27 +112,52 @@ def _integer(form: Any, name: str) -> int | float | str | None:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _minor(form: Any, name: str) -> int | str | None:
-    """A price typed in major units (12.50) as integer minor units (1250)."""
-    value = _number(form, name)
-    return round(value * 100) if isinstance(value, float) else value
-
-
-def _when(form: Any, name: str) -> datetime | str | None:
-    """A datetime-local field, read as UTC (the console shows every time in UTC)."""
+def _minor(form: Any, name: str, currency: str) -> int | str | None:
+    """A price typed in the currency's major units (12.50 EUR, 220000 KRW) as integer minor units
+    (kit.money.to_minor); a text that is not such an amount is left for validation to refuse."""
     raw = _text(form, name)
     if raw is None:
         return None
     try:
-        parsed = datetime.fromisoformat(raw)
+        return to_minor(raw, currency)
+    except (ValueError, KeyError):
+        return raw
+
+
+def _when(form: Any, name: str, time_zone: str) -> datetime | str | None:
+    """A datetime-local field, typed in the venue's zone (the form says which); a time the zone
+    skips (the spring-forward gap) or no time at all is left for validation to refuse."""
+    raw = _text(form, name)
+    if raw is None:
+        return None
+    try:
+        return parse_local(raw, time_zone)
     except ValueError:
         return raw
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def local(value: datetime | None) -> str:
-    """A time for a datetime-local input (UTC, to the second)."""
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+TIME_FIELDS = ("starts_at", "sale_opens_at", "sale_closes_at", "pre_queue_opens_at")
+
+
+def _skipped_times(form: Any, time_zone: str) -> dict[str, str]:
+    """The time fields whose wall-clock time the venue's zone skips, each with its sentence (the
+    validation's own words, "timezone info required", would not tell a promoter why)."""
+    errors: dict[str, str] = {}
+    for name in TIME_FIELDS:
+        raw = _text(form, name)
+        if raw is None:
+            continue
+        try:
+            parse_local(raw, time_zone)
+        except ValueError as exc:
+            if "does not exist" in str(exc):
+                errors[name] = f"{exc}: choose a time before or after the change"
+    return errors
+
+
+def local(value: datetime | None, time_zone: str) -> str:
+    """A time for a datetime-local input, in the venue's zone, to the second."""
+    return to_local_input(value, time_zone)
 
 
 # ---------------------------------------------------------------- home
@@ -267,17 +294,17 @@ async def _concert_context(request: Request, session: AsyncSession, concert_id: 
     return {"concert": concert, "shows": shows["items"], "now": runtime.clock.now()}
 
 
-def _show_form(form: Any, sections: list[str]) -> dict[str, Any]:
+def _show_form(form: Any, sections: list[str], currency: str, time_zone: str) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "starts_at": _when(form, "starts_at"),
-        "sale_opens_at": _when(form, "sale_opens_at"),
-        "sale_closes_at": _when(form, "sale_closes_at"),
-        "pre_queue_opens_at": _when(form, "pre_queue_opens_at"),
+        "starts_at": _when(form, "starts_at", time_zone),
+        "sale_opens_at": _when(form, "sale_opens_at", time_zone),
+        "sale_closes_at": _when(form, "sale_closes_at", time_zone),
+        "pre_queue_opens_at": _when(form, "pre_queue_opens_at", time_zone),
         "hold_seconds": _integer(form, "hold_seconds"),
         "max_seats_per_reservation": _integer(form, "max_seats_per_reservation"),
         "refund_cutoff_hours": _integer(form, "refund_cutoff_hours"),
         "max_tickets_per_fan": _integer(form, "max_tickets_per_fan"),
-        "prices": {name: _minor(form, f"prices-{name}") for name in sections},
+        "prices": {name: _minor(form, f"prices-{name}", currency) for name in sections},
         "queue": {
             "admit_per_second": _number(form, "queue-admit_per_second"),
             "max_active": _integer(form, "queue-max_active"),
@@ -362,7 +389,10 @@ async def create_show(
     runtime = _runtime(request)
     form = await request.form()
     concert = await catalog.get_concert(session, concert_id)
-    body = _show_form(form, [s["name"] for s in concert["venue"]["sections"]])
+    currency = _text(form, "currency") or DEFAULT_CURRENCY
+    venue = concert["venue"]
+    body = _show_form(form, [s["name"] for s in venue["sections"]], currency, venue["time_zone"])
+    body["currency"] = currency
     # A new show: blank fields take the defaults (in an edit, blank clears an optional field).
     body = {k: v for k, v in body.items() if v is not None}
     body["queue"] = {k: v for k, v in body["queue"].items() if v is not None}
@@ -381,7 +411,7 @@ async def create_show(
             values={k: c[k] or "" for k in ("name", "artist", "description", "poster_url")},
             errors={},
             show_values=_typed(form),
-            show_errors=_field_errors(exc),
+            show_errors=_field_errors(exc) | _skipped_times(form, venue["time_zone"]),
             flash=_sentence(exc),
             flash_kind="error",
         )
@@ -395,10 +425,10 @@ async def create_show(
 def _show_values(show: dict[str, Any]) -> dict[str, str]:
     q = show["queue"]
     values = {
-        "starts_at": local(show["starts_at"]),
-        "sale_opens_at": local(show["sale_opens_at"]),
-        "sale_closes_at": local(show["sale_closes_at"]),
-        "pre_queue_opens_at": local(show["pre_queue_opens_at"]),
+        "starts_at": local(show["starts_at"], show["time_zone"]),
+        "sale_opens_at": local(show["sale_opens_at"], show["time_zone"]),
+        "sale_closes_at": local(show["sale_closes_at"], show["time_zone"]),
+        "pre_queue_opens_at": local(show["pre_queue_opens_at"], show["time_zone"]),
         "hold_seconds": str(show["hold_seconds"]),
         "max_seats_per_reservation": str(show["max_seats_per_reservation"]),
         "refund_cutoff_hours": ""
@@ -412,7 +442,9 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         "queue-paused": "on" if q["paused"] else "",
         "queue-pow_difficulty": str(q["pow_difficulty"]),
     }
-    values.update({f"prices-{name}": f"{price / 100:.2f}" for name, price in show["prices"].items()})
+    values.update(
+        {f"prices-{name}": str(to_major(price, show["currency"])) for name, price in show["prices"].items()}
+    )
     return values
 
 
@@ -439,9 +471,9 @@ async def update_show(
     runtime = _runtime(request)
     form = await request.form()
     current = await catalog.get_show_details(session, runtime.clock, show_id)
-    body = _show_form(form, list(current["prices"]))
+    body = _show_form(form, list(current["prices"]), current["currency"], current["time_zone"])
     # Times come back from the form to the second: an unchanged field keeps its stored value.
-    for name in ("starts_at", "sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
+    for name in TIME_FIELDS:
         stored = current[name]
         if (
             isinstance(body[name], datetime)
@@ -454,7 +486,10 @@ async def update_show(
     except (ValidationError, DomainError) as exc:
         context = await _show_context(request, session, show_id)
         context.update(
-            values=_typed(form), errors=_field_errors(exc), flash=_sentence(exc), flash_kind="error"
+            values=_typed(form),
+            errors=_field_errors(exc) | _skipped_times(form, current["time_zone"]),
+            flash=_sentence(exc),
+            flash_kind="error",
         )
         return render(
             request,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Annotated, Any
 
@@ -12,13 +11,14 @@ from pydantic import ValidationError
 
 from boxoffice.auth import flows as auth_flows
 from boxoffice.auth import service as auth_service
-from boxoffice.auth.schemas import TopUpRequest
+from boxoffice.auth.schemas import TOP_UP_MAX, TopUpRequest
 from boxoffice.booking import rules as booking_rules
 from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import Text
+from boxoffice.kit.money import to_minor
 from boxoffice.payments import flows as payments_flows
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
@@ -27,7 +27,7 @@ from boxoffice.tickets.pdf import tickets_pdf
 from boxoffice.tickets.qr import qr_svg
 from boxoffice.waiting_room import service as queue_service
 from boxoffice.waiting_room.tokens import check_queue_token
-from boxoffice.web.render import render
+from boxoffice.web.render import money, render
 from boxoffice.web.session import CsrfChecked, OptionalPageUser, PageUser, WebUser, queue_token
 
 router = APIRouter(include_in_schema=False)
@@ -105,13 +105,13 @@ async def top_up(request: Request, user: PageUser) -> Response:
     runtime = _runtime(request)
     form = await request.form()
     key = str(form.get("idempotency_key") or "")[:255] or None
+    async with runtime.sessions() as session:
+        currency = (await auth_service.get_profile(session, user.user_id))["balance_currency"]
     try:
-        value = float(str(form.get("amount") or "0")[:32])
-        if not math.isfinite(value):  # inf and nan are floats too, and round(inf) is an OverflowError
-            raise ValueError("not a finite amount")
-        body = TopUpRequest(amount=round(value * 100))
-    except (ValueError, OverflowError, ValidationError):
-        return await _account_error(request, user, "Enter an amount between 0.01 and 100,000.00.", 422)
+        body = TopUpRequest(amount=to_minor(str(form.get("amount") or "0"), currency))
+    except (ValueError, ValidationError):
+        smallest, largest = (money(1, currency), money(TOP_UP_MAX, currency))
+        return await _account_error(request, user, f"Enter an amount between {smallest} and {largest}.", 422)
     try:
         await auth_flows.top_up(runtime, user_id=user.user_id, amount=body.amount, idempotency_key=key)
     except DomainError as exc:

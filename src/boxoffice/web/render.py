@@ -1,7 +1,7 @@
 """Rendering pages: the Jinja2 environment, `render()`, and errors as styled pages.
 
 Every template extends `base.html` and receives: `request`, `user` (a WebUser or None),
-`csrf_token`, `static(path)`, `money(minor_units)`, `when(datetime)` and what the route passes.
+`csrf_token`, `static(path)`, `money(minor_units, currency)`, `when(datetime)` and what the route passes.
 Errors raised on a page (a DomainError, a 404, validation, anything unexpected) become
 `error.html` with the error's human sentence; a 401 on a page redirects to the login page and
 comes back afterwards. Requests under /api/ and /web/ (the browser's JSON and streams), and any
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from boxoffice.errors import DomainError
 from boxoffice.kit.clock import iso as iso_utc
+from boxoffice.kit.money import CURRENCIES, DEFAULT_CURRENCY, format_money, minor_digits
+from boxoffice.kit.timefmt import local_time, zone_label
 from boxoffice.web.security import SECURITY_HEADERS
 from boxoffice.web.session import csrf_token
 
@@ -39,17 +41,18 @@ STATIC_DIR = WEB_DIR / "static"
 JSON_PREFIXES = ("/api/", "/web/", "/static/", "/docs", "/redoc", "/openapi.json", "/metrics")
 
 
-def money(minor: int | None) -> str:
-    """Minor units as a price ("1,500.00")."""
-    if minor is None:
-        return ""
-    return f"{minor / 100:,.2f}"
+PAGE_LOCALE = "en"  # the pages' locale until they are translated (issue 22, step 3)
 
 
-def when(value: datetime | None, fmt: str = "%a %d %b %Y, %H:%M UTC") -> str:
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime(fmt)
+def money(amount: int | None, currency: str) -> str:
+    """An amount in `currency`'s minor unit as the reader sees it ("₩220,000", "€80.00")."""
+    return format_money(amount, currency, PAGE_LOCALE)
+
+
+def when(value: datetime | None, time_zone: str | None = None, *, short: bool = False) -> str:
+    """A time in the venue's zone with the zone named ("Sun 20 Dec 2026, 19:00 KST"); times that
+    belong to no venue (audit rows, sign-ups) in UTC."""
+    return local_time(value, time_zone or "UTC", PAGE_LOCALE, short=short)
 
 
 def iso(value: datetime | None) -> str:
@@ -63,7 +66,16 @@ def build_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(money=money, when=when, iso=iso, static=lambda path: f"/static/{path}")
+    env.globals.update(
+        money=money,
+        currency_digits=minor_digits,
+        zone_label=zone_label,
+        currencies=CURRENCIES,
+        default_currency=DEFAULT_CURRENCY,
+        when=when,
+        iso=iso,
+        static=lambda path: f"/static/{path}",
+    )
     return env
 
 

@@ -50,8 +50,20 @@ export async function postJSON(url, body, headers = {}) {
   return parse(response);
 }
 
-export function formatMoney(minor) {
-  return (minor / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// Money as kit/money.py formats it: `el` carries the show's ISO 4217 code (data-currency) and its
+// ISO 4217 minor-unit digits (data-currency-digits), both written by the server (web/render.py).
+export function moneyFormatter(el) {
+  const currency = el.dataset.currency;
+  const digits = Number(el.dataset.currencyDigits);
+  const lang = document.documentElement.lang || "en";
+  const nf = new Intl.NumberFormat(lang, {
+    style: "currency",
+    currency,
+    currencyDisplay: "narrowSymbol",
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+  return (minor) => nf.format(Number(minor) * 10 ** -digits);
 }
 
 export function formatDuration(ms) {

@@ -1,12 +1,13 @@
 // The seat map page: the canvas SeatMap fed by the seat SSE stream (resumed by the browser with
 // Last-Event-ID; `reset` -> reload), an accessible list mode sharing the same selection, holds of
 // chosen seats or "best available", then on to the checkout.
-import { ApiError, formatMoney, getJSON, postJSON, show } from "./app.js";
+import { ApiError, getJSON, moneyFormatter, postJSON, show } from "./app.js";
 import { SeatMap } from "./seatmap.js";
 
 const app = document.getElementById("seat-app");
 const showId = Number(app.dataset.showId);
 const maxSelect = Number(app.dataset.max);
+const formatMoney = moneyFormatter(app);
 const message = document.getElementById("seat-message");
 const tooltip = document.getElementById("seat-tooltip");
 const holdButton = document.getElementById("hold-button");

@@ -1,10 +1,11 @@
 // The live sales dashboard: a snapshot (with the chosen range's series), then one SSE frame a
 // second from the hub (tiles, the last seconds' points, the seat heat when it changed).
 import uPlot from "../../vendor/uplot/uPlot.esm.js";
-import { getJSON, formatMoney } from "../app.js";
+import { getJSON, moneyFormatter } from "../app.js";
 import { SeatMap } from "../seatmap.js";
 
 const root = document.getElementById("dashboard");
+const formatMoney = moneyFormatter(root);
 const showId = root.dataset.showId;
 const errorBox = document.getElementById("dash-error");
 const liveState = document.getElementById("live-state");

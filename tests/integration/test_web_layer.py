@@ -260,3 +260,34 @@ async def test_login_redirects_only_within_the_site(browser_like: httpx.AsyncCli
         )
         assert resp.status_code == 303 and resp.headers["location"] == expected, target
         browser_like.cookies.clear()
+
+
+async def test_get_tickets_before_login_continues_to_the_queue_after_it(
+    browser_like: httpx.AsyncClient, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    """An anonymous fan's "Get tickets" asks to log in and keeps the intent: after the login the
+    waiting room joins at once (?join=1: its script submits the join, paying the toll if any)."""
+    from urllib.parse import unquote
+
+    from tests.helpers.shows import make_show
+
+    show = await make_show(runtime)
+    page = await browser_like.get(f"/concerts/{show['concert_id']}")
+    found = re.search(r'href="/login\?next=([^"]+)"', page.text)
+    assert found, "no login link for an anonymous fan"
+    target = unquote(found.group(1).replace("&amp;", "&"))
+    assert target == f"/shows/{show['show_id']}/queue?join=1"
+    await _signup(browser_like, "intent@example.test")
+    await browser_like.post("/logout", data={"csrf_token": await _csrf(browser_like, "/account")})
+    login = await browser_like.post(
+        "/login",
+        data={
+            "csrf_token": await _csrf(browser_like),
+            "email": "intent@example.test",
+            "password": "correct horse",
+            "next": target,
+        },
+    )
+    assert login.status_code == 303 and login.headers["location"] == target
+    waiting = await browser_like.get(target)
+    assert waiting.status_code == 200 and 'id="join-form"' in waiting.text

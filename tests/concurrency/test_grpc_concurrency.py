@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ from sqlalchemy import text
 
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
+from boxoffice.redis.streams import StreamSlots
 from boxoffice.runtime import Runtime
 from tests.factories import make_user
 from tests.helpers.shows import make_show
@@ -105,6 +107,16 @@ async def _settled(
         await asyncio.sleep(0.1)
 
 
+@pytest.fixture
+def uncapped_streams(runtime: Runtime) -> Iterator[None]:
+    """One fan opening 60 streams at once: past the per-user cap that every stream has (its own
+    tests are in tests/security/test_every_stream_capped.py), which is not what this test measures."""
+    capped, runtime.streams = runtime.streams, StreamSlots(10_000, 10_000)
+    yield
+    runtime.streams = capped
+
+
+@pytest.mark.usefixtures("uncapped_streams")
 async def test_cancelled_streams_free_their_resources(runtime: Runtime, grpc_target: str) -> None:
     show = await make_show(runtime, seats=2)
     sid = show["show_id"]

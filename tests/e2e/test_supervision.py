@@ -32,9 +32,14 @@ def child_pid(data_dir: Path, kind: str) -> int | None:
     found = []
     for p in _backend_processes(data_dir):
         with contextlib.suppress(psutil.Error):  # gone meanwhile (a killed server's last breath)
-            if kind in " ".join(p.cmdline()) and (
-                kind != "postgres" or "postgres" not in " ".join(p.parent().cmdline())
-            ):  # of the postgres processes, the postmaster: its parent is not a postgres
+            # The server itself (not a psql that bootstraps a restarted PostgreSQL, whose command
+            # line names postgres too); of the postgres processes, the postmaster: its parent is
+            # not a postgres.
+            if (
+                p.name() == kind
+                and kind in " ".join(p.cmdline())
+                and (kind != "postgres" or "postgres" not in " ".join(p.parent().cmdline()))
+            ):
                 found.append(p)
     assert len(found) <= 1, found
     return found[0].pid if found else None

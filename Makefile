@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test chaos lint bench proto contract clean-data lock test-programs
+.PHONY: test-fonts run test chaos lint bench proto contract clean-data lock test-programs
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ run: $(RUN_STAMP)
 # the README's commands (tests/e2e/test_readme.py: curl and jq). `make test` installs each program
 # the suite runs when it is missing and we are root (Debian packages), else stops with one line
 # naming the command. tests/e2e/test_bare_machine.py checks this list against what the tests run.
-test: $(STAMP) test-programs
+test: $(STAMP) test-programs test-fonts
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A flash sale under `boxoffice up` while an API process, the worker, the embedded Redis and
@@ -45,6 +45,18 @@ chaos: $(STAMP)
 # program:Debian package; a program is found as an executable path, on PATH, or in $(SBIN).
 SBIN ?= /usr/sbin
 TEST_PROGRAMS := $(CHROMIUM):chromium nginx:nginx curl:curl jq:jq
+
+# font file:Debian package; the ticket PDF embeds a Unicode TrueType font (tests/integration/test_tickets.py).
+TEST_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+
+test-fonts:
+	@for spec in $(TEST_FONTS); do font="$${spec%%:*}"; package="$${spec##*:}"; \
+	  if [ ! -e "$$font" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing what the tests use (apt-get install -y $$package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$package >/dev/null; \
+	  fi; \
+	  [ -e "$$font" ] || { echo "$$package is missing for the tests: run 'sudo apt-get install -y $$package'"; exit 1; }; \
+	done
 
 test-programs:
 	@found() { [ -x "$$1" ] || command -v "$$1" >/dev/null 2>&1 || [ -x "$(SBIN)/$$1" ]; }; \

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from argon2 import PasswordHasher
@@ -26,11 +26,6 @@ from boxoffice.observability import Metrics
 from boxoffice.redis.client import RedisClient, create_redis, detect_cluster
 from boxoffice.redis.mux import MuxRedis
 from boxoffice.redis.streams import StreamHub, StreamSlots
-
-if TYPE_CHECKING:  # the caches' value types only: the runtime imports no domain
-    from boxoffice.auth.schemas import TokenPair
-    from boxoffice.auth.tokens import AccessClaims
-    from boxoffice.waiting_room.tokens import QueueClaims, QueueTicket
 
 
 class Component(Protocol):
@@ -69,18 +64,18 @@ class Runtime:
     # Tokens whose signature this process already checked: one cache per token type, keyed by the
     # exact token string, so a token of one kind can never be found as another kind (an admission
     # token presented as a bearer token is just an unknown access token).
-    access_tokens: LocalCache[str, AccessClaims] = field(
+    access_tokens: LocalCache[str, Any] = field(  # values: auth.tokens.AccessClaims
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
-    queue_tokens: LocalCache[str, QueueClaims] = field(
+    queue_tokens: LocalCache[str, Any] = field(  # values: waiting_room.tokens.QueueClaims
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
-    queue_tickets: LocalCache[str, QueueTicket] = field(
+    queue_tickets: LocalCache[str, Any] = field(  # values: waiting_room.tokens.QueueTicket
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
     # The web layer's refresh single-flight (web/session.py): the rotation a browser's concurrent
     # requests share, keyed by a digest of the refresh token and the browser's CSRF secret.
-    web_refreshes: LocalCache[str, TokenPair] = field(
+    web_refreshes: LocalCache[str, Any] = field(  # values: auth.schemas.TokenPair
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )
     # Access tokens the deny-list let through in the last second (queue polls may rely on it).

@@ -439,8 +439,8 @@ async def test_pdf_embeds_a_font_for_names_outside_latin1(client, runtime):  # t
     installed), so the page shows it on any viewer: dark pixels right of "Holder:"."""
     from boxoffice.tickets.pdf import UNICODE_FONTS
 
-    if not any(Path(path).exists() for _, path, _ in UNICODE_FONTS):
-        pytest.skip("no Unicode TTF font on this machine (Debian: fonts-dejavu-core)")
+    installed = any(Path(path).exists() for _, path, _ in UNICODE_FONTS)
+    assert installed, "no Unicode TTF font: `make test` installs fonts-dejavu-core (make test-fonts)"
     fan, _show, rid = await bought(client, runtime, seats=1, name="Ελένη Παπαδοπούλου")
     resp = await client.get(f"/api/tickets/pdf?reservation_id={rid}", headers=fan["headers"])
     assert b"DejaVuSans" in resp.content or b"Nanum" in resp.content or b"NotoSans" in resp.content

@@ -38,6 +38,7 @@ from boxoffice.ops.backends.datadir import Backends, start_backends
 from boxoffice.runtime import Runtime, open_runtime
 from tests.helpers.redis_cluster import LocalRedisCluster
 from tests.helpers.server import serve
+from tests.helpers.tempdirs import enterable
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,6 +57,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _enterable_basetemp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    enterable(tmp_path_factory.getbasetemp())  # pytest (re)creates it 0700
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's own, enterable: tests start embedded backends in tmp_path / "data"."""
+    return enterable(tmp_path)
+
+
 TEST_DB_ENV = "BOXOFFICE_TEST_DATABASE_URL"
 TEST_REDIS_ENV = "BOXOFFICE_TEST_REDIS_URL"
 

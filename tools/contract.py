@@ -237,6 +237,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bo-contract-"))
+    workdir.chmod(0o711)  # as root, `up` runs PostgreSQL as its own user, which must enter it
     admin_password = secrets.token_urlsafe(18)
     started = time.monotonic()
     up, base, log_path = _start(workdir, admin_password)

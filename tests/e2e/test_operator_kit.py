@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import boxoffice
 from tests.e2e.test_cli import BOXOFFICE, Drained, _env, _run
 from tests.helpers.net import free_port, wait_until
+from tests.helpers.tempdirs import enterable
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ class Up:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    data_dir = tmp_path_factory.mktemp("opkit") / "data"
+    data_dir = enterable(tmp_path_factory.mktemp("opkit")) / "data"
     port = free_port()
     env = _env(
         data_dir,

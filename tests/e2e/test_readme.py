@@ -29,6 +29,7 @@ import pytest
 
 from tests.e2e.test_cli import BOXOFFICE, Drained, _env
 from tests.helpers.net import free_port, wait_until
+from tests.helpers.tempdirs import enterable
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +114,7 @@ class Up:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    data_dir = tmp_path_factory.mktemp("readme") / "data"
+    data_dir = enterable(tmp_path_factory.mktemp("readme")) / "data"
     running = Up(free_port(), free_port())
     proc = Drained(
         [*BOXOFFICE, "up"],

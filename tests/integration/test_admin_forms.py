@@ -190,3 +190,46 @@ async def test_the_show_form_reads_times_in_the_venue_zone_across_the_march_chan
     assert row[0] == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)  # 03:30 CEST
     assert row[1] == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # 10:00 CET
     assert row[2] == "EUR" and prices == [4550]
+
+
+async def test_the_show_form_sets_and_clears_the_verified_email_rule(
+    console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    h = (await make_user(runtime, role="ADMIN"))["headers"]
+    venue = await client.post(
+        "/api/admin/venues",
+        json={"name": "Rule Hall", "sections": [{"name": "Floor", "rows": 1, "seats_per_row": 2}]},
+        headers=h,
+    )
+    concert = await client.post(
+        "/api/admin/concerts",
+        json={"name": "Rules", "artist": "R", "venue_id": venue.json()["id"]},
+        headers=h,
+    )
+    cid = concert.json()["id"]
+    form = {
+        "starts_at": "2027-05-01T19:00:00",
+        "sale_opens_at": "2027-04-01T10:00:00",
+        "currency": "KRW",
+        "prices-Floor": "50000",
+        "hold_requires_verified_email": "on",
+    }
+    made = await console.post(
+        f"/admin/concerts/{cid}/shows",
+        data={"csrf_token": await csrf(console, f"/admin/concerts/{cid}"), **form},
+    )
+    assert made.status_code == 303, made.text
+    async with runtime.sessions() as s:
+        show_id, rule = (await s.execute(text("SELECT id, hold_requires_verified_email FROM shows"))).one()
+    assert rule is True
+    page = await console.get(f"/admin/shows/{show_id}")
+    assert re.search(r'name="hold_requires_verified_email"\s+checked', page.text)
+
+    # Saved again as a browser would, the box unticked: every other field as the page shows it.
+    shown = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    saved = await console.post(
+        f"/admin/shows/{show_id}", data={k: html.unescape(v) for k, v in shown.items()}
+    )
+    assert saved.status_code == 303, saved.text
+    async with runtime.sessions() as s:
+        assert (await s.execute(text("SELECT hold_requires_verified_email FROM shows"))).scalar_one() is False

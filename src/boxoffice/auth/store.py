@@ -44,6 +44,10 @@ def _family_key(family: str) -> str:
     return f"bo:auth:refresh:{family}"
 
 
+def _user_families_key(user_id: int) -> str:
+    return f"bo:auth:{{u{user_id}}}:families"
+
+
 def _login_fail_key(email: str) -> str:
     return "bo:auth:login-fail:" + hashlib.sha256(email.encode()).hexdigest()
 
@@ -198,6 +202,22 @@ async def create_refresh_family(
         [_family_key(family)],
         [user_id, token_sha256, now_ts + ttl_seconds, ttl_seconds + _TTL_SLACK_SECONDS],
     )
+    # The user's logins, so a password reset can end them all (the set outlives its newest member).
+    await redis.sadd(_user_families_key(user_id), family)
+    await redis.expire(_user_families_key(user_id), ttl_seconds + _TTL_SLACK_SECONDS)
+
+
+async def end_every_session(redis: RedisClient, user_id: int, access_ttl_seconds: int) -> int:
+    """Every login of the user ends: its refresh tokens are gone and its access tokens refused
+    (the per-login marker the hot path already checks). Returns how many logins there were."""
+    families = [
+        f.decode() if isinstance(f, bytes) else f for f in await redis.smembers(_user_families_key(user_id))
+    ]
+    for family in families:
+        await end_session(redis, user_id, family, access_ttl_seconds)
+        await redis.delete(_family_key(family))
+    await redis.delete(_user_families_key(user_id))
+    return len(families)
 
 
 async def rotate_refresh_token(

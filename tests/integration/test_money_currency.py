@@ -210,6 +210,17 @@ async def test_one_amount_reads_the_same_on_the_page_in_the_csv_the_mail_and_the
         assert [(int(r["amount"]), r["currency"], r["amount_display"]) for r in rows_] == [
             (price, currency, shown)
         ] * 2
+    # the console's API: the fan view and the dashboard name the currency of what they count
+    found = (
+        await client.get("/api/admin/fans", params={"email": fan["email"]}, headers=admin["headers"])
+    ).json()
+    assert (found["user"]["balance"], found["user"]["balance_currency"]) == (price, currency)
+    assert {(r["total_price"], r["currency"]) for r in found["reservations"]} == {(price, currency)}
+    assert {(p["amount"], p["currency"]) for p in found["payments"]} == {(price, currency)}
+    frame = (
+        await client.get(f"/api/admin/shows/{show['show_id']}/dashboard", headers=admin["headers"])
+    ).json()
+    assert (frame["sales"]["revenue"], frame["currency"]) == (2 * price, currency)
     # the mails: the order confirmation says what was paid, the refund what was refunded
     async with smtp(runtime, port):
         await send_due(runtime)

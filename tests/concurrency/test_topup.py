@@ -58,7 +58,7 @@ async def test_fifty_concurrent_top_ups_with_one_key_charge_once(live_server: st
     # Every answer is the one stored result, or "still in progress" for a request that gave up waiting.
     assert set(statuses) <= {200, 409}, statuses
     assert statuses.count(200) >= 1
-    expected = {"user_id": user["id"], "balance": 1_700, "amount": 700}
+    expected = {"user_id": user["id"], "balance": 1_700, "amount": 700, "balance_currency": "KRW"}
     assert all(r.json() == expected for r in responses if r.status_code == 200)
     for r in responses:
         if r.status_code == 409:

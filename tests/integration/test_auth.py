@@ -443,7 +443,7 @@ async def test_top_up(client: httpx.AsyncClient, runtime: Runtime) -> None:
     key = {"Idempotency-Key": uuid.uuid4().hex}
     resp = await client.post("/api/users/me/balance", headers=user["headers"] | key, json={"amount": 250})
     assert resp.status_code == 200
-    assert resp.json() == {"user_id": user["id"], "balance": 350, "amount": 250}
+    assert resp.json() == {"user_id": user["id"], "balance": 350, "amount": 250, "balance_currency": "KRW"}
     replay = await client.post("/api/users/me/balance", headers=user["headers"] | key, json={"amount": 250})
     assert replay.json() == resp.json() and replay.headers["idempotent-replayed"] == "true"
     assert_problem(

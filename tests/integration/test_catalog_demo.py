@@ -1,14 +1,23 @@
-"""`boxoffice seed-demo`: accounts, a venue of >= 2,000 seats, 3 concerts x 2 shows, one on sale now;
-a second run (even a concurrent one) creates nothing."""
+"""`boxoffice seed-demo`: accounts, a Seoul venue of >= 2,000 seats priced in won (3 concerts x 2
+shows, one on sale now) and a Berlin hall priced in euros (1 show); the pages read what the README
+says (the fan's ₩5,000,000, the VIP seat's ₩220,000, €80.50 in Berlin's zone); a second run (even a
+concurrent one) creates nothing."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import httpx
 from sqlalchemy import text
 
-from boxoffice.ops.demo import DEMO_VENUE, seed_demo
+from boxoffice.auth.tokens import issue_access_token
+from boxoffice.ops.demo import BERLIN_VENUE, DEMO_VENUE, seed_demo
 from boxoffice.runtime import Runtime
+from boxoffice.web.session import ACCESS_COOKIE
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 COUNTS = text(
     "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM venues) AS venues, "
@@ -42,9 +51,9 @@ async def test_seed_demo_once(runtime: Runtime) -> None:
             )
         ).scalar()
         users = (await s.execute(text("SELECT email, role, balance FROM users ORDER BY id"))).all()
-    assert first["venues"] == 1 and first["concerts"] == 3 and first["shows"] == 6
+    assert first["venues"] == 2 and first["concerts"] == 4 and first["shows"] == 7
     assert venue_seats[0] >= 2000 and venue_seats[1] >= 3
-    assert first["seats"] == 6 * venue_seats[0] and first["inventory"] == 6
+    assert first["seats"] == 6 * venue_seats[0] + 300 and first["inventory"] == 7
     assert on_sale == 1
     async with runtime.sessions() as s:
         tolls = (await s.execute(text("SELECT queue_pow_difficulty FROM shows ORDER BY id"))).scalars().all()
@@ -69,4 +78,45 @@ async def test_concurrent_seeders_create_one_demo(runtime: Runtime) -> None:
     assert sum(r.startswith("already seeded") for r in results) == 1
     async with runtime.sessions() as s:
         counts = dict((await s.execute(COUNTS)).mappings().one())
-    assert counts["venues"] == 1 and counts["shows"] == 6 and counts["users"] == 3
+    assert counts["venues"] == 2 and counts["shows"] == 7 and counts["users"] == 3
+
+
+async def test_the_demo_pages_read_what_the_readme_says(app, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    await seed_demo(runtime)
+    async with runtime.sessions() as s:
+        fan = (
+            await s.execute(
+                text("SELECT id FROM users WHERE email = :e"), {"e": runtime.settings.demo_fan_email}
+            )
+        ).scalar_one()
+        shows = (
+            await s.execute(
+                text(
+                    "SELECT v.name, c.id AS concert_id, sh.id AS show_id, sh.currency, v.time_zone "
+                    "FROM shows sh JOIN concerts c ON c.id = sh.concert_id JOIN venues v ON v.id = c.venue_id "
+                    "ORDER BY sh.id"
+                )
+            )
+        ).all()
+    assert {(r.name, r.currency, r.time_zone) for r in shows} == {
+        (DEMO_VENUE, "KRW", "Asia/Seoul"),
+        (BERLIN_VENUE, "EUR", "Europe/Berlin"),
+    }
+    seoul = next(r for r in shows if r.name == DEMO_VENUE)
+    berlin = next(r for r in shows if r.name == BERLIN_VENUE)
+    assert (seoul.concert_id, seoul.show_id) == (1, 1)  # the README's quickstart buys show 1 of concert 1
+    token, _ = issue_access_token(runtime.settings, user_id=fan, role="USER", now=runtime.clock.now())
+    readme = README.read_text()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as page:
+        page.cookies.set(ACCESS_COOKIE, token)
+        account = (await page.get("/account")).text
+        seoul_page = (await page.get(f"/concerts/{seoul.concert_id}")).text
+        berlin_page = (await page.get(f"/concerts/{berlin.concert_id}")).text
+    assert '<dd id="balance">₩5,000,000</dd>' in account and "balance ₩5,000,000" in readme
+    # the concert pages name the cheapest tier; the README names every tier
+    assert "from ₩80,000" in seoul_page and " KST" in seoul_page
+    assert "from €45.00" in berlin_page
+    for price in ("₩220,000", "₩150,000", "₩80,000", "€80.50", "€45.00"):
+        assert price in readme
+    assert " CET" in berlin_page or " CEST" in berlin_page

@@ -1,6 +1,6 @@
 """Money in the show's currency (issue 22, step 1): the 0005 migration on a database of the old
-shape, the balance paying only its own currency, and one amount read the same on the page, in the
-CSV, in the mail and in the API, for KRW (no minor unit) and EUR (cents)."""
+shape, the balance paying only its own currency, and one amount read the same on the pages, in both
+CSVs, in both mails and in the REST and gRPC bodies, for KRW (no minor unit) and EUR (cents)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ from sqlalchemy import text
 
 from boxoffice.db.migrate import downgrade, upgrade
 from boxoffice.db.uow import plain_url
+from boxoffice.grpc import ticket_pb2 as pb
+from boxoffice.kit.money import format_money
 from boxoffice.mail.flows import send_due
 from boxoffice.ops.backends.datadir import Backends
 from boxoffice.web.session import ACCESS_COOKIE
 from tests.conftest import _create_database, _drop_database, _with_database
 from tests.factories import make_user
 from tests.helpers.shows import make_show
+from tests.integration.grpc_support import meta, ticket_stub
 from tests.integration.test_booking_support import assert_invariants, balance, gated
-from tests.integration.test_ticket_mail import inbox, smtp  # noqa: F401 - the fixture
+from tests.integration.test_ticket_mail import inbox, parts, smtp  # noqa: F401 - the fixture
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
@@ -133,16 +136,26 @@ async def test_one_amount_reads_the_same_on_the_page_in_the_csv_the_mail_and_the
     app,
     client,
     runtime,
+    grpc_target,
     inbox,  # noqa: F811 - the fixture
     currency,
     price,
     shown,
 ) -> None:
+    """Every door that carries the order's amount carries its currency, and read through kit.money
+    they all say `shown`: the fan's pages, the REST and gRPC bodies, both CSVs, both mails."""
     handler, port = inbox
     fan = await make_user(runtime, balance=price * 3, currency=currency)
     admin = await make_user(runtime, role="ADMIN")
     show = await make_show(runtime, seats=2, price=price, currency=currency)
-    rid = await _hold(client, runtime, fan, show)
+    held = await client.post(
+        "/api/reservations",
+        json={"show_id": show["show_id"], "seat_ids": show["seat_ids"][:1]},
+        headers=gated(runtime, fan, show["show_id"]),
+    )
+    assert held.status_code == 201, held.text
+    assert (held.json()["total_price"], held.json()["currency"]) == (price, currency)
+    rid = int(held.json()["reservation_id"])
     # the page, before paying: the seat, the total and the balance
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as page:
@@ -155,17 +168,67 @@ async def test_one_amount_reads_the_same_on_the_page_in_the_csv_the_mail_and_the
         assert paid.status_code == 201, paid.text
         tickets = await page.get("/tickets")
         assert shown in tickets.text
-    # the API: integers in the minor unit, and the currency to read them with
+    # the API: integers in the minor unit, and the currency to read them with, on every body
     api_show = (await client.get(f"/api/shows/{show['show_id']}")).json()
     assert api_show["currency"] == currency and price in api_show["prices"].values()
-    assert paid.json()["amount"] == price
+    assert (paid.json()["amount"], paid.json()["currency"]) == (price, currency)
+    payment = (await client.get(f"/api/payments/{paid.json()['payment_id']}", headers=fan["headers"])).json()
+    assert (payment["amount"], payment["currency"]) == (price, currency)
+    reservation = (await client.get(f"/api/reservations/{rid}", headers=fan["headers"])).json()
+    assert (reservation["total_price"], reservation["currency"]) == (price, currency)
+    listed = (await client.get("/api/reservations", headers=fan["headers"])).json()["items"]
+    assert [(r["total_price"], r["currency"]) for r in listed] == [(price, currency)]
     profile = (await client.get("/api/users/me", headers=fan["headers"])).json()
     assert (profile["balance"], profile["balance_currency"]) == (price * 2, currency)
-    # the CSV: the integer, its currency, and the formatted amount
+    # gRPC: the same integers with the same currency (a second seat bought over gRPC)
+    async with ticket_stub(grpc_target) as stub:
+        got = await stub.GetReservation(pb.ReservationRef(reservation_id=rid), metadata=meta(fan))
+        assert (got.total_price, got.currency) == (price, currency)
+        gate = meta(fan, runtime=runtime, show_id=show["show_id"])
+        hold = await stub.Hold(
+            pb.HoldRequest(show_id=show["show_id"], seat_ids=show["seat_ids"][1:]), metadata=gate
+        )
+        assert (hold.total_price, hold.currency) == (price, currency)
+        pay = await stub.Pay(
+            pb.PayRequest(reservation_id=hold.reservation_id, method=pb.PAYMENT_METHOD_BALANCE),
+            metadata=meta(fan, runtime=runtime, show_id=show["show_id"], key=uuid.uuid4().hex),
+        )
+        assert (pay.amount, pay.currency) == (price, currency)
+    assert {format_money(a, c) for a, c in [(got.total_price, got.currency), (pay.amount, pay.currency)]} == {
+        shown
+    }
+    assert format_money(reservation["total_price"], reservation["currency"]) == shown
+    # the CSV, both doors: the integer, its currency, and the formatted amount
     resp = await client.get(f"/api/admin/shows/{show['show_id']}/sales.csv", headers=admin["headers"])
-    row = next(csv.DictReader(io.StringIO(resp.text)))
-    assert (int(row["amount"]), row["currency"], row["amount_display"]) == (price, currency, shown)
-    # the mail: the refund names the same amount
+    api_rows = list(csv.DictReader(io.StringIO(resp.text)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=HTML) as console:
+        console.cookies.set(ACCESS_COOKIE, admin["token"])
+        resp = await console.get(f"/admin/shows/{show['show_id']}/sales.csv")
+        assert resp.status_code == 200, resp.text[:300]
+    console_rows = list(csv.DictReader(io.StringIO(resp.text)))
+    for rows_ in (api_rows, console_rows):
+        assert [(int(r["amount"]), r["currency"], r["amount_display"]) for r in rows_] == [
+            (price, currency, shown)
+        ] * 2
+    # the console's API: the fan view and the dashboard name the currency of what they count
+    found = (
+        await client.get("/api/admin/fans", params={"email": fan["email"]}, headers=admin["headers"])
+    ).json()
+    assert (found["user"]["balance"], found["user"]["balance_currency"]) == (price, currency)
+    assert {(r["total_price"], r["currency"]) for r in found["reservations"]} == {(price, currency)}
+    assert {(p["amount"], p["currency"]) for p in found["payments"]} == {(price, currency)}
+    frame = (
+        await client.get(f"/api/admin/shows/{show['show_id']}/dashboard", headers=admin["headers"])
+    ).json()
+    assert (frame["sales"]["revenue"], frame["currency"]) == (2 * price, currency)
+    # the mails: the order confirmation says what was paid, the refund what was refunded
+    async with smtp(runtime, port):
+        await send_due(runtime)
+    confirmations = [m for _, m in handler.messages if str(m["Subject"]).startswith("Your tickets")]
+    assert len(confirmations) == 2
+    for mail in confirmations:
+        assert f"Paid: {shown}" in parts(mail, "text/plain")[0].get_payload(decode=True).decode()
+        assert f"Paid: {shown}" in parts(mail, "text/html")[0].get_payload(decode=True).decode()
     assert (await client.delete(f"/api/reservations/{rid}", headers=fan["headers"])).status_code == 200
     async with smtp(runtime, port):
         await send_due(runtime)

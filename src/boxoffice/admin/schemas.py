@@ -22,7 +22,7 @@ class SeatCounts(BaseModel):
 class SalesTotals(BaseModel):
     orders: int = Field(description="Paid reservations")
     tickets: int
-    revenue: int = Field(description="Sum of paid reservations, integer minor units")
+    revenue: int = Field(description="Sum of paid reservations, integer minor units of the frame's currency")
     live_holds: int
 
 
@@ -68,6 +68,7 @@ class DashboardFrame(BaseModel):
     show_id: int
     at: datetime
     on_sale: bool
+    currency: str = Field(description="ISO 4217 code of the show's amounts (revenue)")
     seats: SeatCounts
     sales: SalesTotals
     queue: QueueNumbers
@@ -93,7 +94,8 @@ class FanUser(BaseModel):
     email: str
     name: str
     role: str
-    balance: int
+    balance: int = Field(description="Integer minor units of balance_currency (the ledger's too)")
+    balance_currency: str = Field(description="ISO 4217 code of the balance")
     created_at: datetime
     deleted_at: datetime | None
 
@@ -105,7 +107,8 @@ class FanReservation(BaseModel):
     concert_name: str
     starts_at: datetime
     status: str
-    total_price: int
+    total_price: int = Field(description="Integer minor units of currency")
+    currency: str = Field(description="ISO 4217 code of the show's amounts")
     seat_count: int
     seats: str | None
     expires_at: datetime
@@ -117,7 +120,8 @@ class FanReservation(BaseModel):
 class FanPayment(BaseModel):
     id: int
     reservation_id: int
-    amount: int
+    amount: int = Field(description="Integer minor units of currency")
+    currency: str = Field(description="ISO 4217 code of the show's amounts")
     method: str
     status: str
     provider_reference: str | None

@@ -72,6 +72,7 @@ async def frame(runtime: Runtime, show_id: int) -> dict[str, Any]:
         "show_id": show_id,
         "at": now,
         "on_sale": show.on_sale(now),
+        "currency": show.currency,
         "seats": {
             "total": len(status) - status.count("-"),
             "sold": status.count("R"),

@@ -27,14 +27,15 @@ async def top_up(
         raise TopUpDisabled("Top-ups are not available here; pay for your tickets by card at checkout")
     await ratelimit.enforce(runtime, "topup", user_id, limit=runtime.settings.limit_topups_per_minute)
 
-    async def work(uow: UnitOfWork) -> tuple[int, dict[str, int]]:
+    async def work(uow: UnitOfWork) -> tuple[int, dict[str, int | str | None]]:
         balance = await ledger.credit(uow.session, user_id, amount, "TOPUP", f"topup:{idempotency_key}")
         if balance > runtime.settings.max_balance:
             raise BalanceLimit(
                 f"A balance may not exceed {runtime.settings.max_balance}",
                 max_balance=runtime.settings.max_balance,
             )
-        return 200, {"user_id": user_id, "balance": balance, "amount": amount}
+        currency = await repository.balance_currency(uow.session, user_id)
+        return 200, {"user_id": user_id, "balance": balance, "amount": amount, "balance_currency": currency}
 
     return await run_idempotent(
         runtime,

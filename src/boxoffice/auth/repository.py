@@ -90,6 +90,12 @@ async def live_role(session: AsyncSession, user_id: int) -> str | None:
     return role
 
 
+async def balance_currency(session: AsyncSession, user_id: int) -> str | None:
+    """The ISO 4217 code of the user's balance."""
+    found = await session.execute(select(users.c.balance_currency).where(users.c.id == user_id))
+    return found.scalar_one_or_none()
+
+
 async def update_password_hash(
     session: AsyncSession, user_id: int, password_hash: str, now: datetime
 ) -> None:

@@ -106,8 +106,9 @@ class Profile(BaseModel):
 
 class BalanceResponse(BaseModel):
     user_id: int
-    balance: int
-    amount: int
+    balance: int = Field(description="Integer minor units of balance_currency")
+    amount: int = Field(description="Integer minor units of balance_currency")
+    balance_currency: str = Field(description="ISO 4217 code of the balance")
 
 
 class VerifyResponse(BaseModel):

@@ -59,7 +59,8 @@ WITH {LEAN_PRIOR}, cand AS (
     ON CONFLICT (user_id, show_id) WHERE status = 'TEMP_RESERVED' DO NOTHING
     RETURNING id, total_price, seat_count
 ), lim AS (
-    SELECT sh.concert_id, sh.max_tickets_per_fan AS show_max, c.max_tickets_per_fan AS concert_max
+    SELECT sh.concert_id, sh.max_tickets_per_fan AS show_max, c.max_tickets_per_fan AS concert_max,
+           sh.currency
     FROM shows sh JOIN concerts c ON c.id = sh.concert_id WHERE sh.id = $7
 ), fan AS (
     INSERT INTO fan_tickets AS f (user_id, scope, scope_id, seats)
@@ -105,7 +106,8 @@ WITH {LEAN_PRIOR}, cand AS (
         'seats', (SELECT jsonb_agg(jsonb_build_object('id', id, 'section', section, 'row', row,
                                                       'number', number, 'price', price) ORDER BY id)
                   FROM won),
-        'total_price', res.total_price, 'expires_at', $10::text) AS body
+        'total_price', res.total_price, 'currency', (SELECT currency FROM lim),
+        'expires_at', $10::text) AS body
     FROM res
 ), {lean_claim("answer")}
 SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
@@ -198,26 +200,26 @@ _PICK_EXPIRED = text(
     """
 )
 
+# A reservation's amounts are in its show's currency (ISO 4217; kit/money.py). A constant.
+_CURRENCY = "(SELECT sh.currency FROM shows sh WHERE sh.id = reservations.show_id) AS currency"
+
 # A hold's own seats become RESERVED; the reservation follows only if every seat was still its own.
 
-_LOCK_RESERVATION = text(
-    "SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at, "
-    "closed_at FROM reservations WHERE id = :rid FOR UPDATE"
+_RESERVATION_COLUMNS = (
+    "id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at, "
+    f"closed_at, {_CURRENCY}"
 )
-
-_RESERVATION = text(
-    "SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at, "
-    "closed_at FROM reservations WHERE id = :rid"
-)
+_LOCK_RESERVATION = text(f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = :rid FOR UPDATE")  # noqa: S608
+_RESERVATION = text(f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = :rid")  # noqa: S608
 
 _MY_RESERVATIONS = text(
-    """
+    f"""
     SELECT id, user_id, show_id, status, total_price, seat_count, expires_at, created_at, confirmed_at,
-           closed_at
+           closed_at, {_CURRENCY}
     FROM reservations
     WHERE user_id = :user_id AND (CAST(:before AS bigint) IS NULL OR id < :before)
     ORDER BY id DESC LIMIT :limit
-    """
+    """  # noqa: S608
 )
 
 _RESERVATION_SEATS = text(

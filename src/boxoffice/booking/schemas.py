@@ -70,7 +70,8 @@ class HoldOut(BaseModel):
     show_id: int
     status: Literal["TEMP_RESERVED"]
     seats: list[SeatOut]
-    total_price: int
+    total_price: int = Field(description="Minor units of `currency`")
+    currency: str = Field(description="ISO 4217 code of the amounts (the show's)")
     expires_at: datetime
 
 
@@ -79,7 +80,8 @@ class ReservationOut(BaseModel):
     show_id: int
     status: Literal["TEMP_RESERVED", "RESERVED", "EXPIRED", "CANCELLED"]
     seats: list[SeatOut]
-    total_price: int
+    total_price: int = Field(description="Minor units of `currency`")
+    currency: str = Field(description="ISO 4217 code of the amounts (the show's)")
     expires_at: datetime
     created_at: datetime
     confirmed_at: datetime | None

@@ -66,6 +66,7 @@ def reservation_body(row: dict[str, Any], seats: list[dict[str, Any]]) -> dict[s
         "status": row["status"],
         "seats": seats,
         "total_price": row["total_price"],
+        "currency": row["currency"],
         "expires_at": row["expires_at"],
         "created_at": row["created_at"],
         "confirmed_at": row["confirmed_at"],

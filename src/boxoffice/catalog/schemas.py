@@ -18,7 +18,9 @@ from boxoffice.kit.timefmt import DEFAULT_ZONE, is_zone
 
 def _iana_zone(value: str) -> str:
     if not is_zone(value):
-        raise PydanticCustomError("time_zone", "not an IANA time zone (e.g. Asia/Seoul, Europe/Berlin)")
+        raise PydanticCustomError(
+            "unknown_time_zone", "not an IANA time zone (e.g. Asia/Seoul, Europe/Berlin)"
+        )
     return value
 
 

@@ -66,6 +66,7 @@ def reservation(body: dict[str, Any]) -> pb.Reservation:
         status=enum_value(pb.ReservationStatus, "RESERVATION_STATUS_", body.get("status")),  # type: ignore[arg-type]
         seats=[seat(s) for s in body.get("seats", [])],
         total_price=int(body["total_price"]),
+        currency=str(body.get("currency") or ""),
         expires_at=timestamp(body.get("expires_at")),
         created_at=timestamp(body.get("created_at")),
         confirmed_at=timestamp(body.get("confirmed_at")),
@@ -78,6 +79,7 @@ def payment(body: dict[str, Any]) -> pb.Payment:
         payment_id=int(body["payment_id"]),
         reservation_id=int(body["reservation_id"]),
         amount=int(body["amount"]),
+        currency=str(body.get("currency") or ""),
         method=enum_value(pb.PaymentMethod, "PAYMENT_METHOD_", body.get("method")),  # type: ignore[arg-type]
         status=enum_value(pb.PaymentStatus, "PAYMENT_STATUS_", body.get("status")),  # type: ignore[arg-type]
         reservation_status=enum_value(  # type: ignore[arg-type]

@@ -269,7 +269,7 @@ class HoldRequest(_message.Message):
     def __init__(self, show_id: _Optional[int] = ..., seat_ids: _Optional[_Iterable[int]] = ..., quantity: _Optional[int] = ..., section: _Optional[str] = ..., price: _Optional[int] = ...) -> None: ...
 
 class Reservation(_message.Message):
-    __slots__ = ("reservation_id", "show_id", "status", "seats", "total_price", "expires_at", "created_at", "confirmed_at", "closed_at")
+    __slots__ = ("reservation_id", "show_id", "status", "seats", "total_price", "expires_at", "created_at", "confirmed_at", "closed_at", "currency")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     SHOW_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +279,7 @@ class Reservation(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_AT_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: int
     show_id: int
     status: ReservationStatus
@@ -288,7 +289,8 @@ class Reservation(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     confirmed_at: _timestamp_pb2.Timestamp
     closed_at: _timestamp_pb2.Timestamp
-    def __init__(self, reservation_id: _Optional[int] = ..., show_id: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., seats: _Optional[_Iterable[_Union[Seat, _Mapping]]] = ..., total_price: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    currency: str
+    def __init__(self, reservation_id: _Optional[int] = ..., show_id: _Optional[int] = ..., status: _Optional[_Union[ReservationStatus, str]] = ..., seats: _Optional[_Iterable[_Union[Seat, _Mapping]]] = ..., total_price: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class ReservationRef(_message.Message):
     __slots__ = ("reservation_id",)
@@ -323,7 +325,7 @@ class PayRequest(_message.Message):
     def __init__(self, reservation_id: _Optional[int] = ..., method: _Optional[_Union[PaymentMethod, str]] = ..., card_number: _Optional[str] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("payment_id", "reservation_id", "amount", "method", "status", "reservation_status", "provider_reference", "failure_code", "created_at", "settled_at")
+    __slots__ = ("payment_id", "reservation_id", "amount", "method", "status", "reservation_status", "provider_reference", "failure_code", "created_at", "settled_at", "currency")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +336,7 @@ class Payment(_message.Message):
     FAILURE_CODE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SETTLED_AT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
     payment_id: int
     reservation_id: int
     amount: int
@@ -344,7 +347,8 @@ class Payment(_message.Message):
     failure_code: str
     created_at: _timestamp_pb2.Timestamp
     settled_at: _timestamp_pb2.Timestamp
-    def __init__(self, payment_id: _Optional[int] = ..., reservation_id: _Optional[int] = ..., amount: _Optional[int] = ..., method: _Optional[_Union[PaymentMethod, str]] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., reservation_status: _Optional[_Union[ReservationStatus, str]] = ..., provider_reference: _Optional[str] = ..., failure_code: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    currency: str
+    def __init__(self, payment_id: _Optional[int] = ..., reservation_id: _Optional[int] = ..., amount: _Optional[int] = ..., method: _Optional[_Union[PaymentMethod, str]] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., reservation_status: _Optional[_Union[ReservationStatus, str]] = ..., provider_reference: _Optional[str] = ..., failure_code: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., currency: _Optional[str] = ...) -> None: ...
 
 class Ticket(_message.Message):
     __slots__ = ("ticket_id", "code", "status", "status_text", "reservation_id", "show_id", "seat_id", "section", "row", "number", "holder", "concert", "artist", "venue", "time_zone", "starts_at", "starts_at_local", "issued_at", "used_at", "used_gate", "voided_at", "payload")

@@ -75,8 +75,11 @@ def order_confirmed(
     reservation_id: int,
     tickets: list[dict[str, Any]],
     now: datetime,
+    paid: tuple[int, str] | None = None,
 ) -> EmailMessage:
+    """`paid`: (amount in minor units, the show's ISO 4217 currency), formatted by kit.money."""
     first = tickets[0]
+    total = format_money(paid[0], paid[1], MAIL_LOCALE) if paid is not None else ""
     subject = f"Your tickets: {first['concert']}, {first['starts_text']}"
     msg = _base(settings, to=to, subject=subject)
     base = settings.public_base_url.rstrip("/")
@@ -90,6 +93,7 @@ def order_confirmed(
     for t in tickets:
         lines += [f"- {t['seat']} · code {t['code']} · {base}/tickets/{t['ticket_id']}"]
     lines += [
+        *([f"Paid: {total}"] if total else []),
         "",
         "Show the QR code (or type the code) at the door. The PDF and a calendar entry are attached.",
     ]
@@ -104,7 +108,8 @@ def order_confirmed(
     html = (
         f"<p>Hello {escape(name)},</p><p>your order #{reservation_id} is confirmed.</p>"
         f"<h1>{escape(first['concert'])}</h1><p>{escape(first['starts_text'])} · {escape(first['venue'])}</p>"
-        f"<ul>{cards}</ul><p>Show the QR code (or type the code) at the door.</p>"
+        f"<ul>{cards}</ul>{f'<p>Paid: {escape(total)}</p>' if total else ''}"
+        "<p>Show the QR code (or type the code) at the door.</p>"
     )
     msg.add_alternative(html, subtype="html")
     html_part = msg.get_body(preferencelist=("html",))

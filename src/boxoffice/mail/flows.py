@@ -95,6 +95,7 @@ async def _compose(
             reservation_id=mail["reservation_id"],
             tickets=views,
             now=now,
+            paid=await repository.order_paid(conn, mail["reservation_id"]),
         )
     if mail["kind"] == "REFUNDED":
         refund = await repository.refund(conn, mail["reservation_id"])

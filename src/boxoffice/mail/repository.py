@@ -60,6 +60,19 @@ LEFT JOIN LATERAL (
 WHERE r.id = $1
 """
 
+# What a confirmed order cost: the paid amount (the total when nothing was paid, a free order) in
+# the show's currency.
+_ORDER_PAID = """
+SELECT coalesce(p.amount, r.total_price) AS amount, sh.currency
+FROM reservations r
+JOIN shows sh ON sh.id = r.show_id
+LEFT JOIN LATERAL (
+    SELECT amount FROM payments
+    WHERE reservation_id = r.id AND status = 'SUCCEEDED' ORDER BY id DESC LIMIT 1
+) p ON true
+WHERE r.id = $1
+"""
+
 _REFUND_SEATS = """
 SELECT s.section, s.row, s.number FROM reservation_seats rs JOIN seats s ON s.id = rs.seat_id
 WHERE rs.reservation_id = $1 ORDER BY s.id
@@ -129,6 +142,12 @@ async def refund(conn: asyncpg.Connection, reservation_id: int) -> dict[str, Any
         return None
     seats = await conn.fetch(_REFUND_SEATS, reservation_id)
     return {**dict(row), "seats": [dict(s) for s in seats]}
+
+
+async def order_paid(conn: asyncpg.Connection, reservation_id: int) -> tuple[int, str] | None:
+    """(amount in minor units, ISO 4217 currency) of the order, else None."""
+    row = await conn.fetchrow(_ORDER_PAID, reservation_id)
+    return (int(row["amount"]), str(row["currency"])) if row is not None else None
 
 
 async def offer(conn: asyncpg.Connection, reservation_id: int) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
 """Demo data for `boxoffice up` / `boxoffice seed-demo`, built through the domain services.
 
-Seeded once: a second run finds the demo venue and changes nothing (the accounts are ensured, which
-is a no-op when they exist).
+A Seoul arena priced in won (the product's home: three concerts, two shows each, one on sale now) and
+a small Berlin hall priced in euros (one concert, one show: the other path of issue 22, cents and a
+zone with daylight saving time). Seeded once: a second run finds the demo venue and changes nothing
+(the accounts are ensured, which is a no-op when they exist).
 """
 
 from __future__ import annotations
@@ -25,6 +27,19 @@ SECTIONS = [
 ]
 CURRENCY: Final = "KRW"  # a Seoul arena: won, which has no minor unit (the VIP seat reads ₩220,000)
 PRICES = {"VIP": 220_000, "Floor A": 150_000, "Floor B": 150_000, "Balcony": 80_000}  # won
+ZONE: Final = "Asia/Seoul"
+# The second venue: euros (cents) and a zone with daylight saving time (CET/CEST). Its show opens
+# later, with the toll on; the demo fan's balance is in won, so it pays by card (a balance in
+# another currency is refused: 409 CURRENCY_MISMATCH).
+BERLIN_VENUE = "Boxoffice Demo Halle"
+BERLIN_ZONE: Final = "Europe/Berlin"
+BERLIN_SECTIONS = [
+    SectionIn(name="Parkett", rows=10, seats_per_row=20),
+    SectionIn(name="Rang", rows=5, seats_per_row=20),
+]
+BERLIN_CURRENCY: Final = "EUR"
+BERLIN_PRICES = {"Parkett": 8_050, "Rang": 4_500}  # cents: €80.50, €45.00
+BERLIN_CONCERT = ("Uhrwerk", "Die Zeitumsteller", "One night in Berlin.")
 CONCERTS = [
     ("Midnight Signals", "Aurora Lane", "The arena tour: two nights only."),
     ("Paper Planets", "The Quiet Engines", "Songs from the new record, front to back."),
@@ -68,7 +83,9 @@ async def seed_demo(runtime: Runtime) -> str:
         if existing is not None:
             return f"already seeded (venue #{existing}); accounts {accounts}"
 
-        venue = await service.create_venue(session, VenueIn(name=DEMO_VENUE, sections=SECTIONS))
+        venue = await service.create_venue(
+            session, VenueIn(name=DEMO_VENUE, time_zone=ZONE, sections=SECTIONS)
+        )
         now = runtime.clock.now().replace(second=0, microsecond=0)
         on_sale_show = 0
         shows = 0
@@ -87,9 +104,24 @@ async def seed_demo(runtime: Runtime) -> str:
                 shows += 1
                 if i == 0 and night == 0:
                     on_sale_show = show["id"]
+        berlin = await service.create_venue(
+            session, VenueIn(name=BERLIN_VENUE, time_zone=BERLIN_ZONE, sections=BERLIN_SECTIONS)
+        )
+        name, artist, description = BERLIN_CONCERT
+        concert = await service.create_concert(
+            session, ConcertIn(name=name, artist=artist, venue_id=berlin["id"], description=description)
+        )
+        await service.create_show(
+            session,
+            runtime.clock,
+            concert["id"],
+            _berlin_show(now),
+            default_hold_seconds=settings.default_hold_seconds,
+        )
         return (
-            f"venue '{DEMO_VENUE}' ({venue['seat_count']:,} seats in {len(SECTIONS)} sections), "
+            f"venue '{DEMO_VENUE}' ({venue['seat_count']:,} seats in {len(SECTIONS)} sections, won), "
             f"{len(CONCERTS)} concerts, {shows} shows; show #{on_sale_show} is on sale now; "
+            f"venue '{BERLIN_VENUE}' ({berlin['seat_count']:,} seats, euros) with 1 show; "
             f"accounts {accounts}"
         )
 
@@ -117,4 +149,16 @@ def _show(now: datetime, *, concert_index: int, night: int) -> ShowIn:
         currency=CURRENCY,
         prices=PRICES,
         queue=queue,
+    )
+
+
+def _berlin_show(now: datetime) -> ShowIn:
+    """The euro show: in five weeks, its sale opening in two days (pre-queue ten minutes before)."""
+    opens = now + timedelta(days=2)
+    return ShowIn(
+        starts_at=now + timedelta(days=35),
+        sale_opens_at=opens,
+        pre_queue_opens_at=opens - timedelta(minutes=10),
+        currency=BERLIN_CURRENCY,
+        prices=BERLIN_PRICES,
     )

@@ -18,7 +18,10 @@ from boxoffice.kit.clock import iso
 
 _COLUMNS = (
     "id, reservation_id, user_id, amount, method, status, idempotency_key, provider_idempotency_key, "
-    "provider_reference, failure_code, attempts, created_at, updated_at, settled_at"
+    "provider_reference, failure_code, attempts, created_at, updated_at, settled_at, "
+    # the amount's currency: its show's (ISO 4217; kit/money.py)
+    "(SELECT sh.currency FROM reservations r JOIN shows sh ON sh.id = r.show_id "
+    "WHERE r.id = payments.reservation_id) AS currency"
 )
 
 # _COLUMNS is a constant: no user input is ever formatted into SQL here (hence the S608 waivers).
@@ -135,7 +138,7 @@ WITH {LEAN_PRIOR}, r AS (
 ), live AS (
     SELECT id, status FROM payments WHERE reservation_id = $7 AND status IN ('PENDING', 'SUCCEEDED')
 ), same_currency AS (
-    SELECT sh.currency = u.balance_currency AS same FROM r JOIN shows sh ON sh.id = r.show_id
+    SELECT sh.currency = u.balance_currency AS same, sh.currency FROM r JOIN shows sh ON sh.id = r.show_id
     JOIN users u ON u.id = $1
 ), ok AS (
     SELECT r.id, r.user_id, r.show_id, r.total_price FROM r
@@ -162,6 +165,7 @@ WITH {LEAN_PRIOR}, r AS (
 ), {_confirm(gate="gate", held="held", now="$5")}, answer AS (
     SELECT 201 AS status, jsonb_build_object(
         'payment_id', pay.id, 'reservation_id', pay.reservation_id, 'amount', pay.amount,
+        'currency', (SELECT currency FROM same_currency),
         'method', 'BALANCE', 'status', 'SUCCEEDED', 'reservation_status', 'RESERVED',
         'provider_reference', NULL, 'failure_code', NULL,
         'created_at', $8::text, 'settled_at', $8::text) AS body

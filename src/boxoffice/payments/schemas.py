@@ -25,7 +25,8 @@ class PaymentRequest(RequestModel):
 class PaymentOut(BaseModel):
     payment_id: int
     reservation_id: int
-    amount: int = Field(description="Minor units")
+    amount: int = Field(description="Minor units of `currency`")
+    currency: str = Field(description="ISO 4217 code of the amount (the show's)")
     method: Literal["BALANCE", "CARD"]
     status: Literal["PENDING", "SUCCEEDED", "FAILED", "REFUNDED"]
     reservation_status: str | None = None

@@ -28,6 +28,7 @@ def payment_body(row: dict[str, Any], reservation_status: str | None = None) -> 
         "payment_id": row["id"],
         "reservation_id": row["reservation_id"],
         "amount": row["amount"],
+        "currency": row["currency"],
         "method": row["method"],
         "status": row["status"],
         "reservation_status": reservation_status,

@@ -30,7 +30,7 @@ from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
 from boxoffice.kit.inputs import has_control_characters
 from boxoffice.kit.money import DEFAULT_CURRENCY, to_major, to_minor
-from boxoffice.kit.timefmt import parse_local, to_local_input
+from boxoffice.kit.timefmt import DEFAULT_ZONE, parse_local, to_local_input
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import service as queue
 from boxoffice.waiting_room.schemas import QueueSettingsUpdate
@@ -209,7 +209,10 @@ def _venue_form(form: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "row_lengths": lengths_raw or "",
             }
         )
-    return {"name": _text(form, "name") or "", "sections": sections}, typed
+    body: dict[str, Any] = {"name": _text(form, "name") or "", "sections": sections}
+    if form.get("time_zone") is not None:  # blank: refused by the model, not defaulted
+        body["time_zone"] = _text(form, "time_zone") or ""
+    return body, typed
 
 
 @router.get("/admin/venues")
@@ -221,7 +224,13 @@ async def venues_page(
     return render(
         request,
         "admin/venues.html",
-        {"venues": venues, "values": {"name": ""}, "sections": blank, "errors": {}, **_notice(done)},
+        {
+            "venues": venues,
+            "values": {"name": "", "time_zone": DEFAULT_ZONE},
+            "sections": blank,
+            "errors": {},
+            **_notice(done),
+        },
         title="Venues",
     )
 
@@ -236,7 +245,7 @@ async def create_venue(request: Request, user: AdminPageUser, session: SessionDe
         venues = await catalog.list_venues(session)
         context = {
             "venues": venues,
-            "values": {"name": body["name"]},
+            "values": {"name": body["name"], "time_zone": body.get("time_zone", "")},
             "sections": typed or [{"name": "", "rows": "", "seats_per_row": "", "row_lengths": ""}],
             "errors": _field_errors(exc),
             "flash": _sentence(exc),

@@ -38,6 +38,7 @@ from boxoffice.ops.backends.datadir import Backends, start_backends
 from boxoffice.runtime import Runtime, open_runtime
 from tests.helpers.redis_cluster import LocalRedisCluster
 from tests.helpers.server import serve
+from tests.helpers.smtp import Inbox, smtp_server
 from tests.helpers.tempdirs import enterable
 
 
@@ -231,3 +232,10 @@ async def grpc_target(runtime: Runtime) -> AsyncIterator[str]:
     server, port = await start_server(runtime, "127.0.0.1", 0)
     yield f"127.0.0.1:{port}"
     await server.stop(0)
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on a free port (aiosmtpd) and what it received."""
+    with smtp_server() as server:
+        yield server

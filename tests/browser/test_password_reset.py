@@ -12,8 +12,8 @@ from sqlalchemy import text
 from boxoffice.mail.flows import send_due
 from boxoffice.runtime import Runtime
 from tests.browser.conftest import FanFactory, make_fan
-from tests.integration.test_ticket_mail import Inbox, _token, smtp
-from tests.integration.test_ticket_mail import inbox as inbox  # the fixture
+from tests.helpers.smtp import Inbox, smtp
+from tests.integration.test_ticket_mail import _token
 
 
 async def test_forgot_password_in_the_browser(  # type: ignore[no-untyped-def]

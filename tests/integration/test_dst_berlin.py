@@ -19,9 +19,9 @@ from boxoffice.mail.flows import send_due
 from boxoffice.web.session import ACCESS_COOKIE
 from tests.factories import make_user
 from tests.helpers.shows import make_show
+from tests.helpers.smtp import parts, smtp
 from tests.integration.test_admin_forms import console, csrf, says  # noqa: F401 - the fixture
 from tests.integration.test_booking_support import gated
-from tests.integration.test_ticket_mail import inbox, parts, smtp  # noqa: F401 - the fixture
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 BERLIN = "Europe/Berlin"
@@ -67,7 +67,7 @@ async def test_tickets_pages_mails_and_ics_name_cet_before_and_cest_after_the_ch
     app,
     client,
     runtime,
-    inbox,  # noqa: F811 - the fixture
+    inbox,
 ) -> None:
     handler, port = inbox
     fan = await make_user(runtime, balance=100_000, currency="EUR")

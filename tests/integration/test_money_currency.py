@@ -25,9 +25,9 @@ from boxoffice.web.session import ACCESS_COOKIE
 from tests.conftest import _create_database, _drop_database, _with_database
 from tests.factories import make_user
 from tests.helpers.shows import make_show
+from tests.helpers.smtp import parts, smtp
 from tests.integration.grpc_support import meta, ticket_stub
 from tests.integration.test_booking_support import assert_invariants, balance, gated
-from tests.integration.test_ticket_mail import inbox, parts, smtp  # noqa: F401 - the fixture
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
@@ -137,7 +137,7 @@ async def test_one_amount_reads_the_same_on_the_page_in_the_csv_the_mail_and_the
     client,
     runtime,
     grpc_target,
-    inbox,  # noqa: F811 - the fixture
+    inbox,
     currency,
     price,
     shown,

@@ -7,19 +7,14 @@ single-use even when used twice at once)."""
 from __future__ import annotations
 
 import asyncio
-import email
 import io
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from email.message import Message
 from urllib.parse import parse_qs, urlsplit
 
 import icalendar
 import pypdfium2
-import pytest
 import zxingcpp
-from aiosmtpd.controller import Controller
 from PIL import Image
 from sqlalchemy import text
 
@@ -27,46 +22,8 @@ from boxoffice.auth.service import ensure_account
 from boxoffice.mail.flows import send_due
 from boxoffice.runtime import Runtime
 from tests.helpers.net import free_port
+from tests.helpers.smtp import parts, smtp
 from tests.integration.test_tickets import bought, rows
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        content = envelope.content  # type: ignore[attr-defined]
-        raw = content if isinstance(content, bytes) else content.encode()
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(raw)))  # type: ignore[attr-defined]
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
-@asynccontextmanager
-async def smtp(runtime: Runtime, port: int | None, **more: object) -> AsyncIterator[None]:
-    """runtime.settings point at this SMTP port meanwhile (None: SMTP off)."""
-    original = runtime.settings
-    update = {"smtp_host": "127.0.0.1" if port else None, "smtp_port": port or 25, **more}
-    runtime.settings = original.model_copy(update={**update, "public_base_url": "https://tickets.example"})
-    try:
-        yield
-    finally:
-        runtime.settings = original
-
-
-def parts(msg: Message, content_type: str) -> list[Message]:
-    return [p for p in msg.walk() if p.get_content_type() == content_type]
 
 
 async def test_order_confirmation_carries_the_tickets_pdf_and_ics(client, runtime, inbox):  # type: ignore[no-untyped-def]

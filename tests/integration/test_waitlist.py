@@ -18,7 +18,6 @@ from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import store
 from tests.factories import make_user
 from tests.helpers.shows import make_show
-from tests.integration.test_auth_email import inbox  # noqa: F401 - an in-process SMTP server
 from tests.integration.test_booking_support import assert_invariants, gated
 
 
@@ -194,7 +193,7 @@ async def test_the_queue_does_not_move_for_seats_the_waitlist_is_owed(
 async def test_the_offer_is_mailed_after_it_committed(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    inbox: tuple[Any, int],  # noqa: F811 - the SMTP server fixture imported above
+    inbox: tuple[Any, int],
 ) -> None:
     handler, port = inbox
     show = await make_show(runtime, seats=1)

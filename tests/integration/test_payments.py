@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -174,6 +175,19 @@ async def test_card_success_and_card_refund(client, runtime):  # type: ignore[no
         assert await reservation_status(runtime, rid) == "RESERVED"
         stats = await sim_stats(url)
         assert stats["charges"] == 1 and stats["captured_amount"] == 20_000
+        async with runtime.sessions() as s:
+            key = (
+                await s.execute(
+                    text("SELECT provider_idempotency_key FROM payments WHERE reservation_id = :r"),
+                    {"r": rid},
+                )
+            ).scalar_one()
+        async with httpx.AsyncClient() as provider:
+            charge = (await provider.get(f"{url}/charges/{key}")).json()
+        assert (charge["amount"], charge["currency"]) == (
+            20_000,
+            "KRW",
+        )  # the show's currency, unconverted
         resp = await client.delete(f"/api/reservations/{rid}", headers=u["headers"])
         assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
         stats = await sim_stats(url)

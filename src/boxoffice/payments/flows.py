@@ -304,9 +304,10 @@ class _CardWork:
             #    once with the same key: the provider returns the charge it made, never a second one.
             client = ProviderClient(self.runtime.http, self.runtime.settings)
             key, amount, card = payment["provider_idempotency_key"], payment["amount"], self.card_number
-            attempt = await client.charge(key, amount, card)
+            currency = payment["currency"]
+            attempt = await client.charge(key, amount, currency, card)
             if attempt.status == "UNKNOWN" and not attempt.timed_out:
-                attempt = await client.charge(key, amount, card)
+                attempt = await client.charge(key, amount, currency, card)
             if attempt.charge is not None and attempt.charge.card_fingerprint:
                 await _note_card(self.runtime, payment["id"], attempt.charge.card_fingerprint)
             # 3. Settle.

@@ -67,9 +67,10 @@ class ProviderClient:
         self.base = provider_url(settings)
 
     async def charge(
-        self, idempotency_key: str, amount: int, card_number: str | None = None
+        self, idempotency_key: str, amount: int, currency: str, card_number: str | None = None
     ) -> ChargeAttempt:
-        body: dict[str, Any] = {"idempotency_key": idempotency_key, "amount": amount}
+        """`amount` in `currency`'s minor unit (ISO 4217), as the show prices it: no conversion."""
+        body: dict[str, Any] = {"idempotency_key": idempotency_key, "amount": amount, "currency": currency}
         if card_number is not None:
             body["card_number"] = card_number
         try:

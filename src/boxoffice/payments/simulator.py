@@ -63,7 +63,8 @@ class _SimState:
 class ChargeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     idempotency_key: str = Field(min_length=1, max_length=255)
-    amount: int = Field(ge=0, le=10**12)
+    amount: int = Field(ge=0, le=10**12)  # in the currency's minor unit, as real providers take it
+    currency: str = Field(pattern=r"^[A-Z]{3}$")  # ISO 4217; a charge without one is refused (422)
     # A (test) card number: the answer carries the card's fingerprint (the same card, the same
     # fingerprint, like a real provider's) and its last four digits; never the number itself.
     card_number: str | None = Field(default=None, pattern=r"^[0-9]{12,19}$")
@@ -108,6 +109,7 @@ def create_simulator_app(config: SimulatorConfig | None = None) -> FastAPI:
             "id": f"ch_{uuid.uuid4().hex}",
             "idempotency_key": body.idempotency_key,
             "amount": body.amount,
+            "currency": body.currency,
             "status": "FAILED" if outcome == "fail" else "SUCCEEDED",
         }
         if body.card_number is not None:

@@ -149,16 +149,19 @@ _CROWD_HOLDS_WHILE_WAITING = """
             AND coalesce(w.offered_at, w.closed_at, 'infinity') > r.created_at)
 """
 
+# Offers by how they ended, read from their holds (the job marks entries TAKEN/LAPSED a tick later).
 _WAITLIST_STATUSES = """
     SELECT count(*) AS entries,
-           count(*) FILTER (WHERE offered_at IS NOT NULL) AS offers_made,
-           count(*) FILTER (WHERE status = 'OFFERED') AS offered_now,
-           count(*) FILTER (WHERE status = 'TAKEN') AS taken,
-           count(*) FILTER (WHERE status = 'LAPSED') AS lapsed,
-           count(*) FILTER (WHERE status = 'SKIPPED') AS skipped,
-           count(*) FILTER (WHERE status = 'LEFT') AS left_list,
-           count(*) FILTER (WHERE status = 'WAITING') AS waiting
-    FROM waitlist WHERE show_id = :show_id
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL) AS offers_made,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL AND r.status = 'TEMP_RESERVED') AS offered_now,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL AND r.status = 'RESERVED') AS taken,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL
+                            AND r.status NOT IN ('TEMP_RESERVED', 'RESERVED')) AS lapsed,
+           count(*) FILTER (WHERE w.status = 'SKIPPED') AS skipped,
+           count(*) FILTER (WHERE w.status = 'LEFT') AS left_list,
+           count(*) FILTER (WHERE w.status = 'WAITING') AS waiting
+    FROM waitlist w LEFT JOIN reservations r ON r.id = w.reservation_id
+    WHERE w.show_id = :show_id
 """
 
 

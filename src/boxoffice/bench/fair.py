@@ -158,12 +158,12 @@ async def sections(
     if extras is None:
         return out
     if extras.tolls is not None:
-        async with runtime.sessions() as session, session.begin():
+        async with runtime.sessions() as session:  # reads only
             seats = await repository.seats_by_user(session, show_id)
         timed = [t for t in (extras.fans_timed, extras.bots_timed) if t is not None]
         out["bots"] = bots.report(list(extras.tolls.accounts.values()), admitted_order, seats, timed)
     if extras.waitlist_run is not None and extras.waitlist_timed is not None:
-        async with runtime.sessions() as session, session.begin():
+        async with runtime.sessions() as session:  # reads only
             audit = await waitlist_fairness(session, show_id)
         out["waitlist"] = waitlist.report(extras.waitlist_run, audit, extras.waitlist_timed)
     return out

@@ -297,7 +297,9 @@ def test_cost_tiny(tmp_path: Path) -> None:
         "join_tolled": "200",  # every join with a valid solution got its place
     }
     for kind, status in expected.items():
-        assert cost["rounds"][0][kind]["statuses"] == {status: 100}
+        statuses = dict(cost["rounds"][0][kind]["statuses"])
+        statuses.pop("shed, retried", None)  # a join shed under load is sent again
+        assert statuses == {status: 100}
         api = cost["summary"][kind]["api"]
         assert api["median"] > 0 and api["min"] <= api["median"] <= api["max"]
         assert 0 <= cost["summary"][kind]["api_system"]["median"] <= api["median"]

@@ -76,6 +76,7 @@ class Toll:
     show_id: int
     accounts: dict[str, Account] = field(default_factory=dict)
     captured: list[str] = field(default_factory=list)
+    asked: int = 0  # challenges asked for so far (the farm's accounts take their turns among the fans)
 
     def add(self, account: Account) -> Account:
         self.accounts[account.auth["Authorization"]] = account
@@ -83,6 +84,7 @@ class Toll:
 
     async def solution(self, timed: Timed, account: Account) -> str | None:
         """Fetch a challenge and solve it (the widget's work, counted for the account)."""
+        self.asked += 1
         response = await timed.call(
             "challenge", "GET", f"/api/shows/{self.show_id}/queue/challenge", headers=account.auth
         )
@@ -133,6 +135,14 @@ class TollTimed(Timed):
                 again = await super().call("bot_join", method, path, json=json, headers=paid)
                 account.answer(again, paid=False)
         return response
+
+
+async def take_turn(tolls: Toll, turn: int, state: SaleState, limit_seconds: float = 5.0) -> None:
+    """Wait until `turn` challenges were asked for: the farm's accounts arrive spread among the
+    honest fans (not all behind them, which their tasks' start order would do), as on the day."""
+    deadline = time.perf_counter() + limit_seconds
+    while tolls.asked < turn and time.perf_counter() < deadline and not state.abort.is_set():
+        await asyncio.sleep(0.005)
 
 
 def split(bots: int) -> dict[str, int]:

@@ -64,14 +64,8 @@ class Extras:
                 if account.kind == "farm":
                     fan = flash_sale.Fan(-1 - i, account.user_id, account.token)
                     task = asyncio.create_task(
-                        flash_sale.run_fan(
-                            fan,
-                            timed=self.bots_timed,
-                            state=state,
-                            plan=farm_plan,
-                            concert_id=show.concert_id,
-                            show_id=show.show_id,
-                            rng=seed,
+                        self._farm(
+                            fan, sale, show, state, farm_plan, seed, turn=seed.randrange(len(fans) + 1)
                         )
                     )
                     crowd.append(task)
@@ -127,6 +121,29 @@ class Extras:
                 crowd_done.set()
 
             self.watcher = asyncio.create_task(watch())
+
+    async def _farm(
+        self,
+        fan: flash_sale.Fan,
+        sale: Any,
+        show: setup.SaleShow,
+        state: flash_sale.SaleState,
+        plan: flash_sale.FanPlan,
+        rng: random.Random,
+        turn: int,
+    ) -> None:
+        """A farm account: arrives at a random place among the fans, then buys like one."""
+        assert self.tolls is not None and self.bots_timed is not None
+        await bots.take_turn(self.tolls, turn, state)
+        await flash_sale.run_fan(
+            fan,
+            timed=self.bots_timed,
+            state=state,
+            plan=plan,
+            concert_id=show.concert_id,
+            show_id=show.show_id,
+            rng=rng,
+        )
 
 
 async def prepare(runtime: Runtime, bot_count: int, waitlist_count: int, show: setup.SaleShow) -> Extras:

@@ -4,6 +4,7 @@ that skips or replays the challenge gets no place in line."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -198,10 +199,43 @@ async def test_a_sold_out_fan_gets_a_returned_seat_live_from_the_waitlist(  # ty
         await join.click()
     assert "number" in await fan.page.locator("#waitlist-position").inner_text()
     await fan.shot("waitlist-waiting")
-    # the holder's hold lapses (5 s): the expiry job offers the seat, the page shows it by itself
+    await fan.page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    # Meanwhile another admitted fan keeps trying to hold the seat: it is never theirs.
+    rival = await make_user(runtime)
+    tries: list[int] = []
+    offered = asyncio.Event()
+
+    async def rival_holds() -> None:
+        async with httpx.AsyncClient(base_url=live_server) as api:
+            while not offered.is_set():
+                answer = await api.post(
+                    "/api/reservations",
+                    json={"show_id": sid, "seat_ids": [seat]},
+                    headers=gated(runtime, rival, sid),
+                )
+                tries.append(answer.status_code)
+                await asyncio.sleep(0.5)
+
+    rival_task = asyncio.create_task(rival_holds())
+    # the holder's hold lapses (5 s): the expiry job offers the seat and the page's stream shows it
     offer = fan.page.locator("#waitlist-offer")
-    await offer.wait_for(timeout=30_000)
+    try:
+        await offer.wait_for(timeout=30_000)
+        seen = time.time()
+    finally:
+        offered.set()
+        await rival_task
     await fan.shot("waitlist-offer")
+    assert await offer.get_attribute("data-via") == "stream"  # pushed, not polled
+    assert await fan.page.evaluate("window.__sameDocument === true")  # no reload
+    (offered_at,) = [
+        r[0]
+        for r in await _rows(
+            runtime, "SELECT offered_at FROM waitlist WHERE show_id = :s AND offered_at IS NOT NULL", s=sid
+        )
+    ]
+    assert seen - offered_at.timestamp() < 10  # type: ignore[attr-defined]  # a generous bound
+    assert 409 in tries and set(tries) <= {409, 429}, tries  # nobody else got the seat
     async with fan.page.expect_navigation():
         await offer.locator("a").click()
     async with fan.page.expect_navigation():

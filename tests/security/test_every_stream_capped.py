@@ -68,3 +68,35 @@ async def test_the_grpc_queue_watch_is_capped_per_user(runtime: Runtime) -> None
             first.cancel()
     finally:
         await server.stop(0)
+
+
+async def test_the_web_waitlist_stream_is_capped_per_user(runtime: Runtime) -> None:
+    from tests.integration.test_waitlist import hold, settle_inventory
+
+    show = await make_show(runtime, seats=1)
+    holder = await make_user(runtime)
+    rt = dataclasses.replace(runtime, streams=StreamSlots(per_user=1, per_process=10))
+    app = create_app(runtime.settings, runtime=rt)
+    url = f"/web/shows/{show['show_id']}/waitlist/stream"
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=20, headers=HTML) as web:
+        assert (await hold(web, runtime, holder, show, show["seat_ids"][0])).status_code == 201
+        await settle_inventory(runtime, show["show_id"])  # LAST_SEATS_HELD: the waitlist opens
+        assert (await _signup(web, "waitlist-streams@example.test")).status_code == 303
+        login = await web.post(
+            "/api/auth/login", json={"email": "waitlist-streams@example.test", "password": "correct horse"}
+        )
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        joined = await web.post(f"/api/shows/{show['show_id']}/waitlist", headers=bearer)
+        assert joined.status_code == 200 and joined.json()["status"] == "WAITING", joined.text
+        async with contextlib.AsyncExitStack() as open_streams:
+            first = await web.send(web.build_request("GET", url), stream=True)
+            open_streams.push_async_callback(first.aclose)
+            assert first.status_code == 200, await first.aread()
+            lines = first.aiter_lines()
+            while await anext(lines) != "event: waitlist":
+                pass
+            assert '"status":"WAITING"' in await anext(lines)  # the place now; the stream stays open
+            second = await web.send(web.build_request("GET", url), stream=True)
+            await second.aread()
+            await second.aclose()
+            assert second.status_code == 429 and second.json()["code"] == "STREAM_LIMIT", second.text

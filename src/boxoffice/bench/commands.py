@@ -133,6 +133,27 @@ def flash_sale(
         int,
         typer.Option(min=0, max=19, help="tiers: run the waiting room's process at this niceness (0-19)"),
     ] = 0,
+    bots: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=100_000,
+            help="Bots at the queue's door (the show's toll is then on): a third skip the challenge, a third"
+            " replay solutions fans spent, the rest farm many accounts paying the toll; the report shows"
+            " their share of admissions",
+        ),
+    ] = 0,
+    waitlist: Annotated[
+        bool,
+        typer.Option(
+            "--waitlist",
+            help="Fans who join the waitlist once the show sells out; the report audits the offers of"
+            " returned seats (waitlist order, made/taken/lapsed)",
+        ),
+    ] = False,
+    waitlist_fans: Annotated[
+        int, typer.Option(min=1, max=100_000, help="With --waitlist: how many fans join it")
+    ] = 20,
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     if layout not in ("shared", "tiers"):
@@ -166,6 +187,9 @@ def flash_sale(
         max_seconds=max_seconds,
         seed=seed,
         dashboards=dashboards,
+        bots=bots,
+        waitlist=waitlist,
+        waitlist_fans=waitlist_fans,
     )
     _guard(lambda: flash_sale_command(settings, stack, sale, console))
 

@@ -7,6 +7,11 @@ seat per fan, `requests` of each kind at `concurrency` in flight:
 - hold_won      POST /api/reservations, fan i takes seat i (201)
 - hold_refused  POST /api/reservations, fan i asks for seat i+1, held by fan i+1 (409 from the shield)
 - pay_balance   POST /api/payments from the balance for fan i's hold (201)
+- join          POST /api/queue, fan i joins a show whose toll is off (200)
+- join_tolled   POST /api/queue with a valid solution in X-Altcha (200): the same join plus the
+                toll's check (one HMAC, one SHA-256, one SET NX). Challenges are issued and solved
+                before the timed part (the client's work is not the server's cost); the derived row
+                toll_check is join_tolled - join. Goal: join_tolled <= 1.5x /healthz.
 and reads the server processes' CPU (psutil, children included) around each kind. The figure per
 kind is the median over the rounds. With `profile`, one more round runs each kind under py-spy
 (sampling the API process; idle samples, i.e. the event loop's wait, are left out) and reports the
@@ -26,7 +31,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +44,17 @@ from boxoffice.bench.report import _fmt as fmt
 from boxoffice.bench.stack import Stack
 from boxoffice.runtime import Runtime
 
-KINDS = ("healthz", "hold_won", "hold_refused", "pay_balance")
-EXPECTED = {"healthz": 200, "hold_won": 201, "hold_refused": 409, "pay_balance": 201}
+KINDS = ("healthz", "hold_won", "hold_refused", "pay_balance", "join", "join_tolled")
+EXPECTED = {
+    "healthz": 200,
+    "hold_won": 201,
+    "hold_refused": 409,
+    "pay_balance": 201,
+    "join": 200,
+    "join_tolled": 200,
+}
+# The base difficulty of the join_tolled show (ALTCHA maxnumber): solved untimed, by the bench.
+JOIN_TOLL_DIFFICULTY = 2000
 # Inclusive shares: samples with a frame here (py-spy names a frame `func (package/file.py:line)`).
 # The outer layers (uvicorn, starlette, fastapi's app) are in every sample, so only what a request
 # may or may not pay for is listed.
@@ -80,6 +94,8 @@ class _Round:
     tokens: list[str]
     queue_tokens: list[str]
     reservations: list[int | None]
+    joins: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (concert, show)
+    solutions: list[str] = field(default_factory=list)  # fan i's X-Altcha for join_tolled
 
 
 async def _prepare(runtime: Runtime, stack: Stack, count: int) -> _Round:
@@ -104,7 +120,40 @@ async def _prepare(runtime: Runtime, stack: Stack, count: int) -> _Round:
     seat_ids = sorted(int(s["id"]) for s in flash_sale.seat_list(seat_map))
     if len(seat_ids) != count:
         raise RuntimeError(f"seat map returned {len(seat_ids)} seats (status {seat_map.status}), not {count}")
-    return _Round(show.show_id, seat_ids, fans.tokens, qtokens, [None] * count)
+    r = _Round(show.show_id, seat_ids, fans.tokens, qtokens, [None] * count)
+    await _prepare_joins(runtime, r, fans.user_ids)
+    return r
+
+
+async def _prepare_joins(runtime: Runtime, r: _Round, user_ids: list[int]) -> None:
+    """Two small shows to join (nobody is admitted): one without the toll, one with it, and each
+    fan's solution for the latter, issued as the server issues them (its key, its format) and
+    solved here, untimed."""
+    from boxoffice.config import secret
+    from boxoffice.waiting_room import toll
+
+    for kind, difficulty in (("join", 0), ("join_tolled", JOIN_TOLL_DIFFICULTY)):
+        show = await setup.create_show(
+            runtime,
+            seats=20,
+            hold_seconds=3600,
+            admit_per_second=0,
+            max_active=None,
+            oversubscription=None,
+            pow_difficulty=difficulty,
+        )
+        r.joins[kind] = (show.concert_id, show.show_id)
+    key = toll.toll_key(secret(runtime.settings.queue_token_secret))
+    now_s = int(runtime.clock.now().timestamp())
+    show_id = r.joins["join_tolled"][1]
+    for user_id in user_ids:
+        challenge = toll.issue(
+            key, user_id=user_id, show_id=show_id, maxnumber=JOIN_TOLL_DIFFICULTY, now_s=now_s
+        )
+        number = toll.solve(challenge)
+        if number is None:
+            raise RuntimeError("a challenge the bench issued has no solution")
+        r.solutions.append(toll.payload(challenge, number))
 
 
 def _request(kind: str, r: _Round, i: int) -> tuple[str, str, Any, dict[str, str]]:
@@ -114,6 +163,12 @@ def _request(kind: str, r: _Round, i: int) -> tuple[str, str, Any, dict[str, str
     auth = {"Authorization": f"Bearer {r.tokens[i]}", "Idempotency-Key": uuid.uuid4().hex}
     if kind == "pay_balance":
         return "POST", "/api/payments", {"reservation_id": r.reservations[i], "method": "BALANCE"}, auth
+    if kind in r.joins:
+        concert_id, show_id = r.joins[kind]
+        headers = {"Authorization": auth["Authorization"]}
+        if kind == "join_tolled":
+            headers["X-Altcha"] = r.solutions[i]
+        return "POST", "/api/queue", {"concert_id": concert_id, "show_id": show_id}, headers
     seat = r.seat_ids[i] if kind == "hold_won" else r.seat_ids[(i + 1) % len(r.seat_ids)]
     body = {"show_id": r.show_id, "seat_ids": [seat]}
     return "POST", "/api/reservations", body, {**auth, "X-Queue-Token": r.queue_tokens[i]}
@@ -128,6 +183,10 @@ async def _fire(pool: HttpPool, kind: str, r: _Round, concurrency: int) -> Count
         for i in todo:
             method, path, body, headers = _request(kind, r, i)
             response: Response = await pool.request(method, path, json=body, headers=headers)
+            while kind in r.joins and response.status == 429:  # the waiting room sheds: come back
+                statuses["shed, retried"] += 1
+                await asyncio.sleep(flash_sale.retry_after(response))
+                response = await pool.request(method, path, json=body, headers=headers)
             statuses[f"{response.status} {response.problem_code()}".strip()] += 1
             if kind == "hold_won" and response.status == 201:
                 r.reservations[i] = int(response.json()["reservation_id"])
@@ -258,7 +317,7 @@ async def _null() -> Any:
 
 def _check(kind: str, statuses: Counter[str]) -> None:
     want = EXPECTED[kind]
-    wrong = {k: v for k, v in statuses.items() if not k.startswith(str(want))}
+    wrong = {k: v for k, v in statuses.items() if not k.startswith(str(want)) and k != "shed, retried"}
     if wrong:
         raise RuntimeError(f"{kind}: expected every answer to be {want}, got {dict(statuses)}")
 
@@ -278,7 +337,16 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             for g in groups
         }
     floor = out.get("healthz", {}).get("api", {}).get("median")
-    for kind in KINDS:
+    join, tolled = out.get("join", {}).get("api"), out.get("join_tolled", {}).get("api")
+    if join and tolled:
+        # The toll's own check: a tolled join less a plain one (per round, then the median).
+        diffs = [
+            r["join_tolled"]["us_per_request"]["api"] - r["join"]["us_per_request"]["api"] for r in rounds
+        ]
+        out["toll_check"] = {
+            "api": {"median": round(statistics.median(diffs), 1), "min": min(diffs), "max": max(diffs)}
+        }
+    for kind in out:
         api = out[kind].get("api")
         if api and floor:
             api["vs_healthz"] = round(api["median"] / floor, 2)

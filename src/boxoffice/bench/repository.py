@@ -64,6 +64,20 @@ async def reservation_counts(session: AsyncSession, show_id: int) -> dict[str, i
     return {str(status): int(n) for status, n in rows}
 
 
+_SEATS_BY_USER = text(
+    """
+    SELECT r.user_id, sum(r.seat_count) FROM reservations r
+    WHERE r.show_id = :show_id AND r.status = 'RESERVED' GROUP BY r.user_id
+    """
+)
+
+
+async def seats_by_user(session: AsyncSession, show_id: int) -> dict[int, int]:
+    """RESERVED seats of the show per buyer (the bots' report)."""
+    rows = await session.execute(_SEATS_BY_USER, {"show_id": show_id})
+    return {int(user_id): int(n) for user_id, n in rows}
+
+
 async def reset_pg_stat_statements(session: AsyncSession) -> bool:
     try:
         async with session.begin_nested():

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from boxoffice.bench import ceilings, cost, door, flash_sale, repository, setup
+from boxoffice.bench import bots, ceilings, cost, door, fair, flash_sale, repository, setup, waitlist
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
 from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
 from boxoffice.bench.cost import CostOptions
@@ -69,6 +69,9 @@ class FlashSaleOptions:
     max_seconds: float = 150.0
     seed: int = 1
     dashboards: int = 0  # admin dashboard streams open during the sale (what watching it costs)
+    bots: int = 0  # bots at the queue's door (bench/bots.py); the show's toll is on with bots
+    waitlist: bool = False  # fans who join the waitlist once the show sells out (bench/waitlist.py)
+    waitlist_fans: int = 20
 
 
 @dataclass(frozen=True)
@@ -476,6 +479,7 @@ class _Crowd:
     frames: list[int]
     mid_scrape: dict[str, Any]
     final_metrics: str | None
+    extras: fair.Extras | None = None  # --bots / --waitlist
 
 
 async def _flash_sale(
@@ -505,7 +509,9 @@ async def _flash_sale(
             reservations = await repository.reservation_counts(session, show.show_id)
             top = await repository.top_statements(session)
         admitted_order = await flash_sale.admission_order(runtime.redis, show.show_id)
+        sections = await fair.sections(runtime, show.show_id, crowd.extras, admitted_order)
     report.update(_sale_report(report, sale, crowd, counts, reservations, admitted_order))
+    report.update(sections)
     report.update({"audit": audit_report, "postgres_top_statements": top, "notes": notes})
     report["metrics_scrape"] = _metrics_report(crowd.mid_scrape, crowd.final_metrics, report_dir)
     seconds = int(crowd.seconds) + 1
@@ -514,6 +520,10 @@ async def _flash_sale(
         "queue": crowd.state.samples,
     }
     report["targets"] = _sale_targets(report)
+    if "bots" in report:
+        report["targets"] += bots.targets(report["bots"])
+    if "waitlist" in report:
+        report["targets"] += waitlist.targets(report["waitlist"])
     return report
 
 
@@ -530,6 +540,7 @@ async def _prepare_sale(
             max_active=None,
             oversubscription=1.5,
             token_ttl_seconds=max(30, sale.hold_seconds + 45),
+            pow_difficulty=bots.TOLL_DIFFICULTY if sale.bots else 0,
         )
         fans_data = await setup.create_fans(runtime, sale.users, balance=show.price * show.max_seats * 2)
     async with runtime.sessions() as session, session.begin():
@@ -550,8 +561,10 @@ async def _run_crowd(
     progress display, bounded by --max-seconds."""
     pool = HttpPool(stack.base_url, size=sale.concurrency)
     await _login_sample(pool, fans_data, notes)
+    extras = await fair.prepare(runtime, sale.bots, sale.waitlist_fans if sale.waitlist else 0, show)
     t0 = time.perf_counter()
-    timed = Timed(pool, t0)
+    extras.clients(pool, t0)
+    timed = extras.fans_timed or Timed(pool, t0)
     state = flash_sale.SaleState(seats_total=sale.seats, t0=t0)
     plan = flash_sale.FanPlan(
         pay_ratio=sale.pay_ratio,
@@ -605,6 +618,8 @@ async def _run_crowd(
         )
         for f in fans
     ]
+    extras.start(sale, show, fans, tasks, state, rng)
+    tasks += extras.tasks
     all_done = asyncio.gather(*tasks, return_exceptions=True)
     await _show_progress(sale, state, tasks, all_done, memory, notes, t0, console)
     results = await all_done
@@ -623,7 +638,7 @@ async def _run_crowd(
     await pool.close()
     for metrics_pool in metrics_pools:
         await metrics_pool.close()
-    return _Crowd(timed, state, fans, timed_seconds, cpu, memory, frames, mid_scrape, final_metrics)
+    return _Crowd(timed, state, fans, timed_seconds, cpu, memory, frames, mid_scrape, final_metrics, extras)
 
 
 async def _show_progress(
@@ -648,7 +663,7 @@ async def _show_progress(
         joined = progress.add_task("fans joined  ", total=sale.users)
         admitted = progress.add_task("fans admitted", total=sale.users)
         sold = progress.add_task("seats sold   ", total=sale.seats)
-        finished = progress.add_task("fans done    ", total=sale.users)
+        finished = progress.add_task("fans done    ", total=len(tasks))
         while not all_done.done():
             elapsed = time.perf_counter() - t0
             if elapsed > sale.max_seconds and not state.abort.is_set():

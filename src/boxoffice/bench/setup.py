@@ -82,6 +82,7 @@ async def create_show(
     max_seats: int = 4,
     token_ttl_seconds: int = 600,
     seats_per_row: int = SEATS_PER_ROW,
+    pow_difficulty: int = 0,
 ) -> SaleShow:
     """A venue, concert and show on sale now, through the catalog service."""
     from boxoffice.catalog import service as catalog
@@ -119,9 +120,10 @@ async def create_show(
                         # Admission leases last as long as the token: short, so walk-aways'
                         # leases lapse within the run and their seats reach the fans still waiting.
                         "token_ttl_seconds": token_ttl_seconds,
-                        # The toll at the door is off: the bench's fans measure the line, not
-                        # their own hashing (which would share the bench machine's CPU with it).
-                        "pow_difficulty": 0,
+                        # The toll at the door is off unless asked for (--bots): the bench's fans
+                        # measure the line, not their own hashing (which would share the bench
+                        # machine's CPU with it).
+                        "pow_difficulty": pow_difficulty,
                     },
                 }
             ),

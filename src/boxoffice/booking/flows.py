@@ -11,6 +11,7 @@ import functools
 import json
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.rules import RuleViolation, ShowRules
-from boxoffice.booking.service import domain_error, load_rules
+from boxoffice.booking.service import SeatEvent, domain_error, load_rules, watch_seats
 from boxoffice.catalog.service import refresh_inventory
 from boxoffice.db.idempotency import (
     IdempotentResult,
@@ -45,8 +46,11 @@ from boxoffice.errors import (
     TicketLimitReached,
     UnknownSection,
 )
+from boxoffice.redis.streams import Resync
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
+from boxoffice.waiting_room import service as waiting_service
+from boxoffice.waiting_room.schemas import WaitlistStatus
 from boxoffice.waiting_room.tokens import check_queue_token
 
 log = structlog.get_logger("boxoffice.booking")
@@ -528,3 +532,54 @@ async def _offer_for_show(runtime: Runtime, show_id: int, now: datetime) -> int:
 
             uow.after_commit(published)
     return len(offered)
+
+
+# ---- the waitlisted fan's live page --------------------------------------------------------------
+
+WAITLIST_RECHECK_SECONDS = (
+    15  # a quiet stream re-reads the place (the position moves, or an event was missed)
+)
+
+
+async def _waitlist_view(runtime: Runtime, user_id: int, show_id: int) -> WaitlistStatus:
+    async with runtime.sessions() as session:
+        return await waiting_service.waitlist_status(session, user_id, show_id)
+
+
+def _waitlist_sse(view: WaitlistStatus) -> bytes:
+    body = view.model_dump(mode="json")
+    if view.reservation_id is not None:
+        body["checkout_url"] = f"/reservations/{view.reservation_id}/checkout"
+    return f"event: waitlist\ndata: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
+
+
+async def waitlist_events(runtime: Runtime, user_id: int, show_id: int) -> AsyncIterator[bytes]:
+    """Server-Sent Events for a waitlisted fan's page: their place now, then the offer the moment
+    it is made. The stream listens to the show's events through the process's stream hub (no Redis
+    read of its own) and reads the fan's place from PostgreSQL only when an offer names this fan
+    (the offer's seat.held event), after a Resync, and every WAITLIST_RECHECK_SECONDS quiet seconds
+    (the position). It ends once the fan is no longer WAITING (offered, left, passed over)."""
+    async with watch_seats(runtime, show_id, None) as updates:
+        view = await _waitlist_view(runtime, user_id, show_id)
+        yield b"retry: 3000\n: connected\n\n" + _waitlist_sse(view)
+        if view.status != "WAITING":
+            return
+        quiet = 0
+        async for update in updates:
+            if update is None:
+                quiet += 1
+                if quiet < WAITLIST_RECHECK_SECONDS:
+                    continue
+            elif not isinstance(update, Resync) and (
+                not isinstance(update, SeatEvent) or update.offered_to != user_id
+            ):
+                continue
+            quiet = 0
+            latest = await _waitlist_view(runtime, user_id, show_id)
+            if latest != view:
+                view = latest
+                yield _waitlist_sse(view)
+            else:
+                yield b": keep-alive\n\n"
+            if view.status != "WAITING":
+                return

@@ -117,6 +117,8 @@ class SeatEvent:
     status: str | None
     reservation_id: int | None
     created_at: str | None
+    # A waitlist offer's fan (never sent to seat watchers): their waitlist stream wakes on it.
+    offered_to: int | None = None
 
     def as_json(self) -> str:
         data = {
@@ -150,6 +152,7 @@ def _seat_event(show_id: int, entry_id: str, fields: dict[str, str]) -> SeatEven
         status=payload.get("status"),
         reservation_id=payload.get("reservation_id"),
         created_at=fields.get("created_at"),
+        offered_to=int(payload["user_id"]) if payload.get("reason") == "waitlist_offer" else None,
     )
 
 

@@ -113,3 +113,77 @@ async def audit(session: AsyncSession, *, include_inventory: bool = True) -> Aud
         rows = (await session.execute(text(sql))).mappings().all()
         report.violations[name] = [dict(row) for row in rows]
     return report
+
+
+# ---- the waitlist's fairness (reported by the bench, like the queue's Kendall tau) -------------
+
+# A fan passed over: entry B got an offer at t while entry A, ahead of it (a.id < b.id), had been
+# waiting since at least WAITLIST_GRACE_SECONDS before t and was still waiting at t (not offered, left or
+# skipped by then), and held no seats of the show at t (such a fan keeps the place by design while
+# the seat goes on). The grace covers a join that committed after the offer job's read.
+WAITLIST_GRACE_SECONDS = 1.0
+
+_WAITLIST_INVERSIONS = """
+    SELECT b.id AS offered_entry, b.user_id AS offered_user, b.offered_at,
+           a.id AS passed_over_entry, a.user_id AS passed_over_user, a.status AS passed_over_status
+    FROM waitlist b
+    JOIN waitlist a ON a.show_id = b.show_id AND a.id < b.id
+    WHERE b.show_id = :show_id AND b.offered_at IS NOT NULL
+      AND a.joined_at <= b.offered_at - make_interval(secs => :grace)
+      AND coalesce(a.offered_at, a.closed_at, 'infinity') > b.offered_at
+      AND NOT EXISTS (
+          SELECT 1 FROM reservations r
+          WHERE r.user_id = a.user_id AND r.show_id = a.show_id AND r.created_at <= b.offered_at
+            AND (r.status = 'TEMP_RESERVED' OR r.updated_at >= b.offered_at))
+    ORDER BY b.id, a.id
+"""
+
+# Holds the crowd made (not a waitlist offer) while some fan was waiting on the waitlist.
+_CROWD_HOLDS_WHILE_WAITING = """
+    SELECT count(*) FROM reservations r
+    WHERE r.show_id = :show_id
+      AND NOT EXISTS (SELECT 1 FROM waitlist o WHERE o.reservation_id = r.id)
+      AND EXISTS (
+          SELECT 1 FROM waitlist w
+          WHERE w.show_id = r.show_id AND w.joined_at <= r.created_at - make_interval(secs => :grace)
+            AND coalesce(w.offered_at, w.closed_at, 'infinity') > r.created_at)
+"""
+
+# Offers by how they ended, read from their holds (the job marks entries TAKEN/LAPSED a tick later).
+_WAITLIST_STATUSES = """
+    SELECT count(*) AS entries,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL) AS offers_made,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL AND r.status = 'TEMP_RESERVED') AS offered_now,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL AND r.status = 'RESERVED') AS taken,
+           count(*) FILTER (WHERE w.offered_at IS NOT NULL
+                            AND r.status NOT IN ('TEMP_RESERVED', 'RESERVED')) AS lapsed,
+           count(*) FILTER (WHERE w.status = 'SKIPPED') AS skipped,
+           count(*) FILTER (WHERE w.status = 'LEFT') AS left_list,
+           count(*) FILTER (WHERE w.status = 'WAITING') AS waiting
+    FROM waitlist w LEFT JOIN reservations r ON r.id = w.reservation_id
+    WHERE w.show_id = :show_id
+"""
+
+
+async def waitlist_fairness(session: AsyncSession, show_id: int, *, sample: int = 10) -> dict[str, Any]:
+    """A show's waitlist from the database: entries by outcome, offers made, the pairs of fans
+    offered out of waitlist order (`inversions`, goal 0, with a sample), and the crowd's holds
+    made while someone waited (goal 0: returned seats are the waitlist's)."""
+    params = {"show_id": show_id, "grace": WAITLIST_GRACE_SECONDS}
+    counts = (await session.execute(text(_WAITLIST_STATUSES), {"show_id": show_id})).mappings().one()
+    pairs = (await session.execute(text(_WAITLIST_INVERSIONS), params)).mappings().all()
+    crowd = (await session.execute(text(_CROWD_HOLDS_WHILE_WAITING), params)).scalar_one()
+    return {
+        **{k: int(v) for k, v in counts.items()},
+        "inversions": len(pairs),
+        "inversion_sample": [
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+            for row in pairs[:sample]
+        ],
+        "crowd_holds_while_waiting": int(crowd),
+        "method": (
+            "an inversion: a fan offered a seat while a fan ahead of them on the waitlist had been "
+            f"waiting (joined >= {WAITLIST_GRACE_SECONDS:g} s before) and held no seats of the show; "
+            "crowd_holds_while_waiting: holds that were not waitlist offers, made while a fan waited"
+        ),
+    }

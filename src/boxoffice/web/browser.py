@@ -113,6 +113,18 @@ async def waitlist(request: Request, show_id: PathId, user: PageUser) -> JSONRes
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+@router.get("/web/shows/{show_id}/waitlist/stream")
+async def waitlist_stream(request: Request, show_id: PathId, user: PageUser) -> StreamingResponse:
+    """The waitlisted fan's page listens here: the place now, then the offer the moment it is made."""
+    runtime = _runtime(request)
+    events = booking_flows.waitlist_events(runtime, user.user_id, show_id)
+    return StreamingResponse(
+        runtime.streams.open(user.user_id, events),  # 429 STREAM_LIMIT past the per-user/process caps
+        media_type="text/event-stream",
+        headers=_STREAM_HEADERS,
+    )
+
+
 @router.post("/web/queue/{show_id}/admit", dependencies=[CsrfChecked])
 async def admit(request: Request, show_id: PathId, concert_id: ConcertId, user: PageUser) -> JSONResponse:
     """READY: the admission token goes into this browser's HttpOnly cookie for the show."""

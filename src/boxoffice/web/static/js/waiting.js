@@ -182,36 +182,61 @@ if (tollTime && sessionStorage.getItem(tollKey)) {
   tollTime.hidden = false;
 }
 
-// The waitlist: a waiting fan's page asks every few seconds; an offer shows up by itself.
+// The waitlist: a waiting fan's page listens to its stream; the offer arrives the moment it is
+// made. Without EventSource, or when the stream fails, the page asks every few seconds instead.
 const waitBox = document.getElementById("waitlist");
 if (waitBox && waitBox.dataset.status === "WAITING") {
+  const waitUrl = `/web/shows/${waitBox.dataset.showId}/waitlist`;
+  let waitSource = null;
+  const render = (w, via) => {
+    if (waitBox.dataset.status !== "WAITING") return true;
+    if (w.status === "OFFERED") {
+      waitBox.dataset.status = "OFFERED";
+      const when = new Date(w.offer_expires_at).toLocaleTimeString();
+      waitBox.innerHTML = "";
+      const p = document.createElement("p");
+      p.className = "notice ok";
+      p.id = "waitlist-offer";
+      p.dataset.via = via;
+      p.textContent = `A seat came back for you! It is held for you until ${when}. `;
+      const a = document.createElement("a");
+      a.className = "button primary";
+      a.href = w.checkout_url;
+      a.textContent = "Pay for it";
+      p.append(a);
+      waitBox.append(p);
+      return true;
+    }
+    const pos = document.querySelector("#waitlist-position strong");
+    if (pos && w.position) pos.textContent = String(w.position);
+    return w.status !== "WAITING";
+  };
   const ask = async () => {
     try {
-      const w = await getJSON(`/web/shows/${waitBox.dataset.showId}/waitlist`);
-      if (w.status === "OFFERED") {
-        waitBox.dataset.status = "OFFERED";
-        const when = new Date(w.offer_expires_at).toLocaleTimeString();
-        waitBox.innerHTML = "";
-        const p = document.createElement("p");
-        p.className = "notice ok";
-        p.id = "waitlist-offer";
-        p.textContent = `A seat came back for you! It is held for you until ${when}. `;
-        const a = document.createElement("a");
-        a.className = "button primary";
-        a.href = w.checkout_url;
-        a.textContent = "Pay for it";
-        p.append(a);
-        waitBox.append(p);
-        return;
-      }
-      const pos = document.querySelector("#waitlist-position strong");
-      if (pos && w.position) pos.textContent = String(w.position);
+      if (render(await getJSON(waitUrl), "poll")) return;
     } catch {
       // a failed ask is retried on the next round
     }
     setTimeout(ask, 3000);
   };
-  setTimeout(ask, 3000);
+  if ("EventSource" in window) {
+    waitSource = new EventSource(`${waitUrl}/stream`);
+    waitSource.addEventListener("waitlist", (e) => {
+      if (render(JSON.parse(e.data), "stream") && waitSource) {
+        waitSource.close();
+        waitSource = null;
+      }
+    });
+    waitSource.addEventListener("error", () => {
+      // refused (429) or gone for good: ask instead. A dropped stream reconnects by itself.
+      if (waitSource && waitSource.readyState === EventSource.CLOSED) {
+        waitSource = null;
+        setTimeout(ask, 3000);
+      }
+    });
+  } else {
+    setTimeout(ask, 3000);
+  }
 }
 
 if (box && box.dataset.status !== "NOT_IN_QUEUE") {

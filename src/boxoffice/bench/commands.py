@@ -133,6 +133,16 @@ def flash_sale(
         int,
         typer.Option(min=0, max=19, help="tiers: run the waiting room's process at this niceness (0-19)"),
     ] = 0,
+    trace_sample: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Trace this share of holds and payments: the report splits their wall-clock into "
+            "waiting before the handler, CPU, PostgreSQL, Redis and other tasks (with --target, the "
+            "servers need BOXOFFICE_TRACE_BREAKDOWN=true)",
+        ),
+    ] = 0.0,
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     if layout not in ("shared", "tiers"):
@@ -152,6 +162,7 @@ def flash_sale(
         skip_ceilings=no_ceilings,
         layout=layout,
         queue_nice=queue_nice,
+        trace_breakdown=trace_sample > 0,
     )
     if fans is not None:
         users, poll_cap = fans, 60.0
@@ -166,6 +177,7 @@ def flash_sale(
         max_seconds=max_seconds,
         seed=seed,
         dashboards=dashboards,
+        trace_sample=trace_sample,
     )
     _guard(lambda: flash_sale_command(settings, stack, sale, console))
 

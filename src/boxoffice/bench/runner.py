@@ -55,6 +55,8 @@ class StackOptions:
     grpc_target: str | None = None
     layout: str = "shared"  # or "tiers": the waiting room and the buyers' routes in separate processes
     queue_nice: int = 0  # tiers: the waiting room's process at this niceness
+    # The API processes answer sampled requests' wall-clock breakdown (--trace-sample).
+    trace_breakdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class FlashSaleOptions:
     max_seconds: float = 150.0
     seed: int = 1
     dashboards: int = 0  # admin dashboard streams open during the sale (what watching it costs)
+    trace_sample: float = 0.0  # share of holds and payments traced (their wall-clock breakdown)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ def _stack(settings: Settings, opts: StackOptions, log_dir: Path) -> Iterator[St
             grpc=opts.grpc,
             layout=opts.layout,
             queue_nice=opts.queue_nice,
+            extra_env={"BOXOFFICE_TRACE_BREAKDOWN": "true"} if opts.trace_breakdown else None,
         ) as stack:
             yield stack
 
@@ -513,6 +517,12 @@ async def _flash_sale(
         "steps": {name: crowd.timed.steps[name].timeline(seconds) for name in report["steps"]},
         "queue": crowd.state.samples,
     }
+    if sale.trace_sample:
+        report["trace_breakdown"] = crowd.timed.traces.summary()
+        notes.append(
+            f"--trace-sample {sale.trace_sample}: that share of holds and payments carried a sampled "
+            "traceparent; the server's Server-Timing split its handler's wall-clock (kit/trace.py)"
+        )
     report["targets"] = _sale_targets(report)
     return report
 
@@ -551,7 +561,7 @@ async def _run_crowd(
     pool = HttpPool(stack.base_url, size=sale.concurrency)
     await _login_sample(pool, fans_data, notes)
     t0 = time.perf_counter()
-    timed = Timed(pool, t0)
+    timed = Timed(pool, t0, trace_sample=sale.trace_sample, trace_steps=("hold", "pay"))
     state = flash_sale.SaleState(seats_total=sale.seats, t0=t0)
     plan = flash_sale.FanPlan(
         pay_ratio=sale.pay_ratio,

@@ -25,7 +25,7 @@ without a context lookup.
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import Awaitable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -92,9 +92,9 @@ class _Timed:
 
     __slots__ = ("coro", "trace")
 
-    def __init__(self, trace: Trace, coro: Coroutine[Any, Any, Any]) -> None:
+    def __init__(self, trace: Trace, awaitable: Awaitable[Any]) -> None:
         self.trace = trace
-        self.coro = coro
+        self.coro: Generator[Any, Any, Any] = awaitable.__await__()  # type: ignore[assignment]
 
     def __await__(self) -> Generator[Any, Any, Any]:
         global CURRENT
@@ -145,8 +145,8 @@ class _Timed:
         trace.other += max(0.0, wall - cpu)
 
 
-async def timed(trace: Trace, coro: Coroutine[Any, Any, Any]) -> Any:
-    return await _Timed(trace, coro)
+async def timed(trace: Trace, awaitable: Awaitable[Any]) -> Any:
+    return await _Timed(trace, awaitable)
 
 
 @contextmanager

@@ -240,7 +240,8 @@ async def place_hold(
     idempotency_key: str | None,
 ) -> IdempotentResult:
     """POST /api/reservations (see _place_hold). Won and refused holds, with their latency, feed
-    the admin dashboard's sale statistics (an in-memory count, flushed once a second)."""
+    the admin dashboard's sale statistics and adaptive admission (in-memory counts, flushed every
+    250 ms)."""
     started = time.perf_counter()
     try:
         result = await _place_hold(

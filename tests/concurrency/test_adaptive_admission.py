@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from boxoffice.admin import service as admin_service
 from boxoffice.config import Settings
 from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime, open_runtime
@@ -100,6 +101,10 @@ async def test_rate_follows_buyers_latency(runtime: Runtime, apis: list[Runtime]
     assert len(cuts) <= len(rates) // per_window + 1  # once per window, not once per tick
     # The worker admitted what the chosen rates allowed (the credit carries fractions over).
     assert abs(admitted - owed) <= 3, (admitted, owed)
+    # The console's live panel (the dashboard frame) shows the target, the p99 and the chosen rate.
+    panel = (await admin_service.frame(runtime, sid))["queue"]
+    assert panel["buyer_p99_target_ms"] == 100 and panel["buyer_p99_ms"] == state.p99_ms
+    assert panel["adaptive_rate"] == pytest.approx(floor) and panel["admit_per_second"] == CEILING
 
     # Buyers fast again (p99 10 ms): once the slow samples left the window, additive increase.
     rates.clear()

@@ -108,7 +108,9 @@ async def hold_and_pay(client: httpx.AsyncClient, runtime: Any, traceparent: str
     assert held.status_code == 201, held.text
     headers["Idempotency-Key"] = uuid.uuid4().hex
     paid = await client.post(
-        "/api/payments", json={"reservation_id": held.json()["reservation_id"], "method": "BALANCE"}, headers=headers
+        "/api/payments",
+        json={"reservation_id": held.json()["reservation_id"], "method": "BALANCE"},
+        headers=headers,
     )
     assert paid.status_code in (200, 201), paid.text
     return held, paid

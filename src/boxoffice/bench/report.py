@@ -78,7 +78,7 @@ def trace_table(breakdown: dict[str, Any]) -> Table:
     for step, entry in breakdown.items():
         means = entry["mean_ms"]
         total = means["total"] or 1e-9
-        cells = [f"{means[key]:.2f} ({100 * means[key] / total:.0f}%)" for key, _ in TRACE_COLUMNS]
+        cells = [f"{means[key]:.2f} ({means[key] / total:.0%})" for key, _ in TRACE_COLUMNS]
         table.add_row(
             step, _fmt(entry["samples"]), *cells, f"{means['total']:.2f}", _fmt(entry["p99_total_ms"], 2)
         )

@@ -145,12 +145,16 @@ def adaptive_rate(
     dt_seconds: float,
     now_ms: int,
     last_cut_ms: int | None,
+    previous_ceiling: float | None = None,
 ) -> tuple[float, int | None]:
     """The next admission rate and the time of the last cut. target_ms 0 (adaptive off) or a
-    ceiling of 0: the configured rate as it is. No verdict (p99_ms None): additive increase."""
+    ceiling of 0: the configured rate as it is. No verdict (p99_ms None): additive increase.
+    A rate that was at its ceiling follows the configured rate when the promoter changes it."""
     if target_ms <= 0 or ceiling <= 0:
         return ceiling, None
-    rate = ceiling if current is None else min(max(current, adapt_floor(ceiling)), ceiling)
+    if current is None or (previous_ceiling is not None and current >= previous_ceiling):
+        current = ceiling
+    rate = min(max(current, adapt_floor(ceiling)), ceiling)
     if p99_ms is not None and p99_ms > target_ms:
         if last_cut_ms is None or now_ms - last_cut_ms >= ADAPT_WINDOW_SECONDS * 1000:
             return max(adapt_floor(ceiling), rate * ADAPT_DECREASE), now_ms

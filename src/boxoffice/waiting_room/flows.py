@@ -73,8 +73,11 @@ async def steer(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> float:
         dt_seconds=runtime.settings.worker_tick_seconds,
         now_ms=ms_of(now),
         last_cut_ms=previous.last_cut_ms,
+        previous_ceiling=previous.ceiling,
     )
-    await store.set_adaptive(runtime.redis, info.show_id, store.Adaptive(rate, last_cut, p99, target))
+    await store.set_adaptive(
+        runtime.redis, info.show_id, store.Adaptive(rate, last_cut, p99, target, info.admit_per_second)
+    )
     return rate
 
 

@@ -154,13 +154,19 @@ async def test_spans_reach_an_otlp_receiver(settings, runtime, receiver):  # typ
     assert hold.trace_id.hex() == TRACE_ID and hold.parent_span_id.hex() == PARENT_ID
     assert attrs(hold)["http.route"] == "/api/reservations"
     assert attrs(hold)["http.response.status_code"] == 201
-    children = [s for s in spans if s.parent_span_id == hold.span_id]
+    # The flow's steps are children of the request's span; statements and calls nest under them.
+    steps = {s.name: s for s in spans if s.parent_span_id == hold.span_id}
+    assert {"hold.admission_token", "hold.show_rules", "hold.seats"} <= set(steps), set(steps)
+    under_hold = {hold.span_id} | {s.span_id for s in steps.values()}
+    children = [s for s in spans if s.parent_span_id in under_hold]
     names = {s.name for s in children}
     assert any(n.startswith("pg.") for n in names), names  # statements and the pool checkout
     assert any(n.startswith("redis.") for n in names), names  # the mux's calls (admission, shield)
     statements = [attrs(s).get("db.statement", "") for s in children if s.name.startswith("pg.")]
     assert any("UPDATE" in st.upper() or "INSERT" in st.upper() for st in statements), statements
-    pay_children = {s.name for s in spans if s.parent_span_id == pay.span_id}
+    pay_steps = {s.span_id for s in spans if s.parent_span_id == pay.span_id and s.name.startswith("pay.")}
+    assert pay_steps
+    pay_children = {s.name for s in spans if s.parent_span_id in pay_steps | {pay.span_id}}
     assert any(n.startswith("pg.") for n in pay_children), pay_children
     # The breakdown rides on the server span: its parts add up to the handler's wall-clock.
     a = attrs(hold)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -18,9 +19,12 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from boxoffice.app import create_app
+from boxoffice.bench.client import TRACE_PARTS, HttpPool, Timed
+from boxoffice.bench.report import trace_table
 from boxoffice.kit import trace
 from boxoffice.runtime import open_runtime
 from tests.factories import make_user
+from tests.helpers.server import serve
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import gated
 
@@ -196,3 +200,58 @@ async def test_sampled_requests_answer_their_breakdown(settings, runtime):  # ty
         # Not sampled (flags 00), or no traceparent at all: no breakdown, no trampoline.
         unsampled, _ = await hold_and_pay(client, own, f"00-{TRACE_ID}-{PARENT_ID}-00")
         assert "server-timing" not in unsampled.headers
+
+
+async def test_bench_breakdown_adds_up_over_a_real_server(settings, runtime):  # type: ignore[no-untyped-def]
+    """The bench's side (bench/client.py Timed + TraceBreakdowns) over uvicorn on a socket: every
+    traced hold and payment is split into before / cpu / pg / redis / other / after, and the parts
+    add up to what the client measured. Plumbing only: no timing is asserted."""
+    traced_settings = settings.model_copy(update={"trace_breakdown": True})
+    app = create_app(traced_settings, runtime=runtime)
+    try:
+        async with (
+            open_runtime(traced_settings, runtime.database_url, runtime.redis_url) as own,
+            serve(app) as url,
+        ):
+            app.state.runtime = own
+            pool = HttpPool(url, size=4)
+            timed = Timed(pool, time.perf_counter(), trace_sample=1.0, trace_steps=("hold", "pay"))
+            for _ in range(3):
+                show = await make_show(own, seats=4, price=1000)
+                user = await make_user(own, balance=10_000)
+                headers = gated(own, user, show["show_id"], uuid.uuid4().hex)
+                body = {"show_id": show["show_id"], "seat_ids": show["seat_ids"][:1]}
+                held = await timed.call("hold", "POST", "/api/reservations", json=body, headers=headers)
+                assert held is not None and held.status == 201
+                refused = await timed.call(
+                    "hold",
+                    "POST",
+                    "/api/reservations",
+                    json=body,
+                    headers={**headers, "Idempotency-Key": "x" * 20},
+                )
+                assert refused is not None and refused.status == 409
+                pay = {"reservation_id": held.json()["reservation_id"], "method": "BALANCE"}
+                paid = await timed.call(
+                    "pay",
+                    "POST",
+                    "/api/payments",
+                    json=pay,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                assert paid is not None and paid.status == 201
+            await pool.close()
+    finally:
+        trace.reset()
+    summary = timed.traces.summary()
+    assert set(summary) == {"hold_won", "hold_refused", "pay"}
+    for step, entry in summary.items():
+        assert entry["samples"] == 3, step
+        means = entry["mean_ms"]
+        assert set(TRACE_PARTS) <= set(means)
+        assert all(means[k] >= 0 for k in TRACE_PARTS), means
+        assert abs(sum(means[k] for k in TRACE_PARTS) - means["total"]) < 0.05, means
+        assert means["pg"] > 0 or step == "hold_refused", means  # a refused hold may never reach PostgreSQL
+    # The report renders the table (the bench prints it with the rest).
+    table = trace_table(summary)
+    assert table.row_count == 3 and len(table.columns) == 2 + len(TRACE_PARTS) + 2

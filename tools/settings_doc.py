@@ -68,11 +68,24 @@ def _default(name: str) -> str:
     return str(value)
 
 
+def _env_name(name: str) -> str:
+    """BOXOFFICE_<NAME>, or a standard variable's own name (the OTEL_* ones: validation_alias)."""
+    from boxoffice.config import Settings
+
+    alias = Settings.model_fields[name].validation_alias
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return str(choices[0])
+    if isinstance(alias, str):
+        return alias
+    return f"BOXOFFICE_{name.upper()}"
+
+
 def rows() -> list[tuple[list[str], list[str], str]]:
     """Table rows: (variables, defaults, meaning); fields that share one comment share a row."""
     merged: list[tuple[list[str], list[str], str]] = []
     for name, meaning, own in _fields():
-        env, default = f"BOXOFFICE_{name.upper()}", _default(name)
+        env, default = _env_name(name), _default(name)
         if merged and not own and meaning and merged[-1][2] == meaning:
             merged[-1][0].append(env)
             merged[-1][1].append(default)

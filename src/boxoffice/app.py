@@ -99,6 +99,10 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)
     )
+    if configure_tracing(settings):  # outermost: the handler's time covers every middleware
+        from boxoffice.http.tracing import TraceMiddleware
+
+        app.add_middleware(TraceMiddleware)
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
@@ -113,6 +117,19 @@ def create_app(
 
         mount_web(app)  # last: its routes (and the catch-all 404 page) come after the API's
     return app
+
+
+def configure_tracing(settings: Settings) -> bool:
+    """Tracing for this process as the settings say (kit/trace.py); False when it stays off."""
+    from boxoffice.kit import trace
+
+    export_url = settings.otlp_traces_url
+    if export_url is None and not settings.trace_breakdown:
+        return trace.ENABLED
+    trace.configure(
+        export_url=export_url, service_name=settings.otel_service_name, breakdown=settings.trace_breakdown
+    )
+    return True
 
 
 def _served_on_board(scope: Scope, show_id: int, number: int) -> bool:

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -164,6 +164,40 @@ class Settings(BaseSettings):
     shed_loop_lag_ms: float = Field(default=30.0, ge=0)
     shed_retry_after_seconds: int = Field(default=2, ge=1, le=60)
 
+    # Adaptive admission: the admission worker steers each show's admission rate (AIMD, within the
+    # show's configured rate and cap) so that the buyers' p99 (holds, payments, measured by every
+    # API process) stays under this many ms. 0 = off: every show admits at its static rate.
+    buyer_p99_target_ms: float = Field(default=100.0, ge=0, le=60_000)
+
+    # Tracing (kit/trace.py; the exporter needs `pip install boxoffice[otel]`): off by default.
+    # On with BOXOFFICE_TRACING=otlp or the standard OTEL_TRACES_EXPORTER=otlp; spans go over
+    # OTLP/HTTP to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces,
+    # else http://localhost:4318/v1/traces. OTEL_SDK_DISABLED=true wins. The SDK reads its own
+    # other OTEL_* variables (sampler, headers, batch sizes).
+    tracing: Literal["off", "otlp"] = "off"
+    otel_traces_exporter: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter")
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_exporter_otlp_traces_endpoint"
+        ),
+    )
+    otel_service_name: str = Field(
+        default="boxoffice", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name")
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled")
+    )
+    # Sampled requests (`traceparent` flags 01) answer with their wall-clock breakdown in a
+    # Server-Timing header (`boxoffice bench flash-sale --trace-sample` turns it on; OTLP not needed).
+    trace_breakdown: bool = False
+
     # Background jobs (worker.py): how often each ticks. worker_tick_seconds is the admission tick.
     worker_tick_seconds: float = Field(default=0.5, gt=0)
     hold_expiry_interval_seconds: float = Field(default=1.0, gt=0)
@@ -219,6 +253,17 @@ class Settings(BaseSettings):
         if self.log_format == "auto":
             return not sys.stderr.isatty()
         return self.log_format == "json"
+
+    @property
+    def otlp_traces_url(self) -> str | None:
+        """Where spans go (OTLP/HTTP), or None when export is off."""
+        exporters = {e.strip() for e in (self.otel_traces_exporter or "").split(",")}
+        if self.otel_sdk_disabled or (self.tracing != "otlp" and "otlp" not in exporters):
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        base = (self.otel_exporter_otlp_endpoint or "http://localhost:4318").rstrip("/")
+        return f"{base}/v1/traces"
 
     @property
     def role_list(self) -> list[str]:

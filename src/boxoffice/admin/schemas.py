@@ -34,6 +34,11 @@ class QueueNumbers(BaseModel):
     active: int
     admitted_total: int
     admission_rate: float | None = Field(description="Measured (EWMA) admissions per second")
+    buyer_p99_target_ms: float | None = Field(
+        default=None, description="Adaptive admission's buyers' p99 target (null: static rate)"
+    )
+    buyer_p99_ms: float | None = Field(default=None, description="The buyers' p99 the loop last measured")
+    adaptive_rate: float | None = Field(default=None, description="The admission rate the loop chose")
     eta_last_seconds: int | None = Field(description="When the last fan in line gets in at that rate")
     serving: int
     next_ticket: int

@@ -105,8 +105,8 @@ class TollTimed(Timed):
     """The crowd's client with the toll paid on every join (POST /api/queue), as the page does;
     a farm account's spent solution is sent once more (the double dip)."""
 
-    def __init__(self, pool: HttpPool, t0: float, tolls: Toll) -> None:
-        super().__init__(pool, t0)
+    def __init__(self, pool: HttpPool, t0: float, tolls: Toll, **timed: Any) -> None:
+        super().__init__(pool, t0, **timed)
         self.tolls = tolls
 
     async def call(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import resource
 import time
 from collections import Counter, deque
@@ -35,6 +36,10 @@ class Response:
     # perf_counter when the request left (after a pool connection was free): latency excludes
     # time spent queueing inside the client.
     sent_at: float = 0.0
+    # The same two moments on the wall clock (epoch seconds): the trace breakdown lines them up
+    # with the server's Server-Timing `start` (same host, same clock).
+    sent_wall: float = 0.0
+    received_wall: float = 0.0
 
     def json(self) -> Any:
         return _json_decode(self.body) if self.body else None
@@ -142,6 +147,7 @@ class HttpPool:
         self.requests += 1
         conn = await self._acquire()
         sent_at = time.perf_counter()
+        sent_wall = time.time()
         for attempt in (0, 1):
             fresh = conn is None
             try:
@@ -160,7 +166,7 @@ class HttpPool:
                 self._release(None)
                 raise HttpError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
             conn.uses += 1
-            response.sent_at = sent_at
+            response.sent_at, response.sent_wall, response.received_wall = sent_at, sent_wall, time.time()
             if keep:
                 self._release(conn)
             else:
@@ -293,10 +299,18 @@ def _pct_ms(sorted_values: list[float], q: float) -> float | None:
 class Timed:
     """Wraps an HttpPool: each call is recorded in the step's StepStats."""
 
-    def __init__(self, pool: HttpPool, t0: float) -> None:
+    def __init__(
+        self, pool: HttpPool, t0: float, *, trace_sample: float = 0.0, trace_steps: tuple[str, ...] = ()
+    ) -> None:
         self.pool = pool
         self.t0 = t0
         self.steps: dict[str, StepStats] = {}
+        # --trace-sample: this share of the `trace_steps` calls goes out with a sampled W3C
+        # traceparent; the server answers their wall-clock breakdown (Server-Timing), kept here.
+        self.trace_sample = trace_sample
+        self.trace_steps = trace_steps
+        self.traces = TraceBreakdowns()
+        self._rng = random.Random(7)
 
     def step(self, name: str) -> StepStats:
         stats = self.steps.get(name)
@@ -316,6 +330,11 @@ class Timed:
     ) -> Response | None:
         """None when the connection failed (recorded as a client-side error)."""
         asked = time.perf_counter() - self.t0
+        sampled = (
+            bool(self.trace_sample) and step in self.trace_steps and self._rng.random() < self.trace_sample
+        )
+        if sampled:
+            headers = {**(headers or {}), "traceparent": _sampled_traceparent(self._rng)}
         try:
             response = await self.pool.request(method, path, json=json, headers=headers)
         except HttpError as exc:
@@ -328,7 +347,71 @@ class Timed:
         self.step(step).record(
             started, ended, ok, None if ok else f"{response.status} {response.problem_code()}"
         )
+        if sampled:
+            self.traces.add(step, response)
         return response
+
+
+def _sampled_traceparent(rng: random.Random) -> str:
+    return f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-01"
+
+
+# The parts of a traced request's wall-clock (ms), in the order the report shows them; they add
+# up to `total` (what the client measured from send to the answer's last byte).
+TRACE_PARTS = ("before", "cpu", "pg", "redis", "other", "after")
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """`name;dur=ms` and `start;desc="epoch"` entries of a Server-Timing header."""
+    out: dict[str, float] = {}
+    for entry in header.split(","):
+        name, _, param = entry.strip().partition(";")
+        _, _, value = param.partition("=")
+        try:
+            out[name.strip()] = float(value.strip().strip('"'))
+        except ValueError:
+            continue
+    return out
+
+
+class TraceBreakdowns:
+    """Sampled requests' wall-clock split (see http/tracing.py and kit/trace.py), by step:
+    before = the server's handler start - the client's send (accept queue, event-loop lag, the
+    request's parsing); cpu / pg / redis / other = the server's accounts of its handler; after =
+    the rest of the client's wall-clock (the answer's way back and the client's own reading)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[dict[str, float]]] = {}
+
+    def add(self, step: str, response: Response) -> None:
+        header = response.headers.get("server-timing")
+        if not header:
+            return
+        timing = parse_server_timing(header)
+        if "handler" not in timing or "start" not in timing:
+            return
+        total = (response.received_wall - response.sent_wall) * 1000
+        before = max(0.0, (timing["start"] - response.sent_wall) * 1000)
+        parts = {name: timing.get(name, 0.0) for name in ("cpu", "pg", "redis", "other")}
+        after = total - before - timing["handler"]
+        if after < 0:  # the two clocks' reads straddle: charge the excess to `before`
+            before, after = max(0.0, before + after), 0.0
+        name = step if step != "hold" else ("hold_won" if response.status == 201 else "hold_refused")
+        self.samples.setdefault(name, []).append({"before": before, **parts, "after": after, "total": total})
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per step: the sample count and the mean of each part (ms); the parts add up to the mean total."""
+        out: dict[str, dict[str, Any]] = {}
+        for step, samples in self.samples.items():
+            n = len(samples)
+            means = {k: round(sum(s[k] for s in samples) / n, 2) for k in (*TRACE_PARTS, "total")}
+            totals = sorted(s["total"] for s in samples)
+            out[step] = {
+                "samples": n,
+                "mean_ms": means,
+                "p99_total_ms": round(totals[min(n - 1, int(n * 0.99))], 2),
+            }
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

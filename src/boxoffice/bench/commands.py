@@ -154,6 +154,16 @@ def flash_sale(
     waitlist_fans: Annotated[
         int, typer.Option(min=1, max=100_000, help="With --waitlist: how many fans join it")
     ] = 20,
+    trace_sample: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Trace this share of holds and payments: the report splits their wall-clock into "
+            "waiting before the handler, CPU, PostgreSQL, Redis and other tasks (with --target, the "
+            "servers need BOXOFFICE_TRACE_BREAKDOWN=true)",
+        ),
+    ] = 0.0,
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     if layout not in ("shared", "tiers"):
@@ -173,6 +183,7 @@ def flash_sale(
         skip_ceilings=no_ceilings,
         layout=layout,
         queue_nice=queue_nice,
+        trace_breakdown=trace_sample > 0,
     )
     if fans is not None:
         users, poll_cap = fans, 60.0
@@ -190,6 +201,7 @@ def flash_sale(
         bots=bots,
         waitlist=waitlist,
         waitlist_fans=waitlist_fans,
+        trace_sample=trace_sample,
     )
     _guard(lambda: flash_sale_command(settings, stack, sale, console))
 

@@ -28,10 +28,11 @@ class Extras:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     watcher: asyncio.Task[None] | None = None  # sets crowd_done once the buying crowd is done
 
-    def clients(self, pool: HttpPool, t0: float) -> None:
-        """The timed clients (on the crowd's pool): the honest fans' pays the toll when it is on."""
+    def clients(self, pool: HttpPool, t0: float, fans_timed: dict[str, Any]) -> None:
+        """The timed clients (on the crowd's pool): the honest fans' pays the toll when it is on
+        (and carries `fans_timed`, the --trace-sample options)."""
         if self.tolls is not None:
-            self.fans_timed = bots.TollTimed(pool, t0, self.tolls)
+            self.fans_timed = bots.TollTimed(pool, t0, self.tolls, **fans_timed)
             self.bots_timed = bots.TollTimed(pool, t0, self.tolls)
         if self.waitlist_fans:
             self.waitlist_timed = Timed(pool, t0)

@@ -58,6 +58,33 @@ def _errors(errors: dict[str, int]) -> str:
 # terminal
 
 
+TRACE_COLUMNS = (
+    ("before", "before handler"),
+    ("cpu", "own CPU"),
+    ("pg", "PostgreSQL"),
+    ("redis", "Redis"),
+    ("other", "other tasks"),
+    ("after", "answer back"),
+)
+
+
+def trace_table(breakdown: dict[str, Any]) -> Table:
+    """Where a traced buyer's wall-clock went (mean ms per request, share of the mean total)."""
+    table = Table(
+        title="trace breakdown: mean ms per request (share of its wall-clock)", title_justify="left"
+    )
+    for column in ("step", "traced", *(title for _, title in TRACE_COLUMNS), "total", "p99 total"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step, entry in breakdown.items():
+        means = entry["mean_ms"]
+        total = means["total"] or 1e-9
+        cells = [f"{means[key]:.2f} ({means[key] / total:.0%})" for key, _ in TRACE_COLUMNS]
+        table.add_row(
+            step, _fmt(entry["samples"]), *cells, f"{means['total']:.2f}", _fmt(entry["p99_total_ms"], 2)
+        )
+    return table
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
     steps: dict[str, Any] = report.get("steps") or {}
     if steps:
@@ -77,6 +104,10 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 _errors(s["errors"]),
             )
         console.print(table)
+
+    breakdown = report.get("trace_breakdown")
+    if breakdown:
+        console.print(trace_table(breakdown))
 
     sale = report.get("sale")
     if sale:

@@ -55,6 +55,8 @@ class StackOptions:
     grpc_target: str | None = None
     layout: str = "shared"  # or "tiers": the waiting room and the buyers' routes in separate processes
     queue_nice: int = 0  # tiers: the waiting room's process at this niceness
+    # The API processes answer sampled requests' wall-clock breakdown (--trace-sample).
+    trace_breakdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class FlashSaleOptions:
     bots: int = 0  # bots at the queue's door (bench/bots.py); the show's toll is on with bots
     waitlist: bool = False  # fans who join the waitlist once the show sells out (bench/waitlist.py)
     waitlist_fans: int = 20
+    trace_sample: float = 0.0  # share of holds and payments traced (their wall-clock breakdown)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def _stack(settings: Settings, opts: StackOptions, log_dir: Path) -> Iterator[St
             grpc=opts.grpc,
             layout=opts.layout,
             queue_nice=opts.queue_nice,
+            extra_env={"BOXOFFICE_TRACE_BREAKDOWN": "true"} if opts.trace_breakdown else None,
         ) as stack:
             yield stack
 
@@ -519,6 +523,12 @@ async def _flash_sale(
         "steps": {name: crowd.timed.steps[name].timeline(seconds) for name in report["steps"]},
         "queue": crowd.state.samples,
     }
+    if sale.trace_sample:
+        report["trace_breakdown"] = crowd.timed.traces.summary()
+        notes.append(
+            f"--trace-sample {sale.trace_sample}: that share of holds and payments carried a sampled "
+            "traceparent; the server's Server-Timing split its handler's wall-clock (kit/trace.py)"
+        )
     report["targets"] = _sale_targets(report)
     if "bots" in report:
         report["targets"] += bots.targets(report["bots"])
@@ -563,8 +573,9 @@ async def _run_crowd(
     await _login_sample(pool, fans_data, notes)
     extras = await fair.prepare(runtime, sale.bots, sale.waitlist_fans if sale.waitlist else 0, show)
     t0 = time.perf_counter()
-    extras.clients(pool, t0)
-    timed = extras.fans_timed or Timed(pool, t0)
+    traced: dict[str, Any] = {"trace_sample": sale.trace_sample, "trace_steps": ("hold", "pay")}
+    extras.clients(pool, t0, traced)
+    timed = extras.fans_timed or Timed(pool, t0, **traced)
     state = flash_sale.SaleState(seats_total=sale.seats, t0=t0)
     plan = flash_sale.FanPlan(
         pay_ratio=sale.pay_ratio,

@@ -46,6 +46,7 @@ from boxoffice.errors import (
     TicketLimitReached,
     UnknownSection,
 )
+from boxoffice.kit import trace
 from boxoffice.redis.streams import Resync
 from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
@@ -244,7 +245,8 @@ async def place_hold(
     idempotency_key: str | None,
 ) -> IdempotentResult:
     """POST /api/reservations (see _place_hold). Won and refused holds, with their latency, feed
-    the admin dashboard's sale statistics (an in-memory count, flushed once a second)."""
+    the admin dashboard's sale statistics and adaptive admission (in-memory counts, flushed every
+    250 ms)."""
     started = time.perf_counter()
     try:
         result = await _place_hold(
@@ -287,9 +289,12 @@ async def _place_hold(
     tier) the rule picks the best block of adjacent seats, and a few others to try in turn when
     one is taken meanwhile, each through the same shield and the same conditional update.
     """
-    await check_queue_token(runtime, user_id, show_id, queue_token)
-    await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
-    show = await load_rules(runtime, show_id)
+    with trace.step("hold.admission_token"):
+        await check_queue_token(runtime, user_id, show_id, queue_token)
+    with trace.step("hold.rate_limit"):
+        await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
+    with trace.step("hold.show_rules"):
+        show = await load_rules(runtime, show_id)
     now = runtime.clock.now()
     if show.verified_email_required:
         async with runtime.sessions() as session:
@@ -310,9 +315,10 @@ async def _place_hold(
     expires_at = rules.hold_expires_at(show, now)
     if seat_ids is not None:
         fingerprint: dict[str, Any] = {"show_id": show_id, "seat_ids": seat_ids}
-        return await _hold_exact(
-            runtime, user_id, show, wanted, now, expires_at, idempotency_key, fingerprint
-        )
+        with trace.step("hold.seats", seats=len(wanted)):
+            return await _hold_exact(
+                runtime, user_id, show, wanted, now, expires_at, idempotency_key, fingerprint
+            )
     assert quantity is not None
     fingerprint = {"show_id": show_id, "quantity": quantity, "section": section, "price": price}
     # A retry replays the first answer even though the seats it would pick from have changed since.

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.db import tables
 from boxoffice.db.uow import unit_of_work
+from boxoffice.kit import trace
 from boxoffice.kit.clock import iso
 from boxoffice.runtime import Runtime
 
@@ -47,13 +48,16 @@ async def emit(
     show_id: int | None = None,
     payload: Mapping[str, Any] | None = None,
 ) -> None:
+    body = dict(payload or {})
+    if trace.ENABLED and (parent := trace.traceparent()) is not None:
+        body["traceparent"] = parent  # the event's consumers can continue the request's trace
     await session.execute(
         insert(tables.outbox).values(
             event_type=event_type,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             show_id=show_id,
-            payload=dict(payload or {}),
+            payload=body,
         )
     )
 

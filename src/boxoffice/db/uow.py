@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import structlog
@@ -23,6 +24,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from boxoffice.config import Settings
 from boxoffice.errors import DomainError
+from boxoffice.kit import trace
 
 log = structlog.get_logger("boxoffice.db.uow")
 
@@ -42,7 +44,62 @@ def plain_url(url: str) -> str:
     return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
 
 
+class TracedConnection(asyncpg.Connection):  # type: ignore[misc]
+    """asyncpg's connection whose statements a traced request charges to PostgreSQL (kit/trace.py).
+    Used only when tracing is on at the engine's creation: otherwise asyncpg's own class."""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        if trace.CURRENT is None:
+            return await super().execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+        with trace.awaiting("pg", "pg.execute", query):
+            return await super().execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+
+    async def _execute(self, query: str, args: Any, limit: int, timeout: float | None, **kw: Any) -> Any:  # noqa: ASYNC109
+        if trace.CURRENT is None:
+            return await super()._execute(query, args, limit, timeout, **kw)
+        with trace.awaiting("pg", "pg.query", query):
+            return await super()._execute(query, args, limit, timeout, **kw)
+
+
+def _trace_statements(engine: AsyncEngine) -> None:
+    """The ORM's statements (prepared through SQLAlchemy's dialect) as PostgreSQL waits."""
+    from sqlalchemy import event
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        current = trace.CURRENT
+        if current is not None and current.waiting is None and context is not None:
+            context._bo_wait = (current, trace.begin(current, "pg", "pg.statement", statement))
+
+    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        wait = getattr(context, "_bo_wait", None)
+        if wait is not None:
+            context._bo_wait = None
+            trace.end(*wait)
+
+    def failed(exception_context: Any) -> None:
+        after(None, None, "", None, exception_context.execution_context, False)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+    event.listen(engine.sync_engine, "handle_error", failed)
+
+
 def create_engine(settings: Settings, url: str) -> AsyncEngine:
+    engine = _create_engine(settings, url)
+    if trace.ENABLED:
+        _trace_statements(engine)
+    return engine
+
+
+async def _checkout(engine: AsyncEngine) -> Any:
+    """A raw pool connection; a traced request charges the wait for it to PostgreSQL."""
+    if trace.CURRENT is None:
+        return await engine.raw_connection()
+    with trace.awaiting("pg", "pg.pool.checkout"):
+        return await engine.raw_connection()
+
+
+def _create_engine(settings: Settings, url: str) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=settings.db_pool_size,
@@ -60,6 +117,7 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
                 "lock_timeout": "3s",
             },
             "statement_cache_size": 512,
+            **({"connection_class": TracedConnection} if trace.ENABLED else {}),
         },
     )
 
@@ -131,6 +189,9 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     async with sessions() as session:
         uow = UnitOfWork(session)
         async with session.begin():
+            if trace.CURRENT is not None:  # a traced request: the pool wait is PostgreSQL's
+                with trace.awaiting("pg", "pg.pool.checkout"):
+                    await session.connection()
             yield uow
     await uow.run_effects()
 
@@ -140,7 +201,7 @@ async def lean_unit_of_work(engine: AsyncEngine) -> AsyncIterator[LeanUnitOfWork
     """The engine's pool connection without the ORM (measured: its checkout costs ~15 us more than
     a separate asyncpg pool's, which would double the connections a process opens). The effects
     run when the block exits cleanly, after the connection went back to the pool."""
-    raw = await engine.raw_connection()
+    raw = await _checkout(engine)
     try:
         uow = LeanUnitOfWork(raw.driver_connection)
         yield uow

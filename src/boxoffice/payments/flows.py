@@ -51,6 +51,7 @@ from boxoffice.errors import (
     ReservationNotFound,
     UserNotFound,
 )
+from boxoffice.kit import trace
 from boxoffice.payments import ledger, repository
 from boxoffice.payments.provider import Charge, ProviderClient, ProviderUnavailable
 from boxoffice.payments.rules import PaymentMethod, PaymentStatus
@@ -351,7 +352,8 @@ async def pay(
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
     a fan's own live hold stays payable for as long as it lives, even after that token expired.
     Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
-    await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+    with trace.step("pay.rate_limit"):
+        await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
     started = time.perf_counter()
     fingerprint = {"reservation_id": reservation_id, "method": method}
     show_id: int | None = None
@@ -365,20 +367,22 @@ async def pay(
             )
             balance = _BalanceWork(runtime, user_id, reservation_id, key)
             try:
-                result = await run_lean_idempotent(runtime, key, balance)
+                with trace.step("pay.balance"):
+                    result = await run_lean_idempotent(runtime, key, balance)
             finally:
                 show_id = balance.show_id
         else:
             # The key is required: run_idempotent_steps refuses before any work when it is missing.
             card = _CardWork(runtime, user_id, reservation_id, idempotency_key or "", card_number)
-            result = await run_idempotent_steps(
-                runtime,
-                user_id=user_id,
-                scope=PAY_SCOPE,
-                key=idempotency_key,
-                fingerprint=fingerprint,
-                work=card,
-            )
+            with trace.step("pay.card"):
+                result = await run_idempotent_steps(
+                    runtime,
+                    user_id=user_id,
+                    scope=PAY_SCOPE,
+                    key=idempotency_key,
+                    fingerprint=fingerprint,
+                    work=card,
+                )
     except PaymentRequired:
         if show_id is not None:
             elapsed = time.perf_counter() - started

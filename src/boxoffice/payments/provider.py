@@ -12,6 +12,7 @@ import httpx
 
 from boxoffice.config import Settings
 from boxoffice.errors import ServiceUnavailable
+from boxoffice.kit import trace
 
 
 def provider_url(settings: Settings) -> str:
@@ -73,8 +74,10 @@ class ProviderClient:
         body: dict[str, Any] = {"idempotency_key": idempotency_key, "amount": amount, "currency": currency}
         if card_number is not None:
             body["card_number"] = card_number
+        parent = trace.traceparent()  # W3C trace context goes on to the provider when traced
+        headers = {"traceparent": parent} if parent is not None else None
         try:
-            resp = await self.http.post(f"{self.base}/charges", json=body)
+            resp = await self.http.post(f"{self.base}/charges", json=body, headers=headers)
         except httpx.TimeoutException:
             return ChargeAttempt("UNKNOWN", timed_out=True)
         except httpx.HTTPError:

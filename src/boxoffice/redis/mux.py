@@ -34,6 +34,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from boxoffice.kit import trace
+
 Arg = bytes | str | int | float
 SLOTS = 16384
 REFRESH_MIN_SECONDS = 0.2
@@ -306,6 +308,8 @@ class MuxRedis:
     # -- public API -----------------------------------------------------------------------------
 
     async def execute(self, *args: Arg) -> Any:
+        if trace.ENABLED and trace.CURRENT is not None and trace.CURRENT.waiting is None:
+            return await self._traced(args)  # back here, charged to Redis (kit/trace.py)
         if not self.cluster:
             return await self._connection(self._seed.address).execute(args)
         key = command_key(args)
@@ -335,6 +339,10 @@ class MuxRedis:
                 self._slots[slot] = None
                 raise
         raise RedisConnectionError(f"too many cluster redirections for slot {slot}")
+
+    async def _traced(self, args: tuple[Arg, ...]) -> Any:
+        with trace.awaiting("redis", f"redis.{_encode(args[0]).decode().upper()}"):
+            return await self.execute(*args)
 
     async def exists(self, *keys: Arg) -> int:
         found: int = await self.execute("EXISTS", *keys)

@@ -1,4 +1,4 @@
-"""The in-process side of the sale statistics: record outcomes in memory, flush once a second.
+"""The in-process side of the sale statistics: record outcomes in memory, flush every 250 ms.
 
 `record` costs a dict update on the hot path. The first record starts one flusher task per process;
 it stops by itself after a quiet spell and starts again with the next record. Losing a second of
@@ -20,8 +20,10 @@ from boxoffice.salestats import rules, store
 
 log = structlog.get_logger("boxoffice.salestats")
 
-FLUSH_SECONDS = 1.0
-IDLE_ROUNDS = 30  # the flusher exits after this many empty rounds
+# 250 ms: the admission worker steers on the buyers' latency these flushes carry (adaptive
+# admission, waiting_room/admission.py); a closed loop reacts no faster than it hears.
+FLUSH_SECONDS = 0.25
+IDLE_ROUNDS = 120  # the flusher exits after this many empty rounds (30 s)
 
 
 class SaleStats:

@@ -112,3 +112,52 @@ def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
             seen.add(user_id)
             distinct.append(user_id)
     return sorted(distinct, key=lambda u: permutation_key(seed_hex, u))
+
+
+# ------------------------------------------------------------------------- adaptive admission
+# The admission worker steers each show's admission rate from the buyers' measured latency (the
+# p99 of holds and payments over the last ADAPT_WINDOW_SECONDS, from every API process through
+# the sale statistics in Redis) toward BOXOFFICE_BUYER_P99_TARGET_MS, never above the show's
+# configured rate (its ceiling) nor below ADAPT_FLOOR_SHARE of it. The control law is AIMD, the
+# one TCP congestion control uses (RFC 5681; Chiu & Jain, "Analysis of the Increase and Decrease
+# Algorithms for Congestion Avoidance in Computer Networks", 1989): over the target, multiply the
+# rate by ADAPT_DECREASE (at most once per window, as TCP halves once per round trip: the window
+# still holds the samples that caused the cut); at or under it, add ADAPT_INCREASE_SHARE of the
+# ceiling per second. Chiu & Jain show AIMD is the linear policy that converges to efficiency and
+# to fairness, here between several shows on sale on the same box, each steering its own rate.
+ADAPT_WINDOW_SECONDS = 3
+ADAPT_MIN_SAMPLES = 20  # fewer holds+payments than this in the window: no verdict, keep climbing
+ADAPT_DECREASE = 0.7  # multiplicative decrease (TCP halves; 0.7 as CUBIC, RFC 9438: gentler steps)
+ADAPT_INCREASE_SHARE = 0.05  # additive increase: 5% of the ceiling per second (ceiling in 20 s)
+ADAPT_FLOOR_SHARE = 0.05  # never below 5% of the ceiling (nor 1 fan a second)
+
+
+def adapt_floor(ceiling: float) -> float:
+    return min(ceiling, max(1.0, ceiling * ADAPT_FLOOR_SHARE))
+
+
+def adaptive_rate(
+    current: float | None,
+    *,
+    ceiling: float,
+    p99_ms: float | None,
+    target_ms: float,
+    dt_seconds: float,
+    now_ms: int,
+    last_cut_ms: int | None,
+    previous_ceiling: float | None = None,
+) -> tuple[float, int | None]:
+    """The next admission rate and the time of the last cut. target_ms 0 (adaptive off) or a
+    ceiling of 0: the configured rate as it is. No verdict (p99_ms None): additive increase.
+    A rate that was at its ceiling follows the configured rate when the promoter changes it."""
+    if target_ms <= 0 or ceiling <= 0:
+        return ceiling, None
+    if current is None or (previous_ceiling is not None and current >= previous_ceiling):
+        current = ceiling
+    rate = min(max(current, adapt_floor(ceiling)), ceiling)
+    if p99_ms is not None and p99_ms > target_ms:
+        if last_cut_ms is None or now_ms - last_cut_ms >= ADAPT_WINDOW_SECONDS * 1000:
+            return max(adapt_floor(ceiling), rate * ADAPT_DECREASE), now_ms
+        return rate, last_cut_ms
+    step = ceiling * ADAPT_INCREASE_SHARE * max(0.0, min(dt_seconds, 2 * ADAPT_WINDOW_SECONDS))
+    return min(ceiling, rate + step), last_cut_ms

@@ -11,6 +11,8 @@ from boxoffice.db.outbox import emit
 from boxoffice.db.uow import unit_of_work
 from boxoffice.errors import NotFound
 from boxoffice.runtime import Runtime
+from boxoffice.salestats import rules as stats_rules
+from boxoffice.salestats import store as stats_store
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room import admission, store, toll
 from boxoffice.waiting_room.schemas import WaitlistStatus
@@ -37,12 +39,56 @@ async def seal_pre_queue(runtime: Runtime, show_id: int) -> bool:
     return await store.seal_pre_queue(runtime.redis, show_id, n, order) == 1
 
 
-async def _tick_step(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> store.TickResult:
+async def buyers_p99_ms(runtime: Runtime, show_id: int, now: datetime) -> float | None:
+    """The p99 of the show's holds and payments (ms) over the last ADAPT_WINDOW_SECONDS, from
+    every API process (their sale statistics, flushed to Redis every 250 ms); None with fewer
+    than ADAPT_MIN_SAMPLES of them."""
+    now_s = int(now.timestamp())
+    points = await stats_store.read(
+        runtime.redis, show_id, now_s - admission.ADAPT_WINDOW_SECONDS + 1, now_s + 1, "s"
+    )
+    merged = stats_rules.merge(points)
+    histogram: dict[int, int] = {}
+    for prefix in stats_rules.LATENCIES.values():
+        for index, n in stats_rules.histogram(merged, prefix).items():
+            histogram[index] = histogram.get(index, 0) + n
+    if sum(histogram.values()) < admission.ADAPT_MIN_SAMPLES:
+        return None
+    return stats_rules.percentile(histogram, 0.99)
+
+
+async def steer(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> float:
+    """Adaptive admission (admission.adaptive_rate, AIMD): the rate this tick admits at, within
+    the show's configured rate; the configured rate itself when BOXOFFICE_BUYER_P99_TARGET_MS is 0."""
+    target = runtime.settings.buyer_p99_target_ms
+    if target <= 0 or info.admit_per_second <= 0:
+        return info.admit_per_second
+    previous = await store.adaptive(runtime.redis, info.show_id)
+    p99 = await buyers_p99_ms(runtime, info.show_id, now)
+    rate, last_cut = admission.adaptive_rate(
+        previous.rate,
+        ceiling=info.admit_per_second,
+        p99_ms=p99,
+        target_ms=target,
+        dt_seconds=runtime.settings.worker_tick_seconds,
+        now_ms=ms_of(now),
+        last_cut_ms=previous.last_cut_ms,
+        previous_ceiling=previous.ceiling,
+    )
+    await store.set_adaptive(
+        runtime.redis, info.show_id, store.Adaptive(rate, last_cut, p99, target, info.admit_per_second)
+    )
+    return rate
+
+
+async def _tick_step(
+    runtime: Runtime, info: ShowQueueInfo, now: datetime, rate: float | None = None
+) -> store.TickResult:
     return await store.tick(
         runtime.redis,
         info.show_id,
         now_ms=ms_of(now),
-        admit_per_second=info.admit_per_second,
+        admit_per_second=info.admit_per_second if rate is None else rate,
         cap=info.cap(),
         stale_ms=admission.STALE_AFTER_SECONDS * 1000,
         lease_ms=info.token_ttl_seconds * 1000,
@@ -77,10 +123,11 @@ async def tick_show(runtime: Runtime, show_id: int) -> store.TickResult | None:
         await store.sample_crowd(runtime.redis, show_id, ms_of(now), toll.JOIN_RATE_TAU_SECONDS)
     if phase != "OPEN":
         return None
-    result = await _tick_step(runtime, info, now)
+    rate = await steer(runtime, info, now)
+    result = await _tick_step(runtime, info, now, rate)
     if not result.sealed:
         await seal_pre_queue(runtime, show_id)
-        result = await _tick_step(runtime, info, now)
+        result = await _tick_step(runtime, info, now, rate)
     label = str(show_id)
     runtime.metrics.queue_admissions.inc(result.admitted)
     sale_stats(runtime).count(show_id, "admitted", now, result.admitted)

@@ -123,6 +123,15 @@ class AdminQueueResponse(BaseModel):
     pow_difficulty: int = Field(description="The toll's base difficulty (ALTCHA maxnumber); 0 = off")
     pow_effective: int = Field(description="What a challenge asks now: the base times the crowd factor")
     join_rate: float | None = Field(description="Measured (EWMA) joins per second")
+    buyer_p99_target_ms: float | None = Field(
+        default=None, description="Adaptive admission's target for the buyers' p99 (null: static rate)"
+    )
+    buyer_p99_ms: float | None = Field(
+        default=None, description="The buyers' p99 (holds, payments) the admission worker last measured"
+    )
+    adaptive_rate: float | None = Field(
+        default=None, description="The admission rate the loop chose (at most admit_per_second)"
+    )
     waitlist_waiting: int = Field(default=0, description="Fans on the waitlist now")
     waitlist_offers: int = Field(default=0, description="Returned seats offered to waitlisted fans")
     waitlist_taken: int = Field(default=0, description="Offers paid for")

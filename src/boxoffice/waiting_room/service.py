@@ -648,6 +648,8 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
     _, join_rate, _ = await store.toll_inputs(runtime.hot_redis, show_id)
     counts = await repository.waitlist_counts(session, show_id)
     finished = stats.no_shows + stats.converted + stats.left_active
+    target = runtime.settings.buyer_p99_target_ms or None
+    steered = await store.adaptive(runtime.redis, show_id) if target else None
     return AdminQueueResponse(
         show_id=show_id,
         paused=show.queue_paused,
@@ -671,6 +673,11 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
             toll.crowd_factor(join_rate, stats.rate, show.queue_admit_per_second),
         ),
         join_rate=join_rate,
+        buyer_p99_target_ms=target,
+        buyer_p99_ms=steered.p99_ms if steered else None,
+        adaptive_rate=min(steered.rate, show.queue_admit_per_second)
+        if steered and steered.rate is not None
+        else None,
         **{f"waitlist_{k}": v for k, v in counts.items() if k in ("waiting", "offers", "taken", "lapsed")},
     )
 

@@ -8,7 +8,10 @@ One show's keys share the hash tag `{<show_id>}` so every script runs in one clu
     bo:{S}:q:tickets      hash ticket -> user (admission walks it; holes = users who left)
     bo:{S}:q:seen         hash user -> last poll (ms); unseen waiters are skipped at admission
     bo:{S}:q:active       zset user -> lease expiry (ms); admitted users count against caps
-    bo:{S}:q:meta         hash: last_tick, credit, rate (EWMA), counters, pre-queue state, seed
+    bo:{S}:q:meta         hash: last_tick, credit, rate (EWMA), counters, pre-queue state, seed;
+                          adaptive admission: ad_rate (the rate chosen), ad_cut (ms of the last
+                          cut), ad_p99 (the buyers' p99 it saw, ms; '' none), ad_target (ms),
+                          ad_ceiling (the configured rate it steered under)
     bo:{S}:q:pre          list of pre-queue joins in join order (the published join list)
     bo:{S}:q:pre_members  hash user -> join index, until the pre-queue is sealed
     bo:{S}:q:show         JSON cache of the show's queue settings and remaining seats
@@ -706,3 +709,32 @@ async def spend_solution(redis: MuxRedis, show_id: int, challenge: str, user_id:
         "SET", _k(show_id, f"toll:{challenge[:64]}"), user_id, "NX", "PX", max(1000, ttl_ms)
     )
     return ok is not None
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """Adaptive admission's state for a show (admission.adaptive_rate), as the worker left it."""
+
+    rate: float | None  # the admission rate the loop chose (None: not steered yet)
+    last_cut_ms: int | None
+    p99_ms: float | None  # the buyers' p99 it last saw
+    target_ms: float | None
+    ceiling: float | None = None  # the show's configured rate then
+
+
+async def adaptive(redis: RedisClient, show_id: int) -> Adaptive:
+    fields = ["ad_rate", "ad_cut", "ad_p99", "ad_target", "ad_ceiling"]
+    raw = await redis.hmget(keys(show_id).meta, fields)  # type: ignore[misc]
+    rate, cut, p99, target, ceiling = (_float_or_none(v) for v in raw)
+    return Adaptive(rate, None if cut is None else int(cut), p99, target, ceiling)
+
+
+async def set_adaptive(redis: RedisClient, show_id: int, state: Adaptive) -> None:
+    fields = {
+        "ad_rate": "" if state.rate is None else repr(float(state.rate)),
+        "ad_cut": "" if state.last_cut_ms is None else str(state.last_cut_ms),
+        "ad_p99": "" if state.p99_ms is None else repr(float(state.p99_ms)),
+        "ad_target": "" if state.target_ms is None else repr(float(state.target_ms)),
+        "ad_ceiling": "" if state.ceiling is None else repr(float(state.ceiling)),
+    }
+    await redis.hset(keys(show_id).meta, mapping=fields)  # type: ignore[misc,arg-type]

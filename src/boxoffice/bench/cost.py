@@ -327,7 +327,9 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     API's median as a ratio to /healthz's."""
     out: dict[str, Any] = {}
     for kind in KINDS:
-        groups = rounds[0][kind]["us_per_request"].keys() if rounds else []
+        if not rounds or kind not in rounds[0]:
+            continue  # a kind this run did not measure
+        groups = rounds[0][kind]["us_per_request"].keys()
         out[kind] = {
             g: {
                 "median": statistics.median(r[kind]["us_per_request"][g] for r in rounds),

@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     # start, kept in data_dir/secrets.json and shown once by `up`.
     admin_email: str = "admin@boxoffice.local"
     admin_password: SecretStr | None = None
-    # The demo fan the seeding creates (balance in minor units).
+    # The demo fan the seeding creates (balance in minor units of won, which has none: ₩5,000,000).
     demo_fan_email: str = "fan@boxoffice.local"
     demo_fan_password: SecretStr = SecretStr("fan-password")
     demo_fan_balance: int = 5_000_000

@@ -240,6 +240,26 @@ async def test_dashboard_follows_a_scripted_sale(admin: Fan, live_server: str, r
     await assert_invariants(runtime)
 
 
+async def test_the_live_tiles_say_static_for_a_show_without_adaptive_admission(
+    admin: Fan, live_server: str, runtime: Runtime
+) -> None:
+    """The dashboard's script (not only the first render) keeps "static" and the target "off" for a
+    show whose promoter chose its static rate, and shows the target for a steered one."""
+    page = admin.page
+    static = await make_show(runtime, seats=4, adaptive=False)
+    steered = await make_show(runtime, seats=4)
+    await page.goto(f"{live_server}/admin/shows/{static['show_id']}/dashboard")
+    await _until(lambda: _has(page, "#live-state", "live"), "the stream is live")
+    await _until(lambda: _has(page, "#updated-at", ":"), "a frame arrived")
+    assert await _tile(page, "queue.adaptive_rate") == "static"
+    assert await _tile(page, "queue.buyer_p99_target_ms") == "off"
+    await page.goto(f"{live_server}/admin/shows/{steered['show_id']}/dashboard")
+    await _until(lambda: _has(page, "#live-state", "live"), "the stream is live")
+    await _until(lambda: _has(page, "#updated-at", ":"), "a frame arrived")
+    assert await _tile(page, "queue.buyer_p99_target_ms") == "100 ms"
+    assert await _tile(page, "queue.adaptive_rate") != "static"
+
+
 async def test_pausing_from_the_page_stops_admissions(
     admin: Fan, live_server: str, runtime: Runtime, workers: None
 ) -> None:

@@ -2,7 +2,8 @@
 "API processes" (runtimes with their own pools and sale-statistics recorders) report the buyers'
 latency concurrently; the admission worker's ticks cut the rate multiplicatively while the p99 is
 over the target (never below the floor), raise it additively back to the configured rate once it
-is under, and admit what the chosen rate allows. With the target at 0 the static rate stays."""
+is under, and admit what the chosen rate allows. With the target at 0 the static rate stays; a show
+whose queue says `adaptive: false` keeps its static rate beside a steered one."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import pytest
 
 from boxoffice.admin import service as admin_service
 from boxoffice.config import Settings
+from boxoffice.db.uow import unit_of_work
 from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime, open_runtime
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room import admission, flows, service, store
+from boxoffice.waiting_room.schemas import QueueSettingsUpdate
 from tests.integration.test_queue_support import make_show
 
 CEILING = 40.0
@@ -154,3 +157,72 @@ async def test_static_rate_when_adaptive_is_off(
         elapsed = clock.now().timestamp() - started
         assert int(CEILING * TICK * 6) <= admitted <= CEILING * elapsed + 1, (admitted, elapsed)
         assert (await store.adaptive(worker.redis, sid)).rate is None  # never steered
+
+
+async def _set_adaptive(runtime: Runtime, show_id: int, on: bool) -> None:
+    async with unit_of_work(runtime.sessions) as uow:
+        await service.update_settings(runtime, uow.session, show_id, QueueSettingsUpdate(adaptive=on))
+
+
+async def test_a_static_show_keeps_its_rate_beside_a_steered_one(
+    runtime: Runtime, apis: list[Runtime], clock: OffsetClock
+) -> None:
+    """Two shows on sale on one box under the same slow buyers (p99 300 ms, target 100 ms): the
+    adaptive one is cut to its floor, the one whose promoter chose a static rate admits at its
+    configured rate all along; switched off mid-sale the steered one returns to its configured rate
+    at once, and switched back on the loop starts again from that rate."""
+    steered = await make_show(runtime, admit_per_second=CEILING, max_active=None, oversubscription=None)
+    static = await make_show(
+        runtime, admit_per_second=CEILING, max_active=None, oversubscription=None, adaptive=False
+    )
+    await asyncio.gather(_fans(runtime, steered, 1500), _fans(runtime, static, 1500))
+    admitted = {steered["id"]: 0, static["id"]: 0}
+    started = clock.now().timestamp()
+    for _ in range(30):
+        for show in (steered, static):
+            await _report(apis, show["id"], clock, 0.300, 10)
+        for show in (steered, static):
+            last_tick = clock.now().timestamp()  # the Lua step credits the time since the last one
+            result = await flows.tick_show(runtime, show["id"])
+            assert result is not None
+            admitted[show["id"]] += result.admitted
+        clock.advance(TICK)
+    elapsed = clock.now().timestamp() - started
+
+    chosen = (await store.adaptive(runtime.redis, steered["id"])).rate
+    assert chosen is not None and chosen <= CEILING * admission.ADAPT_DECREASE**4  # 15 s: 5 windows, 5 cuts
+    assert (await store.adaptive(runtime.redis, static["id"])).rate is None  # never steered
+    # The static show admitted what its configured rate allows (the test clock also runs in real
+    # time: a little more); the steered one far less.
+    assert int(CEILING * TICK * 30) <= admitted[static["id"]] <= CEILING * elapsed + 1, (admitted, elapsed)
+    assert admitted[steered["id"]] < admitted[static["id"]] / 2, admitted
+
+    # The console's live panel says which is which: the static show has no target and no chosen rate.
+    panels = {sid: (await admin_service.frame(runtime, sid))["queue"] for sid in admitted}
+    assert panels[static["id"]]["adaptive"] is False
+    assert panels[static["id"]]["buyer_p99_target_ms"] is None
+    assert panels[static["id"]]["adaptive_rate"] is None
+    assert panels[steered["id"]]["adaptive"] is True
+    assert panels[steered["id"]]["buyer_p99_target_ms"] == 100
+    assert panels[steered["id"]]["adaptive_rate"] == pytest.approx(chosen)
+
+    # The promoter switches the steered show to its static rate mid-sale: the loop's state goes and
+    # the next ticks admit at the configured rate, slow buyers or not.
+    await _set_adaptive(runtime, steered["id"], False)
+    got = 0
+    for _ in range(4):
+        await _report(apis, steered["id"], clock, 0.300, 10)
+        result = await flows.tick_show(runtime, steered["id"])
+        assert result is not None
+        got += result.admitted
+        clock.advance(TICK)
+    assert (await store.adaptive(runtime.redis, steered["id"])).rate is None
+    assert got >= int(CEILING * TICK * 4) - 1, got
+    assert got <= CEILING * (clock.now().timestamp() - last_tick) + 1, got
+
+    # Back on: the loop starts from the configured rate (no stale cut), and cuts it once.
+    await _set_adaptive(runtime, steered["id"], True)
+    await _report(apis, steered["id"], clock, 0.300, 10)
+    assert await flows.tick_show(runtime, steered["id"]) is not None
+    state = await store.adaptive(runtime.redis, steered["id"])
+    assert state.rate == pytest.approx(CEILING * admission.ADAPT_DECREASE)

@@ -29,6 +29,7 @@ async def make_show(
     token_ttl: int = _UNSET,
     pow_difficulty: int = 0,
     currency: str = "KRW",
+    adaptive: bool = _UNSET,
 ) -> dict[str, Any]:
     """`opens_in`/`closes_in`/`pre_queue_in` are seconds from now (negative: in the past); queue
     settings left unset keep the schema's defaults. Returns the ids, and the queue request body.
@@ -42,6 +43,7 @@ async def make_show(
         "queue_max_active": max_active,
         "queue_oversubscription": oversubscription,
         "queue_token_ttl_seconds": token_ttl,
+        "queue_adaptive": adaptive,
     }
     queue = {k: v for k, v in queue.items() if v is not _UNSET}
     show_values: dict[str, Any] = {

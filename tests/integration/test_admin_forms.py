@@ -233,3 +233,86 @@ async def test_the_show_form_sets_and_clears_the_verified_email_rule(
     assert saved.status_code == 303, saved.text
     async with runtime.sessions() as s:
         assert (await s.execute(text("SELECT hold_requires_verified_email FROM shows"))).scalar_one() is False
+
+
+async def test_the_show_form_and_the_queue_form_set_and_clear_adaptive_admission(
+    console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    h = (await make_user(runtime, role="ADMIN"))["headers"]
+    venue = await client.post(
+        "/api/admin/venues",
+        json={"name": "Steer Hall", "sections": [{"name": "Floor", "rows": 1, "seats_per_row": 2}]},
+        headers=h,
+    )
+    concert = await client.post(
+        "/api/admin/concerts",
+        json={"name": "Steer", "artist": "S", "venue_id": venue.json()["id"]},
+        headers=h,
+    )
+    cid = concert.json()["id"]
+    new_show = await console.get(f"/admin/concerts/{cid}")
+    assert says(new_show, "Steer the admission rate by buyers' latency (adaptive)")
+    assert re.search(r'name="queue-adaptive"\s+checked', new_show.text)  # on by default
+    form = {
+        "starts_at": "2027-05-01T19:00:00",
+        "sale_opens_at": "2027-04-01T10:00:00",
+        "currency": "KRW",
+        "prices-Floor": "50000",
+        "queue-adaptive": "on",
+    }
+    made = await console.post(
+        f"/admin/concerts/{cid}/shows",
+        data={"csrf_token": await csrf(console, f"/admin/concerts/{cid}"), **form},
+    )
+    assert made.status_code == 303, made.text
+
+    async def adaptive() -> bool:
+        async with runtime.sessions() as s:
+            return bool((await s.execute(text("SELECT queue_adaptive FROM shows"))).scalar_one())
+
+    async with runtime.sessions() as s:
+        show_id = (await s.execute(text("SELECT id FROM shows"))).scalar_one()
+    assert await adaptive() is True
+    page = await console.get(f"/admin/shows/{show_id}")
+    assert re.search(r'name="queue-adaptive"\s+checked', page.text)
+
+    # Saved again as a browser would, the box unticked: a static rate.
+    shown = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    shown.pop("queue-adaptive", None)
+    saved = await console.post(
+        f"/admin/shows/{show_id}", data={k: html.unescape(v) for k, v in shown.items()}
+    )
+    assert saved.status_code == 303, saved.text
+    assert await adaptive() is False
+    page = await console.get(f"/admin/shows/{show_id}")
+    assert re.search(r'name="queue-adaptive"\s*>', page.text)  # unticked
+    # The live tiles say so: the dashboard's and the queue page's "Rate chosen".
+    for where in ("dashboard", "queue"):
+        tiles = await console.get(f"/admin/shows/{show_id}/{where}")
+        assert tiles.status_code == 200
+        assert re.search(r"Rate chosen</span><span[^>]*>static<", tiles.text), where
+
+    # Ticked again on the show form.
+    shown["queue-adaptive"] = "on"
+    saved = await console.post(
+        f"/admin/shows/{show_id}", data={k: html.unescape(v) for k, v in shown.items()}
+    )
+    assert saved.status_code == 303, saved.text
+    assert await adaptive() is True
+    tiles = await console.get(f"/admin/shows/{show_id}/queue")
+    assert not re.search(r"Rate chosen</span><span[^>]*>static<", tiles.text)
+
+    # The queue page's live settings form: a hidden "off" before the checkbox's "on".
+    token = await csrf(console, f"/admin/shows/{show_id}/queue")
+    base = {"csrf_token": token, "admit_per_second": "11", "max_active": "", "pow_difficulty": "0"}
+    off = await console.post(f"/admin/shows/{show_id}/queue", data={**base, "adaptive": "off"})
+    assert off.status_code == 303, off.text
+    assert await adaptive() is False
+    queue_page = await console.get(f"/admin/shows/{show_id}/queue")
+    assert re.search(r'name="adaptive" value="on"\s*>', queue_page.text)  # unticked
+    on = await console.post(f"/admin/shows/{show_id}/queue", data={**base, "adaptive": ["off", "on"]})
+    assert on.status_code == 303, on.text
+    assert await adaptive() is True
+    # A post without the field (an older page) leaves it as it is.
+    assert (await console.post(f"/admin/shows/{show_id}/queue", data=base)).status_code == 303
+    assert await adaptive() is True

@@ -379,6 +379,7 @@ async def test_create_show_generates_seats_and_inventory(
         "oversubscription": 1.5,
         "paused": False,
         "pow_difficulty": 100_000,  # the toll at the queue's door is on for real shows
+        "adaptive": True,  # adaptive admission steers the rate unless the promoter says no
     }
     async with runtime.sessions() as s:
         rows = (

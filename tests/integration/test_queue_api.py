@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from boxoffice.kit.clock import OffsetClock
 from boxoffice.runtime import Runtime
@@ -227,6 +228,49 @@ async def test_admin_pause_resume_and_live_settings(
     view = (await client.get(url, headers=admin["headers"])).json()
     assert view["active"] == 10 and view["waiting"] == 0 and view["admitted_total"] == 10
     assert view["admission_rate"] is not None
+
+
+async def test_admin_switches_a_show_between_adaptive_and_static_admission(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The show's `queue.adaptive` over the admin API: PATCH .../queue and the show's own PATCH
+    both set it, GET .../queue, GET /api/shows/{id} and the database agree; bad values are 422
+    problems that change nothing."""
+    admin = await make_user(runtime, role="ADMIN")
+    h = admin["headers"]
+    show = await make_show(runtime)
+    sid = show["id"]
+    url = f"/api/admin/shows/{sid}/queue"
+    view = (await client.get(url, headers=h)).json()
+    assert view["adaptive"] is True and view["buyer_p99_target_ms"] == 100  # the column's default
+
+    patched = await client.patch(url, json={"adaptive": False}, headers=h)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["adaptive"] is False and patched.json()["buyer_p99_target_ms"] is None
+    view = (await client.get(url, headers=h)).json()
+    assert view["adaptive"] is False and view["adaptive_rate"] is None and view["buyer_p99_target_ms"] is None
+    assert (await client.get(f"/api/shows/{sid}")).json()["queue"]["adaptive"] is False
+    async with runtime.sessions() as s:
+        assert (
+            await s.execute(text("SELECT queue_adaptive FROM shows WHERE id = :s"), {"s": sid})
+        ).scalar_one() is False
+    # Other settings leave it alone.
+    other = await client.patch(url, json={"admit_per_second": 7}, headers=h)
+    assert other.json()["adaptive"] is False and other.json()["admit_per_second"] == 7
+
+    for bad in ({"adaptive": "no"}, {"adaptive": 1}):
+        r = await client.patch(url, json=bad, headers=h)
+        assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR", r.text
+    for bad in ({"queue": {"adaptive": None}}, {"queue": {"adaptive": "yes"}}):
+        r = await client.patch(f"/api/admin/shows/{sid}", json=bad, headers=h)
+        assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR", r.text
+    assert (await client.get(url, headers=h)).json()["adaptive"] is False
+
+    # The show's own PATCH takes it too (queue settings are not frozen by the sale).
+    back = await client.patch(f"/api/admin/shows/{sid}", json={"queue": {"adaptive": True}}, headers=h)
+    assert back.status_code == 200, back.text
+    assert back.json()["queue"]["adaptive"] is True
+    assert (await client.get(url, headers=h)).json()["adaptive"] is True
 
 
 async def test_worker_job_ticks_tracked_shows_and_drops_closed_ones(

@@ -150,3 +150,42 @@ async def test_the_live_flag_frees_a_seat_for_a_new_reservation(runtime: Runtime
         assert await conn.fetchval("SELECT count(*) FROM reservation_seats WHERE live") == 1
     finally:
         await conn.close()
+
+
+async def test_0011_every_show_steers_by_default_and_the_column_goes_back_down(backends: Backends) -> None:
+    """Shows that exist when 0011 runs keep adaptive admission (it steered them all before), new
+    ones default to it, and the downgrade drops the column and nothing else."""
+    name = f"bo_adapt_{uuid.uuid4().hex[:8]}"
+    before = "0011_queue_adaptive-1"  # whichever revision 0011 follows
+    await _create_database(backends.database_url, name)
+    url = _with_database(backends.database_url, name)
+    try:
+        await asyncio.to_thread(upgrade, url, before)
+        conn = await asyncpg.connect(plain_url(url))
+        try:
+            venue = await conn.fetchval("INSERT INTO venues (name) VALUES ('V') RETURNING id")
+            concert = await conn.fetchval(
+                "INSERT INTO concerts (venue_id, name, artist) VALUES ($1, 'C', 'X') RETURNING id", venue
+            )
+            new_show = (
+                "INSERT INTO shows (concert_id, starts_at, sale_opens_at) "
+                "VALUES ($1, now() + interval '30 days', now()) RETURNING id"
+            )
+            old = await conn.fetchval(new_show, concert)
+            await asyncio.to_thread(upgrade, url, "0011_queue_adaptive")
+            assert await conn.fetchval("SELECT queue_adaptive FROM shows WHERE id = $1", old) is True
+            new = await conn.fetchval(new_show, concert)
+            assert await conn.fetchval("SELECT queue_adaptive FROM shows WHERE id = $1", new) is True
+            with pytest.raises(asyncpg.NotNullViolationError):
+                await conn.execute("UPDATE shows SET queue_adaptive = NULL WHERE id = $1", new)
+            await conn.execute("UPDATE shows SET queue_adaptive = false WHERE id = $1", new)
+            await asyncio.to_thread(downgrade, url, before)
+            columns = await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE column_name = 'queue_adaptive'"
+            )
+            assert columns == []
+            assert await conn.fetchval("SELECT count(*) FROM shows") == 2
+        finally:
+            await conn.close()
+    finally:
+        await _drop_database(backends.database_url, name)

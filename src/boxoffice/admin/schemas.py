@@ -34,6 +34,9 @@ class QueueNumbers(BaseModel):
     active: int
     admitted_total: int
     admission_rate: float | None = Field(description="Measured (EWMA) admissions per second")
+    adaptive: bool = Field(
+        default=True, description="The show's setting: adaptive admission steers its rate (false: static)"
+    )
     buyer_p99_target_ms: float | None = Field(
         default=None, description="Adaptive admission's buyers' p99 target (null: static rate)"
     )

@@ -88,6 +88,7 @@ async def frame(runtime: Runtime, show_id: int) -> dict[str, Any]:
             "active": q.active,
             "admitted_total": q.admitted_total,
             "admission_rate": q.admission_rate,
+            "adaptive": q.adaptive,
             "buyer_p99_target_ms": q.buyer_p99_target_ms,
             "buyer_p99_ms": q.buyer_p99_ms,
             "adaptive_rate": q.adaptive_rate,

@@ -42,6 +42,7 @@ _SHOW_COLUMNS = (
     tables.shows.c.hold_requires_verified_email,
     tables.shows.c.reentry,
     tables.shows.c.queue_pow_difficulty,
+    tables.shows.c.queue_adaptive,
     tables.shows.c.max_tickets_per_fan,
 )
 

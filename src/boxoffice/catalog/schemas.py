@@ -50,6 +50,7 @@ class Show:
     hold_requires_verified_email: bool = False
     reentry: bool = False
     queue_pow_difficulty: int = 0
+    queue_adaptive: bool = True
     max_tickets_per_fan: int | None = None
     currency: str = DEFAULT_CURRENCY  # ISO 4217; prices are integers in its minor unit
 
@@ -201,6 +202,12 @@ class QueueSettingsIn(RequestModel):
         "a client tries half of it on average, about a second on a phone at 100,000; it rises with the "
         "crowd up to 10x). 0 switches it off",
     )
+    adaptive: bool = Field(
+        default=True,
+        description="Adaptive admission: the admission worker steers the rate from the buyers' p99 toward "
+        "BOXOFFICE_BUYER_P99_TARGET_MS, never above admit_per_second; false: admit at admit_per_second "
+        "whatever the buyers' latency (a static rate)",
+    )
 
 
 class QueueSettingsPatch(RequestModel):
@@ -211,10 +218,13 @@ class QueueSettingsPatch(RequestModel):
     oversubscription: float | None = Field(default=None, gt=0, le=100)
     paused: bool | None = None
     pow_difficulty: int | None = Field(default=None, ge=0, le=10_000_000, description="0 = toll off")
+    adaptive: bool | None = Field(
+        default=None, description="true: adaptive admission steers the rate; false: the static rate"
+    )
 
     @model_validator(mode="after")
     def _required_not_null(self) -> QueueSettingsPatch:
-        for field in ("admit_per_second", "token_ttl_seconds", "paused", "pow_difficulty"):
+        for field in ("admit_per_second", "token_ttl_seconds", "paused", "pow_difficulty", "adaptive"):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise PydanticCustomError("not_nullable", f"{field} cannot be null")
         return self
@@ -299,6 +309,9 @@ class QueueSettingsOut(BaseModel):
     oversubscription: float | None
     paused: bool
     pow_difficulty: int = Field(description="The toll's base difficulty (ALTCHA maxnumber); 0 = off")
+    adaptive: bool = Field(
+        description="Adaptive admission steers the rate (true) or the show admits at admit_per_second (false)"
+    )
 
 
 class ShowOut(BaseModel):

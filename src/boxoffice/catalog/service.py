@@ -269,6 +269,7 @@ def _show_out(row: dict[str, Any], now: datetime) -> dict[str, Any]:
             "oversubscription": row["queue_oversubscription"],
             "paused": row["queue_paused"],
             "pow_difficulty": row["queue_pow_difficulty"],
+            "adaptive": row["queue_adaptive"],
         },
         "currency": row["currency"],
         "time_zone": row["time_zone"],
@@ -341,6 +342,7 @@ async def create_show(
             "queue_oversubscription": data.queue.oversubscription,
             "queue_paused": data.queue.paused,
             "queue_pow_difficulty": data.queue.pow_difficulty,
+            "queue_adaptive": data.queue.adaptive,
             "created_at": now,
             "updated_at": now,
         },
@@ -359,6 +361,7 @@ _QUEUE_COLUMNS = {
     "oversubscription": "queue_oversubscription",
     "paused": "queue_paused",
     "pow_difficulty": "queue_pow_difficulty",
+    "adaptive": "queue_adaptive",
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -118,6 +119,7 @@ shows = Table(
     Column("queue_pow_difficulty", Integer, nullable=False),
     Column("max_tickets_per_fan", Integer),
     Column("currency", Text, nullable=False, server_default="KRW"),
+    Column("queue_adaptive", Boolean, nullable=False, server_default=true()),
     _ts("created_at", False),
     _ts("updated_at", False),
 )

@@ -293,7 +293,7 @@ async def resume_queue(
 @router.patch(
     "/api/admin/shows/{show_id}/queue",
     response_model=AdminQueueResponse,
-    summary="Change rate/cap live",
+    summary="Change rate, cap, toll or adaptive admission live",
     responses=problems(e.ShowNotFound),
 )
 async def update_queue(

@@ -59,9 +59,13 @@ async def buyers_p99_ms(runtime: Runtime, show_id: int, now: datetime) -> float 
 
 async def steer(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> float:
     """Adaptive admission (admission.adaptive_rate, AIMD): the rate this tick admits at, within
-    the show's configured rate; the configured rate itself when BOXOFFICE_BUYER_P99_TARGET_MS is 0."""
+    the show's configured rate; the configured rate itself (a static rate) when the show's queue
+    says `adaptive: false` or BOXOFFICE_BUYER_P99_TARGET_MS is 0."""
     target = runtime.settings.buyer_p99_target_ms
-    if target <= 0 or info.admit_per_second <= 0:
+    if target <= 0 or not info.adaptive:
+        await store.forget_adaptive(runtime.redis, info.show_id)
+        return info.admit_per_second
+    if info.admit_per_second <= 0:
         return info.admit_per_second
     previous = await store.adaptive(runtime.redis, info.show_id)
     p99 = await buyers_p99_ms(runtime, info.show_id, now)

@@ -101,6 +101,11 @@ class QueueSettingsUpdate(_Strict):
     pow_difficulty: int | None = Field(
         default=None, ge=0, le=10_000_000, description="The toll's base difficulty; 0 switches it off"
     )
+    adaptive: bool | None = Field(
+        default=None,
+        description="true: adaptive admission steers the rate from the buyers' p99 (never above "
+        "admit_per_second); false: the show admits at admit_per_second (a static rate)",
+    )
 
 
 class AdminQueueResponse(BaseModel):
@@ -121,6 +126,10 @@ class AdminQueueResponse(BaseModel):
     serving: int
     next_ticket: int
     pow_difficulty: int = Field(description="The toll's base difficulty (ALTCHA maxnumber); 0 = off")
+    adaptive: bool = Field(
+        default=True,
+        description="The show's setting: adaptive admission steers its rate (false: the static rate)",
+    )
     pow_effective: int = Field(description="What a challenge asks now: the base times the crowd factor")
     join_rate: float | None = Field(description="Measured (EWMA) joins per second")
     buyer_p99_target_ms: float | None = Field(

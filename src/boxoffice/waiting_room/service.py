@@ -16,7 +16,7 @@ import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +95,8 @@ class ShowQueueInfo:
     unsold: int = 0
     # The toll's base difficulty (0 = off); the crowd's factor is measured by the worker's tick.
     pow_difficulty: int = 0
+    # Adaptive admission steers this show's rate (flows.steer); False: the static admit_per_second.
+    adaptive: bool = True
 
     @classmethod
     def from_show(cls, show: Show, remaining: int, unsold: int) -> ShowQueueInfo:
@@ -112,6 +114,7 @@ class ShowQueueInfo:
             remaining=int(remaining),
             unsold=int(unsold),
             pow_difficulty=int(show.queue_pow_difficulty),
+            adaptive=bool(show.queue_adaptive),
         )
 
     def to_json(self) -> str:
@@ -124,6 +127,10 @@ class ShowQueueInfo:
     @classmethod
     def from_json(cls, raw: str) -> ShowQueueInfo:
         data = json.loads(raw)
+        # A field this process does not know (cached by a newer worker during a rolling deploy) is
+        # left out rather than refused; a field it knows but the cache lacks takes its default.
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         for name in ("sale_opens_at", "sale_closes_at", "pre_queue_opens_at"):
             if data[name] is not None:
                 data[name] = datetime.fromisoformat(data[name])
@@ -648,7 +655,7 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
     _, join_rate, _ = await store.toll_inputs(runtime.hot_redis, show_id)
     counts = await repository.waitlist_counts(session, show_id)
     finished = stats.no_shows + stats.converted + stats.left_active
-    target = runtime.settings.buyer_p99_target_ms or None
+    target = (runtime.settings.buyer_p99_target_ms or None) if show.queue_adaptive else None
     steered = await store.adaptive(runtime.redis, show_id) if target else None
     return AdminQueueResponse(
         show_id=show_id,
@@ -668,6 +675,7 @@ async def admin_view(runtime: Runtime, session: AsyncSession, show_id: int) -> A
         serving=stats.serving,
         next_ticket=stats.next,
         pow_difficulty=show.queue_pow_difficulty,
+        adaptive=show.queue_adaptive,
         pow_effective=toll.effective_maxnumber(
             show.queue_pow_difficulty,
             toll.crowd_factor(join_rate, stats.rate, show.queue_admit_per_second),
@@ -703,6 +711,8 @@ async def update_settings(
         values["queue_max_active"] = change.max_active
     if change.pow_difficulty is not None:
         values["queue_pow_difficulty"] = change.pow_difficulty
+    if change.adaptive is not None:
+        values["queue_adaptive"] = change.adaptive
     if values and not await repository.update_queue_settings(session, show_id, runtime.clock.now(), **values):
         raise _show_not_found(show_id)
     _drop_show_cache_after_commit(runtime, session, show_id)

@@ -722,9 +722,11 @@ class Adaptive:
     ceiling: float | None = None  # the show's configured rate then
 
 
+_ADAPTIVE_FIELDS = ["ad_rate", "ad_cut", "ad_p99", "ad_target", "ad_ceiling"]
+
+
 async def adaptive(redis: RedisClient, show_id: int) -> Adaptive:
-    fields = ["ad_rate", "ad_cut", "ad_p99", "ad_target", "ad_ceiling"]
-    raw = await redis.hmget(keys(show_id).meta, fields)  # type: ignore[misc]
+    raw = await redis.hmget(keys(show_id).meta, _ADAPTIVE_FIELDS)  # type: ignore[misc]
     rate, cut, p99, target, ceiling = (_float_or_none(v) for v in raw)
     return Adaptive(rate, None if cut is None else int(cut), p99, target, ceiling)
 
@@ -738,3 +740,9 @@ async def set_adaptive(redis: RedisClient, show_id: int, state: Adaptive) -> Non
         "ad_ceiling": "" if state.ceiling is None else repr(float(state.ceiling)),
     }
     await redis.hset(keys(show_id).meta, mapping=fields)  # type: ignore[misc,arg-type]
+
+
+async def forget_adaptive(redis: RedisClient, show_id: int) -> None:
+    """A show admitting at its static rate keeps no loop state: nothing stale on the console, and
+    switched back on, the loop starts again from the configured rate."""
+    await redis.hdel(keys(show_id).meta, *_ADAPTIVE_FIELDS)  # type: ignore[misc]

@@ -322,6 +322,7 @@ def _show_form(form: Any, sections: list[str], currency: str, time_zone: str) ->
             "oversubscription": _number(form, "queue-oversubscription"),
             "paused": form.get("queue-paused") == "on",
             "pow_difficulty": _integer(form, "queue-pow_difficulty"),
+            "adaptive": form.get("queue-adaptive") == "on",
         },
     }
     body["prices"] = {k: v for k, v in body["prices"].items() if v is not None}
@@ -352,6 +353,7 @@ async def concert_page(
         "queue-token_ttl_seconds": "600",
         "queue-oversubscription": "1.5",
         "queue-pow_difficulty": "100000",
+        "queue-adaptive": "on",
     }
     context.update(values=values, errors={}, show_values=show_values, show_errors={}, **_notice(done))
     return render(request, "admin/concert.html", context, title=c["name"])
@@ -452,6 +454,7 @@ def _show_values(show: dict[str, Any]) -> dict[str, str]:
         "queue-oversubscription": "" if q["oversubscription"] is None else f"{q['oversubscription']:g}",
         "queue-paused": "on" if q["paused"] else "",
         "queue-pow_difficulty": str(q["pow_difficulty"]),
+        "queue-adaptive": "on" if q["adaptive"] else "",
     }
     values.update(
         {f"prices-{name}": str(to_major(price, show["currency"])) for name, price in show["prices"].items()}
@@ -560,6 +563,10 @@ async def queue_settings(
     toll = _integer(form, "pow_difficulty")
     if toll is not None:
         body["pow_difficulty"] = toll
+    # The page sends a hidden "off" before the checkbox's "on": neither (an older page) changes nothing.
+    adaptive = form.getlist("adaptive")
+    if adaptive:
+        body["adaptive"] = "on" in adaptive
     try:
         await queue.update_settings(runtime, session, show_id, QueueSettingsUpdate.model_validate(body))
     except (ValidationError, DomainError) as exc:

@@ -82,13 +82,16 @@ const FORMATS = {
   eta: (v) => (v == null ? "unknown" : v === 0 ? "now" : v < 90 ? `${v} s` : `${Math.round(v / 60)} min`),
   ms: (v) => (v == null ? "–" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
   paused: (v) => (v ? "Paused" : "Admitting"),
+  // A show admitting at its static rate (its own setting, or no target): no loop, no target.
+  chosen: (v, q) => (v != null ? `${v.toFixed(1)}/s` : q && q.buyer_p99_target_ms == null ? "static" : "–"),
+  target: (v) => (v == null ? "off" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
 };
 
 function tiles(frame) {
   for (const el of root.querySelectorAll("[data-k]")) {
     const value = el.dataset.k.split(".").reduce((o, k) => (o == null ? o : o[k]), frame);
     const fmt = FORMATS[el.dataset.fmt];
-    el.textContent = fmt ? fmt(value) : value == null ? "–" : Number(value).toLocaleString();
+    el.textContent = fmt ? fmt(value, frame.queue) : value == null ? "–" : Number(value).toLocaleString();
   }
   updatedAt.textContent = new Date(frame.at).toLocaleTimeString();
 }

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ("ko", "en")
 SOURCE_LOCALE = "en"  # msgids are English: its catalog translates each message as itself
 PROJECT = "boxoffice"
+EXTRACTORS = {"jinja2": "jinja2.ext:babel_extract"}
 
 
 def keywords() -> dict[str, Any]:
@@ -59,6 +60,8 @@ def extract(root: Path) -> Catalog:
     """Every message of the sources, as babel finds them with babel.cfg."""
     with (root / "babel.cfg").open() as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
+    # "jinja2" is Jinja's extractor (jinja2.ext.babel_extract), named by its path: no entry point needed.
+    method_map = [(pattern, EXTRACTORS.get(method, method)) for pattern, method in method_map]
     catalog = Catalog(project=PROJECT, fuzzy=False)
     for filename, lineno, message, comments, context in extract_from_dir(
         str(root), method_map, options_map, keywords=keywords(), strip_comment_tags=True

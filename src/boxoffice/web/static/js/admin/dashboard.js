@@ -1,7 +1,7 @@
 // The live sales dashboard: a snapshot (with the chosen range's series), then one SSE frame a
 // second from the hub (tiles, the last seconds' points, the seat heat when it changed).
 import uPlot from "../../vendor/uplot/uPlot.esm.js";
-import { getJSON, moneyFormatter } from "../app.js";
+import { getJSON, moneyFormatter, t } from "../app.js";
 import { SeatMap } from "../seatmap.js";
 
 const root = document.getElementById("dashboard");
@@ -81,7 +81,7 @@ const FORMATS = {
   rate: (v) => (v == null ? "–" : `${v.toFixed(1)}/s`),
   eta: (v) => (v == null ? "unknown" : v === 0 ? "now" : v < 90 ? `${v} s` : `${Math.round(v / 60)} min`),
   ms: (v) => (v == null ? "–" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
-  paused: (v) => (v ? "Paused" : "Admitting"),
+  paused: (v) => (v ? t("Paused") : t("Admitting")),
 };
 
 function tiles(frame) {
@@ -123,14 +123,14 @@ function connect() {
   const source = new EventSource(`/web/admin/shows/${showId}/dashboard/stream`);
   source.addEventListener("frame", (event) => {
     const frame = JSON.parse(event.data);
-    liveState.textContent = "live";
+    liveState.textContent = t("live");
     liveState.className = "badge live";
     tiles(frame);
     if (frame.heat) applyHeat(frame.heat);
     if (range === "5m" && data) { merge(frame.recent); redraw(); }
   });
   source.addEventListener("error", () => {
-    liveState.textContent = "reconnecting…";
+    liveState.textContent = t("reconnecting…");
     liveState.className = "badge down";
   });
 }

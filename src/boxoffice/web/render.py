@@ -91,8 +91,8 @@ def js_msgids() -> tuple[str, ...]:
 
 @cache
 def _js_catalog(locale: str) -> dict[str, str]:
-    with use_locale(locale):
-        return {msgid: gettext(msgid) for msgid in js_msgids()}
+    with use_locale(locale):  # only what differs from the msgid: t() falls back to the msgid
+        return {msgid: text for msgid in js_msgids() if (text := gettext(msgid)) != msgid}
 
 
 def js_messages() -> dict[str, str]:

@@ -20,6 +20,7 @@ let holdKey = null; // one Idempotency-Key per attempt, reused if the same attem
 let holding = false;
 
 const map = new SeatMap(document.getElementById("seat-canvas"), {
+  stageLabel: t("STAGE"),
   maxSelect,
   onSelect: renderSelection,
   onHover(seat, x, y) {

@@ -19,7 +19,7 @@ const NAMES = { A: "AVAILABLE", T: "TEMP_RESERVED", R: "RESERVED" };
 class HeatMap extends SeatMap {
   _color(i) { return HEAT[CODES[this.status[i]]] || "#475569"; }
 }
-const heat = new HeatMap(document.getElementById("heat-map"), { selectable: false });
+const heat = new HeatMap(document.getElementById("heat-map"), { selectable: false, stageLabel: t("STAGE") });
 let heatReady = false;
 let pendingHeat = null;
 

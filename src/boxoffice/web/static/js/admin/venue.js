@@ -7,7 +7,7 @@ const form = document.getElementById("venue-form");
 const box = document.getElementById("sections");
 const problem = document.getElementById("preview-problem");
 const count = document.getElementById("preview-count");
-const map = new SeatMap(document.getElementById("preview-map"), { selectable: false });
+const map = new SeatMap(document.getElementById("preview-map"), { selectable: false, stageLabel: t("STAGE") });
 const MAX_SEATS = 100000;
 
 function renumber() {

@@ -85,6 +85,10 @@ async def test_a_fan_buys_a_ticket_in_each_language(runtime, workers, fans: FanF
     await fan.goto("/no/such/page")
     await check(fan, locale, "not-found", problems)
     fan.expected_statuses = set()
+    await fan.goto("/forgot-password")
+    await check(fan, locale, "forgot-password", problems)
+    await fan.goto("/login")
+    await check(fan, locale, "login", problems)
     await fan.login(email)
     assert words["nav"] in await page.locator(".site-nav").inner_text()
     await fan.goto("/account")
@@ -115,6 +119,11 @@ async def test_a_fan_buys_a_ticket_in_each_language(runtime, workers, fans: FanF
     assert tuple(paid) == ("SUCCEEDED", 40_000)
     stored = await one(runtime, "SELECT locale FROM users WHERE email = :e", e=email)
     assert stored[0] is None  # the browser's language was enough; the fan chose nothing
+    await page.click(".ticket-links a >> nth=0")
+    await page.wait_for_url("**/tickets/*")
+    await check(fan, locale, "ticket", problems)
+    await fan.goto(f"/shows/{made['show_id']}/queue")
+    await check(fan, locale, "waiting-room", problems)
     assert not problems, problems
 
 
@@ -154,6 +163,18 @@ async def test_the_console_in_each_language(runtime: Runtime, workers: Any, fans
         await check(admin, locale, "console-show", problems)
         await admin.goto(f"/admin/shows/{made['show_id']}/queue")
         await check(admin, locale, "console-queue", problems)
+        for path in (
+            "/admin/venues",
+            "/admin/concerts",
+            f"/admin/concerts/{made['concert_id']}",
+            "/admin/mail",
+        ):
+            await admin.goto(path)
+            await check(admin, locale, "console-" + path.strip("/").replace("/", "-"), problems)
+        await admin.goto(f"/admin/fans?email={email}")
+        await check(admin, locale, "console-fans", problems)
+        await admin.goto(f"/admin/shows/{made['show_id']}/dashboard")
+        await check(admin, locale, "console-dashboard", problems)
         await admin.goto(f"/door/{made['show_id']}")
         await check(admin, locale, "door", problems)
     assert not problems, problems

@@ -28,7 +28,7 @@ from boxoffice.catalog import service as catalog
 from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch, VenueIn
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
-from boxoffice.kit.i18n import N_, _, error_detail
+from boxoffice.kit.i18n import FALLBACK, N_, _, current_locale, error_detail
 from boxoffice.kit.inputs import has_control_characters
 from boxoffice.kit.money import DEFAULT_CURRENCY, to_major, to_minor
 from boxoffice.kit.timefmt import parse_local, to_local_input
@@ -77,7 +77,10 @@ def _field_errors(exc: ValidationError | DomainError) -> dict[str, str]:
     items = exc.errors() if isinstance(exc, ValidationError) else exc.extra.get("errors", [])
     for err in items:
         key = _key(err.get("loc", ()))
-        errors.setdefault(key, str(err.get("msg", "invalid")).removeprefix("Value error, "))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if current_locale() != FALLBACK:  # pydantic's and the rules' words are English
+            message = _("Please check this value.")
+        errors.setdefault(key, message)
     return errors
 
 

@@ -22,7 +22,8 @@ from boxoffice.auth.schemas import PasswordResetConfirm, PasswordResetRequest, n
 from boxoffice.catalog import service as catalog_service
 from boxoffice.errors import DomainError, DoorStaffOnly, Unprocessable
 from boxoffice.http.deps import PathId
-from boxoffice.kit.i18n import _, error_detail
+from boxoffice.kit.i18n import _, current_locale, error_detail
+from boxoffice.kit.timefmt import local_time
 from boxoffice.mail import flows as mail_flows
 from boxoffice.runtime import Runtime
 from boxoffice.tickets import flows as tickets_flows
@@ -55,7 +56,7 @@ async def door_page(request: Request, show_id: PathId, user: PageUser) -> Respon
         show = await catalog_service.get_show(session, show_id)
         concert = await catalog_service.get_concert(session, show.concert_id)
     tz = zone(concert["venue"]["time_zone"])
-    starts = f"{show.starts_at.astimezone(tz):%a %d %b %Y, %H:%M} ({tz.key})"
+    starts = local_time(show.starts_at, tz.key, current_locale())
     context = {"show": show, "concert": concert, "starts": starts}
     response = render(
         request, "door.html", context, title=_("Door · %(concert)s") % {"concert": concert["name"]}

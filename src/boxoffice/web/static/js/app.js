@@ -91,7 +91,7 @@ export function formatDuration(ms) {
   const m = Math.floor((total % 3600) / 60);
   const s = total % 60;
   const pad = (n) => String(n).padStart(2, "0");
-  if (d > 0) return `${d}d ${pad(h)}:${pad(m)}:${pad(s)}`;
+  if (d > 0) return t("{days}d {time}", { days: d, time: `${pad(h)}:${pad(m)}:${pad(s)}` });
   if (h > 0) return `${h}:${pad(m)}:${pad(s)}`;
   return `${pad(m)}:${pad(s)}`;
 }
@@ -132,5 +132,15 @@ function guardForms() {
   }
 }
 
+// A wide table scrolls sideways on a phone (app.css); a keyboard must reach it too.
+function focusableScrollers() {
+  for (const table of document.querySelectorAll("table.data")) {
+    if (table.scrollWidth > table.clientWidth) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
+  }
+}
+
 startCountdowns();
 guardForms();
+focusableScrollers();
+window.addEventListener("resize", focusableScrollers);

@@ -24,8 +24,8 @@ let heatReady = false;
 let pendingHeat = null;
 
 const CHARTS = {
-  holds: { el: "chart-holds", series: [["holds_won", "won", "#16a34a"], ["holds_refused", "refused", "#dc2626"], ["holds_expired", "expired", "#a16207"]] },
-  payments: { el: "chart-payments", series: [["payments_succeeded", "paid", "#2563eb"], ["payments_failed", "failed", "#db2777"], ["admitted", "admitted", "#7c3aed"]] },
+  holds: { el: "chart-holds", series: [["holds_won", t("won"), "#16a34a"], ["holds_refused", t("refused"), "#dc2626"], ["holds_expired", t("expired"), "#a16207"]] },
+  payments: { el: "chart-payments", series: [["payments_succeeded", t("paid"), "#2563eb"], ["payments_failed", t("failed"), "#db2777"], ["admitted", t("admitted"), "#7c3aed"]] },
   latency: { el: "chart-latency", series: [["hold_p50", "hold p50", "#16a34a"], ["hold_p99", "hold p99", "#86efac"], ["payment_p50", "pay p50", "#2563eb"], ["payment_p99", "pay p99", "#93c5fd"]] },
 };
 let range = "5m";
@@ -79,7 +79,7 @@ function merge(recent) {
 const FORMATS = {
   money: (v) => formatMoney(v),
   rate: (v) => (v == null ? "–" : `${v.toFixed(1)}/s`),
-  eta: (v) => (v == null ? "unknown" : v === 0 ? "now" : v < 90 ? `${v} s` : `${Math.round(v / 60)} min`),
+  eta: (v) => (v == null ? t("unknown") : v === 0 ? t("now") : v < 90 ? t("{n} s", { n: v }) : t("{n} min", { n: Math.round(v / 60) })),
   ms: (v) => (v == null ? "–" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
   paused: (v) => (v ? t("Paused") : t("Admitting")),
 };

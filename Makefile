@@ -75,6 +75,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests migrations tools
 	$(BIN)/mypy
 	$(BIN)/python tools/check_house.py
+	$(BIN)/python tools/check_catalogs.py
 
 # The gRPC stubs are generated from the .proto and committed (CI regenerates and fails on a diff).
 PROTO := src/boxoffice/grpc/ticket.proto

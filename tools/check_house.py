@@ -63,7 +63,7 @@ DOMAINS = (
     "mail",
 )
 FRONT_DOORS = ("web", "grpc")
-FOLDERS = (*MACHINERY, *DOMAINS, *FRONT_DOORS, "bench")
+FOLDERS = (*MACHINERY, *DOMAINS, *FRONT_DOORS, "bench", "locale")  # locale/: gettext catalogs (data)
 # What a domain module must not import (its own endpoints.py / dependencies.py may).
 ABOVE_DOMAINS = ("web", "grpc", "http", "app", "cli", "ops", "bench", "worker")
 KIT_MAY_IMPORT = ("errors", "config", "kit")

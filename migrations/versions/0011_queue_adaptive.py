@@ -6,13 +6,13 @@ BOXOFFICE_BUYER_P99_TARGET_MS, never above `queue_admit_per_second`. Off, the sh
 configured rate whatever the buyers' latency (a promoter who wants a static rate).
 
 Revision ID: 0011_queue_adaptive
-Revises: 0009_i18n_money
+Revises: 0010_user_locale
 """
 
 from alembic import op
 
 revision = "0011_queue_adaptive"
-down_revision = "0009_i18n_money"
+down_revision = "0010_user_locale"
 branch_labels = None
 depends_on = None
 

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # The language of pages, mails and problem details when the reader chose none and their
+    # Accept-Language names neither supported one: "ko" or "en". Browsers always send
+    # Accept-Language, so this mostly answers programs (curl, API clients): English by default;
+    # a deployment whose readers' devices are set to other languages may pick "ko".
+    default_locale: Literal["ko", "en"] = "en"
+
     # How long a hold lasts when the show sets no hold time of its own.
     default_hold_seconds: int = Field(default=300, ge=5, le=3600)
     # Seats a fan's hold let go of (cancelled, expired, refunded) are back on sale for everyone

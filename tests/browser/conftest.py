@@ -82,7 +82,7 @@ class Fan:
         await self.page.fill("#email", email)
         await self.page.fill("#password", password)
         async with self.page.expect_navigation():
-            await self.page.click("button:has-text('Log in')")
+            await self.page.click("form[action='/login'] button[type=submit]")  # in any language
 
     async def axe(self) -> list[dict[str, Any]]:
         """Serious and critical axe-core violations on the current page (axe is loaded from our own
@@ -116,8 +116,9 @@ FanFactory = Callable[..., Awaitable[Fan]]
 async def fans(browser: Any, live_server: str, request: pytest.FixtureRequest) -> AsyncIterator[FanFactory]:
     made: list[Fan] = []
 
-    async def make(width: int = 1280, height: int = 900) -> Fan:
-        context = await browser.new_context(viewport={"width": width, "height": height})
+    async def make(width: int = 1280, height: int = 900, locale: str = "en-US") -> Fan:
+        """`locale`: the browser's language (its Accept-Language and navigator.language)."""
+        context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale)
         page = await context.new_page()
         fan = Fan(context, page, live_server, f"{request.node.name}-{len(made) + 1}")
 
@@ -199,7 +200,7 @@ async def make_concert(
 async def admitted(fan: Fan, show_id: int) -> None:
     """From the waiting room to the seat map (joins, waits for READY), the map drawn."""
     await fan.goto(f"/shows/{show_id}/queue")
-    join = fan.page.locator("button:has-text('Join the queue')")
+    join = fan.page.locator("#join-form button[type=submit]")
     if await join.count():
         async with fan.page.expect_navigation():
             await join.click()

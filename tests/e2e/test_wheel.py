@@ -45,6 +45,8 @@ def test_the_wheel_installs_into_a_clean_venv_and_up_runs_from_anywhere(tmp_path
         "boxoffice/_shipped/deploy/grafana/boxoffice-sale.json",
         "boxoffice/http/docs_assets/swagger-ui-5.35.0/swagger-ui-bundle.js",
         "boxoffice/web/templates/base.html",
+        "boxoffice/locale/ko/LC_MESSAGES/messages.po",  # the catalogs, compiled at load (kit/i18n.py)
+        "boxoffice/locale/en/LC_MESSAGES/messages.po",
     ):
         assert shipped in names, shipped
     assert any(n.startswith("boxoffice/_shipped/migrations/versions/0001") for n in names)

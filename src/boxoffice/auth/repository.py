@@ -104,6 +104,18 @@ async def update_password_hash(
     )
 
 
+async def set_locale(session: AsyncSession, user_id: int, locale: str) -> None:
+    await session.execute(
+        update(users).where(users.c.id == user_id, users.c.deleted_at.is_(None)).values(locale=locale)
+    )
+
+
+async def locale(session: AsyncSession, user_id: int) -> str | None:
+    stmt = select(users.c.locale).where(users.c.id == user_id, users.c.deleted_at.is_(None))
+    found: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    return found
+
+
 async def profile(
     session: AsyncSession, user_id: int, *, include_deleted: bool = False
 ) -> dict[str, Any] | None:

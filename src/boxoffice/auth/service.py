@@ -306,6 +306,15 @@ async def end_every_session(runtime: Runtime, user_id: int) -> None:
 # --- profile -----------------------------------------------------------------------------------
 
 
+async def choose_locale(session: AsyncSession, user_id: int, locale: str) -> None:
+    """The fan's language ("ko" / "en", kit/i18n.py): pages and mails use it."""
+    await repository.set_locale(session, user_id, locale)
+
+
+async def account_locale(session: AsyncSession, user_id: int) -> str | None:
+    return await repository.locale(session, user_id)
+
+
 async def get_profile(session: AsyncSession, user_id: int) -> dict[str, Any]:
     found = await repository.profile(session, user_id)
     if found is None:

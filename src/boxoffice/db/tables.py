@@ -44,6 +44,7 @@ users = Table(
     Column("phone", Text),
     Column("address", Text),
     Column("email_verified", Boolean, nullable=False),
+    Column("locale", Text),  # "ko" / "en" once chosen (kit/i18n.py), else NULL
     _ts("created_at", False),
     _ts("updated_at", False),
     _ts("deleted_at"),

@@ -14,8 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from boxoffice.errors import BodyTooLarge, DomainError, UnsupportedMediaType
+from boxoffice.http.language import request_locale
+from boxoffice.kit.i18n import N_, _, error_detail, use_locale
 
 PROBLEM_JSON = "application/problem+json"
+UNEXPECTED = N_("An unexpected error occurred; it has been logged.")
 log = structlog.get_logger("boxoffice.errors")
 
 
@@ -94,7 +97,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(
             exc.status,
             exc.code,
-            exc.detail,
+            error_detail(exc.detail, exc.status, request_locale(request)),
             instance=request.url.path,
             headers=exc.headers,
             request_id=_request_id(request),
@@ -105,10 +108,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
         fields = ", ".join(".".join(e["loc"]) for e in errors[:5])
+        with use_locale(request_locale(request)):
+            sentence = (
+                _("Invalid request: %(fields)s") % {"fields": fields} if fields else _("Invalid request")
+            )
         return problem(
             422,
             "VALIDATION_ERROR",
-            f"Invalid request: {fields}" if fields else "Invalid request",
+            sentence,
             instance=request.url.path,
             errors=errors,
             request_id=_request_id(request),
@@ -129,7 +136,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(
             exc.status_code,
             code,
-            detail,
+            error_detail(detail, exc.status_code, request_locale(request)),
             instance=request.url.path,
             headers=headers,
             request_id=_request_id(request),
@@ -141,7 +148,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(
             500,
             "INTERNAL_ERROR",
-            "An unexpected error occurred; it has been logged.",
+            error_detail(
+                N_("An unexpected error occurred; it has been logged."), 500, request_locale(request)
+            ),
             instance=request.url.path,
             request_id=_request_id(request),
         )

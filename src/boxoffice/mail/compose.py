@@ -4,6 +4,9 @@
   order's PDF attached, and an .ics calendar entry (icalendar) for the show in the venue's time zone;
 - REFUNDED: what was refunded (amount, how, which seats);
 - PASSWORD_RESET: the signed, single-use, short-lived link.
+
+Each is written in the recipient's language: the caller (mail/flows.py) composes inside
+`kit.i18n.use_locale(the account's locale)`, and `_()` / `money` / `local_time` follow it.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 
 from boxoffice.config import Settings
+from boxoffice.kit.i18n import _, current_locale
 from boxoffice.kit.money import format_money
 from boxoffice.kit.timefmt import local_time
 from boxoffice.tickets.pdf import tickets_pdf
 from boxoffice.tickets.qr import qr_png
+from boxoffice.tickets.rules import seat_label
 
 # A show's length is not in the catalog: the calendar entry blocks three hours.
 SHOW_LENGTH = timedelta(hours=3)
-MAIL_LOCALE = "en"  # the mails' language until they are translated (issue 22, step 3)
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -61,7 +65,10 @@ def show_calendar(tickets: list[dict[str, Any]], *, reservation_id: int, now: da
     event.add("dtstamp", now)
     event.add("location", first["venue"])
     seats = ", ".join(t["seat"] for t in tickets)
-    event.add("description", f"Boxoffice order #{reservation_id}: {seats}")
+    event.add(
+        "description",
+        _("Boxoffice order #%(number)s: %(seats)s") % {"number": reservation_id, "seats": seats},
+    )
     cal.add_component(event)
     cal.add_missing_timezones()
     return bytes(cal.to_ical())
@@ -79,37 +86,46 @@ def order_confirmed(
 ) -> EmailMessage:
     """`paid`: (amount in minor units, the show's ISO 4217 currency), formatted by kit.money."""
     first = tickets[0]
-    total = format_money(paid[0], paid[1], MAIL_LOCALE) if paid is not None else ""
-    subject = f"Your tickets: {first['concert']}, {first['starts_text']}"
+    total = format_money(paid[0], paid[1], current_locale()) if paid is not None else ""
+    paid_line = _("Paid: %(amount)s") % {"amount": total}
+    subject = _("Your tickets: %(concert)s, %(starts)s") % {
+        "concert": first["concert"],
+        "starts": first["starts_text"],
+    }
     msg = _base(settings, to=to, subject=subject)
     base = settings.public_base_url.rstrip("/")
     lines = [
-        f"Hello {name},",
+        _("Hello %(name)s,") % {"name": name},
         "",
-        f"your order #{reservation_id} is confirmed. Your tickets for {first['concert']}:",
-        f"{first['starts_text']} at {first['venue']}",
+        _("your order #%(number)s is confirmed. Your tickets for %(concert)s:")
+        % {"number": reservation_id, "concert": first["concert"]},
+        _("%(starts)s at %(venue)s") % {"starts": first["starts_text"], "venue": first["venue"]},
         "",
     ]
     for t in tickets:
-        lines += [f"- {t['seat']} · code {t['code']} · {base}/tickets/{t['ticket_id']}"]
+        code = _("code %(code)s") % {"code": t["code"]}
+        lines += [f"- {t['seat']} · {code} · {base}/tickets/{t['ticket_id']}"]
     lines += [
-        *([f"Paid: {total}"] if total else []),
+        *([paid_line] if total else []),
         "",
-        "Show the QR code (or type the code) at the door. The PDF and a calendar entry are attached.",
+        _("Show the QR code (or type the code) at the door. The PDF and a calendar entry are attached."),
     ]
     msg.set_content("\n".join(lines) + "\n")
-    cids = [make_msgid(domain="boxoffice.local") for _ in tickets]
+    cids = [make_msgid(domain="boxoffice.local") for _ticket in tickets]
+    holder, code, qr = _("Holder: %(holder)s"), _("Code: %(code)s"), _("QR code for %(seat)s")
     cards = "".join(
-        f"<li><p><strong>{escape(t['seat'])}</strong><br>Holder: {escape(t['holder'])}<br>"
-        f"Code: <code>{escape(t['code'])}</code></p>"
-        f'<img src="cid:{cid[1:-1]}" alt="QR code for {escape(t["seat"])}" width="200" height="200"></li>'
+        f"<li><p><strong>{escape(t['seat'])}</strong><br>{escape(holder % {'holder': t['holder']})}<br>"
+        + escape(code % {"code": t["code"]})
+        + "</p>"
+        f'<img src="cid:{cid[1:-1]}" alt="{escape(qr % {"seat": t["seat"]})}" width="200" height="200"></li>'
         for t, cid in zip(tickets, cids, strict=True)
     )
     html = (
-        f"<p>Hello {escape(name)},</p><p>your order #{reservation_id} is confirmed.</p>"
+        f"<p>{escape(_('Hello %(name)s,') % {'name': name})}</p>"
+        f"<p>{escape(_('your order #%(number)s is confirmed.') % {'number': reservation_id})}</p>"
         f"<h1>{escape(first['concert'])}</h1><p>{escape(first['starts_text'])} · {escape(first['venue'])}</p>"
-        f"<ul>{cards}</ul>{f'<p>Paid: {escape(total)}</p>' if total else ''}"
-        "<p>Show the QR code (or type the code) at the door.</p>"
+        f"<ul>{cards}</ul>{f'<p>{escape(paid_line)}</p>' if total else ''}"
+        f"<p>{escape(_('Show the QR code (or type the code) at the door.'))}</p>"
     )
     msg.add_alternative(html, subtype="html")
     html_part = msg.get_body(preferencelist=("html",))
@@ -117,7 +133,7 @@ def order_confirmed(
     for t, cid in zip(tickets, cids, strict=True):
         html_part.add_related(qr_png(t["payload"], scale=5), "image", "png", cid=cid)
     msg.add_attachment(
-        tickets_pdf(tickets, title=f"Boxoffice order {reservation_id}"),
+        tickets_pdf(tickets, title=_("Boxoffice order %(number)s") % {"number": reservation_id}),
         maintype="application",
         subtype="pdf",
         filename=f"tickets-{reservation_id}.pdf",
@@ -135,29 +151,51 @@ def order_confirmed(
 def refunded(settings: Settings, *, to: str, name: str, refund: dict[str, Any]) -> EmailMessage:
     tz = _zone(refund["time_zone"])
     starts = refund["starts_at"].astimezone(tz)
-    subject = f"Refunded: order #{refund['reservation_id']} ({refund['concert']})"
+    locale = current_locale()
+    subject = _("Refunded: order #%(number)s (%(concert)s)") % {
+        "number": refund["reservation_id"],
+        "concert": refund["concert"],
+    }
     msg = _base(settings, to=to, subject=subject)
-    seats = "\n".join(f"- {s['section']} · Row {s['row']} · Seat {s['number']}" for s in refund["seats"])
+    seats = "\n".join(f"- {seat_label(s['section'], s['row'], s['number'])}" for s in refund["seats"])
     amount = refund["amount"] if refund["amount"] is not None else refund["total_price"]
-    how = {"BALANCE": "to your Boxoffice balance", "CARD": "to your card"}.get(str(refund["method"]), "")
+    how = {"BALANCE": _("to your Boxoffice balance"), "CARD": _("to your card")}.get(
+        str(refund["method"]), ""
+    )
+    values = {
+        "name": name,
+        "number": refund["reservation_id"],
+        "concert": refund["concert"],
+        "starts": local_time(starts, tz.key, locale),
+        "venue": refund["venue"],
+        "amount": format_money(int(amount), refund["currency"], locale),
+        "how": how,
+    }
     msg.set_content(
-        f"Hello {name},\n\n"
-        f"your order #{refund['reservation_id']} for {refund['concert']} "
-        f"({local_time(starts, tz.key, MAIL_LOCALE)}, {refund['venue']}) is cancelled.\n\n"
-        f"Refunded: {format_money(int(amount), refund['currency'], MAIL_LOCALE)} {how}.\n"
-        f"Seats released:\n{seats}\n\n"
-        "The tickets of this order are void and will not be admitted.\n"
+        _("Hello %(name)s,") % values
+        + "\n\n"
+        + _("your order #%(number)s for %(concert)s (%(starts)s, %(venue)s) is cancelled.") % values
+        + "\n\n"
+        + _("Refunded: %(amount)s %(how)s.") % values
+        + "\n"
+        + _("Seats released:")
+        + f"\n{seats}\n\n"
+        + _("The tickets of this order are void and will not be admitted.")
+        + "\n"
     )
     return msg
 
 
 def password_reset(settings: Settings, *, to: str, name: str, link: str, ttl_minutes: int) -> EmailMessage:
-    msg = _base(settings, to=to, subject="Reset your Boxoffice password")
+    msg = _base(settings, to=to, subject=_("Reset your Boxoffice password"))
     msg.set_content(
-        f"Hello {name},\n\n"
-        f"to choose a new password, open this link within {ttl_minutes} minutes (it works once):\n\n"
-        f"{link}\n\n"
-        "If you did not ask for this, ignore this message: your password stays as it is.\n"
+        _("Hello %(name)s,") % {"name": name}
+        + "\n\n"
+        + _("to choose a new password, open this link within %(minutes)s minutes (it works once):")
+        % {"minutes": ttl_minutes}
+        + f"\n\n{link}\n\n"
+        + _("If you did not ask for this, ignore this message: your password stays as it is.")
+        + "\n"
     )
     return msg
 
@@ -166,11 +204,17 @@ def waitlist_offer(
     settings: Settings, *, to: str, name: str, concert: str, link: str, until: str
 ) -> EmailMessage:
     """A returned seat held for the next fan on the waitlist: pay by `until`, or it moves on."""
-    msg = _base(settings, to=to, subject=f"A seat came back for you: {concert}")
+    msg = _base(settings, to=to, subject=_("A seat came back for you: %(concert)s") % {"concert": concert})
     msg.set_content(
-        f"Hello {name},\n\n"
-        f"you are next on the waitlist for {concert}, and a seat came back. It is held for you until "
-        f"{until}. Pay for it here:\n\n{link}\n\n"
-        "If you do not, it goes to the next fan on the waitlist.\n"
+        _("Hello %(name)s,") % {"name": name}
+        + "\n\n"
+        + _(
+            "you are next on the waitlist for %(concert)s, and a seat came back. "
+            "It is held for you until %(until)s. Pay for it here:"
+        )
+        % {"concert": concert, "until": until}
+        + f"\n\n{link}\n\n"
+        + _("If you do not, it goes to the next fan on the waitlist.")
+        + "\n"
     )
     return msg

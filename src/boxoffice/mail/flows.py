@@ -20,6 +20,7 @@ import structlog
 from boxoffice.auth import reset
 from boxoffice.config import secret
 from boxoffice.db.uow import lean_unit_of_work
+from boxoffice.kit.i18n import use_locale
 from boxoffice.mail import compose, repository
 from boxoffice.mail.smtp import send_email, smtp_enabled
 from boxoffice.runtime import Runtime
@@ -46,7 +47,7 @@ async def _send_one(runtime: Runtime, mail: dict[str, Any]) -> int:
     settings = runtime.settings
     kind = mail["kind"]
     async with lean_unit_of_work(runtime.engine) as uow:
-        msg = await _compose(runtime, uow.conn, mail, runtime.clock.now())
+        msg = await _compose_for(runtime, uow.conn, mail, runtime.clock.now())
     subject = str(msg["Subject"]) if msg is not None else None
     if msg is None or not smtp_enabled(settings):
         async with lean_unit_of_work(runtime.engine) as uow:
@@ -73,6 +74,15 @@ async def _send_one(runtime: Runtime, mail: dict[str, Any]) -> int:
     else:
         runtime.metrics.mail_retries.labels(kind).inc()
     return 0
+
+
+async def _compose_for(
+    runtime: Runtime, conn: asyncpg.Connection, mail: dict[str, Any], now: datetime
+) -> EmailMessage | None:
+    """The mail in its recipient's language: the account's choice, else the deployment's default."""
+    language = await repository.recipient_locale(conn, mail["user_id"])
+    with use_locale(language or runtime.settings.default_locale):
+        return await _compose(runtime, conn, mail, now)
 
 
 async def _compose(

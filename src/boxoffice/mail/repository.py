@@ -43,6 +43,7 @@ _RECIPIENT = """
 SELECT id, email, name, password_hash FROM users WHERE id = $1 AND deleted_at IS NULL
 """
 
+_RECIPIENT_LOCALE = "SELECT locale FROM users WHERE id = $1"
 _USER_BY_EMAIL = "SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL"
 
 _REFUND = """
@@ -134,6 +135,12 @@ async def retry_at(
 async def recipient(conn: asyncpg.Connection, user_id: int) -> dict[str, Any] | None:
     row = await conn.fetchrow(_RECIPIENT, user_id)
     return dict(row) if row is not None else None
+
+
+async def recipient_locale(conn: asyncpg.Connection, user_id: int) -> str | None:
+    """The language the account chose (NULL: none yet)."""
+    found: str | None = await conn.fetchval(_RECIPIENT_LOCALE, user_id)
+    return found
 
 
 async def refund(conn: asyncpg.Connection, reservation_id: int) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import structlog
 
 from boxoffice.config import Settings, secret
+from boxoffice.kit.i18n import _
 
 log = structlog.get_logger("boxoffice.mail.smtp")
 
@@ -25,14 +26,16 @@ def smtp_enabled(settings: Settings) -> bool:
 
 def verification_message(settings: Settings, *, to: str, name: str, link: str) -> EmailMessage:
     msg = EmailMessage()
-    msg["Subject"] = "Confirm your Boxoffice email address"
+    msg["Subject"] = _("Confirm your Boxoffice email address")
     msg["From"] = settings.smtp_from
     msg["To"] = to
     msg.set_content(
-        f"Hello {name},\n\n"
-        "please confirm your email address by opening this link (valid for 24 hours):\n\n"
-        f"{link}\n\n"
-        "If you did not sign up for Boxoffice, ignore this message.\n"
+        _("Hello %(name)s,") % {"name": name}
+        + "\n\n"
+        + _("please confirm your email address by opening this link (valid for 24 hours):")
+        + f"\n\n{link}\n\n"
+        + _("If you did not sign up for Boxoffice, ignore this message.")
+        + "\n"
     )
     return msg
 

@@ -17,6 +17,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from boxoffice.kit.i18n import _
 from boxoffice.tickets.qr import qr_png
 
 LATIN = "Helvetica"
@@ -84,14 +85,14 @@ def tickets_pdf(tickets: list[dict[str, Any]], *, title: str = "Boxoffice ticket
         _text(canvas, left, top - 22 * mm, ticket["starts_text"], 12)
         _text(canvas, left, top - 30 * mm, ticket["venue"], 12)
         _text(canvas, left, top - 44 * mm, ticket["seat"], 16, bold=True)
-        _text(canvas, left, top - 54 * mm, "Holder:", 12)
+        _text(canvas, left, top - 54 * mm, _("Holder:"), 12)
         _text(canvas, left + 18 * mm, top - 54 * mm, ticket["holder"], 12)
-        _text(canvas, left, top - 66 * mm, f"Code: {ticket['code']}", 14, bold=True)
+        _text(canvas, left, top - 66 * mm, _("Code: %(code)s") % {"code": ticket["code"]}, 14, bold=True)
         status = ticket["status_text"]
-        _text(canvas, left, top - 76 * mm, f"Status: {status}", 12)
+        _text(canvas, left, top - 76 * mm, _("Status: %(status)s") % {"status": status}, 12)
         if ticket["status"] == "VOID":
             canvas.setFillColorRGB(0.8, 0.1, 0.1)
-            _text(canvas, left, top - 90 * mm, "VOID - NOT VALID FOR ENTRY", 18, bold=True)
+            _text(canvas, left, top - 90 * mm, _("VOID - NOT VALID FOR ENTRY"), 18, bold=True)
             canvas.setFillColorRGB(0, 0, 0)
         else:
             qr = ImageReader(io.BytesIO(qr_png(ticket["payload"], scale=8)))

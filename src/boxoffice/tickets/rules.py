@@ -22,6 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from boxoffice.kit.i18n import _
+
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 16  # x 5 bits = 80 bits
 CODE_GROUP = 4
@@ -73,7 +75,13 @@ def display_code(code: str) -> str:
 
 
 def seat_label(section: str, row: int, number: int) -> str:
-    return f"{section} · Row {row} · Seat {number}"
+    """The seat in the reader's words (kit/i18n.py's current language): "A · Row 3 · Seat 12",
+    "A 구역 3열 12번"."""
+    return _("%(section)s · Row %(row)s · Seat %(number)s") % {
+        "section": section,
+        "row": row,
+        "number": number,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +188,7 @@ def status_words(status: str, used_at: datetime | None) -> str:
     """The fan's words for a ticket's status: valid / used at HH:MM / void (HH:MM in the time zone
     `used_at` carries: convert it to the venue's first)."""
     if status == TicketStatus.USED and used_at is not None:
-        return f"Used at {used_at:%H:%M}"
+        return _("Used at %(time)s") % {"time": f"{used_at:%H:%M}"}
     if status == TicketStatus.VOID:
-        return "Void"
-    return "Valid"
+        return _("Void")
+    return _("Valid")

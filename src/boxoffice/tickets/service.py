@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from boxoffice.kit.i18n import current_locale
 from boxoffice.kit.timefmt import local_time
 from boxoffice.tickets import repository
 from boxoffice.tickets.keys import Keyring
@@ -106,7 +107,7 @@ def ticket_view(row: dict[str, Any]) -> dict[str, Any]:
         "time_zone": tz.key,
         "starts_at": row["starts_at"],
         "starts_at_local": starts_local.isoformat(),
-        "starts_text": local_time(row["starts_at"], tz.key),
+        "starts_text": local_time(row["starts_at"], tz.key, current_locale()),
         "issued_at": row["issued_at"],
         "used_at": row["used_at"],
         "used_gate": row["used_gate"],

@@ -28,6 +28,7 @@ from boxoffice.catalog import service as catalog
 from boxoffice.catalog.schemas import ConcertIn, ConcertPatch, ShowIn, ShowPatch, VenueIn
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
+from boxoffice.kit.i18n import FALLBACK, N_, _, current_locale, error_detail
 from boxoffice.kit.inputs import has_control_characters
 from boxoffice.kit.money import DEFAULT_CURRENCY, to_major, to_minor
 from boxoffice.kit.timefmt import DEFAULT_ZONE, parse_local, to_local_input
@@ -40,16 +41,16 @@ from boxoffice.web.session import AdminPageUser, CsrfChecked
 router = APIRouter(include_in_schema=False)
 
 MAX_FORM_SECTIONS = 100
-CONTROL_CHARACTERS = "Text may not contain control characters (such as U+0000); nothing was changed."
+CONTROL_CHARACTERS = N_("Text may not contain control characters (such as U+0000); nothing was changed.")
 NOTICES = {
-    "venue": "The venue was created.",
-    "concert": "The concert was saved.",
-    "retired": "The concert was retired: it is no longer listed for fans.",
-    "show": "The show was saved.",
-    "paused": "Admission is paused.",
-    "resumed": "Admission resumed.",
-    "queue": "The queue settings were changed.",
-    "cancelled": "The reservation was cancelled and refunded; the action is in the audit.",
+    "venue": N_("The venue was created."),
+    "concert": N_("The concert was saved."),
+    "retired": N_("The concert was retired: it is no longer listed for fans."),
+    "show": N_("The show was saved."),
+    "paused": N_("Admission is paused."),
+    "resumed": N_("Admission resumed."),
+    "queue": N_("The queue settings were changed."),
+    "cancelled": N_("The reservation was cancelled and refunded; the action is in the audit."),
 }
 
 
@@ -60,7 +61,7 @@ def _runtime(request: Request) -> Runtime:
 
 def _notice(done: str | None) -> dict[str, Any]:
     text = NOTICES.get(done or "")
-    return {"flash": text, "flash_kind": "ok"} if text else {}
+    return {"flash": _(text), "flash_kind": "ok"} if text else {}
 
 
 # ---------------------------------------------------------------- form helpers
@@ -76,14 +77,17 @@ def _field_errors(exc: ValidationError | DomainError) -> dict[str, str]:
     items = exc.errors() if isinstance(exc, ValidationError) else exc.extra.get("errors", [])
     for err in items:
         key = _key(err.get("loc", ()))
-        errors.setdefault(key, str(err.get("msg", "invalid")).removeprefix("Value error, "))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if current_locale() != FALLBACK:  # pydantic's and the rules' words are English
+            message = _("Please check this value.")
+        errors.setdefault(key, message)
     return errors
 
 
 def _sentence(exc: ValidationError | DomainError) -> str:
     if isinstance(exc, DomainError):
-        return exc.detail
-    return "Please correct the fields marked below."
+        return error_detail(exc.detail, exc.status)
+    return _("Please correct the fields marked below.")
 
 
 def _text(form: Any, name: str) -> str | None:
@@ -176,7 +180,7 @@ async def console(request: Request, user: AdminPageUser, session: SessionDep) ->
         request,
         "admin/console.html",
         {"concerts": concerts, "venues": venues, "now": runtime.clock.now()},
-        title="Console",
+        title=_("Console"),
     )
 
 
@@ -231,7 +235,7 @@ async def venues_page(
             "errors": {},
             **_notice(done),
         },
-        title="Venues",
+        title=_("Venues"),
     )
 
 
@@ -251,7 +255,7 @@ async def create_venue(request: Request, user: AdminPageUser, session: SessionDe
             "flash": _sentence(exc),
             "flash_kind": "error",
         }
-        return render(request, "admin/venues.html", context, status_code=422, title="Venues")
+        return render(request, "admin/venues.html", context, status_code=422, title=_("Venues"))
     return RedirectResponse("/admin/venues?done=venue", status_code=303)
 
 
@@ -276,7 +280,7 @@ async def concerts_page(
     request: Request, user: AdminPageUser, session: SessionDep, done: str | None = None
 ) -> Response:
     context = {**await _concerts_context(session), "values": {}, "errors": {}, **_notice(done)}
-    return render(request, "admin/concerts.html", context, title="Concerts")
+    return render(request, "admin/concerts.html", context, title=_("Concerts"))
 
 
 @router.post("/admin/concerts", dependencies=[CsrfChecked])
@@ -292,7 +296,7 @@ async def create_concert(request: Request, user: AdminPageUser, session: Session
             "flash": _sentence(exc),
             "flash_kind": "error",
         }
-        return render(request, "admin/concerts.html", context, status_code=422, title="Concerts")
+        return render(request, "admin/concerts.html", context, status_code=422, title=_("Concerts"))
     return RedirectResponse(f"/admin/concerts/{created['id']}?done=concert", status_code=303)
 
 
@@ -475,7 +479,7 @@ async def show_page(
 ) -> Response:
     context = await _show_context(request, session, show_id)
     context.update(values=_show_values(context["show"]), errors={}, **_notice(done))
-    return render(request, "admin/show.html", context, title=f"Show {show_id}")
+    return render(request, "admin/show.html", context, title=_("Show %(show)s") % {"show": show_id})
 
 
 @router.post("/admin/shows/{show_id}", dependencies=[CsrfChecked])
@@ -510,7 +514,7 @@ async def update_show(
             "admin/show.html",
             context,
             status_code=exc.status if isinstance(exc, DomainError) else 422,
-            title=f"Show {show_id}",
+            title=_("Show %(show)s") % {"show": show_id},
         )
     return RedirectResponse(f"/admin/shows/{show_id}?done=show", status_code=303)
 
@@ -530,7 +534,7 @@ async def queue_page(
         errors={},
         **_notice(done),
     )
-    return render(request, "admin/queue.html", context, title=f"Queue · show {show_id}")
+    return render(request, "admin/queue.html", context, title=_("Queue · show %(show)s") % {"show": show_id})
 
 
 def _back(request: Request, show_id: int, done: str) -> RedirectResponse:
@@ -579,7 +583,13 @@ async def queue_settings(
             flash=_sentence(exc),
             flash_kind="error",
         )
-        return render(request, "admin/queue.html", context, status_code=422, title=f"Queue · show {show_id}")
+        return render(
+            request,
+            "admin/queue.html",
+            context,
+            status_code=422,
+            title=_("Queue · show %(show)s") % {"show": show_id},
+        )
     return _back(request, show_id, "queue")
 
 
@@ -593,7 +603,9 @@ async def dashboard_page(
     runtime = _runtime(request)
     context = await _show_context(request, session, show_id)
     context.update(q=await queue.admin_view(runtime, session, show_id), errors={}, **_notice(done))
-    return render(request, "admin/dashboard.html", context, title=f"Dashboard · show {show_id}")
+    return render(
+        request, "admin/dashboard.html", context, title=_("Dashboard · show %(show)s") % {"show": show_id}
+    )
 
 
 @router.get("/web/admin/shows/{show_id}/dashboard", response_model=DashboardSnapshot)
@@ -651,14 +663,14 @@ async def fans_page(
     context: dict[str, Any] = {"email": email or "", "fan": None, **_notice(done)}
     status = 200
     if email and has_control_characters(email):
-        context.update(email="", flash=CONTROL_CHARACTERS, flash_kind="error")
+        context.update(email="", flash=_(CONTROL_CHARACTERS), flash_kind="error")
         status = 422
     elif email and email.strip():
         try:
             context["fan"] = await admin_service.fan(session, email)
         except DomainError as exc:
-            context.update(flash=exc.detail, flash_kind="error")
-    return render(request, "admin/fans.html", context, status_code=status, title="Fans and orders")
+            context.update(flash=error_detail(exc.detail, exc.status), flash_kind="error")
+    return render(request, "admin/fans.html", context, status_code=status, title=_("Fans and orders"))
 
 
 @router.post("/admin/reservations/{reservation_id}/cancel", dependencies=[CsrfChecked])
@@ -677,11 +689,11 @@ async def cancel_for_fan(
         )
     except (ValidationError, DomainError) as exc:
         if isinstance(exc, DomainError):
-            message = exc.detail
+            message = error_detail(exc.detail, exc.status)
         elif has_control_characters(reason):
-            message = CONTROL_CHARACTERS
+            message = _(CONTROL_CHARACTERS)
         else:
-            message = "Give a reason of at least 3 characters."
+            message = _("Give a reason of at least 3 characters.")
         context: dict[str, Any] = {"email": email, "fan": None, "flash": message, "flash_kind": "error"}
         if email:
             context["fan"] = await admin_service.fan(session, email)
@@ -690,6 +702,6 @@ async def cancel_for_fan(
             "admin/fans.html",
             context,
             status_code=422 if isinstance(exc, ValidationError) else exc.status,
-            title="Fans and orders",
+            title=_("Fans and orders"),
         )
     return RedirectResponse(target + "&done=cancelled", status_code=303)

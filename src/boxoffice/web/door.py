@@ -22,6 +22,8 @@ from boxoffice.auth.schemas import PasswordResetConfirm, PasswordResetRequest, n
 from boxoffice.catalog import service as catalog_service
 from boxoffice.errors import DomainError, DoorStaffOnly, Unprocessable
 from boxoffice.http.deps import PathId
+from boxoffice.kit.i18n import _, current_locale, error_detail
+from boxoffice.kit.timefmt import local_time
 from boxoffice.mail import flows as mail_flows
 from boxoffice.runtime import Runtime
 from boxoffice.tickets import flows as tickets_flows
@@ -54,9 +56,11 @@ async def door_page(request: Request, show_id: PathId, user: PageUser) -> Respon
         show = await catalog_service.get_show(session, show_id)
         concert = await catalog_service.get_concert(session, show.concert_id)
     tz = zone(concert["venue"]["time_zone"])
-    starts = f"{show.starts_at.astimezone(tz):%a %d %b %Y, %H:%M} ({tz.key})"
+    starts = local_time(show.starts_at, tz.key, current_locale())
     context = {"show": show, "concert": concert, "starts": starts}
-    response = render(request, "door.html", context, title=f"Door · {concert['name']}")
+    response = render(
+        request, "door.html", context, title=_("Door · %(concert)s") % {"concert": concert["name"]}
+    )
     response.headers.update(_CAMERA)
     return response
 
@@ -129,14 +133,16 @@ async def entries_page(request: Request, show_id: PathId, user: AdminPageUser) -
         show = await catalog_service.get_show(session, show_id)
         concert = await catalog_service.get_concert(session, show.concert_id)
     context = {"show": show, "concert": concert, "e": entries}
-    return render(request, "admin/entries.html", context, title=f"Entries · show {show_id}")
+    return render(
+        request, "admin/entries.html", context, title=_("Entries · show %(show)s") % {"show": show_id}
+    )
 
 
 @router.get("/admin/mail")
 async def mail_page(request: Request, user: AdminPageUser) -> Response:
     """The mails the product queued: sent, waiting (with retries), dead, skipped (SMTP off)."""
     view = await mail_flows.outbox_view(_runtime(request), limit=100)
-    return render(request, "admin/mail.html", {"mail": view}, title="Mail")
+    return render(request, "admin/mail.html", {"mail": view}, title=_("Mail"))
 
 
 def _json(value: Any) -> Any:
@@ -150,7 +156,7 @@ def _json(value: Any) -> Any:
 
 @router.get("/forgot-password")
 async def forgot_page(request: Request, user: OptionalPageUser) -> Response:
-    return render(request, "forgot_password.html", {"sent": False}, title="Forgot your password?")
+    return render(request, "forgot_password.html", {"sent": False}, title=_("Forgot your password?"))
 
 
 @router.post("/forgot-password", dependencies=[CsrfChecked])
@@ -164,16 +170,16 @@ async def forgot_submit(request: Request) -> Response:
         return render(
             request,
             "forgot_password.html",
-            {"sent": False, "error": "Enter your email address."},
+            {"sent": False, "error": _("Enter your email address.")},
             status_code=422,
         )
     await mail_flows.request_password_reset(_runtime(request), normalize_email(body.email))
-    return render(request, "forgot_password.html", {"sent": True}, title="Check your mail")
+    return render(request, "forgot_password.html", {"sent": True}, title=_("Check your mail"))
 
 
 @router.get("/reset-password")
 async def reset_page(request: Request, token: str = "") -> Response:
-    return render(request, "reset_password.html", {"token": token[:512]}, title="Choose a new password")
+    return render(request, "reset_password.html", {"token": token[:512]}, title=_("Choose a new password"))
 
 
 @router.post("/reset-password", dependencies=[CsrfChecked])
@@ -187,11 +193,13 @@ async def reset_submit(request: Request) -> Response:
         )
         await auth_flows.reset_password(_runtime(request), token=body.token, password=body.password)
     except ValidationError:
-        context["error"] = "The new password needs at least 8 characters."
-        return render(request, "reset_password.html", context, status_code=422, title="Choose a new password")
-    except DomainError as exc:
-        context["error"] = exc.detail
+        context["error"] = _("The new password needs at least 8 characters.")
         return render(
-            request, "reset_password.html", context, status_code=exc.status, title="Choose a new password"
+            request, "reset_password.html", context, status_code=422, title=_("Choose a new password")
+        )
+    except DomainError as exc:
+        context["error"] = error_detail(exc.detail, exc.status)
+        return render(
+            request, "reset_password.html", context, status_code=exc.status, title=_("Choose a new password")
         )
     return RedirectResponse("/login?reset=1", status_code=303)

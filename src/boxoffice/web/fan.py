@@ -17,6 +17,7 @@ from boxoffice.booking import service as booking_service
 from boxoffice.catalog import service as catalog_service
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import PathId, SessionDep
+from boxoffice.kit.i18n import N_, _, error_detail
 from boxoffice.kit.inputs import Text
 from boxoffice.kit.money import to_minor
 from boxoffice.payments import flows as payments_flows
@@ -54,8 +55,8 @@ async def home(
             concerts.append({**concert, "shows": shows["items"]})
     context = {"concerts": concerts, "q": query or "", "now": runtime.clock.now()}
     if request.query_params.get("bye"):
-        context.update(flash="You are logged out.", flash_kind="ok")
-    return render(request, "home.html", context, title="Concerts")
+        context.update(flash=_("You are logged out."), flash_kind="ok")
+    return render(request, "home.html", context, title=_("Concerts"))
 
 
 @router.get("/concerts/{concert_id}")
@@ -81,11 +82,11 @@ async def account_page(request: Request, user: PageUser, welcome: int = 0, toppe
     async with runtime.sessions() as session:
         profile = await auth_service.get_profile(session, user.user_id)
     topups = runtime.settings.free_topups
-    flash = "Welcome to Boxoffice! Top up your balance to pay for tickets." if welcome and topups else None
+    flash = _("Welcome to Boxoffice! Top up your balance to pay for tickets.") if welcome and topups else None
     if welcome and not topups:
-        flash = "Welcome to Boxoffice!"
+        flash = _("Welcome to Boxoffice!")
     if topped:
-        flash = "Your balance was topped up."
+        flash = _("Your balance was topped up.")
     return render(
         request,
         "account.html",
@@ -96,7 +97,7 @@ async def account_page(request: Request, user: PageUser, welcome: int = 0, toppe
             "topup_key": uuid.uuid4().hex,
             "topups": topups,
         },
-        title="My account",
+        title=_("My account"),
     )
 
 
@@ -111,11 +112,17 @@ async def top_up(request: Request, user: PageUser) -> Response:
         body = TopUpRequest(amount=to_minor(str(form.get("amount") or "0"), currency))
     except (ValueError, ValidationError):
         smallest, largest = (money(1, currency), money(TOP_UP_MAX, currency))
-        return await _account_error(request, user, f"Enter an amount between {smallest} and {largest}.", 422)
+        return await _account_error(
+            request,
+            user,
+            _("Enter an amount between %(smallest)s and %(largest)s.")
+            % {"smallest": smallest, "largest": largest},
+            422,
+        )
     try:
         await auth_flows.top_up(runtime, user_id=user.user_id, amount=body.amount, idempotency_key=key)
     except DomainError as exc:
-        return await _account_error(request, user, exc.detail, exc.status)
+        return await _account_error(request, user, error_detail(exc.detail, exc.status), exc.status)
     return RedirectResponse("/account?topped=1", status_code=303)
 
 
@@ -134,7 +141,7 @@ async def _account_error(request: Request, user: WebUser, message: str, status: 
             "topups": runtime.settings.free_topups,
         },
         status_code=status,
-        title="My account",
+        title=_("My account"),
     )
 
 
@@ -176,14 +183,18 @@ async def _waiting_room(
         "sold_out": show["on_sale"] and show["remaining"] <= 0,
     }
     if error is not None:
-        sentence = _JOIN_SENTENCES.get(error.code, error.detail)
+        sentence = (
+            _(_JOIN_SENTENCES[error.code])
+            if error.code in _JOIN_SENTENCES
+            else error_detail(error.detail, error.status)
+        )
         context.update(flash=sentence, flash_kind="error", error_code=error.code)
     return render(
         request,
         "waiting.html",
         context,
         status_code=error.status if error is not None else 200,
-        title=f"Waiting room · {concert['name']}",
+        title=_("Waiting room · %(concert)s") % {"concert": concert["name"]},
     )
 
 
@@ -199,12 +210,18 @@ async def join_waitlist(request: Request, show_id: PathId, user: PageUser, sessi
 
 # The toll's refusals in a fan's words (the page solves the challenge by itself; these are rare).
 _JOIN_SENTENCES = {
-    "QUEUE_CHALLENGE_REQUIRED": "Joining needs a quick check that your browser runs (JavaScript): "
-    "please enable JavaScript and press Join again.",
-    "QUEUE_CHALLENGE_INVALID": "The check before joining did not work out. Press Join to try again.",
-    "QUEUE_CHALLENGE_EXPIRED": "The check before joining took too long and expired. Press Join to try again.",
-    "QUEUE_CHALLENGE_MISMATCH": "That check was made for another show or account. Press Join to try again.",
-    "QUEUE_CHALLENGE_REPLAYED": "That check was already used. Press Join to try again.",
+    "QUEUE_CHALLENGE_REQUIRED": N_(
+        "Joining needs a quick check that your browser runs (JavaScript): "
+        "please enable JavaScript and press Join again."
+    ),
+    "QUEUE_CHALLENGE_INVALID": N_("The check before joining did not work out. Press Join to try again."),
+    "QUEUE_CHALLENGE_EXPIRED": N_(
+        "The check before joining took too long and expired. Press Join to try again."
+    ),
+    "QUEUE_CHALLENGE_MISMATCH": N_(
+        "That check was made for another show or account. Press Join to try again."
+    ),
+    "QUEUE_CHALLENGE_REPLAYED": N_("That check was already used. Press Join to try again."),
 }
 ALTCHA_FIELD_MAX = 1024
 
@@ -214,7 +231,7 @@ async def join_queue(request: Request, show_id: PathId, user: PageUser) -> Respo
     """The form's field `altcha` carries the same payload as the API's X-Altcha header (the page's
     script solves the challenge in a Web Worker first)."""
     runtime = _runtime(request)
-    _, concert = await _show_and_concert(runtime, show_id)
+    _show, concert = await _show_and_concert(runtime, show_id)
     solution = str((await request.form()).get("altcha") or "")[: ALTCHA_FIELD_MAX + 1] or None
     try:
         await queue_service.join(runtime, user.user_id, concert["id"], show_id, solution)
@@ -254,7 +271,7 @@ async def seat_map_page(request: Request, show_id: PathId, user: PageUser) -> Re
             "sections": sections,
             "hold": await _live_hold(runtime, user.user_id, show_id),
         },
-        title=f"Choose seats · {concert['name']}",
+        title=_("Choose seats · %(concert)s") % {"concert": concert["name"]},
     )
 
 
@@ -285,7 +302,7 @@ async def checkout(request: Request, reservation_id: PathId, user: PageUser) -> 
     context = await _checkout_context(runtime, user, reservation_id)
     if context["reservation"]["status"] == booking_rules.RESERVED:
         return RedirectResponse(f"/tickets?paid={reservation_id}", status_code=303)
-    return render(request, "checkout.html", context, title="Checkout")
+    return render(request, "checkout.html", context, title=_("Checkout"))
 
 
 def pay_key(reservation_id: int, method: str) -> str:
@@ -316,8 +333,8 @@ async def pay(request: Request, reservation_id: PathId, user: PageUser) -> Respo
         context = await _checkout_context(runtime, user, reservation_id)
         if context["reservation"]["status"] == booking_rules.RESERVED:
             return RedirectResponse(f"/tickets?paid={reservation_id}", status_code=303)
-        context.update(flash=exc.detail, flash_kind="error", error_code=exc.code)
-        return render(request, "checkout.html", context, status_code=exc.status, title="Checkout")
+        context.update(flash=error_detail(exc.detail, exc.status), flash_kind="error", error_code=exc.code)
+        return render(request, "checkout.html", context, status_code=exc.status, title=_("Checkout"))
     if result.status == 202:  # the card's outcome is not known yet: the checkout shows "confirming"
         return RedirectResponse(f"/reservations/{reservation_id}/checkout", status_code=303)
     return RedirectResponse(f"/tickets?paid={reservation_id}", status_code=303)
@@ -329,7 +346,9 @@ async def cancel(request: Request, reservation_id: PathId, user: PageUser) -> Re
     try:
         await payments_flows.cancel(runtime, user_id=user.user_id, reservation_id=reservation_id)
     except DomainError as exc:
-        return await _tickets(request, user, flash=exc.detail, kind="error", status=exc.status)
+        return await _tickets(
+            request, user, flash=error_detail(exc.detail, exc.status), kind="error", status=exc.status
+        )
     return RedirectResponse(f"/tickets?cancelled={reservation_id}", status_code=303)
 
 
@@ -340,9 +359,9 @@ async def cancel(request: Request, reservation_id: PathId, user: PageUser) -> Re
 async def tickets(request: Request, user: PageUser, paid: int = 0, cancelled: int = 0) -> Response:
     flash = None
     if paid:
-        flash = "Payment received: your seats are confirmed."
+        flash = _("Payment received: your seats are confirmed.")
     elif cancelled:
-        flash = "Done: the reservation is cancelled."
+        flash = _("Done: the reservation is cancelled.")
     return await _tickets(request, user, flash=flash, kind="ok")
 
 
@@ -383,7 +402,7 @@ async def _tickets(
         "tickets.html",
         {"items": items, "flash": flash, "flash_kind": kind},
         status_code=status,
-        title="My tickets",
+        title=_("My tickets"),
     )
 
 
@@ -391,7 +410,9 @@ async def _tickets(
 async def ticket_page(request: Request, ticket_id: PathId, user: PageUser) -> Response:
     """One ticket, phone-sized and printable: what the fan shows at the door."""
     ticket = await tickets_flows.ticket(_runtime(request), ticket_id, user_id=user.user_id, role=user.role)
-    return render(request, "ticket.html", {"t": ticket}, title=f"Ticket · {ticket['seat']}")
+    return render(
+        request, "ticket.html", {"t": ticket}, title=_("Ticket · %(seat)s") % {"seat": ticket["seat"]}
+    )
 
 
 @router.get("/tickets/{ticket_id}/qr.svg")
@@ -407,7 +428,7 @@ async def order_pdf(request: Request, reservation_id: PathId, user: PageUser) ->
     runtime = _runtime(request)
     tickets = await tickets_flows.order_tickets(runtime, reservation_id, user_id=user.user_id, role=user.role)
     return Response(
-        tickets_pdf(tickets, title=f"Boxoffice order {reservation_id}"),
+        tickets_pdf(tickets, title=_("Boxoffice order %(number)s") % {"number": reservation_id}),
         media_type="application/pdf",
         headers={
             "Cache-Control": "private, no-store",

@@ -45,12 +45,21 @@ from boxoffice.auth.schemas import LoginRequest, SignupRequest, TokenPair
 from boxoffice.auth.tokens import verify_access_token
 from boxoffice.errors import DomainError
 from boxoffice.http.deps import SessionDep
+from boxoffice.http.language import LOCALE_COOKIE
 from boxoffice.http.peer import client_address
+from boxoffice.kit.i18n import FALLBACK, N_, _, current_locale, error_detail, supported
 from boxoffice.mail.smtp import send_verification
 from boxoffice.runtime import Runtime
 from boxoffice.web.render import STATIC_DIR, build_environment, install_page_errors, render
 from boxoffice.web.security import WebMiddleware
-from boxoffice.web.session import CsrfChecked, OptionalPageUser, device_id, end_session, start_session
+from boxoffice.web.session import (
+    CsrfChecked,
+    OptionalPageUser,
+    device_id,
+    end_session,
+    set_cookie,
+    start_session,
+)
 
 router = APIRouter(include_in_schema=False)
 log = structlog.get_logger("boxoffice.web")
@@ -88,13 +97,19 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+# The fan forms' fields by name, for a form error in another language than pydantic's English.
+FIELD_NAMES = {"email": N_("Email"), "password": N_("Password"), "name": N_("Name")}
+
+
 def form_error(exc: ValidationError) -> str:
     """The first problem of a form as a sentence."""
     for err in exc.errors():
-        field = ".".join(str(p) for p in err.get("loc", ())) or "the form"
+        field = ".".join(str(p) for p in err.get("loc", ())) or "form"
+        if current_locale() != FALLBACK:  # pydantic's own words are English: name the field only
+            return _("Please check this field: %(field)s.") % {"field": _(FIELD_NAMES.get(field, field))}
         msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
         return f"{field.replace('_', ' ').capitalize()}: {msg}."
-    return "Please check the form."
+    return _("Please check the form.")
 
 
 async def form_fields(request: Request, *names: str) -> dict[str, str]:
@@ -117,8 +132,8 @@ async def login_page(
         return RedirectResponse(safe_next(next), status_code=303)
     context: dict[str, Any] = {"next": safe_next(next), "email": ""}
     if reset:  # back from /reset-password
-        context.update(flash="Your password is changed: log in with the new one.", flash_kind="ok")
-    return render(request, "login.html", context, title="Log in")
+        context.update(flash=_("Your password is changed: log in with the new one."), flash_kind="ok")
+    return render(request, "login.html", context, title=_("Log in"))
 
 
 @router.post("/login", dependencies=[CsrfChecked])
@@ -131,13 +146,16 @@ async def login_submit(request: Request, session: SessionDep) -> Response:
         runtime = runtime_of(request)
         pair = await auth_service.login(session, runtime, data, client_address(request, runtime.settings))
     except ValidationError:
-        context["error"] = "Please enter your email and password."
-        return render(request, "login.html", context, status_code=422, title="Log in")
+        context["error"] = _("Please enter your email and password.")
+        return render(request, "login.html", context, status_code=422, title=_("Log in"))
     except DomainError as exc:
-        context["error"] = exc.detail
-        return render(request, "login.html", context, status_code=exc.status, title="Log in")
+        context["error"] = error_detail(exc.detail, exc.status)
+        return render(request, "login.html", context, status_code=exc.status, title=_("Log in"))
     start_session(request, pair)
     await _note_device(request, pair)
+    chosen = await auth_service.account_locale(session, _user_id(request, pair))
+    if chosen is not None:  # the account's language follows the fan to this browser
+        set_cookie(request, LOCALE_COOKIE, chosen, max_age=LOCALE_MAX_AGE)
     return RedirectResponse(target, status_code=303)
 
 
@@ -145,7 +163,7 @@ async def login_submit(request: Request, session: SessionDep) -> Response:
 async def signup_page(request: Request, user: OptionalPageUser, next: str | None = None) -> Response:
     if user is not None:
         return RedirectResponse("/", status_code=303)
-    return render(request, "signup.html", {"next": safe_next(next), "values": {}}, title="Sign up")
+    return render(request, "signup.html", {"next": safe_next(next), "values": {}}, title=_("Sign up"))
 
 
 @router.post("/signup", dependencies=[CsrfChecked])
@@ -158,6 +176,8 @@ async def signup_submit(request: Request, session: SessionDep, background: Backg
         data = SignupRequest(email=fields["email"], password=fields["password"], name=fields["name"])
         address = client_address(request, runtime.settings)
         created, link = await auth_service.signup(session, runtime, data, address)
+        # the account keeps the language it was created in (its mails are written in it)
+        await auth_service.choose_locale(session, created.id, current_locale())
         # background tasks run after the response, i.e. after the commit
         background.add_task(
             send_verification, runtime.settings, to=created.email, name=created.name, link=link
@@ -167,13 +187,35 @@ async def signup_submit(request: Request, session: SessionDep, background: Backg
         )
     except ValidationError as exc:
         context["error"] = form_error(exc)
-        return render(request, "signup.html", context, status_code=422, title="Sign up")
+        return render(request, "signup.html", context, status_code=422, title=_("Sign up"))
     except DomainError as exc:
-        context["error"] = exc.detail
-        return render(request, "signup.html", context, status_code=exc.status, title="Sign up")
+        context["error"] = error_detail(exc.detail, exc.status)
+        return render(request, "signup.html", context, status_code=exc.status, title=_("Sign up"))
     start_session(request, pair)
     await _note_device(request, pair)
     return RedirectResponse(target if target != "/" else "/account?welcome=1", status_code=303)
+
+
+def _user_id(request: Request, pair: TokenPair) -> int:
+    runtime = runtime_of(request)
+    return verify_access_token(runtime.settings, pair.access_token, now=runtime.clock.now()).user_id
+
+
+# ---------------------------------------------------------------- the language switch
+
+LOCALE_MAX_AGE = 365 * 24 * 3600
+
+
+@router.post("/language", dependencies=[CsrfChecked])
+async def choose_language(request: Request, user: OptionalPageUser, session: SessionDep) -> Response:
+    """The switch on every page: remembered in a cookie, and in the account when logged in."""
+    fields = await form_fields(request, "locale", "next")
+    locale = supported(fields["locale"])
+    if locale is not None:
+        set_cookie(request, LOCALE_COOKIE, locale, max_age=LOCALE_MAX_AGE)
+        if user is not None:
+            await auth_service.choose_locale(session, user.user_id, locale)
+    return RedirectResponse(safe_next(fields["next"]), status_code=303)
 
 
 async def _note_device(request: Request, pair: TokenPair) -> None:

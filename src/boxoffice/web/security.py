@@ -1,4 +1,5 @@
-"""The web middleware: security headers on every page, and the cookies a page route queued.
+"""The web middleware: security headers on every page, the cookies a page route queued, and the
+page's language (negotiated once: http/language.py) as the request's current locale.
 
 Pure ASGI (no BaseHTTPMiddleware): it only edits the response's start message, so streams (SSE)
 pass through untouched. The JSON API, the OpenAPI docs (which load their own scripts) and the
@@ -8,8 +9,11 @@ not pay for headers a browser page needs.
 
 from __future__ import annotations
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from boxoffice.http.language import request_locale
+from boxoffice.kit.i18n import set_locale
 from boxoffice.web.session import COOKIES_STATE
 
 # No inline script anywhere (scripts are our own modules under /static); styles from our files
@@ -40,6 +44,8 @@ class WebMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(NOT_PAGES):
             await self.app(scope, receive, send)
             return
+        # The page's language, for everything this request says (templates, flashes, form errors).
+        set_locale(request_locale(HTTPConnection(scope)))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -4,6 +4,24 @@
 // - [data-countdown-to="<ISO time>"]: a live "mm:ss" / "1d 02:03:04" countdown; when it reaches
 //   zero the element fires a "countdown-done" event (pages listen, e.g. the checkout).
 
+// The page's strings for our JS, from the server's gettext catalogs (web/render.py js_messages:
+// a <script type="application/json" id="i18n-messages"> block; the CSP allows data blocks). Ask
+// with t("English message", { name: value }): the msgid is what `make lint` extracts.
+let messages = null;
+export function t(message, values = {}) {
+  if (messages === null) {
+    const block = document.getElementById("i18n-messages");
+    try { messages = block ? JSON.parse(block.textContent) : {}; } catch { messages = {}; }
+  }
+  const text = messages[message] || message;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+// Numbers as the page's language writes them.
+export function number(n) {
+  return Number(n).toLocaleString(document.documentElement.lang || "en");
+}
+
 export function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.content : "";
@@ -11,7 +29,7 @@ export function csrfToken() {
 
 export class ApiError extends Error {
   constructor(status, problem) {
-    super((problem && problem.detail) || "Something went wrong; please try again.");
+    super((problem && problem.detail) || t("Something went wrong; please try again."));
     this.status = status;
     this.code = (problem && problem.code) || "ERROR";
     this.problem = problem || {};
@@ -30,7 +48,7 @@ export async function getJSON(url) {
   try {
     response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
   } catch {
-    throw new ApiError(0, { detail: "The connection failed; check your network and try again.", code: "NETWORK" });
+    throw new ApiError(0, { detail: t("The connection failed; check your network and try again."), code: "NETWORK" });
   }
   return parse(response);
 }
@@ -45,7 +63,7 @@ export async function postJSON(url, body, headers = {}) {
       body: JSON.stringify(body || {}),
     });
   } catch {
-    throw new ApiError(0, { detail: "The connection failed; check your network and try again.", code: "NETWORK" });
+    throw new ApiError(0, { detail: t("The connection failed; check your network and try again."), code: "NETWORK" });
   }
   return parse(response);
 }
@@ -73,7 +91,7 @@ export function formatDuration(ms) {
   const m = Math.floor((total % 3600) / 60);
   const s = total % 60;
   const pad = (n) => String(n).padStart(2, "0");
-  if (d > 0) return `${d}d ${pad(h)}:${pad(m)}:${pad(s)}`;
+  if (d > 0) return t("{days}d {time}", { days: d, time: `${pad(h)}:${pad(m)}:${pad(s)}` });
   if (h > 0) return `${h}:${pad(m)}:${pad(s)}`;
   return `${pad(m)}:${pad(s)}`;
 }
@@ -114,5 +132,15 @@ function guardForms() {
   }
 }
 
+// A wide table scrolls sideways on a phone (app.css); a keyboard must reach it too.
+function focusableScrollers() {
+  for (const table of document.querySelectorAll("table.data")) {
+    if (table.scrollWidth > table.clientWidth) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
+  }
+}
+
 startCountdowns();
 guardForms();
+focusableScrollers();
+window.addEventListener("resize", focusableScrollers);

@@ -1,6 +1,6 @@
 // Checkout: when the hold's countdown ends the page reloads (and says the hold expired); a card
 // payment whose outcome is not known yet shows "confirming" and polls until it is settled.
-import { getJSON, show } from "./app.js";
+import { getJSON, show, t } from "./app.js";
 
 const box = document.getElementById("checkout");
 const countdown = document.getElementById("hold-countdown");
@@ -20,8 +20,8 @@ async function watchPayment(paymentId) {
       }
       if (p.status !== "PENDING") {
         show(note, p.status === "REFUNDED"
-          ? "The hold ended while the card was being charged; the charge was refunded."
-          : "The card payment did not go through; nothing was charged.", "error");
+          ? t("The hold ended while the card was being charged; the charge was refunded.")
+          : t("The card payment did not go through; nothing was charged."), "error");
         setTimeout(() => window.location.reload(), 2500);
         return;
       }

@@ -5,7 +5,7 @@
 // WebCrypto, refuses VOID tickets and tickets it (or the list) saw used, remembers its own scans in
 // localStorage, and syncs them when the network is back; a ticket that entered elsewhere
 // meanwhile comes back as a CONFLICT, which the console shows.
-import { getJSON, postJSON } from "./app.js";
+import { getJSON, postJSON, t } from "./app.js";
 
 const root = document.getElementById("door");
 const showId = Number(root.dataset.showId);
@@ -13,12 +13,12 @@ const STORE = `bo-door-${showId}`;
 const $ = (id) => document.getElementById(id);
 const gateInput = $("door-gate");
 const WORDS = {
-  VALID: "VALID",
-  ALREADY_USED: "ALREADY USED",
-  VOID: "VOID",
-  WRONG_SHOW: "WRONG SHOW",
-  NOT_A_TICKET: "NOT A TICKET",
-  CONFLICT: "CONFLICT",
+  VALID: t("VALID"),
+  ALREADY_USED: t("ALREADY USED"),
+  VOID: t("VOID"),
+  WRONG_SHOW: t("WRONG SHOW"),
+  NOT_A_TICKET: t("NOT A TICKET"),
+  CONFLICT: t("CONFLICT"),
 };
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const SYNC_BATCH = 50; // the server's limit per sync request (its largest body fits 64 KiB)
@@ -39,14 +39,14 @@ function loadState() {
 
 function persist() {
   localStorage.setItem(STORE, JSON.stringify(state));
-  $("door-pending").textContent = `${state.pending.length} scan${state.pending.length === 1 ? "" : "s"} waiting to sync`;
-  $("door-list-size").textContent = `${Object.keys(state.tickets).length} tickets on this device`;
+  $("door-pending").textContent = state.pending.length === 1 ? t("1 scan waiting to sync") : t("{count} scans waiting to sync", { count: state.pending.length });
+  $("door-list-size").textContent = t("{count} tickets on this device", { count: Object.keys(state.tickets).length });
 }
 
 function setOnline(value) {
   door.online = value;
   const badge = $("door-network");
-  badge.textContent = value ? "online" : "offline";
+  badge.textContent = value ? t("online") : t("offline");
   badge.classList.toggle("offline", !value);
 }
 
@@ -66,11 +66,11 @@ function render(answer) {
   let detail = "";
   if (answer.result === "VALID") detail = [answer.seat, answer.holder].filter(Boolean).join(" · ");
   else if (answer.result === "ALREADY_USED" || answer.result === "CONFLICT")
-    detail = `Used at ${hhmm(answer.used_at)}${answer.used_gate ? ` at ${answer.used_gate}` : ""}${answer.seat ? ` · ${answer.seat}` : ""}`;
-  else if (answer.result === "VOID") detail = `Cancelled or refunded${answer.seat ? ` · ${answer.seat}` : ""}`;
-  else if (answer.result === "WRONG_SHOW") detail = "A ticket for another show";
-  else detail = answer.detail || "Not one of our tickets";
-  $("door-detail").textContent = detail + (answer.offline ? " (offline)" : "");
+    detail = (answer.used_gate ? t("Used at {time} at {gate}", { time: hhmm(answer.used_at), gate: answer.used_gate }) : t("Used at {time}", { time: hhmm(answer.used_at) })) + (answer.seat ? ` · ${answer.seat}` : "");
+  else if (answer.result === "VOID") detail = t("Cancelled or refunded") + (answer.seat ? ` · ${answer.seat}` : "");
+  else if (answer.result === "WRONG_SHOW") detail = t("A ticket for another show");
+  else detail = answer.detail || t("Not one of our tickets");
+  $("door-detail").textContent = detail + (answer.offline ? " " + t("(offline)") : "");
   signal(answer.result === "VALID");
 }
 
@@ -150,7 +150,7 @@ async function offlineCheck(input, gate) {
     if (!claims) return { result: "NOT_A_TICKET", offline: true };
     if (claims.sh !== showId) return { result: "WRONG_SHOW", offline: true };
     code = claims.c;
-    seat = `${claims.sec} · Row ${claims.r} · Seat ${claims.n}`;
+    seat = t("{section} · Row {row} · Seat {number}", { section: claims.sec, row: claims.r, number: claims.n });
     holder = claims.h;
   } else {
     code = normalizeCode(input.code || "");
@@ -172,7 +172,7 @@ async function offlineCheck(input, gate) {
 // ---- a scan
 
 async function check(input) {
-  const gate = gateInput.value.trim() || "Gate 1";
+  const gate = gateInput.value.trim() || t("Gate 1");
   if (door.online) {
     try {
       const answer = await postJSON(`/web/door/${showId}/scan`, { ...input, gate });
@@ -207,7 +207,7 @@ async function syncOnce() {
     setOnline(true);
     return { results: [], conflicts: 0 };
   }
-  const gate = gateInput.value.trim() || "Gate 1";
+  const gate = gateInput.value.trim() || t("Gate 1");
   const batch = state.pending.slice(0, SYNC_BATCH);
   const result = await postJSON(`/web/door/${showId}/sync`, { gate, scans: batch });
   state.pending.splice(0, batch.length);
@@ -215,14 +215,14 @@ async function syncOnce() {
   persist();
   setOnline(true);
   door.synced = result;
-  const said = `Synced ${result.results.length} offline scans: ${result.conflicts} conflict${result.conflicts === 1 ? "" : "s"}`;
+  const said = t("Synced {scans} offline scans: {conflicts} conflict(s)", { scans: result.results.length, conflicts: result.conflicts });
   if (result.conflicts) {
     render({ result: "CONFLICT", used_at: null, used_gate: null });
-    $("door-detail").textContent = `${said} (a ticket entered at two gates; see the console)`;
+    $("door-detail").textContent = said + " " + t("(a ticket entered at two gates; see the console)");
   } else {
     const box = $("door-answer");
     box.className = "door-answer door-idle";
-    $("door-word").textContent = "SYNCED";
+    $("door-word").textContent = t("SYNCED");
     $("door-detail").textContent = said;
   }
   refreshEntries();
@@ -245,7 +245,7 @@ async function refreshEntries() {
   if (!door.online) return;
   try {
     const e = await getJSON(`/web/door/${showId}/entries`);
-    $("door-entries").textContent = `${e.admitted} admitted · ${e.inside} inside · ${e.conflicts} conflicts`;
+    $("door-entries").textContent = t("{admitted} admitted · {inside} inside · {conflicts} conflicts", e);
   } catch {
     /* the next tick tries again */
   }
@@ -324,7 +324,7 @@ $("door-code-form").addEventListener("submit", async (e) => {
 });
 $("door-camera").addEventListener("click", () => {
   startCamera().catch((err) => {
-    $("door-detail").textContent = `The camera is not available: ${err.message}`;
+    $("door-detail").textContent = t("The camera is not available: {reason}", { reason: err.message });
   });
 });
 $("door-sync").addEventListener("click", () => {

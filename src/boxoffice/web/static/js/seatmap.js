@@ -5,7 +5,7 @@
 // stream of thousands of changes a second costs a few fillRects per frame. Everything is drawn
 // in at most one animation frame after a change.
 //
-//   const map = new SeatMap(canvas, { maxSelect: 4, onSelect(ids) {}, onHover(seat, x, y) {} });
+//   const map = new SeatMap(canvas, { maxSelect: 4, stageLabel: t("STAGE"), onSelect(ids) {}, onHover(seat, x, y) {} });
 //   map.setSeats([{id, section, row, number, price, status}, ...]);   // status: AVAILABLE | TEMP_RESERVED | RESERVED
 //   map.setStatus([ids], "RESERVED");    map.toggle(id);   map.zoomBy(1.5);   map.resetView();
 //   map.seat(id) -> {id, section, row, number, price, status, selected}
@@ -36,6 +36,7 @@ export class SeatMap {
     this.onSelect = options.onSelect || (() => {});
     this.onHover = options.onHover || (() => {});
     this.selectable = options.selectable !== false;
+    this.stageLabel = options.stageLabel || "STAGE"; // the page passes it in its language
     this.n = 0;
     this.selectedSet = new Set();
     this.view = { scale: 1, x: 0, y: 0 };
@@ -361,7 +362,7 @@ export class SeatMap {
       ctx.font = `${Math.min(fontUnits, 1.4)}px system-ui, sans-serif`;
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
-      ctx.fillText("STAGE", this.width / 2, 1.5);
+      ctx.fillText(this.stageLabel, this.width / 2, 1.5);
       ctx.textAlign = "left";
       ctx.fillStyle = "#e2e8f0";
       ctx.font = `${Math.min(fontUnits, LABEL * 0.9)}px system-ui, sans-serif`;

@@ -1,7 +1,7 @@
 // The seat map page: the canvas SeatMap fed by the seat SSE stream (resumed by the browser with
 // Last-Event-ID; `reset` -> reload), an accessible list mode sharing the same selection, holds of
 // chosen seats or "best available", then on to the checkout.
-import { ApiError, getJSON, moneyFormatter, postJSON, show } from "./app.js";
+import { ApiError, getJSON, moneyFormatter, number, postJSON, show, t } from "./app.js";
 import { SeatMap } from "./seatmap.js";
 
 const app = document.getElementById("seat-app");
@@ -11,7 +11,8 @@ const formatMoney = moneyFormatter(app);
 const message = document.getElementById("seat-message");
 const tooltip = document.getElementById("seat-tooltip");
 const holdButton = document.getElementById("hold-button");
-const STATUS_WORDS = { AVAILABLE: "available", TEMP_RESERVED: "held by someone", RESERVED: "sold" };
+const STATUS_WORDS = { AVAILABLE: t("available"), TEMP_RESERVED: t("held by someone"), RESERVED: t("sold") };
+const seatWords = (s) => t("{section} · Row {row} · Seat {number}", { section: s.section, row: s.row, number: s.number });
 
 let loaded = false;
 let buffered = [];
@@ -19,6 +20,7 @@ let holdKey = null; // one Idempotency-Key per attempt, reused if the same attem
 let holding = false;
 
 const map = new SeatMap(document.getElementById("seat-canvas"), {
+  stageLabel: t("STAGE"),
   maxSelect,
   onSelect: renderSelection,
   onHover(seat, x, y) {
@@ -26,7 +28,7 @@ const map = new SeatMap(document.getElementById("seat-canvas"), {
       tooltip.hidden = true;
       return;
     }
-    tooltip.textContent = `${seat.section} · Row ${seat.row} · Seat ${seat.number} · ${formatMoney(seat.price)} · ${STATUS_WORDS[seat.status]}`;
+    tooltip.textContent = `${seatWords(seat)} · ${formatMoney(seat.price)} · ${STATUS_WORDS[seat.status]}`;
     tooltip.style.left = `${Math.min(x + 14, map.cssWidth - 220)}px`;
     tooltip.style.top = `${y + 14}px`;
     tooltip.hidden = false;
@@ -76,13 +78,13 @@ async function load() {
     listBuilt = false;
     if (!document.getElementById("list-view").hidden) buildList();
     const free = body.seats.filter((s) => s.status === "AVAILABLE").length;
-    show(message, free ? `${free.toLocaleString("en-US")} seats available. Click seats on the map (up to ${maxSelect}), or use the list.` : "All seats are taken right now; seats of expiring holds come back here live.", free ? "info" : "warn");
+    show(message, free ? t("{free} seats available. Click seats on the map (up to {max}), or use the list.", { free: number(free), max: maxSelect }) : t("All seats are taken right now; seats of expiring holds come back here live."), free ? "info" : "warn");
   } catch (err) {
     if (err.status === 401 || err.status === 403) {
-      show(message, `${err.message} Your turn to choose seats has ended; go back to the waiting room.`, "error");
+      show(message, err.message + " " + t("Your turn to choose seats has ended; go back to the waiting room."), "error");
       const link = document.createElement("a");
       link.href = `/shows/${showId}/queue`;
-      link.textContent = " Back to the waiting room";
+      link.textContent = " " + t("Back to the waiting room");
       message.append(link);
       if (source) source.close();
       throw err;
@@ -102,18 +104,18 @@ function renderSelection(ids) {
     if (!s) continue;
     total += s.price;
     const li = document.createElement("li");
-    li.textContent = `${s.section} · Row ${s.row} · Seat ${s.number} — ${formatMoney(s.price)}`;
+    li.textContent = `${seatWords(s)} — ${formatMoney(s.price)}`;
     list.append(li);
   }
   if (!ids.length) {
     const li = document.createElement("li");
     li.className = "muted";
-    li.textContent = "No seats chosen yet.";
+    li.textContent = t("No seats chosen yet.");
     list.append(li);
   }
   document.getElementById("total").textContent = formatMoney(total);
   holdButton.disabled = ids.length === 0 || holding;
-  holdButton.textContent = ids.length ? `Hold ${ids.length} seat${ids.length > 1 ? "s" : ""}` : "Hold these seats";
+  holdButton.textContent = ids.length ? (ids.length > 1 ? t("Hold {count} seats", { count: ids.length }) : t("Hold 1 seat")) : t("Hold these seats");
   holdKey = null; // a different selection is a different request
   syncListChecks();
 }
@@ -130,8 +132,8 @@ function renderLegend() {
     legend.append(li);
   };
   for (const tier of map.legend()) add(tier.color, formatMoney(tier.price));
-  add("#475569", "Taken");
-  add("#fbbf24", "Your choice");
+  add("#475569", t("Taken"));
+  add("#fbbf24", t("Your choice"));
 }
 
 // ------------------------------------------------------------------ list mode
@@ -164,7 +166,7 @@ function fillRows() {
   rowSelect.replaceChildren(
     ...[...byRow.keys()].sort((a, b) => a - b).map((r) => {
       const free = byRow.get(r).filter((id) => map.seat(id).status === "AVAILABLE").length;
-      return new Option(`Row ${r} (${free} free)`, String(r));
+      return new Option(t("Row {row} ({free} free)", { row: r, free }), String(r));
     }),
   );
   if (current && byRow.has(Number(current))) rowSelect.value = current;
@@ -183,11 +185,11 @@ function fillSeats() {
     box.value = String(id);
     box.checked = s.selected;
     box.disabled = s.status !== "AVAILABLE";
-    box.setAttribute("aria-label", `Seat ${s.number}, ${formatMoney(s.price)}, ${STATUS_WORDS[s.status]}`);
+    box.setAttribute("aria-label", [t("Seat {number}", { number: s.number }), formatMoney(s.price), STATUS_WORDS[s.status]].join(", "));
     box.addEventListener("change", () => {
       if (!map.toggle(id)) {
         box.checked = map.seat(id).selected;
-        show(message, `You can choose at most ${maxSelect} seats.`, "warn");
+        show(message, t("You can choose at most {max} seats.", { max: maxSelect }), "warn");
       }
     });
     const text = document.createElement("span");
@@ -240,10 +242,10 @@ async function hold(body) {
   holding = true;
   holdButton.disabled = true;
   holdKey = holdKey || crypto.randomUUID();
-  show(message, "Holding your seats…", "info");
+  show(message, t("Holding your seats…"), "info");
   try {
     const answer = await postJSON("/web/reservations", { show_id: showId, ...body }, { "Idempotency-Key": holdKey });
-    show(message, `Held ${answer.seats.length} seat${answer.seats.length > 1 ? "s" : ""}. Taking you to the checkout…`, "ok");
+    show(message, t("Held {count} seat(s). Taking you to the checkout…", { count: answer.seats.length }), "ok");
     window.location.assign(answer.checkout_url);
     return;
   } catch (err) {
@@ -256,7 +258,7 @@ async function hold(body) {
     if (err instanceof ApiError && err.code === "HOLD_EXISTS" && err.problem.reservation_id) {
       const link = document.createElement("a");
       link.href = `/reservations/${err.problem.reservation_id}/checkout`;
-      link.textContent = " Go to your hold";
+      link.textContent = " " + t("Go to your hold");
       message.append(link);
     }
     renderSelection(map.selected());

@@ -2,7 +2,7 @@
 // (vendor/altcha/worker.js) in Web Workers, and hand back ALTCHA's base64 payload.
 // The search space [0, maxnumber] is cut into chunks shared by a few workers, so the page can show
 // how much of it has been searched (a fan finds the number halfway through on average).
-import { getJSON } from "./app.js";
+import { getJSON, t } from "./app.js";
 
 const CHUNK = 4000;
 
@@ -30,7 +30,7 @@ export function solve(challenge, solverUrl, onProgress = () => {}) {
     const give = (w) => {
       if (done) return;
       if (next > top) {
-        if (busy === 0) finish(new Error("The check could not be completed; please try again."));
+        if (busy === 0) finish(new Error(t("The check could not be completed; please try again.")));
         return;
       }
       const start = next;
@@ -59,7 +59,7 @@ export function solve(challenge, solverUrl, onProgress = () => {}) {
         onProgress(Math.min(0.99, searched / (top + 1)));
         give(w);
       };
-      w.onerror = () => finish(new Error("Your browser could not run the check (Web Workers are needed)."));
+      w.onerror = () => finish(new Error(t("Your browser could not run the check (Web Workers are needed).")));
       workers.push(w);
     }
     for (const w of workers) give(w);

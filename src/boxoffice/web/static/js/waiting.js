@@ -1,6 +1,6 @@
 // The waiting room: live position from the queue's SSE stream, a polling fallback that honours
 // poll_after_seconds, and READY -> the admission cookie -> the seat map, by itself.
-import { getJSON, postJSON, show } from "./app.js";
+import { getJSON, number, postJSON, show, t } from "./app.js";
 import { fetchChallenge, payload, solve } from "./toll.js";
 
 const box = document.getElementById("queue");
@@ -12,12 +12,12 @@ let pollTimer = null;
 let source = null;
 
 function etaRange(seconds) {
-  if (seconds === null || seconds === undefined) return "We cannot estimate the wait right now.";
-  if (seconds <= 5) return "Estimated wait: a few seconds.";
+  if (seconds === null || seconds === undefined) return t("We cannot estimate the wait right now.");
+  if (seconds <= 5) return t("Estimated wait: a few seconds.");
   const low = Math.max(1, Math.floor(seconds * 0.8));
   const high = Math.ceil(seconds * 1.3) + 5;
-  const fmt = (s) => (s < 90 ? `${s} s` : `${Math.round(s / 60)} min`);
-  return `Estimated wait: ${fmt(low)} – ${fmt(high)}.`;
+  const fmt = (s) => (s < 90 ? t("{n} s", { n: s }) : t("{n} min", { n: Math.round(s / 60) }));
+  return t("Estimated wait: {low} – {high}.", { low: fmt(low), high: fmt(high) });
 }
 
 function progressFor(position) {
@@ -31,7 +31,7 @@ async function admit() {
   if (finished) return;
   finished = true;
   stop();
-  show(message, "It's your turn! Taking you to the seat map…", "ok");
+  show(message, t("It's your turn! Taking you to the seat map…"), "ok");
   try {
     const answer = await postJSON(`/web/queue/${showId}/admit${query}`, {});
     if (answer.seat_map_url) {
@@ -61,19 +61,19 @@ function update(view) {
     finished = true;
     stop();
     if (inLine) inLine.hidden = true;
-    show(message, "Sold out: every seat of this show has been sold while you waited. We're sorry!", "error");
+    show(message, t("Sold out: every seat of this show has been sold while you waited. We're sorry!"), "error");
     return;
   }
   if (status === "NOT_IN_QUEUE") {
     finished = true;
     stop();
-    show(message, "You are no longer in this queue (your turn passed or you left). Reload the page to join again.", "warn");
+    show(message, t("You are no longer in this queue (your turn passed or you left). Reload the page to join again."), "warn");
     return;
   }
   if (status === "LAST_SEATS_HELD") {
-    show(message, "The last seats are being held by other fans. If they are released, the line moves again.", "warn");
+    show(message, t("The last seats are being held by other fans. If they are released, the line moves again."), "warn");
   } else if (view.pre_queue) {
-    show(message, "You're in the pre-queue. Your place is drawn when the sale opens.", "info");
+    show(message, t("You're in the pre-queue. Your place is drawn when the sale opens."), "info");
   } else {
     show(message, "", "info");
   }
@@ -82,10 +82,10 @@ function update(view) {
     inLine.hidden = Boolean(view.pre_queue);
   }
   if (view.position !== null && view.position !== undefined) {
-    document.getElementById("position").textContent = view.position.toLocaleString("en-US");
+    document.getElementById("position").textContent = number(view.position);
     const ahead = Math.max(0, view.position - 1);
     document.getElementById("ahead").textContent =
-      ahead === 0 ? "You are next." : `${ahead.toLocaleString("en-US")} ${ahead === 1 ? "person" : "people"} ahead of you`;
+      ahead === 0 ? t("You are next.") : ahead === 1 ? t("1 person ahead of you") : t("{count} people ahead of you", { count: number(ahead) });
     const pct = progressFor(view.position);
     const bar = document.getElementById("progress");
     bar.value = pct;
@@ -158,7 +158,7 @@ if (joinForm && "toll" in joinForm.dataset) {
         bar.value = pct;
         bar.textContent = `${pct}%`;
       });
-      status.textContent = `Checked in ${(solved.took / 1000).toFixed(1)} s. Joining…`;
+      status.textContent = t("Checked in {seconds} s. Joining…", { seconds: (solved.took / 1000).toFixed(1) });
       sessionStorage.setItem(tollKey, String(solved.took));
       joinForm.elements.altcha.value = payload(challenge, solved);
       joinForm.submit();
@@ -177,7 +177,7 @@ if (joinForm && new URLSearchParams(window.location.search).get("join") === "1")
 const tollTime = document.getElementById("toll-time");
 if (tollTime && sessionStorage.getItem(tollKey)) {
   const ms = Number(sessionStorage.getItem(tollKey));
-  tollTime.textContent = `The check before joining took ${(ms / 1000).toFixed(1)} s.`;
+  tollTime.textContent = t("The check before joining took {seconds} s.", { seconds: (ms / 1000).toFixed(1) });
   tollTime.dataset.ms = String(ms);
   tollTime.hidden = false;
 }
@@ -192,17 +192,17 @@ if (waitBox && waitBox.dataset.status === "WAITING") {
     if (waitBox.dataset.status !== "WAITING") return true;
     if (w.status === "OFFERED") {
       waitBox.dataset.status = "OFFERED";
-      const when = new Date(w.offer_expires_at).toLocaleTimeString();
+      const when = new Date(w.offer_expires_at).toLocaleTimeString(document.documentElement.lang || "en");
       waitBox.innerHTML = "";
       const p = document.createElement("p");
       p.className = "notice ok";
       p.id = "waitlist-offer";
       p.dataset.via = via;
-      p.textContent = `A seat came back for you! It is held for you until ${when}. `;
+      p.textContent = t("A seat came back for you! It is held for you until {when}.", { when }) + " ";
       const a = document.createElement("a");
       a.className = "button primary";
       a.href = w.checkout_url;
-      a.textContent = "Pay for it";
+      a.textContent = t("Pay for it");
       p.append(a);
       waitBox.append(p);
       return true;

@@ -1,7 +1,7 @@
 // The live sales dashboard: a snapshot (with the chosen range's series), then one SSE frame a
 // second from the hub (tiles, the last seconds' points, the seat heat when it changed).
 import uPlot from "../../vendor/uplot/uPlot.esm.js";
-import { getJSON, moneyFormatter } from "../app.js";
+import { getJSON, moneyFormatter, t } from "../app.js";
 import { SeatMap } from "../seatmap.js";
 
 const root = document.getElementById("dashboard");
@@ -19,13 +19,13 @@ const NAMES = { A: "AVAILABLE", T: "TEMP_RESERVED", R: "RESERVED" };
 class HeatMap extends SeatMap {
   _color(i) { return HEAT[CODES[this.status[i]]] || "#475569"; }
 }
-const heat = new HeatMap(document.getElementById("heat-map"), { selectable: false });
+const heat = new HeatMap(document.getElementById("heat-map"), { selectable: false, stageLabel: t("STAGE") });
 let heatReady = false;
 let pendingHeat = null;
 
 const CHARTS = {
-  holds: { el: "chart-holds", series: [["holds_won", "won", "#16a34a"], ["holds_refused", "refused", "#dc2626"], ["holds_expired", "expired", "#a16207"]] },
-  payments: { el: "chart-payments", series: [["payments_succeeded", "paid", "#2563eb"], ["payments_failed", "failed", "#db2777"], ["admitted", "admitted", "#7c3aed"]] },
+  holds: { el: "chart-holds", series: [["holds_won", t("won"), "#16a34a"], ["holds_refused", t("refused"), "#dc2626"], ["holds_expired", t("expired"), "#a16207"]] },
+  payments: { el: "chart-payments", series: [["payments_succeeded", t("paid"), "#2563eb"], ["payments_failed", t("failed"), "#db2777"], ["admitted", t("admitted"), "#7c3aed"]] },
   latency: { el: "chart-latency", series: [["hold_p50", "hold p50", "#16a34a"], ["hold_p99", "hold p99", "#86efac"], ["payment_p50", "pay p50", "#2563eb"], ["payment_p99", "pay p99", "#93c5fd"]] },
 };
 let range = "5m";
@@ -79,12 +79,12 @@ function merge(recent) {
 const FORMATS = {
   money: (v) => formatMoney(v),
   rate: (v) => (v == null ? "–" : `${v.toFixed(1)}/s`),
-  eta: (v) => (v == null ? "unknown" : v === 0 ? "now" : v < 90 ? `${v} s` : `${Math.round(v / 60)} min`),
+  eta: (v) => (v == null ? t("unknown") : v === 0 ? t("now") : v < 90 ? t("{n} s", { n: v }) : t("{n} min", { n: Math.round(v / 60) })),
   ms: (v) => (v == null ? "–" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
-  paused: (v) => (v ? "Paused" : "Admitting"),
+  paused: (v) => (v ? t("Paused") : t("Admitting")),
   // A show admitting at its static rate (its own setting, or no target): no loop, no target.
-  chosen: (v, q) => (v != null ? `${v.toFixed(1)}/s` : q && q.buyer_p99_target_ms == null ? "static" : "–"),
-  target: (v) => (v == null ? "off" : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
+  chosen: (v, q) => (v != null ? `${v.toFixed(1)}/s` : q && q.buyer_p99_target_ms == null ? t("static") : "–"),
+  target: (v) => (v == null ? t("off") : `${v >= 100 ? Math.round(v).toLocaleString() : v} ms`),
 };
 
 function tiles(frame) {
@@ -126,14 +126,14 @@ function connect() {
   const source = new EventSource(`/web/admin/shows/${showId}/dashboard/stream`);
   source.addEventListener("frame", (event) => {
     const frame = JSON.parse(event.data);
-    liveState.textContent = "live";
+    liveState.textContent = t("live");
     liveState.className = "badge live";
     tiles(frame);
     if (frame.heat) applyHeat(frame.heat);
     if (range === "5m" && data) { merge(frame.recent); redraw(); }
   });
   source.addEventListener("error", () => {
-    liveState.textContent = "reconnecting…";
+    liveState.textContent = t("reconnecting…");
     liveState.className = "badge down";
   });
 }

@@ -1,12 +1,13 @@
 // The venue form: add/remove sections, and a live preview of the layout on the shared SeatMap
 // canvas. The server has the last word (field-level messages on submit); the preview only helps.
+import { t } from "../app.js";
 import { SeatMap } from "../seatmap.js";
 
 const form = document.getElementById("venue-form");
 const box = document.getElementById("sections");
 const problem = document.getElementById("preview-problem");
 const count = document.getElementById("preview-count");
-const map = new SeatMap(document.getElementById("preview-map"), { selectable: false });
+const map = new SeatMap(document.getElementById("preview-map"), { selectable: false, stageLabel: t("STAGE") });
 const MAX_SEATS = 100000;
 
 function renumber() {
@@ -38,11 +39,11 @@ function preview() {
   let id = 1;
   sections.forEach((fs, index) => {
     const name = fs.querySelector('[data-part="name"]').value.trim() || `Section ${index + 1}`;
-    if (names.has(name.toLowerCase())) issue = `Two sections are called "${name}".`;
+    if (names.has(name.toLowerCase())) issue = t("Two sections are called “{name}”.", { name });
     names.add(name.toLowerCase());
     lengthsOf(fs).forEach((n, r) => {
-      if (!Number.isInteger(n) || n < 1 || n > 200) { issue = `${name}: every row needs 1 to 200 seats.`; return; }
-      if (seats.length + n > MAX_SEATS) { issue = `A venue has at most ${MAX_SEATS.toLocaleString()} seats.`; return; }
+      if (!Number.isInteger(n) || n < 1 || n > 200) { issue = t("{name}: every row needs 1 to 200 seats.", { name }); return; }
+      if (seats.length + n > MAX_SEATS) { issue = t("A venue has at most {max} seats.", { max: MAX_SEATS.toLocaleString() }); return; }
       for (let k = 1; k <= n; k++) {
         seats.push({ id: id++, section: name, row: r + 1, number: k, price: sections.length - index, status: "AVAILABLE" });
       }

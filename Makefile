@@ -46,8 +46,10 @@ chaos: $(STAMP)
 SBIN ?= /usr/sbin
 TEST_PROGRAMS := $(CHROMIUM):chromium nginx:nginx curl:curl jq:jq
 
-# font file:Debian package; the ticket PDF embeds a Unicode TrueType font (tests/integration/test_tickets.py).
-TEST_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+# font file:Debian package; the ticket PDF embeds a Unicode TrueType font (tests/integration/test_tickets.py),
+# and Hangul needs one too: Korean names on tickets, and the Korean pages' screenshots (tests/browser).
+TEST_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
+	/usr/share/fonts/truetype/nanum/NanumGothic.ttf:fonts-nanum
 
 test-fonts:
 	@for spec in $(TEST_FONTS); do font="$${spec%%:*}"; package="$${spec##*:}"; \

@@ -454,6 +454,24 @@ async def test_pdf_embeds_a_font_for_names_outside_latin1(client, runtime):  # t
     assert sum(region.histogram()[:100]) > 200, "the name is not drawn"
 
 
+async def test_pdf_draws_a_hangul_name_with_an_embedded_korean_font(client, runtime):  # type: ignore[no-untyped-def]
+    """The product's first market: a Korean holder's name is drawn with an embedded Hangul font
+    (NanumGothic, which `make test` installs: fonts-nanum), not left to the viewer."""
+    assert Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf").exists(), (
+        "no Hangul font: `make test` installs fonts-nanum (make test-fonts)"
+    )
+    fan, _show, rid = await bought(client, runtime, seats=1, name="김민지")
+    resp = await client.get(f"/api/tickets/pdf?reservation_id={rid}", headers=fan["headers"])
+    assert b"NanumGothic" in resp.content
+    page = pypdfium2.PdfDocument(resp.content)[0]
+    assert "김민지" in page.get_textpage().get_text_range()
+    image = page.render(scale=2).to_pil().convert("L")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    image.save(ARTIFACTS / "order-hangul-holder.png")
+    region = image.crop((230, 410, 700, 460))
+    assert sum(region.histogram()[:100]) > 100, "the name is not drawn"
+
+
 async def test_times_are_shown_in_the_venue_time_zone(client, runtime):  # type: ignore[no-untyped-def]
     admin = await make_user(runtime, role="ADMIN")
     venue = {"name": "Salle", "sections": [{"name": "A", "rows": 1, "seats_per_row": 4}]}

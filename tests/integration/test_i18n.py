@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from boxoffice.mail.flows import send_due
 from boxoffice.runtime import Runtime
-from tests.integration.test_ticket_mail import inbox, smtp  # noqa: F401  (the SMTP edge fixture)
+from tests.helpers.smtp import smtp
 from tests.integration.test_tickets import bought, rows
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -173,7 +173,7 @@ async def test_error_pages_speak_the_page_language(browser) -> None:  # type: ig
     assert wrong.status_code == 401 and "이메일 또는 비밀번호가 올바르지 않습니다" in wrong.text
 
 
-async def test_a_refund_mail_in_the_recipients_korean(client, runtime, inbox) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_refund_mail_in_the_recipients_korean(client, runtime, inbox) -> None:  # type: ignore[no-untyped-def]
     handler, port = inbox
     fan, _show, rid = await bought(client, runtime, seats=2)
     async with runtime.sessions() as session, session.begin():

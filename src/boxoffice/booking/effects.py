@@ -11,6 +11,7 @@ import structlog
 from boxoffice.booking import repository, shield
 from boxoffice.booking.rules import SeatStatus
 from boxoffice.catalog.cache import apply_seat_changes
+from boxoffice.catalog.seatmap import changed as seat_map_changed
 from boxoffice.runtime import Runtime
 
 log = structlog.get_logger("boxoffice.booking")
@@ -38,6 +39,7 @@ async def publish_seat_changes(
         )
     try:
         await apply_seat_changes(runtime.hot_redis, show_id, [(s, str(status)) for s in seat_ids])
+        seat_map_changed(runtime, show_id)
     except Exception as exc:  # the map rebuilds from PostgreSQL; a stale patch is not an error
         log.warning("seat_map_patch_failed", show_id=show_id, error=type(exc).__name__)
 

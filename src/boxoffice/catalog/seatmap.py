@@ -210,6 +210,7 @@ class View:
     status: bytes  # what the crowd is shown: owed seats as T (held)
     etag: str  # strong: the layout, the version and the statuses shown
     status_body: bytes
+    seen: int = 0  # the last version Redis named that had these statuses (versions can change nothing)
     _full: dict[str | None, bytes] = dataclasses.field(default_factory=dict)
 
     def full(self, only: SeatStatus | None = None) -> bytes:
@@ -242,7 +243,7 @@ def _view(layout: Layout, version: int, raw: bytes, waitlist: bool) -> View:
         b"true" if waitlist else b"false",
         shown,
     )
-    return View(layout, version, raw, waitlist, shown, etag, body)
+    return View(layout, version, raw, waitlist, shown, etag, body, seen=version)
 
 
 class SeatMaps:
@@ -319,7 +320,7 @@ async def _load_view(runtime: Runtime, maps: SeatMaps, show_id: int, current: Vi
             version, fresh, gen = await cache.read_marks(runtime.hot_redis, show_id)
         except (RedisError, OSError, TimeoutError):
             version, fresh, gen = -1, False, ""
-        if fresh and version == current.version and gen == current.layout.gen:
+        if fresh and version == current.seen and gen == current.layout.gen:
             waitlist = await _waitlisted(runtime, maps, show_id)
             if waitlist == current.waitlist:
                 return current
@@ -335,6 +336,12 @@ async def _load_view(runtime: Runtime, maps: SeatMaps, show_id: int, current: Vi
         got = await _read(runtime, show_id, layout=True)
     layout = known if not got.layout and known is not None else _layout(show_id, got, known)
     waitlist = await _waitlisted(runtime, maps, show_id)
+    if current is not None and current.layout is layout and current.raw == got.status:
+        if current.waitlist == waitlist:
+            # A version that changed nothing (a refresh from PostgreSQL): the same bytes, the same
+            # ETag (the version shown is the one that first had these statuses).
+            current.seen = got.version
+            return current
     maps.renders += 1
     return _view(layout, got.version, got.status, waitlist)
 

@@ -290,8 +290,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Per kind and process group: the median µs per request over the rounds, its range, and the
     API's median as a ratio to /healthz's."""
     out: dict[str, Any] = {}
-    for kind in KINDS:
-        groups = rounds[0][kind]["us_per_request"].keys() if rounds else []
+    for kind in [k for k in KINDS if rounds and k in rounds[0]]:  # (a report may predate a kind)
+        groups = rounds[0][kind]["us_per_request"].keys()
         out[kind] = {
             g: {
                 "median": statistics.median(r[kind]["us_per_request"][g] for r in rounds),
@@ -301,7 +301,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             for g in groups
         }
     floor = out.get("healthz", {}).get("api", {}).get("median")
-    for kind in KINDS:
+    for kind in out:
         api = out[kind].get("api")
         if api and floor:
             api["vs_healthz"] = round(api["median"] / floor, 2)

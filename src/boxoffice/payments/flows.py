@@ -144,7 +144,9 @@ class _BalanceWork:
                 )
             raise InsufficientBalance("The balance does not cover this payment")
         # TICKETS: one signed ticket per sold seat, in the confirming transaction.
-        await tickets_service.issue(uow.conn, keyring(self.runtime), self.reservation_id, self.key.now)
+        await tickets_service.issue(
+            uow.conn, keyring(self.runtime), self.reservation_id, self.key.now, done.sold_seats
+        )
         uow.after_commit(
             _Confirmed(self.runtime, res["show_id"], self.user_id, done.sold, PaymentMethod.BALANCE)
         )

@@ -21,7 +21,9 @@ from tests.integration.test_waitlist import hold, settle_inventory
 
 async def _truth(runtime: Runtime, show_id: int) -> dict[int, str]:
     async with runtime.sessions() as s:
-        rows = (await s.execute(text("SELECT id, status FROM seats WHERE show_id = :s"), {"s": show_id})).all()
+        rows = (
+            await s.execute(text("SELECT id, status FROM seats WHERE show_id = :s"), {"s": show_id})
+        ).all()
     return {int(i): str(st)[0] for i, st in rows}
 
 
@@ -133,7 +135,8 @@ async def test_the_compatible_whole_map_has_an_etag(client: httpx.AsyncClient, r
     assert whole.status_code == 200 and len(whole.json()["seats"]) == 6
     assert {s["status"] for s in whole.json()["seats"]} == {"AVAILABLE"}
     same = await client.get(
-        f"/api/shows/{sid}/seats", headers={**gated(runtime, fan, sid), "If-None-Match": whole.headers["etag"]}
+        f"/api/shows/{sid}/seats",
+        headers={**gated(runtime, fan, sid), "If-None-Match": whole.headers["etag"]},
     )
     assert same.status_code == 304
     held = await client.get(
@@ -155,7 +158,9 @@ async def test_seats_owed_to_the_waitlist_are_not_shown_available(
     assert (await hold(client, runtime, y, show, show["seat_ids"][1])).status_code == 201
     await settle_inventory(runtime, sid)  # LAST_SEATS_HELD: the waitlist opens
     assert (await client.post(f"/api/shows/{sid}/waitlist", headers=waiter["headers"])).status_code == 200
-    released = await client.delete(f"/api/reservations/{held_x.json()['reservation_id']}", headers=x["headers"])
+    released = await client.delete(
+        f"/api/reservations/{held_x.json()['reservation_id']}", headers=x["headers"]
+    )
     assert released.status_code in (200, 204)
     assert (await _truth(runtime, sid))[show["seat_ids"][0]] == "A"  # free in PostgreSQL ...
     status = await client.get(f"/api/shows/{sid}/seats/status", headers=gated(runtime, crowd, sid))

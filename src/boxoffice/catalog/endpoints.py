@@ -239,7 +239,9 @@ async def get_show(show_id: Id, session: SessionDep, runtime: RuntimeDep) -> dic
 # Each API process renders a show's map once per version (catalog.seatmap.view); every answer here
 # is bytes encoded then, with a strong ETag (304 on If-None-Match).
 
-NOT_MODIFIED = {304: {"description": "Not modified: the ETag sent in If-None-Match is current"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ETag sent in If-None-Match is current"}
+}
 
 
 def _conditional(request: Request, body: bytes, etag: str, cache_control: str) -> Response:

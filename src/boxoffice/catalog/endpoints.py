@@ -6,7 +6,7 @@ when the endpoint returns.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast, get_args
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -35,7 +35,6 @@ from boxoffice.http import hot as lean
 from boxoffice.http.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text, Timestamp, WholeNumber
-from boxoffice.waiting_room.dependencies import QueueGate
 from boxoffice.waiting_room.tokens import check_queue_token
 
 router = APIRouter()
@@ -313,21 +312,50 @@ async def seat_layout(
     return await _seat_layout(request, show_id)
 
 
-@router.get(
+_STATUS_VALUES: tuple[SeatStatus, ...] = get_args(SeatStatus)
+
+
+async def _seat_map(hot: lean.HotInput) -> Response:
+    (show_id,) = hot.ids
+    only = hot.request.query_params.get("status")
+    if only is not None and only not in _STATUS_VALUES:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "status"),
+                    "msg": "Input should be 'AVAILABLE', 'TEMP_RESERVED' or 'RESERVED'",
+                    "type": "literal_error",
+                }
+            ]
+        )
+    await check_queue_token(hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"])
+    found = await seatmap.view(hot.runtime, show_id)
+    wanted = cast(SeatStatus, only)
+    return _conditional(hot.request, found.full(wanted), found.full_etag(wanted), "private, no-cache")
+
+
+SEAT_MAP = lean.HotRoute(
     "/api/shows/{show_id}/seats",
+    "GET",
+    _seat_map,
     response_model=SeatMapOut,
-    tags=["seats"],
     summary="The seat map of a show (queue token required; ETag, 304)",
     description="The whole map in one answer (compatible; a page fetches the layout once and then "
     "only GET /api/shows/{show_id}/seats/status). Seats owed to the waitlist show as TEMP_RESERVED.",
-    responses={**NOT_MODIFIED, **problems(e.ShowNotFound)},
+    tags=["seats"],
+    path_id="show_id",
+    headers=(lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),),
+    parameters=(
+        {
+            "name": "status",
+            "in": "query",
+            "required": False,
+            "description": "Only seats with this status",
+            "schema": {"type": "string", "enum": list(_STATUS_VALUES)},
+        },
+    ),
+    errors=(e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign, e.ShowNotFound),
+    responses=NOT_MODIFIED,
 )
-async def seat_map(
-    request: Request,
-    show_id: Id,
-    _: QueueGate,
-    runtime: RuntimeDep,
-    status: Annotated[SeatStatus | None, Query(description="Only seats with this status")] = None,
-) -> Response:
-    found = await seatmap.view(runtime, show_id)
-    return _conditional(request, found.full(status), found.full_etag(status), "private, no-cache")
+hot_routes.append(SEAT_MAP)
+router.routes.append(SEAT_MAP.documented())

@@ -90,6 +90,7 @@ class HotRoute:
     headers: tuple[Header, ...] = ()
     errors: tuple[Documented, ...] = ()  # what the call can answer besides handle's own (problems())
     responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)  # other answers (a 202)
+    parameters: tuple[dict[str, Any], ...] = ()  # other parameters the handler reads (OpenAPI objects)
     # When the request carries this header, a deny-list answer from the last second will do (see
     # authenticate_token's recent_ok): the waiting room's ticket polls.
     recent_auth_with: str | None = None
@@ -158,6 +159,7 @@ class HotRoute:
             }
             for h in self.headers
         ]
+        params += list(self.parameters)
         extra: dict[str, Any] = {"parameters": params} if params else {}
         if self.body is not None:
             extra["requestBody"] = {

@@ -6,6 +6,8 @@ A leaf (imports no flow): booking's and payments' flows register these with
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 
 from boxoffice.booking import repository, shield
@@ -24,8 +26,13 @@ async def publish_seat_changes(
     if not seat_ids:
         return
     if status == SeatStatus.RESERVED:
-        await shield.mark_sold(runtime.hot_redis, show_id, user_id, seat_ids)
-    elif status == SeatStatus.AVAILABLE:
+        # Both at once: their commands leave in one write to Redis (redis/mux.py), one round trip.
+        await asyncio.gather(
+            shield.mark_sold(runtime.hot_redis, show_id, user_id, seat_ids),
+            _patch_seat_map(runtime, show_id, seat_ids, status),
+        )
+        return
+    if status == SeatStatus.AVAILABLE:
         # The fan's hold (or order) ended: the seats go back on sale for everyone else at once,
         # and to this fan only after the re-hold cool-down (no holding seats for ever by
         # cancelling and holding them again).
@@ -37,6 +44,10 @@ async def publish_seat_changes(
             now=runtime.clock.now(),
             cool_seconds=runtime.settings.rehold_cooldown_seconds,
         )
+    await _patch_seat_map(runtime, show_id, seat_ids, status)
+
+
+async def _patch_seat_map(runtime: Runtime, show_id: int, seat_ids: list[int], status: str) -> None:
     try:
         await apply_seat_changes(runtime.hot_redis, show_id, [(s, str(status)) for s in seat_ids])
         seat_map_changed(runtime, show_id)

@@ -158,7 +158,7 @@ async def _seat_map_cached(runtime: Runtime, show_id: int, *, layout: bool) -> c
 # says it sooner). The hold statement stays the authority: a map a moment old costs a 409, never
 # a double sale.
 
-CHECK_SECONDS = 0.0
+CHECK_SECONDS = 0.05
 WAITLIST_SECONDS = 1.0  # how long "fans wait on this show's waitlist" is trusted
 LAYOUT_MAX_AGE = 31_536_000  # a layout named by its digest never changes: cache it for a year
 _STATUS_FIELD = b',"status":"'

@@ -240,7 +240,15 @@ def test_cost_tiny(tmp_path: Path) -> None:
     proc, report, folder = _bench(tmp_path, "cost", "--requests", "100", "--rounds", "1", timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     cost = report["cost"]
-    expected = {"healthz": "200", "hold_won": "201", "hold_refused": "409 SEATS_TAKEN", "pay_balance": "201"}
+    expected = {
+        "healthz": "200",
+        "seat_status": "200",
+        "seat_status_304": "304",
+        "seat_map": "200",
+        "hold_won": "201",
+        "hold_refused": "409 SEATS_TAKEN",
+        "pay_balance": "201",
+    }
     for kind, status in expected.items():
         assert cost["rounds"][0][kind]["statuses"] == {status: 100}
         api = cost["summary"][kind]["api"]

@@ -172,3 +172,19 @@ async def test_seats_owed_to_the_waitlist_are_not_shown_available(
     # and the hold statement agrees: the crowd cannot take it
     grab = await hold(client, runtime, crowd, show, show["seat_ids"][0])
     assert grab.status_code == 409 and grab.json()["waitlist"] is True
+
+
+async def test_a_reader_that_gives_up_does_not_cancel_the_load_for_the_others(runtime: Runtime) -> None:
+    show = await make_show(runtime, seats=8)
+    sid = show["show_id"]
+    quitter = asyncio.ensure_future(seatmap.view(runtime, sid))
+    waiter = asyncio.ensure_future(seatmap.view(runtime, sid))
+    await asyncio.sleep(0)  # both are waiting on the one load
+    quitter.cancel()
+    found = await waiter
+    assert quitter.cancelled()
+    assert sorted(s[0] for s in found.layout.seats) == sorted(show["seat_ids"])
+    assert found.status == b"A" * 8 and found.waitlist is False
+    missing = [seatmap.view(runtime, 999_999_999) for _ in range(3)]
+    outcomes = await asyncio.gather(*missing, return_exceptions=True)
+    assert {type(o).__name__ for o in outcomes} == {"ShowNotFound"}

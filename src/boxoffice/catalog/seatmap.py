@@ -254,11 +254,14 @@ class SeatMaps:
         self.checked: dict[int, float] = {}
         self.changes: dict[int, int] = {}
         self.loading: dict[int, asyncio.Future[View]] = {}
+        self.epoch = 0  # bumped by discard: a load that started before it keeps nothing
         self.waitlists: LocalCache[int, bool] = LocalCache(WAITLIST_SECONDS, 10_000)
         self.ranks: dict[tuple[int, str], dict[str, int]] = {}  # (show, layout digest) -> sections
         self.renders = 0  # views built (tests and the bench read it)
 
     def discard(self) -> None:
+        self.epoch += 1
+        self.loading.clear()
         self.views.clear()
         self.checked.clear()
         self.ranks.clear()
@@ -285,24 +288,31 @@ async def view(runtime: Runtime, show_id: int) -> View:
     current = maps.views.get(show_id)
     if current is not None and time.monotonic() - maps.checked.get(show_id, 0.0) < CHECK_SECONDS:
         return current
-    pending = maps.loading.get(show_id)
-    if pending is not None:
-        return await asyncio.shield(pending)
-    future: asyncio.Future[View] = asyncio.get_running_loop().create_future()
-    maps.loading[show_id] = future
-    started, seen = time.monotonic(), maps.changes.get(show_id, 0)
+    task = maps.loading.get(show_id)
+    if task is None:
+        # One load per show at a time, in a task of its own: a reader that gives up (a client
+        # that disconnects) does not cancel it for the others.
+        task = asyncio.ensure_future(_load_and_keep(runtime, maps, show_id, current))
+        task.add_done_callback(_retrieved)
+        maps.loading[show_id] = task
+    return await asyncio.shield(task)
+
+
+def _retrieved(task: asyncio.Future[View]) -> None:
+    if not task.cancelled():
+        task.exception()  # every reader has it; nobody logs "never retrieved"
+
+
+async def _load_and_keep(runtime: Runtime, maps: SeatMaps, show_id: int, current: View | None) -> View:
+    started, seen, epoch = time.monotonic(), maps.changes.get(show_id, 0), maps.epoch
     try:
         found = await _load_view(runtime, maps, show_id, current)
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # mark retrieved: waiters get it, nobody logs "never retrieved"
-        raise
     finally:
         maps.loading.pop(show_id, None)
-    maps.views[show_id] = found
-    # A change committed here while we read may be missing from what we read: check again next time.
-    maps.checked[show_id] = started if maps.changes.get(show_id, 0) == seen else 0.0
-    future.set_result(found)
+    if maps.epoch == epoch:  # not discarded meanwhile (the data it was read from may be gone)
+        maps.views[show_id] = found
+        # A change committed here while we read may be missing from what we read: check next time.
+        maps.checked[show_id] = started if maps.changes.get(show_id, 0) == seen else 0.0
     return found
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from boxoffice.kit.jws import hmac_payload
 
-KEY = "k" * 43
+KEY = "k" * 64  # long enough for HS512 (RFC 7518 3.2)
 CLAIMS = {"sub": "7", "aud": "boxoffice-api", "iss": "boxoffice", "jti": "abc", "iat": 1, "exp": 2**40}
 
 

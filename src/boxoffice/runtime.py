@@ -63,7 +63,8 @@ class Runtime:
     )
     # Tokens whose signature this process already checked: one cache per token type, keyed by the
     # exact token string, so a token of one kind can never be found as another kind (an admission
-    # token presented as a bearer token is just an unknown access token).
+    # token presented as a bearer token is just an unknown access token). An entry lives as long
+    # as its token (put's ttl); the expiry and the deny-list are checked on every use.
     access_tokens: LocalCache[str, Any] = field(  # values: auth.tokens.AccessClaims
         default_factory=lambda: LocalCache(ttl_seconds=60, max_entries=50_000)
     )

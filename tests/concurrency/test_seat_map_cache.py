@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from boxoffice.catalog import cache, flows, service
+from boxoffice.catalog import cache, flows, seatmap, service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
 from tests.factories import make_user
@@ -170,6 +170,7 @@ async def test_reads_racing_real_holds_converge_to_the_truth(live_server: str, r
                 {"r": res, "id": seat_id},
             )
         await cache.apply_seat_changes(runtime.hot_redis, show_id, [(seat_id, "RESERVED")])
+        seatmap.changed(runtime, show_id)  # as booking.effects.publish_seat_changes does
 
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=live_server, timeout=60, limits=limits) as c:

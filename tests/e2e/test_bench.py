@@ -290,6 +290,9 @@ def test_cost_tiny(tmp_path: Path) -> None:
     cost = report["cost"]
     expected = {
         "healthz": "200",
+        "seat_status": "200",
+        "seat_status_304": "304",
+        "seat_map": "200",
         "hold_won": "201",
         "hold_refused": "409 SEATS_TAKEN",
         "pay_balance": "201",

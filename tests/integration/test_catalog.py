@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boxoffice.catalog import cache, flows, service
+from boxoffice.catalog import cache, flows, seatmap, service
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room.tokens import issue_queue_token
 from tests.factories import make_user
@@ -679,10 +680,13 @@ async def test_seat_map_read_and_changes(
     assert await cache.rebuild_count(runtime.redis, show_id) == 1
     ids = [s["id"] for s in data["seats"]]
 
-    # A committed change reported through apply_seat_changes is in the very next read.
+    # A committed change reported through apply_seat_changes is in this process's very next read
+    # once it says so (booking.effects.publish_seat_changes does both); other processes see it
+    # within seatmap.CHECK_SECONDS.
     await cache.apply_seat_changes(
         runtime.hot_redis, show_id, [(ids[0], "TEMP_RESERVED"), (ids[1], "RESERVED")]
     )
+    seatmap.changed(runtime, show_id)
     nxt = (await client.get(url, headers=h)).json()
     assert nxt["version"] > data["version"]
     by_id = {s["id"]: s["status"] for s in nxt["seats"]}
@@ -696,6 +700,7 @@ async def test_seat_map_read_and_changes(
     # A change made straight in PostgreSQL + invalidate_seat_map: the next read rebuilds and shows it.
     seat_id = await _hold_one_seat(runtime, show_id, user["id"])
     await cache.invalidate_seat_map(runtime.redis, show_id)
+    await asyncio.sleep(seatmap.CHECK_SECONDS)  # another process's change: seen within this long
     after = (await client.get(url, headers=h)).json()
     by_id = {s["id"]: s["status"] for s in after["seats"]}
     assert by_id[seat_id] == "TEMP_RESERVED"

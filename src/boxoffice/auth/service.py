@@ -463,9 +463,9 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
 
 
 def _verified(runtime: Runtime, token: str) -> AccessClaims:
-    """Signature checked once per token and process (the access-token cache keys on the exact
-    string and holds access claims only); the expiry is checked on every request against the
-    injected clock."""
+    """Signature checked once per token and process for its lifetime (the access-token cache keys
+    on the exact string and holds access claims only); the expiry is checked on every request
+    against the injected clock, the deny-list by the caller."""
     now = runtime.clock.now()
     claims = runtime.access_tokens.get(token)
     if claims is None:
@@ -473,7 +473,9 @@ def _verified(runtime: Runtime, token: str) -> AccessClaims:
             claims = verify_access_token(runtime.settings, token, now=now)
         except InvalidToken:
             raise InvalidAccessToken("Invalid or expired access token") from None
-        runtime.access_tokens.put(token, claims)
+        # Kept for the token's lifetime (its signature cannot change; the expiry and the deny-list
+        # are checked on every use).
+        runtime.access_tokens.put(token, claims, max(1, claims.expires_at - int(now.timestamp())))
     elif claims.expires_at <= int(now.timestamp()):
         raise InvalidAccessToken("Invalid or expired access token")
     return claims

@@ -4,6 +4,9 @@ On a shared 2-core box wall-clock rates say more about the neighbours than about
 time a request costs the API process survives the noise. Each round runs, on a fresh show with one
 seat per fan, `requests` of each kind at `concurrency` in flight:
 - healthz       GET /healthz (the floor of the HTTP stack: the other kinds are shown as ratios to it)
+- seat_status   GET /api/shows/{id}/seats/status as fan i (the seat map's statuses, 200)
+- seat_status_304  the same with If-None-Match: the current ETag (304)
+- seat_map      GET /api/shows/{id}/seats as fan i (the whole map, the compatible read, 200)
 - hold_won      POST /api/reservations, fan i takes seat i (201)
 - hold_refused  POST /api/reservations, fan i asks for seat i+1, held by fan i+1 (409 from the shield)
 - pay_balance   POST /api/payments from the balance for fan i's hold (201)
@@ -44,9 +47,24 @@ from boxoffice.bench.report import _fmt as fmt
 from boxoffice.bench.stack import Stack
 from boxoffice.runtime import Runtime
 
-KINDS = ("healthz", "hold_won", "hold_refused", "pay_balance", "join", "join_tolled")
+# In a buyer's order: the seat map is read before the hold (so, as in a sale, a hold finds the
+# fan's tokens already verified by this process); then the joins (plain and with the toll).
+KINDS = (
+    "healthz",
+    "seat_status",
+    "seat_status_304",
+    "seat_map",
+    "hold_won",
+    "hold_refused",
+    "pay_balance",
+    "join",
+    "join_tolled",
+)
 EXPECTED = {
     "healthz": 200,
+    "seat_status": 200,
+    "seat_status_304": 304,
+    "seat_map": 200,
     "hold_won": 201,
     "hold_refused": 409,
     "pay_balance": 201,
@@ -94,6 +112,7 @@ class _Round:
     tokens: list[str]
     queue_tokens: list[str]
     reservations: list[int | None]
+    status_etag: str = ""
     joins: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (concert, show)
     solutions: list[str] = field(default_factory=list)  # fan i's X-Altcha for join_tolled
 
@@ -115,12 +134,14 @@ async def _prepare(runtime: Runtime, stack: Stack, count: int) -> _Round:
     try:
         first = {"Authorization": f"Bearer {fans.tokens[0]}", "X-Queue-Token": qtokens[0]}
         seat_map = await pool.request("GET", f"/api/shows/{show.show_id}/seats", headers=first)
+        status = await pool.request("GET", f"/api/shows/{show.show_id}/seats/status", headers=first)
     finally:
         await pool.close()
     seat_ids = sorted(int(s["id"]) for s in flash_sale.seat_list(seat_map))
     if len(seat_ids) != count:
         raise RuntimeError(f"seat map returned {len(seat_ids)} seats (status {seat_map.status}), not {count}")
-    r = _Round(show.show_id, seat_ids, fans.tokens, qtokens, [None] * count)
+    etag = status.headers.get("etag", "")
+    r = _Round(show.show_id, seat_ids, fans.tokens, qtokens, [None] * count, etag)
     await _prepare_joins(runtime, r, fans.user_ids)
     return r
 
@@ -160,6 +181,13 @@ def _request(kind: str, r: _Round, i: int) -> tuple[str, str, Any, dict[str, str
     """(method, path, json body, headers) of request i of a kind."""
     if kind == "healthz":
         return "GET", "/healthz", None, {}
+    if kind.startswith("seat_"):
+        gate = {"Authorization": f"Bearer {r.tokens[i]}", "X-Queue-Token": r.queue_tokens[i]}
+        if kind == "seat_map":
+            return "GET", f"/api/shows/{r.show_id}/seats", None, gate
+        if kind == "seat_status_304":
+            gate["If-None-Match"] = r.status_etag
+        return "GET", f"/api/shows/{r.show_id}/seats/status", None, gate
     auth = {"Authorization": f"Bearer {r.tokens[i]}", "Idempotency-Key": uuid.uuid4().hex}
     if kind == "pay_balance":
         return "POST", "/api/payments", {"reservation_id": r.reservations[i], "method": "BALANCE"}, auth
@@ -326,9 +354,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Per kind and process group: the median µs per request over the rounds, its range, and the
     API's median as a ratio to /healthz's."""
     out: dict[str, Any] = {}
-    for kind in KINDS:
-        if not rounds or kind not in rounds[0]:
-            continue  # a kind this run did not measure
+    for kind in [k for k in KINDS if rounds and k in rounds[0]]:  # (a report may predate a kind)
         groups = rounds[0][kind]["us_per_request"].keys()
         out[kind] = {
             g: {

@@ -25,6 +25,7 @@ from boxoffice.booking import repository, rules, shield
 from boxoffice.booking.effects import publish_closed, publish_seat_changes
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.booking.service import SeatEvent, domain_error, load_rules, watch_seats
+from boxoffice.catalog import seatmap
 from boxoffice.catalog.service import refresh_inventory
 from boxoffice.db.idempotency import (
     IdempotentResult,
@@ -328,8 +329,9 @@ async def _place_hold(
     if replay is not None:
         return replay
     for _ in range(BEST_ROUNDS):
-        async with runtime.sessions() as session:
-            spots = await repository.seat_spots(session, show_id, now, section)
+        # The process's seat map (catalog.seatmap.view), not every seat from PostgreSQL: the hold
+        # statement decides anyway, and a block taken meanwhile costs one more try.
+        spots = [rules.SeatSpot(*spot) for spot in await seatmap.spots(runtime, show_id, section)]
         if section is not None and not spots:
             raise UnknownSection(
                 f"This show has no section named {section!r}",

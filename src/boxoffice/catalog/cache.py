@@ -29,7 +29,7 @@ DIRTY_MS = 30_000
 
 STATUS_CHAR = {"AVAILABLE": "A", "TEMP_RESERVED": "T", "RESERVED": "R"}
 GAP = ord("-")
-_SUFFIX = {ord("A"): b'AVAILABLE"}', ord("T"): b'TEMP_RESERVED"}', ord("R"): b'RESERVED"}'}
+SUFFIX = {ord("A"): b'AVAILABLE"}', ord("T"): b'TEMP_RESERVED"}', ord("R"): b'RESERVED"}'}
 
 
 def _key(show_id: int, name: str) -> str:
@@ -114,10 +114,12 @@ return 0
 
 @dataclass(frozen=True, slots=True)
 class CachedSeatMap:
-    layout: bytes
+    layout: bytes  # b"" when read without it (read_seat_map(layout=False))
     status: bytes
     version: int
     fresh: bool
+    base: int | None = None
+    gen: str = "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,19 +174,37 @@ def render(show_id: int, version: int, layout: bytes, status: bytes, only: str |
     want = ord(STATUS_CHAR[only]) if only else None
     frags = layout.split(b"\n") if layout else []
     pairs = zip(frags, status, strict=False)
-    parts = [f + _SUFFIX[c] for f, c in pairs if c != GAP and (want is None or c == want)]
+    parts = [f + SUFFIX[c] for f, c in pairs if c != GAP and (want is None or c == want)]
     return b'{"show_id":%d,"version":%d,"seats":[%b]}' % (show_id, version, b",".join(parts))
 
 
-async def read_seat_map(redis: RedisClient, show_id: int) -> CachedSeatMap | None:
-    """The cached map, read atomically, or None when cold."""
+async def read_seat_map(redis: RedisClient, show_id: int, *, layout: bool = True) -> CachedSeatMap | None:
+    """The cached map, read atomically, or None when cold. Without `layout` only the small parts
+    are read (the process keeps the layout it read before: it changes only with `gen`)."""
     pipe = redis.pipeline(transaction=True)
-    for name in ("layout", "status", "version", "fresh"):
+    names = ("status", "version", "fresh", "base", "gen")
+    for name in ("layout", *names) if layout else names:
         pipe.get(_key(show_id, name))
-    layout, status, version, fresh = await pipe.execute()
-    if layout is None or status is None:
+    values = await pipe.execute()
+    if not layout:
+        values = [b"", *values]
+    raw_layout, status, version, fresh, base, gen = values
+    if raw_layout is None or status is None:
         return None
-    return CachedSeatMap(layout=layout, status=status, version=int(version or 0), fresh=fresh is not None)
+    return CachedSeatMap(
+        layout=raw_layout,
+        status=status,
+        version=int(version or 0),
+        fresh=fresh is not None,
+        base=None if base is None else int(base),
+        gen=(gen or b"0").decode(),
+    )
+
+
+async def read_marks(redis: MuxRedis, show_id: int) -> tuple[int, bool, str]:
+    """(version, fresh, gen) in one round trip: has the map changed since a process rendered it?"""
+    version, fresh, gen = await redis.execute("MGET", *_keys(show_id, "version", "fresh", "gen"))
+    return int(version or 0), fresh is not None, (gen or b"0").decode()
 
 
 async def cached_base(redis: RedisClient, show_id: int) -> int | None:

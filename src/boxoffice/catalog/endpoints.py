@@ -6,9 +6,10 @@ when the endpoint returns.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast, get_args
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from boxoffice import errors as e
 from boxoffice.auth.dependencies import AdminUser
@@ -19,8 +20,10 @@ from boxoffice.catalog.schemas import (
     ConcertOut,
     ConcertPage,
     ConcertPatch,
+    SeatLayoutOut,
     SeatMapOut,
     SeatStatus,
+    SeatStatusOut,
     ShowIn,
     ShowList,
     ShowOut,
@@ -28,10 +31,11 @@ from boxoffice.catalog.schemas import (
     VenueIn,
     VenueOut,
 )
+from boxoffice.http import hot as lean
 from boxoffice.http.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text, Timestamp, WholeNumber
-from boxoffice.waiting_room.dependencies import QueueGate
+from boxoffice.waiting_room.tokens import check_queue_token
 
 router = APIRouter()
 
@@ -230,19 +234,128 @@ async def get_show(show_id: Id, session: SessionDep, runtime: RuntimeDep) -> dic
     return await service.get_show_details(session, runtime.clock, show_id)
 
 
-@router.get(
-    "/api/shows/{show_id}/seats",
-    response_model=SeatMapOut,
+# ---- the seat map: the layout (public, immutable per digest) apart from the statuses (gated) ------
+# Each API process renders a show's map once per version (catalog.seatmap.view); every answer here
+# is bytes encoded then, with a strong ETag (304 on If-None-Match).
+
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ETag sent in If-None-Match is current"}
+}
+
+
+def _conditional(request: Request, body: bytes, etag: str, cache_control: str) -> Response:
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if lean.etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def _seat_status(hot: lean.HotInput) -> Response:
+    (show_id,) = hot.ids
+    await check_queue_token(hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"])
+    found = await seatmap.view(hot.runtime, show_id)
+    return _conditional(hot.request, found.status_body, found.etag, "private, max-age=1")
+
+
+SEAT_STATUS = lean.HotRoute(
+    "/api/shows/{show_id}/seats/status",
+    "GET",
+    _seat_status,
+    response_model=SeatStatusOut,
+    summary="Which seats of a show are free right now (queue token required; ETag, 304)",
+    description="One character per seat id from `base`; the seats themselves are the layout "
+    "(GET /api/shows/{show_id}/seats/layout?v={layout}), fetched once. Seats owed to the waitlist "
+    "show as held. Send If-None-Match with the last ETag: 304 while nothing changed.",
     tags=["seats"],
-    summary="The seat map of a show (queue token required)",
-    responses=problems(e.ShowNotFound),
+    path_id="show_id",
+    headers=(lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),),
+    errors=(e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign, e.ShowNotFound),
+    responses=NOT_MODIFIED,
 )
-async def seat_map(
-    show_id: Id,
-    _: QueueGate,
-    runtime: RuntimeDep,
-    status: Annotated[SeatStatus | None, Query(description="Only seats with this status")] = None,
+
+_DIGEST_ERROR = {"loc": ("query", "v"), "msg": "String should match pattern '^[0-9a-f]{1,64}$'",
+                 "type": "string_pattern_mismatch"}  # fmt: skip
+
+
+async def _seat_layout(request: Request, show_id: int) -> Response:
+    wanted = request.query_params.get("v")
+    if wanted is not None and not (0 < len(wanted) <= 64 and all(c in "0123456789abcdef" for c in wanted)):
+        raise RequestValidationError([_DIGEST_ERROR])
+    layout = await seatmap.layout_of(request.app.state.runtime, show_id)
+    if wanted == layout.digest:  # named by its digest: the same bytes for ever
+        cache_control = f"public, max-age={seatmap.LAYOUT_MAX_AGE}, immutable"
+    else:
+        cache_control = "public, max-age=60"
+    return _conditional(request, layout.body, layout.etag, cache_control)
+
+
+SEAT_LAYOUT = lean.PublicRoute("/api/shows/{show_id}/seats/layout", "GET", _seat_layout, path_id="show_id")
+hot_routes: list[lean.AnyHotRoute] = [SEAT_STATUS, SEAT_LAYOUT]
+router.routes.append(SEAT_STATUS.documented())
+
+
+@router.get(
+    "/api/shows/{show_id}/seats/layout",
+    response_model=SeatLayoutOut,
+    tags=["seats"],
+    summary="A show's seats without their statuses (public; immutable per digest; ETag, 304)",
+    description="With `v` equal to the layout's digest (the `layout` of the status) the answer is "
+    "cacheable for a year (`immutable`); without it, or with an older digest, the current layout "
+    "is answered, cacheable for 60 s. Served by a lean route; this twin calls the same handler.",
+    responses={**NOT_MODIFIED, **problems(e.ShowNotFound)},
+)
+async def seat_layout(
+    request: Request,
+    show_id: PathId,
+    v: Annotated[str | None, Query(min_length=1, max_length=64, pattern="^[0-9a-f]{1,64}$")] = None,
 ) -> Response:
-    # Served as pre-rendered JSON from the Redis copy (no per-seat model validation on the hot path).
-    body = await seatmap.seat_map(runtime, show_id, status)
-    return Response(content=body, media_type="application/json", headers={"Cache-Control": "no-store"})
+    return await _seat_layout(request, show_id)
+
+
+_STATUS_VALUES: tuple[SeatStatus, ...] = get_args(SeatStatus)
+
+
+async def _seat_map(hot: lean.HotInput) -> Response:
+    (show_id,) = hot.ids
+    only = hot.request.query_params.get("status")
+    if only is not None and only not in _STATUS_VALUES:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "status"),
+                    "msg": "Input should be 'AVAILABLE', 'TEMP_RESERVED' or 'RESERVED'",
+                    "type": "literal_error",
+                }
+            ]
+        )
+    await check_queue_token(hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"])
+    found = await seatmap.view(hot.runtime, show_id)
+    wanted = cast(SeatStatus, only)
+    return _conditional(hot.request, found.full(wanted), found.full_etag(wanted), "private, no-cache")
+
+
+SEAT_MAP = lean.HotRoute(
+    "/api/shows/{show_id}/seats",
+    "GET",
+    _seat_map,
+    response_model=SeatMapOut,
+    summary="The seat map of a show (queue token required; ETag, 304)",
+    description="The whole map in one answer (compatible; a page fetches the layout once and then "
+    "only GET /api/shows/{show_id}/seats/status). Seats owed to the waitlist show as TEMP_RESERVED.",
+    tags=["seats"],
+    path_id="show_id",
+    headers=(lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),),
+    parameters=(
+        {
+            "name": "status",
+            "in": "query",
+            "required": False,
+            "description": "Only seats with this status",
+            "schema": {"type": "string", "enum": list(_STATUS_VALUES)},
+        },
+    ),
+    errors=(e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign, e.ShowNotFound),
+    responses=NOT_MODIFIED,
+)
+hot_routes.append(SEAT_MAP)
+router.routes.append(SEAT_MAP.documented())

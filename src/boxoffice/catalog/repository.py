@@ -405,6 +405,31 @@ async def fetch_seat_statuses(session: AsyncSession, show_id: int) -> list[tuple
     return [(int(i), str(s)) for i, s in (await session.execute(stmt)).all()]
 
 
+_SECTION_RANKS = text(
+    """
+    SELECT DISTINCT s.section, vs.position FROM seats s JOIN venue_sections vs ON vs.id = s.section_id
+    WHERE s.show_id = :show_id
+    """
+)
+
+
+async def section_ranks(session: AsyncSession, show_id: int) -> dict[str, int]:
+    """A show's sections with their place in the venue's ranking (best available; lower is better)."""
+    rows = await session.execute(_SECTION_RANKS, {"show_id": show_id})
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+# While anyone waits on a show's waitlist, its AVAILABLE seats are owed to them (booking's hold
+# statement refuses them to the crowd): the seat map shows them held.
+_WAITLIST_WAITING = text(
+    "SELECT EXISTS (SELECT 1 FROM waitlist WHERE show_id = :show_id AND status = 'WAITING')"
+)
+
+
+async def waitlist_waiting(session: AsyncSession, show_id: int) -> bool:
+    return bool((await session.execute(_WAITLIST_WAITING, {"show_id": show_id})).scalar())
+
+
 async def show_exists(session: AsyncSession, show_id: int) -> bool:
     stmt = select(exists(select(_s.c.id).where(_s.c.id == show_id)))
     return bool((await session.execute(stmt)).scalar())

@@ -356,3 +356,38 @@ class SeatMapOut(BaseModel):
     show_id: int
     version: int = Field(description="Grows with every seat change; compare with the seat stream")
     seats: list[SeatOut]
+
+
+class SeatPlace(BaseModel):
+    id: int
+    section: str
+    row: int
+    number: int
+    price: int
+
+
+class SeatLayoutOut(BaseModel):
+    """A show's seats without their statuses: immutable for its `layout` digest."""
+
+    show_id: int
+    layout: str = Field(
+        description="The layout's digest (its version); GET it with ?v= to cache it for a year"
+    )
+    base: int = Field(description="The lowest seat id: `status[id - base]` is a seat's status")
+    seats: list[SeatPlace]
+
+
+class SeatStatusOut(BaseModel):
+    """Which seats are free right now, one character per seat id from `base`."""
+
+    show_id: int
+    version: int = Field(description="Grows with every seat change; compare with the seat stream")
+    layout: str = Field(description="The digest of the layout these statuses belong to")
+    base: int
+    waitlist: bool = Field(
+        description="Fans wait on this show's waitlist: every free seat is owed to them and shown held (T)"
+    )
+    status: str = Field(
+        description="One character per seat id from `base`: A available, T held, R sold, "
+        "`-` no seat of this show"
+    )

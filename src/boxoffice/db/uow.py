@@ -12,6 +12,7 @@ for a write that is ONE statement and so commits on its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ import asyncpg
 import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from boxoffice.config import Settings
@@ -196,11 +198,34 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     await uow.run_effects()
 
 
+def _lean_gate(engine: AsyncEngine) -> asyncio.Semaphore:
+    """At most pool_size lean units of work at once per engine and event loop. Past that, a lean
+    write queues on this semaphore (a future) instead of in the pool's own wait (a greenlet, a
+    timed queue get and overflow connections: measured ~0.26 ms of CPU per hold at 50 in flight
+    with a pool of 20), and the pool's overflow stays free for the ORM's requests."""
+    pool = engine.sync_engine.pool
+    loop = asyncio.get_running_loop()
+    gate: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(pool, "_bo_lean_gate", None)
+    if gate is None or gate[0] is not loop:
+        size = pool.size() if isinstance(pool, QueuePool) else 1_000_000
+        gate = (loop, asyncio.Semaphore(max(1, size)))
+        pool._bo_lean_gate = gate  # type: ignore[attr-defined]
+    return gate[1]
+
+
 @asynccontextmanager
 async def lean_unit_of_work(engine: AsyncEngine) -> AsyncIterator[LeanUnitOfWork]:
     """The engine's pool connection without the ORM (measured: its checkout costs ~15 us more than
     a separate asyncpg pool's, which would double the connections a process opens). The effects
     run when the block exits cleanly, after the connection went back to the pool."""
+    async with _lean_gate(engine):
+        async with _lean_connection(engine) as uow:
+            yield uow
+    await uow.run_effects()
+
+
+@asynccontextmanager
+async def _lean_connection(engine: AsyncEngine) -> AsyncIterator[LeanUnitOfWork]:
     raw = await _checkout(engine)
     try:
         uow = LeanUnitOfWork(raw.driver_connection)
@@ -215,4 +240,3 @@ async def lean_unit_of_work(engine: AsyncEngine) -> AsyncIterator[LeanUnitOfWork
         # In a greenlet, as the pool's own async code does: returning an overflow connection
         # closes it, which awaits.
         await greenlet_spawn(raw.close)
-    await uow.run_effects()

@@ -86,9 +86,11 @@ class HotRoute:
     description: str | None = None
     body: type[BaseModel] | None = None
     query_ids: tuple[str, ...] = ()
+    path_id: str | None = None  # a `{name}` of the path: an id, first in HotInput.ids
     headers: tuple[Header, ...] = ()
     errors: tuple[Documented, ...] = ()  # what the call can answer besides handle's own (problems())
     responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)  # other answers (a 202)
+    parameters: tuple[dict[str, Any], ...] = ()  # other parameters the handler reads (OpenAPI objects)
     # When the request carries this header, a deny-list answer from the last second will do (see
     # authenticate_token's recent_ok): the waiting room's ticket polls.
     recent_auth_with: str | None = None
@@ -100,7 +102,9 @@ class HotRoute:
         claims = await authenticate(runtime, request.headers.get("authorization"), recent_ok)
         request.state.user_id = claims.user_id
         headers = {h.name: header(request, h.name, h.max_length) for h in self.headers}
-        ids = query_ids(request, *self.query_ids) if self.query_ids else []
+        ids = path_ids(request, self.path_id) if self.path_id else []
+        if self.query_ids:
+            ids += query_ids(request, *self.query_ids)
         body = await json_body(request, self.body) if self.body is not None else None
         return await self.call(HotInput(request, runtime, claims, body, ids, headers))
 
@@ -138,11 +142,12 @@ class HotRoute:
         params: list[dict[str, Any]] = [
             {
                 "name": name,
-                "in": "query",
+                "in": where,
                 "required": True,
                 "schema": {"type": "integer", "minimum": 1, "maximum": ID_MAX, "title": name},
             }
-            for name in self.query_ids
+            for where, names in (("path", (self.path_id,) if self.path_id else ()), ("query", self.query_ids))
+            for name in names
         ]
         params += [
             {
@@ -154,6 +159,7 @@ class HotRoute:
             }
             for h in self.headers
         ]
+        params += list(self.parameters)
         extra: dict[str, Any] = {"parameters": params} if params else {}
         if self.body is not None:
             extra["requestBody"] = {

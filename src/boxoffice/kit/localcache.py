@@ -37,11 +37,12 @@ class LocalCache(Generic[K, V]):
         entry = self._entries.get(key)
         return None if entry is None else entry[1]
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, ttl_seconds: float | None = None) -> None:
+        """`ttl_seconds`: this entry's own lifetime (e.g. a verified token's, up to its expiry)."""
         if len(self._entries) >= self.max_entries:
             # Evict the oldest insertion (dicts keep insertion order): cheap and good enough here.
             self._entries.pop(next(iter(self._entries)))
-        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries[key] = (time.monotonic() + (self.ttl if ttl_seconds is None else ttl_seconds), value)
 
     async def get_or_load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """One load per key at a time in this process: a burst of cold reads waits for the first."""

@@ -92,7 +92,7 @@ def _confirm(*, gate: str, held: str, now: str) -> str:
     return f"""sold AS (
     UPDATE seats s SET status = 'RESERVED', hold_expires_at = NULL, updated_at = {now}
     FROM {gate} g WHERE s.id IN (SELECT id FROM {held})
-    RETURNING s.id
+    RETURNING s.id, s.section, s.row, s.number, s.show_id
 ), confirmed AS (
     UPDATE reservations res SET status = 'RESERVED', confirmed_at = {now}, updated_at = {now}
     FROM {gate} g WHERE res.id = g.reservation_id
@@ -178,6 +178,11 @@ SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior,
        EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) AS user_exists,
        coalesce((SELECT same FROM same_currency), true) AS same_currency,
        ARRAY(SELECT id FROM sold ORDER BY id) AS sold,
+       -- what the tickets are signed over (tickets.service.issue), without another round trip
+       (SELECT json_agg(json_build_object('seat_id', sold.id, 'section', sold.section, 'row', sold.row,
+                                          'number', sold.number, 'show_id', sold.show_id, 'user_id', $1,
+                                          'holder', (SELECT name FROM users WHERE id = $1))
+                        ORDER BY sold.id) FROM sold)::text AS sold_seats,
        (SELECT body::text FROM answer) AS answer
 FROM (SELECT 1) AS one LEFT JOIN r ON true
 """  # noqa: S608 - the fragments are constants; every value is a bound parameter
@@ -195,6 +200,7 @@ class BalancePayment:
     user_exists: bool
     same_currency: bool
     sold: list[int]
+    sold_seats: list[dict[str, Any]]  # what tickets.service.issue signs, one per sold seat
     answer: str | None
 
 
@@ -217,6 +223,7 @@ async def pay_from_balance(
         user_exists=bool(row["user_exists"]),
         same_currency=bool(row["same_currency"]),
         sold=list(row["sold"]),
+        sold_seats=json.loads(row["sold_seats"]) if row["sold_seats"] else [],
         answer=row["answer"],
     )
 

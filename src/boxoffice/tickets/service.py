@@ -5,6 +5,7 @@ payment flows' (issue, void: inside the confirming / refunding transaction) and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,12 +29,19 @@ from boxoffice.tickets.rules import (
 MAX_PAGE = 100
 
 
-async def issue(conn: asyncpg.Connection, keyring: Keyring, reservation_id: int, now: datetime) -> list[int]:
+async def issue(
+    conn: asyncpg.Connection,
+    keyring: Keyring,
+    reservation_id: int,
+    now: datetime,
+    sold: Sequence[Mapping[str, Any]] | None = None,
+) -> list[int]:
     """One signed ticket per seat the reservation just bought; call it inside the transaction that
     confirmed the reservation (the seats must read RESERVED). Returns the new tickets' ids. The
     database refuses a second live ticket for a seat (tickets_one_live_per_seat). The order
-    confirmation mail is queued by the same statement."""
-    seats = await repository.sold_seats(conn, reservation_id)
+    confirmation mail is queued by the same statement. `sold`: the seats as the confirming
+    statement returned them (seat_id, section, row, number, show_id, user_id, holder), else read."""
+    seats = sold if sold is not None else await repository.sold_seats(conn, reservation_id)
     if not seats:
         return []
     key_id = keyring.signing_key_id

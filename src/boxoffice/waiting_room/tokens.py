@@ -15,12 +15,14 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 from redis.exceptions import RedisError
 
 from boxoffice.config import Settings, secret
 from boxoffice.errors import QueueTokenForeign, QueueTokenRefused, QueueTokenRequired
+from boxoffice.kit.jws import hmac_payload
 from boxoffice.runtime import Runtime
 from boxoffice.waiting_room import store
 
@@ -72,23 +74,34 @@ def issue_queue_token(
     return token, expires
 
 
+_REQUIRED = ("sub", "aud", "exp", "iat", "jti", "ticket")
+
+
+def _pyjwt_decode(token: str, key: str) -> dict[str, Any]:
+    payload: dict[str, Any] = jwt.decode(
+        token,
+        key,
+        algorithms=["HS256"],
+        issuer=ISSUER,
+        options={
+            "require": list(_REQUIRED),
+            "verify_aud": False,
+            # exp is checked against the injected clock (_check_claims); iat is only compared
+            # with when the user left the queue
+            "verify_exp": False,
+            "verify_iat": False,
+        },
+    )
+    return payload
+
+
 def decode_queue_token(settings: Settings, token: str) -> QueueClaims:
     """Signature and claims, without the time and ownership checks; raises QueueTokenInvalid."""
     try:
-        payload = jwt.decode(
-            token,
-            secret(settings.queue_token_secret),
-            algorithms=["HS256"],
-            issuer=ISSUER,
-            options={
-                "require": ["sub", "aud", "exp", "iat", "jti", "ticket"],
-                "verify_aud": False,
-                # exp is checked against the injected clock (_check_claims); iat is only compared
-                # with when the user left the queue
-                "verify_exp": False,
-                "verify_iat": False,
-            },
-        )
+        key = secret(settings.queue_token_secret)
+        payload = hmac_payload(token, key, "HS256")  # our own shape: one HMAC (kit.jws)
+        if payload is None or payload.get("iss") != ISSUER or any(payload.get(c) is None for c in _REQUIRED):
+            payload = _pyjwt_decode(token, key)
         audience = str(payload["aud"])
         if not audience.startswith("show:"):
             raise QueueTokenInvalid("not a show audience")
@@ -124,8 +137,9 @@ async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token:
             cached = runtime.queue_tokens.get(token)
             claims = cached or decode_queue_token(runtime.settings, token)
             checked = _check_claims(claims, user_id=user_id, show_id=show_id, now=runtime.clock.now())
-            if cached is None:  # remembered only once it passed its owner and show check
-                runtime.queue_tokens.put(token, claims)
+            if cached is None:  # remembered only once it passed its owner and show check, until it expires
+                lifetime = claims.expires_at + LEEWAY_SECONDS - int(runtime.clock.now().timestamp())
+                runtime.queue_tokens.put(token, claims, max(1, lifetime))
             try:
                 ended = await store.admission_ended_at(runtime.hot_redis, show_id, user_id)
             except RedisError:

@@ -20,6 +20,7 @@ from boxoffice.booking import service as booking_service
 from boxoffice.booking.schemas import HoldRequest
 from boxoffice.catalog import seatmap
 from boxoffice.http.deps import ID_MAX, PathId
+from boxoffice.http.hot import etag_matches
 from boxoffice.kit.clock import iso
 from boxoffice.payments import service as payments_service
 from boxoffice.runtime import Runtime
@@ -148,6 +149,19 @@ async def seats(request: Request, show_id: PathId, user: PageUser) -> Response:
     await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
     body = await seatmap.seat_map(runtime, show_id)
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/web/shows/{show_id}/seats/status")
+async def seat_status(request: Request, show_id: PathId, user: PageUser) -> Response:
+    """The page's statuses (GET /api/shows/{id}/seats/status for the browser's cookies); the page
+    fetches the layout once from the public, cacheable /api/shows/{id}/seats/layout?v=."""
+    runtime = _runtime(request)
+    await check_queue_token(runtime, user.user_id, show_id, queue_token(request, show_id))
+    found = await seatmap.view(runtime, show_id)
+    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), found.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(found.status_body, media_type="application/json", headers=headers)
 
 
 @router.get("/web/shows/{show_id}/seats/stream")

@@ -1,5 +1,5 @@
-// The seat map page: the canvas SeatMap fed by the seat SSE stream (resumed by the browser with
-// Last-Event-ID; `reset` -> reload), an accessible list mode sharing the same selection, holds of
+// The seat map page: the canvas SeatMap (the layout once, then statuses only) fed by the seat SSE
+// stream (resumed by the browser with Last-Event-ID; `reset` -> the statuses again), an accessible list mode sharing the same selection, holds of
 // chosen seats or "best available", then on to the checkout.
 import { ApiError, getJSON, moneyFormatter, number, postJSON, show, t } from "./app.js";
 import { SeatMap } from "./seatmap.js";
@@ -64,21 +64,43 @@ function listen() {
   });
 }
 
+// The layout (public, immutable for its digest: the browser keeps it) is fetched once; after that
+// only the statuses (one character per seat id, ETag: a 304 while nothing changed).
+const STATUS_BY_CHAR = { A: "AVAILABLE", T: "TEMP_RESERVED", R: "RESERVED" };
+let layout = null;
+
 async function load() {
   try {
-    const body = await getJSON(`/web/shows/${showId}/seats`);
-    performance.mark("seatmap-data");
+    const status = await getJSON(`/web/shows/${showId}/seats/status`);
     const pending = buffered;
     buffered = [];
-    map.setSeats(body.seats);
-    performance.mark("seatmap-laid-out");
+    if (!layout || layout.layout !== status.layout) {
+      layout = await getJSON(`/api/shows/${showId}/seats/layout?v=${status.layout}`);
+      performance.mark("seatmap-data");
+      map.setSeats(layout.seats.map((s) => ({ ...s, status: STATUS_BY_CHAR[status.status[s.id - status.base]] || "RESERVED" })));
+      performance.mark("seatmap-laid-out");
+    } else {
+      const groups = { A: [], T: [], R: [] };
+      for (const s of layout.seats) {
+        const c = status.status[s.id - status.base];
+        if (groups[c]) groups[c].push(s.id);
+      }
+      for (const [c, ids] of Object.entries(groups)) map.setStatus(ids, STATUS_BY_CHAR[c]);
+    }
     loaded = true;
     for (const change of pending) map.setStatus(change.seat_ids || [], change.status);
     renderLegend();
     listBuilt = false;
     if (!document.getElementById("list-view").hidden) buildList();
-    const free = body.seats.filter((s) => s.status === "AVAILABLE").length;
-    show(message, free ? t("{free} seats available. Click seats on the map (up to {max}), or use the list.", { free: number(free), max: maxSelect }) : t("All seats are taken right now; seats of expiring holds come back here live."), free ? "info" : "warn");
+    let free = 0;
+    for (const c of status.status) if (c === "A") free++;
+    if (free) {
+      show(message, t("{free} seats available. Click seats on the map (up to {max}), or use the list.", { free: number(free), max: maxSelect }), "info");
+    } else if (status.waitlist) {
+      show(message, t("Every seat is taken or owed to fans on the waitlist: seats that come back go to them first, in the order they joined."), "warn");
+    } else {
+      show(message, t("All seats are taken right now; seats of expiring holds come back here live."), "warn");
+    }
   } catch (err) {
     if (err.status === 401 || err.status === 403) {
       show(message, err.message + " " + t("Your turn to choose seats has ended; go back to the waiting room."), "error");

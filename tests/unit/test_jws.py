@@ -37,6 +37,8 @@ def test_anything_else_is_left_to_pyjwt() -> None:
         f"{head}.{tampered}.{sig}",  # the payload changed, the signature did not
         f"{none_header}.{body}.",  # alg none
         f"{none_header}.{body}.{sig}",
+        f"{head}.{body}.{sig}!!",  # junk after the signature (base64 would skip it)
+        f"{head}.{body}.{sig[:10]}*{sig[10:]}",
         jwt.encode(CLAIMS, KEY, algorithm="HS256", headers={"kid": "1"}),  # another header
         jwt.encode({**CLAIMS, "sub": 7}, KEY, algorithm="HS256"),  # PyJWT refuses a number as sub
         f"{head}.{body}",  # two segments

@@ -22,7 +22,9 @@ _HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sh
 
 
 def _decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # Strict: base64's default decoder skips characters outside the alphabet, so a signature with
+    # junk appended would still match; such a token is left to PyJWT to refuse.
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
 
 
 def hmac_payload(token: str, key: str, algorithm: str) -> dict[str, Any] | None:

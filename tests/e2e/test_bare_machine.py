@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 # Every system program the suite runs -> its Debian package; each must be in TEST_PROGRAMS, or be
 # part of every Debian system (essential packages), or come from a wheel.
-# (setpriv: util-linux; useradd: passwd, in every Debian base system; make and git: how the
-# checkout got here and how `make test` is run.)
-ESSENTIAL = {"setpriv", "useradd", "sh", "bash", "make", "git"}
+# (setpriv: util-linux; useradd: passwd, in every Debian base system; test: coreutils; make and
+# git: how the checkout got here and how `make test` is run.)
+ESSENTIAL = {"setpriv", "useradd", "test", "sh", "bash", "make", "git"}
 FROM_WHEELS = {"redis-server", "postgres", "initdb", "pg_ctl", "py-spy"}
 
 

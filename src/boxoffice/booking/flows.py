@@ -328,10 +328,15 @@ async def _place_hold(
     )
     if replay is not None:
         return replay
+    lost: set[int] = set()  # seats of blocks taken meanwhile: the map may not show them yet
     for _ in range(BEST_ROUNDS):
         # The process's seat map (catalog.seatmap.view), not every seat from PostgreSQL: the hold
-        # statement decides anyway, and a block taken meanwhile costs one more try.
-        spots = [rules.SeatSpot(*spot) for spot in await seatmap.spots(runtime, show_id, section)]
+        # statement decides anyway, and a block taken meanwhile costs one more try. The map can be
+        # up to its refresh interval old, so what this request already lost is taken out.
+        spots = [
+            rules.SeatSpot(*spot[:-1], available=spot[-1] and spot[0] not in lost)
+            for spot in await seatmap.spots(runtime, show_id, section)
+        ]
         if section is not None and not spots:
             raise UnknownSection(
                 f"This show has no section named {section!r}",
@@ -352,6 +357,7 @@ async def _place_hold(
                     runtime, user_id, show, block, now, expires_at, idempotency_key, fingerprint
                 )
             except SeatsTaken:
+                lost.update(block)
                 continue  # taken meanwhile: another block
     raise SeatsTaken(
         "The seats picked for you were taken by other fans meanwhile; seats are still free: try again",

@@ -46,10 +46,16 @@ async def send_due(runtime: Runtime) -> int:
 async def _send_one(runtime: Runtime, mail: dict[str, Any]) -> int:
     settings = runtime.settings
     kind = mail["kind"]
+    if not smtp_enabled(settings):
+        # Nothing to send it with: not composed either (an order's QR codes, PDF and calendar are
+        # most of the worker's CPU during a sale, measured with py-spy in a bench flash sale).
+        async with lean_unit_of_work(runtime.engine) as uow:
+            await repository.finish(uow.conn, mail["id"], "SKIPPED", now=runtime.clock.now(), subject=None)
+        return 0
     async with lean_unit_of_work(runtime.engine) as uow:
         msg = await _compose_for(runtime, uow.conn, mail, runtime.clock.now())
     subject = str(msg["Subject"]) if msg is not None else None
-    if msg is None or not smtp_enabled(settings):
+    if msg is None:
         async with lean_unit_of_work(runtime.engine) as uow:
             await repository.finish(uow.conn, mail["id"], "SKIPPED", now=runtime.clock.now(), subject=subject)
         return 0

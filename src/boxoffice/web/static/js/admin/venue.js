@@ -12,7 +12,7 @@ const MAX_SEATS = 100000;
 
 function renumber() {
   [...box.querySelectorAll("[data-section]")].forEach((fs, i) => {
-    fs.querySelector("legend").textContent = `Section ${i + 1}`;
+    fs.querySelector("legend").textContent = t("Section {n}", { n: i + 1 });
     for (const input of fs.querySelectorAll("input")) {
       const part = input.dataset.part;
       input.name = `sections-${i}-${part}`;
@@ -38,7 +38,7 @@ function preview() {
   let issue = "";
   let id = 1;
   sections.forEach((fs, index) => {
-    const name = fs.querySelector('[data-part="name"]').value.trim() || `Section ${index + 1}`;
+    const name = fs.querySelector('[data-part="name"]').value.trim() || t("Section {n}", { n: index + 1 });
     if (names.has(name.toLowerCase())) issue = t("Two sections are called “{name}”.", { name });
     names.add(name.toLowerCase());
     lengthsOf(fs).forEach((n, r) => {
@@ -50,7 +50,7 @@ function preview() {
     });
   });
   map.setSeats(seats);
-  count.textContent = `· ${seats.length.toLocaleString()} seats`;
+  count.textContent = "· " + t("{n} seats", { n: seats.length.toLocaleString() });
   problem.textContent = issue;
 }
 

@@ -192,7 +192,11 @@ if (waitBox && waitBox.dataset.status === "WAITING") {
     if (waitBox.dataset.status !== "WAITING") return true;
     if (w.status === "OFFERED") {
       waitBox.dataset.status = "OFFERED";
-      const when = new Date(w.offer_expires_at).toLocaleTimeString(document.documentElement.lang || "en");
+      // In the venue's zone, named (as the page itself prints times), not the phone's.
+      const when = new Date(w.offer_expires_at).toLocaleTimeString(document.documentElement.lang || "en", {
+        timeZone: waitBox.dataset.timeZone || undefined,
+        timeZoneName: "short",
+      });
       waitBox.innerHTML = "";
       const p = document.createElement("p");
       p.className = "notice ok";

@@ -61,6 +61,22 @@ def says(page: httpx.Response, *sentences: str) -> bool:
     return all(s in body for s in sentences)
 
 
+async def concert_on_a_hall(
+    client: httpx.AsyncClient, runtime: Runtime, concert: str, artist: str, **venue: Any
+) -> int:
+    """A concert (made through the admin API) at a new venue with one two-seat section, Floor."""
+    h = (await make_user(runtime, role="ADMIN"))["headers"]
+    section = {"name": "Floor", "rows": 1, "seats_per_row": 2}
+    made = await client.post("/api/admin/venues", json={"sections": [section], **venue}, headers=h)
+    created = await client.post(
+        "/api/admin/concerts",
+        json={"name": concert, "artist": artist, "venue_id": made.json()["id"]},
+        headers=h,
+    )
+    cid: int = created.json()["id"]
+    return cid
+
+
 async def state(runtime: Runtime) -> list[Any]:
     """What the console could write: venues, concerts, reservations, the admin's audited actions."""
     queries = (
@@ -156,19 +172,9 @@ async def test_a_duplicate_section_name_names_the_section(
 async def test_the_show_form_reads_times_in_the_venue_zone_across_the_march_change(
     console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    h = (await make_user(runtime, role="ADMIN"))["headers"]
-    section = {"name": "Floor", "rows": 1, "seats_per_row": 2}
-    venue = await client.post(
-        "/api/admin/venues",
-        json={"name": "Berlin Hall", "time_zone": "Europe/Berlin", "sections": [section]},
-        headers=h,
+    cid = await concert_on_a_hall(
+        client, runtime, "Clocks", "DST", name="Berlin Hall", time_zone="Europe/Berlin"
     )
-    concert = await client.post(
-        "/api/admin/concerts",
-        json={"name": "Clocks", "artist": "DST", "venue_id": venue.json()["id"]},
-        headers=h,
-    )
-    cid = concert.json()["id"]
     page = await console.get(f"/admin/concerts/{cid}")
     assert says(page, "Dates in the venue's time zone: Europe/Berlin (C")  # CET or CEST, named
     form = {"sale_opens_at": "2026-12-01T10:00:00", "currency": "EUR", "prices-Floor": "45.50"}
@@ -195,18 +201,7 @@ async def test_the_show_form_reads_times_in_the_venue_zone_across_the_march_chan
 async def test_the_show_form_sets_and_clears_the_verified_email_rule(
     console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    h = (await make_user(runtime, role="ADMIN"))["headers"]
-    venue = await client.post(
-        "/api/admin/venues",
-        json={"name": "Rule Hall", "sections": [{"name": "Floor", "rows": 1, "seats_per_row": 2}]},
-        headers=h,
-    )
-    concert = await client.post(
-        "/api/admin/concerts",
-        json={"name": "Rules", "artist": "R", "venue_id": venue.json()["id"]},
-        headers=h,
-    )
-    cid = concert.json()["id"]
+    cid = await concert_on_a_hall(client, runtime, "Rules", "R", name="Rule Hall")
     form = {
         "starts_at": "2027-05-01T19:00:00",
         "sale_opens_at": "2027-04-01T10:00:00",
@@ -238,18 +233,7 @@ async def test_the_show_form_sets_and_clears_the_verified_email_rule(
 async def test_the_show_form_and_the_queue_form_set_and_clear_adaptive_admission(
     console: httpx.AsyncClient, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    h = (await make_user(runtime, role="ADMIN"))["headers"]
-    venue = await client.post(
-        "/api/admin/venues",
-        json={"name": "Steer Hall", "sections": [{"name": "Floor", "rows": 1, "seats_per_row": 2}]},
-        headers=h,
-    )
-    concert = await client.post(
-        "/api/admin/concerts",
-        json={"name": "Steer", "artist": "S", "venue_id": venue.json()["id"]},
-        headers=h,
-    )
-    cid = concert.json()["id"]
+    cid = await concert_on_a_hall(client, runtime, "Steer", "S", name="Steer Hall")
     new_show = await console.get(f"/admin/concerts/{cid}")
     assert says(new_show, "Steer the admission rate by buyers' latency (adaptive)")
     assert re.search(r'name="queue-adaptive"\s+checked', new_show.text)  # on by default

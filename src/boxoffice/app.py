@@ -30,6 +30,7 @@ from boxoffice.http.guard import RequestGuard
 from boxoffice.http.openapi import install_docs, install_openapi
 from boxoffice.http.problems import install_error_handlers, problem, problems
 from boxoffice.http.shedding import ShedMiddleware
+from boxoffice.kit import heap
 from boxoffice.kit.supervision import supervised
 from boxoffice.observability import AccessLog, RequestContextMiddleware, metrics_allowed
 from boxoffice.runtime import Runtime, open_runtime
@@ -60,6 +61,7 @@ def create_app(
         async with open_runtime(settings, database_url, redis_url, metrics=metrics) as opened:
             await opened.warm_up(settings.db_pool_size)
             app.state.runtime = opened
+            heap.settle()
             yield
 
     app = FastAPI(

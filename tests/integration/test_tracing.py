@@ -197,6 +197,7 @@ async def test_sampled_requests_answer_their_breakdown(settings, runtime):  # ty
             assert abs(parts - float(timing["handler"])) < 0.05, timing
             assert float(timing["pg"]) > 0 and float(timing["cpu"]) > 0, timing
             assert float(str(timing["start"])) > 1.7e9
+            assert int(str(timing["pg_calls"])) >= 1 and int(str(timing["redis_calls"])) >= 1, timing
         # Not sampled (flags 00), or no traceparent at all: no breakdown, no trampoline.
         unsampled, _ = await hold_and_pay(client, own, f"00-{TRACE_ID}-{PARENT_ID}-00")
         assert "server-timing" not in unsampled.headers
@@ -252,6 +253,10 @@ async def test_bench_breakdown_adds_up_over_a_real_server(settings, runtime):  #
         assert all(means[k] >= 0 for k in TRACE_PARTS), means
         assert abs(sum(means[k] for k in TRACE_PARTS) - means["total"]) < 0.05, means
         assert means["pg"] > 0 or step == "hold_refused", means  # a refused hold may never reach PostgreSQL
-    # The report renders the table (the bench prints it with the rest).
+        # The handler's awaited statements and Redis commands, counted by the server (Server-Timing).
+        calls = entry["mean_calls"]
+        assert calls["redis"] >= 1, (step, calls)  # the deny-list at least
+        assert calls["pg"] >= 1 or step == "hold_refused", (step, calls)
+    # The report renders the table (the bench prints it with the rest), the call counts last.
     table = trace_table(summary)
-    assert table.row_count == 3 and len(table.columns) == 2 + len(TRACE_PARTS) + 2
+    assert table.row_count == 3 and len(table.columns) == 2 + len(TRACE_PARTS) + 3

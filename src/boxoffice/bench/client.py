@@ -397,7 +397,10 @@ class TraceBreakdowns:
         if after < 0:  # the two clocks' reads straddle: charge the excess to `before`
             before, after = max(0.0, before + after), 0.0
         name = step if step != "hold" else ("hold_won" if response.status == 201 else "hold_refused")
-        self.samples.setdefault(name, []).append({"before": before, **parts, "after": after, "total": total})
+        calls = {f"{kind}_calls": timing.get(f"{kind}_calls", 0.0) for kind in ("pg", "redis")}
+        self.samples.setdefault(name, []).append(
+            {"before": before, **parts, "after": after, "total": total, **calls}
+        )
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per step: the sample count and the mean of each part (ms); the parts add up to the mean total."""
@@ -409,6 +412,9 @@ class TraceBreakdowns:
             out[step] = {
                 "samples": n,
                 "mean_ms": means,
+                "mean_calls": {
+                    k: round(sum(s[f"{k}_calls"] for s in samples) / n, 1) for k in ("pg", "redis")
+                },
                 "p99_total_ms": round(totals[min(n - 1, int(n * 0.99))], 2),
             }
         return out

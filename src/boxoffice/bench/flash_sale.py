@@ -152,7 +152,9 @@ async def run_fan(
     body = response.json() or {}
     state.waiting += 1
     try:
-        outcome = await _wait_in_queue(body, timed=timed, state=state, plan=plan, auth=auth, where=where)
+        outcome = await _wait_in_queue(
+            body, timed=timed, state=state, plan=plan, auth=auth, where=where, rng=rng
+        )
     finally:
         state.waiting -= 1
         state.last_left_queue = max(state.last_left_queue, time.perf_counter() - state.t0)
@@ -184,6 +186,7 @@ async def _wait_in_queue(
     plan: FanPlan,
     auth: dict[str, str],
     where: dict[str, int],
+    rng: random.Random,
 ) -> dict[str, Any] | str:
     """Poll until READY (-> the status body) or a reason to stop (-> the fan's outcome)."""
     failures = 0
@@ -196,7 +199,10 @@ async def _wait_in_queue(
         if delay is None:
             server_delay = body.get("poll_after_seconds")
             delay = plan.poll_cap_seconds if server_delay is None else float(server_delay)
-            delay = min(delay, plan.poll_cap_seconds)
+            if delay > plan.poll_cap_seconds:
+                # Capped, with the spread the server puts in its own delays (admission.poll_after):
+                # a bare cap would have every fan poll in step, a herd no real crowd makes.
+                delay = plan.poll_cap_seconds * rng.uniform(0.8, 1.2)
         if await sleep_or_stop(state, delay, state.abort):
             return "sale_over_in_queue"
         ticket = body.get("queue_ticket")

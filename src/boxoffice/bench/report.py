@@ -73,14 +73,28 @@ def trace_table(breakdown: dict[str, Any]) -> Table:
     table = Table(
         title="trace breakdown: mean ms per request (share of its wall-clock)", title_justify="left"
     )
-    for column in ("step", "traced", *(title for _, title in TRACE_COLUMNS), "total", "p99 total"):
+    columns = (
+        "step",
+        "traced",
+        *(title for _, title in TRACE_COLUMNS),
+        "total",
+        "p99 total",
+        "pg / redis calls",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "step" else "right")
     for step, entry in breakdown.items():
         means = entry["mean_ms"]
         total = means["total"] or 1e-9
         cells = [f"{means[key]:.2f} ({means[key] / total:.0%})" for key, _ in TRACE_COLUMNS]
+        calls = entry.get("mean_calls") or {}
         table.add_row(
-            step, _fmt(entry["samples"]), *cells, f"{means['total']:.2f}", _fmt(entry["p99_total_ms"], 2)
+            step,
+            _fmt(entry["samples"]),
+            *cells,
+            f"{means['total']:.2f}",
+            _fmt(entry["p99_total_ms"], 2),
+            f"{calls.get('pg', 0):.1f} / {calls.get('redis', 0):.1f}",
         )
     return table
 

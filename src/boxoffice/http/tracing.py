@@ -7,9 +7,10 @@ by default: a caller's `traceparent` decides) or, with the breakdown on, when it
 says sampled (flags 01). The breakdown answers in the W3C Server-Timing header:
 
     Server-Timing: handler;dur=4.1, cpu;dur=1.2, pg;dur=2.0, redis;dur=0.3, other;dur=0.6,
-                   start;desc="1765040000.123456"
+                   start;desc="1765040000.123456", pg_calls;desc="2", redis_calls;desc="3"
 
-(ms; `start` is when the handler began, epoch seconds on the server's clock).
+(ms; `start` is when the handler began, epoch seconds on the server's clock; the calls are the
+statements and Redis commands the handler awaited).
 """
 
 from __future__ import annotations
@@ -41,9 +42,13 @@ def _sampled(traceparent: str | None) -> bool:
         return False
 
 
-def server_timing(accounts: dict[str, float], started_at: float) -> bytes:
+def server_timing(
+    accounts: dict[str, float], started_at: float, pg_calls: int = 0, redis_calls: int = 0
+) -> bytes:
     parts = [f"{name};dur={accounts[name]:.3f}" for name in ("handler", *trace.KINDS)]
     parts.append(f'start;desc="{started_at:.6f}"')
+    parts.append(f'pg_calls;desc="{pg_calls}"')
+    parts.append(f'redis_calls;desc="{redis_calls}"')
     return ", ".join(parts).encode()
 
 
@@ -80,7 +85,10 @@ class TraceMiddleware:
                 if measure:
                     accounts = current.snapshot()
                     headers = list(message.get("headers", []))
-                    headers.append((b"server-timing", server_timing(accounts, current.started_at)))
+                    timing = server_timing(
+                        accounts, current.started_at, current.pg_calls, current.redis_calls
+                    )
+                    headers.append((b"server-timing", timing))
                     message["headers"] = headers
             await send(message)
 

@@ -110,16 +110,54 @@ class Endpoint:
         return (self.host, self.port)
 
 
+class _Replies(asyncio.Protocol):
+    """The connection's reading side: replies are parsed as the bytes arrive (`data_received`
+    runs in the loop's I/O phase) and handed to their callers right there. A reader task would
+    cost each reply one more pass of the event loop's ready queue, which under load (a flash
+    sale's polls) is tens of milliseconds per pass: a buyer's hold makes several Redis calls."""
+
+    def __init__(self, owner: _Connection, pending: deque[tuple[asyncio.Future[Any], float]]) -> None:
+        self.owner = owner
+        self.pending = pending
+        self.parser = hiredis.Reader(replyError=ResponseError)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        pending = self.pending
+        try:
+            self.parser.feed(data)
+            while (reply := self.parser.gets()) is not False:
+                future, _ = pending.popleft()
+                if future.done():  # its caller was cancelled; the reply is consumed all the same
+                    continue
+                if isinstance(reply, ResponseError):
+                    message = str(reply)
+                    future.set_exception(NoScriptError(message) if message.startswith("NOSCRIPT") else reply)
+                else:
+                    future.set_result(reply)
+        except Exception as exc:  # a protocol error (or a reply nobody asked for): start over
+            self.owner._lost(self, RedisConnectionError(f"Redis reply stream broken: {exc!r}"))
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f": {exc}" if exc else ""
+        self.owner._lost(self, RedisConnectionError(f"Redis closed the connection{reason}"))
+
+
 class _Connection:
     """One multiplexed connection to one server; reconnects on demand, with a back-off."""
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self._writer: asyncio.StreamWriter | None = None
+        self._replies: _Replies | None = None
+        self._transport: asyncio.Transport | None = None
         self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
-        self._outbox: list[bytes] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._watcher: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
         self._retry_at = 0.0
@@ -127,74 +165,66 @@ class _Connection:
 
     async def execute(self, *commands: Sequence[Arg]) -> Any:
         """Send the commands back to back; the reply of the last one (ASKING + command)."""
-        writer = self._writer
-        if writer is None or writer.is_closing():
-            writer = await self._connect()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            transport = await self._connect()
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = []
-        # Commands issued in the same loop iteration leave in one write (one send() syscall).
-        if not self._outbox:
-            loop.call_soon(self._flush, writer)
-        for command in commands:
-            future: asyncio.Future[Any] = loop.create_future()
-            self._pending.append((future, loop.time()))
-            self._outbox.append(pack_command(command))
-            futures.append(future)
+        now = loop.time()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
+        self._pending.extend((future, now) for future in futures)
+        # Written at once, not batched to the next loop pass: under load a pass is what a buyer
+        # waits for (one small write on a local socket costs a few microseconds).
+        transport.write(b"".join(map(pack_command, commands)))
         for future in futures[:-1]:
             with contextlib.suppress(ResponseError):
                 await future
         return await futures[-1]
 
-    def _flush(self, writer: asyncio.StreamWriter) -> None:
-        data, self._outbox = b"".join(self._outbox), []
-        if writer is self._writer and not writer.is_closing():
-            writer.write(data)
-
     async def aclose(self) -> None:
         self._closed = True
         self._drop(RedisConnectionError("client closed"))
-        for task in self._tasks:
-            task.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await self._watcher
 
-    async def _connect(self) -> asyncio.StreamWriter:
+    async def _connect(self) -> asyncio.Transport:
         async with self._connect_lock:
-            if self._writer is not None and not self._writer.is_closing():
-                return self._writer
+            if self._transport is not None and not self._transport.is_closing():
+                return self._transport
             if self._closed:
                 raise RedisConnectionError("client closed")
             loop = asyncio.get_running_loop()
             if loop.time() < self._retry_at:  # a reconnect storm helps no one: fail fast meanwhile
                 raise RedisConnectionError(f"Redis {self._where()} unreachable, retrying shortly")
             try:
-                writer = await self._open(loop)
+                transport = await self._open(loop)
             except Exception:
                 self._backoff = min(BACKOFF_MAX_SECONDS, max(BACKOFF_START_SECONDS, self._backoff * 2))
                 self._retry_at = loop.time() + self._backoff
                 raise
             self._backoff = 0.0
-            return writer
+            return transport
 
     def _where(self) -> str:
         e = self.endpoint
         return e.path if e.scheme == "unix" else f"{e.host}:{e.port}"
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.StreamWriter:
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.Transport:
         e = self.endpoint
+        # Each connection has its own queue of waiting callers, so a dying connection's replies
+        # can never reach callers of the next one.
+        pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        replies = _Replies(self, pending)
         try:
             async with asyncio.timeout(self.timeout):
                 if e.scheme == "unix":
-                    reader, writer = await asyncio.open_unix_connection(e.path)
+                    transport, _ = await loop.create_unix_connection(lambda: replies, e.path)
                 else:
                     tls = ssl.create_default_context() if e.scheme == "rediss" else None
-                    reader, writer = await asyncio.open_connection(e.host, e.port, ssl=tls)
+                    transport, _ = await loop.create_connection(lambda: replies, e.host, e.port, ssl=tls)
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis {self._where()}: {exc}") from exc
-        # Each connection has its own queue of waiting callers, so a dying connection's reader
-        # can never hand its replies to callers of the next one.
-        pending: deque[tuple[asyncio.Future[Any], float]] = deque()
-        reader_task = asyncio.create_task(self._read_replies(reader, writer, pending))
         setup: list[tuple[Arg, ...]] = []
         if e.password:
             setup.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
@@ -205,7 +235,7 @@ class _Connection:
             future: asyncio.Future[Any] = loop.create_future()
             pending.append((future, loop.time()))
             futures.append(future)
-            writer.write(pack_command(command))
+            transport.write(pack_command(command))
         try:
             async with asyncio.timeout(self.timeout):
                 for future in futures:
@@ -213,66 +243,39 @@ class _Connection:
         except BaseException as exc:
             # Published only once AUTH/SELECT succeeded: a refused AUTH must not leave a
             # connection that answers every caller with NOAUTH.
-            writer.close()
-            reader_task.cancel()
+            transport.close()
+            _fail_all(pending, RedisConnectionError("handshake abandoned"))
             if isinstance(exc, ResponseError | TimeoutError):
                 raise RedisConnectionError(f"Redis {self._where()} refused the handshake: {exc}") from exc
             raise
-        self._writer, self._pending, self._outbox = writer, pending, []
-        self._tasks = [reader_task, asyncio.create_task(self._watch(writer, pending))]
-        return writer
+        self._transport, self._replies, self._pending = transport, replies, pending  # type: ignore[assignment]
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch())
+        return transport  # type: ignore[return-value]
 
-    async def _read_replies(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        pending: deque[tuple[asyncio.Future[Any], float]],
-    ) -> None:
-        parser = hiredis.Reader(replyError=ResponseError)
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    future, _ = pending.popleft()
-                    if future.done():  # its caller was cancelled; the reply is consumed all the same
-                        continue
-                    if isinstance(reply, ResponseError):
-                        message = str(reply)
-                        future.set_exception(
-                            NoScriptError(message) if message.startswith("NOSCRIPT") else reply
-                        )
-                    else:
-                        future.set_result(reply)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            error = exc if isinstance(exc, RedisConnectionError) else RedisConnectionError(str(exc))
-            if self._writer is writer:
-                self._drop(error)
-            else:  # still in the handshake: fail its waiters
-                _fail_all(pending, error)
+    def _lost(self, replies: _Replies, error: Exception) -> None:
+        if self._replies is replies:
+            self._drop(error)
+        else:  # still in the handshake (or an old connection): fail its own waiters
+            _fail_all(replies.pending, error)
 
-    async def _watch(
-        self, writer: asyncio.StreamWriter, pending: deque[tuple[asyncio.Future[Any], float]]
-    ) -> None:
-        """One timer per connection instead of one per command: replies come back in order, so
-        the oldest waiter tells whether Redis has stopped answering."""
+    async def _watch(self) -> None:
+        """One timer per client instead of one per command: replies come back in order, so the
+        oldest waiter tells whether Redis has stopped answering."""
         loop = asyncio.get_running_loop()
-        while self._writer is writer:
+        while not self._closed:
             await asyncio.sleep(min(1.0, self.timeout / 4))
-            if pending and loop.time() - pending[0][1] > self.timeout and self._writer is writer:
+            pending = self._pending
+            if pending and loop.time() - pending[0][1] > self.timeout and self._transport is not None:
                 # The reply stream can no longer be trusted to line up: fail everyone, start over.
                 self._drop(RedisTimeoutError(f"Redis did not answer within {self.timeout}s"))
 
     def _drop(self, error: Exception) -> None:
         """Forget the connection and fail every caller still waiting on it."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-        pending, self._pending, self._outbox = self._pending, deque(), []
+        transport, self._transport, self._replies = self._transport, None, None
+        if transport is not None:
+            transport.close()
+        pending, self._pending = self._pending, deque()
         _fail_all(pending, error)
 
 

@@ -20,7 +20,6 @@ from boxoffice.catalog import flows as catalog
 from boxoffice.config import Settings
 from boxoffice.db import idempotency
 from boxoffice.db import outbox as events
-from boxoffice.kit import heap
 from boxoffice.mail import flows as mail
 from boxoffice.payments import flows as payments
 from boxoffice.runtime import Runtime
@@ -52,7 +51,6 @@ async def _loop(runtime: Runtime, job: Job, stop: asyncio.Event) -> None:
 
 async def run_jobs(runtime: Runtime, stop: asyncio.Event, jobs: list[Job]) -> None:
     log.info("worker_started", jobs=[j.name for j in jobs])
-    heap.settle()
     await asyncio.gather(*(_loop(runtime, job, stop) for job in jobs))
     log.info("worker_stopped")
 

@@ -34,7 +34,6 @@ from boxoffice.errors import DomainError, DoorStaffOnly, Unprocessable
 from boxoffice.grpc import messages, status
 from boxoffice.grpc import ticket_pb2 as pb
 from boxoffice.grpc import ticket_pb2_grpc as pb_grpc
-from boxoffice.kit import heap
 from boxoffice.payments import flows as payments
 from boxoffice.payments.schemas import PaymentRequest
 from boxoffice.runtime import Runtime
@@ -435,5 +434,4 @@ async def start_server(runtime: Runtime, host: str, port: int) -> tuple[grpc.aio
     await server.start()
     for name in ("", SERVICE_NAME):
         await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
-    heap.settle()
     return server, int(bound)

@@ -24,6 +24,7 @@ import uvicorn
 
 from boxoffice.config import Settings
 from boxoffice.http.server import server_config
+from boxoffice.kit import heap
 from boxoffice.ops.backends.datadir import (
     Backends,
     DataDirLock,
@@ -436,6 +437,7 @@ async def serve_grpc(settings: Settings, backends: Backends) -> None:
         await runtime.warm_up(min(8, settings.db_pool_size))
         server, port = await start_grpc(runtime, settings)
         serve_own_metrics(runtime, settings)
+        heap.settle()
         console.print(f"gRPC TicketService on {settings.host}:{port}   Ctrl-C stops it.", highlight=False)
         try:
             await stop.wait()
@@ -450,6 +452,7 @@ async def run_worker(settings: Settings, backends: Backends) -> None:
     stop = stop_event()
     async with open_runtime(settings, backends.database_url, backends.redis_url) as runtime:
         serve_own_metrics(runtime, settings)
+        heap.settle()
         await run_worker(runtime, stop, selected_jobs(settings))
 
 

@@ -6,8 +6,6 @@ A leaf (imports no flow): booking's and payments' flows register these with
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from boxoffice.booking import repository, shield
@@ -26,11 +24,9 @@ async def publish_seat_changes(
     if not seat_ids:
         return
     if status == SeatStatus.RESERVED:
-        # Both at once: their commands leave in one write to Redis (redis/mux.py), one round trip.
-        await asyncio.gather(
-            shield.mark_sold(runtime.hot_redis, show_id, user_id, seat_ids),
-            _patch_seat_map(runtime, show_id, seat_ids, status),
-        )
+        # In turn, not gathered (see payments.flows._Confirmed).
+        await shield.mark_sold(runtime.hot_redis, show_id, user_id, seat_ids)
+        await _patch_seat_map(runtime, show_id, seat_ids, status)
         return
     if status == SeatStatus.AVAILABLE:
         # The fan's hold (or order) ended: the seats go back on sale for everyone else at once,

@@ -13,7 +13,6 @@ time (idempotency's multi-step mode; house rule 3).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -91,11 +90,10 @@ class _Confirmed:
         runtime = self.runtime
         runtime.metrics.confirmations.inc()
         runtime.metrics.payments.labels(self.method, PaymentStatus.SUCCEEDED).inc()
-        # At once: their Redis commands leave in one write (redis/mux.py), one round trip.
-        await asyncio.gather(
-            publish_seat_changes(runtime, self.show_id, self.user_id, self.seat_ids, rules.RESERVED),
-            self._release_lease(),
-        )
+        # One after the other, not gathered: each gathered coroutine is a task, and under load
+        # every task start and finish waits a pass of the event loop, longer than a round trip.
+        await publish_seat_changes(runtime, self.show_id, self.user_id, self.seat_ids, rules.RESERVED)
+        await self._release_lease()
 
     async def _release_lease(self) -> None:
         try:  # the buyer is done: free the queue place for the next fan

@@ -13,8 +13,9 @@ for a write that is ONE statement and so commits on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
@@ -134,6 +135,35 @@ def sqlstate(exc: DBAPIError) -> str | None:
     return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
 
 
+async def run_effects(effects: list[Effect]) -> None:
+    """Best effort, in order: the commit stands whatever an effect does (each one's state is
+    rebuilt from PostgreSQL when it is lost), so a failing effect is logged, never raised."""
+    for effect in effects:
+        try:
+            await effect()
+        except Exception as exc:
+            log.warning("after_commit_effect_failed", error=type(exc).__name__)
+
+
+# Where a lean write's effects go when they may leave after the answer (see effects_after_answer).
+_AFTER_ANSWER: ContextVar[list[Effect] | None] = ContextVar("boxoffice_after_answer", default=None)
+
+
+@contextmanager
+def effects_after_answer() -> Iterator[list[Effect]]:
+    """Within this block, the lean writes' after-commit effects (the shield, the seat-map patch,
+    the queue lease: best effort, rebuilt from PostgreSQL when lost) are collected here instead of
+    run before the flow returns; the hot routes send them as the response's background task. A
+    buyer's answer then waits for its statement only, not for those Redis round trips (each one
+    a pass of a busy event loop)."""
+    sink: list[Effect] = []
+    token = _AFTER_ANSWER.set(sink)
+    try:
+        yield sink
+    finally:
+        _AFTER_ANSWER.reset(token)
+
+
 class _Effects:
     """The effects to run after a transaction commits."""
 
@@ -143,15 +173,12 @@ class _Effects:
     def after_commit(self, effect: Effect) -> None:
         self._effects.append(effect)
 
-    async def run_effects(self) -> None:
-        """Best effort, in order: the commit stands whatever an effect does (each one's state is
-        rebuilt from PostgreSQL when it is lost), so a failing effect is logged, never raised."""
+    def take_effects(self) -> list[Effect]:
         effects, self._effects = self._effects, []
-        for effect in effects:
-            try:
-                await effect()
-            except Exception as exc:
-                log.warning("after_commit_effect_failed", error=type(exc).__name__)
+        return effects
+
+    async def run_effects(self) -> None:
+        await run_effects(self.take_effects())
 
 
 class UnitOfWork(_Effects):
@@ -217,11 +244,16 @@ def _lean_gate(engine: AsyncEngine) -> asyncio.Semaphore:
 async def lean_unit_of_work(engine: AsyncEngine) -> AsyncIterator[LeanUnitOfWork]:
     """The engine's pool connection without the ORM (measured: its checkout costs ~15 us more than
     a separate asyncpg pool's, which would double the connections a process opens). The effects
-    run when the block exits cleanly, after the connection went back to the pool."""
+    run when the block exits cleanly, after the connection went back to the pool (or after the
+    answer, inside effects_after_answer)."""
     async with _lean_gate(engine):
         async with _lean_connection(engine) as uow:
             yield uow
-    await uow.run_effects()
+    later = _AFTER_ANSWER.get()
+    if later is None:
+        await uow.run_effects()
+    else:
+        later.extend(uow.take_effects())
 
 
 @asynccontextmanager

@@ -19,12 +19,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from boxoffice import errors as e
+from boxoffice.db.uow import Effect, effects_after_answer, run_effects
 from boxoffice.http.problems import Documented, problems
 from boxoffice.kit.ids import ID_MAX
 from boxoffice.kit.inputs import decimal_digits
@@ -106,7 +108,15 @@ class HotRoute:
         if self.query_ids:
             ids += query_ids(request, *self.query_ids)
         body = await json_body(request, self.body) if self.body is not None else None
-        return await self.call(HotInput(request, runtime, claims, body, ids, headers))
+        with effects_after_answer() as later:
+            try:
+                response = await self.call(HotInput(request, runtime, claims, body, ids, headers))
+            except Exception:
+                await run_effects(later)  # what committed before the refusal still follows
+                raise
+        if later:
+            response.background = _then(response.background, later)
+        return response
 
     def served(self) -> Route:
         """The route the app mounts ahead of the FastAPI ones (the first match serves)."""
@@ -199,6 +209,17 @@ class LeanRoute(Route):
         if match is not Match.NONE:
             child["route"] = self
         return match, child
+
+
+def _then(background: BackgroundTask | None, effects: list[Effect]) -> BackgroundTask:
+    """The response's background work: the after-commit effects, after any it already had."""
+
+    async def run() -> None:
+        if background is not None:
+            await background()
+        await run_effects(effects)
+
+    return BackgroundTask(run)
 
 
 def query_ids(request: Request, *names: str) -> list[int]:

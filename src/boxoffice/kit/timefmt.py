@@ -50,10 +50,14 @@ def local_time(
     return text if short else f"{text} {local.tzname()}"
 
 
+def zone_abbreviation(zone_name: str | None, at: datetime | None = None) -> str:
+    """The zone's short name at `at` (now): "KST", "CET" / "CEST"."""
+    return str((at or datetime.now(UTC)).astimezone(zone(zone_name)).tzname())
+
+
 def zone_label(zone_name: str | None, at: datetime | None = None) -> str:
     """The zone as the console names it next to a form: "Asia/Seoul (KST)"."""
-    tz = zone(zone_name)
-    return f"{tz.key} ({(at or datetime.now(UTC)).astimezone(tz).tzname()})"
+    return f"{zone(zone_name).key} ({zone_abbreviation(zone_name, at)})"
 
 
 def parse_local(text: str, zone_name: str | None) -> datetime:

@@ -45,7 +45,7 @@ from boxoffice.kit.i18n import (
     use_locale,
 )
 from boxoffice.kit.money import CURRENCIES, DEFAULT_CURRENCY, format_money, minor_digits
-from boxoffice.kit.timefmt import local_time, zone_label
+from boxoffice.kit.timefmt import local_time, zone_abbreviation, zone_label
 from boxoffice.tickets.rules import seat_label
 from boxoffice.web.security import SECURITY_HEADERS
 from boxoffice.web.session import csrf_token
@@ -118,6 +118,7 @@ def build_environment() -> Environment:
         seat_words=seat_label,
         currency_digits=minor_digits,
         zone_label=zone_label,
+        zone_abbreviation=zone_abbreviation,
         currencies=CURRENCIES,
         default_currency=DEFAULT_CURRENCY,
         when=when,

@@ -192,11 +192,14 @@ if (waitBox && waitBox.dataset.status === "WAITING") {
     if (waitBox.dataset.status !== "WAITING") return true;
     if (w.status === "OFFERED") {
       waitBox.dataset.status = "OFFERED";
-      // In the venue's zone, named (as the page itself prints times), not the phone's.
-      const when = new Date(w.offer_expires_at).toLocaleTimeString(document.documentElement.lang || "en", {
+      // In the venue's zone and named as the page itself prints times ("06:54 KST"), not the phone's.
+      const clock = new Date(w.offer_expires_at).toLocaleTimeString(document.documentElement.lang || "en", {
         timeZone: waitBox.dataset.timeZone || undefined,
-        timeZoneName: "short",
+        hour: "2-digit",
+        minute: "2-digit",
+        hourCycle: "h23",
       });
+      const when = waitBox.dataset.zone ? `${clock} ${waitBox.dataset.zone}` : clock;
       waitBox.innerHTML = "";
       const p = document.createElement("p");
       p.className = "notice ok";

@@ -110,20 +110,37 @@ class Endpoint:
         return (self.host, self.port)
 
 
-class _Replies(asyncio.Protocol):
-    """The connection's reading side: replies are parsed as the bytes arrive (`data_received`
-    runs in the loop's I/O phase) and handed to their callers right there. A reader task would
-    cost each reply one more pass of the event loop's ready queue, which under load (a flash
-    sale's polls) is tens of milliseconds per pass: a buyer's hold makes several Redis calls."""
+Pending = deque[tuple[asyncio.Future[Any], float]]  # callers waiting, oldest first, with their send time
 
-    def __init__(self, owner: _Connection, pending: deque[tuple[asyncio.Future[Any], float]]) -> None:
+
+class _Replies(asyncio.Protocol):
+    """One open connection: its transport and its own queue of waiting callers (so a dying
+    connection's replies can never reach callers of the next one). Replies are parsed as the bytes
+    arrive (`data_received` runs in the loop's I/O phase) and handed to their callers right there.
+    A reader task would cost each reply one more pass of the event loop's ready queue, which under
+    load (a flash sale's polls) is tens of milliseconds per pass: a buyer's hold makes several
+    Redis calls."""
+
+    def __init__(self, owner: _Connection) -> None:
         self.owner = owner
-        self.pending = pending
+        self.pending: Pending = deque()
         self.parser = hiredis.Reader(replyError=ResponseError)
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not registered subclasses of asyncio.Transport: no isinstance.
         self.transport = transport  # type: ignore[assignment]
+
+    def usable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def send(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         pending = self.pending
@@ -140,8 +157,7 @@ class _Replies(asyncio.Protocol):
                     future.set_result(reply)
         except Exception as exc:  # a protocol error (or a reply nobody asked for): start over
             self.owner._lost(self, RedisConnectionError(f"Redis reply stream broken: {exc!r}"))
-            if self.transport is not None:
-                self.transport.close()
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
@@ -154,9 +170,7 @@ class _Connection:
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self._replies: _Replies | None = None
-        self._transport: asyncio.Transport | None = None
-        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._live: _Replies | None = None  # the connection callers use (its handshake done)
         self._watcher: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
@@ -165,16 +179,16 @@ class _Connection:
 
     async def execute(self, *commands: Sequence[Arg]) -> Any:
         """Send the commands back to back; the reply of the last one (ASKING + command)."""
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            transport = await self._connect()
+        live = self._live
+        if live is None or not live.usable():
+            live = await self._connect()
         loop = asyncio.get_running_loop()
         now = loop.time()
         futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
-        self._pending.extend((future, now) for future in futures)
+        live.pending.extend((future, now) for future in futures)
         # Written at once, not batched to the next loop pass: under load a pass is what a buyer
         # waits for (one small write on a local socket costs a few microseconds).
-        transport.write(b"".join(map(pack_command, commands)))
+        live.send(b"".join(map(pack_command, commands)))
         for future in futures[:-1]:
             with contextlib.suppress(ResponseError):
                 await future
@@ -188,41 +202,38 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
 
-    async def _connect(self) -> asyncio.Transport:
+    async def _connect(self) -> _Replies:
         async with self._connect_lock:
-            if self._transport is not None and not self._transport.is_closing():
-                return self._transport
+            if self._live is not None and self._live.usable():
+                return self._live
             if self._closed:
                 raise RedisConnectionError("client closed")
             loop = asyncio.get_running_loop()
             if loop.time() < self._retry_at:  # a reconnect storm helps no one: fail fast meanwhile
                 raise RedisConnectionError(f"Redis {self._where()} unreachable, retrying shortly")
             try:
-                transport = await self._open(loop)
+                live = await self._open(loop)
             except Exception:
                 self._backoff = min(BACKOFF_MAX_SECONDS, max(BACKOFF_START_SECONDS, self._backoff * 2))
                 self._retry_at = loop.time() + self._backoff
                 raise
             self._backoff = 0.0
-            return transport
+            return live
 
     def _where(self) -> str:
         e = self.endpoint
         return e.path if e.scheme == "unix" else f"{e.host}:{e.port}"
 
-    async def _open(self, loop: asyncio.AbstractEventLoop) -> asyncio.Transport:
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Replies:
         e = self.endpoint
-        # Each connection has its own queue of waiting callers, so a dying connection's replies
-        # can never reach callers of the next one.
-        pending: deque[tuple[asyncio.Future[Any], float]] = deque()
-        replies = _Replies(self, pending)
+        replies = _Replies(self)
         try:
             async with asyncio.timeout(self.timeout):
                 if e.scheme == "unix":
-                    transport, _ = await loop.create_unix_connection(lambda: replies, e.path)
+                    await loop.create_unix_connection(lambda: replies, e.path)
                 else:
                     tls = ssl.create_default_context() if e.scheme == "rediss" else None
-                    transport, _ = await loop.create_connection(lambda: replies, e.host, e.port, ssl=tls)
+                    await loop.create_connection(lambda: replies, e.host, e.port, ssl=tls)
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis {self._where()}: {exc}") from exc
         setup: list[tuple[Arg, ...]] = []
@@ -233,9 +244,9 @@ class _Connection:
         futures = []
         for command in setup:
             future: asyncio.Future[Any] = loop.create_future()
-            pending.append((future, loop.time()))
+            replies.pending.append((future, loop.time()))
             futures.append(future)
-            transport.write(pack_command(command))
+            replies.send(pack_command(command))
         try:
             async with asyncio.timeout(self.timeout):
                 for future in futures:
@@ -243,18 +254,18 @@ class _Connection:
         except BaseException as exc:
             # Published only once AUTH/SELECT succeeded: a refused AUTH must not leave a
             # connection that answers every caller with NOAUTH.
-            transport.close()
-            _fail_all(pending, RedisConnectionError("handshake abandoned"))
+            replies.close()
+            _fail_all(replies.pending, RedisConnectionError("handshake abandoned"))
             if isinstance(exc, ResponseError | TimeoutError):
                 raise RedisConnectionError(f"Redis {self._where()} refused the handshake: {exc}") from exc
             raise
-        self._transport, self._replies, self._pending = transport, replies, pending  # type: ignore[assignment]
+        self._live = replies
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch())
-        return transport  # type: ignore[return-value]
+        return replies
 
     def _lost(self, replies: _Replies, error: Exception) -> None:
-        if self._replies is replies:
+        if self._live is replies:
             self._drop(error)
         else:  # still in the handshake (or an old connection): fail its own waiters
             _fail_all(replies.pending, error)
@@ -265,21 +276,20 @@ class _Connection:
         loop = asyncio.get_running_loop()
         while not self._closed:
             await asyncio.sleep(min(1.0, self.timeout / 4))
-            pending = self._pending
-            if pending and loop.time() - pending[0][1] > self.timeout and self._transport is not None:
+            live = self._live
+            if live is not None and live.pending and loop.time() - live.pending[0][1] > self.timeout:
                 # The reply stream can no longer be trusted to line up: fail everyone, start over.
                 self._drop(RedisTimeoutError(f"Redis did not answer within {self.timeout}s"))
 
     def _drop(self, error: Exception) -> None:
         """Forget the connection and fail every caller still waiting on it."""
-        transport, self._transport, self._replies = self._transport, None, None
-        if transport is not None:
-            transport.close()
-        pending, self._pending = self._pending, deque()
-        _fail_all(pending, error)
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()
+            _fail_all(live.pending, error)
 
 
-def _fail_all(pending: deque[tuple[asyncio.Future[Any], float]], error: Exception) -> None:
+def _fail_all(pending: Pending, error: Exception) -> None:
     while pending:
         future, _ = pending.popleft()
         if not future.done():

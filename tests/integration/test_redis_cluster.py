@@ -65,10 +65,12 @@ async def test_a_moved_slot_is_followed_and_remembered(cluster: LocalRedisCluste
         for port in cluster.ports:  # the (empty) slot changes hands behind the client's back
             with _node(port) as client:
                 client.execute_command("CLUSTER SETSLOT", slot, "NODE", _node_id(target))
-        await mux.execute("SET", key, "after-move")  # `owner` answers MOVED; the client follows
+        # A command written at once (issue) goes to `owner` too; its MOVED is followed when awaited.
+        await mux.issue("SET", key, "after-move")
         with _node(target) as client:
             assert client.get(key) == b"after-move"
         assert await mux.get(key) == b"after-move"
+        assert await mux.issue("GET", key) == b"after-move"  # the new owner, written at once
     finally:
         await mux.aclose()
 

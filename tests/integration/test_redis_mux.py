@@ -57,6 +57,45 @@ async def test_error_replies_raise_redis_errors_and_the_stream_stays_in_order(
         await mux.aclose()
 
 
+async def test_issued_commands_are_written_at_once_and_their_replies_awaited_later(
+    backends: Backends, runtime: Runtime
+) -> None:
+    mux = MuxRedis(backends.redis_url, cluster=runtime.redis_cluster)
+    try:
+        # No connection yet: the command is sent when awaited (as execute would).
+        assert await mux.issue("SET", "mux:i", "text") == b"OK"
+        connections = list(mux._connections.values())
+        in_flight = sum(len(c._live.pending) for c in connections if c._live is not None)
+        assert in_flight == 0
+        dropped = mux.issue("GET", "mux:i")  # never awaited: its reply is read and dropped
+        bad = mux.issue("INCR", "mux:i")
+        good = mux.issue("GET", "mux:i")
+        # All three are on the wire before anyone waits.
+        assert sum(len(c._live.pending) for c in connections if c._live is not None) == 3
+        assert await good == b"text"
+        with pytest.raises(ResponseError):
+            await bad
+        assert await mux.execute("GET", "mux:i") == b"text"  # the stream stays in order
+        del dropped
+    finally:
+        await mux.aclose()
+
+
+async def test_an_issued_script_falls_back_to_eval(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, persist=False)
+    server.start()
+    mux = MuxRedis(server.url)
+    try:
+        await mux.execute("PING")
+        script = Script("return {KEYS[1], ARGV[1], 'issued'}")
+        reply = script.issue(mux, ["k"], [7])  # EVALSHA written now: the server answers NOSCRIPT
+        assert await reply == [b"k", b"7", b"issued"]  # ... and the script runs by EVAL
+        assert await script.issue(mux, ["k"], [8]) == [b"k", b"8", b"issued"]  # by sha now
+    finally:
+        await mux.aclose()
+        server.stop()
+
+
 async def test_scripts_fall_back_to_eval_then_run_by_sha(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path, persist=False)
     server.start()

@@ -290,10 +290,13 @@ async def _place_hold(
     tier) the rule picks the best block of adjacent seats, and a few others to try in turn when
     one is taken meanwhile, each through the same shield and the same conditional update.
     """
+    # The rate limit's count goes out first and its reply arrives with the admission check's: one
+    # wait for both (an attempt with a refused token counts against the limit too).
+    limit = ratelimit.begin(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
     with trace.step("hold.admission_token"):
         await check_queue_token(runtime, user_id, show_id, queue_token)
     with trace.step("hold.rate_limit"):
-        await ratelimit.enforce(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
+        await limit.enforce()
     with trace.step("hold.show_rules"):
         show = await load_rules(runtime, show_id)
     now = runtime.clock.now()

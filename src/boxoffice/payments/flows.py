@@ -31,7 +31,6 @@ from boxoffice.booking.service import get_reservation, reservation_of
 from boxoffice.db.idempotency import (
     IdempotentResult,
     LeanKey,
-    key_taken,
     lean_key,
     run_idempotent_steps,
     run_lean_idempotent,
@@ -108,8 +107,9 @@ class _Confirmed:
 @dataclass
 class _BalanceWork:
     """The balance payment's one statement (payments.repository.pay_from_balance) on a lean unit
-    of work: debit, ledger row, payment SUCCEEDED, seats and reservation RESERVED, events and the
-    key's answer, or nothing. `show_id` is known once the statement found the reservation."""
+    of work: debit, ledger row, payment SUCCEEDED, seats and reservation RESERVED, their signed
+    tickets and the order mail, events and the key's answer, or nothing. `show_id` is known once
+    the statement found the reservation."""
 
     runtime: Runtime
     user_id: int
@@ -118,20 +118,18 @@ class _BalanceWork:
     show_id: int | None = None
 
     async def __call__(self, uow: LeanUnitOfWork) -> IdempotentResult:
-        # The statement and the tickets it sold commit together (one transaction: BEGIN, the
-        # statement, the tickets, COMMIT); any refusal below rolls both back.
-        async with uow.conn.transaction():
-            return await self._pay(uow)
-
-    async def _pay(self, uow: LeanUnitOfWork) -> IdempotentResult:
+        # Two round trips and no BEGIN/COMMIT: read the hold's seats and sign their tickets, then
+        # the one statement pays, sells and writes those tickets together, or does nothing.
+        seats = await tickets_repo.seats_to_sell(uow.conn, self.reservation_id, self.user_id)
+        signed = tickets_service.sign(keyring(self.runtime), seats, self.key.now)
         try:
             done = await repository.pay_from_balance(
-                uow.conn, self.key.args, reservation_id=self.reservation_id, now=self.key.now
+                uow.conn, self.key.args, reservation_id=self.reservation_id, now=self.key.now, tickets=signed
             )
         except asyncpg.UniqueViolationError as exc:
-            if key_taken(exc):
-                raise
-            # payments_one_live_uq: a card payment of this hold went PENDING meanwhile.
+            if exc.constraint_name != "payments_one_live_uq":
+                raise  # the key's (replayed by the caller), or a seat's second live ticket (a bug)
+            # A card payment of this hold went PENDING meanwhile.
             raise PaymentInProgress("A payment for this reservation is being processed") from None
         replayed = self.key.replay(done.prior)
         if replayed is not None:
@@ -148,11 +146,11 @@ class _BalanceWork:
                 raise CurrencyMismatch(
                     "The show is priced in another currency than your balance; nothing was charged"
                 )
+            if not done.signed:  # the hold changed between the read and the statement
+                raise PaymentInProgress(
+                    "The reservation changed while paying; nothing was charged, try again"
+                )
             raise InsufficientBalance("The balance does not cover this payment")
-        # TICKETS: one signed ticket per sold seat, in the confirming transaction.
-        await tickets_service.issue(
-            uow.conn, keyring(self.runtime), self.reservation_id, self.key.now, done.sold_seats
-        )
         uow.after_commit(
             _Confirmed(self.runtime, res["show_id"], self.user_id, done.sold, PaymentMethod.BALANCE)
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import text
@@ -15,6 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
 from boxoffice.db.outbox import outbox_rows
 from boxoffice.kit.clock import iso
+from boxoffice.tickets.repository import issue_ctes
+
+if TYPE_CHECKING:
+    from boxoffice.tickets.service import Signed
 
 _COLUMNS = (
     "id, reservation_id, user_id, amount, method, status, idempotency_key, provider_idempotency_key, "
@@ -137,6 +141,8 @@ WITH {LEAN_PRIOR}, r AS (
     FOR UPDATE OF s
 ), live AS (
     SELECT id, status FROM payments WHERE reservation_id = $7 AND status IN ('PENDING', 'SUCCEEDED')
+), signed AS (
+    SELECT ARRAY(SELECT id FROM held ORDER BY id) = $11::bigint[] AS signed
 ), same_currency AS (
     SELECT sh.currency = u.balance_currency AS same, sh.currency FROM r JOIN shows sh ON sh.id = r.show_id
     JOIN users u ON u.id = $1
@@ -145,6 +151,7 @@ WITH {LEAN_PRIOR}, r AS (
     WHERE r.user_id = $1 AND r.status = 'TEMP_RESERVED' AND r.expires_at > $5
       AND NOT EXISTS (SELECT 1 FROM live) AND (SELECT count(*) FROM held) = r.seat_count
       AND (SELECT same FROM same_currency)  -- no silent conversion: the balance pays its own currency
+      AND (SELECT signed FROM signed)  -- a ticket signed for every seat sold, and for no other
 ), debit AS (
     UPDATE users u SET balance = u.balance - ok.total_price, updated_at = now()
     FROM ok
@@ -162,7 +169,11 @@ WITH {LEAN_PRIOR}, r AS (
     RETURNING id, reservation_id, amount
 ), gate AS (
     SELECT pay.reservation_id, paid.user_id, paid.show_id, pay.id AS payment_id FROM paid, pay
-), {_confirm(gate="gate", held="held", now="$5")}, answer AS (
+), {_confirm(gate="gate", held="held", now="$5")}, {
+    issue_ctes(
+        gate="gate", codes="$10", seat_ids="$11", holders="$12", payloads="$13", key_id="$14", now="$5"
+    )
+}, answer AS (
     SELECT 201 AS status, jsonb_build_object(
         'payment_id', pay.id, 'reservation_id', pay.reservation_id, 'amount', pay.amount,
         'currency', (SELECT currency FROM same_currency),
@@ -178,11 +189,7 @@ SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior,
        EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) AS user_exists,
        coalesce((SELECT same FROM same_currency), true) AS same_currency,
        ARRAY(SELECT id FROM sold ORDER BY id) AS sold,
-       -- what the tickets are signed over (tickets.service.issue), without another round trip
-       (SELECT json_agg(json_build_object('seat_id', sold.id, 'section', sold.section, 'row', sold.row,
-                                          'number', sold.number, 'show_id', sold.show_id, 'user_id', $1,
-                                          'holder', (SELECT name FROM users WHERE id = $1))
-                        ORDER BY sold.id) FROM sold)::text AS sold_seats,
+       (SELECT signed FROM signed) AS signed,
        (SELECT body::text FROM answer) AS answer
 FROM (SELECT 1) AS one LEFT JOIN r ON true
 """  # noqa: S608 - the fragments are constants; every value is a bound parameter
@@ -200,16 +207,33 @@ class BalancePayment:
     user_exists: bool
     same_currency: bool
     sold: list[int]
-    sold_seats: list[dict[str, Any]]  # what tickets.service.issue signs, one per sold seat
+    signed: bool  # the tickets signed beforehand were for exactly the hold's seats
     answer: str | None
 
 
 async def pay_from_balance(
-    conn: asyncpg.Connection, key_args: tuple[Any, ...], *, reservation_id: int, now: datetime
+    conn: asyncpg.Connection,
+    key_args: tuple[Any, ...],
+    *,
+    reservation_id: int,
+    now: datetime,
+    tickets: Signed,
 ) -> BalancePayment:
-    """The balance payment statement (_PAY_FROM_BALANCE); `key_args` from idempotency.LeanKey."""
+    """The balance payment statement (_PAY_FROM_BALANCE); `key_args` from idempotency.LeanKey;
+    `tickets` signed for the hold's seats (tickets.service.sign), written when the payment is."""
     reference = f"reservation:{reservation_id}"
-    row = await conn.fetchrow(_PAY_FROM_BALANCE, *key_args, reservation_id, iso(now), reference)
+    row = await conn.fetchrow(
+        _PAY_FROM_BALANCE,
+        *key_args,
+        reservation_id,
+        iso(now),
+        reference,
+        tickets.codes,
+        tickets.seat_ids,
+        tickets.holders,
+        tickets.payloads,
+        tickets.key_id,
+    )
     assert row is not None
     reservation = None
     if row["id"] is not None:
@@ -223,7 +247,7 @@ async def pay_from_balance(
         user_exists=bool(row["user_exists"]),
         same_currency=bool(row["same_currency"]),
         sold=list(row["sold"]),
-        sold_seats=json.loads(row["sold_seats"]) if row["sold_seats"] else [],
+        signed=bool(row["signed"]),
         answer=row["answer"],
     )
 

@@ -8,6 +8,7 @@ no addresses or emails in key names).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable
 
 from boxoffice.redis.client import Script
 from boxoffice.redis.mux import MuxRedis
@@ -33,10 +34,15 @@ def key(scope: str, subject: str | int) -> str:
     return f"bo:rl:{scope}:{subject}"
 
 
-async def hit(redis: MuxRedis, key_name: str, *, limit: int, window_seconds: int) -> tuple[bool, int]:
-    """Count one event; (allowed, seconds until the window ends when refused)."""
-    allowed, retry_after = await _HIT(redis, [key_name], [limit, window_seconds])
-    return int(allowed) == 1, max(1, int(retry_after)) if not int(allowed) else 0
+def hit(redis: MuxRedis, key_name: str, *, limit: int, window_seconds: int) -> Awaitable[list[int]]:
+    """Count one event, the command written now; the reply (see verdict) when awaited."""
+    return _HIT.issue(redis, [key_name], [limit, window_seconds])
+
+
+def verdict(reply: list[int]) -> tuple[bool, int]:
+    """(allowed, seconds until the window ends when refused) from hit's reply."""
+    allowed, retry_after = int(reply[0]), int(reply[1])
+    return allowed == 1, max(1, retry_after) if not allowed else 0
 
 
 async def clear(redis: MuxRedis, key_name: str) -> None:

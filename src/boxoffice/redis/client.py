@@ -10,7 +10,7 @@ paths). Both speak to a single server or to a Redis Cluster. Cluster mode is det
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +19,7 @@ from redis.asyncio.connection import BlockingConnectionPool
 from redis.exceptions import NoScriptError, RedisError
 
 from boxoffice.config import Settings
-from boxoffice.redis.mux import Arg, MuxRedis
+from boxoffice.redis.mux import Arg, Issued, MuxRedis
 
 RedisClient = Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -38,6 +38,31 @@ class Script:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         except NoScriptError:
             return await redis.eval(self.source, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+
+    def issue(self, redis: MuxRedis, keys: Sequence[Arg], args: Sequence[Arg]) -> Awaitable[Any]:
+        """EVALSHA written now (MuxRedis.issue); awaiting the result gives the reply, by EVAL when
+        the server did not know the script."""
+        return _ScriptReply(
+            self, redis, keys, args, redis.issue("EVALSHA", self.sha, len(keys), *keys, *args)
+        )
+
+
+class _ScriptReply:
+    __slots__ = ("_args", "_keys", "_redis", "_reply", "_script")
+
+    def __init__(
+        self, script: Script, redis: MuxRedis, keys: Sequence[Arg], args: Sequence[Arg], reply: Issued
+    ) -> None:
+        self._script, self._redis, self._keys, self._args, self._reply = script, redis, keys, args, reply
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._settle().__await__()
+
+    async def _settle(self) -> Any:
+        try:
+            return await self._reply
+        except NoScriptError:
+            return await self._redis.eval(self._script.source, len(self._keys), *self._keys, *self._args)
 
 
 def plain_redis_url(url: str) -> str:

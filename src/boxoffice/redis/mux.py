@@ -12,7 +12,8 @@ updates the slot table and retries, ASK sends ASKING + the command to the import
 connection failure (a master killed, its replica being promoted) refreshes the table from any
 node that answers, at most every REFRESH_MIN_SECONDS.
 
-Only what the hot paths need: `execute`, `get`, `set`, `sadd`, `exists`, `eval`, `evalsha`. Errors are
+Only what the hot paths need: `execute`, `issue` (written now, awaited later), `get`, `set`, `sadd`,
+`exists`, `eval`, `evalsha`. Errors are
 redis-py's own classes (ConnectionError, TimeoutError, ResponseError, NoScriptError), so callers'
 `except RedisError` keeps working.
 """
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -121,8 +122,9 @@ class _Replies(asyncio.Protocol):
     load (a flash sale's polls) is tens of milliseconds per pass: a buyer's hold makes several
     Redis calls."""
 
-    def __init__(self, owner: _Connection) -> None:
+    def __init__(self, owner: _Connection, loop: asyncio.AbstractEventLoop) -> None:
         self.owner = owner
+        self.loop = loop  # its transport's; asyncio.get_running_loop() costs a getpid() call
         self.pending: Pending = deque()
         self.parser = hiredis.Reader(replyError=ResponseError)
         self.transport: asyncio.Transport | None = None
@@ -182,7 +184,7 @@ class _Connection:
         live = self._live
         if live is None or not live.usable():
             live = await self._connect()
-        loop = asyncio.get_running_loop()
+        loop = live.loop
         now = loop.time()
         futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
         live.pending.extend((future, now) for future in futures)
@@ -193,6 +195,18 @@ class _Connection:
             with contextlib.suppress(ResponseError):
                 await future
         return await futures[-1]
+
+    def send_now(self, args: Sequence[Arg]) -> asyncio.Future[Any] | None:
+        """Write one command at once on the live connection and return its reply's future; None
+        when there is no usable connection (the caller then goes through execute)."""
+        live = self._live
+        if live is None or not live.usable():
+            return None
+        loop = live.loop
+        future: asyncio.Future[Any] = loop.create_future()
+        live.pending.append((future, loop.time()))
+        live.send(pack_command(args))
+        return future
 
     async def aclose(self) -> None:
         self._closed = True
@@ -226,7 +240,7 @@ class _Connection:
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Replies:
         e = self.endpoint
-        replies = _Replies(self)
+        replies = _Replies(self, loop)
         try:
             async with asyncio.timeout(self.timeout):
                 if e.scheme == "unix":
@@ -307,6 +321,20 @@ def _redirect(error: ResponseError) -> tuple[str, int, tuple[str, int]] | None:
     return kind, int(slot), (host, int(port))
 
 
+class Issued:
+    """A command already written (MuxRedis.issue); awaiting it gives its reply."""
+
+    __slots__ = ("_args", "_future", "_redis")
+
+    def __init__(self, redis: MuxRedis, args: tuple[Arg, ...], future: asyncio.Future[Any] | None) -> None:
+        self._redis = redis
+        self._args = args
+        self._future = future
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._redis._reply(self._args, self._future).__await__()
+
+
 class MuxRedis:
     def __init__(self, url: str, *, timeout: float = 5.0, cluster: bool = False) -> None:
         self.url = url
@@ -352,6 +380,40 @@ class MuxRedis:
                 self._slots[slot] = None
                 raise
         raise RedisConnectionError(f"too many cluster redirections for slot {slot}")
+
+    def issue(self, *args: Arg) -> Issued:
+        """The command written now, its reply awaited later: `reply = redis.issue(...)`, other
+        work (another command: the replies of one connection come back together), then
+        `await reply`. Two independent commands cost one wait for the event loop instead of two.
+        Not awaiting it is fine (the reply is read and dropped). Without a live connection, or
+        with the slot's node unknown yet, the command is sent by `execute` when awaited."""
+        return Issued(self, args, self._send_now(args))
+
+    def _send_now(self, args: tuple[Arg, ...]) -> asyncio.Future[Any] | None:
+        if not self.cluster:
+            return self._connection(self._seed.address).send_now(args)
+        key = command_key(args)
+        address = self._slots[key_slot(key) if key is not None else 0]
+        connection = self._connections.get(address) if address is not None else None
+        return connection.send_now(args) if connection is not None else None
+
+    async def _reply(self, args: tuple[Arg, ...], future: asyncio.Future[Any] | None) -> Any:
+        if future is None:
+            return await self.execute(*args)
+        if (
+            trace.ENABLED
+            and trace.CURRENT is not None
+            and trace.CURRENT.waiting is None
+            and not future.done()
+        ):
+            with trace.awaiting("redis", f"redis.{_encode(args[0]).decode().upper()}"):
+                return await self._reply(args, future)
+        try:
+            return await future
+        except ResponseError as exc:
+            if _redirect(exc) is None:
+                raise
+            return await self.execute(*args)  # the slot moved: execute follows MOVED/ASK
 
     async def _traced(self, args: tuple[Arg, ...]) -> Any:
         with trace.awaiting("redis", f"redis.{_encode(args[0]).decode().upper()}"):

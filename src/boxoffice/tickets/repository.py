@@ -31,6 +31,39 @@ WHERE r.id = $1 AND r.status = 'RESERVED'
 ORDER BY s.id
 """
 
+# The seats a user's live hold would sell, with what a ticket names: the balance payment signs its
+# tickets from this read, before its one statement (which sells exactly these seats or nothing).
+_SEATS_TO_SELL = """
+SELECT s.id AS seat_id, s.section, s.row, s.number, s.show_id, r.user_id, u.name AS holder
+FROM reservations r
+JOIN seats s ON s.reservation_id = r.id AND s.status = 'TEMP_RESERVED'
+JOIN users u ON u.id = r.user_id
+WHERE r.id = $1 AND r.user_id = $2 AND r.status = 'TEMP_RESERVED'
+ORDER BY s.id
+"""
+
+
+def issue_ctes(
+    *, gate: str, codes: str, seat_ids: str, holders: str, payloads: str, key_id: str, now: str
+) -> str:
+    """The tickets and the order confirmation mail as CTEs of a larger statement (the balance
+    payment's): `issued` inserts one ticket per signed seat when `gate` (a CTE with one row:
+    reservation_id, user_id, show_id) has its row, and `mailed` queues the mail when it did. The
+    other arguments are parameter markers: the signed arrays, the key id and the time."""
+    return f"""issued AS (
+    INSERT INTO tickets (code, reservation_id, seat_id, show_id, user_id, holder_name, key_id, payload,
+                         issued_at)
+    SELECT t.code, g.reservation_id, t.seat_id, g.show_id, g.user_id, t.holder, {key_id}, t.payload, {now}
+    FROM {gate} g, unnest({codes}::text[], {seat_ids}::bigint[], {holders}::text[], {payloads}::text[])
+         AS t(code, seat_id, holder, payload)
+    RETURNING id
+), mailed AS (
+    INSERT INTO mail_outbox (kind, user_id, reservation_id, next_attempt_at, created_at)
+    SELECT 'ORDER_CONFIRMED', g.user_id, g.reservation_id, {now}, {now} FROM {gate} g
+    WHERE EXISTS (SELECT 1 FROM issued)
+)"""  # noqa: S608 - CTE names and parameter markers of ours; every value is bound
+
+
 # The tickets, and the order confirmation mail queued for after commit (mail_outbox: the
 # mail_sender job sends it; see mail/flows.py), in one statement.
 _INSERT = """
@@ -169,6 +202,10 @@ _SHOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM shows WHERE id = $1)"
 
 async def sold_seats(conn: asyncpg.Connection, reservation_id: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(_SOLD_SEATS, reservation_id))
+
+
+async def seats_to_sell(conn: asyncpg.Connection, reservation_id: int, user_id: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(_SEATS_TO_SELL, reservation_id, user_id))
 
 
 async def insert_tickets(

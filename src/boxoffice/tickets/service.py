@@ -6,6 +6,7 @@ payment flows' (issue, void: inside the confirming / refunding transaction) and 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,21 +30,20 @@ from boxoffice.tickets.rules import (
 MAX_PAGE = 100
 
 
-async def issue(
-    conn: asyncpg.Connection,
-    keyring: Keyring,
-    reservation_id: int,
-    now: datetime,
-    sold: Sequence[Mapping[str, Any]] | None = None,
-) -> list[int]:
-    """One signed ticket per seat the reservation just bought; call it inside the transaction that
-    confirmed the reservation (the seats must read RESERVED). Returns the new tickets' ids. The
-    database refuses a second live ticket for a seat (tickets_one_live_per_seat). The order
-    confirmation mail is queued by the same statement. `sold`: the seats as the confirming
-    statement returned them (seat_id, section, row, number, show_id, user_id, holder), else read."""
-    seats = sold if sold is not None else await repository.sold_seats(conn, reservation_id)
-    if not seats:
-        return []
+@dataclass(frozen=True)
+class Signed:
+    """Signed tickets, one per seat, in seat order (what repository.insert_tickets or issue_ctes
+    writes)."""
+
+    key_id: str
+    codes: list[str]
+    seat_ids: list[int]
+    holders: list[str]
+    payloads: list[str]
+
+
+def sign(keyring: Keyring, seats: Sequence[Mapping[str, Any]], now: datetime) -> Signed:
+    """One signed ticket per seat (seat_id, section, row, number, show_id, holder)."""
     key_id = keyring.signing_key_id
     issued = int(now.timestamp())
     codes, payloads = [], []
@@ -62,17 +62,34 @@ async def issue(
         )
         codes.append(code)
         payloads.append(keyring.sign(claims))
+    return Signed(key_id, codes, [s["seat_id"] for s in seats], [s["holder"][:200] for s in seats], payloads)
+
+
+async def issue(
+    conn: asyncpg.Connection,
+    keyring: Keyring,
+    reservation_id: int,
+    now: datetime,
+) -> list[int]:
+    """One signed ticket per seat the reservation just bought; call it inside the transaction that
+    confirmed the reservation (the seats must read RESERVED). Returns the new tickets' ids. The
+    database refuses a second live ticket for a seat (tickets_one_live_per_seat). The order
+    confirmation mail is queued by the same statement."""
+    seats = await repository.sold_seats(conn, reservation_id)
+    if not seats:
+        return []
+    signed = sign(keyring, seats, now)
     rows = await repository.insert_tickets(
         conn,
         reservation_id=reservation_id,
         show_id=seats[0]["show_id"],
         user_id=seats[0]["user_id"],
-        key_id=key_id,
+        key_id=signed.key_id,
         issued_at=now,
-        codes=codes,
-        seat_ids=[s["seat_id"] for s in seats],
-        holders=[s["holder"][:200] for s in seats],
-        payloads=payloads,
+        codes=signed.codes,
+        seat_ids=signed.seat_ids,
+        holders=signed.holders,
+        payloads=signed.payloads,
     )
     return [r["id"] for r in rows]
 

@@ -54,9 +54,12 @@ def eta_seconds(
     return max(1, math.ceil(position / measured_rate))
 
 
+_JITTER = random.Random()  # seeded once: a Random() per call read the OS's entropy on every status poll
+
+
 def poll_after(eta: int | None, rng: random.Random | None = None) -> float:
     """Near the front poll every 2-3 s; far away ~20 s; jitter spreads the herd."""
-    r = rng or random.Random()
+    r = rng or _JITTER
     if eta is None:
         return round(POLL_UNKNOWN_SECONDS * r.uniform(0.8, 1.2), 1)
     if eta <= 15:

@@ -53,6 +53,7 @@ from boxoffice.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
+    TooManyRequests,
 )
 from boxoffice.kit.clock import iso
 from boxoffice.runtime import Runtime
@@ -331,8 +332,8 @@ async def run_lean_idempotent(
             if answer is None:
                 raise _in_progress() from None
             return answer
-        except (IdempotencyKeyReused, IdempotencyInProgress):
-            raise
+        except (IdempotencyKeyReused, IdempotencyInProgress, TooManyRequests):
+            raise  # a limit refuses before the work: no lookup of the key for it either
         except DomainError:
             answer = await _settled(uow.conn, key) if key.key is not None else None
             if answer is None:

@@ -115,12 +115,15 @@ class _BalanceWork:
     user_id: int
     reservation_id: int
     key: LeanKey
+    limit: ratelimit.Hit  # the payment's rate-limit count, judged before the statement
     show_id: int | None = None
 
     async def __call__(self, uow: LeanUnitOfWork) -> IdempotentResult:
         # Two round trips and no BEGIN/COMMIT: read the hold's seats and sign their tickets, then
-        # the one statement pays, sells and writes those tickets together, or does nothing.
+        # the one statement pays, sells and writes those tickets together, or does nothing. The
+        # rate limit's reply arrives while the read runs.
         seats = await tickets_repo.seats_to_sell(uow.conn, self.reservation_id, self.user_id)
+        await self.limit.enforce()
         signed = tickets_service.sign(keyring(self.runtime), seats, self.key.now)
         try:
             done = await repository.pay_from_balance(
@@ -357,20 +360,23 @@ async def pay(
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
     a fan's own live hold stays payable for as long as it lives, even after that token expired.
     Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
-    with trace.step("pay.rate_limit"):
-        await ratelimit.enforce(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+    limit = ratelimit.begin(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+    lean = method == PaymentMethod.BALANCE and idempotency_key is not None
+    if not lean:  # the balance payment judges it after its first read (the reply comes meanwhile)
+        with trace.step("pay.rate_limit"):
+            await limit.enforce()
     started = time.perf_counter()
     fingerprint = {"reservation_id": reservation_id, "method": method}
     show_id: int | None = None
     try:
-        if method != PaymentMethod.BALANCE or idempotency_key is None:
+        if not lean:
             # 404 for anyone else's first (the balance statement finds that out itself).
             show_id = (await reservation_of(runtime, user_id, reservation_id))["show_id"]
         if method == PaymentMethod.BALANCE:
             key = lean_key(
                 user_id, PAY_SCOPE, idempotency_key, fingerprint, runtime.clock.now(), required=True
             )
-            balance = _BalanceWork(runtime, user_id, reservation_id, key)
+            balance = _BalanceWork(runtime, user_id, reservation_id, key, limit)
             try:
                 with trace.step("pay.balance"):
                     result = await run_lean_idempotent(runtime, key, balance)

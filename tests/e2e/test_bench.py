@@ -97,6 +97,9 @@ def test_flash_sale_tiny(tmp_path: Path) -> None:
 
     cpu = report["cpu"]
     assert cpu["client"]["cpu_seconds"] >= 0
+    # the load client's own event-loop lateness, sampled every 10 ms through the timed phase
+    lateness = report["client_loop_lateness"]
+    assert lateness["samples"] >= 10 and 0 <= lateness["p50_ms"] <= lateness["p99_ms"] <= lateness["max_ms"]
     # per-process API memory (the serve process's worker), and how the queue ended for the crowd
     memory = report["api_memory"]
     assert memory["processes"] == 1 and 20 < memory["max_peak_rss_mb"] < 2000

@@ -500,6 +500,40 @@ class CpuMeter:
         return self.result
 
 
+class LoopLateness:
+    """How late the load client's own event loop wakes a 10 ms sleep, sampled through the timed
+    phase: a latency figure includes up to this much of the client's own delay (the time a reply
+    waits in the client's socket before its loop reads it)."""
+
+    PERIOD = 0.010
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._probe())
+
+    async def _probe(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(self.PERIOD)
+            self.samples.append(max(0.0, time.perf_counter() - started - self.PERIOD))
+
+    async def stop(self) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        ordered = sorted(self.samples)
+        return {
+            "samples": len(ordered),
+            "p50_ms": _pct_ms(ordered, 0.5),
+            "p99_ms": _pct_ms(ordered, 0.99),
+            "max_ms": round(ordered[-1] * 1000, 2) if ordered else None,
+        }
+
+
 class MemoryMeter:
     """Resident memory of each API process (the serve process's workers), peak and last sample."""
 

@@ -170,6 +170,13 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             total = cpu["server_total"]
             table.add_row("server total", _fmt(total["cpu_seconds"], 2), _fmt(total["cores_busy"], 2))
         console.print(table)
+    lateness = report.get("client_loop_lateness")
+    if lateness and lateness.get("samples"):
+        console.print(
+            f"load client's event loop late by p50 {_fmt(lateness['p50_ms'], 1)} ms, "
+            f"p99 {_fmt(lateness['p99_ms'], 1)} ms, max {_fmt(lateness['max_ms'], 1)} ms "
+            "(a latency figure can hold up to that much of the client's own delay)"
+        )
 
     ceilings = report.get("ceilings")
     if ceilings:

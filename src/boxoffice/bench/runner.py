@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from boxoffice.bench import bots, ceilings, cost, door, fair, flash_sale, repository, setup, waitlist
 from boxoffice.bench.burst import Attempt, run_burst, run_grpc_burst
-from boxoffice.bench.client import CpuMeter, HttpPool, MemoryMeter, Timed
+from boxoffice.bench.client import CpuMeter, HttpPool, LoopLateness, MemoryMeter, Timed
 from boxoffice.bench.cost import CostOptions
 from boxoffice.bench.door import DoorOptions
 from boxoffice.bench.report import machine, print_ceilings, print_report, write_html, write_json
@@ -485,6 +485,7 @@ class _Crowd:
     mid_scrape: dict[str, Any]
     final_metrics: str | None
     extras: fair.Extras | None = None  # --bots / --waitlist
+    client_lag: dict[str, Any] | None = None  # LoopLateness of the load client's event loop
 
 
 async def _flash_sale(
@@ -615,6 +616,8 @@ async def _run_crowd(
         ]
         notes.append(f"{sale.dashboards} admin dashboard streams open during the sale")
     meter.start()
+    lateness = LoopLateness()
+    lateness.start()
     sampler = asyncio.create_task(flash_sale.sample_progress(state))
     scrape_task = asyncio.create_task(scraper())
     tasks = [
@@ -640,6 +643,7 @@ async def _run_crowd(
     state.stop.set()
     state.abort.set()
     cpu = meter.stop()
+    client_lag = await lateness.stop()
     memory.sample()
     await sampler
     await scrape_task
@@ -651,7 +655,9 @@ async def _run_crowd(
     await pool.close()
     for metrics_pool in metrics_pools:
         await metrics_pool.close()
-    return _Crowd(timed, state, fans, timed_seconds, cpu, memory, frames, mid_scrape, final_metrics, extras)
+    return _Crowd(
+        timed, state, fans, timed_seconds, cpu, memory, frames, mid_scrape, final_metrics, extras, client_lag
+    )
 
 
 async def _show_progress(
@@ -745,6 +751,7 @@ def _sale_report(
             else None,
         },
         "cpu": crowd.cpu,
+        "client_loop_lateness": crowd.client_lag,
         "ratios": _ratios(steps, report.get("ceilings")),
     }
 

@@ -300,6 +300,7 @@ def test_cost_tiny(tmp_path: Path) -> None:
         "hold_refused": "409 SEATS_TAKEN",
         "pay_balance": "201",
         "join": "200",
+        "queue_status": "200",  # each joined fan's poll with its queue ticket
         "join_tolled": "200",  # every join with a valid solution got its place
     }
     for kind, status in expected.items():

@@ -11,6 +11,8 @@ seat per fan, `requests` of each kind at `concurrency` in flight:
 - hold_refused  POST /api/reservations, fan i asks for seat i+1, held by fan i+1 (409 from the shield)
 - pay_balance   POST /api/payments from the balance for fan i's hold (201)
 - join          POST /api/queue, fan i joins a show whose toll is off (200)
+- queue_status  GET /api/queue/status with the X-Queue-Ticket of that join: a waiting fan's poll,
+                answered from the show's serving board (200), the crowd's request in a sale
 - join_tolled   POST /api/queue with a valid solution in X-Altcha (200): the same join plus the
                 toll's check (one HMAC, one SHA-256, one SET NX). Challenges are issued and solved
                 before the timed part (the client's work is not the server's cost); the derived row
@@ -58,6 +60,7 @@ KINDS = (
     "hold_refused",
     "pay_balance",
     "join",
+    "queue_status",
     "join_tolled",
 )
 EXPECTED = {
@@ -69,6 +72,7 @@ EXPECTED = {
     "hold_refused": 409,
     "pay_balance": 201,
     "join": 200,
+    "queue_status": 200,
     "join_tolled": 200,
 }
 # The base difficulty of the join_tolled show (ALTCHA maxnumber): solved untimed, by the bench.
@@ -115,6 +119,7 @@ class _Round:
     status_etag: str = ""
     joins: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (concert, show)
     solutions: list[str] = field(default_factory=list)  # fan i's X-Altcha for join_tolled
+    tickets: dict[int, str] = field(default_factory=dict)  # fan i's queue_ticket from the plain join
 
 
 async def _prepare(runtime: Runtime, stack: Stack, count: int) -> _Round:
@@ -191,6 +196,10 @@ def _request(kind: str, r: _Round, i: int) -> tuple[str, str, Any, dict[str, str
     auth = {"Authorization": f"Bearer {r.tokens[i]}", "Idempotency-Key": uuid.uuid4().hex}
     if kind == "pay_balance":
         return "POST", "/api/payments", {"reservation_id": r.reservations[i], "method": "BALANCE"}, auth
+    if kind == "queue_status":
+        concert_id, show_id = r.joins["join"]
+        headers = {"Authorization": auth["Authorization"], "X-Queue-Ticket": r.tickets.get(i, "")}
+        return "GET", f"/api/queue/status?concert_id={concert_id}&show_id={show_id}", None, headers
     if kind in r.joins:
         concert_id, show_id = r.joins[kind]
         headers = {"Authorization": auth["Authorization"]}
@@ -211,13 +220,15 @@ async def _fire(pool: HttpPool, kind: str, r: _Round, concurrency: int) -> Count
         for i in todo:
             method, path, body, headers = _request(kind, r, i)
             response: Response = await pool.request(method, path, json=body, headers=headers)
-            while kind in r.joins and response.status == 429:  # the waiting room sheds: come back
+            while (kind in r.joins or kind == "queue_status") and response.status == 429:  # shed: come back
                 statuses["shed, retried"] += 1
                 await asyncio.sleep(flash_sale.retry_after(response))
                 response = await pool.request(method, path, json=body, headers=headers)
             statuses[f"{response.status} {response.problem_code()}".strip()] += 1
             if kind == "hold_won" and response.status == 201:
                 r.reservations[i] = int(response.json()["reservation_id"])
+            if kind == "join" and response.status == 200:
+                r.tickets[i] = str(response.json()["queue_ticket"])
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return statuses

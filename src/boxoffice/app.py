@@ -97,6 +97,7 @@ def create_app(
         lag_threshold_ms=settings.shed_loop_lag_ms,
         retry_after_seconds=settings.shed_retry_after_seconds,
         served=_served_on_board,
+        crowd_per_pass=settings.crowd_per_pass,
     )
     app.add_middleware(
         RequestContextMiddleware, metrics=metrics, access_log=AccessLog(enabled=settings.access_log)

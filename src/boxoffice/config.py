@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     # The share shed grows from 0 at the threshold to 90% at twice it; 0 turns shedding off.
     shed_loop_lag_ms: float = Field(default=30.0, ge=0)
     shed_retry_after_seconds: int = Field(default=2, ge=1, le=60)
+    # Buyers first on every event loop: the waiting room's requests (join, status, queue stream)
+    # enter the app at most this many per loop pass, behind the buyers' ready work (http/shedding.py
+    # CrowdLane); 0 lets them run in arrival order with everything else.
+    crowd_per_pass: int = Field(default=8, ge=0, le=10_000)
 
     # Adaptive admission: the admission worker steers each show's admission rate (AIMD, within the
     # show's configured rate and cap) so that the buyers' p99 (holds, payments, measured by every

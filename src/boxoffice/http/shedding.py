@@ -1,4 +1,12 @@
-"""Admitted buyers first: under overload the API sheds waiting-room traffic before anything else.
+"""Admitted buyers first: the waiting room's traffic takes its turn behind the buyers' work on each
+event loop (CrowdLane), and under overload it is shed before anything else.
+
+Why a lane: an event loop runs its ready callbacks first come, first served, so a hold's next step
+(its Redis reply just parsed) waits behind every poll that arrived in the same pass, and a hold or
+a payment awaits several round trips. Measured (`boxoffice bench flash-sale --users 5000 --seats
+1000 --admit-per-second 50 --trace-sample 0.02`, one run each): a winning hold's mean wall-clock
+164 -> 74 ms, a refused hold's 124 -> 30 ms, a payment's 98 -> 62 ms with the lane; the polls
+waited their turn (status p50 12 -> 37 ms).
 
 Why event-loop lag and not in-flight counts: a poll answered from the serving board finishes within
 one loop iteration, so even a saturated process has almost no poll "in flight"; what grows is the
@@ -19,6 +27,7 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -67,6 +76,42 @@ def shed_share(lag_seconds: float, threshold_seconds: float) -> float:
     return MAX_SHARE * min(1.0, (lag_seconds - threshold_seconds) / threshold_seconds)
 
 
+class CrowdLane:
+    """The waiting room's requests enter the app in turns: each parks on a future as it arrives,
+    and once per pass of the event loop the lane lets `per_pass` of them go, oldest first. A
+    buyer's step therefore waits behind at most `per_pass` crowd requests, however large the
+    crowd, while the crowd is served at the loop's full pace whenever the buyers leave it room
+    (the lane re-arms itself each pass while anyone waits: the loop never idles with fans parked)."""
+
+    __slots__ = ("_armed", "_waiting", "per_pass")
+
+    def __init__(self, per_pass: int) -> None:
+        self.per_pass = per_pass
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._armed = False
+
+    async def turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(future)
+        if not self._armed:
+            self._armed = True
+            loop.call_soon(self._release, loop)
+        await future
+
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        released = 0
+        while self._waiting and released < self.per_pass:
+            future = self._waiting.popleft()
+            if not future.done():  # its client went away while parked
+                future.set_result(None)
+                released += 1
+        if self._waiting:
+            loop.call_soon(self._release, loop)  # the next pass: what arrived meanwhile goes first
+        else:
+            self._armed = False
+
+
 class _Shed:
     __slots__ = ("path",)
 
@@ -85,6 +130,7 @@ class ShedMiddleware:
         lag_threshold_ms: float,
         retry_after_seconds: int,
         served: ServedCheck | None = None,
+        crowd_per_pass: int = 0,
     ) -> None:
         self.app = app
         self.served = served
@@ -93,19 +139,23 @@ class ShedMiddleware:
         self.retry_after = retry_after_seconds
         self.monitor = LoopLag(metrics)
         self._rng = random.Random()
+        self.lane = CrowdLane(crowd_per_pass) if crowd_per_pass > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.threshold <= 0:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.monitor.ensure_running()
+        if self.threshold > 0:
+            self.monitor.ensure_running()
         route = (scope.get("method", ""), scope.get("path", ""))
-        if route in SHEDDABLE:
+        if route in SHEDDABLE and not self._is_served(scope):  # a served fan's poll is a buyer's
             share = shed_share(self.monitor.lag, self.threshold)
-            if share > 0 and self._rng.random() < share and not self._is_served(scope):
+            if share > 0 and self._rng.random() < share:
                 scope["route"] = _Shed(route[1])  # the access log and metrics name the route
                 await self._shed(route[1], send)
                 return
+            if self.lane is not None:
+                await self.lane.turn()
         await self.app(scope, receive, send)
 
     def _is_served(self, scope: Scope) -> bool:

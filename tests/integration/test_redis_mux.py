@@ -76,7 +76,12 @@ async def test_issued_commands_are_written_at_once_and_their_replies_awaited_lat
         with pytest.raises(ResponseError):
             await bad
         assert await mux.execute("GET", "mux:i") == b"text"  # the stream stays in order
-        del dropped
+        forgotten = mux.issue("INCR", "mux:i")  # an error reply nobody awaits: read, marked seen
+        await mux.execute("PING")
+        assert forgotten._future is not None and forgotten._future.done()
+        assert forgotten._future._log_traceback is False  # not logged as "never retrieved"
+        assert isinstance(forgotten._future.exception(), ResponseError)
+        del dropped, forgotten
     finally:
         await mux.aclose()
 

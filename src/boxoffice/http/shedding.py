@@ -4,9 +4,9 @@ event loop (CrowdLane), and under overload it is shed before anything else.
 Why a lane: an event loop runs its ready callbacks first come, first served, so a hold's next step
 (its Redis reply just parsed) waits behind every poll that arrived in the same pass, and a hold or
 a payment awaits several round trips. Measured (`boxoffice bench flash-sale --users 5000 --seats
-1000 --admit-per-second 50 --trace-sample 0.02`, one run each): a winning hold's mean wall-clock
-164 -> 74 ms, a refused hold's 124 -> 30 ms, a payment's 98 -> 62 ms with the lane; the polls
-waited their turn (status p50 12 -> 37 ms).
+1000 --admit-per-second 50 --trace-sample 0.02`, medians of 3 runs): a winning hold's mean
+wall-clock 164 -> 69 ms, a refused hold's 124 -> 30 ms, a payment's 118 -> 57 ms with the lane;
+the polls waited their turn (status p50 11 -> 40 ms).
 
 Why event-loop lag and not in-flight counts: a poll answered from the serving board finishes within
 one loop iteration, so even a saturated process has almost no poll "in flight"; what grows is the

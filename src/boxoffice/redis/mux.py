@@ -204,6 +204,7 @@ class _Connection:
             return None
         loop = live.loop
         future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(_retrieved)  # an issued reply nobody awaits may be an error
         live.pending.append((future, loop.time()))
         live.send(pack_command(args))
         return future
@@ -301,6 +302,12 @@ class _Connection:
         if live is not None:
             live.close()
             _fail_all(live.pending, error)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark an error reply as seen, so a dropped one is not logged as "never retrieved"."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _fail_all(pending: Pending, error: Exception) -> None:

@@ -14,9 +14,10 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from argon2 import PasswordHasher
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from boxoffice.config import Settings
+from boxoffice.db import warm
 from boxoffice.db.uow import create_engine, session_factory
 from boxoffice.kit.clock import Clock, SystemClock
 from boxoffice.kit.failures import FailureLog
@@ -127,14 +128,23 @@ class Runtime:
     async def warm_up(self, connections: int) -> None:
         """Open pool connections before traffic: a flash sale's first second must not pay for
         connects (asyncpg type introspection, Redis handshakes) while thousands of requests wait.
-        A backend that is down costs nothing more here: the pools connect once it is back."""
+        Each connection plans the buyers' hot statements once (db/warm.py), so the first holds of a
+        sale do not load PostgreSQL's catalogs. A backend that is down costs nothing more here:
+        the pools connect once it is back."""
         db_conns = await asyncio.gather(
             *(self.engine.connect() for _ in range(min(connections, self.settings.db_pool_size))),
             return_exceptions=True,
         )
-        await asyncio.gather(*(conn.close() for conn in db_conns if not isinstance(conn, BaseException)))
+        opened = [conn for conn in db_conns if not isinstance(conn, BaseException)]
+        await asyncio.gather(*(_warm_statements(conn) for conn in opened), return_exceptions=True)
+        await asyncio.gather(*(conn.close() for conn in opened))
         redis_conns = min(connections, self.settings.redis_pool_size)
         await asyncio.gather(*(self.redis.ping() for _ in range(redis_conns)), return_exceptions=True)
+
+
+async def _warm_statements(conn: AsyncConnection) -> None:
+    raw = await conn.get_raw_connection()
+    await warm.warm(raw.driver_connection)
 
 
 @asynccontextmanager

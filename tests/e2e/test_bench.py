@@ -235,8 +235,15 @@ def test_burst_tiny(tmp_path: Path) -> None:
         "0.3",
         "--via",
         "both",
+        "--trace-sample",
+        "1",
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # Every HTTP attempt traced: the winners' and the losers' wall-clock split, as the sale's.
+    traced = report["burst"]["trace_breakdown"]
+    assert (traced["hold_won"]["samples"], traced["hold_refused"]["samples"]) == (5, 95)
+    assert traced["hold_won"]["mean_calls"]["pg"] >= 1, traced["hold_won"]
+    assert "trace_breakdown" not in report["burst_grpc"]  # the gRPC door answers no Server-Timing
     # The same burst over HTTP, then over gRPC on a fresh show, in one run.
     for burst, loser in ((report["burst"], "409 SEATS_TAKEN"), (report["burst_grpc"], "ABORTED SEATS_TAKEN")):
         assert burst["attempts"] == 100

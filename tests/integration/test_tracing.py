@@ -257,6 +257,12 @@ async def test_bench_breakdown_adds_up_over_a_real_server(settings, runtime):  #
         calls = entry["mean_calls"]
         assert calls["redis"] >= 1, (step, calls)  # the deny-list at least
         assert calls["pg"] >= 1 or step == "hold_refused", (step, calls)
+        # The slowest samples, slowest first, with when they were sent (seconds into the run).
+        slowest = entry["slowest"]
+        assert len(slowest) == 3 and [s["total"] for s in slowest] == sorted(
+            (s["total"] for s in slowest), reverse=True
+        )
+        assert all(0 < s["at"] < 120 for s in slowest), slowest
     # The report renders the table (the bench prints it with the rest), the call counts last.
     table = trace_table(summary)
     assert table.row_count == 3 and len(table.columns) == 2 + len(TRACE_PARTS) + 3

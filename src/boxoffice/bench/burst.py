@@ -11,6 +11,7 @@ HTTP/2 connections).
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections import Counter
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from boxoffice.bench.client import HttpError, HttpPool, Response
+from boxoffice.bench.client import HttpError, HttpPool, Response, TraceBreakdowns, sampled_traceparent
 
 
 @dataclass
@@ -34,24 +35,42 @@ class Attempt:
 
 
 async def run_burst(
-    pool: HttpPool, show_id: int, attempts: list[Attempt], *, answer_within: float = 30.0
+    pool: HttpPool,
+    show_id: int,
+    attempts: list[Attempt],
+    *,
+    answer_within: float = 30.0,
+    trace_sample: float = 0.0,
 ) -> dict[str, Any]:
+    """With `trace_sample`, that share of the attempts carries a sampled traceparent and the result
+    splits their wall-clock (`trace_breakdown`, as the flash sale's)."""
     await pool.warm(len(attempts))  # every attempt starts on an open socket
+    traces = TraceBreakdowns()
+    rng = random.Random(7)
+    traced = {a.index for a in attempts if trace_sample and rng.random() < trace_sample}
 
     async def send(attempt: Attempt) -> None:
+        headers = {**attempt.headers, "Idempotency-Key": uuid.uuid4().hex}
+        if attempt.index in traced:
+            headers["traceparent"] = sampled_traceparent(rng)
         try:
             response: Response = await pool.request(
                 "POST",
                 "/api/reservations",
                 json={"show_id": show_id, "seat_ids": attempt.seat_ids},
-                headers={**attempt.headers, "Idempotency-Key": uuid.uuid4().hex},
+                headers=headers,
             )
             attempt.status, attempt.code = str(response.status), response.problem_code()
             attempt.won = response.status in (200, 201)
+            if attempt.index in traced:
+                traces.add("hold", response)
         except HttpError as exc:
             attempt.status, attempt.code = "0", f"connection: {exc}"[:80]
 
-    return await _release(attempts, send, answer_within)
+    result = await _release(attempts, send, answer_within)
+    if traced:
+        result["trace_breakdown"] = traces.summary()
+    return result
 
 
 async def run_grpc_burst(

@@ -334,7 +334,7 @@ class Timed:
             bool(self.trace_sample) and step in self.trace_steps and self._rng.random() < self.trace_sample
         )
         if sampled:
-            headers = {**(headers or {}), "traceparent": _sampled_traceparent(self._rng)}
+            headers = {**(headers or {}), "traceparent": sampled_traceparent(self._rng)}
         try:
             response = await self.pool.request(method, path, json=json, headers=headers)
         except HttpError as exc:
@@ -348,17 +348,18 @@ class Timed:
             started, ended, ok, None if ok else f"{response.status} {response.problem_code()}"
         )
         if sampled:
-            self.traces.add(step, response)
+            self.traces.add(step, response, started)
         return response
 
 
-def _sampled_traceparent(rng: random.Random) -> str:
+def sampled_traceparent(rng: random.Random) -> str:
     return f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-01"
 
 
 # The parts of a traced request's wall-clock (ms), in the order the report shows them; they add
 # up to `total` (what the client measured from send to the answer's last byte).
 TRACE_PARTS = ("before", "cpu", "pg", "redis", "other", "after")
+SLOWEST_LISTED = 5
 
 
 def parse_server_timing(header: str) -> dict[str, float]:
@@ -383,7 +384,8 @@ class TraceBreakdowns:
     def __init__(self) -> None:
         self.samples: dict[str, list[dict[str, float]]] = {}
 
-    def add(self, step: str, response: Response) -> None:
+    def add(self, step: str, response: Response, at: float = 0.0) -> None:
+        """`at`: when the request was sent, in seconds into the run (the slowest are listed with it)."""
         header = response.headers.get("server-timing")
         if not header:
             return
@@ -399,7 +401,7 @@ class TraceBreakdowns:
         name = step if step != "hold" else ("hold_won" if response.status == 201 else "hold_refused")
         calls = {f"{kind}_calls": timing.get(f"{kind}_calls", 0.0) for kind in ("pg", "redis")}
         self.samples.setdefault(name, []).append(
-            {"before": before, **parts, "after": after, "total": total, **calls}
+            {"before": before, **parts, "after": after, "total": total, **calls, "at": at}
         )
 
     def summary(self) -> dict[str, dict[str, Any]]:
@@ -409,6 +411,7 @@ class TraceBreakdowns:
             n = len(samples)
             means = {k: round(sum(s[k] for s in samples) / n, 2) for k in (*TRACE_PARTS, "total")}
             totals = sorted(s["total"] for s in samples)
+            slowest = sorted(samples, key=lambda s: -s["total"])[:SLOWEST_LISTED]
             out[step] = {
                 "samples": n,
                 "mean_ms": means,
@@ -416,6 +419,8 @@ class TraceBreakdowns:
                     k: round(sum(s[f"{k}_calls"] for s in samples) / n, 1) for k in ("pg", "redis")
                 },
                 "p99_total_ms": round(totals[min(n - 1, int(n * 0.99))], 2),
+                # where the tail sits: in a sale's first wave, or spread over it
+                "slowest": [{k: round(s[k], 2) for k in ("at", *TRACE_PARTS, "total")} for s in slowest],
             }
         return out
 

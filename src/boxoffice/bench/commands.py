@@ -226,6 +226,16 @@ def burst(
     grpc_target: Annotated[
         str | None, typer.Option(help="host:port of the deployment's gRPC TicketService (with --target)")
     ] = None,
+    trace_sample: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Trace this share of the HTTP attempts: the report splits their wall-clock as the "
+            "flash sale's --trace-sample does (with --target, the servers need "
+            "BOXOFFICE_TRACE_BREAKDOWN=true)",
+        ),
+    ] = 0.0,
 ) -> None:
     """Every attempt released at once from a barrier against the same seats: one winner per seat."""
     from boxoffice.bench.runner import BurstOptions, StackOptions, burst_command
@@ -241,10 +251,17 @@ def burst(
         skip_ceilings=no_ceilings,
         grpc=via != "http",
         grpc_target=grpc_target,
+        trace_breakdown=trace_sample > 0,
     )
     if via not in ("http", "grpc", "both"):
         _fail(f"--via must be http, grpc or both, not {via!r}")
-    options = BurstOptions(attempts=attempts, seats=seats, seats_per_attempt=seats_per_attempt, via=via)
+    options = BurstOptions(
+        attempts=attempts,
+        seats=seats,
+        seats_per_attempt=seats_per_attempt,
+        via=via,
+        trace_sample=trace_sample,
+    )
     _guard(lambda: burst_command(settings, stack, options, console))
 
 

@@ -154,6 +154,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         ):
             table.add_row(key, _fmt(burst.get(key), 2))
         console.print(table)
+        if burst.get("trace_breakdown"):
+            console.print(trace_table(burst["trace_breakdown"]))
 
     cpu = report.get("cpu")
     if cpu:

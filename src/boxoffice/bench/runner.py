@@ -84,6 +84,7 @@ class BurstOptions:
     seats: int = 10
     seats_per_attempt: int = 1
     via: str = "http"  # http | grpc | both (the same burst over each door, HTTP first)
+    trace_sample: float = 0.0  # share of the HTTP attempts traced (their wall-clock breakdown)
 
 
 class AuditFailed(Exception):
@@ -851,7 +852,7 @@ async def _burst_once(
             assert stack.grpc_target is not None
             result = await run_grpc_burst(stack.grpc_target, show.show_id, attempts)
         else:
-            result = await run_burst(pool, show.show_id, attempts)
+            result = await run_burst(pool, show.show_id, attempts, trace_sample=burst.trace_sample)
     finally:
         cpu = meter.stop()
         await pool.close()

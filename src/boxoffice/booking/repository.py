@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.booking.rules import SeatSpot, ShowRules
 from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
+from boxoffice.db.warm import hot
 from boxoffice.kit.clock import iso
 
 _SHOW_RULES = text(
@@ -41,7 +42,7 @@ _SHOW_RULES = text(
 # UPDATE ... WHERE sees the latest row). A hold written (`res`) with fewer than two rows counted is
 # over a limit: `refused` raises SQLSTATE BO001 (bo_ticket_limit_reached, migration 0004) and the
 # whole statement, hold and all, is undone.
-_HOLD = f"""
+_HOLD = hot(f"""
 WITH {LEAN_PRIOR}, cand AS (
     SELECT id, section, row, number, price FROM seats
     WHERE show_id = $7 AND id = ANY($8::bigint[])
@@ -113,7 +114,7 @@ WITH {LEAN_PRIOR}, cand AS (
 SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
        (SELECT body::text FROM answer) AS answer, (SELECT count(*) FROM refused) AS refused,
        EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING') AS waitlisted
-"""  # noqa: S608 - the fragments are constants; every value is a bound parameter
+""")  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
 _SEATS_OF_SHOW = "SELECT id FROM seats WHERE show_id = $1 AND id = ANY($2::bigint[])"
 

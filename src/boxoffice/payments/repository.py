@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from boxoffice.db.idempotency import LEAN_PRIOR, lean_claim
 from boxoffice.db.outbox import outbox_rows
+from boxoffice.db.warm import hot
 from boxoffice.kit.clock import iso
 from boxoffice.tickets.repository import issue_ctes
 
@@ -130,7 +131,7 @@ _CONFIRM_CARD = text(
 # nothing is owed; every write hangs off `paid`/`pay`. A card payment that went PENDING meanwhile
 # makes the payment INSERT fail on payments_one_live_uq, which aborts the whole statement. The last
 # SELECT returns what the caller needs to name a refusal.
-_PAY_FROM_BALANCE = f"""
+_PAY_FROM_BALANCE = hot(f"""
 WITH {LEAN_PRIOR}, r AS (
     SELECT id, user_id, show_id, status, total_price, seat_count, expires_at FROM reservations
     WHERE id = $7 AND NOT EXISTS (SELECT 1 FROM prior)
@@ -192,7 +193,7 @@ SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior,
        (SELECT signed FROM signed) AS signed,
        (SELECT body::text FROM answer) AS answer
 FROM (SELECT 1) AS one LEFT JOIN r ON true
-"""  # noqa: S608 - the fragments are constants; every value is a bound parameter
+""")  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
 
 @dataclass(frozen=True, slots=True)

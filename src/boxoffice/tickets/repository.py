@@ -11,6 +11,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from boxoffice.db.warm import hot
+
 
 async def driver(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under a session, inside the session's transaction."""
@@ -33,14 +35,14 @@ ORDER BY s.id
 
 # The seats a user's live hold would sell, with what a ticket names: the balance payment signs its
 # tickets from this read, before its one statement (which sells exactly these seats or nothing).
-_SEATS_TO_SELL = """
+_SEATS_TO_SELL = hot("""
 SELECT s.id AS seat_id, s.section, s.row, s.number, s.show_id, r.user_id, u.name AS holder
 FROM reservations r
 JOIN seats s ON s.reservation_id = r.id AND s.status = 'TEMP_RESERVED'
 JOIN users u ON u.id = r.user_id
 WHERE r.id = $1 AND r.user_id = $2 AND r.status = 'TEMP_RESERVED'
 ORDER BY s.id
-"""
+""")
 
 
 def issue_ctes(

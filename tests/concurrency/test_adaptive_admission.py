@@ -124,6 +124,56 @@ async def test_rate_follows_buyers_latency(runtime: Runtime, apis: list[Runtime]
     assert abs(admitted - owed) <= 3, (admitted, owed)
 
 
+async def test_a_sale_starts_slow_and_doubles_until_buyers_slow_down(
+    runtime: Runtime, apis: list[Runtime], clock: OffsetClock
+) -> None:
+    """A show configured for 1,000 fans a second does not let a second's worth in at once: its
+    first tick admits at ADAPT_START_RATE, the rate doubles every window while buyers are fast
+    and fans wait behind it (not while the line is empty), and the first slow verdict cuts it
+    and ends slow start (then the increase is additive)."""
+    ceiling = 1000.0
+    show = await make_show(runtime, admit_per_second=ceiling, max_active=None, oversubscription=None)
+    sid = show["id"]
+    # Open with nobody in line yet (or blocked by the inventory cap): the rate does not grow.
+    for _ in range(12):
+        await flows.tick_show(runtime, sid)
+        clock.advance(TICK)
+    idle = await store.adaptive(runtime.redis, sid)
+    assert idle.rate == admission.ADAPT_START_RATE and idle.last_cut_ms is None
+    await store.forget_adaptive(runtime.redis, sid)  # the sale proper starts from its first tick
+    await _fans(runtime, show, 3000)
+    first = await flows.tick_show(runtime, sid)
+    assert first is not None
+    start = (await store.adaptive(runtime.redis, sid)).rate
+    assert start is not None and admission.ADAPT_START_RATE <= start < 1.2 * admission.ADAPT_START_RATE
+    # at most the start rate's banked second (the bucket's MAX_CREDIT_SECONDS), not the ceiling's
+    assert first.admitted <= start * admission.MAX_CREDIT_SECONDS + 1, first.admitted
+    per_window = int(admission.ADAPT_WINDOW_SECONDS / TICK)
+    rates = [start]
+    for _ in range(2 * per_window):
+        clock.advance(TICK)
+        await _report(apis, sid, clock, 0.010, 10)
+        await flows.tick_show(runtime, sid)
+        state = await store.adaptive(runtime.redis, sid)
+        assert state.rate is not None and state.last_cut_ms is None
+        rates.append(state.rate)
+    # two windows of fast buyers: doubled twice (the ticks' dt is the test clock's, plus real time)
+    assert 3.5 * start <= rates[-1] <= 4.5 * start, rates
+    assert all(b > a for a, b in itertools.pairwise(rates)), rates
+    # The buyers slow down: cut once, and slow start is over.
+    clock.advance(admission.ADAPT_WINDOW_SECONDS)
+    await _report(apis, sid, clock, 0.300, 10)
+    await flows.tick_show(runtime, sid)
+    cut = await store.adaptive(runtime.redis, sid)
+    assert cut.last_cut_ms is not None and cut.rate == pytest.approx(rates[-1] * admission.ADAPT_DECREASE)
+    clock.advance(admission.ADAPT_WINDOW_SECONDS)
+    await _report(apis, sid, clock, 0.010, 10)
+    await flows.tick_show(runtime, sid)
+    after = (await store.adaptive(runtime.redis, sid)).rate
+    assert after is not None and cut.rate is not None
+    assert after - cut.rate == pytest.approx(ceiling * admission.ADAPT_INCREASE_SHARE * TICK, rel=0.2)
+
+
 async def test_no_verdict_without_enough_buyers(
     runtime: Runtime, apis: list[Runtime], clock: OffsetClock
 ) -> None:

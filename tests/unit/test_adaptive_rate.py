@@ -33,14 +33,46 @@ def test_over_target_cuts_multiplicatively_once_per_window_down_to_the_floor() -
     assert step(5.5, 150.0)[0] == pytest.approx(a.adapt_floor(100.0)) == 5.0
 
 
-def test_under_target_or_no_verdict_adds_up_to_the_ceiling() -> None:
+def test_after_a_cut_under_target_or_no_verdict_adds_up_to_the_ceiling() -> None:
     inc = 100 * a.ADAPT_INCREASE_SHARE * 0.5
-    assert step(40.0, 20.0)[0] == pytest.approx(40.0 + inc)
-    assert step(40.0, None)[0] == pytest.approx(40.0 + inc)
-    assert step(99.0, 20.0)[0] == 100.0
-    assert step(250.0, 20.0)[0] == 100.0  # the configured rate was lowered: at most it
+    cut = {"last_cut_ms": 1_000}
+    assert step(40.0, 20.0, **cut) == (pytest.approx(40.0 + inc), 1_000)
+    assert step(40.0, None, **cut)[0] == pytest.approx(40.0 + inc)
+    assert step(99.0, 20.0, **cut)[0] == 100.0
+    assert step(250.0, 20.0, **cut)[0] == 100.0  # the configured rate was lowered: at most it
+
+
+def test_a_sale_starts_slow_and_doubles_every_window_until_the_first_cut() -> None:
+    ceiling = 1_500.0
+    rate, cut = step(None, None, ceiling=ceiling, dt_seconds=0.0)
+    assert (rate, cut) == (a.ADAPT_START_RATE, None)  # not the configured rate
+    for verdict in (None, 20.0, 100.0):  # no verdict, under and at the target: slow start goes on
+        grown, cut = step(rate, verdict, ceiling=ceiling, dt_seconds=a.ADAPT_WINDOW_SECONDS)
+        assert (grown, cut) == (pytest.approx(2 * rate), None)
+    half = step(rate, 20.0, ceiling=ceiling, dt_seconds=a.ADAPT_WINDOW_SECONDS / 2)[0]
+    assert half == pytest.approx(rate * 2**0.5)  # per tick: the window's doubling spread evenly
+    assert step(1_200.0, 20.0, ceiling=ceiling, dt_seconds=3.0)[0] == ceiling  # never past it
+    # Over the target: the first cut ends slow start; from then on the increase is additive.
+    cut_rate, cut = step(800.0, 150.0, ceiling=ceiling)
+    assert (cut_rate, cut) == (pytest.approx(800 * a.ADAPT_DECREASE), 10_000)
+    after = step(cut_rate, 20.0, ceiling=ceiling, last_cut_ms=cut, now_ms=20_000)[0]
+    assert after == pytest.approx(cut_rate + ceiling * a.ADAPT_INCREASE_SHARE * 0.5)
+    # A show configured below the start rate starts at its configured rate; one whose floor is
+    # above it, at its floor.
+    assert step(None, None, ceiling=40.0, dt_seconds=0.0)[0] == 40.0
+    assert step(None, None, ceiling=5_000.0, dt_seconds=0.0)[0] == a.adapt_floor(5_000.0) == 250.0
+
+
+def test_no_growth_unless_fans_wait_behind_the_rate() -> None:
+    assert step(40.0, 20.0, held_back=False) == (40.0, None)  # slow start holds
+    assert step(40.0, None, held_back=False, last_cut_ms=1_000) == (40.0, 1_000)  # AIMD holds
+    # a verdict over the target still cuts
+    assert step(40.0, 150.0, held_back=False)[0] == pytest.approx(40.0 * a.ADAPT_DECREASE)
+    assert step(None, None, held_back=False, dt_seconds=0.0)[0] == 100.0  # the start rate
 
 
 def test_an_unconstrained_rate_follows_the_configured_one() -> None:
     assert step(50.0, None, previous_ceiling=50.0)[0] == 100.0  # the promoter raised 50 -> 100
-    assert step(30.0, None, previous_ceiling=50.0)[0] == pytest.approx(30.0 + 100 * 0.05 * 0.5)
+    assert step(30.0, None, previous_ceiling=50.0, last_cut_ms=1_000)[0] == pytest.approx(
+        30.0 + 100 * 0.05 * 0.5
+    )

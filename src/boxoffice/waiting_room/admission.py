@@ -128,11 +128,20 @@ def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
 # still holds the samples that caused the cut); at or under it, add ADAPT_INCREASE_SHARE of the
 # ceiling per second. Chiu & Jain show AIMD is the linear policy that converges to efficiency and
 # to fairness, here between several shows on sale on the same box, each steering its own rate.
+#
+# A sale starts in slow start (RFC 5681 §3.1): not at the configured rate but at ADAPT_START_RATE
+# (at most the ceiling), doubling every ADAPT_WINDOW_SECONDS until the first verdict over the
+# target (the first cut, as TCP leaves slow start at the first loss); then AIMD. Starting at the
+# ceiling let a whole second's credit in at once (1,475 fans into 2 cores at 2,500/s), and every
+# buyer of that first wave waited behind the others before the first verdict could cut the rate.
+# The rate grows only while fans wait behind it (RFC 7661: no growth while application-limited):
+# an empty line, or one the inventory cap blocks, says nothing about what the box can take.
 ADAPT_WINDOW_SECONDS = 3
 ADAPT_MIN_SAMPLES = 20  # fewer holds+payments than this in the window: no verdict, keep climbing
 ADAPT_DECREASE = 0.7  # multiplicative decrease (TCP halves; 0.7 as CUBIC, RFC 9438: gentler steps)
 ADAPT_INCREASE_SHARE = 0.05  # additive increase: 5% of the ceiling per second (ceiling in 20 s)
 ADAPT_FLOOR_SHARE = 0.05  # never below 5% of the ceiling (nor 1 fan a second)
+ADAPT_START_RATE = 100.0  # fans a second a sale starts at (TCP's fixed initial window, RFC 6928)
 
 
 def adapt_floor(ceiling: float) -> float:
@@ -149,18 +158,28 @@ def adaptive_rate(
     now_ms: int,
     last_cut_ms: int | None,
     previous_ceiling: float | None = None,
+    held_back: bool = True,
 ) -> tuple[float, int | None]:
     """The next admission rate and the time of the last cut. target_ms 0 (adaptive off) or a
-    ceiling of 0: the configured rate as it is. No verdict (p99_ms None): additive increase.
-    A rate that was at its ceiling follows the configured rate when the promoter changes it."""
+    ceiling of 0: the configured rate as it is. A sale's first tick (current None) starts at
+    ADAPT_START_RATE. Until the first cut (slow start) the rate doubles every window unless the
+    verdict is over the target; after it, no verdict (p99_ms None) or one at or under the target
+    is an additive increase; neither grows the rate unless fans are `held_back` by it. A rate
+    that was at its ceiling follows the configured rate when the promoter changes it."""
     if target_ms <= 0 or ceiling <= 0:
         return ceiling, None
-    if current is None or (previous_ceiling is not None and current >= previous_ceiling):
+    if current is None:
+        current = ADAPT_START_RATE
+    elif previous_ceiling is not None and current >= previous_ceiling:
         current = ceiling
     rate = min(max(current, adapt_floor(ceiling)), ceiling)
     if p99_ms is not None and p99_ms > target_ms:
         if last_cut_ms is None or now_ms - last_cut_ms >= ADAPT_WINDOW_SECONDS * 1000:
             return max(adapt_floor(ceiling), rate * ADAPT_DECREASE), now_ms
         return rate, last_cut_ms
-    step = ceiling * ADAPT_INCREASE_SHARE * max(0.0, min(dt_seconds, 2 * ADAPT_WINDOW_SECONDS))
-    return min(ceiling, rate + step), last_cut_ms
+    if not held_back:
+        return rate, last_cut_ms
+    dt = max(0.0, min(dt_seconds, 2 * ADAPT_WINDOW_SECONDS))
+    if last_cut_ms is None:
+        return min(ceiling, rate * 2 ** (dt / ADAPT_WINDOW_SECONDS)), None
+    return min(ceiling, rate + ceiling * ADAPT_INCREASE_SHARE * dt), last_cut_ms

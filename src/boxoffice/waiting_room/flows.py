@@ -69,6 +69,7 @@ async def steer(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> float:
         return info.admit_per_second
     previous = await store.adaptive(runtime.redis, info.show_id)
     p99 = await buyers_p99_ms(runtime, info.show_id, now)
+    held_back = await store.held_back(runtime.redis, info.show_id)
     rate, last_cut = admission.adaptive_rate(
         previous.rate,
         ceiling=info.admit_per_second,
@@ -78,6 +79,7 @@ async def steer(runtime: Runtime, info: ShowQueueInfo, now: datetime) -> float:
         now_ms=ms_of(now),
         last_cut_ms=previous.last_cut_ms,
         previous_ceiling=previous.ceiling,
+        held_back=held_back,
     )
     await store.set_adaptive(
         runtime.redis, info.show_id, store.Adaptive(rate, last_cut, p99, target, info.admit_per_second)

@@ -725,6 +725,18 @@ class Adaptive:
 _ADAPTIVE_FIELDS = ["ad_rate", "ad_cut", "ad_p99", "ad_target", "ad_ceiling"]
 
 
+async def held_back(redis: RedisClient, show_id: int) -> bool:
+    """Fans wait behind the admission rate: the line is not empty, and not blocked by the
+    inventory cap (then returning seats, not the rate, let the next fans in)."""
+    k = keys(show_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(k.next)
+        pipe.get(k.serving)
+        pipe.hget(k.meta, "blocked")
+        nxt, serving, blocked = await pipe.execute()
+    return int(nxt or 0) > int(serving or 0) and blocked not in ("1", b"1")
+
+
 async def adaptive(redis: RedisClient, show_id: int) -> Adaptive:
     raw = await redis.hmget(keys(show_id).meta, _ADAPTIVE_FIELDS)  # type: ignore[misc]
     rate, cut, p99, target, ceiling = (_float_or_none(v) for v in raw)

@@ -25,7 +25,8 @@ def test_off_is_the_static_rate() -> None:
 
 
 def test_over_target_cuts_multiplicatively_once_per_window_down_to_the_floor() -> None:
-    assert step(None, 150.0) == (pytest.approx(100 * a.ADAPT_DECREASE), 10_000)
+    assert step(None, 150.0) == (pytest.approx(a.ADAPT_START_RATE * a.ADAPT_DECREASE), 10_000)
+    assert step(100.0, 150.0) == (pytest.approx(100 * a.ADAPT_DECREASE), 10_000)
     # within the window of the last cut: held, not cut again
     assert step(70.0, 150.0, last_cut_ms=9_000) == (70.0, 9_000)
     later = 9_000 + a.ADAPT_WINDOW_SECONDS * 1000
@@ -57,10 +58,15 @@ def test_a_sale_starts_slow_and_doubles_every_window_until_the_first_cut() -> No
     assert (cut_rate, cut) == (pytest.approx(800 * a.ADAPT_DECREASE), 10_000)
     after = step(cut_rate, 20.0, ceiling=ceiling, last_cut_ms=cut, now_ms=20_000)[0]
     assert after == pytest.approx(cut_rate + ceiling * a.ADAPT_INCREASE_SHARE * 0.5)
-    # A show configured below the start rate starts at its configured rate; one whose floor is
-    # above it, at its floor.
+    # A show configured below the start rate starts at its configured rate.
     assert step(None, None, ceiling=40.0, dt_seconds=0.0)[0] == 40.0
-    assert step(None, None, ceiling=5_000.0, dt_seconds=0.0)[0] == a.adapt_floor(5_000.0) == 250.0
+
+
+def test_the_floor_is_5_percent_of_the_ceiling_at_most_the_start_rate() -> None:
+    assert a.adapt_floor(100.0) == 5.0
+    assert a.adapt_floor(5_000.0) == a.ADAPT_START_RATE  # not 250: a cut never ends above the start
+    assert a.adapt_floor(10.0) == 1.0 and a.adapt_floor(0.5) == 0.5
+    assert step(60.0, 150.0, ceiling=5_000.0)[0] == a.ADAPT_START_RATE  # 60 * 0.7 = 42: the floor
 
 
 def test_no_growth_unless_fans_wait_behind_the_rate() -> None:
@@ -68,7 +74,7 @@ def test_no_growth_unless_fans_wait_behind_the_rate() -> None:
     assert step(40.0, None, held_back=False, last_cut_ms=1_000) == (40.0, 1_000)  # AIMD holds
     # a verdict over the target still cuts
     assert step(40.0, 150.0, held_back=False)[0] == pytest.approx(40.0 * a.ADAPT_DECREASE)
-    assert step(None, None, held_back=False, dt_seconds=0.0)[0] == 100.0  # the start rate
+    assert step(None, None, held_back=False, dt_seconds=0.0)[0] == a.ADAPT_START_RATE
 
 
 def test_an_unconstrained_rate_follows_the_configured_one() -> None:

@@ -121,7 +121,7 @@ def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
 # The admission worker steers each show's admission rate from the buyers' measured latency (the
 # p99 of holds and payments over the last ADAPT_WINDOW_SECONDS, from every API process through
 # the sale statistics in Redis) toward BOXOFFICE_BUYER_P99_TARGET_MS, never above the show's
-# configured rate (its ceiling) nor below ADAPT_FLOOR_SHARE of it. The control law is AIMD, the
+# configured rate (its ceiling) nor below its floor (adapt_floor). The control law is AIMD, the
 # one TCP congestion control uses (RFC 5681; Chiu & Jain, "Analysis of the Increase and Decrease
 # Algorithms for Congestion Avoidance in Computer Networks", 1989): over the target, multiply the
 # rate by ADAPT_DECREASE (at most once per window, as TCP halves once per round trip: the window
@@ -133,19 +133,23 @@ def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
 # (at most the ceiling), doubling every ADAPT_WINDOW_SECONDS until the first verdict over the
 # target (the first cut, as TCP leaves slow start at the first loss); then AIMD. Starting at the
 # ceiling let a whole second's credit in at once (1,475 fans into 2 cores at 2,500/s), and every
-# buyer of that first wave waited behind the others before the first verdict could cut the rate.
+# buyer of that first wave waited behind the others before the first verdict could cut the rate
+# (the default sale's winning-hold p99: 524 ms before, 380 ms with slow start; payments 442 ->
+# 166 ms; 500 seats sold by the 8th second either way: `docs/benchmarks.md`, fifth round).
 # The rate grows only while fans wait behind it (RFC 7661: no growth while application-limited):
 # an empty line, or one the inventory cap blocks, says nothing about what the box can take.
 ADAPT_WINDOW_SECONDS = 3
 ADAPT_MIN_SAMPLES = 20  # fewer holds+payments than this in the window: no verdict, keep climbing
 ADAPT_DECREASE = 0.7  # multiplicative decrease (TCP halves; 0.7 as CUBIC, RFC 9438: gentler steps)
 ADAPT_INCREASE_SHARE = 0.05  # additive increase: 5% of the ceiling per second (ceiling in 20 s)
-ADAPT_FLOOR_SHARE = 0.05  # never below 5% of the ceiling (nor 1 fan a second)
-ADAPT_START_RATE = 100.0  # fans a second a sale starts at (TCP's fixed initial window, RFC 6928)
+ADAPT_FLOOR_SHARE = 0.05  # never below 5% of the ceiling or the start rate, the lower (nor 1/s)
+ADAPT_START_RATE = 50.0  # fans a second a sale starts at (TCP's fixed initial window, RFC 6928)
 
 
 def adapt_floor(ceiling: float) -> float:
-    return min(ceiling, max(1.0, ceiling * ADAPT_FLOOR_SHARE))
+    """5% of the ceiling, at most the start rate (a cut never ends above where a sale starts),
+    at least 1 fan a second, never above the ceiling."""
+    return min(ceiling, max(1.0, min(ceiling * ADAPT_FLOOR_SHARE, ADAPT_START_RATE)))
 
 
 def adaptive_rate(

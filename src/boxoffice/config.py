@@ -176,8 +176,9 @@ class Settings(BaseSettings):
 
     # Adaptive admission: the admission worker steers each show's admission rate (a slow start
     # from 50/s, then AIMD, within the show's configured rate and cap) so that the buyers' p99
-    # (holds, payments, measured by every API process) stays under this many ms. 0 = off: every show admits at its static rate. A show
-    # whose queue settings say `adaptive: false` admits at its static rate whatever this says.
+    # (holds, payments, measured by every API process) stays under this many ms. 0 = off: every
+    # show admits at its static rate. A show whose queue settings say `adaptive: false` admits at
+    # its static rate whatever this says.
     buyer_p99_target_ms: float = Field(default=100.0, ge=0, le=60_000)
 
     # Tracing (kit/trace.py; the exporter needs `pip install boxoffice[otel]`): off by default.

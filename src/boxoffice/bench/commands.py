@@ -36,6 +36,16 @@ DataDirOpt = Annotated[
 ]
 CeilingOpt = Annotated[float, typer.Option(min=0.2, max=60, help="Seconds per ceiling measurement")]
 LogLevelOpt = Annotated[str, typer.Option(help="Log level of the API/worker processes started here")]
+TraceSampleOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Trace this share of the holds and payments (a burst: of its HTTP attempts): the report "
+        "splits their wall-clock into waiting before the handler, CPU, PostgreSQL, Redis and other "
+        "tasks, and lists the slowest (with --target, the servers need BOXOFFICE_TRACE_BREAKDOWN=true)",
+    ),
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -154,16 +164,7 @@ def flash_sale(
     waitlist_fans: Annotated[
         int, typer.Option(min=1, max=100_000, help="With --waitlist: how many fans join it")
     ] = 20,
-    trace_sample: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Trace this share of holds and payments: the report splits their wall-clock into "
-            "waiting before the handler, CPU, PostgreSQL, Redis and other tasks (with --target, the "
-            "servers need BOXOFFICE_TRACE_BREAKDOWN=true)",
-        ),
-    ] = 0.0,
+    trace_sample: TraceSampleOpt = 0.0,
 ) -> None:
     """N fans, C requests in flight: queue -> token -> seats -> hold -> pay or walk away; then audit."""
     if layout not in ("shared", "tiers"):
@@ -226,16 +227,7 @@ def burst(
     grpc_target: Annotated[
         str | None, typer.Option(help="host:port of the deployment's gRPC TicketService (with --target)")
     ] = None,
-    trace_sample: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Trace this share of the HTTP attempts: the report splits their wall-clock as the "
-            "flash sale's --trace-sample does (with --target, the servers need "
-            "BOXOFFICE_TRACE_BREAKDOWN=true)",
-        ),
-    ] = 0.0,
+    trace_sample: TraceSampleOpt = 0.0,
 ) -> None:
     """Every attempt released at once from a barrier against the same seats: one winner per seat."""
     from boxoffice.bench.runner import BurstOptions, StackOptions, burst_command

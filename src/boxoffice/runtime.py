@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import structlog
 from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -36,6 +37,8 @@ class Component(Protocol):
 
 
 C = TypeVar("C", bound=Component)
+
+log = structlog.get_logger("boxoffice.runtime")
 
 
 @dataclass
@@ -136,7 +139,10 @@ class Runtime:
             return_exceptions=True,
         )
         opened = [conn for conn in db_conns if not isinstance(conn, BaseException)]
-        await asyncio.gather(*(_warm_statements(conn) for conn in opened), return_exceptions=True)
+        warmed = await asyncio.gather(*(_warm_statements(conn) for conn in opened), return_exceptions=True)
+        failed = [w for w in warmed if isinstance(w, Exception)]
+        if failed:  # the statements run unwarmed (and still work): say why, once
+            log.warning("warm_up_failed", connections=len(failed), error=repr(failed[0])[:300])
         await asyncio.gather(*(conn.close() for conn in opened))
         redis_conns = min(connections, self.settings.redis_pool_size)
         await asyncio.gather(*(self.redis.ping() for _ in range(redis_conns)), return_exceptions=True)

@@ -1,9 +1,13 @@
 """The buyers' hot statements (db/warm.py) plan on a real PostgreSQL with NULL parameters and
 execute nothing: a hold, a balance payment and its read are registered, and warming a connection
-writes no row."""
+writes no row. A statement that does not plan is a warning at startup, not a failed start."""
 
 from __future__ import annotations
 
+import io
+import json
+
+import pytest
 from sqlalchemy import text
 
 from boxoffice.booking import repository as booking_repository
@@ -39,3 +43,16 @@ async def test_warming_plans_every_statement_and_writes_nothing(runtime: Runtime
         assert all(plan for plan in plans)
         assert (await conn.execute(_ROWS)).scalar_one() == before
     await runtime.warm_up(2)  # the startup path runs it on the pool's connections
+
+
+async def test_a_statement_that_does_not_plan_is_logged_not_fatal(
+    runtime: Runtime, json_logs: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warm, "HOT", [*warm.HOT, "SELECT no_such_column FROM shows WHERE id = $1"])
+    await runtime.warm_up(2)  # does not raise: the pool's connections serve unwarmed
+    events = [json.loads(line) for line in json_logs.getvalue().splitlines() if line.strip()]
+    failed = [e for e in events if e.get("message") == "warm_up_failed"]
+    assert len(failed) == 1 and failed[0]["connections"] == 2, events
+    assert "no_such_column" in failed[0]["error"]
+    async with runtime.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1

@@ -134,8 +134,8 @@ def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
 # target (the first cut, as TCP leaves slow start at the first loss); then AIMD. Starting at the
 # ceiling let a whole second's credit in at once (1,475 fans into 2 cores at 2,500/s), and every
 # buyer of that first wave waited behind the others before the first verdict could cut the rate
-# (the default sale's winning-hold p99: 524 ms before, 380 ms with slow start; payments 442 ->
-# 166 ms; 500 seats sold by the 8th second either way: `docs/benchmarks.md`, fifth round).
+# (the default sale's winning-hold p99 524 -> 373 ms, payments 442 -> 297 ms, medians of 3; 500
+# seats sold by the 8th second either way: `docs/benchmarks.md`, fifth round).
 # The rate grows only while fans wait behind it (RFC 7661: no growth while application-limited):
 # an empty line, or one the inventory cap blocks, says nothing about what the box can take.
 ADAPT_WINDOW_SECONDS = 3

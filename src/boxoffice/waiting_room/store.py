@@ -734,7 +734,7 @@ async def held_back(redis: RedisClient, show_id: int) -> bool:
         pipe.get(k.serving)
         pipe.hget(k.meta, "blocked")
         nxt, serving, blocked = await pipe.execute()
-    return int(nxt or 0) > int(serving or 0) and blocked not in ("1", b"1")
+    return int(nxt or 0) > int(serving or 0) and _s(blocked) != "1"
 
 
 async def adaptive(redis: RedisClient, show_id: int) -> Adaptive:

@@ -78,9 +78,9 @@ def create_app(
 
         metrics = Metrics()
     app.state.metrics = metrics
-    from boxoffice.auth.dependencies import authenticate_header
+    from boxoffice.auth.dependencies import HeaderAuthentication
 
-    app.state.authenticate = authenticate_header  # the hot routes' token check (http/ imports no domain)
+    app.state.authenticate = HeaderAuthentication()  # the hot routes' token check (http/ imports no domain)
     app.state.metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     from boxoffice.admin.live import DashboardHub
 

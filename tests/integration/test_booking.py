@@ -226,3 +226,24 @@ async def test_the_lean_hold_route_answers_like_the_documented_one(client, runti
     assert won.status_code == 201 and won.json()["status"] == "TEMP_RESERVED"
     assert (await client.get("/openapi.json")).json()["paths"]["/api/reservations"]["post"]["requestBody"]
     await assert_invariants(runtime)
+
+
+async def test_a_logged_out_token_holds_nothing(client, runtime):  # type: ignore[no-untyped-def]
+    """The hold's deny-list check leaves in one write with the hold's first reads (the admission
+    check, the rate-limit count: http.hot first_round) and is answered before the hold does
+    anything: a logged-out token gets 401 and leaves no mark, not even for a malformed body."""
+    show = await make_show(runtime, seats=2)
+    sid, seats = show["show_id"], show["seat_ids"]
+    fan = await make_user(runtime)
+    headers = gated(runtime, fan, sid)
+    assert (await client.post("/api/auth/logout", headers=fan["headers"])).status_code == 204
+    refused = await client.post(
+        "/api/reservations", json={"show_id": sid, "seat_ids": seats}, headers=headers
+    )
+    assert refused.status_code == 401 and refused.json()["code"] == "INVALID_TOKEN", refused.text
+    malformed = await client.post("/api/reservations", content=b'{"show_id":', headers=headers)
+    assert malformed.status_code == 401 and malformed.json()["code"] == "INVALID_TOKEN", malformed.text
+    assert {r["status"] for r in await seat_rows(runtime, sid)} == {"AVAILABLE"}
+    # no shield mark was left on the seats: another fan holds them at once
+    other = await make_user(runtime)
+    assert (await hold(client, runtime, other, sid, seats)).status_code == 201

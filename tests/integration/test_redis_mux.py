@@ -86,6 +86,37 @@ async def test_issued_commands_are_written_at_once_and_their_replies_awaited_lat
         await mux.aclose()
 
 
+async def test_commands_issued_in_one_write_reach_redis_in_one_read(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, persist=False)
+    server.start()
+    mux, observer = MuxRedis(server.url), MuxRedis(server.url)
+    try:
+        await mux.execute("SET", "w:a", "x")
+        await observer.execute("PING")
+
+        async def reads() -> int:  # the server's read events (the INFO itself is one of them)
+            info = (await observer.execute("INFO", "stats")).decode()
+            return int(info.split("total_reads_processed:")[1].split()[0])
+
+        before = await reads()
+        with mux.one_write():
+            replies = [mux.issue("GET", "w:a"), mux.issue("INCR", "w:n"), mux.issue("EXISTS", "w:a", "w:b")]
+            live = mux._connection(mux._seed.address)._live
+            assert live is not None and live.corked and b"w:n" in live.corked  # held, not written
+        assert live.corked is None
+        assert [await r for r in replies] == [b"x", 1, 1]
+        assert await reads() - before == 2, "the three commands should arrive in one read (+ the INFO)"
+        # An execute inside the block writes what was held first: the replies keep their order.
+        with mux.one_write():
+            held = mux.issue("INCR", "w:n")
+            assert await mux.execute("GET", "w:n") == b"2"
+        assert await held == 2
+    finally:
+        await mux.aclose()
+        await observer.aclose()
+        server.stop()
+
+
 async def test_an_issued_script_falls_back_to_eval(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path, persist=False)
     server.start()

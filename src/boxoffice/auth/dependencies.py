@@ -7,15 +7,17 @@ Missing/invalid/expired/denied -> 401 with WWW-Authenticate: Bearer; wrong role 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from boxoffice import errors as e
-from boxoffice.auth.service import authenticate_token, bearer_token
+from boxoffice.auth.service import access_check, authenticate_token, bearer_token, verified_claims
 from boxoffice.auth.tokens import AccessClaims
 from boxoffice.http.deps import RuntimeDep
+from boxoffice.http.hot import Caller
 from boxoffice.http.problems import raises
 from boxoffice.runtime import Runtime
 
@@ -47,6 +49,15 @@ async def require_admin(claims: CurrentUser) -> AccessClaims:
 AdminUser = Annotated[AccessClaims, Depends(require_admin)]
 
 
-async def authenticate_header(runtime: Runtime, authorization: str | None, recent_ok: bool) -> AccessClaims:
-    """The hot routes' token check (http.hot.Authenticate), installed by the app."""
-    return await authenticate_token(runtime, bearer_token(authorization), recent_ok=recent_ok)
+class HeaderAuthentication:
+    """The hot routes' token check (http.hot.Authenticate), installed by the app: the two halves
+    of authenticate_token."""
+
+    @staticmethod
+    def verify(runtime: Runtime, authorization: str | None) -> AccessClaims:
+        return verified_claims(runtime, bearer_token(authorization))
+
+    @staticmethod
+    def check(runtime: Runtime, caller: Caller, recent_ok: bool) -> Awaitable[None]:
+        assert isinstance(caller, AccessClaims)  # what verify returned
+        return access_check(runtime, caller, recent_ok=recent_ok)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +29,6 @@ from boxoffice.auth.schemas import (
     VerifyResponse,
     normalize_email,
 )
-from boxoffice.auth.store import is_access_refused
 from boxoffice.auth.tokens import (
     AccessClaims,
     InvalidToken,
@@ -443,13 +442,38 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
     recent_ok: a deny-list answer this process got for the token within the last second will do
     (queue polls only: a waiting fan's poll then costs no Redis round trip; a logout reaches polls
     within a second, every other route at once)."""
+    claims = verified_claims(runtime, token)
+    await access_check(runtime, claims, recent_ok=recent_ok)
+    return claims
+
+
+def verified_claims(runtime: Runtime, token: str | None) -> AccessClaims:
+    """The first half of authenticate_token: the signature and expiry (401), no Redis."""
     if not token:
         raise AuthRequired("Missing bearer token")
-    claims = _verified(runtime, token)
+    return _verified(runtime, token)
+
+
+def access_check(runtime: Runtime, claims: AccessClaims, *, recent_ok: bool = False) -> Awaitable[None]:
+    """The second half: the deny-list's EXISTS, written now (inside the caller's
+    MuxRedis.one_write, with the route's own first commands); awaiting it raises 401 for a revoked
+    token. Whoever calls this awaits it before the request changes anything."""
     if recent_ok and runtime.recently_allowed.get(claims.jti):
-        return claims
+        return _allowed()
+    return _settle_access(
+        runtime,
+        claims,
+        store.issue_access_check(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id),
+    )
+
+
+async def _allowed() -> None:
+    return None
+
+
+async def _settle_access(runtime: Runtime, claims: AccessClaims, reply: Awaitable[int]) -> None:
     try:
-        denied = await is_access_refused(runtime.hot_redis, claims.user_id, claims.jti, claims.session_id)
+        denied = await reply > 0
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("auth_denylist_unavailable", error=type(exc).__name__, reason=str(exc)[:200])
         # Redis down: fail closed for the deny-list would lock everyone out; the token is
@@ -459,7 +483,6 @@ async def authenticate_token(runtime: Runtime, token: str | None, *, recent_ok: 
     if denied:
         raise InvalidAccessToken("Access token was revoked")
     runtime.recently_allowed.put(claims.jti, True)
-    return claims
 
 
 def _verified(runtime: Runtime, token: str) -> AccessClaims:

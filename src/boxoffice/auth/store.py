@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from boxoffice.redis.client import RedisClient, Script
-from boxoffice.redis.mux import MuxRedis
+from boxoffice.redis.mux import Issued, MuxRedis
 
 # Redis keeps the key a little longer than the rule (decided by expires_at vs the injected clock).
 _TTL_SLACK_SECONDS = 3600
@@ -74,15 +74,14 @@ async def end_session(redis: RedisClient, user_id: int, session_id: str, ttl_sec
     await redis.set(_ended_session_key(user_id, session_id), b"1", ex=max(1, ttl_seconds))
 
 
-async def is_access_refused(redis: MuxRedis, user_id: int, jti: str, session_id: str | None = None) -> bool:
+def issue_access_check(redis: MuxRedis, user_id: int, jti: str, session_id: str | None = None) -> Issued:
     """Deny-listed jti, ended login or revoked user: one EXISTS over keys of the user's one slot
     (one command, one round trip; cheaper than a pipeline on the path every authenticated request
-    takes, and legal on a Redis Cluster)."""
+    takes, and legal on a Redis Cluster), written now; its reply (a count) is > 0 when refused."""
     keys = [_denied_key(user_id, jti), _revoked_user_key(user_id)]
     if session_id is not None:
         keys.append(_ended_session_key(user_id, session_id))
-    found: int = await redis.exists(*keys)
-    return found > 0
+    return redis.issue("EXISTS", *keys)
 
 
 # --- login attempts ----------------------------------------------------------------------------

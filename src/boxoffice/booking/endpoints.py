@@ -42,8 +42,13 @@ async def _hold(hot: lean.HotInput) -> Response:
         price=body.price,
         queue_token=hot.headers["X-Queue-Token"],
         idempotency_key=hot.headers["Idempotency-Key"],
+        first=hot.first,
     )
     return respond(result)
+
+
+def _hold_first_round(hot: lean.HotInput) -> flows.HoldFirstRound:
+    return flows.hold_first_round(hot.runtime, hot.claims.user_id, hot.body.show_id)
 
 
 # In a flash sale most holds are refusals, and FastAPI's dependency solving was a third of each
@@ -57,6 +62,7 @@ HOLD = lean.HotRoute(
     summary="Hold seats (all or none) for the show's hold time; or the best N adjacent seats",
     tags=["reservations"],
     body=HoldRequest,
+    first_round=_hold_first_round,
     headers=(
         lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),
         lean.Header("Idempotency-Key", MAX_KEY_LENGTH, "Optional; the same key replays the first answer"),

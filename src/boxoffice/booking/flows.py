@@ -11,7 +11,7 @@ import functools
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,7 +53,7 @@ from boxoffice.runtime import Runtime
 from boxoffice.salestats.recorder import sale_stats
 from boxoffice.waiting_room import service as waiting_service
 from boxoffice.waiting_room.schemas import WaitlistStatus
-from boxoffice.waiting_room.tokens import check_queue_token
+from boxoffice.waiting_room.tokens import admission_read, check_queue_token
 
 log = structlog.get_logger("boxoffice.booking")
 HOLD_SCOPE = "POST /api/reservations"
@@ -244,10 +244,11 @@ async def place_hold(
     price: int | None = None,
     queue_token: str | None,
     idempotency_key: str | None,
+    first: HoldFirstRound | None = None,
 ) -> IdempotentResult:
     """POST /api/reservations (see _place_hold). Won and refused holds, with their latency, feed
     the admin dashboard's sale statistics and adaptive admission (in-memory counts, flushed every
-    250 ms)."""
+    250 ms). `first`: the hold's first Redis round, already issued (hold_first_round)."""
     started = time.perf_counter()
     try:
         result = await _place_hold(
@@ -260,6 +261,7 @@ async def place_hold(
             price=price,
             queue_token=queue_token,
             idempotency_key=idempotency_key,
+            first=first or hold_first_round(runtime, user_id, show_id),
         )
     except (SeatsTaken, NoAdjacentSeats):
         elapsed = time.perf_counter() - started
@@ -269,6 +271,24 @@ async def place_hold(
         elapsed = time.perf_counter() - started
         sale_stats(runtime).outcome(show_id, "holds_won", "hold", runtime.clock.now(), elapsed)
     return result
+
+
+@dataclass(frozen=True)
+class HoldFirstRound:
+    """A hold's first Redis round, written before any of its answers is awaited: the rate limit's
+    count (an attempt with a refused token counts against the limit too) and the read of when the
+    fan left the show's queue (the admission check). Neither changes anything a revoked access
+    token must not: the hold route issues them with its deny-list check, in one write."""
+
+    limit: ratelimit.Hit
+    ended: Awaitable[Any]
+
+
+def hold_first_round(runtime: Runtime, user_id: int, show_id: int) -> HoldFirstRound:
+    return HoldFirstRound(
+        ratelimit.begin(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute),
+        admission_read(runtime, user_id, show_id),
+    )
 
 
 async def _place_hold(
@@ -282,6 +302,7 @@ async def _place_hold(
     price: int | None,
     queue_token: str | None,
     idempotency_key: str | None,
+    first: HoldFirstRound,
 ) -> IdempotentResult:
     """The shield first, then PostgreSQL decides, all seats or none.
     The shield marks and the seat map follow after the commit (never on a replay).
@@ -290,13 +311,10 @@ async def _place_hold(
     tier) the rule picks the best block of adjacent seats, and a few others to try in turn when
     one is taken meanwhile, each through the same shield and the same conditional update.
     """
-    # The rate limit's count goes out first and its reply arrives with the admission check's: one
-    # wait for both (an attempt with a refused token counts against the limit too).
-    limit = ratelimit.begin(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute)
     with trace.step("hold.admission_token"):
-        await check_queue_token(runtime, user_id, show_id, queue_token)
+        await check_queue_token(runtime, user_id, show_id, queue_token, ended=first.ended)
     with trace.step("hold.rate_limit"):
-        await limit.enforce()
+        await first.limit.enforce()
     with trace.step("hold.show_rules"):
         show = await load_rules(runtime, show_id)
     now = runtime.clock.now()

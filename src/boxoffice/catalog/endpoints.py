@@ -6,6 +6,7 @@ when the endpoint returns.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any, cast, get_args
 
 from fastapi import APIRouter, Query, Request, Response
@@ -35,7 +36,7 @@ from boxoffice.http import hot as lean
 from boxoffice.http.deps import PathId, RuntimeDep, SessionDep
 from boxoffice.http.problems import problems
 from boxoffice.kit.inputs import Text, Timestamp, WholeNumber
-from boxoffice.waiting_room.tokens import check_queue_token
+from boxoffice.waiting_room.tokens import admission_read, check_queue_token
 
 router = APIRouter()
 
@@ -250,9 +251,16 @@ def _conditional(request: Request, body: bytes, etag: str, cache_control: str) -
     return Response(body, media_type="application/json", headers=headers)
 
 
+def _admission_read(hot: lean.HotInput) -> Awaitable[Any]:
+    """The queue token check's read, issued with the deny-list check: one round trip for both."""
+    return admission_read(hot.runtime, hot.claims.user_id, hot.ids[0])
+
+
 async def _seat_status(hot: lean.HotInput) -> Response:
     (show_id,) = hot.ids
-    await check_queue_token(hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"])
+    await check_queue_token(
+        hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"], ended=hot.first
+    )
     found = await seatmap.view(hot.runtime, show_id)
     return _conditional(hot.request, found.status_body, found.etag, "private, max-age=1")
 
@@ -268,6 +276,7 @@ SEAT_STATUS = lean.HotRoute(
     "show as held. Send If-None-Match with the last ETag: 304 while nothing changed.",
     tags=["seats"],
     path_id="show_id",
+    first_round=_admission_read,
     headers=(lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),),
     errors=(e.QueueTokenRequired, e.QueueTokenRefused, e.QueueTokenForeign, e.ShowNotFound),
     responses=NOT_MODIFIED,
@@ -328,7 +337,9 @@ async def _seat_map(hot: lean.HotInput) -> Response:
                 }
             ]
         )
-    await check_queue_token(hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"])
+    await check_queue_token(
+        hot.runtime, hot.claims.user_id, show_id, hot.headers["X-Queue-Token"], ended=hot.first
+    )
     found = await seatmap.view(hot.runtime, show_id)
     wanted = cast(SeatStatus, only)
     return _conditional(hot.request, found.full(wanted), found.full_etag(wanted), "private, no-cache")
@@ -344,6 +355,7 @@ SEAT_MAP = lean.HotRoute(
     "only GET /api/shows/{show_id}/seats/status). Seats owed to the waitlist show as TEMP_RESERVED.",
     tags=["seats"],
     path_id="show_id",
+    first_round=_admission_read,
     headers=(lean.Header("X-Queue-Token", 4096, "Admission token from the waiting room", required=True),),
     parameters=(
         {

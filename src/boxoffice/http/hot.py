@@ -10,6 +10,7 @@ query ids and headers with the route's own pydantic model and bounds (422, FastA
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -43,10 +44,14 @@ class Caller(Protocol):
 
 
 class Authenticate(Protocol):
-    """The token check, handed to the hot routes by the app (`app.state.authenticate`): http/
-    imports no domain. `recent_ok`: a deny-list answer from the last second will do."""
+    """The token check in two halves, handed to the hot routes by the app
+    (`app.state.authenticate`; http/ imports no domain): `verify`, the signature and expiry (401,
+    no I/O), and `check`, the deny-list (its command written at once, 401 when awaited).
+    `recent_ok`: a deny-list answer from the last second will do."""
 
-    def __call__(self, runtime: Runtime, authorization: str | None, recent_ok: bool) -> Awaitable[Caller]: ...
+    def verify(self, runtime: Runtime, authorization: str | None) -> Caller: ...
+
+    def check(self, runtime: Runtime, caller: Caller, recent_ok: bool) -> Awaitable[None]: ...
 
 
 # Documents the bearer scheme on the twin; never refuses (the handler authenticates).
@@ -63,6 +68,7 @@ class HotInput:
     body: Any = None
     ids: list[int] = field(default_factory=list)
     headers: dict[str, str | None] = field(default_factory=dict)
+    first: Any = None  # what the route's first_round issued
 
 
 @dataclass(frozen=True)
@@ -96,21 +102,38 @@ class HotRoute:
     # When the request carries this header, a deny-list answer from the last second will do (see
     # authenticate_token's recent_ok): the waiting room's ticket polls.
     recent_auth_with: str | None = None
+    # The route's first Redis commands, issued (MuxRedis.issue, never awaited here) together with
+    # the deny-list check in one write, so that both answers cost the buyer one round trip; the
+    # handler finds what this returned in HotInput.first. Only what a revoked token may do: reads,
+    # and counts against the caller's own rate limit. It runs before the deny-list answer is in,
+    # the handler after it.
+    first_round: Callable[[HotInput], Any] | None = None
 
     async def handle(self, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         recent_ok = self.recent_auth_with is not None and self.recent_auth_with in request.headers
         authenticate: Authenticate = request.app.state.authenticate
-        claims = await authenticate(runtime, request.headers.get("authorization"), recent_ok)
+        claims = authenticate.verify(runtime, request.headers.get("authorization"))
         request.state.user_id = claims.user_id
-        headers = {h.name: header(request, h.name, h.max_length) for h in self.headers}
-        ids = path_ids(request, self.path_id) if self.path_id else []
-        if self.query_ids:
-            ids += query_ids(request, *self.query_ids)
-        body = await json_body(request, self.body) if self.body is not None else None
+        try:
+            headers = {h.name: header(request, h.name, h.max_length) for h in self.headers}
+            ids = path_ids(request, self.path_id) if self.path_id else []
+            if self.query_ids:
+                ids += query_ids(request, *self.query_ids)
+            body = await json_body(request, self.body) if self.body is not None else None
+        except Exception:
+            await authenticate.check(runtime, claims, recent_ok)  # a revoked token's 401 comes first
+            raise
+        given = HotInput(request, runtime, claims, body, ids, headers)
+        with runtime.hot_redis.one_write():
+            access = authenticate.check(runtime, claims, recent_ok)
+            first = self.first_round(given) if self.first_round is not None else None
+        await access
         with effects_after_answer() as later:
             try:
-                response = await self.call(HotInput(request, runtime, claims, body, ids, headers))
+                response = await self.call(
+                    given if first is None else dataclasses.replace(given, first=first)
+                )
             except Exception:
                 await run_effects(later)  # what committed before the refusal still follows
                 raise

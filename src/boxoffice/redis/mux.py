@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -128,6 +128,7 @@ class _Replies(asyncio.Protocol):
         self.pending: Pending = deque()
         self.parser = hiredis.Reader(replyError=ResponseError)
         self.transport: asyncio.Transport | None = None
+        self.corked: bytearray | None = None  # MuxRedis.one_write: issued commands held for one write
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not registered subclasses of asyncio.Transport: no isinstance.
@@ -137,8 +138,25 @@ class _Replies(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     def send(self, data: bytes) -> None:
+        """Write now, after anything held by a cork (the replies come back in the order sent)."""
         assert self.transport is not None
+        if self.corked:
+            data = bytes(self.corked) + data
+            self.corked.clear()
         self.transport.write(data)
+
+    def queue(self, data: bytes) -> None:
+        """An issued command: held while corked, else written now."""
+        if self.corked is not None:
+            self.corked += data
+        else:
+            self.send(data)
+
+    def uncork(self) -> None:
+        held, self.corked = self.corked, None
+        if held and self.usable():  # a lost connection failed its callers already
+            assert self.transport is not None
+            self.transport.write(bytes(held))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -196,9 +214,10 @@ class _Connection:
                 await future
         return await futures[-1]
 
-    def send_now(self, args: Sequence[Arg]) -> asyncio.Future[Any] | None:
-        """Write one command at once on the live connection and return its reply's future; None
-        when there is no usable connection (the caller then goes through execute)."""
+    def send_now(self, args: Sequence[Arg], cork: list[_Replies] | None = None) -> asyncio.Future[Any] | None:
+        """Write one command at once on the live connection (or, with `cork`, hold it for the
+        block's one write) and return its reply's future; None when there is no usable connection
+        (the caller then goes through execute)."""
         live = self._live
         if live is None or not live.usable():
             return None
@@ -206,7 +225,10 @@ class _Connection:
         future: asyncio.Future[Any] = loop.create_future()
         future.add_done_callback(_retrieved)  # an issued reply nobody awaits may be an error
         live.pending.append((future, loop.time()))
-        live.send(pack_command(args))
+        if cork is not None and live.corked is None:
+            live.corked = bytearray()
+            cork.append(live)
+        live.queue(pack_command(args))
         return future
 
     async def aclose(self) -> None:
@@ -352,6 +374,7 @@ class MuxRedis:
         self._slots: list[tuple[str, int] | None] = [None] * SLOTS
         self._refreshed_at = -REFRESH_MIN_SECONDS
         self._refresh_lock = asyncio.Lock()
+        self._cork: list[_Replies] | None = None  # inside one_write: the connections holding commands
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -396,13 +419,31 @@ class MuxRedis:
         with the slot's node unknown yet, the command is sent by `execute` when awaited."""
         return Issued(self, args, self._send_now(args))
 
+    @contextlib.contextmanager
+    def one_write(self) -> Iterator[None]:
+        """Commands issued in the block (`issue`, never awaited inside it: the block holds no
+        await) leave in one write per connection when it ends: independent commands issued back
+        to back then cost one system call and one wake-up of Redis instead of one each. A command
+        sent by `execute` meanwhile goes out after them, so replies keep their order."""
+        if self._cork is not None:  # nested: the outer block writes
+            yield
+            return
+        cork: list[_Replies] = []
+        self._cork = cork
+        try:
+            yield
+        finally:
+            self._cork = None
+            for live in cork:
+                live.uncork()
+
     def _send_now(self, args: tuple[Arg, ...]) -> asyncio.Future[Any] | None:
         if not self.cluster:
-            return self._connection(self._seed.address).send_now(args)
+            return self._connection(self._seed.address).send_now(args, self._cork)
         key = command_key(args)
         address = self._slots[key_slot(key) if key is not None else 0]
         connection = self._connections.get(address) if address is not None else None
-        return connection.send_now(args) if connection is not None else None
+        return connection.send_now(args, self._cork) if connection is not None else None
 
     async def _reply(self, args: tuple[Arg, ...], future: asyncio.Future[Any] | None) -> Any:
         if future is None:

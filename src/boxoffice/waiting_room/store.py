@@ -23,11 +23,12 @@ Join, status, leave and release touch a fixed number of hash fields: O(1) whatev
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from boxoffice.redis.client import RedisClient, Script
-from boxoffice.redis.mux import MuxRedis
+from boxoffice.redis.mux import Issued, MuxRedis
 
 SHOWS_KEY = "bo:queue:shows"
 # Worker-side copy of a show's settings lives a little longer than a tick; API misses refill it.
@@ -439,8 +440,17 @@ async def end_admission(redis: RedisClient, show_id: int, user_id: int, now_ms: 
         await pipe.execute()
 
 
-async def admission_ended_at(redis: MuxRedis, show_id: int, user_id: int) -> int | None:
-    raw = await redis.execute("HGET", _k(show_id, "ended_ms"), user_id)
+def issue_admission_ended_at(redis: MuxRedis, show_id: int, user_id: int) -> Issued:
+    """admission_ended_at's command, written now (its reply awaited later)."""
+    return redis.issue("HGET", _k(show_id, "ended_ms"), user_id)
+
+
+async def admission_ended_at(
+    redis: MuxRedis, show_id: int, user_id: int, issued: Awaitable[Any] | None = None
+) -> int | None:
+    """When the fan's admission to the show ended (they left), in ms; `issued`: its command,
+    written earlier (issue_admission_ended_at)."""
+    raw = await (issued if issued is not None else redis.execute("HGET", _k(show_id, "ended_ms"), user_id))
     return None if raw is None else int(raw)
 
 

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,9 +126,18 @@ def _check_claims(claims: QueueClaims, *, user_id: int, show_id: int, now: datet
     return claims
 
 
-async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token: str | None) -> QueueClaims:
+def admission_read(runtime: Runtime, user_id: int, show_id: int) -> Awaitable[Any]:
+    """check_queue_token's one Redis read (when the fan left the show's queue), written now: hand
+    it to check_queue_token as `ended` (a route issues it with its deny-list check: http.hot)."""
+    return store.issue_admission_ended_at(runtime.hot_redis, show_id, user_id)
+
+
+async def check_queue_token(
+    runtime: Runtime, user_id: int, show_id: int, token: str | None, *, ended: Awaitable[Any] | None = None
+) -> QueueClaims:
     """The gate: 401 QUEUE_TOKEN_REQUIRED / QUEUE_TOKEN_INVALID (also: issued before the user left
-    the queue), 403 QUEUE_TOKEN_MISMATCH. A token's signature is checked once per process."""
+    the queue), 403 QUEUE_TOKEN_MISMATCH. A token's signature is checked once per process.
+    `ended`: its read, issued earlier (admission_read)."""
     outcome = "valid"
     try:
         if not token:
@@ -141,10 +151,10 @@ async def check_queue_token(runtime: Runtime, user_id: int, show_id: int, token:
                 lifetime = claims.expires_at + LEEWAY_SECONDS - int(runtime.clock.now().timestamp())
                 runtime.queue_tokens.put(token, claims, max(1, lifetime))
             try:
-                ended = await store.admission_ended_at(runtime.hot_redis, show_id, user_id)
+                left = await store.admission_ended_at(runtime.hot_redis, show_id, user_id, ended)
             except RedisError:
-                ended = None
-            if ended is not None and checked.issued_at_ms <= ended:
+                left = None
+            if left is not None and checked.issued_at_ms <= left:
                 raise QueueTokenInvalid("the user left the queue after this token was issued")
             return checked
         except QueueTokenInvalid:

@@ -348,6 +348,12 @@ async def _note_card(runtime: Runtime, payment_id: int, fingerprint: str) -> Non
         await repository.set_card_fingerprint(uow.session, payment_id, fingerprint)
 
 
+def count_payment(runtime: Runtime, user_id: int) -> ratelimit.Hit:
+    """The payment's rate-limit count, written now and judged later: the payment route issues it
+    with its deny-list check (http.hot first_round), in one write."""
+    return ratelimit.begin(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+
+
 async def pay(
     runtime: Runtime,
     *,
@@ -356,11 +362,13 @@ async def pay(
     method: str,
     idempotency_key: str | None,
     card_number: str | None = None,
+    limit: ratelimit.Hit | None = None,
 ) -> IdempotentResult:
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
     a fan's own live hold stays payable for as long as it lives, even after that token expired.
-    Settled outcomes, with their latency, feed the admin dashboard's sale statistics."""
-    limit = ratelimit.begin(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+    Settled outcomes, with their latency, feed the admin dashboard's sale statistics. `limit`: the
+    payment's rate-limit count, already issued (count_payment)."""
+    limit = limit or count_payment(runtime, user_id)
     lean = method == PaymentMethod.BALANCE and idempotency_key is not None
     if not lean:  # the balance payment judges it after its first read (the reply comes meanwhile)
         with trace.step("pay.rate_limit"):

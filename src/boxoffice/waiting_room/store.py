@@ -445,12 +445,9 @@ def issue_admission_ended_at(redis: MuxRedis, show_id: int, user_id: int) -> Iss
     return redis.issue("HGET", _k(show_id, "ended_ms"), user_id)
 
 
-async def admission_ended_at(
-    redis: MuxRedis, show_id: int, user_id: int, issued: Awaitable[Any] | None = None
-) -> int | None:
-    """When the fan's admission to the show ended (they left), in ms; `issued`: its command,
-    written earlier (issue_admission_ended_at)."""
-    raw = await (issued if issued is not None else redis.execute("HGET", _k(show_id, "ended_ms"), user_id))
+async def admission_ended_at(issued: Awaitable[Any]) -> int | None:
+    """When the fan's admission to the show ended (they left), in ms, from its issued read."""
+    raw = await issued
     return None if raw is None else int(raw)
 
 

@@ -151,7 +151,9 @@ async def check_queue_token(
                 lifetime = claims.expires_at + LEEWAY_SECONDS - int(runtime.clock.now().timestamp())
                 runtime.queue_tokens.put(token, claims, max(1, lifetime))
             try:
-                left = await store.admission_ended_at(runtime.hot_redis, show_id, user_id, ended)
+                left = await store.admission_ended_at(
+                    ended if ended is not None else admission_read(runtime, user_id, show_id)
+                )
             except RedisError:
                 left = None
             if left is not None and checked.issued_at_ms <= left:

@@ -146,6 +146,11 @@ ADAPT_FLOOR_SHARE = 0.05  # never below 5% of the ceiling or the start rate, the
 ADAPT_START_RATE = 50.0  # fans a second a sale starts at (TCP's fixed initial window, RFC 6928)
 
 
+def start_rate(ceiling: float) -> float:
+    """Where a sale's adaptive rate starts: ADAPT_START_RATE, or the configured rate if lower."""
+    return min(ceiling, ADAPT_START_RATE)
+
+
 def adapt_floor(ceiling: float) -> float:
     """5% of the ceiling, at most the start rate (a cut never ends above where a sale starts),
     at least 1 fan a second, never above the ceiling."""
@@ -173,7 +178,7 @@ def adaptive_rate(
     if target_ms <= 0 or ceiling <= 0:
         return ceiling, None
     if current is None:
-        current = ADAPT_START_RATE
+        current = start_rate(ceiling)
     elif previous_ceiling is not None and current >= previous_ceiling:
         current = ceiling
     rate = min(max(current, adapt_floor(ceiling)), ceiling)

@@ -47,7 +47,7 @@ from boxoffice.kit.i18n import (
 from boxoffice.kit.money import CURRENCIES, DEFAULT_CURRENCY, format_money, minor_digits
 from boxoffice.kit.timefmt import local_time, zone_abbreviation, zone_label
 from boxoffice.tickets.rules import seat_label
-from boxoffice.waiting_room.admission import ADAPT_START_RATE
+from boxoffice.waiting_room.admission import start_rate
 from boxoffice.web.security import SECURITY_HEADERS
 from boxoffice.web.session import csrf_token
 
@@ -117,7 +117,7 @@ def build_environment() -> Environment:
         supported_locales=SUPPORTED,
         money=money,
         seat_words=seat_label,
-        adapt_start_rate=f"{ADAPT_START_RATE:g}",  # the queue page's hint on slow start
+        adapt_start_rate=start_rate,  # the queue page's hint on slow start
         currency_digits=minor_digits,
         zone_label=zone_label,
         zone_abbreviation=zone_abbreviation,

@@ -118,6 +118,12 @@ def _create_engine(settings: Settings, url: str) -> AsyncEngine:
                 # No statement of ours should queue for a row lock this long; a duplicate request
                 # waiting on an idempotency key gets 409 IDEMPOTENCY_IN_PROGRESS instead.
                 "lock_timeout": "3s",
+                # Every statement of ours is an index lookup. A plan cached while a table was
+                # nearly empty (a first sale: reservations, their seats and the idempotency keys
+                # grow by thousands a minute) would seq-scan it until autovacuum's next ANALYZE,
+                # and so would PostgreSQL's own foreign-key checks. A seq scan stays where no
+                # index applies.
+                "enable_seqscan": "off",
             },
             "statement_cache_size": 512,
             **({"connection_class": TracedConnection} if trace.ENABLED else {}),

@@ -5,7 +5,7 @@ the connection is closed); idle keep-alive connections close after `keep_alive_t
 
 uvicorn's httptools protocol buffers a header until it is complete and keeps a connection that
 sends nothing open forever; this subclass counts the head's bytes as they arrive and arms a timer
-for every request head.
+for every request head. It also sends a response of known length in one write (_OneWrite).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from boxoffice.config import Settings
 
@@ -55,6 +55,44 @@ def server_config(settings: Settings, app: Any, **kwargs: Any) -> ServerConfig:
 
 class _HeadTooLarge(Exception):
     pass
+
+
+class _OneWrite:
+    """The transport as one response cycle sees it. uvicorn writes a response's head and body
+    apart: two system calls, two segments and two wake-ups of the client (or gateway) per answer.
+    Here a response of known length leaves in one write: its head waits for the body, which the
+    application sends right after (an empty one for a 204 or 304). A HEAD's answer (uvicorn
+    writes no body for it) and a chunked (streaming) response's head, Server-Sent Events', go at
+    once, as does `100 Continue` (written before the response starts)."""
+
+    __slots__ = ("_cycle", "_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle: RequestResponseCycle | None = cycle  # until its head is written
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head + data)
+            return
+        cycle = self._cycle
+        if cycle is not None and cycle.response_started:
+            # The cycle's first write since its response started is that response's head.
+            self._cycle = None
+            if not cycle.chunked_encoding and cycle.scope["method"] != "HEAD":
+                self._head = data
+                return
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        # Only a response the application left unfinished closes with its head still held: it
+        # was broken whether or not its head went out.
+        self._transport.close()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -114,7 +152,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._disarm_read_timer()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not before:  # a request (not an upgrade): its response in one write
+            self.cycle.transport = _OneWrite(self.transport, self.cycle)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         self._in_head = True

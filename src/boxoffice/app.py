@@ -27,6 +27,7 @@ from boxoffice import __version__
 from boxoffice.config import Settings
 from boxoffice.errors import MetricsTokenRequired, NotReady
 from boxoffice.http.guard import RequestGuard
+from boxoffice.http.hot import LeanRoute
 from boxoffice.http.openapi import install_docs, install_openapi
 from boxoffice.http.problems import install_error_handlers, problem, problems
 from boxoffice.http.shedding import ShedMiddleware
@@ -264,7 +265,8 @@ ALL_ROLES = "all"
 
 
 def role_routes(roles: Sequence[str], *, serve_hot_routes: bool = True) -> list[BaseRoute]:
-    """The routes of these roles, in role order, each once ("all" = every role)."""
+    """The routes of these roles, each once ("all" = every role): the hot routes, then the others,
+    each in role order."""
     names = list(ROLES) if ALL_ROLES in roles else list(dict.fromkeys(roles))
     unknown = [name for name in names if name not in ROLES]
     if unknown:
@@ -273,7 +275,12 @@ def role_routes(roles: Sequence[str], *, serve_hot_routes: bool = True) -> list[
     for name in names:
         for provide in ROLES[name]:
             routes.extend(route for route in provide(serve_hot_routes) if route not in routes)
-    return routes
+    # The hot routes first: the router tries its routes in order, and a hold was matched against
+    # ~40 patterns before its own (39 us of every hold, 55 us of a payment, 27 us of a poll). No
+    # request matches two of these routes but a hot route and its FastAPI twin, which stays behind
+    # it (tests/unit/test_routes.py), so the order decides nothing else.
+    hot = [route for route in routes if isinstance(route, LeanRoute)]
+    return [*hot, *(route for route in routes if not isinstance(route, LeanRoute))]
 
 
 def app_from_environment() -> FastAPI:

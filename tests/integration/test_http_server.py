@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from boxoffice.config import Settings
-from boxoffice.http.server import BoundedHttpToolsProtocol, server_config
-
-STREAM_GO = "stream-go"
+from boxoffice.http.server import BoundedHttpToolsProtocol
+from tests.helpers.server import serve
 
 
 class _CountedWrites:
@@ -68,7 +63,7 @@ async def _stream(request: Request) -> StreamingResponse:
 
 
 @pytest.fixture
-async def counted_server(settings: Settings) -> AsyncIterator[tuple[tuple[str, int], Starlette]]:
+async def counted_server() -> AsyncIterator[tuple[tuple[str, int], Starlette]]:
     app = Starlette(
         routes=[
             Route("/fixed", _fixed, methods=["GET", "HEAD"]),
@@ -78,24 +73,21 @@ async def counted_server(settings: Settings) -> AsyncIterator[tuple[tuple[str, i
         ]
     )
     app.state.stream_go = asyncio.Event()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = server_config(settings, app, host="127.0.0.1", port=port, lifespan="off")
-    config.http = _CountingProtocol  # type: ignore[assignment]
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.01)
     _CountingProtocol.writes = []
+    async with serve(app, http=_CountingProtocol) as base_url:
+        host, port = base_url.removeprefix("http://").split(":")
+        yield (host, int(port)), app
+
+
+@contextlib.asynccontextmanager
+async def _connection(
+    addr: tuple[str, int],
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection(*addr)
     try:
-        yield ("127.0.0.1", port), app
+        yield reader, writer
     finally:
-        server.should_exit = True
-        await task
+        writer.close()
 
 
 async def _read_response(reader: asyncio.StreamReader) -> bytes:
@@ -113,8 +105,7 @@ async def _read_response(reader: asyncio.StreamReader) -> bytes:
 
 async def test_a_response_of_known_length_leaves_in_one_write(counted_server: Any) -> None:
     addr, _ = counted_server
-    reader, writer = await asyncio.open_connection(*addr)
-    try:
+    async with _connection(addr) as (reader, writer):
         for request, expected_body in (
             (b"GET /fixed HTTP/1.1\r\nhost: t\r\n\r\n", b'{"ok":true}'),
             (b"HEAD /fixed HTTP/1.1\r\nhost: t\r\n\r\n", b""),
@@ -129,14 +120,11 @@ async def test_a_response_of_known_length_leaves_in_one_write(counted_server: An
             assert len(_CountingProtocol.writes) == 1, _CountingProtocol.writes
             (written,) = _CountingProtocol.writes
             assert written == answer and written.endswith(b"\r\n\r\n" + expected_body)
-    finally:
-        writer.close()
 
 
 async def test_a_streamed_response_sends_its_head_at_once(counted_server: Any) -> None:
     addr, app = counted_server
-    reader, writer = await asyncio.open_connection(*addr)
-    try:
+    async with _connection(addr) as (reader, writer):
         writer.write(b"GET /stream HTTP/1.1\r\nhost: t\r\n\r\n")
         async with asyncio.timeout(5):  # the app holds its first chunk until the head is here
             head = await reader.readuntil(b"\r\n\r\n")
@@ -144,14 +132,11 @@ async def test_a_streamed_response_sends_its_head_at_once(counted_server: Any) -
         app.state.stream_go.set()
         async with asyncio.timeout(5):
             assert b"data: one" in await reader.readuntil(b"data: one\n\n\r\n")
-    finally:
-        writer.close()
 
 
 async def test_100_continue_is_not_held(counted_server: Any) -> None:
     addr, _ = counted_server
-    reader, writer = await asyncio.open_connection(*addr)
-    try:
+    async with _connection(addr) as (reader, writer):
         writer.write(b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n")
         async with asyncio.timeout(5):  # the body is sent only once the server asked for it
             assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -160,6 +145,3 @@ async def test_100_continue_is_not_held(counted_server: Any) -> None:
             answer = await _read_response(reader)
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nhello")
         assert _CountingProtocol.writes[-1] == answer  # the answer itself still in one write
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()

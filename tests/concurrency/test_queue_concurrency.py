@@ -66,7 +66,7 @@ async def test_workers_ticking_together_never_admit_past_max_active(
             assert len(active) <= max_active, (round_no, active)
             # two buyers pay, so room opens for the next round
             for uid in active[:2]:
-                await service.release_lease(runtime.hot_redis, sid, uid)
+                await service.issue_release_lease(runtime.hot_redis, sid, uid)
             clock.advance(0.5)
     assert len(admitted) == len(set(admitted))  # never admitted twice
     # user u holds ticket u: admission stayed in queue order when the admitted are exactly the first n

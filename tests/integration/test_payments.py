@@ -9,8 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from boxoffice.booking.shield import seat_key
 from boxoffice.db.idempotency import fingerprint_hash
 from boxoffice.payments.flows import PAY_SCOPE, _CardWork, reconcile_once
+from boxoffice.waiting_room import store
 from tests.factories import make_user
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import (
@@ -22,6 +24,8 @@ from tests.integration.test_booking_support import (
     sim_stats,
     simulator,
 )
+from tests.integration.test_queue_support import make_show as queue_show
+from tests.integration.test_queue_support import tick
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +91,9 @@ async def test_balance_payment_confirms_and_replays(client, runtime):  # type: i
     assert await balance(runtime, u["id"]) == 30_000
     got = await client.get(f"/api/payments/{body['payment_id']}", headers=u["headers"])
     assert got.status_code == 200 and got.json()["status"] == "SUCCEEDED"
+    # the payment's after-commit effects (one write): the shield marks the seats sold
+    for seat_id in show["seat_ids"][:2]:
+        assert await runtime.redis.get(seat_key(show["show_id"], seat_id)) == f"{u['id']}:S".encode()
     # the sold seats are refused by the shield and by PostgreSQL
     v = await make_user(runtime)
     resp = await client.post(
@@ -390,3 +397,25 @@ async def test_own_live_hold_stays_payable_and_cancellable_after_the_queue_token
     )
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
     assert await reservation_status(runtime, first.json()["reservation_id"]) == "RESERVED"
+
+
+async def test_a_payment_frees_the_buyers_queue_place(client, runtime, clock):  # type: ignore[no-untyped-def]
+    """The payment's after-commit effects (sold marks, seat map, the lease's release: one write)
+    all land: the buyer no longer counts toward the show's admission cap."""
+    show = await queue_show(runtime, seats=4, admit_per_second=1, token_ttl=60)
+    buyer = await make_user(runtime, balance=50_000)
+    assert (await client.post("/api/queue", json=show["body"], headers=buyer["headers"])).status_code == 200
+    await tick(runtime, show["id"])
+    clock.advance(1)
+    await tick(runtime, show["id"])
+    assert await store.active_users(runtime.redis, show["id"]) == [buyer["id"]]
+    hold = await client.post(
+        "/api/reservations",
+        json={"show_id": show["id"], "seat_ids": show["seat_ids"][:1]},
+        headers=gated(runtime, buyer, show["id"]),
+    )
+    assert hold.status_code == 201, hold.text
+    paid = await pay(client, runtime, buyer, show["id"], hold.json()["reservation_id"])
+    assert paid.status_code == 201, paid.text
+    assert await store.active_users(runtime.redis, show["id"]) == []
+    assert await runtime.redis.get(seat_key(show["id"], show["seat_ids"][0])) == f"{buyer['id']}:S".encode()

@@ -137,7 +137,7 @@ async def test_admission_stops_at_remaining_times_oversubscription_and_resumes(
     await tick(runtime, show["id"])
     assert len(await store.active_users(runtime.redis, show["id"])) == 12
     # a paid lease frees room too
-    await service.release_lease(runtime.hot_redis, show["id"], users[0]["id"])
+    await service.issue_release_lease(runtime.hot_redis, show["id"], users[0]["id"])
     clock.advance(1)
     await tick(runtime, show["id"])
     active = await store.active_users(runtime.redis, show["id"])
@@ -164,7 +164,7 @@ async def test_lease_expiry_is_a_no_show_and_stale_waiters_are_skipped(
     assert (await client.get("/api/queue/status", params=_q(show), headers=payer["headers"])).json()[
         "status"
     ] == "READY"
-    await service.release_lease(runtime.hot_redis, show["id"], payer["id"])
+    await service.issue_release_lease(runtime.hot_redis, show["id"], payer["id"])
 
     await client.post("/api/queue", json=show["body"], headers=ghost["headers"])
     await client.post("/api/queue", json=show["body"], headers=fan["headers"])

@@ -41,7 +41,7 @@ async def test_first_eta_is_within_25_percent_of_actual_admission(
             probes[uid] = {"eta": view.estimated_wait_seconds, "joined": sim, "position": view.position}
         active = await store.active_users(runtime.redis, sid)
         if active:
-            await service.release_lease(runtime.hot_redis, sid, active[0])  # one buyer pays every 0.5 s
+            await service.issue_release_lease(runtime.hot_redis, sid, active[0])  # one buyer pays every 0.5 s
         result = await tick(runtime, sid)
         for uid in result.admitted_users:
             if uid in probes:

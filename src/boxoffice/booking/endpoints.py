@@ -48,7 +48,7 @@ async def _hold(hot: lean.HotInput) -> Response:
 
 
 def _hold_first_round(hot: lean.HotInput) -> flows.HoldFirstRound:
-    return flows.hold_first_round(hot.runtime, hot.claims.user_id, hot.body.show_id)
+    return flows.hold_first_round(hot.runtime, hot.claims.user_id, hot.body.show_id, hot.body.seat_ids)
 
 
 # In a flash sale most holds are refusals, and FastAPI's dependency solving was a third of each

@@ -261,7 +261,7 @@ async def place_hold(
             price=price,
             queue_token=queue_token,
             idempotency_key=idempotency_key,
-            first=first or hold_first_round(runtime, user_id, show_id),
+            first=first or hold_first_round(runtime, user_id, show_id, seat_ids),
         )
     except (SeatsTaken, NoAdjacentSeats):
         elapsed = time.perf_counter() - started
@@ -282,12 +282,21 @@ class HoldFirstRound:
 
     limit: ratelimit.Hit
     ended: Awaitable[Any]
+    taken: shield.Probe | None = None  # the named seats' marks (a read), for an early refusal
 
 
-def hold_first_round(runtime: Runtime, user_id: int, show_id: int) -> HoldFirstRound:
+def hold_first_round(
+    runtime: Runtime, user_id: int, show_id: int, seat_ids: list[int] | None = None
+) -> HoldFirstRound:
+    """The round's commands, written now. With `seat_ids` (the fan names the seats) the shield's
+    marks of those seats are read too: in a flash sale most holds ask for seats already held,
+    and those are then refused without a second round trip."""
     return HoldFirstRound(
         ratelimit.begin(runtime, "hold", user_id, limit=runtime.settings.limit_holds_per_minute),
         admission_read(runtime, user_id, show_id),
+        shield.Probe(runtime.hot_redis, show_id, user_id, seat_ids, runtime.clock.now())
+        if seat_ids
+        else None,
     )
 
 
@@ -338,6 +347,10 @@ async def _place_hold(
     if seat_ids is not None:
         fingerprint: dict[str, Any] = {"show_id": show_id, "seat_ids": seat_ids}
         with trace.step("hold.seats", seats=len(wanted)):
+            taken = await first.taken if first.taken is not None else None
+            if taken:  # the shield's "no", read in the first round (MARK would say the same)
+                runtime.metrics.holds.labels("shield_refused").inc()
+                raise SeatsTaken("Some seats are already taken", seat_ids=taken)
             return await _hold_exact(
                 runtime, user_id, show, wanted, now, expires_at, idempotency_key, fingerprint
             )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,28 +180,76 @@ async def release(
     to that user only, for that long after `now`."""
     if not seat_ids:
         return True
-    cool_until = _ms(now) + cool_seconds * 1000 if now is not None and cool_seconds > 0 else 0
     try:
-        await _RELEASE(
-            redis,
-            [seat_key(show_id, s) for s in seat_ids],
-            [user_id, cool_until, max(1, cool_seconds * 1000)],
-        )
+        await issue_release(redis, show_id, user_id, seat_ids, now=now, cool_seconds=cool_seconds)
     except REDIS_ERRORS as exc:
         log.warning("shield_release_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
         return False
     return True
 
 
-async def mark_sold(redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> bool:
-    if not seat_ids:
-        return True
-    try:
-        await _SOLD(redis, [seat_key(show_id, s) for s in seat_ids], [user_id, SOLD_TTL_MS])
-    except REDIS_ERRORS as exc:
-        log.warning("shield_sold_failed", error=type(exc).__name__, reason=str(exc)[:200], show_id=show_id)
+def issue_release(
+    redis: MuxRedis,
+    show_id: int,
+    user_id: int,
+    seat_ids: Sequence[int],
+    *,
+    now: datetime | None = None,
+    cool_seconds: int = 0,
+) -> Awaitable[Any]:
+    """release written now (MuxRedis.issue), its reply awaited later (Redis errors raise there)."""
+    cool_until = _ms(now) + cool_seconds * 1000 if now is not None and cool_seconds > 0 else 0
+    return _RELEASE.issue(
+        redis, [seat_key(show_id, s) for s in seat_ids], [user_id, cool_until, max(1, cool_seconds * 1000)]
+    )
+
+
+def issue_sold(redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> Awaitable[Any]:
+    """Mark the seats sold (refused early until refunded), written now; awaited later."""
+    return _SOLD.issue(redis, [seat_key(show_id, s) for s in seat_ids], [user_id, SOLD_TTL_MS])
+
+
+class Probe:
+    """The seats' marks read at the start of a hold (MGET: nothing changes), issued with the
+    hold's first Redis round, so that a hold of seats another fan holds is refused without MARK's
+    round trip. Awaited: the seats taken by others, by MARK's own rule (sorted), or None when
+    Redis did not answer (MARK then decides, or PostgreSQL). A snapshot a moment older than MARK's
+    is the answer the hold would have had arriving that moment earlier."""
+
+    __slots__ = ("_now_ms", "_owner", "_reply", "_seat_ids")
+
+    def __init__(
+        self, redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int], now: datetime
+    ) -> None:
+        self._seat_ids = list(seat_ids)
+        self._owner = str(user_id).encode()
+        self._now_ms = _ms(now)
+        self._reply = redis.issue("MGET", *[seat_key(show_id, s) for s in self._seat_ids])
+
+    def __await__(self) -> Generator[Any, None, list[int] | None]:
+        return self._taken().__await__()
+
+    async def _taken(self) -> list[int] | None:
+        try:
+            values = await self._reply
+        except REDIS_ERRORS:
+            return None
+        return sorted(
+            seat
+            for seat, value in zip(self._seat_ids, values, strict=True)
+            if value is not None and _held_by_other(value, self._owner, self._now_ms)
+        )
+
+
+def _held_by_other(value: bytes, owner: bytes, now_ms: int) -> bool:
+    """MARK's "taken": sold, or a hold alive at `now`, by someone else (a cool-down mark and a
+    dead hold are free for others)."""
+    who, _, deadline = value.partition(b":")
+    if deadline == b"S":
+        return who != owner
+    if deadline[:1] == b"C":
         return False
-    return True
+    return int(deadline) > now_ms and who != owner
 
 
 async def cached_rules(redis: MuxRedis, show_id: int) -> ShowRules | None:

@@ -16,8 +16,9 @@ A seat change costs one SETRANGE (a patch), a read is one MULTI of GETs and a jo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from boxoffice.redis.client import RedisClient, Script
 from boxoffice.redis.mux import MuxRedis
@@ -250,14 +251,18 @@ async def apply_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[
     Call it after the commit of every hold, sale, release and expiry. A cold map is left cold (the
     next read rebuilds it from PostgreSQL); a rebuild running meanwhile replays these changes.
     """
-    if not changes:
-        return
+    if changes:
+        await issue_seat_changes(redis, show_id, changes)
+
+
+def issue_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> Awaitable[Any]:
+    """apply_seat_changes written now (MuxRedis.issue), its reply awaited later; `changes` not empty."""
     args: list[int | str] = []
     for seat_id, status in changes:
         args.append(int(seat_id))
         args.append(STATUS_CHAR[status])
     args.append(DIRTY_MS)
-    await _APPLY(redis, _keys(show_id, "status", "base", "version", "lock", "dirty"), args)
+    return _APPLY.issue(redis, _keys(show_id, "status", "base", "version", "lock", "dirty"), args)
 
 
 async def invalidate_seat_map(redis: RedisClient, show_id: int) -> None:

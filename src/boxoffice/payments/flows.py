@@ -26,7 +26,7 @@ from boxoffice import ratelimit
 from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import repository as booking_repo
 from boxoffice.booking import rules
-from boxoffice.booking.effects import publish_closed, publish_seat_changes
+from boxoffice.booking.effects import issue_seat_changes, publish_closed, settle
 from boxoffice.booking.service import get_reservation, reservation_of
 from boxoffice.db.idempotency import (
     IdempotentResult,
@@ -67,7 +67,7 @@ from boxoffice.salestats.recorder import sale_stats
 from boxoffice.tickets import repository as tickets_repo
 from boxoffice.tickets import service as tickets_service
 from boxoffice.tickets.keys import keyring
-from boxoffice.waiting_room.service import release_lease
+from boxoffice.waiting_room.service import issue_release_lease
 
 log = structlog.get_logger("boxoffice.payments")
 
@@ -89,14 +89,15 @@ class _Confirmed:
         runtime = self.runtime
         runtime.metrics.confirmations.inc()
         runtime.metrics.payments.labels(self.method, PaymentStatus.SUCCEEDED).inc()
-        # One after the other, not gathered: each gathered coroutine is a task, and under load
-        # every task start and finish waits a pass of the event loop, longer than a round trip.
-        await publish_seat_changes(runtime, self.show_id, self.user_id, self.seat_ids, rules.RESERVED)
-        await self._release_lease()
-
-    async def _release_lease(self) -> None:
+        # The shield's sold marks, the seat map's patch and the lease's release in one write: one
+        # wait for Redis, not three (nor three tasks: under load each task start waits a pass of
+        # the event loop, longer than a round trip).
+        with runtime.hot_redis.one_write():
+            changes = issue_seat_changes(runtime, self.show_id, self.user_id, self.seat_ids, rules.RESERVED)
+            lease = issue_release_lease(runtime.hot_redis, self.show_id, self.user_id)
+        await settle(runtime, changes)
         try:  # the buyer is done: free the queue place for the next fan
-            await release_lease(self.runtime.hot_redis, self.show_id, self.user_id)
+            await lease
         except Exception as exc:
             log.warning("queue_lease_release_failed", show_id=self.show_id, error=type(exc).__name__)
 

@@ -569,9 +569,10 @@ async def leave(runtime: Runtime, user_id: int, concert_id: int, show_id: int) -
     return left
 
 
-async def release_lease(redis: MuxRedis, show_id: int, user_id: int) -> None:
-    """For payments: the admitted user paid, so their lease stops counting toward the caps."""
-    await store.release(redis, show_id, user_id)
+def issue_release_lease(redis: MuxRedis, show_id: int, user_id: int) -> Awaitable[Any]:
+    """For payments: the admitted user paid, so their lease stops counting toward the caps.
+    Written now (MuxRedis.issue: the payment's other after-commit commands share its write)."""
+    return store.issue_release(redis, show_id, user_id)
 
 
 async def watch(

@@ -493,9 +493,13 @@ async def leave(redis: RedisClient, show_id: int, user_id: int) -> bool:
 
 
 async def release(redis: MuxRedis, show_id: int, user_id: int) -> bool:
+    return bool(await issue_release(redis, show_id, user_id))
+
+
+def issue_release(redis: MuxRedis, show_id: int, user_id: int) -> Awaitable[Any]:
+    """release written now (MuxRedis.issue); awaiting it gives the script's reply (1: released)."""
     k = keys(show_id)
-    res = await _RELEASE(redis, [k.active, k.members, k.seen, k.meta], [user_id])
-    return bool(res)
+    return _RELEASE.issue(redis, [k.active, k.members, k.seen, k.meta], [user_id])
 
 
 async def tick(

@@ -58,6 +58,9 @@ async def test_the_probe_says_taken_exactly_when_mark_does(runtime: Runtime) -> 
     # Several seats: the taken ones, sorted, whatever order they were asked in.
     taken = await shield.Probe(runtime.hot_redis, SHOW, OWNER, [4, 1, 2], now)
     assert taken == [2, 4]
+    # A mark it cannot read says nothing (MARK decides, as it does when Redis does not answer).
+    await runtime.redis.set(shield.seat_key(SHOW, 1), "garbled", px=600_000)
+    assert await shield.Probe(runtime.hot_redis, SHOW, OWNER, [1, 2], now) is None
 
 
 async def test_a_hold_of_held_seats_waits_for_redis_once(settings, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]

@@ -232,13 +232,15 @@ class Probe:
     async def _taken(self) -> list[int] | None:
         try:
             values = await self._reply
-        except REDIS_ERRORS:
+            return sorted(
+                seat
+                for seat, value in zip(self._seat_ids, values, strict=True)
+                if value is not None and _held_by_other(value, self._owner, self._now_ms)
+            )
+        except REDIS_ERRORS:  # no answer: MARK decides (or PostgreSQL)
             return None
-        return sorted(
-            seat
-            for seat, value in zip(self._seat_ids, values, strict=True)
-            if value is not None and _held_by_other(value, self._owner, self._now_ms)
-        )
+        except ValueError:  # a mark it cannot read: MARK decides
+            return None
 
 
 def _held_by_other(value: bytes, owner: bytes, now_ms: int) -> bool:

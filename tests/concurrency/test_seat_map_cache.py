@@ -102,7 +102,7 @@ async def test_changes_during_a_rebuild_are_not_lost(live_server: str, runtime: 
     async def hold(seat_id: int) -> None:
         async with runtime.sessions() as s, s.begin():
             await s.execute(text("SELECT 1"))  # a real transaction on its own connection
-        await cache.apply_seat_changes(runtime.hot_redis, show_id, [(seat_id, "RESERVED")])
+        await cache.issue_seat_changes(runtime.hot_redis, show_id, [(seat_id, "RESERVED")])
 
     await asyncio.gather(*(hold(sid) for sid in seat_ids))
     version = await cache.store_seat_map(runtime.redis, show_id, token, gen, snapshot, full=True)
@@ -169,7 +169,7 @@ async def test_reads_racing_real_holds_converge_to_the_truth(live_server: str, r
                 text("UPDATE seats SET status = 'RESERVED', reservation_id = :r WHERE id = :id"),
                 {"r": res, "id": seat_id},
             )
-        await cache.apply_seat_changes(runtime.hot_redis, show_id, [(seat_id, "RESERVED")])
+        await cache.issue_seat_changes(runtime.hot_redis, show_id, [(seat_id, "RESERVED")])
         seatmap.changed(runtime, show_id)  # as booking.effects.publish_seat_changes does
 
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)

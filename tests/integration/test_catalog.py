@@ -680,10 +680,10 @@ async def test_seat_map_read_and_changes(
     assert await cache.rebuild_count(runtime.redis, show_id) == 1
     ids = [s["id"] for s in data["seats"]]
 
-    # A committed change reported through apply_seat_changes is in this process's very next read
+    # A committed change reported through issue_seat_changes is in this process's very next read
     # once it says so (booking.effects.publish_seat_changes does both); other processes see it
     # within seatmap.CHECK_SECONDS.
-    await cache.apply_seat_changes(
+    await cache.issue_seat_changes(
         runtime.hot_redis, show_id, [(ids[0], "TEMP_RESERVED"), (ids[1], "RESERVED")]
     )
     seatmap.changed(runtime, show_id)
@@ -745,6 +745,6 @@ async def test_seat_maps_of_two_shows_stay_apart(
     assert len(m1["seats"]) == len(m2["seats"]) == 25
     assert not {s["id"] for s in m1["seats"]} & {s["id"] for s in m2["seats"]}
     # a patch naming another show's seat changes nothing here
-    await cache.apply_seat_changes(runtime.hot_redis, s1, [(m2["seats"][0]["id"], "RESERVED")])
+    await cache.issue_seat_changes(runtime.hot_redis, s1, [(m2["seats"][0]["id"], "RESERVED")])
     again = (await client.get(f"/api/shows/{s1}/seats", headers=queue_headers(runtime, user, s1))).json()
     assert all(s["status"] == "AVAILABLE" for s in again["seats"])

@@ -245,18 +245,14 @@ async def release_lock(redis: RedisClient, show_id: int, token: str) -> None:
     await _RELEASE(redis, [_key(show_id, "lock")], [token])
 
 
-async def apply_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> None:
-    """Patch the cached map after a committed change: (seat_id, new status) pairs; bumps the version.
+def issue_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> Awaitable[Any]:
+    """Patch the cached map after a committed change: (seat_id, new status) pairs, not empty;
+    bumps the version. Written now (MuxRedis.issue: with the change's other commands in one
+    write), its reply awaited later.
 
     Call it after the commit of every hold, sale, release and expiry. A cold map is left cold (the
     next read rebuilds it from PostgreSQL); a rebuild running meanwhile replays these changes.
     """
-    if changes:
-        await issue_seat_changes(redis, show_id, changes)
-
-
-def issue_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[int, str]]) -> Awaitable[Any]:
-    """apply_seat_changes written now (MuxRedis.issue), its reply awaited later; `changes` not empty."""
     args: list[int | str] = []
     for seat_id, status in changes:
         args.append(int(seat_id))
@@ -266,7 +262,7 @@ def issue_seat_changes(redis: MuxRedis, show_id: int, changes: list[tuple[int, s
 
 
 async def invalidate_seat_map(redis: RedisClient, show_id: int) -> None:
-    """Drop the cached map (after a change made outside apply_seat_changes); the next read rebuilds."""
+    """Drop the cached map (after a change made outside issue_seat_changes); the next read rebuilds."""
     pipe = redis.pipeline(transaction=True)
     pipe.incr(_key(show_id, "gen"))
     pipe.delete(*_keys(show_id, "layout", "status", "base", "fresh"))

@@ -2,7 +2,7 @@
 of work does, or `catalog/flows.py` for the inventory_recount job).
 
 Other domains call: `get_show`, `get_remaining`, `get_unsold`, `refresh_inventory` (and
-`cache.apply_seat_changes` as an after-commit effect of their seat changes).
+`cache.issue_seat_changes` as an after-commit effect of their seat changes).
 """
 
 from __future__ import annotations

@@ -492,10 +492,6 @@ async def leave(redis: RedisClient, show_id: int, user_id: int) -> bool:
     return bool(res)
 
 
-async def release(redis: MuxRedis, show_id: int, user_id: int) -> bool:
-    return bool(await issue_release(redis, show_id, user_id))
-
-
 def issue_release(redis: MuxRedis, show_id: int, user_id: int) -> Awaitable[Any]:
     """release written now (MuxRedis.issue); awaiting it gives the script's reply (1: released)."""
     k = keys(show_id)

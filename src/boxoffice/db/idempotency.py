@@ -99,7 +99,9 @@ def jsonable(value: object) -> Any:
 
 
 def fingerprint_hash(fingerprint: object) -> str:
-    canonical = json.dumps(jsonable(fingerprint), sort_keys=True, separators=(",", ":"))
+    """SHA-256 of the fingerprint's canonical JSON, in one encoding pass (a fingerprint's keys are
+    strings: sorted, they are what jsonable's round trip would sort)."""
+    canonical = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), default=_json_default)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -62,6 +62,13 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def request_path(request: Request) -> str:
+    """`request.url.path` (the same escapes) without building the whole URL: an error answer
+    names only its path, and a refused hold is the commonest answer of a sale."""
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
+
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
@@ -98,7 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status,
             exc.code,
             error_detail(exc.detail, exc.status, request_locale(request)),
-            instance=request.url.path,
+            instance=request_path(request),
             headers=exc.headers,
             request_id=_request_id(request),
             **exc.extra,
@@ -116,7 +123,7 @@ def install_error_handlers(app: FastAPI) -> None:
             422,
             "VALIDATION_ERROR",
             sentence,
-            instance=request.url.path,
+            instance=request_path(request),
             errors=errors,
             request_id=_request_id(request),
         )
@@ -137,7 +144,7 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code,
             code,
             error_detail(detail, exc.status_code, request_locale(request)),
-            instance=request.url.path,
+            instance=request_path(request),
             headers=headers,
             request_id=_request_id(request),
         )
@@ -151,7 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
             error_detail(
                 N_("An unexpected error occurred; it has been logged."), 500, request_locale(request)
             ),
-            instance=request.url.path,
+            instance=request_path(request),
             request_id=_request_id(request),
         )
 

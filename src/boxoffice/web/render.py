@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from boxoffice.errors import DomainError
 from boxoffice.http.language import request_locale
+from boxoffice.http.problems import request_path
 from boxoffice.kit.clock import iso as iso_utc
 from boxoffice.kit.i18n import (
     N_,
@@ -157,7 +158,7 @@ def render(
 
 def wants_page(request: Request) -> bool:
     """A browser navigating (it asks for HTML) outside the JSON areas; API clients keep problem+json."""
-    if request.url.path.startswith(JSON_PREFIXES):
+    if request_path(request).startswith(JSON_PREFIXES):
         return False
     return "text/html" in request.headers.get("accept", "")
 

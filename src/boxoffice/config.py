@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     crowd_per_pass: int = Field(default=2, ge=0, le=10_000)
 
     # Adaptive admission: the admission worker steers each show's admission rate (a slow start
-    # from 50/s, then AIMD, within the show's configured rate and cap) so that the buyers' p99
+    # from 25/s, then AIMD, within the show's configured rate and cap) so that the buyers' p99
     # (holds, payments, measured by every API process) stays under this many ms. 0 = off: every
     # show admits at its static rate. A show whose queue settings say `adaptive: false` admits at
     # its static rate whatever this says.

@@ -59,14 +59,14 @@ def test_a_sale_starts_slow_and_doubles_every_window_until_the_first_cut() -> No
     after = step(cut_rate, 20.0, ceiling=ceiling, last_cut_ms=cut, now_ms=20_000)[0]
     assert after == pytest.approx(cut_rate + ceiling * a.ADAPT_INCREASE_SHARE * 0.5)
     # A show configured below the start rate starts at its configured rate.
-    assert step(None, None, ceiling=40.0, dt_seconds=0.0)[0] == 40.0
+    assert step(None, None, ceiling=20.0, dt_seconds=0.0)[0] == 20.0
 
 
 def test_the_floor_is_5_percent_of_the_ceiling_at_most_the_start_rate() -> None:
     assert a.adapt_floor(100.0) == 5.0
     assert a.adapt_floor(5_000.0) == a.ADAPT_START_RATE  # not 250: a cut never ends above the start
     assert a.adapt_floor(10.0) == 1.0 and a.adapt_floor(0.5) == 0.5
-    assert step(60.0, 150.0, ceiling=5_000.0)[0] == a.ADAPT_START_RATE  # 60 * 0.7 = 42: the floor
+    assert step(30.0, 150.0, ceiling=5_000.0)[0] == a.ADAPT_START_RATE  # 30 * 0.7 = 21: the floor
 
 
 def test_no_growth_unless_fans_wait_behind_the_rate() -> None:

@@ -135,7 +135,10 @@ def prequeue_order(seed_hex: str, join_list: list[int]) -> list[int]:
 # ceiling let a whole second's credit in at once (1,475 fans into 2 cores at 2,500/s), and every
 # buyer of that first wave waited behind the others before the first verdict could cut the rate
 # (the default sale's winning-hold p99 524 -> 373 ms, payments 442 -> 297 ms, medians of 3; 500
-# seats sold by the 8th second either way: `docs/benchmarks.md`, fifth round).
+# seats sold by the 8th second either way: `docs/benchmarks.md`, fifth round). 25 fans a second
+# rather than 50 halved that first wave (30-32 winning holds in its second, not 60-91) and the
+# sale's winning-hold p99 with it (69 against 91 ms, payments 69 against 100 ms, medians of 3
+# interleaved; sold out no later: ninth round).
 # The rate grows only while fans wait behind it (RFC 7661: no growth while application-limited):
 # an empty line, or one the inventory cap blocks, says nothing about what the box can take.
 ADAPT_WINDOW_SECONDS = 3
@@ -143,7 +146,7 @@ ADAPT_MIN_SAMPLES = 20  # fewer holds+payments than this in the window: no verdi
 ADAPT_DECREASE = 0.7  # multiplicative decrease (TCP halves; 0.7 as CUBIC, RFC 9438: gentler steps)
 ADAPT_INCREASE_SHARE = 0.05  # additive increase: 5% of the ceiling per second (ceiling in 20 s)
 ADAPT_FLOOR_SHARE = 0.05  # never below 5% of the ceiling or the start rate, the lower (nor 1/s)
-ADAPT_START_RATE = 50.0  # fans a second a sale starts at (TCP's fixed initial window, RFC 6928)
+ADAPT_START_RATE = 25.0  # fans a second a sale starts at (TCP's fixed initial window, RFC 6928)
 
 
 def start_rate(ceiling: float) -> float:

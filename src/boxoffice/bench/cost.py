@@ -18,7 +18,8 @@ seat per fan, `requests` of each kind at `concurrency` in flight:
                 before the timed part (the client's work is not the server's cost); the derived row
                 toll_check is join_tolled - join. Goal: join_tolled <= 1.5x /healthz.
 and reads the server processes' CPU (psutil, children included) around each kind. The figure per
-kind is the median over the rounds. With `profile`, one more round runs each kind under py-spy
+kind is the median over the rounds. With `profile`, one more round (of at least 1,000 requests of
+each kind, for enough samples) runs each kind under py-spy
 (sampling the API process; idle samples, i.e. the event loop's wait, are left out) and reports the
 share of samples in which each library has a frame. Samples are taken only while the API's thread
 holds the GIL (`--gil`): a thread waiting in epoll, or a Cython coroutine's stale frame while it
@@ -107,6 +108,9 @@ class CostOptions:
     rounds: int = 3
     profile: bool = True
     profile_rate: int = 250  # py-spy samples per second
+    # The profiled round's requests of each kind, at least: py-spy samples the API only while it
+    # holds the GIL, and 100 requests of a 100 us kind is 10 ms of CPU: 2-3 samples, or none.
+    profile_min_requests: int = 1000
 
 
 @dataclass
@@ -320,12 +324,13 @@ async def measure(
         total = options.rounds + (1 if options.profile else 0)
         for n in range(total):
             profiling = n == options.rounds
-            with console.status(f"round {n + 1}/{total}: setting up {options.requests:,} fans and seats..."):
-                r = await _prepare(runtime, stack, options.requests)
+            count = max(options.requests, options.profile_min_requests) if profiling else options.requests
+            with console.status(f"round {n + 1}/{total}: setting up {count:,} fans and seats..."):
+                r = await _prepare(runtime, stack, count)
             result: dict[str, Any] = {}
             for kind in KINDS:
                 label = "profiling" if profiling else "measuring"
-                with console.status(f"round {n + 1}/{total}: {label} {kind} x {options.requests:,}..."):
+                with console.status(f"round {n + 1}/{total}: {label} {kind} x {count:,}..."):
                     meter = CpuMeter(stack.cpu_groups)
                     out = report_dir / f"profile-{kind}.txt"
                     cm: Any = _Profiler(api[0], out, options.profile_rate) if profiling else _null()

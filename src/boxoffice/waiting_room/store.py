@@ -493,7 +493,8 @@ async def leave(redis: RedisClient, show_id: int, user_id: int) -> bool:
 
 
 def issue_release(redis: MuxRedis, show_id: int, user_id: int) -> Awaitable[Any]:
-    """release written now (MuxRedis.issue); awaiting it gives the script's reply (1: released)."""
+    """The fan's admission lease released (its active entry and its place), written now
+    (MuxRedis.issue); awaiting it gives the script's reply (1: a lease was released)."""
     k = keys(show_id)
     return _RELEASE.issue(redis, [k.active, k.members, k.seen, k.meta], [user_id])
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
+from boxoffice.kit.net import free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["eventually", "free_port", "wait_until"]
 
 
 def wait_until(check: Callable[[], bool], *, deadline: float, what: str, every: float = 0.05) -> None:

@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from boxoffice.config import Settings, secret
+from boxoffice.kit.net import free_port
 from boxoffice.ops.backends.datadir import Backends, start_backends
 
 
@@ -46,12 +46,6 @@ class Stack:
 # `--layout tiers`: the waiting room in its own process, everything a buyer touches in another,
 # the shipped nginx gateway in front routing by path (what deploy/ describes for N hosts).
 TIERS = {"api-queue": "queue", "api-buyers": "booking,payments,catalog,auth,admin,web"}
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(

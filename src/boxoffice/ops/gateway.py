@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from boxoffice.app import ROLES
+from boxoffice.kit.net import free_port
 from boxoffice.kit.shipped import shipped
 
 SHIPPED_CONFIG = shipped("deploy") / "nginx.conf"
@@ -37,12 +37,6 @@ def nginx_binary() -> str:
     if found is None:
         raise GatewayError("nginx is not installed (Debian: apt-get install -y nginx); --roles needs it")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def render_config(

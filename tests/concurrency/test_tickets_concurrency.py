@@ -4,6 +4,8 @@
   per sold seat, none for an unsold one, checked in the database;
 - many gates scanning the same ticket at the same moment -> exactly one VALID, the rest
   ALREADY_USED, one admission in the log (decided by PostgreSQL's conditional UPDATE);
+- the same, with every hold's payable entry in Redis naming another fan's seats -> each payment
+  still sells exactly its own hold's seats;
 - a refund racing the scans: the ticket is either admitted before it was voided or answers VOID,
   never VALID after.
 """
@@ -11,12 +13,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from boxoffice.booking import shield
 from tests.factories import make_user
 from tests.helpers.shows import make_show
 from tests.integration.test_booking_support import assert_invariants, gated, simulator
@@ -84,6 +88,60 @@ async def test_many_payments_at_once_issue_one_ticket_per_sold_seat(runtime, liv
     }
     assert {t["status"] for t in tickets} == {"VALID"}
     await assert_invariants(runtime)  # I7: one live ticket per sold seat, none for an unsold one
+
+
+async def test_payments_at_once_on_stale_payable_entries_sell_only_each_holds_seats(runtime, live_server):  # type: ignore[no-untyped-def]
+    """The holds' Redis entries (booking.shield `bo:payable:{R}`) all name the next fan's seats:
+    every balance payment, three at once per hold with three keys, still sells its own hold's
+    seats exactly once, because the statement checks what was signed against PostgreSQL."""
+    show = await make_show(runtime, seats=FANS * SEATS_EACH, price=1_000)
+    sid = show["show_id"]
+    fans = [await make_user(runtime, balance=10_000) for _ in range(FANS)]
+    holds = []
+    async with _client(live_server, FANS) as c:
+        for i, fan in enumerate(fans):
+            seats = show["seat_ids"][i * SEATS_EACH : (i + 1) * SEATS_EACH]
+            resp = await c.post(
+                "/api/reservations",
+                json={"show_id": sid, "seat_ids": seats},
+                headers=gated(runtime, fan, sid),
+            )
+            assert resp.status_code == 201, resp.text
+            holds.append(resp.json()["reservation_id"])
+        entries = [await runtime.redis.get(shield.payable_key(rid)) for rid in holds]
+        assert all(entries), "every winning hold leaves its entry"
+        for i, rid in enumerate(holds):  # fan i's entry, with fan i+1's seats
+            owner, show_id, holder, _ = json.loads(entries[i])
+            neighbours = json.loads(entries[(i + 1) % FANS])[3]
+            await runtime.redis.set(
+                shield.payable_key(rid), json.dumps([owner, show_id, holder, neighbours]), ex=600
+            )
+        responses = await asyncio.gather(
+            *(
+                c.post(
+                    "/api/payments",
+                    json={"reservation_id": rid, "method": "BALANCE"},
+                    headers=gated(runtime, fan, sid, f"k{i}-{n}"),
+                )
+                for i, (fan, rid) in enumerate(zip(fans, holds, strict=True))
+                for n in range(3)
+            )
+        )
+    codes = Counter(r.status_code for r in responses)
+    assert set(codes) <= {201, 409}, codes
+    assert codes[201] == FANS, codes
+    sold = await _rows(
+        runtime, "SELECT id, reservation_id FROM seats WHERE show_id = :s AND status = 'RESERVED'", s=sid
+    )
+    tickets = await _rows(runtime, "SELECT seat_id, reservation_id FROM tickets WHERE show_id = :s", s=sid)
+    expected = {
+        (seat, rid)
+        for i, rid in enumerate(holds)
+        for seat in show["seat_ids"][i * SEATS_EACH : (i + 1) * SEATS_EACH]
+    }
+    assert {(s["id"], s["reservation_id"]) for s in sold} == expected
+    assert sorted((t["seat_id"], t["reservation_id"]) for t in tickets) == sorted(expected)
+    await assert_invariants(runtime)
 
 
 async def _one_ticket(runtime, live_server):  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from boxoffice import ratelimit
 from boxoffice.booking import repository, rules, shield
-from boxoffice.booking.effects import publish_closed, publish_seat_changes
+from boxoffice.booking.effects import issue_seat_changes, publish_closed, publish_seat_changes, settle
 from boxoffice.booking.rules import RuleViolation, ShowRules
 from boxoffice.booking.service import SeatEvent, domain_error, load_rules, watch_seats
 from boxoffice.catalog import seatmap
@@ -148,12 +148,25 @@ class _HoldWork:
             raise SeatsTaken(
                 "Some seats are already taken", seat_ids=rules.taken_seats(self.seat_ids, outcome.free)
             )
-        uow.after_commit(self._published)
-        return IdempotentResult(201, json.loads(outcome.answer), replayed=False)
+        answer = json.loads(outcome.answer)
+        uow.after_commit(functools.partial(self._published, answer, outcome.holder or ""))
+        return IdempotentResult(201, answer, replayed=False)
 
-    async def _published(self) -> None:
+    async def _published(self, answer: dict[str, Any], holder: str) -> None:
         self.runtime.metrics.holds.labels("won").inc()
-        await publish_seat_changes(self.runtime, self.show_id, self.user_id, self.seat_ids, rules.HOLD)
+        redis = self.runtime.hot_redis
+        with redis.one_write():  # the payable entry in the seat changes' write
+            shield.issue_payable(
+                redis,
+                reservation_id=answer["reservation_id"],
+                user_id=self.user_id,
+                show_id=self.show_id,
+                holder=holder,
+                seats=answer["seats"],
+                ttl_seconds=max(1, int((self.expires_at - self.key.now).total_seconds())),
+            )
+            changes = issue_seat_changes(self.runtime, self.show_id, self.user_id, self.seat_ids, rules.HOLD)
+        await settle(self.runtime, changes)
 
 
 async def _hold_in_database(runtime: Runtime, work: _HoldWork, now: datetime) -> IdempotentResult:

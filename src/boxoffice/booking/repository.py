@@ -116,7 +116,9 @@ WITH {LEAN_PRIOR}, cand AS (
 ), {lean_claim("answer")}
 SELECT (SELECT row_to_json(prior)::text FROM prior) AS prior, ARRAY(SELECT id FROM cand) AS free,
        (SELECT body::text FROM answer) AS answer, (SELECT count(*) FROM refused) AS refused,
-       EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING') AS waitlisted
+       EXISTS (SELECT 1 FROM waitlist w WHERE w.show_id = $7 AND w.status = 'WAITING') AS waitlisted,
+       -- the name its tickets will carry: the payment signs them from the hold's Redis entry
+       (SELECT u.name FROM users u, res WHERE u.id = $1) AS holder
 """)  # noqa: S608 - the fragments are constants; every value is a bound parameter
 
 # `show_id + 0`: by the primary key only, as _HOLD's cand.
@@ -259,6 +261,7 @@ class HoldOutcome:
     free: list[int]
     answer: str | None
     waitlisted: bool = False  # fans wait on the show's waitlist: returned seats are theirs
+    holder: str | None = None  # the fan's name, when the hold was written
 
     def conflict(self, wanted: list[int]) -> bool:
         return self.prior is None and self.answer is None and len(self.free) == len(wanted)
@@ -312,6 +315,7 @@ async def hold(
         free=list(row["free"]),
         answer=row["answer"],
         waitlisted=bool(row["waitlisted"]),
+        holder=row["holder"],
     )
 
 

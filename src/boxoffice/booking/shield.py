@@ -10,6 +10,12 @@ Keys, per show (the braces keep a show's keys in one cluster slot):
                         re-hold cool-down: a fan cannot keep seats off sale by cancelling and
                         holding them again).
 - `bo:{S}:booking:rules` a few seconds' cache of the show's hold rules (no PostgreSQL on refusals).
+- `bo:payable:{R}`      what paying reservation R needs of its hold, written by the winning hold
+                        (`Payable`): the fan, the show, the holder's name and the seats with their
+                        section, row and number. The balance payment signs its tickets from it
+                        instead of reading them from PostgreSQL first; its statement still checks
+                        that the signed seats are exactly the hold's, so a missing or stale entry
+                        costs only the read it replaces. Expires with the hold (plus a minute).
 
 The shield may only say "no" early (house rule 4): a mark it misses (Redis flushed, restarted,
 down) just sends the request on to PostgreSQL, which decides. Every function here swallows Redis
@@ -207,6 +213,71 @@ def issue_release(
 def issue_sold(redis: MuxRedis, show_id: int, user_id: int, seat_ids: Sequence[int]) -> Awaitable[Any]:
     """Mark the seats sold (refused early until refunded), written now; awaited later."""
     return _SOLD.issue(redis, [seat_key(show_id, s) for s in seat_ids], [user_id, SOLD_TTL_MS])
+
+
+PAYABLE_GRACE_SECONDS = 60
+
+
+def payable_key(reservation_id: int) -> str:
+    return f"bo:payable:{reservation_id}"
+
+
+def issue_payable(
+    redis: MuxRedis,
+    *,
+    reservation_id: int,
+    user_id: int,
+    show_id: int,
+    holder: str,
+    seats: Sequence[dict[str, Any]],
+    ttl_seconds: int,
+) -> None:
+    """The winning hold's `bo:payable:{R}`, written now (inside the hold's one_write), never
+    awaited: a lost write only sends the payment to PostgreSQL for its seats."""
+    value = json.dumps(
+        [user_id, show_id, holder, [[s["id"], s["section"], s["row"], s["number"]] for s in seats]],
+        separators=(",", ":"),
+    )
+    redis.issue("SET", payable_key(reservation_id), value, "EX", ttl_seconds + PAYABLE_GRACE_SECONDS)
+
+
+class Payable:
+    """The balance payment's read of `bo:payable:{R}`, issued with the payment's first Redis round
+    (its rate-limit count). Awaited: the seats to sign tickets for, in the shape of
+    tickets.repository.seats_to_sell (ordered by seat id), or None when Redis has no entry (or
+    did not answer), or the entry is another fan's: the payment then reads them from PostgreSQL."""
+
+    __slots__ = ("_reply", "_user_id")
+
+    def __init__(self, redis: MuxRedis, reservation_id: int, user_id: int) -> None:
+        self._user_id = user_id
+        self._reply = redis.issue("GET", payable_key(reservation_id))
+
+    def __await__(self) -> Generator[Any, None, list[dict[str, Any]] | None]:
+        return self._seats().__await__()
+
+    async def _seats(self) -> list[dict[str, Any]] | None:
+        try:
+            raw = await self._reply
+        except REDIS_ERRORS:
+            return None
+        if raw is None:
+            return None
+        owner, show_id, holder, seats = json.loads(raw)
+        if owner != self._user_id:
+            return None
+        return [
+            {
+                "seat_id": seat_id,
+                "section": section,
+                "row": row,
+                "number": number,
+                "show_id": show_id,
+                "user_id": owner,
+                "holder": holder,
+            }
+            for seat_id, section, row, number in sorted(seats)
+        ]
 
 
 class Probe:

@@ -11,7 +11,6 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from boxoffice import errors as e
-from boxoffice import ratelimit
 from boxoffice.auth.dependencies import CurrentUser
 from boxoffice.booking.endpoints import RESERVATION, RESERVATION_PROBLEMS
 from boxoffice.booking.schemas import ReservationOut
@@ -35,13 +34,14 @@ async def _pay(hot: lean.HotInput) -> Response:
         method=body.method,
         idempotency_key=hot.headers["Idempotency-Key"],
         card_number=body.card_number,
-        limit=hot.first,
+        first=hot.first,
     )
     return respond(result)
 
 
-def _count_payment(hot: lean.HotInput) -> ratelimit.Hit:
-    return flows.count_payment(hot.runtime, hot.claims.user_id)
+def _pay_first_round(hot: lean.HotInput) -> flows.PayFirstRound:
+    body: PaymentRequest = hot.body
+    return flows.pay_first_round(hot.runtime, hot.claims.user_id, body.reservation_id, body.method)
 
 
 # Paying is the other half of a flash sale's buying, and FastAPI's dependency solving was ~18% of a
@@ -56,7 +56,7 @@ PAY = lean.HotRoute(
     description="Needs only your login: a live hold stays payable after its admission token expired.",
     tags=["payments"],
     body=PaymentRequest,
-    first_round=_count_payment,
+    first_round=_pay_first_round,
     headers=(
         lean.Header(
             "Idempotency-Key",

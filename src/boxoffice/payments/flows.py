@@ -25,7 +25,7 @@ import structlog
 from boxoffice import ratelimit
 from boxoffice.booking import flows as booking_flows
 from boxoffice.booking import repository as booking_repo
-from boxoffice.booking import rules
+from boxoffice.booking import rules, shield
 from boxoffice.booking.effects import issue_seat_changes, publish_closed, settle
 from boxoffice.booking.service import get_reservation, reservation_of
 from boxoffice.db.idempotency import (
@@ -116,18 +116,27 @@ class _BalanceWork:
     user_id: int
     reservation_id: int
     key: LeanKey
-    limit: ratelimit.Hit  # the payment's rate-limit count, judged before the statement
+    first: PayFirstRound  # the rate-limit count (judged before the statement) and the payable entry
     show_id: int | None = None
 
     async def __call__(self, uow: LeanUnitOfWork) -> IdempotentResult:
-        # Two round trips and no BEGIN/COMMIT: read the hold's seats and sign their tickets, then
-        # the one statement pays, sells and writes those tickets together, or does nothing. The
-        # rate limit's reply arrives while the read runs.
+        # No BEGIN/COMMIT: sign the hold's seats' tickets, then the one statement pays, sells and
+        # writes those tickets together, or does nothing. The seats come from the hold's Redis
+        # entry, which arrived with the rate limit's reply; without one (or when it was not the
+        # hold's: the statement checks), from PostgreSQL first: one round trip more.
+        seats = await self.first.payable if self.first.payable is not None else None
+        await self.first.limit.enforce()
+        if seats is not None:
+            done = await self._sign_and_pay(uow, seats)
+            if done.answer is not None or done.prior is not None or done.signed:
+                return self._settled(uow, done)
         seats = await tickets_repo.seats_to_sell(uow.conn, self.reservation_id, self.user_id)
-        await self.limit.enforce()
+        return self._settled(uow, await self._sign_and_pay(uow, seats))
+
+    async def _sign_and_pay(self, uow: LeanUnitOfWork, seats: list[Any]) -> repository.BalancePayment:
         signed = tickets_service.sign(keyring(self.runtime), seats, self.key.now)
         try:
-            done = await repository.pay_from_balance(
+            return await repository.pay_from_balance(
                 uow.conn, self.key.args, reservation_id=self.reservation_id, now=self.key.now, tickets=signed
             )
         except asyncpg.UniqueViolationError as exc:
@@ -135,6 +144,8 @@ class _BalanceWork:
                 raise  # the key's (replayed by the caller), or a seat's second live ticket (a bug)
             # A card payment of this hold went PENDING meanwhile.
             raise PaymentInProgress("A payment for this reservation is being processed") from None
+
+    def _settled(self, uow: LeanUnitOfWork, done: repository.BalancePayment) -> IdempotentResult:
         replayed = self.key.replay(done.prior)
         if replayed is not None:
             return replayed
@@ -349,10 +360,24 @@ async def _note_card(runtime: Runtime, payment_id: int, fingerprint: str) -> Non
         await repository.set_card_fingerprint(uow.session, payment_id, fingerprint)
 
 
-def count_payment(runtime: Runtime, user_id: int) -> ratelimit.Hit:
-    """The payment's rate-limit count, written now and judged later: the payment route issues it
-    with its deny-list check (http.hot first_round), in one write."""
-    return ratelimit.begin(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+@dataclass(frozen=True, slots=True)
+class PayFirstRound:
+    """The payment's first Redis round, written now and awaited later: the payment route issues
+    it with its login check (http.hot first_round), in one write. The rate-limit count, and for a
+    balance payment the hold's payable entry (booking.shield.Payable)."""
+
+    limit: ratelimit.Hit
+    payable: shield.Payable | None
+
+
+def pay_first_round(runtime: Runtime, user_id: int, reservation_id: int, method: str) -> PayFirstRound:
+    limit = ratelimit.begin(runtime, "payment", user_id, limit=runtime.settings.limit_payments_per_minute)
+    payable = (
+        shield.Payable(runtime.hot_redis, reservation_id, user_id)
+        if method == PaymentMethod.BALANCE
+        else None
+    )
+    return PayFirstRound(limit, payable)
 
 
 async def pay(
@@ -363,17 +388,17 @@ async def pay(
     method: str,
     idempotency_key: str | None,
     card_number: str | None = None,
-    limit: ratelimit.Hit | None = None,
+    first: PayFirstRound | None = None,
 ) -> IdempotentResult:
     """POST /api/payments. Only the login is checked: the admission token gates choosing seats, and
     a fan's own live hold stays payable for as long as it lives, even after that token expired.
-    Settled outcomes, with their latency, feed the admin dashboard's sale statistics. `limit`: the
-    payment's rate-limit count, already issued (count_payment)."""
-    limit = limit or count_payment(runtime, user_id)
+    Settled outcomes, with their latency, feed the admin dashboard's sale statistics. `first`: the
+    payment's first Redis round, already issued (pay_first_round)."""
+    first = first or pay_first_round(runtime, user_id, reservation_id, method)
     lean = method == PaymentMethod.BALANCE and idempotency_key is not None
-    if not lean:  # the balance payment judges it after its first read (the reply comes meanwhile)
+    if not lean:  # the balance payment judges it with its seats (the replies come together)
         with trace.step("pay.rate_limit"):
-            await limit.enforce()
+            await first.limit.enforce()
     started = time.perf_counter()
     fingerprint = {"reservation_id": reservation_id, "method": method}
     show_id: int | None = None
@@ -385,7 +410,7 @@ async def pay(
             key = lean_key(
                 user_id, PAY_SCOPE, idempotency_key, fingerprint, runtime.clock.now(), required=True
             )
-            balance = _BalanceWork(runtime, user_id, reservation_id, key, limit)
+            balance = _BalanceWork(runtime, user_id, reservation_id, key, first)
             try:
                 with trace.step("pay.balance"):
                     result = await run_lean_idempotent(runtime, key, balance)

@@ -115,6 +115,14 @@ async def test_a_stale_or_foreign_entry_sells_only_the_holds_own_seats(settings,
         assert paid.status_code == 201, paid.text
         assert _pg_statements(paid) == 2
         assert await _tickets(own, rid2) == [(s, "Choi Yuna", "VALID") for s in seats[4:6]]
+        # Nor an entry that is not one of ours.
+        third = await make_user(own, balance=10_000, name="Jung Hana")
+        rid3 = await _hold(client, own, third, show, seats[2:4])
+        await own.redis.set(shield.payable_key(rid3), b'{"not": "an entry"', ex=600)
+        paid = await _pay(client, own, third, show, rid3)
+        assert paid.status_code == 201, paid.text
+        assert _pg_statements(paid) == 2
+        assert await _tickets(own, rid3) == [(s, "Jung Hana", "VALID") for s in seats[2:4]]
         # Nor does anyone pay another fan's hold through its entry.
         stranger = await make_user(own, balance=10_000)
         refused = await _pay(client, own, stranger, show, rid)

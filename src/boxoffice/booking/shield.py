@@ -263,21 +263,24 @@ class Payable:
             return None
         if raw is None:
             return None
-        owner, show_id, holder, seats = json.loads(raw)
-        if owner != self._user_id:
+        try:
+            owner, show_id, holder, seats = json.loads(raw)
+            if owner != self._user_id:
+                return None
+            return [
+                {
+                    "seat_id": seat_id,
+                    "section": section,
+                    "row": row,
+                    "number": number,
+                    "show_id": show_id,
+                    "user_id": owner,
+                    "holder": holder,
+                }
+                for seat_id, section, row, number in sorted(seats)
+            ]
+        except (ValueError, TypeError):  # not an entry of ours: PostgreSQL has the seats
             return None
-        return [
-            {
-                "seat_id": seat_id,
-                "section": section,
-                "row": row,
-                "number": number,
-                "show_id": show_id,
-                "user_id": owner,
-                "holder": holder,
-            }
-            for seat_id, section, row, number in sorted(seats)
-        ]
 
 
 class Probe:

@@ -1,6 +1,10 @@
-"""The shed share: nothing below the lag threshold, MAX_SHARE (never all) at twice it, linear between."""
+"""The shed share: nothing below the lag threshold, MAX_SHARE (never all) at twice it, linear between;
+and the lag probe, which runs while requests arrive."""
 
-from boxoffice.http.shedding import MAX_SHARE, SHEDDABLE, shed_share
+import asyncio
+import time
+
+from boxoffice.http.shedding import MAX_SHARE, PROBE_SECONDS, SHEDDABLE, LoopLag, shed_share
 
 
 def test_shed_share_ramps_from_threshold_to_twice_it() -> None:
@@ -23,3 +27,21 @@ def test_only_the_waiting_rooms_own_routes_are_sheddable() -> None:
         ("DELETE", "/api/queue"),
     ):
         assert never not in SHEDDABLE
+
+
+async def test_the_lag_probe_sleeps_while_no_request_arrives() -> None:
+    """An idle process stops waking up 100 times a second; the next request starts the probe."""
+    monitor = LoopLag(idle_probes=5)
+    monitor.ensure_running()
+    assert monitor.running
+    for _ in range(20):  # requests keep arriving: the probe keeps running
+        await asyncio.sleep(PROBE_SECONDS)
+        monitor.ensure_running()
+    assert monitor.running
+    time.sleep(0.06)  # the loop is late once ...
+    await asyncio.sleep(0.001)  # (the probe's overdue wake-up runs first)
+    assert monitor.lag > 0.04
+    await asyncio.sleep(PROBE_SECONDS * 12)  # ... then no request for more than 5 probes
+    assert not monitor.running and monitor.lag == 0.0
+    monitor.ensure_running()
+    assert monitor.running

@@ -42,21 +42,26 @@ def _client(live_server: str, n: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=live_server, limits=limits, timeout=60)
 
 
-async def test_many_payments_at_once_issue_one_ticket_per_sold_seat(runtime, live_server):  # type: ignore[no-untyped-def]
-    show = await make_show(runtime, seats=FANS * SEATS_EACH, price=1_000)
+async def _fans_holding(runtime, c: httpx.AsyncClient, show):  # type: ignore[no-untyped-def]
+    """FANS fans, fan i holding seats [i * SEATS_EACH, (i + 1) * SEATS_EACH): (fans, their holds)."""
     sid = show["show_id"]
     fans = [await make_user(runtime, balance=10_000) for _ in range(FANS)]
     holds = []
+    for i, fan in enumerate(fans):
+        seats = show["seat_ids"][i * SEATS_EACH : (i + 1) * SEATS_EACH]
+        resp = await c.post(
+            "/api/reservations", json={"show_id": sid, "seat_ids": seats}, headers=gated(runtime, fan, sid)
+        )
+        assert resp.status_code == 201, resp.text
+        holds.append(resp.json()["reservation_id"])
+    return fans, holds
+
+
+async def test_many_payments_at_once_issue_one_ticket_per_sold_seat(runtime, live_server):  # type: ignore[no-untyped-def]
+    show = await make_show(runtime, seats=FANS * SEATS_EACH, price=1_000)
+    sid = show["show_id"]
     async with _client(live_server, FANS) as c:
-        for i, fan in enumerate(fans):
-            seats = show["seat_ids"][i * SEATS_EACH : (i + 1) * SEATS_EACH]
-            resp = await c.post(
-                "/api/reservations",
-                json={"show_id": sid, "seat_ids": seats},
-                headers=gated(runtime, fan, sid),
-            )
-            assert resp.status_code == 201, resp.text
-            holds.append(resp.json()["reservation_id"])
+        fans, holds = await _fans_holding(runtime, c, show)
         async with simulator(runtime, latency_ms=20):
             # every fan pays twice at once with two keys (one BALANCE, one CARD for half of them):
             # one of each pair wins, and the tickets follow the one confirmation
@@ -96,18 +101,8 @@ async def test_payments_at_once_on_stale_payable_entries_sell_only_each_holds_se
     seats exactly once, because the statement checks what was signed against PostgreSQL."""
     show = await make_show(runtime, seats=FANS * SEATS_EACH, price=1_000)
     sid = show["show_id"]
-    fans = [await make_user(runtime, balance=10_000) for _ in range(FANS)]
-    holds = []
     async with _client(live_server, FANS) as c:
-        for i, fan in enumerate(fans):
-            seats = show["seat_ids"][i * SEATS_EACH : (i + 1) * SEATS_EACH]
-            resp = await c.post(
-                "/api/reservations",
-                json={"show_id": sid, "seat_ids": seats},
-                headers=gated(runtime, fan, sid),
-            )
-            assert resp.status_code == 201, resp.text
-            holds.append(resp.json()["reservation_id"])
+        fans, holds = await _fans_holding(runtime, c, show)
         entries = [await runtime.redis.get(shield.payable_key(rid)) for rid in holds]
         assert all(entries), "every winning hold leaves its entry"
         for i, rid in enumerate(holds):  # fan i's entry, with fan i+1's seats

@@ -128,7 +128,7 @@ class _BalanceWork:
         await self.first.limit.enforce()
         if seats is not None:
             done = await self._sign_and_pay(uow, seats)
-            if done.answer is not None or done.prior is not None or done.signed:
+            if not done.signatures_refused:
                 return self._settled(uow, done)
         seats = await tickets_repo.seats_to_sell(uow.conn, self.reservation_id, self.user_id)
         return self._settled(uow, await self._sign_and_pay(uow, seats))

@@ -211,6 +211,11 @@ class BalancePayment:
     signed: bool  # the tickets signed beforehand were for exactly the hold's seats
     answer: str | None
 
+    @property
+    def signatures_refused(self) -> bool:
+        """Nothing was done or replayed only because the signed tickets were not the hold's seats."""
+        return self.answer is None and self.prior is None and not self.signed
+
 
 async def pay_from_balance(
     conn: asyncpg.Connection,

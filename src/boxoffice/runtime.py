@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from boxoffice.config import Settings
 from boxoffice.db import warm
-from boxoffice.db.uow import create_engine, session_factory
+from boxoffice.db.uow import close_lean, create_engine, session_factory
 from boxoffice.kit.clock import Clock, SystemClock
 from boxoffice.kit.failures import FailureLog
 from boxoffice.kit.limits import PasswordWork
@@ -201,4 +201,5 @@ async def open_runtime(
         await runtime.hot_redis.aclose()
         await http.aclose()
         await redis.aclose()
+        await close_lean(engine)
         await engine.dispose()

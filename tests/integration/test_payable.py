@@ -52,8 +52,8 @@ async def _tickets(runtime: Any, rid: int) -> list[tuple[int, str, str]]:
 
 
 def _pg_statements(resp: Any) -> int:
-    """The statements a traced request awaited: its PostgreSQL calls but the pool checkout."""
-    return int(str(server_timing(resp.headers["server-timing"])["pg_calls"])) - 1
+    """The statements a traced request awaited (its PostgreSQL calls: a pool checkout is none)."""
+    return int(str(server_timing(resp.headers["server-timing"])["pg_calls"]))
 
 
 async def _fan_holding(

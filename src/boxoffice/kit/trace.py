@@ -8,7 +8,7 @@ A traced request runs its ASGI call through `timed()`: a trampoline that drives 
 coroutine step by step (each `send()` the task makes into it) and measures, per step, the
 thread's CPU (`time.thread_time()`) and the wall clock. Between two steps the task is suspended;
 that gap is charged to what the task was awaiting when it yielded: `pg` inside `awaiting("pg")`
-(statements and pool checkouts), `redis` inside `awaiting("redis")` (the mux's calls), else
+(statements, and waits for a pool connection: not counted as calls), `redis` inside `awaiting("redis")` (the mux's calls), else
 `other` (other tasks of the loop running, timers). The wall clock of a step beyond its CPU
 (the process was preempted: other processes on the cores) is `other` too. So, by construction,
 
@@ -149,6 +149,9 @@ async def timed(trace: Trace, awaitable: Awaitable[Any]) -> Any:
     return await _Timed(trace, awaitable)
 
 
+POOL_CHECKOUT = "pg.pool.checkout"  # its wait is PostgreSQL's time; not one of its calls
+
+
 @contextmanager
 def awaiting(kind: str, name: str, statement: str | None = None) -> Iterator[None]:
     """Around an await on PostgreSQL ("pg") or Redis ("redis"): the suspended time is charged to
@@ -168,7 +171,8 @@ def begin(trace: Trace, kind: str, name: str, statement: str | None = None) -> A
     """The start of a wait (for hooks that are not a `with`: SQLAlchemy's cursor events)."""
     trace.waiting = kind
     if kind == "pg":
-        trace.pg_calls += 1
+        if name != POOL_CHECKOUT:  # a wait for a connection, not a call to PostgreSQL
+            trace.pg_calls += 1
     else:
         trace.redis_calls += 1
     if _tracer is None:

@@ -8,9 +8,10 @@ A traced request runs its ASGI call through `timed()`: a trampoline that drives 
 coroutine step by step (each `send()` the task makes into it) and measures, per step, the
 thread's CPU (`time.thread_time()`) and the wall clock. Between two steps the task is suspended;
 that gap is charged to what the task was awaiting when it yielded: `pg` inside `awaiting("pg")`
-(statements, and waits for a pool connection: not counted as calls), `redis` inside `awaiting("redis")` (the mux's calls), else
-`other` (other tasks of the loop running, timers). The wall clock of a step beyond its CPU
-(the process was preempted: other processes on the cores) is `other` too. So, by construction,
+(statements, and waits for a pool connection: not counted as calls), `redis` inside
+`awaiting("redis")` (the mux's calls), else `other` (other tasks of the loop running, timers).
+The wall clock of a step beyond its CPU (the process was preempted: other processes on the
+cores) is `other` too. So, by construction,
 
     handler wall-clock = cpu + pg + redis + other
 

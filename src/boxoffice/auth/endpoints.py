@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from boxoffice import errors as e
 from boxoffice import ratelimit
@@ -141,7 +140,7 @@ async def top_up(
     claims: CurrentUser,
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey,
-) -> JSONResponse:
+) -> Response:
     result = await flows.top_up(
         runtime, user_id=claims.user_id, amount=body.amount, idempotency_key=idempotency_key
     )

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -148,7 +149,7 @@ class _HoldWork:
             raise SeatsTaken(
                 "Some seats are already taken", seat_ids=rules.taken_seats(self.seat_ids, outcome.free)
             )
-        answer = json.loads(outcome.answer)
+        answer = msgspec.json.decode(outcome.answer)
         uow.after_commit(functools.partial(self._published, answer, outcome.holder or ""))
         return IdempotentResult(201, answer, replayed=False)
 

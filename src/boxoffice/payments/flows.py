@@ -13,13 +13,13 @@ time (idempotency's multi-step mode; house rule 3).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 
 from boxoffice import ratelimit
@@ -169,7 +169,7 @@ class _BalanceWork:
         uow.after_commit(
             _Confirmed(self.runtime, res["show_id"], self.user_id, done.sold, PaymentMethod.BALANCE)
         )
-        return IdempotentResult(201, json.loads(done.answer), replayed=False)
+        return IdempotentResult(201, msgspec.json.decode(done.answer), replayed=False)
 
 
 # ---------------------------------------------------------------- CARD

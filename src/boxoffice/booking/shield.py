@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import structlog
 from redis.exceptions import RedisError
 
@@ -234,9 +235,8 @@ def issue_payable(
 ) -> None:
     """The winning hold's `bo:payable:{R}`, written now (inside the hold's one_write), never
     awaited: a lost write only sends the payment to PostgreSQL for its seats."""
-    value = json.dumps(
-        [user_id, show_id, holder, [[s["id"], s["section"], s["row"], s["number"]] for s in seats]],
-        separators=(",", ":"),
+    value = msgspec.json.encode(
+        [user_id, show_id, holder, [[s["id"], s["section"], s["row"], s["number"]] for s in seats]]
     )
     redis.issue("SET", payable_key(reservation_id), value, "EX", ttl_seconds + PAYABLE_GRACE_SECONDS)
 
@@ -264,7 +264,7 @@ class Payable:
         if raw is None:
             return None
         try:
-            owner, show_id, holder, seats = json.loads(raw)
+            owner, show_id, holder, seats = msgspec.json.decode(raw)
             if owner != self._user_id:
                 return None
             return [

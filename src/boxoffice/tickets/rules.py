@@ -22,6 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 from boxoffice.kit.i18n import _
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -125,9 +127,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+_encode_json = msgspec.json.Encoder().encode
+
+
 def signing_input(claims: TicketClaims) -> str:
     """`BO1.<body>`: the part of the payload that is signed."""
-    body = json.dumps(claims.body(), separators=(",", ":"), ensure_ascii=False).encode()
+    body = _encode_json(claims.body())  # compact UTF-8: json.dumps' bytes with ensure_ascii off
     return f"{PAYLOAD_PREFIX}.{_b64(body)}"
 
 

@@ -117,6 +117,51 @@ async def test_commands_issued_in_one_write_reach_redis_in_one_read(tmp_path: Pa
         server.stop()
 
 
+async def test_batched_blocks_of_one_pass_share_a_write_and_never_delay_another(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path, persist=False)
+    server.start()
+    mux, observer = MuxRedis(server.url), MuxRedis(server.url)
+    try:
+        await mux.execute("SET", "b:a", "x")
+        await observer.execute("PING")
+        live = mux._connection(mux._seed.address)._live
+        assert live is not None
+
+        async def reads() -> int:  # the server's read events (the INFO itself is one of them)
+            info = (await observer.execute("INFO", "stats")).decode()
+            return int(info.split("total_reads_processed:")[1].split()[0])
+
+        # Twenty after-answer blocks in one pass (no await between them): held until the pass ends.
+        before = await reads()
+        replies = []
+        for _ in range(20):
+            with mux.one_write(batched=True):
+                replies.append(mux.issue("INCR", "b:n"))
+                replies.append(mux.issue("GET", "b:a"))
+        assert live.corked is not None and live.corked.count(b"INCR") == 20  # not written yet
+        assert [await r for r in replies] == [x for n in range(1, 21) for x in (n, b"x")]
+        assert await reads() - before == 2, "twenty blocks should arrive in one read (+ the INFO)"
+
+        # What a buyer waits on is written at once, after (never behind) what a batch holds.
+        with mux.one_write(batched=True):
+            later = mux.issue("INCR", "b:n")
+        assert live.corked is not None
+        now = mux.issue("GET", "b:n")  # a plain issue: written now, the held INCR first
+        assert live.corked is None
+        assert await now == b"21" and await later == 21
+        with mux.one_write(batched=True):
+            later = mux.issue("INCR", "b:n")
+        with mux.one_write():  # a plain block in the same pass takes the held bytes along
+            now = mux.issue("GET", "b:n")
+        assert live.corked is None
+        assert await now == b"22" and await later == 22
+        assert await mux.execute("GET", "b:n") == b"22"  # the stream stays in order
+    finally:
+        await mux.aclose()
+        await observer.aclose()
+        server.stop()
+
+
 async def test_an_issued_script_falls_back_to_eval(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path, persist=False)
     server.start()

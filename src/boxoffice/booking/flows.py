@@ -156,7 +156,9 @@ class _HoldWork:
     async def _published(self, answer: dict[str, Any], holder: str) -> None:
         self.runtime.metrics.holds.labels("won").inc()
         redis = self.runtime.hot_redis
-        with redis.one_write():  # the payable entry in the seat changes' write
+        # The payable entry in the seat changes' write; after the answer, so batched with the
+        # pass's other effects (MuxRedis.one_write).
+        with redis.one_write(batched=True):
             shield.issue_payable(
                 redis,
                 reservation_id=answer["reservation_id"],

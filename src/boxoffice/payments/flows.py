@@ -91,8 +91,9 @@ class _Confirmed:
         runtime.metrics.payments.labels(self.method, PaymentStatus.SUCCEEDED).inc()
         # The shield's sold marks, the seat map's patch and the lease's release in one write: one
         # wait for Redis, not three (nor three tasks: under load each task start waits a pass of
-        # the event loop, longer than a round trip).
-        with runtime.hot_redis.one_write():
+        # the event loop, longer than a round trip). Nobody waits on them (they follow the
+        # answer, or a provider's settlement): batched with the pass's other effects.
+        with runtime.hot_redis.one_write(batched=True):
             changes = issue_seat_changes(runtime, self.show_id, self.user_id, self.seat_ids, rules.RESERVED)
             lease = issue_release_lease(runtime.hot_redis, self.show_id, self.user_id)
         await settle(runtime, changes)

@@ -17,6 +17,13 @@ from boxoffice.db.uow import _LeanPool, close_lean, lean_unit_of_work
 from boxoffice.runtime import Runtime
 
 
+@pytest.fixture(autouse=True)
+async def _no_idle_lean_connections(runtime: Runtime) -> None:
+    """Each test starts with every connection in the pool (an earlier test's lean writes keep
+    theirs for a second)."""
+    await close_lean(runtime.engine)
+
+
 def _pool(runtime: Runtime) -> QueuePool:
     pool = runtime.engine.sync_engine.pool
     assert isinstance(pool, QueuePool)

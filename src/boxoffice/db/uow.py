@@ -262,7 +262,10 @@ class _LeanPool:
             raw = self.idle.pop()[0]
             if not raw.driver_connection.is_closed():
                 return raw
-            await _check_in(raw, invalidate=True)  # the server closed it meanwhile (a restart)
+            try:  # the server closed it meanwhile (a restart): the pool forgets it
+                await _check_in(raw, invalidate=True)
+            except Exception as exc:
+                log.warning("lean_check_in_failed", error=type(exc).__name__)
         return await _checkout(self.engine)
 
     def give_back(self, raw: Any) -> None:

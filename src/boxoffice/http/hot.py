@@ -138,7 +138,7 @@ class HotRoute:
                 await run_effects(later)  # what committed before the refusal still follows
                 raise
         if later:
-            response.background = _then(response.background, later)
+            response.background = _Then(response.background, later)
         return response
 
     def served(self) -> Route:
@@ -262,15 +262,19 @@ class HotTable(BaseRoute):
         raise NoMatchFound(name, path_params)  # an index: the routes it finds name themselves
 
 
-def _then(background: BackgroundTask | None, effects: list[Effect]) -> BackgroundTask:
-    """The response's background work: the after-commit effects, after any it already had."""
+class _Then(BackgroundTask):
+    """The response's background work: the after-commit effects, after any it already had.
+    Starlette only awaits `background()`: this skips BackgroundTask's constructor, whose
+    `is_async_callable` inspection was ~2 % of a winning hold's samples."""
 
-    async def run() -> None:
-        if background is not None:
-            await background()
-        await run_effects(effects)
+    def __init__(self, before: BackgroundTask | None, effects: list[Effect]) -> None:  # no super()
+        self.before = before
+        self.effects = effects
 
-    return BackgroundTask(run)
+    async def __call__(self) -> None:
+        if self.before is not None:
+            await self.before()
+        await run_effects(self.effects)
 
 
 def query_ids(request: Request, *names: str) -> list[int]:

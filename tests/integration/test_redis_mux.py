@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -86,18 +88,30 @@ async def test_issued_commands_are_written_at_once_and_their_replies_awaited_lat
         await mux.aclose()
 
 
-async def test_commands_issued_in_one_write_reach_redis_in_one_read(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _counted_reads(tmp_path: Path) -> AsyncIterator[tuple[MuxRedis, Callable[[], Awaitable[int]]]]:
+    """A Redis of our own, a client of it, and the server's count of read events so far (an
+    observer's INFO, itself one of them): how many writes the client's commands arrived in."""
     server = EmbeddedRedis(tmp_path, persist=False)
     server.start()
     mux, observer = MuxRedis(server.url), MuxRedis(server.url)
+
+    async def reads() -> int:
+        info = (await observer.execute("INFO", "stats")).decode()
+        return int(info.split("total_reads_processed:")[1].split()[0])
+
     try:
-        await mux.execute("SET", "w:a", "x")
         await observer.execute("PING")
+        yield mux, reads
+    finally:
+        await mux.aclose()
+        await observer.aclose()
+        server.stop()
 
-        async def reads() -> int:  # the server's read events (the INFO itself is one of them)
-            info = (await observer.execute("INFO", "stats")).decode()
-            return int(info.split("total_reads_processed:")[1].split()[0])
 
+async def test_commands_issued_in_one_write_reach_redis_in_one_read(tmp_path: Path) -> None:
+    async with _counted_reads(tmp_path) as (mux, reads):
+        await mux.execute("SET", "w:a", "x")
         before = await reads()
         with mux.one_write():
             replies = [mux.issue("GET", "w:a"), mux.issue("INCR", "w:n"), mux.issue("EXISTS", "w:a", "w:b")]
@@ -111,26 +125,13 @@ async def test_commands_issued_in_one_write_reach_redis_in_one_read(tmp_path: Pa
             held = mux.issue("INCR", "w:n")
             assert await mux.execute("GET", "w:n") == b"2"
         assert await held == 2
-    finally:
-        await mux.aclose()
-        await observer.aclose()
-        server.stop()
 
 
 async def test_batched_blocks_of_one_pass_share_a_write_and_never_delay_another(tmp_path: Path) -> None:
-    server = EmbeddedRedis(tmp_path, persist=False)
-    server.start()
-    mux, observer = MuxRedis(server.url), MuxRedis(server.url)
-    try:
+    async with _counted_reads(tmp_path) as (mux, reads):
         await mux.execute("SET", "b:a", "x")
-        await observer.execute("PING")
         live = mux._connection(mux._seed.address)._live
         assert live is not None
-
-        async def reads() -> int:  # the server's read events (the INFO itself is one of them)
-            info = (await observer.execute("INFO", "stats")).decode()
-            return int(info.split("total_reads_processed:")[1].split()[0])
-
         # Twenty after-answer blocks in one pass (no await between them): held until the pass ends.
         before = await reads()
         replies = []
@@ -156,10 +157,6 @@ async def test_batched_blocks_of_one_pass_share_a_write_and_never_delay_another(
         assert live.corked is None
         assert await now == b"22" and await later == 22
         assert await mux.execute("GET", "b:n") == b"22"  # the stream stays in order
-    finally:
-        await mux.aclose()
-        await observer.aclose()
-        server.stop()
 
 
 async def test_an_issued_script_falls_back_to_eval(tmp_path: Path) -> None:

@@ -262,10 +262,7 @@ class _LeanPool:
             raw = self.idle.pop()[0]
             if not raw.driver_connection.is_closed():
                 return raw
-            try:  # the server closed it meanwhile (a restart): the pool forgets it
-                await _check_in(raw, invalidate=True)
-            except Exception as exc:
-                log.warning("lean_check_in_failed", error=type(exc).__name__)
+            await _check_in_all([raw], invalidate=True)  # the server closed it (a restart)
         return await _checkout(self.engine)
 
     def give_back(self, raw: Any) -> None:
@@ -305,10 +302,11 @@ async def _check_in(raw: Any, *, invalidate: bool = False, reason: BaseException
     await greenlet_spawn(raw.close)
 
 
-async def _check_in_all(connections: list[Any]) -> None:
+async def _check_in_all(connections: list[Any], *, invalidate: bool = False) -> None:
+    """Each back to the pool; one that fails is logged, never raised (the caller goes on)."""
     for raw in connections:
         try:
-            await _check_in(raw)
+            await _check_in(raw, invalidate=invalidate)
         except Exception as exc:
             log.warning("lean_check_in_failed", error=type(exc).__name__)
 

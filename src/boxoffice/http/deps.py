@@ -73,16 +73,13 @@ async def idempotency_key(
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
-_encode_json = msgspec.json.Encoder().encode
-
-
 def respond(result: IdempotentResult) -> Response:
     """An idempotent write's stored or fresh answer (a replay says so in a header). Its body is
     plain JSON values (as stored, or read back from the statement's JSON): msgspec encodes them,
     the same JSON as Starlette's JSONResponse in a quarter of its time (a hold's answer: 2 µs
     against 9 µs, microbenchmarked)."""
     return Response(
-        _encode_json(result.body),
+        msgspec.json.encode(result.body),
         status_code=result.status,
         headers=result.headers,
         media_type="application/json",

@@ -127,12 +127,9 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-_encode_json = msgspec.json.Encoder().encode
-
-
 def signing_input(claims: TicketClaims) -> str:
     """`BO1.<body>`: the part of the payload that is signed."""
-    body = _encode_json(claims.body())  # compact UTF-8: json.dumps' bytes with ensure_ascii off
+    body = msgspec.json.encode(claims.body())  # compact UTF-8: json.dumps' bytes with ensure_ascii off
     return f"{PAYLOAD_PREFIX}.{_b64(body)}"
 
 

@@ -14,6 +14,7 @@ from boxoffice.waiting_room import service, store
 from boxoffice.worker import all_jobs
 from tests.factories import make_user
 from tests.integration.test_queue_support import make_show, sell_out, set_remaining, tick
+from tests.integration.test_tracing import PARENT_ID, TRACE_ID, server_timing, traced
 
 
 def _q(show: dict[str, Any]) -> dict[str, int]:
@@ -367,3 +368,30 @@ async def test_out_of_range_show_ids_are_422_not_a_database_overflow(
         r = await client.request(method, url, headers=admin["headers"])
         assert r.status_code == 422, (url, r.status_code, r.text)
         assert r.json()["errors"][0]["loc"] == ["path", "show_id"]
+
+
+async def test_a_join_waits_for_redis_twice_and_answers_what_a_poll_then_says(
+    settings, runtime: Runtime
+) -> None:  # type: ignore[no-untyped-def]
+    """A join's first round (the deny-list, the rate limit's count, the show's settings) and then
+    the join with its status in one script: two waits for Redis, for a new place and a kept one;
+    the answer is the one a status poll gives right after."""
+    async with traced(settings, runtime, trace_breakdown=True) as (client, own):
+        show = await make_show(own)
+        warm = await make_user(own)  # the show's settings into the cache
+        assert (
+            await client.post("/api/queue", json=show["body"], headers=warm["headers"])
+        ).status_code == 200
+        sampled = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+        for fan in [await make_user(own) for _ in range(3)]:
+            for _ in range(2):  # a new place, then the same one kept
+                joined = await client.post(
+                    "/api/queue", json=show["body"], headers={**fan["headers"], **sampled}
+                )
+                assert joined.status_code == 200, joined.text
+                assert int(str(server_timing(joined.headers["server-timing"])["redis_calls"])) == 2
+                polled = await client.get("/api/queue/status", params=_q(show), headers=fan["headers"])
+                assert polled.status_code == 200, polled.text
+                answer, poll = joined.json(), polled.json()
+                assert answer.pop("poll_after_seconds") > 0 and poll.pop("poll_after_seconds") > 0  # jittered
+                assert answer == poll and answer["status"] == "WAITING" and answer["queue_ticket"]

@@ -50,10 +50,20 @@ TOLL_HOWTO = (
 TicketHeader = Annotated[str | None, Header(max_length=TICKET_MAX, description="Your queue_ticket")]
 
 
+def _join_first_round(hot: lean.HotInput) -> service.JoinFirstRound:
+    body: QueueJoinRequest = hot.body
+    return service.join_first_round(hot.runtime, hot.claims.user_id, body.show_id)
+
+
 async def _join(hot: lean.HotInput) -> Response:
     body: QueueJoinRequest = hot.body
     result = await service.join(
-        hot.runtime, hot.claims.user_id, body.concert_id, body.show_id, hot.headers["X-Altcha"]
+        hot.runtime,
+        hot.claims.user_id,
+        body.concert_id,
+        body.show_id,
+        hot.headers["X-Altcha"],
+        first=hot.first,
     )
     return Response(result.model_dump_json(), media_type="application/json")
 
@@ -96,6 +106,7 @@ JOIN = lean.HotRoute(
     summary="Join a show's queue (twice = same place)",
     tags=["waiting room"],
     body=QueueJoinRequest,
+    first_round=_join_first_round,  # the rate limit's count and the show's settings
     description=TOLL_HOWTO,
     headers=(
         lean.Header(

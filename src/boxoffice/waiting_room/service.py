@@ -178,10 +178,13 @@ async def read_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
     return ShowQueueInfo.from_show(show, max(0, remaining - waitlisted), unsold)
 
 
-async def _load_show(runtime: Runtime, show_id: int, cached: str | None = None) -> ShowQueueInfo:
+async def _load_show(runtime: Runtime, show_id: int) -> ShowQueueInfo:
     """Show settings from the Redis cache; PostgreSQL on a miss (negative results cached too)."""
-    if cached is None:
-        cached = await store.get_show_cache(runtime.hot_redis, show_id)
+    return await _show_from(runtime, show_id, await store.get_show_cache(runtime.hot_redis, show_id))
+
+
+async def _show_from(runtime: Runtime, show_id: int, cached: str | None) -> ShowQueueInfo:
+    """Show settings from what the cache answered (read with other commands; None: a miss)."""
     if cached is None:
         try:
             info = await read_show(runtime, show_id)
@@ -203,13 +206,37 @@ def _check_concert(info: ShowQueueInfo, concert_id: int) -> None:
 # ---------------------------------------------------------------------------- fans
 
 
+@dataclass(frozen=True, slots=True)
+class JoinFirstRound:
+    """A join's first Redis round, issued together (with the deny-list check on the API):
+    the rate limit's count and the show's cached settings."""
+
+    limit: ratelimit.Hit
+    show: Awaitable[bytes | None]
+
+
+def join_first_round(runtime: Runtime, user_id: int, show_id: int) -> JoinFirstRound:
+    limit = ratelimit.begin(runtime, "join", user_id, limit=runtime.settings.limit_joins_per_minute)
+    return JoinFirstRound(limit, store.issue_show_cache(runtime.hot_redis, show_id))
+
+
 async def join(
-    runtime: Runtime, user_id: int, concert_id: int, show_id: int, solution: str | None = None
+    runtime: Runtime,
+    user_id: int,
+    concert_id: int,
+    show_id: int,
+    solution: str | None = None,
+    *,
+    first: JoinFirstRound | None = None,
 ) -> QueueStatusResponse:
     """A place in line; with the toll on (the show's pow_difficulty > 0), only for a solved,
-    unspent challenge of this user and show (`solution`: ALTCHA's base64 payload)."""
-    await ratelimit.enforce(runtime, "join", user_id, limit=runtime.settings.limit_joins_per_minute)
-    info = await _load_show(runtime, show_id)
+    unspent challenge of this user and show (`solution`: ALTCHA's base64 payload). Two waits for
+    Redis: the first round (join_first_round), then the join with its status in one script."""
+    if first is None:
+        with runtime.hot_redis.one_write():
+            first = join_first_round(runtime, user_id, show_id)
+    await first.limit.enforce()
+    info = await _show_from(runtime, show_id, store.show_cache_text(await first.show))
     _check_concert(info, concert_id)
     now = runtime.clock.now()
     phase = info.phase(now)
@@ -228,9 +255,8 @@ async def join(
     )
     if result.created:
         runtime.metrics.queue_joins.inc()
-        await store.track_show(runtime.hot_redis, show_id)
-    # The exact answer (one Lua call, once per fan), carrying the signed ticket for the polls.
-    return await status(runtime, user_id, concert_id, show_id)
+    # The exact answer, carrying the signed ticket for the polls.
+    return _view(runtime, info, result.status, user_id, now)
 
 
 _TOLL_ERRORS: dict[str, type[Exception]] = {
@@ -266,7 +292,7 @@ async def challenge(runtime: Runtime, user_id: int, show_id: int) -> ChallengeRe
     """A fresh challenge for this user and show: the show's difficulty times the crowd's factor
     (the join rate against the admission rate, as the worker last measured them). One Redis call."""
     show_json, join_rate, admission_rate = await store.toll_inputs(runtime.hot_redis, show_id)
-    info = await _load_show(runtime, show_id, show_json)
+    info = await _show_from(runtime, show_id, show_json)
     factor = toll.crowd_factor(join_rate, admission_rate, info.admit_per_second)
     issued = toll.issue(
         _toll_key(runtime),
@@ -302,7 +328,7 @@ async def status(
             return cheap
     now = runtime.clock.now()
     raw = await store.status(runtime.hot_redis, show_id, user_id, ms_of(now), touch=touch)
-    info = await _load_show(runtime, show_id, raw.show_json)
+    info = await _show_from(runtime, show_id, raw.show_json)
     _check_concert(info, concert_id)
     return _view(runtime, info, raw, user_id, now)
 
@@ -333,7 +359,7 @@ async def board(runtime: Runtime, show_id: int) -> Board:
 
 async def _read_board(runtime: Runtime, show_id: int) -> Board:
     raw = await store.board(runtime.hot_redis, show_id)
-    info = await _load_show(runtime, show_id, raw.show_json)
+    info = await _show_from(runtime, show_id, raw.show_json)
     public = ServingResponse(
         show_id=info.show_id,
         concert_id=info.concert_id,

@@ -57,12 +57,16 @@ def keys(show_id: int) -> Keys:
     return Keys(*(_k(show_id, n) for n in Keys.__dataclass_fields__))
 
 
+# A join and, in the same call, what the fan's status reads (_STATUS's fields, the show's settings
+# apart: the joiner has them): the answer needs no second round trip.
 # KEYS: members tickets seen next meta pre pre_members active serving
 # ARGV: user now_ms phase(PRE|OPEN) seed_candidate
-# -> {ticket (0 = provisional pre-queue slot), created 0/1, pre 0/1}
+# -> {ticket (0 = provisional pre-queue slot), created 0/1, pre 0/1,
+#     then as _STATUS: ticket|-1, serving, lease_ms|-1, pre 0/1, rate|'', sealed 0/1, next, blocked 0/1}
 _JOIN = Script(
     """
 local user = ARGV[1]
+local function place()
 local t = redis.call('HGET', KEYS[1], user)
 if t then
   local tn = tonumber(t)
@@ -99,6 +103,21 @@ redis.call('HSET', KEYS[1], user, ticket)
 redis.call('HSET', KEYS[2], ticket, user)
 redis.call('HSET', KEYS[3], user, ARGV[2])
 return {ticket, 1, 0}
+end
+local r = place()
+local t = redis.call('HGET', KEYS[1], user)
+local pre = 0
+if not t and redis.call('HEXISTS', KEYS[7], user) == 1 then pre = 1 end
+local m = redis.call('HMGET', KEYS[5], 'rate', 'sealed', 'blocked')
+r[4] = tonumber(t or '-1')
+r[5] = tonumber(redis.call('GET', KEYS[9]) or '0')
+r[6] = tonumber(redis.call('ZSCORE', KEYS[8], user) or '-1')
+r[7] = pre
+r[8] = m[1] or ''
+r[9] = m[2] == '1' and 1 or 0
+r[10] = tonumber(redis.call('GET', KEYS[4]) or '0')
+r[11] = m[3] == '1' and 1 or 0
+return r
 """
 )
 
@@ -360,13 +379,6 @@ def _float_or_none(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
-class JoinResult:
-    ticket: int  # 0 for a provisional pre-queue slot
-    created: bool
-    pre_queue: bool
-
-
-@dataclass(frozen=True)
 class StatusRaw:
     ticket: int | None
     serving: int
@@ -377,6 +389,14 @@ class StatusRaw:
     show_json: str | None
     next: int
     blocked: bool
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    ticket: int  # 0 for a provisional pre-queue slot
+    created: bool
+    pre_queue: bool
+    status: StatusRaw  # the fan's status right after the join (show_json None)
 
 
 @dataclass(frozen=True)
@@ -395,13 +415,32 @@ class TickResult:
 async def join(
     redis: MuxRedis, show_id: int, user_id: int, now_ms: int, *, pre_queue: bool, seed: str
 ) -> JoinResult:
+    """The place (and the status it gives) in one round trip; the show is tracked for the
+    admission worker (SADD, idempotent) in the same write: on a Redis Cluster its key lives in
+    another slot, so it cannot be the script's."""
     k = keys(show_id)
-    res = await _JOIN(
-        redis,
-        [k.members, k.tickets, k.seen, k.next, k.meta, k.pre, k.pre_members, k.active, k.serving],
-        [user_id, now_ms, "PRE" if pre_queue else "OPEN", seed],
+    with redis.one_write():
+        joined = _JOIN.issue(
+            redis,
+            [k.members, k.tickets, k.seen, k.next, k.meta, k.pre, k.pre_members, k.active, k.serving],
+            [user_id, now_ms, "PRE" if pre_queue else "OPEN", seed],
+        )
+        tracked = redis.issue("SADD", SHOWS_KEY, show_id)
+    res = await joined
+    await tracked
+    ticket, serving, lease, pre, rate, sealed, nxt, blocked = res[3:]
+    status = StatusRaw(
+        ticket=None if int(ticket) < 0 else int(ticket),
+        serving=int(serving),
+        lease_ms=None if int(lease) < 0 else int(lease),
+        pre_queue=bool(pre),
+        rate=_float_or_none(rate),
+        sealed=bool(sealed),
+        show_json=None,
+        next=int(nxt),
+        blocked=bool(blocked),
     )
-    return JoinResult(ticket=int(res[0]), created=bool(res[1]), pre_queue=bool(res[2]))
+    return JoinResult(ticket=int(res[0]), created=bool(res[1]), pre_queue=bool(res[2]), status=status)
 
 
 async def status(
@@ -570,7 +609,15 @@ async def fairness_state(redis: RedisClient, show_id: int) -> dict[str, str]:
 
 
 async def get_show_cache(redis: MuxRedis, show_id: int) -> str | None:
-    raw = await redis.get(keys(show_id).show)
+    return show_cache_text(await issue_show_cache(redis, show_id))
+
+
+def issue_show_cache(redis: MuxRedis, show_id: int) -> Issued:
+    """The show's cached settings, read now (MuxRedis.issue); `show_cache_text` of the reply."""
+    return redis.issue("GET", keys(show_id).show)
+
+
+def show_cache_text(raw: bytes | None) -> str | None:
     return None if raw is None else _s(raw)
 
 
@@ -592,10 +639,6 @@ async def expire_show(redis: RedisClient, show_id: int, seconds: int) -> None:
             if name != "show":
                 pipe.expire(getattr(k, name), seconds)
         await pipe.execute()
-
-
-async def track_show(redis: MuxRedis, show_id: int) -> None:
-    await redis.sadd(SHOWS_KEY, show_id)  # type: ignore[misc]
 
 
 async def untrack_show(redis: RedisClient, show_id: int) -> None:

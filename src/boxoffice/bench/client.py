@@ -154,7 +154,10 @@ class HttpPool:
                 if conn is None:
                     conn = await self._connect()
                 conn.writer.write(raw)
-                response, keep = await asyncio.wait_for(_read_response(conn.reader), self.timeout)
+                # asyncio.timeout, not wait_for: no task started per request (the load client
+                # shares the box with the server it measures)
+                async with asyncio.timeout(self.timeout):
+                    response, keep = await _read_response(conn.reader)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
                 if conn is not None:
                     conn.close()

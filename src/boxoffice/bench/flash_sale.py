@@ -103,10 +103,15 @@ def _pick(available: list[int], k: int, rng: random.Random) -> list[int]:
 
 
 async def sleep_or_stop(state: SaleState, seconds: float, event: asyncio.Event | None = None) -> bool:
-    """Sleep; True when the sale ended meanwhile (`event`: state.stop unless given)."""
+    """Sleep; True when the sale ended meanwhile (`event`: state.stop unless given). Every poll
+    of every fan sleeps here: `asyncio.timeout` around the wait, not `wait_for`, which starts a
+    task for it (34 against 18 µs of the load client's CPU, which shares the box with the server)."""
     event = state.stop if event is None else event
+    if event.is_set():
+        return True
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
         return True
     except TimeoutError:
         return event.is_set()

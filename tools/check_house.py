@@ -199,6 +199,15 @@ def imports(tree: ast.AST, module: str, is_package: bool) -> Iterator[Import]:
             yield Import(target, node.lineno, tuple(a.name for a in node.names), only)
 
 
+def _counts_a_limit(node: ast.Call) -> bool:
+    """`ratelimit.begin(...)` counts a request against a rate limit (a Redis command): no
+    transaction, whatever its method's name."""
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "ratelimit"
+    )
+
+
 def _call_name(node: ast.Call) -> tuple[str | None, str | None]:
     """(function name, method name) of a call."""
     if isinstance(node.func, ast.Name):
@@ -361,7 +370,7 @@ def check_file(root: Path, path: Path, modules: set[str]) -> tuple[list[Violatio
             found.append(
                 Violation(path, node.lineno, "sql", f"SQL outside a repository module: {func or method}()")
             )
-        tx = func in TRANSACTION_CALLS or method in TRANSACTION_METHODS
+        tx = (func in TRANSACTION_CALLS or method in TRANSACTION_METHODS) and not _counts_a_limit(node)
         tx_home = name == "flows.py" or rel == "http/deps.py" or top_dir == "db"
         if tx and not tx_home and not _allowed(TRANSACTIONS_ALLOWED, rel):
             what = func or f".{method}"

@@ -52,6 +52,7 @@ def test_each_rule_reports_file_and_line(tmp_path: Path) -> None:
                 "    await session.execute(text('SELECT 1'))\n"  # 5 sql (text and execute)
                 "    async with session.begin():\n"  # 6 transactions
                 "        return 'bo:{1}:x'\n"  # 7 redis-keys
+                "    ratelimit.begin(None, 'hold', 1, limit=5)\n"  # 8 a rate limit's count: no transaction
             ),
             "catalog/__init__.py": "",
             "catalog/service.py": "def g():\n    from boxoffice.booking import rules\n",  # lazy import: counts
@@ -68,6 +69,7 @@ def test_each_rule_reports_file_and_line(tmp_path: Path) -> None:
     assert f"{service}:5: sql:" in text
     assert f"{service}:6: transactions:" in text
     assert f"{service}:7: redis-keys:" in text
+    assert f"{service}:8:" not in text
     assert f"{package / 'catalog' / 'service.py'}:2: cycles:" in text
     assert f"{package / 'booking' / 'rules.py'}:1: cycles:" in text
     assert (

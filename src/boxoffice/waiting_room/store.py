@@ -62,7 +62,8 @@ def keys(show_id: int) -> Keys:
 # KEYS: members tickets seen next meta pre pre_members active serving
 # ARGV: user now_ms phase(PRE|OPEN) seed_candidate
 # -> {ticket (0 = provisional pre-queue slot), created 0/1, pre 0/1,
-#     then as _STATUS: ticket|-1, serving, lease_ms|-1, pre 0/1, rate|'', sealed 0/1, next, blocked 0/1}
+#     then _STATUS's reply, the show's settings '': ticket|-1, serving, lease_ms|-1, pre 0/1,
+#     rate|'', sealed 0/1, '', next, blocked 0/1}
 _JOIN = Script(
     """
 local user = ARGV[1]
@@ -115,8 +116,9 @@ r[6] = tonumber(redis.call('ZSCORE', KEYS[8], user) or '-1')
 r[7] = pre
 r[8] = m[1] or ''
 r[9] = m[2] == '1' and 1 or 0
-r[10] = tonumber(redis.call('GET', KEYS[4]) or '0')
-r[11] = m[3] == '1' and 1 or 0
+r[10] = ''  -- the show's settings: the joiner has them
+r[11] = tonumber(redis.call('GET', KEYS[4]) or '0')
+r[12] = m[3] == '1' and 1 or 0
 return r
 """
 )
@@ -428,19 +430,9 @@ async def join(
         tracked = redis.issue("SADD", SHOWS_KEY, show_id)
     res = await joined
     await tracked
-    ticket, serving, lease, pre, rate, sealed, nxt, blocked = res[3:]
-    status = StatusRaw(
-        ticket=None if int(ticket) < 0 else int(ticket),
-        serving=int(serving),
-        lease_ms=None if int(lease) < 0 else int(lease),
-        pre_queue=bool(pre),
-        rate=_float_or_none(rate),
-        sealed=bool(sealed),
-        show_json=None,
-        next=int(nxt),
-        blocked=bool(blocked),
+    return JoinResult(
+        ticket=int(res[0]), created=bool(res[1]), pre_queue=bool(res[2]), status=_status_raw(res[3:])
     )
-    return JoinResult(ticket=int(res[0]), created=bool(res[1]), pre_queue=bool(res[2]), status=status)
 
 
 async def status(
@@ -452,7 +444,12 @@ async def status(
         [k.members, k.serving, k.active, k.seen, k.meta, k.pre_members, k.show, k.next],
         [user_id, now_ms, "1" if touch else "0"],
     )
-    ticket, serving, lease, pre, rate, sealed, show_json, nxt, blocked = res
+    return _status_raw(res)
+
+
+def _status_raw(reply: list[Any]) -> StatusRaw:
+    """_STATUS's reply (and the tail of _JOIN's, in the same order)."""
+    ticket, serving, lease, pre, rate, sealed, show_json, nxt, blocked = reply
     return StatusRaw(
         ticket=None if int(ticket) < 0 else int(ticket),
         serving=int(serving),

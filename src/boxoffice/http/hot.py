@@ -279,7 +279,8 @@ class _Then(BackgroundTask):
 
 def query_ids(request: Request, *names: str) -> list[int]:
     """Positive int64 query parameters, with FastAPI's 422 error shape when one is not."""
-    return _ids("query", query_params(request.scope["query_string"]) or request.query_params, names)
+    params = query_params(request.scope["query_string"])
+    return _ids("query", request.query_params if params is None else params, names)
 
 
 def query_params(raw: bytes) -> dict[str, str] | None:

@@ -231,7 +231,8 @@ async def join(
 ) -> QueueStatusResponse:
     """A place in line; with the toll on (the show's pow_difficulty > 0), only for a solved,
     unspent challenge of this user and show (`solution`: ALTCHA's base64 payload). Two waits for
-    Redis: the first round (join_first_round), then the join with its status in one script."""
+    Redis (a third spends a toll's solution): the first round (join_first_round), then the join
+    with its status in one script."""
     if first is None:
         with runtime.hot_redis.one_write():
             first = join_first_round(runtime, user_id, show_id)

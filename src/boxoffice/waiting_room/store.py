@@ -67,43 +67,43 @@ def keys(show_id: int) -> Keys:
 _JOIN = Script(
     """
 local user = ARGV[1]
-local function place()
-local t = redis.call('HGET', KEYS[1], user)
-if t then
-  local tn = tonumber(t)
-  local serving = tonumber(redis.call('GET', KEYS[9]) or '0')
-  local lease = redis.call('ZSCORE', KEYS[8], user)
-  if tn > serving or (lease and tonumber(lease) > tonumber(ARGV[2])) then
-    redis.call('HSET', KEYS[3], user, ARGV[2])
-    return {tn, 0, 0}
+local function place()  -- {ticket, created, pre}
+  local t = redis.call('HGET', KEYS[1], user)
+  if t then
+    local tn = tonumber(t)
+    local serving = tonumber(redis.call('GET', KEYS[9]) or '0')
+    local lease = redis.call('ZSCORE', KEYS[8], user)
+    if tn > serving or (lease and tonumber(lease) > tonumber(ARGV[2])) then
+      redis.call('HSET', KEYS[3], user, ARGV[2])
+      return {tn, 0, 0}
+    end
+    -- admitted earlier and the lease is over: that place is spent, a new one follows
+    redis.call('HDEL', KEYS[1], user)
+    if redis.call('ZREM', KEYS[8], user) == 1 then redis.call('HINCRBY', KEYS[5], 'no_show', 1) end
   end
-  -- admitted earlier and the lease is over: that place is spent, a new one follows
-  redis.call('HDEL', KEYS[1], user)
-  if redis.call('ZREM', KEYS[8], user) == 1 then redis.call('HINCRBY', KEYS[5], 'no_show', 1) end
-end
-if redis.call('HEXISTS', KEYS[7], user) == 1 then
+  if redis.call('HEXISTS', KEYS[7], user) == 1 then
+    redis.call('HSET', KEYS[3], user, ARGV[2])
+    return {0, 0, 1}
+  end
+  local closed = redis.call('HGET', KEYS[5], 'closed')
+  if ARGV[3] == 'PRE' and not closed then
+    redis.call('HSETNX', KEYS[5], 'seed', ARGV[4])
+    local idx = redis.call('RPUSH', KEYS[6], user)
+    redis.call('HSET', KEYS[7], user, idx)
+    redis.call('HSET', KEYS[3], user, ARGV[2])
+    return {0, 1, 1}
+  end
+  if not closed then
+    -- the first open-phase join freezes the pre-queue: its joiners own tickets 1..n
+    redis.call('HSET', KEYS[5], 'closed', '1')
+    local n = redis.call('LLEN', KEYS[6])
+    if n > 0 then redis.call('SET', KEYS[4], n) end
+  end
+  local ticket = redis.call('INCR', KEYS[4])
+  redis.call('HSET', KEYS[1], user, ticket)
+  redis.call('HSET', KEYS[2], ticket, user)
   redis.call('HSET', KEYS[3], user, ARGV[2])
-  return {0, 0, 1}
-end
-local closed = redis.call('HGET', KEYS[5], 'closed')
-if ARGV[3] == 'PRE' and not closed then
-  redis.call('HSETNX', KEYS[5], 'seed', ARGV[4])
-  local idx = redis.call('RPUSH', KEYS[6], user)
-  redis.call('HSET', KEYS[7], user, idx)
-  redis.call('HSET', KEYS[3], user, ARGV[2])
-  return {0, 1, 1}
-end
-if not closed then
-  -- the first open-phase join freezes the pre-queue: its joiners own tickets 1..n
-  redis.call('HSET', KEYS[5], 'closed', '1')
-  local n = redis.call('LLEN', KEYS[6])
-  if n > 0 then redis.call('SET', KEYS[4], n) end
-end
-local ticket = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], user, ticket)
-redis.call('HSET', KEYS[2], ticket, user)
-redis.call('HSET', KEYS[3], user, ARGV[2])
-return {ticket, 1, 0}
+  return {ticket, 1, 0}
 end
 local r = place()
 local t = redis.call('HGET', KEYS[1], user)

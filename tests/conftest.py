@@ -51,6 +51,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_OWN_BASETEMP] = config.option.basetemp
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`own_backends` says a test never touches the suite's backends (CI's pass on the machine's
+    servers leaves it out as a repeat): held true here, not by trust."""
+    for item in items:
+        if item.get_closest_marker("own_backends") and "backends" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid} is marked own_backends but uses the suite's backends")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     own = config.stash.get(_OWN_BASETEMP, None)
     if own:

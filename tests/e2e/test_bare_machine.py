@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 ROOT = Path(__file__).resolve().parents[2]
 # Every system program the suite runs -> its Debian package; each must be in TEST_PROGRAMS, or be
 # part of every Debian system (essential packages), or come from a wheel.

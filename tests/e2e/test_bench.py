@@ -16,7 +16,7 @@ import pytest
 from boxoffice.bench.flash_sale import kendall_tau
 from boxoffice.bench.runner import REQUIRED_METRICS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 
 STEP_FIELDS = {"requests", "requests_per_second", "peak_requests_per_second", "latency_ms", "errors"}
 

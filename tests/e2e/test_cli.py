@@ -24,6 +24,8 @@ from tests.helpers.net import free_port, wait_until
 
 BOXOFFICE = [sys.executable, "-m", "boxoffice.cli"]
 
+pytestmark = pytest.mark.own_backends
+
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXOFFICE_")}

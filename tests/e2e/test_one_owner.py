@@ -23,7 +23,7 @@ from tests.e2e.test_cli import (
 )
 from tests.helpers.net import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 
 
 def test_commands_beside_a_running_up_attach_to_its_backends(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from tests.e2e.test_cli import BOXOFFICE, Drained, _env, _run
 from tests.helpers.net import free_port, wait_until
 from tests.helpers.tempdirs import enterable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 ROOT = Path(__file__).resolve().parents[2]
 
 

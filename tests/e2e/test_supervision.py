@@ -18,7 +18,7 @@ from boxoffice.kit.supervision import supervised
 from tests.e2e.test_cli import _backend_processes, _start_up, _stop
 from tests.helpers.net import free_port, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 RECOVERY_SECONDS = 15
 # What is killed -> the name `up` logs and counts it under.
 CHILDREN = {"api-1": "api-1", "worker": "worker", "redis-server": "redis", "postgres": "postgres"}

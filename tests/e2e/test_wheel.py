@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.test_cli import Drained
 from tests.helpers.net import free_port, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -69,6 +69,21 @@ class RoleGroup:
     proc: subprocess.Popen[bytes]
 
 
+AUTOGROUP_SWITCH = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def yield_cpu(pid: int, nice: int) -> None:
+    """Lower a session leader's CPU priority, for it and the processes it starts. With the kernel's
+    autogroups on (Linux's default outside a cgroup of its own: sched_autogroup_enabled=1), a
+    process's own nice ranks it only against its own session, and a role process is a session of
+    its own (start_new_session): the session's autogroup gets the nice too, or nothing changes.
+    Raising a nice needs no privilege."""
+    os.setpriority(os.PRIO_PROCESS, pid, nice)
+    with contextlib.suppress(OSError):  # not Linux, or a kernel without autogroups
+        if AUTOGROUP_SWITCH.read_text().strip() == "1":
+            Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+
+
 @dataclass
 class RolesStack:
     """Roles + worker + nginx. `env` carries the resolved backend URLs and secrets to children;
@@ -84,8 +99,8 @@ class RolesStack:
     roles: list[str] = field(default_factory=lambda: list(ROLES))
     grpc: bool = True
     per_address_limits: bool = True
-    # Scheduling niceness per entry of `roles` (0: as started). A niced queue tier yields the CPU
-    # to the buyers' processes and the databases whenever they have work (systemd: Nice=).
+    # Scheduling niceness per entry of `roles` (0: as started, see yield_cpu). A niced queue tier
+    # yields the CPU to the buyers' processes and the databases whenever they have work.
     nice: dict[str, int] = field(default_factory=dict)
     groups: dict[str, RoleGroup] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
@@ -141,7 +156,7 @@ class RolesStack:
         finally:
             log.close()
         if self.nice.get(name):  # before it starts any worker process: they inherit it
-            os.setpriority(os.PRIO_PROCESS, proc.pid, self.nice[name])
+            yield_cpu(proc.pid, self.nice[name])
         return proc
 
     def _log(self, name: str) -> Path:

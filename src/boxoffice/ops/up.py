@@ -178,7 +178,13 @@ def up_roles(settings: Settings) -> None:
                 stdout=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        stack = RolesStack(settings.data_dir / "roles", env, listen_port=settings.port, host=settings.host)
+        stack = RolesStack(
+            settings.data_dir / "roles",
+            env,
+            listen_port=settings.port,
+            host=settings.host,
+            nice={"queue": settings.queue_nice},
+        )
         try:
             stack.start()
             print_banner(settings, backends, summary, settings.grpc_port)

@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     # Buyers first between processes: `boxoffice up --roles` runs the queue role (the waiting
     # room's crowd) at this scheduling niceness, so the buyers' roles and the databases on the
     # same machine take a core first (ops.gateway.yield_cpu). 0 = as started. In saturated sales
-    # behind the gateway, 10 took the winning holds' p99 from 275-278 ms to 75-120 ms.
+    # behind the gateway, 10 took the winning holds' p99 from 278 ms to 120 ms (medians of 3).
     queue_nice: int = Field(default=10, ge=0, le=19)
 
     # Adaptive admission: the admission worker steers each show's admission rate (a slow start

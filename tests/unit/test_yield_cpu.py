@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
 
 from boxoffice.ops.gateway import AUTOGROUP_SWITCH, yield_cpu
+from tests.helpers.net import wait_until
 
 
 def _autogroup(pid: int) -> str:
@@ -17,14 +17,18 @@ def _autogroup(pid: int) -> str:
 
 
 def test_a_niced_session_and_what_it_starts_yield_the_cpu() -> None:
-    # A session leader that starts a worker after being niced, as a role process starts uvicorn's.
-    leader = subprocess.Popen(["sh", "-c", "sleep 0.5; sleep 30 & wait"], start_new_session=True)
+    # A session leader that starts a worker once niced (it waits for a line on stdin first), as a
+    # role process starts uvicorn's.
+    leader = subprocess.Popen(
+        ["sh", "-c", "read go; sleep 30 & wait"], stdin=subprocess.PIPE, start_new_session=True
+    )
     try:
         own_before = _autogroup(os.getpid())
         yield_cpu(leader.pid, 7)
-        deadline = time.monotonic() + 10
-        while not psutil.Process(leader.pid).children() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert leader.stdin is not None
+        leader.stdin.write(b"go\n")
+        leader.stdin.flush()
+        wait_until(lambda: bool(psutil.Process(leader.pid).children()), deadline=10, what="the worker")
         (worker,) = psutil.Process(leader.pid).children()
         assert os.getpriority(os.PRIO_PROCESS, leader.pid) == 7
         assert worker.nice() == 7

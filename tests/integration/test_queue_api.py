@@ -375,8 +375,10 @@ async def test_a_join_waits_for_redis_twice_and_answers_what_a_poll_then_says(
 ) -> None:  # type: ignore[no-untyped-def]
     """A join's first round (the deny-list, the rate limit's count, the show's settings) and then
     the join with its status in one script: two waits for Redis, for a new place and a kept one;
-    a third on a miss of the show's cache (its SET after PostgreSQL answered). The answer is the
-    one a status poll gives right after."""
+    a third on a miss of the show's cache (its SET after PostgreSQL answered). On a Redis Cluster
+    the first round's three keys may live on three nodes, written at once and answered in
+    parallel: each node's reply not yet in when awaited counts a wait, so up to two more. The
+    answer is the one a status poll gives right after."""
     async with traced(settings, runtime, trace_breakdown=True) as (client, own):
         show = await make_show(own)
         show_id = show["body"]["show_id"]
@@ -385,13 +387,16 @@ async def test_a_join_waits_for_redis_twice_and_answers_what_a_poll_then_says(
         assert warm.status_code == 200  # the process's Redis connection is up
         sampled = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
 
-        def redis_calls(response: httpx.Response) -> int:
+        parallel_waits = 2 if own.hot_redis.cluster else 0
+
+        def assert_waits(response: httpx.Response, single_node: int) -> None:
             assert response.status_code == 200, response.text
-            return int(str(server_timing(response.headers["server-timing"])["redis_calls"]))
+            waits = int(str(server_timing(response.headers["server-timing"])["redis_calls"]))
+            assert single_node <= waits <= single_node + parallel_waits, waits
 
         await store.drop_show_cache(own.redis, show_id)
         missed = await client.post("/api/queue", json=show["body"], headers={**fans[0]["headers"], **sampled})
-        assert redis_calls(missed) == 3
+        assert_waits(missed, 3)
         # The cache lives 3 s; pinned longer here so a slow host cannot turn a hit into a miss.
         info = await service.read_show(own, show_id)
         await store.set_show_cache(own.hot_redis, show_id, info.to_json(), ttl_seconds=600)
@@ -400,7 +405,7 @@ async def test_a_join_waits_for_redis_twice_and_answers_what_a_poll_then_says(
                 joined = await client.post(
                     "/api/queue", json=show["body"], headers={**fan["headers"], **sampled}
                 )
-                assert redis_calls(joined) == 2
+                assert_waits(joined, 2)
                 polled = await client.get("/api/queue/status", params=_q(show), headers=fan["headers"])
                 assert polled.status_code == 200, polled.text
                 answer, poll = joined.json(), polled.json()

@@ -111,6 +111,18 @@ class Drained(subprocess.Popen[str]):
         self._reader.join(timeout)
         return "".join(self._lines), ""
 
+    def wait_answering(self, url: str, *, deadline: float, what: str, every: float = 0.2) -> None:
+        """Poll `url` until it answers 200; fail at once, with the output, if the process exits."""
+
+        def answers() -> bool:
+            assert self.poll() is None, f"{what}: exited early: {''.join(self._lines)[-3000:]}"
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, deadline=deadline, what=what, every=every)
+
 
 def _start_up(data_dir: Path, port: int, grpc_port: int | None = None) -> tuple[subprocess.Popen[str], float]:
     started = time.monotonic()
@@ -123,18 +135,12 @@ def _start_up(data_dir: Path, port: int, grpc_port: int | None = None) -> tuple[
             BOXOFFICE_GRPC_PORT=str(grpc_port or free_port()),
         ),
     )
-    deadline = started + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"up exited early: {proc.communicate(timeout=10)[0]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc, time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("up did not become ready in 90 s")
+    try:
+        proc.wait_answering(f"http://127.0.0.1:{port}/readyz", deadline=90, what="up to be ready")
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, time.monotonic() - started
 
 
 def _stop(proc: subprocess.Popen[str], sig: int) -> str:

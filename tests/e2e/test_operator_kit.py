@@ -51,15 +51,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     proc = Drained([*BOXOFFICE, "up"], env=env, cwd=data_dir.parent)
     running = Up(proc, data_dir, f"http://127.0.0.1:{port}")
 
-    def ready() -> bool:
-        assert proc.poll() is None, f"up exited early: {running.output()}"
-        try:
-            return httpx.get(f"{running.base}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(ready, deadline=120, what="boxoffice up to be ready")
+        proc.wait_answering(f"{running.base}/readyz", deadline=120, what="boxoffice up to be ready")
         # Every API process and the worker have written their metrics (the worker's outbox relay
         # ticks every 0.1 s; the API processes count their own /readyz answers).
         wait_until(

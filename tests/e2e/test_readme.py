@@ -24,11 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.test_cli import BOXOFFICE, Drained, _env
-from tests.helpers.net import free_port, wait_until
+from tests.helpers.net import free_port
 from tests.helpers.tempdirs import enterable
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
@@ -126,15 +125,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         ),
     )
 
-    def ready() -> bool:
-        assert proc.poll() is None, "".join(proc._lines)[-3000:]
-        try:
-            return httpx.get(f"http://127.0.0.1:{running.port}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(ready, deadline=120, what="boxoffice up")
+        proc.wait_answering(f"http://127.0.0.1:{running.port}/readyz", deadline=120, what="boxoffice up")
         yield running
     finally:
         proc.send_signal(signal.SIGINT)

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.e2e.test_cli import BOXOFFICE, Drained, _env, _stop
-from tests.helpers.net import free_port, wait_until
+from tests.helpers.net import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 
@@ -40,15 +40,9 @@ def test_up_roles_runs_the_queue_role_niced_behind_nginx(tmp_path: Path) -> None
     )
     up = Drained([*BOXOFFICE, "up", "--roles"], env=env)
     try:
-
-        def answers() -> bool:
-            assert up.poll() is None, f"up --roles exited early: {up.communicate(timeout=10)[0][-3000:]}"
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/api/concerts", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(answers, deadline=120, what="up --roles to answer through nginx", every=0.3)
+        up.wait_answering(
+            f"http://127.0.0.1:{port}/api/concerts", deadline=120, what="up --roles to answer through nginx"
+        )
         queue = _role_process(psutil.Process(up.pid), "queue")
         booking = _role_process(psutil.Process(up.pid), "booking")
         assert os.getpriority(os.PRIO_PROCESS, queue.pid) == 12

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_cli import Drained
-from tests.helpers.net import free_port, wait_until
+from tests.helpers.net import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.own_backends]
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,15 +80,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_up_runs_from_anywhere(tmp_path
     )
     base = f"http://127.0.0.1:{port}"
     try:
-
-        def ready() -> bool:
-            assert up.poll() is None, "".join(up._lines)[-3000:]
-            try:
-                return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, deadline=180, what="the installed boxoffice up to be ready")
+        up.wait_answering(f"{base}/readyz", deadline=180, what="the installed boxoffice up to be ready")
         assert httpx.get(f"{base}/", timeout=10).status_code == 200  # the web app's templates
         concerts = httpx.get(f"{base}/api/concerts", timeout=10).json()  # migrated and seeded
         assert concerts["total"] >= 3
